@@ -1,0 +1,1 @@
+"""Audio backends: ALSA (pyalsaaudio), PortAudio (sounddevice) and a simulated, clock-paced one."""

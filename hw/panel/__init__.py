@@ -1,0 +1,1 @@
+"""The front panel: knobs, buttons and meters through gpiozero."""
