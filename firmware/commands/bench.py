@@ -1,0 +1,58 @@
+"""``masterbox bench [--json] [--only AREA] [--quick]``: performance figures, never pass/fail.
+
+Each area keeps its benchmark in ``bench/bench_<area>.py`` with ``run(quick: bool) -> dict``
+(figures as plain numbers and strings). This command finds those files next to the package
+(the repository checkout the box runs from), runs them in name order and prints the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="performance figures", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--only", action="append", default=[], metavar="AREA", help="e.g. meter, chain, engine")
+    p.add_argument("--quick", action="store_true", help="shorter runs (rougher figures)")
+    p.set_defaults(func=run)
+
+
+def _areas() -> list[tuple[str, Path]]:
+    return [(f.stem.removeprefix("bench_"), f) for f in sorted(BENCH_DIR.glob("bench_*.py"))]
+
+
+def run(args: argparse.Namespace) -> int:
+    from firmware.cli import UserError
+
+    areas = _areas()
+    if not areas:
+        raise UserError(f"no benchmarks found in {BENCH_DIR} (run from a repository checkout)")
+    known = {a for a, _ in areas}
+    unknown = [a for a in args.only if a not in known]
+    if unknown:
+        raise UserError(f"unknown area {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    results: dict[str, dict] = {}
+    for area, path in areas:
+        if args.only and area not in args.only:
+            continue
+        spec = importlib.util.spec_from_file_location(f"bench_{area}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if not args.json:
+            print(f"== {area}", flush=True)
+        results[area] = module.run(quick=args.quick)
+        if not args.json:
+            for k, v in results[area].items():
+                print(f"  {k}: {v}")
+    if args.json:
+        json.dump(results, sys.stdout, indent=2, default=str)
+        print()
+    return 0
