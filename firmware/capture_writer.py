@@ -1,0 +1,426 @@
+"""Captures: record what passes through the box to WAV without ever disturbing the audio loop.
+
+The engine's audio loop calls :meth:`CaptureSession.push` once per block. ``push`` only copies
+the block into a preallocated single-producer/single-consumer ring (numpy; the write index is
+published *after* the copy, so the reader never sees a half-written block) and returns. It never
+blocks, never takes a lock, never logs and never allocates a buffer; when the ring is full it
+drops the whole block and counts the dropped frames (the capture is marked, the audio is not).
+
+A writer thread drains the ring to one WAV file per tap (``input`` = before the chain, ``output``
+= after it; all taps come from the same ring rows, so the files are sample-aligned). We write the
+RIFF header ourselves rather than through libsndfile so we decide when it is updated:
+
+* the header reserves a 28-byte ``JUNK`` chunk, so a file that passes 4 GB is turned into RF64
+  in place (``RIFF`` -> ``RF64``, ``JUNK`` -> ``ds64``, EBU Tech 3306);
+* about once a second the data is fsynced and *then* the header's sizes are rewritten to cover
+  it and fsynced again, so after a power cut the file is a valid, playable WAV holding everything
+  up to at most the last second (any tail past the header's size is recovered by
+  :func:`repair_unfinished` at the next boot, which rewrites the header from the file's length);
+* a hidden marker ``.NAME.recording`` next to the files says "unfinished"; it is removed only
+  after the final header is on disk.
+
+Before each write the free space of the filesystem is checked against a floor
+(``floor_mb``); the capture stops cleanly (header final, reason ``disk_floor``) before the
+disk fills. A write that fails anyway (``ENOSPC``, quota) truncates to the last whole frame,
+finalises and records ``disk_full``. An optional maximum length stops it with ``max_length``.
+
+After :meth:`CaptureSession.stop` has finalised the files, a background thread writes each
+file's analysis sidecar (``NAME.json``, see :func:`firmware.captures.write_sidecar`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import errno
+import json
+import os
+import re
+import struct
+import threading
+import time
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+
+from firmware.atomic import fsync_dir
+
+FORMATS = {"PCM_24": (1, 3), "FLOAT": (3, 4)}  # name -> (WAVE format tag, bytes per sample)
+TAPS = ("input", "output")
+HEADER_BYTES = 80  # RIFF(12) + JUNK/ds64(8+28) + fmt(8+16) + data(8)
+_JUNK_OFF, _FMT_OFF, _DATA_OFF = 12, 48, 72
+_U32_MAX = 0xFFFFFFFF
+HEADER_INTERVAL_S = 1.0
+MARKER_SUFFIX = ".recording"
+
+
+# -- the WAV header -----------------------------------------------------------------------
+def wav_header(rate: int, channels: int, fmt: str, data_bytes: int) -> bytes:
+    """The 80-byte header for ``data_bytes`` of sample data: RIFF below 4 GB, RF64 above."""
+    tag, width = FORMATS[fmt]
+    block = channels * width
+    fmt_chunk = struct.pack("<4sIHHIIHH", b"fmt ", 16, tag, channels, rate, rate * block, block, width * 8)
+    riff_size = HEADER_BYTES - 8 + data_bytes
+    if riff_size <= _U32_MAX:
+        head = struct.pack("<4sI4s", b"RIFF", riff_size, b"WAVE")
+        junk = struct.pack("<4sI", b"JUNK", 28) + bytes(28)
+        data = struct.pack("<4sI", b"data", data_bytes)
+    else:
+        head = struct.pack("<4sI4s", b"RF64", _U32_MAX, b"WAVE")
+        junk = struct.pack("<4sIQQQI", b"ds64", 28, riff_size, data_bytes, data_bytes // block, 0)
+        data = struct.pack("<4sI", b"data", _U32_MAX)
+    out = head + junk + fmt_chunk + data
+    assert len(out) == HEADER_BYTES
+    return out
+
+
+def parse_header(raw: bytes) -> dict | None:
+    """Read back a header written by :func:`wav_header` (None if it is not one of ours)."""
+    if len(raw) < HEADER_BYTES or raw[8:12] != b"WAVE" or raw[0:4] not in (b"RIFF", b"RF64"):
+        return None
+    if raw[_JUNK_OFF:_JUNK_OFF + 4] not in (b"JUNK", b"ds64") or raw[_FMT_OFF:_FMT_OFF + 4] != b"fmt ":
+        return None
+    if raw[_DATA_OFF:_DATA_OFF + 4] != b"data":
+        return None
+    _, _, tag, ch, rate, _, block, bits = struct.unpack("<4sIHHIIHH", raw[_FMT_OFF:_FMT_OFF + 24])
+    fmt = {(1, 24): "PCM_24", (3, 32): "FLOAT"}.get((tag, bits))
+    if fmt is None or ch == 0 or block != ch * bits // 8:
+        return None
+    if raw[0:4] == b"RF64":
+        data_bytes = struct.unpack("<Q", raw[_JUNK_OFF + 16:_JUNK_OFF + 24])[0]
+    else:
+        data_bytes = struct.unpack("<I", raw[_DATA_OFF + 4:_DATA_OFF + 8])[0]
+    return {"rate": rate, "channels": ch, "fmt": fmt, "block": block, "data_bytes": data_bytes}
+
+
+def encode(block: np.ndarray, fmt: str) -> bytes:
+    """Float64 frames (n, ch) -> interleaved little-endian sample bytes (24-bit PCM or float32)."""
+    if fmt == "FLOAT":
+        return np.ascontiguousarray(block, dtype="<f4").tobytes()
+    q = np.clip(np.rint(block * 8388608.0), -8388608.0, 8388607.0).astype("<i4")
+    return q.reshape(-1).view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+
+
+def quantize(block: np.ndarray, fmt: str) -> np.ndarray:
+    """What a float64 block reads back as from the file (for tests and for checking)."""
+    if fmt == "FLOAT":
+        return block.astype(np.float32).astype(np.float64)
+    return np.clip(np.rint(block * 8388608.0), -8388608.0, 8388607.0) / 8388608.0
+
+
+# -- names --------------------------------------------------------------------------------
+def safe_part(text: str, fallback: str = "capture", limit: int = 40) -> str:
+    """ASCII letters, digits, ``-`` only: file names that survive every filesystem and URL."""
+    text = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode("ascii")
+    text = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:limit].strip("-")
+    return text or fallback
+
+
+def capture_base(preset: str, when: _dt.datetime | None = None) -> str:
+    when = when or _dt.datetime.now()
+    return f"{when:%Y-%m-%d_%H%M%S}_{safe_part(preset, 'nopreset')}"
+
+
+# -- the session --------------------------------------------------------------------------
+class CaptureSession:
+    """One recording: a ring the audio loop fills and a thread that writes it to WAV.
+
+    ``floor_mb`` may be fractional (tests use tiny filesystems). ``ring_seconds`` is how long
+    the disk may stall before frames are dropped.
+    """
+
+    def __init__(self, directory, rate: int, channels: int, taps=("output",), fmt: str = "PCM_24",
+                 preset: str = "", max_seconds: float | None = None, floor_mb: float = 500,
+                 ring_seconds: float = 8.0, analyze: bool = True, when: _dt.datetime | None = None):
+        taps = tuple(taps)
+        if fmt not in FORMATS:
+            raise ValueError(f"capture format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        if not taps or any(t not in TAPS for t in taps) or len(set(taps)) != len(taps):
+            raise ValueError(f"capture taps must be some of {', '.join(TAPS)}, got {taps!r}")
+        if max_seconds is not None and max_seconds <= 0:
+            max_seconds = None
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.rate, self.channels, self.taps, self.fmt = int(rate), int(channels), taps, fmt
+        self.preset = preset or ""
+        self.max_frames = int(round(max_seconds * rate)) if max_seconds else None
+        self.floor_bytes = int(float(floor_mb) * 1024 * 1024)
+        self._analyze = analyze
+        self._width = FORMATS[fmt][1]
+        self._frame_bytes = self.channels * self._width  # per file
+        self.started = when or _dt.datetime.now()
+        base = capture_base(self.preset, self.started)
+        self.name = self._unique(base)
+        self.files = {t: self.directory / self._file_name(t) for t in taps}
+
+        # the ring: one row per frame, taps side by side (so they stay sample-aligned)
+        cap = max(int(ring_seconds * rate), 4096)
+        self._ring = np.zeros((cap, self.channels * len(taps)), dtype=np.float64)
+        self._cap = cap
+        self._w = 0  # frames ever written by push (producer-owned, published after the copy)
+        self._r = 0  # frames ever consumed by the writer (consumer-owned)
+        self._tap_cols = [(t, slice(i * self.channels, (i + 1) * self.channels)) for i, t in enumerate(taps)]
+        self.dropped = 0
+        self._accepting = True
+
+        self.frames_written = 0
+        self.reason: str | None = None
+        self.error: str | None = None
+        self.analysis: str | None = None
+        self._state = "recording"
+        self._stop_req = threading.Event()
+        self._lock = threading.Lock()  # stop() callers only, never the audio loop
+        self._analysis_thread: threading.Thread | None = None
+
+        self._fds: dict[str, int] = {}
+        self._marker = self.directory / f".{self.name}{MARKER_SUFFIX}"
+        self._open_files()
+        self._thread = threading.Thread(target=self._run, name=f"capture-{self.name}", daemon=True)
+        self._thread.start()
+
+    # -- naming -------------------------------------------------------------------------
+    def _file_name(self, tap: str, name: str | None = None) -> str:
+        return f"{name or self.name}_{tap}.wav"
+
+    def _unique(self, base: str) -> str:
+        name, n = base, 1
+        while any((self.directory / self._file_name(t, name)).exists() for t in TAPS):
+            n += 1
+            name = f"{base}-{n}"
+        return name
+
+    def _open_files(self) -> None:
+        marker = {"name": self.name, "pid": os.getpid(), "files": [p.name for p in self.files.values()],
+                  "rate": self.rate, "channels": self.channels, "fmt": self.fmt, "preset": self.preset,
+                  "started": self.started.isoformat(timespec="seconds")}
+        self._marker.write_text(json.dumps(marker))
+        header = wav_header(self.rate, self.channels, self.fmt, 0)
+        for tap, path in self.files.items():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            self._fds[tap] = fd
+            _write_all(fd, header)
+            os.fsync(fd)
+        fsync_dir(self.directory)
+
+    # -- audio loop side ------------------------------------------------------------------
+    def push(self, x_in: np.ndarray, y_out: np.ndarray) -> None:
+        """Copy one block into the ring. Real-time safe: no locks, no waiting, no buffers made."""
+        if not self._accepting:
+            return
+        n = y_out.shape[0]
+        w = self._w
+        if n > self._cap - (w - self._r):
+            self.dropped += n
+            return
+        start = w % self._cap
+        first = min(n, self._cap - start)
+        ring = self._ring
+        for tap, cols in self._tap_cols:
+            src = x_in if tap == "input" else y_out
+            ring[start:start + first, cols] = src[:first]
+            if first < n:
+                ring[0:n - first, cols] = src[first:n]
+        self._w = w + n  # publish after the copy
+
+    # -- writer thread --------------------------------------------------------------------
+    def _run(self) -> None:
+        last_header = time.monotonic()
+        try:
+            while True:
+                stopping = self._stop_req.is_set()
+                if self._drain():
+                    break
+                now = time.monotonic()
+                if now - last_header >= HEADER_INTERVAL_S:
+                    self._commit_headers()
+                    last_header = now
+                if stopping:
+                    self.reason = self.reason or "stopped"
+                    break
+                time.sleep(0.02)
+        except Exception as e:  # the writer must end with valid files whatever happened
+            self.reason = "error"
+            self.error = f"{type(e).__name__}: {e}"
+        self._accepting = False
+        self._finalise()
+
+    def _drain(self) -> bool:
+        """Write what the ring holds; True when the capture must end (limit, floor, disk full)."""
+        avail = self._w - self._r
+        while avail > 0:
+            n = min(avail, self._cap - self._r % self._cap, max(self.rate // 4, 1024))
+            if self.max_frames is not None:
+                n = min(n, self.max_frames - self.frames_written)
+                if n <= 0:
+                    self.reason = "max_length"
+                    return True
+            need = n * self._frame_bytes * len(self.files)
+            if _free_bytes(self.directory) - need < self.floor_bytes:
+                self.reason = "disk_floor"
+                return True
+            start = self._r % self._cap
+            rows = self._ring[start:start + n]
+            try:
+                for tap, cols in self._tap_cols:
+                    _write_all(self._fds[tap], encode(rows[:, cols], self.fmt))
+            except OSError as e:
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                self.reason = "disk_full"
+                return True
+            self.frames_written += n
+            self._r += n
+            avail = self._w - self._r
+        if self.max_frames is not None and self.frames_written >= self.max_frames:
+            self.reason = "max_length"
+            return True
+        return False
+
+    def _commit_headers(self) -> None:
+        """fsync the data, then point the header at it, then fsync again: never ahead of the data."""
+        data_bytes = self.frames_written * self._frame_bytes
+        header = wav_header(self.rate, self.channels, self.fmt, data_bytes)
+        for fd in self._fds.values():
+            os.fsync(fd)
+            os.pwrite(fd, header, 0)
+            os.fsync(fd)
+
+    def _finalise(self) -> None:
+        data_bytes = self.frames_written * self._frame_bytes
+        for tap, fd in self._fds.items():
+            try:
+                os.ftruncate(fd, HEADER_BYTES + data_bytes)  # drop a partial frame after ENOSPC
+                os.pwrite(fd, wav_header(self.rate, self.channels, self.fmt, data_bytes), 0)
+                os.fsync(fd)
+            except OSError as e:
+                self.error = self.error or f"finalising {self.files[tap].name}: {e}"
+            finally:
+                os.close(fd)
+        self._fds.clear()
+        try:
+            self._marker.unlink()
+        except FileNotFoundError:
+            pass
+        fsync_dir(self.directory)
+        self._state = "stopped"
+        if self._analyze:
+            self.analysis = "pending"
+            self._analysis_thread = threading.Thread(target=self._write_sidecars, name=f"analyze-{self.name}")
+            self._analysis_thread.start()
+
+    def _write_sidecars(self) -> None:
+        from firmware.captures import write_sidecar
+
+        extra = {"preset": self.preset, "tap": None, "started": self.started.isoformat(timespec="seconds"),
+                 "stop_reason": self.reason, "error": self.error, "dropped_frames": self.dropped,
+                 "format": self.fmt}
+        try:
+            for tap, path in self.files.items():
+                write_sidecar(path, {**extra, "tap": tap})
+            self.analysis = "done"
+        except Exception as e:
+            self.analysis = f"failed: {type(e).__name__}: {e}"
+
+    # -- control side ---------------------------------------------------------------------
+    def stop(self, timeout: float = 30.0) -> dict:
+        """Stop recording and finalise the files (the sidecar follows in the background)."""
+        with self._lock:
+            if self._state == "recording":
+                self._state = "stopping"
+            self._stop_req.set()
+            self._thread.join(timeout)
+        return self.status()
+
+    def wait_analysis(self, timeout: float | None = None) -> str | None:
+        """Block until the analysis sidecars are written (tests, orderly shutdown)."""
+        if self._analysis_thread is not None:
+            self._analysis_thread.join(timeout)
+        return self.analysis
+
+    @property
+    def active(self) -> bool:
+        return self._state != "stopped"
+
+    def status(self) -> dict:
+        return {
+            "state": self._state, "name": self.name, "reason": self.reason, "error": self.error,
+            "files": [str(p) for p in self.files.values()], "taps": list(self.taps), "format": self.fmt,
+            "rate": self.rate, "channels": self.channels, "preset": self.preset,
+            "frames": self.frames_written, "seconds": self.frames_written / self.rate,
+            "dropped_frames": self.dropped, "ring_fill": (self._w - self._r) / self._cap,
+            "max_seconds": self.max_frames / self.rate if self.max_frames else None,
+            "started": self.started.isoformat(timespec="seconds"), "analysis": self.analysis,
+        }
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _free_bytes(directory: Path) -> int:
+    st = os.statvfs(directory)
+    return st.f_bavail * st.f_frsize
+
+
+# -- boot-time repair ---------------------------------------------------------------------
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def repair_file(path: Path) -> dict:
+    """Rewrite the header of one of our WAVs to cover every whole frame on disk."""
+    with open(path, "r+b") as f:
+        hdr = parse_header(f.read(HEADER_BYTES))
+        if hdr is None:
+            return {"file": path.name, "repaired": False, "reason": "not a masterbox capture header"}
+        size = os.fstat(f.fileno()).st_size
+        data_bytes = (size - HEADER_BYTES) // hdr["block"] * hdr["block"]
+        f.truncate(HEADER_BYTES + data_bytes)
+        f.seek(0)
+        f.write(wav_header(hdr["rate"], hdr["channels"], hdr["fmt"], data_bytes))
+        f.flush()
+        os.fsync(f.fileno())
+    return {"file": path.name, "repaired": True, "frames": data_bytes // hdr["block"],
+            "recovered_bytes": data_bytes - hdr["data_bytes"]}
+
+
+def repair_unfinished(directory) -> list[dict]:
+    """Finalise captures a crash or power cut left unfinished (run at boot, before recording).
+
+    Only files named by a ``.NAME.recording`` marker whose process is gone are touched; nothing
+    else in the folder is opened for writing.
+    """
+    directory = Path(directory)
+    done: list[dict] = []
+    if not directory.is_dir():
+        return done
+    for marker in sorted(directory.glob(f".*{MARKER_SUFFIX}")):
+        try:
+            info = json.loads(marker.read_text())
+            files = [directory / Path(n).name for n in info.get("files", [])]
+            pid = int(info.get("pid", 0))
+        except (OSError, ValueError, TypeError, AttributeError):
+            info, files, pid = {}, [], 0
+        if pid and _pid_alive(pid):
+            continue
+        for path in files:
+            if path.exists():
+                try:
+                    done.append(repair_file(path))
+                except OSError as e:
+                    done.append({"file": path.name, "repaired": False, "reason": str(e)})
+        marker.unlink(missing_ok=True)
+    if done:
+        fsync_dir(directory)
+    return done

@@ -1,0 +1,197 @@
+"""The capture writer: exact bytes, power-cut safety (kill -9), disk floor, limits, RF64, repair."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from firmware import capture_writer as cw
+from firmware.capture_writer import CaptureSession, quantize
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+
+def _push_all(s: CaptureSession, blocks_in, blocks_out):
+    for x, y in zip(blocks_in, blocks_out):
+        while s.status()["ring_fill"] > 0.5:  # keep the ring from overflowing in a fast loop
+            time.sleep(0.005)
+        s.push(x, y)
+
+
+@pytest.mark.parametrize("fmt", ["PCM_24", "FLOAT"])
+def test_bytes_equal_what_was_pushed_both_taps_aligned(tmp_path, fmt):
+    tmp_path = tmp_path / "captures"
+    rng = np.random.default_rng(7)
+    xs = [rng.uniform(-1.3, 1.3, (n, 2)) for n in rng.integers(1, 2000, 300)]
+    ys = [x * 0.7 for x in xs]
+    s = CaptureSession(tmp_path, 48000, 2, taps=("input", "output"), fmt=fmt, preset="A/B ../x", floor_mb=0,
+                       analyze=False)
+    _push_all(s, xs, ys)
+    st = s.stop()
+    assert st["state"] == "stopped" and st["reason"] == "stopped" and st["dropped_frames"] == 0
+    files = {Path(f).name.rsplit("_", 1)[1]: f for f in st["files"]}
+    got_in, rate = sf.read(files["input.wav"])
+    got_out, _ = sf.read(files["output.wav"])
+    assert rate == 48000
+    assert np.array_equal(got_in, quantize(np.concatenate(xs), fmt))
+    assert np.array_equal(got_out, quantize(np.concatenate(ys), fmt))
+    info = sf.info(files["output.wav"])
+    assert info.subtype == ("PCM_24" if fmt == "PCM_24" else "FLOAT")
+    # safe file names with date, time and preset; nothing left behind but the WAVs
+    assert all("/" not in Path(f).name and ".." not in Path(f).name for f in st["files"])
+    assert "A-B-x" in st["name"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(Path(f).name for f in st["files"])
+
+
+def test_push_never_blocks_and_counts_drops_when_ring_full(tmp_path):
+    s = CaptureSession(tmp_path, 48000, 2, fmt="FLOAT", floor_mb=0, ring_seconds=0.1, analyze=False)
+    x = np.zeros((4096, 2))
+    t0 = time.perf_counter()
+    for _ in range(200):
+        s.push(x, x)
+    elapsed = time.perf_counter() - t0
+    st = s.stop()
+    assert elapsed < 0.5
+    assert st["dropped_frames"] > 0
+    assert st["frames"] + st["dropped_frames"] == 200 * 4096
+    assert sf.info(st["files"][0]).frames == st["frames"]
+
+
+def test_max_length_stops_exactly(tmp_path):
+    s = CaptureSession(tmp_path, 48000, 2, fmt="PCM_24", floor_mb=0, max_seconds=0.5, analyze=False)
+    x = np.full((1000, 2), 0.25)
+    for _ in range(40):
+        s.push(x, x)
+    deadline = time.monotonic() + 5
+    while s.active and time.monotonic() < deadline:
+        time.sleep(0.01)
+    st = s.status()
+    assert st["state"] == "stopped" and st["reason"] == "max_length"
+    assert sf.info(st["files"][0]).frames == 24000
+    s.push(x, x)  # after the end: ignored, harmless
+    assert s.stop()["frames"] == 24000
+
+
+def test_killed_mid_write_is_readable_up_to_last_second(tmp_path):
+    """kill -9 a recording process at a random moment: the WAV plays up to <= 1 s before the kill."""
+    sys.path.insert(0, str(HERE))
+    import capture_child
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for attempt in range(2):
+        d = tmp_path / f"run{attempt}"
+        d.mkdir()
+        p = subprocess.Popen([sys.executable, str(HERE / "capture_child.py"), str(d), "PCM_24"],
+                             stdout=subprocess.PIPE, text=True, env=env)
+        pushed = 0
+        deadline = time.monotonic() + random.uniform(2.2, 3.5)
+        for line in p.stdout:
+            pushed = int(line.split()[1])
+            if time.monotonic() > deadline:
+                break
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        wavs = list(d.glob("*.wav"))
+        assert len(wavs) == 1
+        info = sf.info(wavs[0])  # playable as it is, before any repair
+        assert info.frames >= pushed - int(1.25 * capture_child.RATE), (info.frames, pushed)
+        expect = np.concatenate([capture_child.block(i) for i in range(pushed // capture_child.BLOCK + 1)])
+        data, _ = sf.read(wavs[0])
+        assert np.array_equal(data, quantize(expect[:len(data)], "PCM_24"))
+        # boot repair recovers the tail the header did not cover yet, and removes the marker
+        report = cw.repair_unfinished(d)
+        assert report and report[0]["repaired"]
+        data2, _ = sf.read(wavs[0])
+        assert len(data2) >= len(data)
+        assert np.array_equal(data2, quantize(expect[:len(data2)], "PCM_24"))
+        assert not list(d.glob(".*.recording"))
+
+
+def _tiny_fs(path: Path, size: str) -> bool:
+    path.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    return r.returncode == 0
+
+
+@pytest.mark.parametrize("floor_mb, reason", [(0.5, "disk_floor"), (-1, "disk_full")])
+def test_disk_full_on_tiny_filesystem(tmp_path, floor_mb, reason):
+    """A 2 MB tmpfs (we are root in CI); without mount rights, the writer-enforced floor stands in.
+
+    A negative floor switches the floor check off, so the write really hits ENOSPC.
+    """
+    mnt = tmp_path / "tiny"
+    mounted = _tiny_fs(mnt, "2m")
+    keeper = mnt / "other.txt"
+    keeper.write_text("precious")
+    if not mounted:  # quota the writer enforces: a floor just under what is free now
+        free = cw._free_bytes(mnt)
+        floor_mb, reason = (free - 1_500_000) / 1048576, "disk_floor"
+    try:
+        s = CaptureSession(mnt, 48000, 2, fmt="PCM_24", floor_mb=floor_mb, ring_seconds=30, analyze=False)
+        x = np.full((4800, 2), 0.1)
+        for _ in range(100):  # 10 s = 2.9 MB: more than the filesystem holds
+            s.push(x, x)
+            if not s.active:
+                break
+        deadline = time.monotonic() + 10
+        while s.active and time.monotonic() < deadline:
+            time.sleep(0.01)
+        st = s.status()
+        assert st["state"] == "stopped" and st["reason"] == reason, st
+        info = sf.info(st["files"][0])
+        assert info.frames == st["frames"] > 0
+        data, _ = sf.read(st["files"][0])
+        assert np.allclose(data, quantize(np.full((1, 2), 0.1), "PCM_24")[0])
+        assert keeper.read_text() == "precious"
+        if reason == "disk_floor" and mounted:
+            assert cw._free_bytes(mnt) >= 0.5 * 1048576
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_rf64_header_past_4gb_reads_back(tmp_path):
+    """A sparse 4.3 GB file with our RF64 header: libsndfile reads its length and first samples."""
+    path = tmp_path / "big.wav"
+    frames = 4_300_000_000 // 8
+    data_bytes = frames * 8
+    with open(path, "wb") as f:
+        f.write(cw.wav_header(48000, 2, "FLOAT", data_bytes))
+        f.write(np.full((4, 2), 0.5, dtype="<f4").tobytes())
+        f.truncate(cw.HEADER_BYTES + data_bytes)
+    info = sf.info(path)
+    assert info.format == "RF64" and info.frames == frames
+    with sf.SoundFile(path) as f:
+        assert np.allclose(f.read(4), 0.5)
+    with open(path, "rb") as f:
+        hdr = cw.parse_header(f.read(cw.HEADER_BYTES))
+    assert hdr["data_bytes"] == data_bytes and hdr["fmt"] == "FLOAT"
+
+
+def test_repair_leaves_other_files_and_live_captures_alone(tmp_path):
+    tmp_path = tmp_path / "captures"
+    tmp_path.mkdir()
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / ".ghost.recording").write_text("{not json")
+    s = CaptureSession(tmp_path, 44100, 2, fmt="PCM_24", floor_mb=0, analyze=False)
+    assert cw.repair_unfinished(tmp_path) == []  # our own pid is alive: not touched
+    s.stop()
+    assert (tmp_path / "notes.txt").read_text() == "x"
+    assert not (tmp_path / ".ghost.recording").exists()
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    with pytest.raises(ValueError):
+        CaptureSession(tmp_path, 48000, 2, fmt="MP3")
+    with pytest.raises(ValueError):
+        CaptureSession(tmp_path, 48000, 2, taps=("sidechain",))
