@@ -1,0 +1,126 @@
+"""Loudness and peak analysis of an audio file: what ``masterbox analyze`` reports.
+
+The file is streamed through :class:`dsp.meter.LoudnessMeter` in blocks, so a two-hour
+recording costs no more memory than a two-second one. A reader thread decodes the next block
+while the meter kernel (which releases the GIL) measures the current one.
+
+Heavy modules (numpy, soundfile, numba) are imported inside :func:`analyze_file` so that
+importing this module, e.g. to catch :class:`AnalysisError`, stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+MIN_DURATION_S = 0.4  # one 400 ms gating block: below that, integrated loudness is undefined
+ROUND_DIGITS = 3
+
+# The analysis keys, in the order a person reads them.
+KEYS = (
+    "integrated_lufs",
+    "loudness_range_lu",
+    "true_peak_dbtp",
+    "sample_peak_dbfs",
+    "max_momentary_lufs",
+    "max_short_term_lufs",
+    "plr_db",
+    "lra_low_lufs",
+    "lra_high_lufs",
+    "duration_s",
+    "sample_rate",
+    "channels",
+    "frames",
+)
+
+
+class AnalysisError(Exception):
+    """The file cannot be analysed; the message says why, for a person to act on."""
+
+
+def _open(path: Path):
+    import soundfile as sf
+
+    if not path.exists():
+        raise AnalysisError(f"{path}: no such file")
+    if path.is_dir():
+        raise AnalysisError(f"{path}: is a directory, not an audio file")
+    if not os.access(path, os.R_OK):
+        raise AnalysisError(f"{path}: permission denied (the file is not readable)")
+    try:
+        return sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+        detail = str(e).split(":")[-1].strip() or "unknown format"
+        raise AnalysisError(
+            f"{path}: not an audio file that can be read (WAV, FLAC, AIFF, ...): {detail}"
+        ) from None
+
+
+def _blocks(snd, block: int):
+    """Yield float64 (frames, channels) blocks, decoding one block ahead in a thread.
+
+    Two buffers alternate: the thread fills one while the caller meters the other.
+    """
+    import numpy as np
+
+    bufs = [np.empty((block, snd.channels)), np.empty((block, snd.channels))]
+    result: list = [None]
+    error: list = [None]
+
+    def read(k: int) -> None:
+        try:
+            result[0] = snd.read(block, dtype="float64", always_2d=True, out=bufs[k])
+        except Exception as e:  # surfaced in the caller's thread
+            error[0] = e
+
+    k = 0
+    read(k)
+    while True:
+        if error[0] is not None:
+            raise AnalysisError(f"{snd.name}: reading failed: {error[0]}")
+        current = result[0]
+        if len(current) == 0:
+            return
+        k ^= 1
+        reader = threading.Thread(target=read, args=(k,), daemon=True)
+        reader.start()
+        try:
+            yield current
+        finally:
+            reader.join()
+
+
+def analyze_file(path, block: int = 65536) -> dict:
+    """Measure ``path``: integrated loudness, loudness range, peaks, maxima, PLR.
+
+    Returns a dict with :data:`KEYS` (``None`` where a value is undefined, e.g. silence, or the
+    loudness range of a file shorter than one 3 s short-term window). Raises
+    :class:`AnalysisError` for a missing, unreadable, empty or too-short (< 400 ms) file.
+    """
+    from dsp.meter import LoudnessMeter
+
+    path = Path(path)
+    with _open(path) as snd:
+        rate, channels = snd.samplerate, snd.channels
+        if snd.frames == 0:
+            raise AnalysisError(f"{path}: contains no audio (0 frames)")
+        try:
+            meter = LoudnessMeter(rate, channels)
+        except ValueError as e:
+            raise AnalysisError(f"{path}: {e}") from None
+        for x in _blocks(snd, block):
+            meter.process(x)
+    frames = meter.frames
+    duration = frames / rate
+    if frames == 0:
+        raise AnalysisError(f"{path}: contains no audio (0 frames could be decoded)")
+    if duration < MIN_DURATION_S:
+        raise AnalysisError(
+            f"{path}: too short to measure loudness ({duration * 1000:.0f} ms; at least "
+            f"{MIN_DURATION_S * 1000:.0f} ms is needed)"
+        )
+    r = meter.readings()
+    out = {k: (None if r.get(k) is None else round(r[k], ROUND_DIGITS)) for k in KEYS[:9]}
+    out.update(duration_s=round(duration, 6), sample_rate=int(rate), channels=int(channels), frames=int(frames))
+    return out

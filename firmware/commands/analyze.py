@@ -1,0 +1,66 @@
+"""``masterbox analyze FILE [--json]``: loudness and peaks of an audio file.
+
+Integrated loudness (BS.1770-4 gated), loudness range (EBU Tech 3342), true peak, sample
+peak, the largest momentary and short-term loudness, and PLR. A table for people by default;
+``--json`` prints one object whose keys scripts and tests rely on (``null`` where a value is
+undefined, e.g. the loudness of digital silence).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+# (key, label, unit) rows of the human table.
+ROWS = (
+    ("integrated_lufs", "integrated loudness", "LUFS"),
+    ("loudness_range_lu", "loudness range", "LU"),
+    ("true_peak_dbtp", "true peak", "dBTP"),
+    ("sample_peak_dbfs", "sample peak", "dBFS"),
+    ("max_momentary_lufs", "max momentary", "LUFS"),
+    ("max_short_term_lufs", "max short-term", "LUFS"),
+    ("plr_db", "peak to loudness (PLR)", "dB"),
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("analyze", help="loudness + peaks of a file", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("file", metavar="FILE", help="WAV, FLAC, AIFF, ... (anything libsndfile reads)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def _duration(seconds: float) -> str:
+    minutes, s = divmod(seconds, 60.0)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}:{minutes:02d}:{s:06.3f}"
+
+
+def format_table(path: str, a: dict) -> str:
+    lines = [
+        f"{'file':<24}{path}",
+        f"{'format':<24}{a['sample_rate']} Hz, {a['channels']} channel{'s' if a['channels'] != 1 else ''}, "
+        f"{_duration(a['duration_s'])}",
+    ]
+    for key, label, unit in ROWS:
+        v = a.get(key)
+        lines.append(f"{label:<24}{'undefined' if v is None else f'{v:.1f} {unit}'}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from firmware.analysis import AnalysisError, analyze_file
+    from firmware.cli import UserError
+
+    try:
+        result = analyze_file(args.file)
+    except AnalysisError as e:
+        raise UserError(str(e)) from None
+    if args.json:
+        json.dump(result, sys.stdout)
+        print()
+    else:
+        print(format_table(args.file, result))
+    return 0
