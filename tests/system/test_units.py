@@ -1,0 +1,95 @@
+"""The unit files: `systemd-analyze verify` on each as installed, and the properties the box relies on."""
+
+from __future__ import annotations
+
+import configparser
+import shutil
+import subprocess
+import xml.dom.minidom
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, UNITS
+
+SYSTEMD = REPO / "systemd"
+
+
+def unit(name: str) -> dict[str, dict[str, list[str]]]:
+    """A unit file as {section: {key: [values...]}} (keys may repeat in systemd units)."""
+    out: dict[str, dict[str, list[str]]] = {}
+    section = None
+    for raw in (SYSTEMD / name).read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = out.setdefault(line.strip("[]"), {})
+            continue
+        key, value = line.split("=", 1)
+        section.setdefault(key, []).append(value)
+    return out
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_systemd_analyze_verify_passes(name, verify_root):
+    assert shutil.which("systemd-analyze"), "systemd-analyze is needed (Debian package systemd)"
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", f"--root={verify_root}", f"/etc/systemd/system/{name}"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    ours = [line for line in proc.stderr.splitlines() if "masterbox" in line]
+    assert ours == [], "\n".join(ours)
+
+
+def test_engine_unit_is_a_realtime_watched_notify_service():
+    s = unit("masterbox-engine.service")["Service"]
+    assert s["Type"] == ["notify"]
+    assert "firmware.watchdog" in s["ExecStart"][0]
+    assert s["Restart"] == ["always"]
+    assert s["WatchdogSec"] and s["WatchdogSec"][0].rstrip("s").isdigit()
+    assert s["CPUSchedulingPolicy"] == ["fifo"]
+    assert 1 <= int(s["CPUSchedulingPriority"][0]) <= int(s["LimitRTPRIO"][0])
+    assert s["LimitMEMLOCK"] == ["infinity"]
+    assert s["User"] == ["masterbox"] and "audio" in s["SupplementaryGroups"][0].split()
+    # A restart after kill -9 must leave room for audio to come back within 3 s.
+    assert float(s["RestartSec"][0].rstrip("s")) <= 1
+    for key, value in {"ProtectSystem": "strict", "PrivateTmp": "yes", "NoNewPrivileges": "yes",
+                       "ReadWritePaths": "/var/lib/masterbox"}.items():
+        assert s[key] == [value], key
+    assert "MemoryDenyWriteExecute" not in s  # numba's JIT needs writable+executable pages
+    assert "PrivateDevices" not in s  # would hide /dev/snd
+    assert "char-alsa rw" in s["DeviceAllow"]
+
+
+def test_control_unit_comes_after_the_engine_and_never_takes_it_down():
+    u = unit("masterbox-control.service")
+    assert "masterbox-engine.service" in u["Unit"]["After"][0]
+    assert "Requires" not in u["Unit"] and "BindsTo" not in u["Unit"]
+    s = u["Service"]
+    assert set(s["SupplementaryGroups"][0].split()) >= {"gpio", "spi"}
+    assert s["ProtectSystem"] == ["strict"] and s["NoNewPrivileges"] == ["yes"]
+    assert s["ReadWritePaths"] == ["/var/lib/masterbox"]
+    assert "firmware.control_main" in s["ExecStart"][0]
+
+
+def test_governor_one_shot_runs_before_the_engine():
+    u = unit("masterbox-cpu-performance.service")
+    assert u["Service"]["Type"] == ["oneshot"]
+    assert "performance" in u["Service"]["ExecStart"][0]
+    assert "masterbox-engine.service" in u["Unit"]["Before"][0]
+
+
+def test_avahi_service_advertises_the_web_ui():
+    doc = xml.dom.minidom.parse(str(SYSTEMD / "avahi" / "masterbox.service"))
+    assert doc.getElementsByTagName("type")[0].firstChild.data == "_http._tcp"
+    assert doc.getElementsByTagName("port")[0].firstChild.data == "8080"
+
+
+def test_units_parse_as_ini_without_duplicated_sections():
+    for name in UNITS:
+        parser = configparser.ConfigParser(strict=False, interpolation=None)
+        parser.read_string((SYSTEMD / name).read_text())
+        assert set(parser.sections()) <= {"Unit", "Service", "Install"}, name
+        assert Path(SYSTEMD / name).read_text().endswith("\n")
