@@ -312,8 +312,8 @@ class CaptureSession:
         from firmware.captures import write_sidecar
 
         extra = {"preset": self.preset, "tap": None, "started": self.started.isoformat(timespec="seconds"),
-                 "stop_reason": self.reason, "error": self.error, "dropped_frames": self.dropped,
-                 "format": self.fmt}
+                 "stop_reason": self.reason, "writer_error": self.error, "dropped_frames": self.dropped,
+                 "sample_format": self.fmt}
         try:
             for tap, path in self.files.items():
                 write_sidecar(path, {**extra, "tap": tap})

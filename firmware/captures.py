@@ -1,0 +1,366 @@
+"""The captures folder: list, delete and export recordings; their analysis sidecars.
+
+Each capture file ``NAME.wav`` (written by :mod:`firmware.capture_writer`) gets a sidecar
+``NAME.json`` once it is finished: the ``masterbox analyze`` keys at the top level, plus
+
+* ``qc``: sample clips (samples at full scale, and runs of 3+ of them), inter-sample overs
+  (4x-oversampled values above 0 dBFS), DC offset per channel, the minimum L/R correlation
+  over 400 ms windows with signal, and leading/trailing silence (below -60 dBFS);
+* ``streaming``: what each streaming service's loudness normalisation would do to it.
+
+Streaming normalisation rules encoded here (as the services publish them, default settings):
+
+* **Spotify**: -14 LUFS integrated (ITU-R BS.1770). Loud tracks are turned down. Quiet tracks
+  are turned up only as far as leaves 1 dB of true-peak headroom (peak <= -1 dBTP); Spotify
+  does not limit in its default "normal" mode.
+* **YouTube**: -14 LUFS; turns loud content down, never turns quiet content up.
+* **Apple Music** (Sound Check): -16 LUFS; turns loud tracks down and quiet tracks up, the
+  upward gain limited so peaks stay at or below -1 dBTP.
+* **Tidal**: -14 LUFS; turns loud tracks down only.
+* **Amazon Music**: -14 LUFS; turns loud tracks down only.
+
+These are each service's normalisation target and direction as documented by the service
+(or, where it publishes none, as commonly measured); services change them, so the table is
+:data:`SERVICES`, one row each.
+
+The control process imports this module (the index); the analysis itself imports the meter
+(numba), so :func:`write_sidecar` runs in the engine process or a worker subprocess
+(``python -m firmware.captures sidecar FILE``), never in the control process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from firmware import paths
+from firmware.atomic import fsync_dir, write_atomic
+from firmware.capture_writer import HEADER_BYTES, MARKER_SUFFIX, parse_header
+
+SIDECAR_FORMAT = "masterbox-capture-analysis"
+SILENCE_DBFS = -60.0
+CLIP_LEVEL = 1.0 - 2.0 ** -15  # at full scale to 16-bit precision
+CLIP_RUN = 3
+CORR_WINDOW_S = 0.4
+CORR_MIN_RMS_DBFS = -50.0
+
+# (key, label, target LUFS, turns quiet tracks up?, true-peak limit for upward gain (dBTP))
+SERVICES = (
+    ("spotify", "Spotify", -14.0, True, -1.0),
+    ("youtube", "YouTube", -14.0, False, None),
+    ("apple_music", "Apple Music", -16.0, True, -1.0),
+    ("tidal", "Tidal", -14.0, False, None),
+    ("amazon_music", "Amazon Music", -14.0, False, None),
+)
+
+
+class CaptureError(ValueError):
+    """A capture operation that cannot be done (the message says why)."""
+
+
+# -- streaming preview --------------------------------------------------------------------
+def streaming_preview(integrated_lufs: float | None, true_peak_dbtp: float | None) -> dict[str, Any]:
+    """The gain each service in :data:`SERVICES` would apply, and where the track would land."""
+    out: dict[str, Any] = {}
+    for key, label, target, ups, tp_limit in SERVICES:
+        if integrated_lufs is None:
+            out[key] = {"service": label, "target_lufs": target, "gain_db": None, "result_lufs": None,
+                        "result_true_peak_dbtp": None, "note": "silent: no loudness to normalise"}
+            continue
+        gain = target - integrated_lufs
+        note = "no change"
+        if gain < 0:
+            note = f"turned down {-gain:.1f} dB"
+        elif gain > 0 and not ups:
+            gain, note = 0.0, f"quieter than {target:g} LUFS by {target - integrated_lufs:.1f} LU; not turned up"
+        elif gain > 0:
+            if tp_limit is not None and true_peak_dbtp is not None and true_peak_dbtp + gain > tp_limit:
+                limited = max(tp_limit - true_peak_dbtp, 0.0)
+                note = f"turned up {limited:.1f} dB only (of {gain:.1f}): true-peak headroom to {tp_limit:g} dBTP"
+                gain = limited
+            else:
+                note = f"turned up {gain:.1f} dB"
+        out[key] = {"service": label, "target_lufs": target, "gain_db": round(gain, 2),
+                    "result_lufs": round(integrated_lufs + gain, 2),
+                    "result_true_peak_dbtp": None if true_peak_dbtp is None else round(true_peak_dbtp + gain, 2),
+                    "note": note}
+    return out
+
+
+# -- QC -----------------------------------------------------------------------------------
+def _interpolator(factor: int = 4, taps_per_phase: int = 12):
+    """Polyphase windowed-sinc interpolator: phases 1..factor-1 (phase 0 = the samples)."""
+    import numpy as np
+
+    n = factor * taps_per_phase + 1
+    t = (np.arange(n) - (n - 1) / 2) / factor
+    h = np.sinc(t) * np.kaiser(n, 8.0)
+    return [h[k::factor] for k in range(1, factor)]
+
+
+def qc_file(path, block_windows: int = 16) -> dict[str, Any]:
+    """Clip, inter-sample over, DC, correlation and silence checks, streamed block by block."""
+    import numpy as np
+    import soundfile as sf
+
+    with sf.SoundFile(str(path)) as snd:
+        rate, ch = snd.samplerate, snd.channels
+        win = max(int(round(CORR_WINDOW_S * rate)), 1)
+        phases = _interpolator()
+        hist_len = max(len(p) for p in phases) - 1
+        hist = np.zeros((hist_len, ch))
+        silence = 10 ** (SILENCE_DBFS / 20)
+        min_ms = (10 ** (CORR_MIN_RMS_DBFS / 20)) ** 2
+        clipped, overs, events = 0, 0, 0
+        run = np.zeros(ch, dtype=np.int64)
+        total = np.zeros(ch)
+        frames = 0
+        first_loud = last_loud = None
+        min_corr = None
+        for x in snd.blocks(blocksize=win * block_windows, dtype="float64", always_2d=True):
+            n = len(x)
+            a = np.abs(x)
+            # sample clips, and runs of CLIP_RUN or more (carried across blocks)
+            m = a >= CLIP_LEVEL
+            clipped += int(m.sum())
+            for c in range(ch):
+                col = m[:, c]
+                if not col.any():
+                    if run[c] >= CLIP_RUN:
+                        events += 1
+                    run[c] = 0
+                    continue
+                edges = np.flatnonzero(np.diff(np.concatenate(([0], col.astype(np.int8), [0]))))
+                starts, ends = edges[0::2], edges[1::2]
+                lengths = ends - starts
+                if starts[0] == 0:
+                    lengths[0] += run[c]
+                elif run[c] >= CLIP_RUN:
+                    events += 1
+                if ends[-1] == n:  # the last run continues into the next block
+                    run[c] = lengths[-1]
+                    lengths = lengths[:-1]
+                else:
+                    run[c] = 0
+                events += int((lengths >= CLIP_RUN).sum())
+            # inter-sample overs (interpolated values past 0 dBFS)
+            ext = np.concatenate((hist, x))
+            for c in range(ch):
+                for h in phases:
+                    y = np.convolve(ext[:, c], h, mode="valid")
+                    overs += int((np.abs(y) > 1.0).sum())
+            hist = ext[-hist_len:]
+            total += x.sum(axis=0)
+            # silence at the ends
+            loud = np.flatnonzero((a > silence).any(axis=1))
+            if len(loud):
+                if first_loud is None:
+                    first_loud = frames + int(loud[0])
+                last_loud = frames + int(loud[-1])
+            # correlation per 400 ms window
+            if ch >= 2:
+                k = n // win
+                if k:
+                    w = x[:k * win].reshape(k, win, ch)
+                    ll = (w[:, :, 0] ** 2).sum(axis=1)
+                    rr = (w[:, :, 1] ** 2).sum(axis=1)
+                    lr = (w[:, :, 0] * w[:, :, 1]).sum(axis=1)
+                    ok = ((ll + rr) / (2 * win) > min_ms) & (ll > 0) & (rr > 0)
+                    if ok.any():
+                        c = float((lr[ok] / np.sqrt(ll[ok] * rr[ok])).min())
+                        min_corr = c if min_corr is None else min(min_corr, c)
+            frames += n
+        for c in range(ch):
+            if run[c] >= CLIP_RUN:
+                events += 1
+    duration = frames / rate if rate else 0.0
+    dc = [float(t / frames) if frames else 0.0 for t in total]
+    return {
+        "clipped_samples": clipped,
+        "clip_events": events,
+        "intersample_overs": overs,
+        "dc_offset": [round(d, 7) for d in dc],
+        "dc_offset_dbfs": [None if d == 0 else round(20 * math.log10(abs(d)), 1) for d in dc],
+        "min_correlation": None if min_corr is None else round(min_corr, 3),
+        "leading_silence_s": round(duration if first_loud is None else first_loud / rate, 3),
+        "trailing_silence_s": round(duration if last_loud is None else (frames - 1 - last_loud) / rate, 3),
+        "silence_threshold_dbfs": SILENCE_DBFS,
+    }
+
+
+# -- sidecars -----------------------------------------------------------------------------
+def sidecar_path(wav: Path) -> Path:
+    return Path(wav).with_suffix(".json")
+
+
+def analyze_capture(wav, extra: dict | None = None) -> dict[str, Any]:
+    """The sidecar document of one capture (analysis keys, qc, streaming, metadata)."""
+    from firmware.analysis import KEYS, AnalysisError, analyze_file
+
+    wav = Path(wav)
+    doc: dict[str, Any] = {"format": SIDECAR_FORMAT, "file": wav.name, **(extra or {})}
+    try:
+        doc.update(analyze_file(wav))
+        doc["analysis_error"] = None
+    except AnalysisError as e:
+        doc.update({k: None for k in KEYS})
+        doc["analysis_error"] = str(e)
+    try:
+        doc["qc"] = qc_file(wav)
+    except Exception as e:
+        doc["qc"] = {"error": f"{type(e).__name__}: {e}"}
+    doc["streaming"] = streaming_preview(doc.get("integrated_lufs"), doc.get("true_peak_dbtp"))
+    return doc
+
+
+def write_sidecar(wav, extra: dict | None = None) -> Path:
+    """Analyse a finished capture and write ``NAME.json`` next to it (atomically)."""
+    wav = Path(wav)
+    old = {}
+    side = sidecar_path(wav)
+    if side.exists() and extra is None:
+        try:
+            old = {k: v for k, v in json.loads(side.read_text()).items()
+                   if k in ("preset", "tap", "started", "stop_reason", "writer_error", "dropped_frames", "sample_format")}
+        except (OSError, ValueError):
+            old = {}
+    doc = analyze_capture(wav, extra if extra is not None else old)
+    write_atomic(side, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    return side
+
+
+# -- the index ----------------------------------------------------------------------------
+def _check_name(name: str) -> str:
+    if (not isinstance(name, str) or not name or name != Path(name).name or name.startswith(".")
+            or "/" in name or "\\" in name or ".." in name or "\x00" in name):
+        raise CaptureError(f"not a capture name: {name!r}")
+    return name.removesuffix(".wav")
+
+
+class CaptureIndex:
+    """The captures folder as the control process sees it (no numba here)."""
+
+    def __init__(self, directory: Path | str | None = None):
+        self.directory = Path(directory) if directory is not None else paths.captures_dir()
+
+    def _recording(self) -> set[str]:
+        names: set[str] = set()
+        for marker in self.directory.glob(f".*{MARKER_SUFFIX}"):
+            try:
+                names.update(json.loads(marker.read_text()).get("files", []))
+            except (OSError, ValueError, AttributeError):
+                continue
+        return names
+
+    def _row(self, wav: Path, recording: set[str]) -> dict[str, Any]:
+        st = wav.stat()
+        hdr = None
+        try:
+            with open(wav, "rb") as f:
+                hdr = parse_header(f.read(HEADER_BYTES))
+        except OSError:
+            pass
+        rate = channels = fmt = duration = None
+        if hdr:
+            rate, channels, fmt = hdr["rate"], hdr["channels"], hdr["fmt"]
+            duration = hdr["data_bytes"] // hdr["block"] / rate
+        side = sidecar_path(wav)
+        summary = None
+        if side.exists():
+            try:
+                d = json.loads(side.read_text())
+                summary = {k: d.get(k) for k in ("integrated_lufs", "true_peak_dbtp", "loudness_range_lu",
+                                                   "preset", "tap", "stop_reason", "dropped_frames")}
+                duration = d.get("duration_s", duration)
+                rate = rate or d.get("sample_rate")
+                channels = channels or d.get("channels")
+            except (OSError, ValueError):
+                summary = None
+        is_rec = wav.name in recording
+        return {"name": wav.stem, "file": wav.name, "size_bytes": st.st_size, "mtime": st.st_mtime,
+                "duration_s": duration, "sample_rate": rate, "channels": channels, "format": fmt,
+                "recording": is_rec, "analysis": "recording" if is_rec else ("done" if summary else "pending"),
+                "summary": summary}
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every capture, newest first."""
+        if not self.directory.is_dir():
+            return []
+        recording = self._recording()
+        rows = []
+        for wav in self.directory.glob("*.wav"):
+            if wav.name.startswith("."):
+                continue
+            try:
+                rows.append(self._row(wav, recording))
+            except FileNotFoundError:
+                continue
+        return sorted(rows, key=lambda r: (r["mtime"], r["name"]), reverse=True)
+
+    def path(self, name: str) -> Path:
+        wav = self.directory / f"{_check_name(name)}.wav"
+        if not wav.is_file():
+            raise CaptureError(f"no capture named {name!r}")
+        return wav
+
+    def get(self, name: str) -> dict[str, Any]:
+        wav = self.path(name)
+        row = self._row(wav, self._recording())
+        side = sidecar_path(wav)
+        try:
+            row["sidecar"] = json.loads(side.read_text()) if side.exists() else None
+        except (OSError, ValueError):
+            row["sidecar"] = None
+        return row
+
+    def delete(self, name: str) -> None:
+        wav = self.path(name)
+        if wav.name in self._recording():
+            raise CaptureError(f"{name!r} is being recorded; stop the capture first")
+        wav.unlink()
+        sidecar_path(wav).unlink(missing_ok=True)
+        fsync_dir(self.directory)
+
+    def export(self, name: str, dest: Path | str) -> Path:
+        """Copy a capture's WAV to ``dest`` (a file, or a folder to copy into)."""
+        wav = self.path(name)
+        dest = Path(dest)
+        if dest.is_dir():
+            dest = dest / wav.name
+        tmp = dest.with_name(f".{dest.name}.part")
+        shutil.copyfile(wav, tmp)
+        os.replace(tmp, dest)
+        return dest
+
+    def analyze_pending(self, timeout: float = 600) -> list[str]:
+        """Write missing sidecars of finished captures in a worker subprocess (no numba here)."""
+        done = []
+        for row in self.list():
+            if row["analysis"] != "pending":
+                continue
+            wav = self.directory / row["file"]
+            r = subprocess.run([sys.executable, "-m", "firmware.captures", "sidecar", str(wav)],
+                               capture_output=True, text=True, timeout=timeout)
+            if r.returncode == 0:
+                done.append(row["name"])
+        return done
+
+
+def main(argv: list[str]) -> int:
+    """Worker entry: ``python -m firmware.captures sidecar FILE...``."""
+    if len(argv) < 2 or argv[0] != "sidecar":
+        print("usage: python -m firmware.captures sidecar FILE...", file=sys.stderr)
+        return 2
+    for f in argv[1:]:
+        write_sidecar(f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,246 @@
+"""The control process's one entry point: everything a person can make the box do.
+
+The front panel and the web UI drive the box only through :class:`Control`. It ties together
+the state (:class:`firmware.state.StateStore`, the single source of truth), the preset library,
+the capture index, the engine (control channel client) and its shared-memory meters, and the
+loudness learner.
+
+Why it is built this way:
+
+* Every change goes into the state first; a subscription then pushes exactly what changed to
+  the engine. If the engine is down the push is skipped: a watcher thread notices when the
+  engine (re)starts - its identity (start id, pid) in ``status()`` changes - and pushes the
+  whole state, bypass included. So the engine never runs with stale parameters for longer
+  than one watcher period (:data:`WATCH_S`) and control may restart without touching audio.
+* This module never imports numba (it is the control process); engine-side modules are
+  imported lazily and their absence only makes engine actions report "engine unavailable".
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Mapping
+
+from firmware import paths
+from firmware.captures import CaptureIndex
+from firmware.learn import Learner
+from firmware.presets import Preset, PresetStore
+from firmware.state import StateStore
+
+log = logging.getLogger("masterbox.control")
+WATCH_S = 0.5
+
+
+class EngineUnavailableFallback(RuntimeError):
+    """Stands in for ``firmware.control_client.EngineUnavailable`` before that module exists."""
+
+
+def _engine_unavailable_type() -> type[Exception]:
+    try:
+        from firmware.control_client import EngineUnavailable
+        return EngineUnavailable
+    except ImportError:
+        return EngineUnavailableFallback
+
+
+class _NoEngine:
+    """The engine client when the engine package is not installed: every call says so."""
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        def unavailable(*a, **kw):
+            raise EngineUnavailableFallback("the engine client is not available in this build")
+        return unavailable
+
+
+def engine_identity(status: Mapping[str, Any] | None) -> Any:
+    """What changes when the engine process restarts (start id, else pid + start time)."""
+    if not status:
+        return None
+    for key in ("start_id", "engine_id", "boot_id"):
+        if status.get(key) is not None:
+            return (key, status[key])
+    return ("pid", status.get("pid"), status.get("started"))
+
+
+class Control:
+    """Ties state, presets, captures, engine and meters; the actions the panel and web call."""
+
+    def __init__(self, state: StateStore | None = None, presets: PresetStore | None = None,
+                 captures: CaptureIndex | None = None, engine: Any = None, meters: Any = None,
+                 config: Mapping[str, Any] | None = None, safe_mode: bool = False, watch: bool = True):
+        self.config = dict(config) if config is not None else {}
+        self.presets = presets if presets is not None else PresetStore()
+        self.state = state if state is not None else StateStore(presets=self.presets, safe_mode=safe_mode)
+        self.captures = captures if captures is not None else CaptureIndex(paths.captures_dir())
+        self.engine = engine if engine is not None else self._make_engine()
+        self.meters = meters if meters is not None else self._make_meters()
+        self._unavailable = _engine_unavailable_type()
+        self.bypassed = False
+        self.learner = Learner(self.read_meters, self._reset_meters, self.state.get,
+                               lambda db: self.state.set({"out.drive_db": db}, source="learn"))
+        self._engine_id: Any = None
+        self._lock = threading.RLock()
+        self._closed = threading.Event()
+        self._unsubscribe = self.state.subscribe(self._push_changes)
+        self._watcher = None
+        if watch:
+            self._watcher = threading.Thread(target=self._watch_engine, name="engine-watch", daemon=True)
+            self._watcher.start()
+
+    @staticmethod
+    def _make_engine() -> Any:
+        try:
+            from firmware.control_client import EngineClient
+            return EngineClient()
+        except ImportError:
+            return _NoEngine()
+
+    @staticmethod
+    def _make_meters() -> Any:
+        try:
+            from firmware.meters_shm import MeterReader
+            return MeterReader()
+        except ImportError:
+            return None
+
+    # -- engine plumbing ----------------------------------------------------------------
+    def _engine_call(self, fn: Callable[..., Any], *a, **kw) -> dict:
+        """Call the engine; an engine that is down becomes {"ok": False, "error": ...}."""
+        try:
+            reply = fn(*a, **kw)
+        except (self._unavailable, EngineUnavailableFallback, OSError) as e:
+            return {"ok": False, "error": f"engine unavailable: {e}"}
+        if isinstance(reply, dict):
+            return reply
+        return {"ok": True, "reply": reply}
+
+    def _push_changes(self, changes: dict[str, Any], source: str) -> None:
+        if changes:
+            self._engine_call(self.engine.set_params, dict(changes))
+
+    def push_all(self) -> dict:
+        """Send the whole state (and bypass) to the engine, e.g. after it restarted."""
+        reply = self._engine_call(self.engine.set_params, self.state.values)
+        if reply.get("ok", True):
+            self._engine_call(self.engine.bypass, self.bypassed, level_match=self.state.get("ab.level_match"))
+        return reply
+
+    def _watch_engine(self) -> None:
+        while not self._closed.wait(WATCH_S):
+            self.check_engine()
+
+    def check_engine(self) -> bool:
+        """Push everything if the engine is new since the last look; True if it pushed."""
+        try:
+            status = self.engine.status()
+        except Exception:
+            self._engine_id = None
+            return False
+        ident = engine_identity(status if isinstance(status, dict) else None)
+        if ident is None or ident == self._engine_id:
+            return False
+        if self.push_all().get("ok", True):
+            self._engine_id = ident
+            log.info("engine %s: state pushed", ident)
+            return True
+        return False
+
+    def read_meters(self) -> dict | None:
+        if self.meters is None:
+            return None
+        try:
+            return self.meters.read()
+        except Exception:
+            return None
+
+    def _reset_meters(self) -> None:
+        self._engine_call(self.engine.meters_reset)
+
+    # -- parameters and presets ---------------------------------------------------------
+    def set(self, values: Mapping[str, Any], source: str = "api") -> dict[str, Any]:
+        """Change parameters (validated; raises dsp.schema.SchemaErrors naming each bad field)."""
+        return self.state.set(values, source)
+
+    def recall(self, name: str, source: str = "recall") -> dict[str, Any]:
+        """Make a preset active (the chain glides to it: click-free)."""
+        changes = self.state.recall(name, source)
+        if self.state.safe_mode:
+            self.state.leave_safe_mode()
+        return changes
+
+    def save_preset(self, name: str | None = None, description: str | None = None) -> Preset:
+        """Save the current values over the active user preset, or under ``name``."""
+        name = name or self.state.active_preset
+        if not name:
+            from firmware.presets import PresetError
+            raise PresetError("no active preset to save over; give a name", [("name", "missing")])
+        p = self.presets.save(name, self.state.values, description)
+        self.state.mark_saved(p.name)
+        return p
+
+    def save_preset_as(self, name: str, description: str | None = None) -> Preset:
+        p = self.presets.save_as(name, self.state.values, description)
+        self.state.mark_saved(p.name)
+        return p
+
+    def rename_preset(self, old: str, new: str) -> Preset:
+        p = self.presets.rename(old, new)
+        if self.state.active_preset and self.state.active_preset.casefold() == old.casefold():
+            was_modified = self.state.modified
+            self.state.mark_saved(p.name)
+            if was_modified:
+                self.state.modified = True
+        return p
+
+    def delete_preset(self, name: str) -> None:
+        self.presets.delete(name)
+        if self.state.active_preset and self.state.active_preset.casefold() == name.casefold():
+            self.state.modified = True  # the values stay; they no longer match a stored preset
+
+    # -- monitoring ---------------------------------------------------------------------
+    def bypass(self, on: bool, level_match: bool | None = None) -> dict:
+        """Bypass (A/B). ``level_match`` None = the state's ``ab.level_match``."""
+        if level_match is not None:
+            self.state.set({"ab.level_match": bool(level_match)}, source="bypass")
+        self.bypassed = bool(on)
+        return self._engine_call(self.engine.bypass, self.bypassed, level_match=self.state.get("ab.level_match"))
+
+    def meters_reset(self) -> dict:
+        return self._engine_call(self.engine.meters_reset)
+
+    # -- captures -----------------------------------------------------------------------
+    def capture_start(self, tap: str | None = None, fmt: str | None = None, max_seconds: float | None = None) -> dict:
+        """Start recording (tap: input, output or both); defaults come from the config's [storage]."""
+        storage = self.config.get("storage", {})
+        fmt = fmt or storage.get("capture_format", "PCM_24")
+        if max_seconds is None and storage.get("capture_max_minutes"):
+            max_seconds = float(storage["capture_max_minutes"]) * 60
+        return self._engine_call(self.engine.capture_start, tap=tap or "output", fmt=fmt, max_seconds=max_seconds,
+                                 preset=self.state.active_preset or "")
+
+    def capture_stop(self) -> dict:
+        return self._engine_call(self.engine.capture_stop)
+
+    # -- learning -----------------------------------------------------------------------
+    def learn_start(self, seconds: float | None = None) -> dict:
+        return self.learner.start(seconds)
+
+    def learn_stop(self) -> dict:
+        return self.learner.stop()
+
+    # -- overview -----------------------------------------------------------------------
+    def engine_status(self) -> dict:
+        return self._engine_call(self.engine.status)
+
+    def status(self) -> dict:
+        return {"state": self.state.snapshot(), "bypass": self.bypassed, "engine": self.engine_status(),
+                "meters": self.read_meters(), "learn": self.learner.status()}
+
+    def close(self) -> None:
+        self._closed.set()
+        self.learner.stop()
+        self._unsubscribe()
+        if self._watcher is not None:
+            self._watcher.join(2.0)
+        self.state.close()

@@ -1,0 +1,307 @@
+"""The box's current state: the single source of truth the panel, the web UI and the engine follow.
+
+State = every parameter's user value, the active preset's name, and whether the values were
+changed since it was recalled or saved. Only :class:`StateStore` changes it; everything else
+subscribes (``subscribe(callback(changes, source))``) and is told what changed and who did it.
+
+Why it is built this way:
+
+* **Persisted within a second, atomically.** A change marks the store dirty and wakes a writer
+  thread that waits :data:`DEBOUNCE_S` (so a knob turned fast is one write, not a hundred) and
+  writes ``state.json`` through :func:`firmware.atomic.write_atomic` (temp file, fsync, rename,
+  fsync directory), then the same bytes to ``state.json.bak``: a last good copy for when the
+  main file is later damaged.
+* **Boots on something sensible, never silently on defaults.** ``state.json`` is read and
+  validated against the parameter schema. A corrupt or invalid file is *moved aside*
+  (``state.json.corrupt-<time>``, kept for the user) with the reason logged, and the box boots
+  on ``state.json.bak``; if that is unusable too, it boots in **safe mode** on the
+  ``transparent`` factory preset. Safe mode can also be forced (a panel button held at boot);
+  then the saved state is left on disk untouched until the user changes something, and even
+  then it is first copied to ``state.json.before-safe-mode``.
+* The engine is not this module's business: :class:`firmware.control.Control` subscribes and
+  pushes changes (and the whole state when the engine restarts).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from dsp import schema
+from firmware import paths
+from firmware.atomic import write_atomic
+from firmware.presets import PresetError, PresetStore, migrate
+
+log = logging.getLogger("masterbox.state")
+
+FORMAT = "masterbox-state"
+SAFE_PRESET = "transparent"
+DEBOUNCE_S = 0.25
+MAX_STATE_BYTES = 1024 * 1024
+
+Callback = Callable[[dict[str, Any], str], None]
+
+
+class StateError(ValueError):
+    """A state file that cannot be used (the message says why)."""
+
+
+def parse_state(data: bytes) -> dict[str, Any]:
+    """Decode and validate a state file; returns {values, active_preset, modified}."""
+    if len(data) > MAX_STATE_BYTES:
+        raise StateError(f"too large ({len(data)} bytes)")
+    if not data.strip():
+        raise StateError("empty file")
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise StateError("not UTF-8 text") from None
+    except (ValueError, RecursionError) as e:
+        raise StateError(f"not valid JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise StateError("not a masterbox state file")
+    values = doc.get("values")
+    if not isinstance(values, dict):
+        raise StateError("values missing")
+    try:
+        migrated = migrate({"schema_version": doc.get("schema_version", 0), "params": values})
+    except PresetError as e:
+        raise StateError(str(e)) from None
+    values = migrated["params"]
+    if migrated["schema_version"] > schema.SCHEMA_VERSION:
+        values = {**schema.defaults(), **{k: v for k, v in values.items() if k in schema.BY_ID}}
+    try:
+        values = schema.validate(values)
+    except schema.SchemaErrors as e:
+        raise StateError(f"invalid values: {e}") from None
+    active = doc.get("active_preset")
+    if active is not None and not isinstance(active, str):
+        raise StateError("active_preset is not text")
+    return {"values": values, "active_preset": active, "modified": bool(doc.get("modified", False))}
+
+
+class StateStore:
+    """Current values + active preset + modified flag, persisted and restored.
+
+    ``presets`` is used by :meth:`recall` and for safe mode (the ``transparent`` preset);
+    ``safe_mode=True`` forces safe mode at boot.
+    """
+
+    def __init__(self, path: Path | str | None = None, presets: PresetStore | None = None,
+                 safe_mode: bool = False, autosave: bool = True):
+        self.path = Path(path) if path is not None else paths.state_file()
+        self.bak = self.path.with_name(self.path.name + ".bak")
+        self.presets = presets if presets is not None else PresetStore()
+        self._lock = threading.RLock()
+        self._subs: list[Callback] = []
+        self._values: dict[str, Any] = schema.defaults()
+        self.active_preset: str | None = None
+        self.modified = False
+        self.safe_mode = False
+        self.boot_report: list[str] = []  # what happened at boot, for the UI and the log
+        self._preserve_before_write = False
+        self._dirty = threading.Event()
+        self._closed = False
+        self._version = 0
+        self._written_version = 0
+        self._boot(force_safe=safe_mode)
+        self._writer = None
+        if autosave:
+            self._writer = threading.Thread(target=self._write_loop, name="state-writer", daemon=True)
+            self._writer.start()
+
+    # -- boot ---------------------------------------------------------------------------
+    def _boot(self, force_safe: bool) -> None:
+        if force_safe:
+            self._enter_safe_mode("forced at boot")
+            self._preserve_before_write = self.path.exists()
+            return
+        if not self.path.exists() and not self.bak.exists():
+            self._load_safe_preset()
+            self.boot_report.append("first boot: started on the transparent preset")
+            self._version = 1  # write it, so the next boot finds a state file
+            return
+        for candidate in (self.path, self.bak):
+            if not candidate.exists():
+                continue
+            try:
+                with open(candidate, "rb") as f:
+                    st = parse_state(f.read(MAX_STATE_BYTES + 1))
+            except (OSError, StateError) as e:
+                self._move_aside(candidate, str(e))
+                continue
+            self._values, self.active_preset, self.modified = st["values"], st["active_preset"], st["modified"]
+            if candidate is self.bak:
+                self.boot_report.append(f"restored from {self.bak.name}")
+                self._version = 1  # rewrite state.json from the good copy
+            return
+        self._enter_safe_mode("no usable state file")
+
+    def _move_aside(self, path: Path, reason: str) -> None:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        dest = path.with_name(f"{path.name}.corrupt-{stamp}")
+        n = 1
+        while dest.exists():
+            n += 1
+            dest = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        try:
+            os.replace(path, dest)
+            msg = f"{path.name} unusable ({reason}); moved aside to {dest.name}"
+        except OSError as e:
+            msg = f"{path.name} unusable ({reason}); could not move it aside: {e}"
+        log.error(msg)
+        self.boot_report.append(msg)
+
+    def _load_safe_preset(self) -> None:
+        try:
+            p = self.presets.get(SAFE_PRESET)
+            self._values, self.active_preset = dict(p.params), p.name
+        except PresetError:
+            self._values, self.active_preset = schema.defaults(), None
+        self.modified = False
+
+    def _enter_safe_mode(self, why: str) -> None:
+        self._load_safe_preset()
+        self.safe_mode = True
+        msg = f"safe mode ({why}): running the {SAFE_PRESET} preset"
+        log.warning(msg)
+        self.boot_report.append(msg)
+
+    # -- reading ------------------------------------------------------------------------
+    @property
+    def values(self) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._values)
+
+    def get(self, pid: str) -> Any:
+        return self._values[pid]
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"values": dict(self._values), "active_preset": self.active_preset, "modified": self.modified,
+                    "safe_mode": self.safe_mode, "boot_report": list(self.boot_report)}
+
+    # -- changing -----------------------------------------------------------------------
+    def subscribe(self, callback: Callback) -> Callable[[], None]:
+        """Call ``callback(changes, source)`` after every change; returns an unsubscribe function."""
+        with self._lock:
+            self._subs.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subs:
+                    self._subs.remove(callback)
+
+        return unsubscribe
+
+    def set(self, values: Mapping[str, Any], source: str = "api") -> dict[str, Any]:
+        """Validate and apply a partial set of values; returns what actually changed.
+
+        Raises :class:`dsp.schema.SchemaErrors` (naming each field and why) and changes nothing
+        if any value is refused.
+        """
+        clean = schema.validate(values, partial=True)
+        with self._lock:
+            changes = {k: v for k, v in clean.items() if self._values.get(k) != v}
+            if not changes:
+                return {}
+            self._values.update(changes)
+            self.modified = True
+            self._changed()
+            subs = list(self._subs)
+        self._notify(subs, changes, source)
+        return changes
+
+    def recall(self, name: str, source: str = "recall") -> dict[str, Any]:
+        """Make a preset the active one (all its values); returns what changed."""
+        p = self.presets.get(name)
+        return self.load(p.params, p.name, source=source)
+
+    def load(self, values: Mapping[str, Any], active_preset: str | None, source: str = "recall") -> dict[str, Any]:
+        """Replace every value (a complete set) and the active preset; modified becomes False."""
+        clean = schema.validate(values)
+        with self._lock:
+            changes = {k: v for k, v in clean.items() if self._values.get(k) != v}
+            self._values = dict(clean)
+            self.active_preset = active_preset
+            self.modified = False
+            self._changed()
+            subs = list(self._subs)
+        self._notify(subs, changes, source)
+        return changes
+
+    def mark_saved(self, name: str) -> None:
+        """The current values were just saved as preset ``name``."""
+        with self._lock:
+            self.active_preset, self.modified = name, False
+            self._changed()
+            subs = list(self._subs)
+        self._notify(subs, {}, "save")
+
+    def leave_safe_mode(self) -> None:
+        with self._lock:
+            self.safe_mode = False
+            self._changed()
+
+    def _changed(self) -> None:
+        self._version += 1
+        self._dirty.set()
+
+    @staticmethod
+    def _notify(subs: list[Callback], changes: dict[str, Any], source: str) -> None:
+        for cb in subs:
+            try:
+                cb(changes, source)
+            except Exception:
+                log.exception("state subscriber %r failed", cb)
+
+    # -- persisting ---------------------------------------------------------------------
+    def _document(self) -> bytes:
+        doc = {"format": FORMAT, "schema_version": schema.SCHEMA_VERSION, "active_preset": self.active_preset,
+               "modified": self.modified, "saved_at": _dt.datetime.now().isoformat(timespec="seconds"),
+               "values": self._values}
+        return (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+
+    def flush(self) -> bool:
+        """Write now if anything changed since the last write; True if a write happened."""
+        with self._lock:
+            if self._version == self._written_version:
+                return False
+            version, data = self._version, self._document()
+            if self._preserve_before_write:
+                keep = self.path.with_name(self.path.name + ".before-safe-mode")
+                if self.path.exists() and not keep.exists():
+                    shutil.copyfile(self.path, keep)
+                self._preserve_before_write = False
+            write_atomic(self.path, data)
+            write_atomic(self.bak, data)
+            self._written_version = version
+            return True
+
+    def _write_loop(self) -> None:
+        while not self._closed:
+            self._dirty.wait()
+            if self._closed:
+                break
+            self._dirty.clear()
+            threading.Event().wait(DEBOUNCE_S)  # gather a burst of changes into one write
+            try:
+                self.flush()
+            except OSError:
+                log.exception("could not write %s; will retry", self.path)
+                self._dirty.set()
+                threading.Event().wait(1.0)
+
+    def close(self) -> None:
+        """Write what is pending and stop the writer thread."""
+        self._closed = True
+        self._dirty.set()
+        if self._writer is not None:
+            self._writer.join(2.0)
+        self.flush()
