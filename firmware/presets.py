@@ -258,13 +258,36 @@ class PresetStore:
                     factory[item.name.casefold()] = item
             for item in self._scan(self.user_dir, False):
                 if isinstance(item, Preset):
-                    if item.name.casefold() in factory:
+                    key = item.name.casefold()
+                    if key in factory:
                         broken.append((item.file, PresetError(f"{item.file}: name {item.name!r} is a factory preset")))
-                    else:
-                        user[item.name.casefold()] = item
+                    elif key not in user or item.file == file_name(item.name):  # a hand-copied twin loses
+                        user[key] = item
                 else:
                     broken.append(item)
             return factory, user, broken
+
+    def _factory(self) -> dict[str, Preset]:
+        with self._lock:
+            return {p.name.casefold(): p for p in self._scan(self.factory_dir, True) if isinstance(p, Preset)}
+
+    def _user_direct(self, name: str) -> Preset | PresetError | None:
+        """The user preset stored under the name's own file name (one stat, no folder scan)."""
+        fn = file_name(name)
+        path = self.user_dir / fn
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        with self._lock:
+            key, sig = ("u", fn), (st.st_ino, st.st_size, st.st_mtime_ns)
+            hit = self._cache.get(key)
+            if hit is None or hit[0] != sig:
+                hit = self._cache[key] = (sig, self._load(path, False, st.st_size))
+            item = hit[1]
+        if isinstance(item, Preset) and item.name.casefold() != clean_name(name).casefold():
+            return None
+        return item
 
     def list(self, include_broken: bool = True) -> list[dict[str, Any]]:
         """Summaries, factory presets first, then the user's, each sorted by name."""
@@ -281,13 +304,16 @@ class PresetStore:
 
     def get(self, name: str) -> Preset:
         key = clean_name(name).casefold()
-        factory, user, _ = self._all()
-        p = factory.get(key) or user.get(key)
+        p = self._factory().get(key)
+        if p is not None:
+            return p
+        direct = self._user_direct(name)
+        if isinstance(direct, Preset):
+            return direct
+        if isinstance(direct, PresetError):
+            raise direct
+        p = self._all()[1].get(key)  # a file copied in by hand under another file name
         if p is None:
-            path = self.user_dir / file_name(name)
-            hit = self._cache.get(("u", path.name))
-            if hit is not None and isinstance(hit[1], PresetError):
-                raise hit[1]
             raise PresetError(f"no preset named {name!r}", [("name", "not found")])
         return p
 
@@ -299,8 +325,7 @@ class PresetStore:
             return False
 
     def is_factory(self, name: str) -> bool:
-        factory, _, _ = self._all()
-        return clean_name(name).casefold() in factory
+        return clean_name(name).casefold() in self._factory()
 
     # -- writing ------------------------------------------------------------------------
     def _write(self, p: Preset) -> Preset:
@@ -318,11 +343,9 @@ class PresetStore:
             if self.is_factory(name):
                 raise PresetError(f"{name!r} is a factory preset and cannot be changed; save it under another name",
                                   [("name", "factory preset")])
-            old = None
-            try:
-                old = self.get(name)
-            except PresetError:
-                pass
+            old = self._user_direct(name)
+            if isinstance(old, PresetError):
+                old = None  # a damaged file under this name: the save replaces it
             if old is not None and not overwrite:
                 raise PresetError(f"a preset named {name!r} already exists", [("name", "exists")])
             p = parse_doc({"format": FORMAT, "schema_version": schema.SCHEMA_VERSION, "name": name,
@@ -438,10 +461,11 @@ class PresetStore:
         dupes = {n for n in names if names.count(n) > 1}
         errors += [("zip", f"name {n!r} appears more than once") for n in dupes]
         with self._lock:
+            factory, user, _ = self._all()
             for p in presets:
-                if self.is_factory(p.name):
+                if p.name.casefold() in factory:
                     errors.append((p.name, "is the name of a factory preset"))
-                elif not overwrite and self.exists(p.name):
+                elif not overwrite and p.name.casefold() in user:
                     errors.append((p.name, "already exists"))
             if errors:
                 raise PresetError("import refused, nothing was changed: "
