@@ -35,15 +35,25 @@ def shelf_coefficients(rate: float) -> tuple[tuple[float, float, float], tuple[f
     return b, a
 
 
+def _highpass_a0(rate: float) -> float:
+    k = math.tan(math.pi * HIGHPASS_F0_HZ / rate)
+    return 1.0 + k / HIGHPASS_Q + k * k
+
+
 def highpass_coefficients(rate: float) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     """``(b, a)`` of the high-pass stage at ``rate`` Hz.
 
-    The numerator is left as ``[1, -2, 1]`` (not scaled by ``1/a0``), exactly as in the
-    BS.1770 table: the standard's calibration (-0.691 dB) assumes this unnormalised gain.
+    The BS.1770 table leaves the numerator at ``[1, -2, 1]`` instead of scaling it by
+    ``1/a0``, which gives the 48 kHz filter a pass-band gain of +0.043 dB that the standard's
+    -0.691 dB calibration absorbs. Keeping ``[1, -2, 1]`` at other rates (as libebur128 and
+    ffmpeg do) would change that gain with the rate (+0.02 dB at 96 kHz). We scale the
+    numerator by ``a0(48 kHz) / a0(rate)`` instead, so every rate has the 48 kHz table's
+    response, gain included; at 48 kHz the factor is exactly 1.
     """
+    a0 = _highpass_a0(rate)
     k = math.tan(math.pi * HIGHPASS_F0_HZ / rate)
-    a0 = 1.0 + k / HIGHPASS_Q + k * k
-    b = (1.0, -2.0, 1.0)
+    g = _highpass_a0(48000.0) / a0
+    b = (g, -2.0 * g, g)
     a = (1.0, 2.0 * (k * k - 1.0) / a0, (1.0 - k / HIGHPASS_Q + k * k) / a0)
     return b, a
 
