@@ -108,9 +108,12 @@ class StateStore:
         self._preserve_before_write = False
         self._dirty = threading.Event()
         self._closed = False
+        self._closing = threading.Event()  # interrupts the debounce wait on close()
         self._version = 0
         self._written_version = 0
         self._boot(force_safe=safe_mode)
+        if self._version != self._written_version:
+            self._dirty.set()  # first boot or restored from the backup: write state.json soon
         self._writer = None
         if autosave:
             self._writer = threading.Thread(target=self._write_loop, name="state-writer", daemon=True)
@@ -290,17 +293,18 @@ class StateStore:
             if self._closed:
                 break
             self._dirty.clear()
-            threading.Event().wait(DEBOUNCE_S)  # gather a burst of changes into one write
+            self._closing.wait(DEBOUNCE_S)  # gather a burst of changes into one write
             try:
                 self.flush()
             except OSError:
                 log.exception("could not write %s; will retry", self.path)
                 self._dirty.set()
-                threading.Event().wait(1.0)
+                self._closing.wait(1.0)
 
     def close(self) -> None:
         """Write what is pending and stop the writer thread."""
         self._closed = True
+        self._closing.set()
         self._dirty.set()
         if self._writer is not None:
             self._writer.join(2.0)
