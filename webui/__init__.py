@@ -1,1 +1,146 @@
-"""The web UI: a Flask application served by waitress inside the control process."""
+"""The web UI: a Flask application served by waitress inside the control process.
+
+``create_app(control, config=None)`` builds the application around a ``firmware.control.Control``
+(the only way the web UI touches the box). ``config`` is the box's configuration dict
+(:func:`firmware.config.load_config`); its ``[web]`` section tunes the server and the live
+stream. Tests may pass ``config={"web": {...}, "testing": True}``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+WEB_DEFAULTS: dict[str, Any] = {
+    "host": "0.0.0.0",
+    "port": 8080,
+    "threads": 24,  # waitress worker threads: SSE streams + API requests
+    "sse_max_clients": 16,  # streams beyond this get 503 (the page polls instead)
+    "sse_hz": 20.0,
+    "sse_backlog": 65536,  # bytes unsent to one client before its frames are skipped
+    "sse_max_seconds": 600.0,  # a stream ends after this; EventSource reconnects
+    "max_body_bytes": 8 * 1024 * 1024,
+    "login_attempts": 5,  # failed logins per address ...
+    "login_window_s": 60.0,  # ... per this many seconds
+    "claim_seconds": 120.0,
+    "session_days": 30,
+}
+
+
+@dataclass
+class WebContext:
+    """Everything the blueprints share, kept in ``app.extensions["masterbox"]``."""
+
+    control: Any
+    config: dict
+    settings: dict
+    passwords: Any
+    claim: Any
+    throttle: Any
+    hub: Any
+    broadcaster: Any
+    logbuffer: Any
+    curves: Any = None
+
+    def read_meters(self) -> dict | None:
+        """The engine's latest meter frame (None when no engine runs); never blocks on audio."""
+        return self.control.read_meters()
+
+
+def web_settings(config: dict | None) -> dict:
+    s = dict(WEB_DEFAULTS)
+    s.update((config or {}).get("web", {}) or {})
+    s["sse_max_clients"] = max(1, min(int(s["sse_max_clients"]), int(s["threads"]) - 4))
+    s["sse_hz"] = min(max(float(s["sse_hz"]), 1.0), 30.0)
+    return s
+
+
+def create_app(control, config: dict | None = None, *, data_dir: Path | None = None) -> Flask:
+    from webui import auth, errors, logbuffer, pages, security, sse
+    from webui.api import bp as api_bp
+    from webui.claim import ClaimWindow
+    from webui.curves import CurveCache
+    from webui.passwords import PasswordFile, secret_key, web_dir
+
+    config = dict(config or {})
+    settings = web_settings(config)
+    directory = web_dir(data_dir)
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=secret_key(directory),
+        SESSION_COOKIE_NAME="masterbox_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=bool(settings.get("secure_cookies", False)),
+        PERMANENT_SESSION_LIFETIME=datetime.timedelta(days=int(settings["session_days"])),
+        MAX_CONTENT_LENGTH=int(settings["max_body_bytes"]),
+        MAX_FORM_MEMORY_SIZE=64 * 1024,
+        JSON_SORT_KEYS=False,
+        TESTING=bool(config.get("testing", False)),
+    )
+
+    claim = getattr(control, "claim", None)
+    if claim is None:
+        claim = ClaimWindow(seconds=float(settings["claim_seconds"]))
+        try:
+            control.claim = claim  # the panel controller's hook (see webui.claim)
+        except AttributeError:
+            pass
+
+    hub = sse.Hub(max_clients=int(settings["sse_max_clients"]))
+    ctx = WebContext(
+        control=control,
+        config=config,
+        settings=settings,
+        passwords=PasswordFile(directory),
+        claim=claim,
+        throttle=security.LoginThrottle(int(settings["login_attempts"]), float(settings["login_window_s"])),
+        hub=hub,
+        broadcaster=None,
+        logbuffer=logbuffer.install(),
+    )
+    app.extensions["masterbox"] = ctx
+    ctx.curves = CurveCache(directory / "curves")
+
+    def _state():
+        with app.app_context():
+            from webui.api.live import state_snapshot
+
+            return state_snapshot()
+
+    def _panel():
+        with app.app_context():
+            from webui.api.panel import snapshot
+
+            return snapshot()
+
+    sources = {"meters": ctx.read_meters, "state": _state}
+    if getattr(control, "panel", None) is not None:
+        sources["panel"] = _panel
+    ctx.broadcaster = sse.Broadcaster(hub, sources, hz=settings["sse_hz"])
+
+    errors.register(app)
+    security.register(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(sse.bp)
+    app.register_blueprint(pages.bp)
+
+    @app.context_processor
+    def _globals():
+        from webui.security import csrf_token, logged_in
+
+        return {"csrf_token": csrf_token, "logged_in": logged_in, "version": _version()}
+
+    return app
+
+
+def _version() -> str:
+    import firmware
+
+    return firmware.__version__

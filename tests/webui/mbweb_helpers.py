@@ -1,0 +1,161 @@
+"""Helpers for the web UI tests: the real Control (state, presets, captures) around a stand-in engine.
+
+The API tests need an engine that answers instantly and meters that move, without a sound
+card or numba: :class:`StubEngine` and :class:`StubMeters` stand in for the engine process
+(its control socket and shared meters) in these tests only. The browser tests in
+``test_browser.py`` run against a real ``masterbox engine --backend sim`` where it exists.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from dsp import schema
+from firmware.captures import CaptureIndex
+from firmware.control import Control
+from firmware.presets import PresetStore
+from firmware.state import StateStore
+
+PASSWORD = "correct horse battery"
+
+
+class StubEngine:
+    """Answers like the engine's control channel; a capture writes a real WAV into the folder."""
+
+    def __init__(self, captures_dir: Path):
+        self.captures_dir = captures_dir
+        self.calls: list[tuple] = []
+        self.capturing: str | None = None
+        self.bypassed = False
+        self.running = True
+        self.params: dict = {}
+
+    def _check(self):
+        if not self.running:
+            from firmware.control import EngineUnavailableFallback
+
+            raise EngineUnavailableFallback("no engine socket")
+
+    def status(self):
+        self._check()
+        return {"ok": True, "start_id": "stub", "backend": "sim", "rate": 48000, "period": 128,
+                "state": "running"}
+
+    def set_params(self, values):
+        self._check()
+        self.params.update(values)
+        self.calls.append(("set_params", dict(values)))
+        return {"ok": True}
+
+    def bypass(self, on, level_match=None):
+        self._check()
+        self.bypassed = on
+        self.calls.append(("bypass", on, level_match))
+        return {"ok": True}
+
+    def meters_reset(self):
+        self._check()
+        self.calls.append(("meters_reset",))
+        return {"ok": True}
+
+    def capture_start(self, tap="output", fmt="PCM_24", max_seconds=None, preset=""):
+        self._check()
+        if self.capturing:
+            return {"ok": False, "error": "a capture is already running"}
+        name = f"2026-11-22_2200_{preset or 'none'}_{len(self.calls)}"
+        self.capturing = name
+        self.calls.append(("capture_start", tap, fmt, max_seconds, preset))
+        return {"ok": True, "name": name}
+
+    def capture_stop(self):
+        self._check()
+        if not self.capturing:
+            return {"ok": False, "error": "no capture is running"}
+        write_wav(self.captures_dir / f"{self.capturing}.wav", seconds=2.0)
+        self.calls.append(("capture_stop", self.capturing))
+        self.capturing = None
+        return {"ok": True}
+
+
+class StubMeters:
+    """A meter frame that changes on every read, like the engine's shared memory at 20 Hz."""
+
+    def __init__(self, engine: StubEngine):
+        self.engine = engine
+        self.seq = 0
+
+    def read(self):
+        if not self.engine.running:
+            return None
+        self.seq += 1
+        t = time.monotonic()
+        wob = 3 * math.sin(t * 2.0)
+        return {
+            "seq": self.seq, "time": time.time(), "state": "running", "bypass": self.engine.bypassed,
+            "load": 0.21, "xruns": 0,
+            "in_peak_dbfs": -8 + wob, "in_true_peak_dbtp": -7.6 + wob, "in_momentary_lufs": -20 + wob,
+            "in_short_term_lufs": -20.5, "in_integrated_lufs": -21.0, "in_loudness_range_lu": 6.2,
+            "out_peak_dbfs": -1.2 + wob / 3, "out_true_peak_dbtp": -1.05, "out_momentary_lufs": -13 + wob,
+            "out_short_term_lufs": -14.1, "out_integrated_lufs": -14.0, "out_loudness_range_lu": 5.1,
+            "gr_low_db": 2.0, "gr_mid_db": 1.2, "gr_high_db": 0.6, "gr_limiter_db": 1.8 + wob / 3,
+            "correlation": 0.82, "capturing": self.engine.capturing is not None, "capture_dropped": 0,
+        }
+
+
+def write_wav(path: Path, seconds: float = 2.0, rate: int = 48000) -> Path:
+    t = np.arange(int(seconds * rate)) / rate
+    x = 0.25 * np.sin(2 * np.pi * 440 * t)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.stack([x, x], axis=1), rate, subtype="PCM_24")
+    return path
+
+
+def preset_doc(name: str, **over) -> dict:
+    params = schema.defaults()
+    params.update(over)
+    return {"format": "masterbox-preset", "schema_version": 1, "name": name, "description": f"{name} test",
+            "params": params}
+
+
+def set_password(app, password=PASSWORD):
+    app.extensions["masterbox"].passwords.set(password)
+
+
+class Api:
+    """A test client that logs in and sends the session's CSRF token."""
+
+    def __init__(self, client):
+        self.c = client
+        self.csrf = None
+
+    def token(self):
+        self.csrf = self.c.get("/api/v1/auth/session").get_json()["csrf_token"]
+        return self.csrf
+
+    def login(self, password=PASSWORD):
+        self.token()
+        r = self.c.post("/api/v1/auth/login", json={"password": password}, headers={"X-CSRF-Token": self.csrf})
+        if r.status_code == 200:
+            self.csrf = r.get_json()["csrf_token"]
+        return r
+
+    def req(self, method, path, json=None, data=None, headers=None, csrf=True, **kw):
+        h = dict(headers or {})
+        if csrf and method not in ("GET", "HEAD"):
+            h.setdefault("X-CSRF-Token", self.csrf or self.token())
+        return self.c.open(path, method=method, json=json, data=data, headers=h, **kw)
+
+    def get(self, path, **kw):
+        return self.req("GET", path, **kw)
+
+    def post(self, path, json=None, **kw):
+        return self.req("POST", path, json=json, **kw)
+
+

@@ -1,0 +1,110 @@
+"""Captures: start/stop, list with analysis, loudness curve, download (HTTP Range, streamed), delete.
+
+Downloads are confined to the captures folder: the capture index names the file, and it
+must resolve to a regular file directly inside that folder (a symlink leading out is
+refused). ``send_file`` streams it through the server's file wrapper and answers ``Range``
+requests with 206, so a multi-gigabyte RF64 never sits in memory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import current_app, jsonify, send_file
+
+from webui.api import bp
+from webui.backend import call, control, engine_reply, jsonable
+from webui.errors import ApiError, check_name, field, json_body
+
+TAPS = ("output", "input", "both")
+FORMATS = ("PCM_24", "FLOAT")
+
+
+def _index():
+    return control().captures
+
+
+def confined(path: Path) -> Path:
+    """``path`` if it is a regular file directly inside the captures folder, else 4xx."""
+    root = Path(_index().directory).resolve()
+    real = Path(path).resolve()
+    if real.parent != root:
+        raise ApiError(403, f"{Path(path).name!r} is outside the captures folder")
+    if not real.is_file():
+        raise ApiError(404, f"capture file {Path(path).name!r} is missing")
+    return real
+
+
+@bp.get("/captures")
+def list_captures():
+    items = call(_index().list)
+    return jsonify({"captures": jsonable(items), "status": capture_status(items)})
+
+
+@bp.get("/captures/<path:name>")
+def show_capture(name):
+    name = check_name(name, "capture name")
+    return jsonify(jsonable(call(_index().get, name)))
+
+
+@bp.get("/captures/<path:name>/download")
+def download(name):
+    name = check_name(name, "capture name")
+    path = confined(call(_index().path, name))
+    return send_file(path, mimetype="audio/wav", as_attachment=True, download_name=path.name,
+                     conditional=True, etag=True, max_age=0)
+
+
+@bp.get("/captures/<path:name>/loudness")
+def loudness(name):
+    """Short-term loudness over time (computed once in a worker process, then cached)."""
+    from webui import curves
+
+    name = check_name(name, "capture name")
+    path = confined(call(_index().path, name))
+    rec = call(_index().get, name)
+    if rec.get("recording"):
+        raise ApiError(409, f"{name!r} is still being recorded")
+    cache = current_app.extensions["masterbox"].curves
+    try:
+        return jsonify(cache.get(path))
+    except curves.CurveError as e:
+        raise ApiError(422, str(e)) from None
+
+
+@bp.delete("/captures/<path:name>")
+def delete_capture(name):
+    name = check_name(name, "capture name")
+    call(_index().delete, name)
+    return jsonify({"deleted": name})
+
+
+@bp.post("/capture/start")
+def start():
+    data = json_body()
+    tap = field(data, "tap", str, required=False, default="output")
+    if tap not in TAPS:
+        raise ApiError(400, f"'tap' must be one of {', '.join(TAPS)} (got {tap!r})")
+    fmt = field(data, "format", str, required=False, default="PCM_24")
+    if fmt not in FORMATS:
+        raise ApiError(400, f"'format' must be one of {', '.join(FORMATS)} (got {fmt!r})")
+    max_seconds = field(data, "max_seconds", (int, float), required=False)
+    if max_seconds is not None and not (1 <= max_seconds <= 24 * 3600):
+        raise ApiError(400, f"'max_seconds' must be between 1 and 86400 (got {max_seconds})")
+    extra = set(data) - {"tap", "format", "max_seconds"}
+    if extra:
+        raise ApiError(400, f"unknown field(s): {', '.join(sorted(extra))}")
+    reply = engine_reply(call(control().capture_start, tap=tap, fmt=fmt, max_seconds=max_seconds))
+    return jsonify({"capturing": True, "engine": jsonable(reply)}), 201
+
+
+@bp.post("/capture/stop")
+def stop():
+    reply = engine_reply(call(control().capture_stop))
+    return jsonify({"capturing": False, "engine": jsonable(reply)})
+
+
+def capture_status(items=None) -> dict:
+    m = current_app.extensions["masterbox"].read_meters()
+    recording = [r["name"] for r in items or [] if r.get("recording")]
+    return {"capturing": bool((m and m.get("capturing")) or recording), "recording": recording}

@@ -1,0 +1,108 @@
+"""Parameters, A/B, learning and meter snapshots: what the Live and Chain pages drive."""
+
+from __future__ import annotations
+
+from flask import current_app, jsonify
+
+from dsp import schema
+from webui.api import bp
+from webui.backend import call, control, engine_reply, jsonable
+from webui.errors import ApiError, field, json_body
+from webui.sse import _finite
+
+
+def state_snapshot() -> dict:
+    """The state as the pages show it (also the SSE ``state`` event)."""
+    c = control()
+    snap = c.state.snapshot()
+    learner = getattr(c, "learner", None)
+    learn = learner.status() if learner is not None else {}
+    return {
+        "values": jsonable(snap["values"]),
+        "active_preset": snap.get("active_preset"),
+        "modified": bool(snap.get("modified")),
+        "safe_mode": bool(snap.get("safe_mode")),
+        "bypass": bool(getattr(c, "bypassed", False)),
+        "learning": learn.get("state") in ("listening", "adjusting"),
+        "learn": jsonable(learn),
+    }
+
+
+@bp.get("/schema")
+def get_schema():
+    return jsonify({
+        "schema_version": schema.SCHEMA_VERSION,
+        "groups": list(schema.GROUPS),
+        "params": schema.describe(),
+        "macros": {m.id: {"label": m.label} for m in schema.MACROS.values()},
+    })
+
+
+@bp.get("/state")
+def get_state():
+    return jsonify(state_snapshot())
+
+
+@bp.patch("/state")
+def patch_state():
+    """Set some parameters: ``{"values": {id: value, ...}}``; all or nothing."""
+    data = json_body()
+    values = field(data, "values", dict)
+    if not values:
+        raise ApiError(400, "'values' is empty: name at least one parameter")
+    unknown_keys = set(data) - {"values"}
+    if unknown_keys:
+        raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown_keys))}")
+    try:
+        clean = schema.validate(values, partial=True)
+    except schema.SchemaErrors as e:
+        raise ApiError(422, str(e), errors=[{"param": x.field, "reason": x.reason} for x in e.errors]) from None
+    changes = call(control().set, clean, "web")
+    return jsonify({"changed": jsonable(changes), **state_snapshot()})
+
+
+@bp.post("/bypass")
+def post_bypass():
+    data = json_body()
+    on = field(data, "on", bool)
+    level_match = field(data, "level_match", bool, required=False)
+    reply = call(control().bypass, on, level_match)
+    # An engine that is down gets the bypass pushed when it comes back (Control's watcher),
+    # so the request succeeded; "engine" says whether it is audible yet.
+    return jsonify({**state_snapshot(), "engine": jsonable(reply)})
+
+
+@bp.post("/learn/start")
+def learn_start():
+    data = json_body() if current_request_has_body() else {}
+    seconds = field(data, "seconds", (int, float), required=False)
+    if seconds is not None and not (1 <= seconds <= 3600):
+        raise ApiError(400, f"'seconds' must be between 1 and 3600 (got {seconds})")
+    result = call(control().learn_start, seconds)
+    return jsonify({"learn": jsonable(result)})
+
+
+@bp.post("/learn/stop")
+def learn_stop():
+    result = call(control().learn_stop)
+    return jsonify({"learn": jsonable(result)})
+
+
+@bp.get("/meters")
+def get_meters():
+    """One meter frame (the polling fallback when the live stream is not available)."""
+    m = current_app.extensions["masterbox"].read_meters()
+    return jsonify({"meters": _finite(jsonable(m)) if m is not None else None})
+
+
+def current_request_has_body() -> bool:
+    from flask import request
+
+    return bool(request.content_length) or bool(request.get_data(cache=True))
+
+
+@bp.post("/meters/reset")
+def meters_reset():
+    """Restart integrated loudness, LRA and maxima (the engine's meters)."""
+    engine_reply(call(control().meters_reset))
+    return jsonify({"reset": True})

@@ -1,0 +1,118 @@
+/* masterbox: shared helpers for every page (API calls with CSRF, live stream, small DOM helpers). */
+"use strict";
+const MB = (() => {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  let csrf = meta ? meta.content : "";
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      super((body && body.error) || `HTTP ${status}`);
+      this.status = status; this.body = body;
+    }
+  }
+
+  async function api(method, path, body, opts = {}) {
+    const headers = { "Accept": "application/json" };
+    const init = { method, headers, credentials: "same-origin" };
+    if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = csrf;
+    if (body instanceof Blob || body instanceof ArrayBuffer) {
+      headers["Content-Type"] = opts.type || "application/octet-stream"; init.body = body;
+    } else if (body !== undefined) {
+      headers["Content-Type"] = "application/json"; init.body = JSON.stringify(body);
+    }
+    const resp = await fetch("/api/v1" + path, init);
+    let data = null;
+    const ct = resp.headers.get("Content-Type") || "";
+    if (ct.includes("application/json")) data = await resp.json();
+    if (resp.status === 401) { location.href = "/login?next=" + encodeURIComponent(location.pathname); }
+    if (!resp.ok) throw new ApiError(resp.status, data);
+    if (data && data.csrf_token) csrf = data.csrf_token;
+    return data;
+  }
+
+  const toastEl = document.getElementById("toast");
+  let toastTimer = null;
+  function toast(msg, isError = false) {
+    if (!toastEl) return;
+    toastEl.textContent = msg;
+    toastEl.classList.toggle("err", isError);
+    toastEl.classList.add("show");
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => toastEl.classList.remove("show"), isError ? 5000 : 2200);
+  }
+  function fail(e) { toast(e.message || String(e), true); }
+
+  function el(tag, attrs = {}, ...children) {
+    const n = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "class") n.className = v;
+      else if (k === "text") n.textContent = v;
+      else if (k.startsWith("on")) n.addEventListener(k.slice(2), v);
+      else n.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of children.flat()) if (c !== null && c !== undefined) n.append(c instanceof Node ? c : document.createTextNode(c));
+    return n;
+  }
+
+  function fmt(v, digits = 1, unit = "") {
+    if (v === null || v === undefined || Number.isNaN(v)) return "—";
+    if (typeof v !== "number") return String(v);
+    return v.toFixed(digits) + (unit ? " " + unit : "");
+  }
+
+  function formatValue(p, v) {
+    if (p.curve === "bool") return v ? "on" : "off";
+    if (p.curve === "enum") return String(v).replace(/_/g, " ");
+    const a = Math.abs(v);
+    let s;
+    if (p.unit === "Hz" && a >= 1000) return (v / 1000).toFixed(a >= 10000 ? 1 : 2) + " kHz";
+    if (a >= 100) s = v.toFixed(0); else if (a >= 10) s = v.toFixed(1); else s = v.toFixed(2);
+    return p.unit ? `${s} ${p.unit}` : s;
+  }
+
+  /* The live stream: one EventSource per page; polling when the server has no stream slot left. */
+  const handlers = {};
+  let source = null, pollTimer = null;
+  function on(kind, fn) { (handlers[kind] = handlers[kind] || []).push(fn); start(); }
+  function emit(kind, data) { (handlers[kind] || []).forEach((fn) => { try { fn(data); } catch (e) { console.error(e); } }); }
+  function start() {
+    if (source || pollTimer) return;
+    source = new EventSource("/api/v1/events");
+    for (const kind of ["meters", "state", "panel"]) {
+      source.addEventListener(kind, (ev) => emit(kind, JSON.parse(ev.data)));
+    }
+    source.onerror = () => {
+      if (source.readyState === EventSource.CLOSED) { source = null; poll(); }
+    };
+  }
+  function poll() {
+    let n = 0;
+    pollTimer = setInterval(async () => {
+      try {
+        const m = await api("GET", "/meters");
+        emit("meters", m.meters);
+        if (n++ % 5 === 0) emit("state", await api("GET", "/state"));
+        if (n % 50 === 0) { clearInterval(pollTimer); pollTimer = null; start(); }
+      } catch (e) { /* keep polling */ }
+    }, 200);
+  }
+
+  // Header pills on every page.
+  const pillEngine = document.getElementById("st-engine");
+  const pillPreset = document.getElementById("st-preset");
+  if (pillEngine) {
+    let lastSeq = null, lastSeen = 0;
+    on("meters", (m) => {
+      if (m && m.seq !== lastSeq) { lastSeq = m.seq; lastSeen = Date.now(); }
+      const running = m && Date.now() - lastSeen < 2000;
+      pillEngine.textContent = running ? (m.bypass ? "engine · bypass" : "engine running") : "engine stopped";
+      pillEngine.className = "pill " + (running ? "ok" : "bad");
+    });
+    on("state", (s) => {
+      pillPreset.textContent = (s.active_preset || "no preset") + (s.modified ? " •" : "");
+    });
+  }
+
+  return { api, toast, fail, el, fmt, formatValue, on, ApiError, get csrf() { return csrf; } };
+})();
