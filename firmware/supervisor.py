@@ -94,6 +94,12 @@ class Supervisor:
         if self.on_event is not None:
             self.on_event(name, text)
 
+    def announce(self, text: str) -> None:
+        """A block of text for the person at the terminal, unprefixed and kept together."""
+        with self._out_lock:
+            self.out.write(text.rstrip() + "\n")
+            self.out.flush()
+
     def _pump(self, child: Child, stream) -> None:
         for raw in iter(stream.readline, b""):
             self.say(child.spec.name, raw.decode("utf-8", "replace"))
@@ -217,3 +223,29 @@ class Supervisor:
 def python_module(module: str, *args: str) -> list[str]:
     """The command line that runs ``python -m module args`` with this interpreter."""
     return [sys.executable, "-m", module, *args]
+
+
+def box_children(sim: bool = False, host: str | None = None, port: int | None = None,
+                 engine_args: list[str] | None = None) -> list[ChildSpec]:
+    """The box's two processes: the engine, then the control process (panel + web UI).
+
+    ``sim``: the simulated audio backend (real-time paced) and the panel on mock pins.
+    The engine is watched through its meter heartbeat like the systemd watchdog does.
+    """
+    from firmware.watchdog import meters_heartbeat
+
+    engine = ["engine", *(["--backend", "sim"] if sim else []), *(engine_args or [])]
+    control = []
+    if sim:
+        control.append("--sim-panel")
+    if host:
+        control += ["--host", host]
+    if port:
+        control += ["--port", str(port)]
+    control_env = None
+    if sim:
+        control_env = dict(os.environ, GPIOZERO_PIN_FACTORY="mock")
+    return [
+        ChildSpec("engine", python_module("firmware.cli", *engine), heartbeat=meters_heartbeat()),
+        ChildSpec("control", python_module("firmware.control_main", *control), env=control_env),
+    ]
