@@ -1,0 +1,801 @@
+"""The mastering chain: one numba call per block, the same for the box and for files.
+
+Order: input (trim, polarity, subsonic high-pass, DC removal) -> 6-band EQ -> 3-band
+compressor (LR4, phase-aligned, parallel mix) -> stereo (mono bass, width, balance) ->
+drive -> true-peak limiter -> dither. Meters on input and output; bypass crossfades to the
+latency-aligned dry input, optionally level-matched to the processed loudness.
+
+Everything the kernel touches is preallocated here; :meth:`Chain.process` makes exactly one
+call into :func:`chain_kernel`. The stream is processed on a fixed grid of ``SUB``-sample
+sub-blocks (counted from the start of the stream): parameters glide and filters are
+redesigned at the grid points, so the output does not depend on how the host cuts blocks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from dsp import biquad, compressor, crossover, dither, limiter, rbj, schema
+from dsp.smoothing import SUB, advance, alphas, toward
+
+try:  # the meters are optional until dsp.meter exists
+    from dsp.meter import LoudnessMeter, meter_process  # type: ignore
+
+    HAVE_METER = True
+except ImportError:  # pragma: no cover - depends on the build stage of the repository
+    LoudnessMeter = None
+    meter_process = None
+    HAVE_METER = False
+
+FADE_S = 0.010      # crossfade for switches and enumerations (click-free on/off, type change)
+BYPASS_FADE_S = 0.030
+LEVEL_MATCH_S = 0.5  # glide of the level-matching gain
+ENERGY_S = 1.5      # one-pole time constant of the loudness estimate used for level matching
+BIG = 1.0e4         # input samples beyond +80 dBFS (or not finite) are treated as faults and zeroed
+MIN_ENERGY = 1e-9   # ~ -90 LUFS: below this the level match holds its last gain
+
+_I = schema.INDEX
+P_TRIM = _I["in.trim_db"]
+P_INV_L = _I["in.invert_l"]
+P_INV_R = _I["in.invert_r"]
+P_HPF_SLOPE = _I["in.hpf_slope"]
+P_HPF_FREQ = _I["in.hpf_freq"]
+P_DC = _I["in.dc_block"]
+P_EQ = _I["eq1.on"]  # six params per band: on, type, freq, gain_db, q, place
+P_MB_ON = _I["mb.on"]
+P_XL = _I["mb.xover_low"]
+P_XH = _I["mb.xover_high"]
+P_MIX = _I["mb.mix"]
+P_MB = _I["mb.low.threshold_db"]  # eight per band: thr, ratio, knee, att, rel, makeup, bypass, solo
+P_WIDTH = _I["st.width"]
+P_MONO = _I["st.mono_bass"]
+P_MONO_F = _I["st.mono_freq"]
+P_BAL = _I["st.balance"]
+P_DRIVE = _I["out.drive_db"]
+P_CEIL = _I["lim.ceiling_dbtp"]
+P_REL = _I["lim.release_ms"]
+P_AUTO = _I["lim.auto_release"]
+P_DMODE = _I["dither.mode"]
+P_DBITS = _I["dither.bits"]
+P_LM = _I["ab.level_match"]
+
+
+def _check_layout() -> None:
+    """The kernel addresses band parameters by offset; make sure the schema still lays them out so."""
+    for b in range(schema.EQ_BANDS):
+        for k, name in enumerate(("on", "type", "freq", "gain_db", "q", "place")):
+            assert _I[f"eq{b + 1}.{name}"] == P_EQ + 6 * b + k
+    for b, band in enumerate(schema.MB_BANDS):
+        for k, name in enumerate(("threshold_db", "ratio", "knee_db", "attack_ms", "release_ms",
+                                  "makeup_db", "bypass", "solo")):
+            assert _I[f"mb.{band}.{name}"] == P_MB + 8 * b + k
+
+
+_check_layout()
+
+# -- ramps: values interpolated linearly across each sub-block -----------------------------
+R_TRIM, R_POL_L, R_POL_R, R_HPF, R_DC = 0, 1, 2, 3, 4
+R_EQ = 5            # 6 band fades
+R_MB = 11           # multiband in/out
+R_MIX = 12          # wet fraction
+R_BYP = 13          # 3 band-bypass fades
+R_AUD = 16          # 3 solo/mute gains
+R_MK = 19           # 3 makeup gains
+R_WIDTH, R_MONO, R_BAL_L, R_BAL_R, R_DRIVE, R_BYPASS, R_LM = 22, 23, 24, 25, 26, 27, 28
+NR = 29
+
+# -- biquad rows ---------------------------------------------------------------------------
+B_HPF = 0           # 2 sections
+B_EQ = 2            # 6 bands
+B_XO = 8            # crossover.ROWS rows
+B_MONO = B_XO + crossover.ROWS   # AP on mid, 2 x HP on side
+B_KW_IN = B_MONO + 3             # K-weighting shelf + HP for the dry estimate
+B_KW_OUT = B_KW_IN + 2
+NBQ = B_KW_OUT + 2
+
+# -- float state ---------------------------------------------------------------------------
+F_RATE = 0
+F_ENV = 1           # 3 band envelopes (gain reduction, dB)
+F_THR, F_RAT, F_KNEE, F_AA, F_AR, F_KNEE_LIN = 4, 7, 10, 13, 16, 19   # 3 each
+F_LIM_T, F_LIM_C, F_LIM_AF, F_LIM_ASA, F_LIM_ASR = 22, 23, 24, 25, 26
+F_DC_X, F_DC_Y, F_DC_R = 27, 29, 31  # 2, 2, 1
+F_E_IN, F_E_OUT, F_E_A, F_LM_A = 32, 33, 34, 35
+F_ACC_IN, F_ACC_OUT = 36, 37
+F_DES_HPF = 38
+F_DES_EQ = 39       # 6 x (freq, gain, q)
+F_DES_XO = 57       # lo, hi
+F_DES_MONO = 59
+F_GR = 60           # 3 largest band reductions since the last read (dB)
+F_STEP_FADE, F_STEP_BYP = 63, 64
+NF = 66
+
+# -- int state -----------------------------------------------------------------------------
+I_POS, I_FRESH, I_HPF_ACT = 0, 1, 2
+I_EQ_TYPE = 3       # 6
+I_EQ_PLACE = 9      # 6
+I_BYPASS, I_BITS, I_DRY_POS, I_FAULTS, I_RESETS = 15, 16, 17, 18, 19
+NI = 24
+
+S_MAIN, S_LO, S_MID, S_HI, S_DRY, S_TMP = 0, 1, 2, 3, 4, 5
+
+
+def _kweight(rate: float) -> np.ndarray:
+    """BS.1770 K-weighting (shelf, high-pass) re-derived for ``rate`` (libebur128's analog prototype)."""
+    out = np.zeros((2, 5))
+    f0, g, q = 1681.974450955533, 3.999843853973347, 0.7071752369554196
+    k = math.tan(math.pi * f0 / rate)
+    vh = 10.0 ** (g / 20.0)
+    vb = vh ** 0.4996667741545416
+    a0 = 1.0 + k / q + k * k
+    out[0] = ((vh + vb * k / q + k * k) / a0, 2.0 * (k * k - vh) / a0, (vh - vb * k / q + k * k) / a0,
+              2.0 * (k * k - 1.0) / a0, (1.0 - k / q + k * k) / a0)
+    f0, q = 38.13547087602444, 0.5003270373238773
+    k = math.tan(math.pi * f0 / rate)
+    a0 = 1.0 + k / q + k * k
+    out[1] = (1.0, -2.0, 1.0, 2.0 * (k * k - 1.0) / a0, (1.0 - k / q + k * k) / a0)
+    return out
+
+
+# ==========================================================================================
+# sub-block update: parameters -> ramps, coefficients, band settings
+# ==========================================================================================
+@njit(cache=True)
+def _db(x):
+    return 10.0 ** (x / 20.0)
+
+
+@njit(cache=True)
+def _update(par, rmp, coef, z, fs, ist, dcoef):
+    tgt = par[0]
+    cur = par[1]
+    rate = fs[F_RATE]
+    fresh = ist[I_FRESH] == 1
+    if fresh:
+        for k in range(tgt.shape[0]):
+            cur[k] = tgt[k]
+    else:
+        advance(tgt, cur, par[2], par[3])
+    prev = rmp[0]
+    nxt = rmp[1]
+    for k in range(NR):
+        prev[k] = nxt[k]
+    step = 1.0 if fresh else fs[F_STEP_FADE]
+
+    # input
+    nxt[R_TRIM] = _db(cur[P_TRIM])
+    nxt[R_POL_L] = toward(nxt[R_POL_L], -1.0 if tgt[P_INV_L] > 0.5 else 1.0, 2.0 * step)
+    nxt[R_POL_R] = toward(nxt[R_POL_R], -1.0 if tgt[P_INV_R] > 0.5 else 1.0, 2.0 * step)
+    slope = int(tgt[P_HPF_SLOPE] + 0.5)
+    if fresh:
+        ist[I_HPF_ACT] = slope
+    want = 1.0 if (slope != 0 and slope == ist[I_HPF_ACT]) else 0.0
+    nxt[R_HPF] = toward(nxt[R_HPF], want, step)
+    if nxt[R_HPF] == 0.0 and prev[R_HPF] == 0.0:
+        if ist[I_HPF_ACT] != slope:
+            ist[I_HPF_ACT] = slope
+            fs[F_DES_HPF] = -1.0
+        biquad.clear(z, B_HPF)
+        biquad.clear(z, B_HPF + 1)
+    if ist[I_HPF_ACT] != 0 and fs[F_DES_HPF] != cur[P_HPF_FREQ]:
+        f = cur[P_HPF_FREQ]
+        if ist[I_HPF_ACT] == 1:
+            rbj.design(coef, B_HPF, rbj.LOW_CUT, f, 0.0, rbj.BUTTER_Q, rate)
+        else:
+            rbj.design(coef, B_HPF, rbj.LOW_CUT, f, 0.0, rbj.BUTTER4_Q[0], rate)
+            rbj.design(coef, B_HPF + 1, rbj.LOW_CUT, f, 0.0, rbj.BUTTER4_Q[1], rate)
+        fs[F_DES_HPF] = f
+    nxt[R_DC] = toward(nxt[R_DC], 1.0 if tgt[P_DC] > 0.5 else 0.0, step)
+    if nxt[R_DC] == 0.0 and prev[R_DC] == 0.0:
+        fs[F_DC_X] = 0.0
+        fs[F_DC_X + 1] = 0.0
+        fs[F_DC_Y] = 0.0
+        fs[F_DC_Y + 1] = 0.0
+
+    # EQ
+    for b in range(6):
+        base = P_EQ + 6 * b
+        typ = int(tgt[base + 1] + 0.5)
+        place = int(tgt[base + 5] + 0.5)
+        if fresh:
+            ist[I_EQ_TYPE + b] = typ
+            ist[I_EQ_PLACE + b] = place
+        same = typ == ist[I_EQ_TYPE + b] and place == ist[I_EQ_PLACE + b]
+        want = 1.0 if (tgt[base] > 0.5 and same) else 0.0
+        r = R_EQ + b
+        nxt[r] = toward(nxt[r], want, step)
+        if nxt[r] == 0.0 and prev[r] == 0.0:
+            biquad.clear(z, B_EQ + b)
+            if not same:
+                ist[I_EQ_TYPE + b] = typ
+                ist[I_EQ_PLACE + b] = place
+                fs[F_DES_EQ + 3 * b] = -1.0
+            continue
+        d = F_DES_EQ + 3 * b
+        f = cur[base + 2]
+        g = cur[base + 3]
+        q = cur[base + 4]
+        if fs[d] != f or fs[d + 1] != g or fs[d + 2] != q:
+            rbj.design(coef, B_EQ + b, ist[I_EQ_TYPE + b], f, g, q, rate)
+            fs[d] = f
+            fs[d + 1] = g
+            fs[d + 2] = q
+
+    # multiband
+    nxt[R_MB] = toward(nxt[R_MB], 1.0 if tgt[P_MB_ON] > 0.5 else 0.0, step)
+    mb_live = nxt[R_MB] > 0.0 or prev[R_MB] > 0.0
+    if not mb_live:
+        crossover.clear(z, B_XO)
+        for b in range(3):
+            fs[F_ENV + b] = 0.0
+    elif fs[F_DES_XO] != cur[P_XL] or fs[F_DES_XO + 1] != cur[P_XH]:
+        crossover.design(coef, B_XO, cur[P_XL], cur[P_XH], rate)
+        fs[F_DES_XO] = cur[P_XL]
+        fs[F_DES_XO + 1] = cur[P_XH]
+    nxt[R_MIX] = cur[P_MIX] * 0.01
+    any_solo = False
+    for b in range(3):
+        if tgt[P_MB + 8 * b + 7] > 0.5:
+            any_solo = True
+    for b in range(3):
+        base = P_MB + 8 * b
+        nxt[R_BYP + b] = toward(nxt[R_BYP + b], 1.0 if tgt[base + 6] > 0.5 else 0.0, step)
+        aud = 1.0 if (not any_solo or tgt[base + 7] > 0.5) else 0.0
+        nxt[R_AUD + b] = toward(nxt[R_AUD + b], aud, step)
+        nxt[R_MK + b] = _db(cur[base + 5])
+        thr = cur[base]
+        knee = cur[base + 2]
+        fs[F_THR + b] = thr
+        fs[F_RAT + b] = cur[base + 1]
+        fs[F_KNEE + b] = knee
+        fs[F_KNEE_LIN + b] = _db(thr - 0.5 * knee)
+        fs[F_AA + b] = compressor.coefficient(cur[base + 3], rate)
+        fs[F_AR + b] = compressor.coefficient(cur[base + 4], rate)
+
+    # stereo
+    nxt[R_WIDTH] = cur[P_WIDTH] * 0.01
+    nxt[R_MONO] = toward(nxt[R_MONO], 1.0 if tgt[P_MONO] > 0.5 else 0.0, step)
+    if nxt[R_MONO] == 0.0 and prev[R_MONO] == 0.0:
+        for k in range(3):
+            biquad.clear(z, B_MONO + k)
+    elif fs[F_DES_MONO] != cur[P_MONO_F]:
+        f = cur[P_MONO_F]
+        rbj.design(coef, B_MONO, rbj.ALLPASS, f, 0.0, rbj.BUTTER_Q, rate)
+        rbj.design(coef, B_MONO + 1, rbj.LOW_CUT, f, 0.0, rbj.BUTTER_Q, rate)
+        rbj.design(coef, B_MONO + 2, rbj.LOW_CUT, f, 0.0, rbj.BUTTER_Q, rate)
+        fs[F_DES_MONO] = f
+    bal = cur[P_BAL]
+    theta = (bal + 1.0) * 0.25 * math.pi
+    nxt[R_BAL_L] = min(1.0, math.sqrt(2.0) * math.cos(theta))
+    nxt[R_BAL_R] = min(1.0, math.sqrt(2.0) * math.sin(theta))
+    if bal == 0.0:
+        nxt[R_BAL_L] = 1.0
+        nxt[R_BAL_R] = 1.0
+
+    # drive, limiter
+    nxt[R_DRIVE] = _db(cur[P_DRIVE])
+    ceil = _db(cur[P_CEIL])
+    fs[F_LIM_C] = ceil
+    fs[F_LIM_T] = ceil * _db(-limiter.MARGIN_DB)
+    rel = cur[P_REL]
+    fs[F_LIM_AF] = compressor.coefficient(rel, rate)
+    fs[F_LIM_ASA] = compressor.coefficient(100.0, rate)
+    fs[F_LIM_ASR] = compressor.coefficient(max(5.0 * rel, 250.0), rate)
+
+    # bypass and level match
+    bstep = 1.0 if fresh else fs[F_STEP_BYP]
+    nxt[R_BYPASS] = toward(nxt[R_BYPASS], 1.0 if ist[I_BYPASS] == 1 else 0.0, bstep)
+    lm = 1.0
+    if tgt[P_LM] > 0.5:
+        e_in = fs[F_E_IN]
+        e_out = fs[F_E_OUT]
+        if e_in > MIN_ENERGY and e_out > MIN_ENERGY:
+            lm = min(max(math.sqrt(e_out / e_in), 0.063), 15.8)   # +-24 dB
+        else:
+            lm = nxt[R_LM]
+    nxt[R_LM] = lm if fresh else nxt[R_LM] + (lm - nxt[R_LM]) * fs[F_LM_A]
+
+    if fresh:
+        for k in range(NR):
+            prev[k] = nxt[k]
+        ist[I_FRESH] = 0
+
+
+# ==========================================================================================
+# stages (each works on s[:m] of the sub-block scratch; pos is the position in the sub-block)
+# ==========================================================================================
+@njit(cache=True)
+def _gain(s, m, pos, rmp, r, ch):
+    g0 = rmp[0, r]
+    dg = (rmp[1, r] - g0) * (1.0 / SUB)
+    if dg == 0.0:
+        if g0 != 1.0:
+            for n in range(m):
+                s[n, ch] *= g0
+        return
+    for n in range(m):
+        s[n, ch] *= g0 + dg * (pos + n + 1)
+
+
+@njit(cache=True)
+def _fade_mix(s, w, m, pos, rmp, r):
+    """s = s + fade * (w - s), the fade ramping across the sub-block."""
+    f0 = rmp[0, r]
+    df = (rmp[1, r] - f0) * (1.0 / SUB)
+    for n in range(m):
+        f = f0 + df * (pos + n + 1)
+        for ch in range(2):
+            s[n, ch] += f * (w[n, ch] - s[n, ch])
+
+
+@njit(cache=True)
+def _live(rmp, r):
+    return rmp[0, r] != 0.0 or rmp[1, r] != 0.0
+
+
+@njit(cache=True)
+def _full(rmp, r):
+    return rmp[0, r] == 1.0 and rmp[1, r] == 1.0
+
+
+@njit(cache=True)
+def _input_stage(s, tmp, m, pos, rmp, coef, z, fs, ist):
+    _gain(s, m, pos, rmp, R_TRIM, 0)
+    _gain(s, m, pos, rmp, R_TRIM, 1)
+    _gain(s, m, pos, rmp, R_POL_L, 0)
+    _gain(s, m, pos, rmp, R_POL_R, 1)
+    if _live(rmp, R_HPF) and ist[I_HPF_ACT] != 0:
+        sections = ist[I_HPF_ACT]
+        for n in range(m):
+            tmp[n, 0] = s[n, 0]
+            tmp[n, 1] = s[n, 1]
+        for ch in range(2):
+            for k in range(sections):
+                biquad.run(tmp, ch, 0, m, coef, B_HPF + k, z)
+        _fade_mix(s, tmp, m, pos, rmp, R_HPF)
+    if _live(rmp, R_DC):
+        r = fs[F_DC_R]
+        for ch in range(2):
+            x1 = fs[F_DC_X + ch]
+            y1 = fs[F_DC_Y + ch]
+            for n in range(m):
+                x = s[n, ch]
+                y1 = x - x1 + r * y1
+                x1 = x
+                tmp[n, ch] = y1
+            if abs(y1) < biquad.FLUSH:
+                y1 = 0.0
+            fs[F_DC_X + ch] = x1
+            fs[F_DC_Y + ch] = y1
+        _fade_mix(s, tmp, m, pos, rmp, R_DC)
+
+
+@njit(cache=True)
+def _eq_stage(s, tmp, m, pos, rmp, coef, z, ist):
+    for b in range(6):
+        r = R_EQ + b
+        if not _live(rmp, r):
+            continue
+        row = B_EQ + b
+        place = ist[I_EQ_PLACE + b]
+        if place == 0 and _full(rmp, r):
+            biquad.run(s, 0, 0, m, coef, row, z)
+            biquad.run(s, 1, 0, m, coef, row, z)
+            continue
+        if place == 0:
+            for n in range(m):
+                tmp[n, 0] = s[n, 0]
+                tmp[n, 1] = s[n, 1]
+            biquad.run(tmp, 0, 0, m, coef, row, z)
+            biquad.run(tmp, 1, 0, m, coef, row, z)
+        else:
+            for n in range(m):
+                tmp[n, 0] = 0.5 * (s[n, 0] + s[n, 1])
+                tmp[n, 1] = 0.5 * (s[n, 0] - s[n, 1])
+            ch = 0 if place == 1 else 1
+            biquad.run(tmp, ch, 0, m, coef, row, z)
+            for n in range(m):
+                mid = tmp[n, 0]
+                side = tmp[n, 1]
+                tmp[n, 0] = mid + side
+                tmp[n, 1] = mid - side
+        _fade_mix(s, tmp, m, pos, rmp, r)
+
+
+@njit(cache=True)
+def _multiband_stage(sc, m, pos, rmp, coef, z, fs):
+    s = sc[S_MAIN]
+    lo = sc[S_LO]
+    mid = sc[S_MID]
+    hi = sc[S_HI]
+    dry = sc[S_DRY]
+    tmp = sc[S_TMP]
+    crossover.split(s, lo, mid, hi, dry, m, coef, z, B_XO)
+    for b in range(3):
+        band = lo if b == 0 else (mid if b == 1 else hi)
+        env = fs[F_ENV + b]
+        thr = fs[F_THR + b]
+        ratio = fs[F_RAT + b]
+        knee = fs[F_KNEE + b]
+        floor = fs[F_KNEE_LIN + b]
+        aa = fs[F_AA + b]
+        ar = fs[F_AR + b]
+        by0 = rmp[0, R_BYP + b]
+        dby = (rmp[1, R_BYP + b] - by0) * (1.0 / SUB)
+        au0 = rmp[0, R_AUD + b]
+        dau = (rmp[1, R_AUD + b] - au0) * (1.0 / SUB)
+        mk0 = rmp[0, R_MK + b]
+        dmk = (rmp[1, R_MK + b] - mk0) * (1.0 / SUB)
+        peak_env = fs[F_GR + b]
+        for n in range(m):
+            level = max(abs(band[n, 0]), abs(band[n, 1]))
+            want = 0.0
+            if level > floor:
+                want = compressor.static_gr_db(20.0 * math.log10(level), thr, ratio, knee)
+            if want != env:
+                env = compressor.smooth_gr(env, want, aa, ar)
+            if env > peak_env:
+                peak_env = env
+            cg = _db(-env) if env > 0.0 else 1.0
+            k = pos + n + 1
+            by = by0 + dby * k
+            g = (by + (1.0 - by) * (mk0 + dmk * k) * cg) * (au0 + dau * k)
+            band[n, 0] *= g
+            band[n, 1] *= g
+        fs[F_ENV + b] = env
+        fs[F_GR + b] = peak_env
+    for n in range(m):
+        for ch in range(2):
+            tmp[n, ch] = lo[n, ch] + mid[n, ch] + hi[n, ch]
+    # parallel mix against the all-passed dry, then the multiband in/out crossfade
+    w0 = rmp[0, R_MIX]
+    dw = (rmp[1, R_MIX] - w0) * (1.0 / SUB)
+    for n in range(m):
+        w = w0 + dw * (pos + n + 1)
+        for ch in range(2):
+            tmp[n, ch] = dry[n, ch] + w * (tmp[n, ch] - dry[n, ch])
+    _fade_mix(s, tmp, m, pos, rmp, R_MB)
+
+
+@njit(cache=True)
+def _stereo_stage(s, tmp, m, pos, rmp, coef, z):
+    mono = _live(rmp, R_MONO)
+    width_one = rmp[0, R_WIDTH] == 1.0 and rmp[1, R_WIDTH] == 1.0
+    if mono or not width_one:
+        for n in range(m):
+            tmp[n, 0] = 0.5 * (s[n, 0] + s[n, 1])
+            tmp[n, 1] = 0.5 * (s[n, 0] - s[n, 1])
+        if mono:
+            # mid through the all-pass, side through LR4 high-pass: they stay in phase above f
+            f0 = rmp[0, R_MONO]
+            df = (rmp[1, R_MONO] - f0) * (1.0 / SUB)
+            for n in range(m):
+                s[n, 0] = tmp[n, 0]
+                s[n, 1] = tmp[n, 1]
+            biquad.run(s, 0, 0, m, coef, B_MONO, z)
+            biquad.run(s, 1, 0, m, coef, B_MONO + 1, z)
+            biquad.run(s, 1, 0, m, coef, B_MONO + 2, z)
+            for n in range(m):
+                f = f0 + df * (pos + n + 1)
+                tmp[n, 0] += f * (s[n, 0] - tmp[n, 0])
+                tmp[n, 1] += f * (s[n, 1] - tmp[n, 1])
+        w0 = rmp[0, R_WIDTH]
+        dw = (rmp[1, R_WIDTH] - w0) * (1.0 / SUB)
+        for n in range(m):
+            side = tmp[n, 1] * (w0 + dw * (pos + n + 1))
+            s[n, 0] = tmp[n, 0] + side
+            s[n, 1] = tmp[n, 0] - side
+    _gain(s, m, pos, rmp, R_BAL_L, 0)
+    _gain(s, m, pos, rmp, R_BAL_R, 1)
+
+
+@njit(cache=True)
+def _kw_energy(src, m, tmp, coef, z, row):
+    """Sum over both channels of the K-weighted squares of src[:m] (uses tmp)."""
+    acc = 0.0
+    for ch in range(2):
+        biquad.run_to(src, tmp, ch, 0, m, coef, row, z)
+        biquad.run(tmp, ch, 0, m, coef, row + 1, z)
+        for n in range(m):
+            acc += tmp[n, ch] * tmp[n, ch]
+    return acc
+
+
+@njit(cache=True)
+def _reset_state(z, fs, ist, hist, ldelay, dq_val, dq_idx, box1, box2, lfs, lis, derr, drybuf, rmp):
+    """Back to silence after a fault: every filter, envelope and delay line cleared."""
+    z[:] = 0.0
+    for b in range(3):
+        fs[F_ENV + b] = 0.0
+    for k in range(2):
+        fs[F_DC_X + k] = 0.0
+        fs[F_DC_Y + k] = 0.0
+    hist[:] = 0.0
+    ldelay[:] = 0.0
+    dq_val[:] = 1.0
+    dq_idx[:] = 0
+    box1[:] = 1.0
+    box2[:] = 1.0
+    lfs[0] = 0.0
+    lfs[1] = 0.0
+    lfs[2] = float(box1.shape[0])
+    lfs[3] = float(box2.shape[0])
+    lis[:] = 0
+    derr[:] = 0.0
+    drybuf[:] = 0.0
+    ist[I_RESETS] += 1
+
+
+# ==========================================================================================
+# the one kernel per block
+# ==========================================================================================
+@njit(cache=True)
+def chain_kernel(x, y, xin, pk, par, rmp, coef, z, fs, ist, sc, drybuf,
+                 geo, phase, hist, ldelay, dq_val, dq_idx, box1, box2, lfs, lis,
+                 dcoef, derr, rng, mf_in, mi_in, mf_out, mi_out, use_meter):
+    n_total = x.shape[0]
+    tgt = par[0]
+    # sanitise: NaN, Inf and absurd values become silence (counted)
+    for n in range(n_total):
+        for ch in range(2):
+            v = x[n, ch]
+            if not (abs(v) <= BIG):
+                v = 0.0
+                ist[I_FAULTS] += 1
+            xin[n, ch] = v
+    s = sc[S_MAIN]
+    tmp = sc[S_TMP]
+    latency = geo[5]
+    dsize = drybuf.shape[1]
+    i = 0
+    while i < n_total:
+        pos = ist[I_POS]
+        if pos == 0:
+            _update(par, rmp, coef, z, fs, ist, dcoef)
+        m = min(SUB - pos, n_total - i)
+        for n in range(m):
+            s[n, 0] = xin[i + n, 0]
+            s[n, 1] = xin[i + n, 1]
+        _input_stage(s, tmp, m, pos, rmp, coef, z, fs, ist)
+        _eq_stage(s, tmp, m, pos, rmp, coef, z, ist)
+        if _live(rmp, R_MB):
+            _multiband_stage(sc, m, pos, rmp, coef, z, fs)
+        _stereo_stage(s, tmp, m, pos, rmp, coef, z)
+        _gain(s, m, pos, rmp, R_DRIVE, 0)
+        _gain(s, m, pos, rmp, R_DRIVE, 1)
+        limiter.process(s, 0, m, fs[F_LIM_T], fs[F_LIM_C], fs[F_LIM_AF], tgt[P_AUTO] > 0.5,
+                        fs[F_LIM_ASA], fs[F_LIM_ASR], geo, phase, hist, ldelay, dq_val, dq_idx,
+                        box1, box2, lfs, lis, pk)
+        # latency-aligned dry signal (bypass and level match)
+        dp = ist[I_DRY_POS]
+        for n in range(m):
+            drybuf[0, dp] = xin[i + n, 0]
+            drybuf[1, dp] = xin[i + n, 1]
+            rp = dp - latency
+            if rp < 0:
+                rp += dsize
+            sc[S_DRY, n, 0] = drybuf[0, rp]
+            sc[S_DRY, n, 1] = drybuf[1, rp]
+            dp += 1
+            if dp == dsize:
+                dp = 0
+        ist[I_DRY_POS] = dp
+        if tgt[P_LM] > 0.5:
+            fs[F_ACC_IN] += _kw_energy(sc[S_DRY], m, tmp, coef, z, B_KW_IN)
+            fs[F_ACC_OUT] += _kw_energy(s, m, tmp, coef, z, B_KW_OUT)
+            if pos + m == SUB:
+                a = fs[F_E_A]
+                fs[F_E_IN] += a * (fs[F_ACC_IN] * (1.0 / SUB) - fs[F_E_IN])
+                fs[F_E_OUT] += a * (fs[F_ACC_OUT] * (1.0 / SUB) - fs[F_E_OUT])
+                fs[F_ACC_IN] = 0.0
+                fs[F_ACC_OUT] = 0.0
+        if _live(rmp, R_BYPASS):
+            b0 = rmp[0, R_BYPASS]
+            db = (rmp[1, R_BYPASS] - b0) * (1.0 / SUB)
+            l0 = rmp[0, R_LM]
+            dl = (rmp[1, R_LM] - l0) * (1.0 / SUB)
+            for n in range(m):
+                k = pos + n + 1
+                b = b0 + db * k
+                g = l0 + dl * k
+                for ch in range(2):
+                    d = sc[S_DRY, n, ch] * g
+                    s[n, ch] += b * (d - s[n, ch])
+                    # the level-matched dry signal may be louder than full scale: keep it legal
+                    if s[n, ch] > 1.0:
+                        s[n, ch] = 1.0
+                    elif s[n, ch] < -1.0:
+                        s[n, ch] = -1.0
+        bits = ist[I_BITS]
+        mode = int(tgt[P_DMODE] + 0.5)
+        if bits > 0 and mode > 0:
+            qbits = min(bits, 16 if tgt[P_DBITS] < 0.5 else 24)
+            dither.quantise(s, 0, m, qbits, mode == 2 and dcoef[0] != 0.0, dcoef, derr, rng)
+        bad = False
+        for n in range(m):
+            for ch in range(2):
+                v = s[n, ch]
+                if not (abs(v) <= 1.0):
+                    bad = True
+                y[i + n, ch] = v
+        if bad:
+            # cannot happen with sane state; if it does, output silence and start clean
+            for n in range(m):
+                y[i + n, 0] = 0.0
+                y[i + n, 1] = 0.0
+            _reset_state(z, fs, ist, hist, ldelay, dq_val, dq_idx, box1, box2, lfs, lis, derr, drybuf, rmp)
+        ist[I_POS] = (pos + m) % SUB
+        i += m
+    if use_meter:
+        meter_block(xin[:n_total], y, mf_in, mi_in, mf_out, mi_out)
+
+
+if HAVE_METER:
+    @njit(cache=True)
+    def meter_block(a, b, fa, ia, fb, ib):
+        meter_process(a, fa, ia)
+        meter_process(b, fb, ib)
+else:
+    @njit(cache=True)
+    def meter_block(a, b, fa, ia, fb, ib):
+        return
+
+
+# ==========================================================================================
+# the Python face
+# ==========================================================================================
+class Chain:
+    """The mastering chain for one stereo stream at ``rate``.
+
+    ``process(x, y)`` is the only call the audio loop makes: one numba call, no allocation.
+    Parameter changes (``set_values``/``set_flat``/``set_bypass``) land at the next block.
+    """
+
+    def __init__(self, rate: int, channels: int = 2, max_block: int = 8192):
+        if channels != 2:
+            raise ValueError("the mastering chain is stereo: channels must be 2")
+        if rate < 8000 or rate > 384000:
+            raise ValueError(f"unsupported sample rate {rate}")
+        self.rate = int(rate)
+        self.channels = 2
+        self.max_block = int(max_block)
+        self._par = np.zeros((4, schema.COUNT))
+        self._par[0] = schema.to_flat(schema.defaults())
+        self._par[2] = alphas(schema.PARAMS, rate)
+        self._par[3] = [1.0 if p.curve == schema.LOG else 0.0 for p in schema.PARAMS]
+        self._lo = np.array([p.min for p in schema.PARAMS])
+        self._hi = np.array([p.max for p in schema.PARAMS])
+        self._rmp = np.zeros((2, NR))
+        self._coef = np.zeros((NBQ, 5))
+        self._coef[:, 0] = 1.0
+        kw = _kweight(rate)
+        self._coef[B_KW_IN:B_KW_IN + 2] = kw
+        self._coef[B_KW_OUT:B_KW_OUT + 2] = kw
+        self._z = np.zeros((NBQ, 2, 2))
+        self._fs = np.zeros(NF)
+        self._ist = np.zeros(NI, dtype=np.int64)
+        self._sc = np.zeros((6, SUB, 2))
+        self._xin = np.zeros((self.max_block, 2))
+        self._pk = np.zeros(SUB)
+        lim = limiter.new_state(rate)
+        self._lim = lim
+        self.latency_samples = int(lim["geo"][5])
+        self._dry = np.zeros((2, self.latency_samples + 1))
+        self._dcoef = dither.shaping_coefficients(rate)
+        self._derr = np.zeros((2, dither.MAX_TAPS))
+        self._rng = np.array([0x9E3779B97F4A7C15], dtype=np.uint64)
+        if HAVE_METER:
+            self.input_meter = LoudnessMeter(rate, 2, true_peak=True)
+            self.output_meter = LoudnessMeter(rate, 2, true_peak=True)
+            self._meters = (self.input_meter.f, self.input_meter.i, self.output_meter.f, self.output_meter.i)
+        else:
+            self.input_meter = None
+            self.output_meter = None
+            self._meters = (np.zeros(1), np.zeros(1, dtype=np.int64), np.zeros(1), np.zeros(1, dtype=np.int64))
+        self.reset()
+
+    # -- parameters -------------------------------------------------------------------
+    def set_values(self, values) -> None:
+        """Apply user values (partial); raises ``schema.SchemaErrors`` for bad ones."""
+        ok = schema.validate(values, partial=True)
+        for k, v in ok.items():
+            self._par[0, schema.INDEX[k]] = schema.BY_ID[k].to_flat(v)
+
+    def set_flat(self, arr) -> None:
+        """Apply a whole flat parameter array (clamped to the schema's ranges; NaN keeps the old value)."""
+        a = np.asarray(arr, dtype=np.float64)
+        if a.shape != (schema.COUNT,):
+            raise ValueError(f"flat parameters must have shape ({schema.COUNT},), got {a.shape}")
+        a = np.where(np.isfinite(a), a, self._par[0])
+        self._par[0] = np.clip(a, self._lo, self._hi)
+
+    def flat(self) -> np.ndarray:
+        """A copy of the target parameters (flat)."""
+        return self._par[0].copy()
+
+    def values(self) -> dict:
+        return schema.from_flat(self._par[0])
+
+    def set_bypass(self, on: bool) -> None:
+        self._ist[I_BYPASS] = 1 if on else 0
+
+    @property
+    def bypassed(self) -> bool:
+        return bool(self._ist[I_BYPASS])
+
+    def set_output_bits(self, bits) -> None:
+        """Word length the output is quantised to (16 or 24, dither applies) or None for float."""
+        if bits is None:
+            self._ist[I_BITS] = 0
+        elif bits in (16, 24):
+            self._ist[I_BITS] = int(bits)
+        else:
+            raise ValueError("output bits must be 16, 24 or None (float)")
+
+    # -- running ------------------------------------------------------------------------
+    def process(self, x: np.ndarray, y: np.ndarray) -> None:
+        n = x.shape[0]
+        if n > self.max_block or y.shape[0] != n or x.shape[1:] != (2,) or y.shape[1:] != (2,):
+            raise ValueError(f"process needs (frames <= {self.max_block}, 2) arrays of equal length")
+        if not (x.flags.c_contiguous and y.flags.c_contiguous) or x.dtype != np.float64 or y.dtype != np.float64:
+            raise ValueError("process needs C-contiguous float64 arrays")
+        lim = self._lim
+        mf_in, mi_in, mf_out, mi_out = self._meters
+        chain_kernel(x, y, self._xin, self._pk, self._par, self._rmp, self._coef, self._z, self._fs, self._ist,
+                     self._sc, self._dry, lim["geo"], lim["phase"], lim["hist"], lim["delay"],
+                     lim["dq_val"], lim["dq_idx"], lim["box1"], lim["box2"], lim["fs"], lim["is"],
+                     self._dcoef, self._derr, self._rng, mf_in, mi_in, mf_out, mi_out, HAVE_METER)
+
+    def reset(self) -> None:
+        """Silence every state; the next block starts with parameters at their targets (no glide)."""
+        self._rmp[:] = 0.0
+        self._rmp[:, [R_TRIM, R_POL_L, R_POL_R, R_WIDTH, R_BAL_L, R_BAL_R, R_DRIVE, R_LM]] = 1.0
+        self._z[:] = 0.0
+        keep_rate = self.rate
+        self._fs[:] = 0.0
+        self._fs[F_RATE] = keep_rate
+        self._fs[F_DC_R] = math.exp(-2.0 * math.pi * 5.0 / keep_rate)
+        self._fs[F_E_A] = 1.0 - math.exp(-SUB / (ENERGY_S * keep_rate))
+        self._fs[F_LM_A] = 1.0 - math.exp(-SUB / (LEVEL_MATCH_S * keep_rate))
+        self._fs[F_STEP_FADE] = SUB / (FADE_S * keep_rate)
+        self._fs[F_STEP_BYP] = SUB / (BYPASS_FADE_S * keep_rate)
+        self._fs[F_DES_HPF:F_GR] = -1.0
+        self._fs[F_GR:F_GR + 3] = 0.0
+        bypass, bits = self._ist[I_BYPASS], self._ist[I_BITS]
+        self._ist[:] = 0
+        self._ist[I_FRESH] = 1
+        self._ist[I_BYPASS] = bypass
+        self._ist[I_BITS] = bits
+        self._rmp[:, R_BYPASS] = float(bypass)
+        self._dry[:] = 0.0
+        self._derr[:] = 0.0
+        limiter.reset(self._lim)
+        if self.input_meter is not None:
+            self.input_meter.reset()
+            self.output_meter.reset()
+
+    # -- readings -----------------------------------------------------------------------
+    def gain_reduction_db(self) -> dict:
+        """Largest reduction per band and of the limiter since the previous call (positive dB)."""
+        fs = self._fs
+        lfs = self._lim["fs"]
+        out = {band: float(fs[F_GR + b]) for b, band in enumerate(schema.MB_BANDS)}
+        out["limiter"] = float(-20.0 * math.log10(max(lfs[4], 1e-12)))
+        fs[F_GR:F_GR + 3] = 0.0
+        lfs[4] = 1.0
+        return out
+
+    @property
+    def faults(self) -> int:
+        """Input samples replaced by silence because they were NaN, Inf or absurdly large."""
+        return int(self._ist[I_FAULTS])
+
+
+def warm() -> None:
+    """Compile (or load) the kernel: one short block through a default chain."""
+    c = Chain(48000, max_block=64)
+    x = np.zeros((64, 2))
+    y = np.zeros((64, 2))
+    c.process(x, y)
