@@ -1,0 +1,186 @@
+"""Control with a stand-in engine: changes pushed, engine restarts detected, learning converges."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+
+import pytest
+
+from dsp import schema
+from firmware import presets as pr
+from firmware.captures import CaptureIndex
+from firmware.control import Control, EngineUnavailableFallback
+from firmware.learn import Learner
+from firmware.presets import PresetStore
+from firmware.state import StateStore
+
+
+class FakeEngine:
+    """Records calls; ``down`` makes every call fail like an engine that is not running."""
+
+    def __init__(self):
+        self.calls = []
+        self.params = {}
+        self.down = False
+        self.start_id = 1
+
+    def _call(self, name, *a, **kw):
+        if self.down:
+            raise EngineUnavailableFallback("not running")
+        self.calls.append((name, a, kw))
+        return {"ok": True}
+
+    def set_params(self, values):
+        r = self._call("set_params", values)
+        self.params.update(values)
+        return r
+
+    def bypass(self, on, level_match=None):
+        return self._call("bypass", on, level_match=level_match)
+
+    def capture_start(self, **kw):
+        return self._call("capture_start", **kw)
+
+    def capture_stop(self):
+        return self._call("capture_stop")
+
+    def meters_reset(self):
+        return self._call("meters_reset")
+
+    def status(self):
+        if self.down:
+            raise EngineUnavailableFallback("not running")
+        return {"ok": True, "start_id": self.start_id, "pid": 1234}
+
+
+@pytest.fixture
+def control(tmp_path):
+    factory = tmp_path / "factory"
+    factory.mkdir()
+    for name, params in (("transparent", schema.defaults()), ("loud", {**schema.defaults(), "out.drive_db": 6.0})):
+        (factory / f"{name}.json").write_text(json.dumps({"format": pr.FORMAT, "schema_version": 1,
+                                                          "name": name, "params": params}))
+    presets = PresetStore(tmp_path / "user", factory)
+    state = StateStore(tmp_path / "state.json", presets)
+    eng = FakeEngine()
+    c = Control(state=state, presets=presets, captures=CaptureIndex(tmp_path / "captures"), engine=eng,
+                meters=None, config={"storage": {"capture_format": "FLOAT", "capture_max_minutes": 2}}, watch=False)
+    yield c, eng
+    c.close()
+
+
+def test_changes_are_pushed_and_engine_restart_gets_the_whole_state(control):
+    c, eng = control
+    assert c.check_engine()  # first sight of the engine: whole state pushed
+    assert eng.params == schema.defaults()
+    c.set({"eq1.gain_db": 2.0}, source="web")
+    assert eng.calls[-1] == ("set_params", ({"eq1.gain_db": 2.0},), {})
+    assert not c.check_engine()  # same engine: nothing to do
+    eng.down = True
+    c.set({"eq1.gain_db": 3.0})  # engine down: the change is kept in the state, no error
+    assert c.bypass(True)["ok"] is False
+    eng.down, eng.start_id, eng.params = False, 2, {}
+    assert c.check_engine()
+    assert eng.params["eq1.gain_db"] == 3.0 and len(eng.params) == schema.COUNT
+    assert eng.calls[-1] == ("bypass", (True,), {"level_match": True})
+
+
+def test_recall_save_rename_delete_through_control(control):
+    c, eng = control
+    c.recall("loud")
+    assert eng.params.get("out.drive_db") == 6.0 and c.state.active_preset == "loud" and not c.state.modified
+    c.set({"eq2.gain_db": -2.0})
+    assert c.state.modified
+    with pytest.raises(pr.PresetError, match="factory"):
+        c.save_preset()
+    p = c.save_preset_as("My Loud")
+    assert c.state.active_preset == "My Loud" and not c.state.modified
+    assert c.presets.get("my loud").params["eq2.gain_db"] == -2.0
+    c.rename_preset("My Loud", "Mine")
+    assert c.state.active_preset == "Mine"
+    c.delete_preset("Mine")
+    assert c.state.modified and p.name not in c.presets.names()
+
+
+def test_capture_start_uses_config_and_active_preset(control):
+    c, eng = control
+    c.recall("loud")
+    c.capture_start()
+    assert eng.calls[-1] == ("capture_start", (), {"tap": "output", "fmt": "FLOAT", "max_seconds": 120.0,
+                                                   "preset": "loud"})
+    c.capture_start(tap="both", fmt="PCM_24", max_seconds=5)
+    assert eng.calls[-1][2]["tap"] == "both" and eng.calls[-1][2]["max_seconds"] == 5
+    st = c.status()
+    assert st["state"]["active_preset"] == "loud" and st["learn"]["state"] == "idle"
+
+
+class ChainModel:
+    """Output loudness of a limiter-driven chain: 1 dB per dB until -10 LUFS, then compressed."""
+
+    def __init__(self, input_lufs=-24.0, noise=0.3):
+        self.input_lufs, self.noise = input_lufs, noise
+        self.drive = 0.0
+        self.t_reset = time.monotonic()
+        self.resets = 0
+
+    def loudness(self):
+        raw = self.input_lufs + self.drive
+        return raw if raw < -10 else -10 + 0.35 * (raw + 10)
+
+    def read(self):
+        age = time.monotonic() - self.t_reset
+        wobble = self.noise * math.sin(age * 7.0) / (1 + age)
+        return {"out_integrated_lufs": self.loudness() + wobble, "out_true_peak_dbtp": -1.0}
+
+    def reset(self):
+        self.t_reset = time.monotonic()
+        self.resets += 1
+
+
+@pytest.mark.parametrize("target, input_lufs", [(-14.0, -24.0), (-9.0, -20.0), (-23.0, -12.0)])
+def test_learner_converges_on_a_limiting_chain_model(target, input_lufs):
+    model = ChainModel(input_lufs)
+    values = {"target.lufs": target, "out.drive_db": 0.0}
+
+    def set_drive(db):
+        values["out.drive_db"] = db
+        model.drive = db
+
+    ln = Learner(model.read, model.reset, values.__getitem__, set_drive, window_s=0.25)
+    ln.start(seconds=2.0)
+    st = ln.wait(4.0)
+    assert st["state"] == "done", st
+    assert abs(model.loudness() - target) <= 0.5, (model.loudness(), st)
+    assert st["rounds"] <= 8
+
+
+def test_learner_reports_an_unreachable_target_and_a_missing_engine():
+    model = ChainModel(-50.0, noise=0.0)
+    values = {"target.lufs": -5.0, "out.drive_db": 0.0}
+    ln = Learner(model.read, model.reset, values.__getitem__,
+                 lambda db: (values.__setitem__("out.drive_db", db), setattr(model, "drive", db)), window_s=0.1)
+    st = ln.start()
+    st = ln.wait(5.0)
+    assert st["state"] == "failed" and "limit" in st["reason"]
+    gone = Learner(lambda: None, lambda: None, values.__getitem__, lambda db: None)
+    import firmware.learn as lm
+    old = lm.NO_METERS_TIMEOUT_S
+    lm.NO_METERS_TIMEOUT_S = 0.3
+    try:
+        gone.start()
+        assert gone.wait(3.0)["state"] == "failed"
+    finally:
+        lm.NO_METERS_TIMEOUT_S = old
+
+
+def test_learner_stop_from_another_thread():
+    model = ChainModel(-14.0, noise=0.0)
+    values = {"target.lufs": -14.0, "out.drive_db": 0.0}
+    ln = Learner(model.read, model.reset, values.__getitem__, lambda db: None, window_s=0.1)
+    ln.start()
+    threading.Timer(0.3, ln.stop).start()
+    st = ln.wait(3.0)
+    assert st["state"] in ("stopped",) and not ln.running
