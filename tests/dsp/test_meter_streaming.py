@@ -1,0 +1,223 @@
+"""The meter as a stream: any partition gives identical readings, state stays bounded, the kernel
+is callable from other numba code, and undefined values read None.
+"""
+
+from __future__ import annotations
+
+import math
+import tracemalloc
+
+import numpy as np
+import pytest
+from numba import njit
+from numba.core.runtime import _nrt_python, rtsys
+
+from dsp.meter import LoudnessMeter, meter_process, meter_reset
+from dsp.programme import render_programme
+from tests.signals import tone_segments
+
+RATE = 48000
+
+
+@pytest.fixture(scope="module")
+def material() -> np.ndarray:
+    return render_programme(4.5, RATE, seed=11)
+
+
+def _partitioned(x: np.ndarray, sizes, rate=RATE, channels=2) -> tuple[dict, dict]:
+    """Readings after 2.5 s and at the end, feeding ``x`` in blocks of ``sizes`` (cycled)."""
+    m = LoudnessMeter(rate, channels)
+    split = int(2.5 * rate)
+    mid = None
+    for part in (x[:split], x[split:]):
+        pos = 0
+        k = 0
+        while pos < part.shape[0]:
+            n = sizes[k % len(sizes)]
+            m.process(part[pos : pos + n])
+            pos += n
+            k += 1
+        if mid is None:
+            mid = m.readings()
+    return mid, m.readings()
+
+
+def test_readings_identical_for_any_block_size(material):
+    reference = _partitioned(material, [material.shape[0]])
+    assert reference[1]["integrated_lufs"] is not None and reference[1]["loudness_range_lu"] is not None
+    rng = np.random.default_rng(7)
+    partitions = {
+        "1": [1],
+        "64": [64],
+        "128": [128],
+        "1000": [1000],
+        "4096": [4096],
+        "random": list(rng.integers(0, 5000, size=200)),  # includes empty blocks
+        "random-small": list(rng.integers(1, 300, size=100)),
+    }
+    for name, sizes in partitions.items():
+        assert _partitioned(material, sizes) == reference, name
+
+
+@pytest.mark.parametrize("rate", [88200, 192000])
+def test_block_size_invariance_at_2x_and_without_oversampling(rate):
+    x = render_programme(4.0, rate, seed=3)
+    reference = _partitioned(x, [x.shape[0]], rate=rate)
+    assert _partitioned(x, [64], rate=rate) == reference
+    assert _partitioned(x, [4097, 3, 500], rate=rate) == reference
+
+
+def test_reset_forgets_everything(material):
+    m = LoudnessMeter(RATE, 2)
+    m.process(material * 3.0)
+    m.reset()
+    m.process(material)
+    fresh = LoudnessMeter(RATE, 2)
+    fresh.process(material)
+    assert m.readings() == fresh.readings()
+
+
+def test_silence_and_short_input_read_none():
+    m = LoudnessMeter(RATE, 2)
+    assert all(v is None for v in m.readings().values())
+    m.process(np.zeros((RATE * 4, 2)))
+    assert all(v is None for v in m.readings().values())
+    m.reset()
+    m.process(tone_segments([(0.35, -20.0)], RATE))  # not yet one 400 ms window
+    r = m.readings()
+    assert r["momentary_lufs"] is None and r["integrated_lufs"] is None
+    assert r["sample_peak_dbfs"] == pytest.approx(-20.0, abs=0.01)
+    m.process(tone_segments([(0.1, -20.0)], RATE))
+    r = m.readings()
+    assert r["momentary_lufs"] == pytest.approx(-20.0, abs=0.1)
+    assert r["short_term_lufs"] is None and r["loudness_range_lu"] is None
+
+
+def test_maxima_plr_and_correlation(material):
+    m = LoudnessMeter(RATE, 2)
+    hop = RATE // 10
+    seen_m, seen_s = [], []
+    for k in range(0, material.shape[0], hop):
+        m.process(material[k : k + hop])
+        r = m.readings()
+        if r["momentary_lufs"] is not None:
+            seen_m.append(r["momentary_lufs"])
+        if r["short_term_lufs"] is not None:
+            seen_s.append(r["short_term_lufs"])
+    assert r["max_momentary_lufs"] == pytest.approx(max(seen_m), abs=1e-9)
+    assert r["max_short_term_lufs"] == pytest.approx(max(seen_s), abs=1e-9)
+    assert r["plr_db"] == pytest.approx(r["true_peak_dbtp"] - r["integrated_lufs"], abs=1e-9)
+    assert r["true_peak_dbtp"] >= r["sample_peak_dbfs"]
+
+    noise = np.random.default_rng(1).standard_normal((RATE, 2)) * 0.1
+    for x, expected, tol in (
+        (np.column_stack([noise[:, 0], noise[:, 0]]), 1.0, 1e-9),
+        (np.column_stack([noise[:, 0], -noise[:, 0]]), -1.0, 1e-9),
+        (noise, 0.0, 0.1),
+    ):
+        c = LoudnessMeter(RATE, 2)
+        c.process(x)
+        assert c.readings()["correlation"] == pytest.approx(expected, abs=tol)
+
+
+def test_true_peak_off_reads_none_for_true_peak_only():
+    m = LoudnessMeter(RATE, 2, true_peak=False)
+    m.process(tone_segments([(1.0, -10.0)], RATE))
+    r = m.readings()
+    assert r["true_peak_dbtp"] is None and r["plr_db"] is None
+    assert r["sample_peak_dbfs"] == pytest.approx(-10.0, abs=0.01)
+    assert r["integrated_lufs"] == pytest.approx(-10.0, abs=0.1)
+
+
+def test_nan_input_does_not_corrupt_and_reset_recovers():
+    m = LoudnessMeter(RATE, 2)
+    x = tone_segments([(1.0, -20.0)], RATE)
+    x[1000, 0] = math.nan
+    m.process(x)
+    m.readings()  # must not raise
+    m.reset()
+    m.process(tone_segments([(1.0, -20.0)], RATE))
+    assert m.readings()["integrated_lufs"] == pytest.approx(-20.0, abs=0.1)
+
+
+@njit(cache=True)
+def _meter_in_blocks(x, f, i, block):
+    """What the chain kernel does: call the meter kernel once per block from numba code."""
+    for start in range(0, x.shape[0], block):
+        meter_process(x[start : start + block], f, i)
+
+
+def test_kernel_is_callable_from_other_numba_code(material):
+    m = LoudnessMeter(RATE, 2)
+    _meter_in_blocks(material, m.f, m.i, 512)
+    direct = LoudnessMeter(RATE, 2)
+    direct.process(material)
+    assert m.readings() == direct.readings()
+    meter_reset(m.f, m.i)
+    assert all(v is None for v in m.readings().values())
+
+
+@njit(cache=True)
+def _allocating(n):
+    return np.zeros(n)
+
+
+def _nrt_allocations(fn, *args) -> tuple[int, int]:
+    """(allocations, frees) numba's runtime makes while running ``fn(*args)``."""
+    before = rtsys.get_allocation_stats()
+    fn(*args)
+    after = rtsys.get_allocation_stats()
+    return after.alloc - before.alloc, after.free - before.free
+
+
+def test_kernel_never_allocates(material):
+    """The chain calls meter_process inside its own kernel, in the audio loop: no allocation allowed.
+
+    Calling from Python costs a fixed number of runtime allocations (wrapping each argument
+    array, freed on return); metering 1 or 700 blocks from numba code must cost the same.
+    """
+    m = LoudnessMeter(RATE, 2)
+    _meter_in_blocks(material[:64], m.f, m.i, 64)
+    _allocating(1)
+    _nrt_python.memsys_enable_stats()
+    try:
+        assert _nrt_allocations(_allocating, 16)[0] > 0, "the counter must see kernel allocations"
+        one = _nrt_allocations(_meter_in_blocks, material[:256], m.f, m.i, 256)
+        many = _nrt_allocations(_meter_in_blocks, material, m.f, m.i, 256)
+        m.process(material[:100])
+        per_call = [_nrt_allocations(m.process, material[k : k + 1000]) for k in range(0, 20000, 1000)]
+    finally:
+        _nrt_python.memsys_disable_stats()
+    assert material.shape[0] // 256 > 700
+    assert many == one
+    assert one[0] == one[1]
+    assert len(set(per_call)) == 1 and per_call[0][0] == per_call[0][1]
+
+
+def test_three_hour_stream_keeps_memory_flat():
+    """Three hours of 48 kHz stereo (a 1 s block fed 10 800 times) through the meter with true peak.
+
+    What is measured: the state arrays keep their identity and size; Python-side memory traced
+    by tracemalloc does not grow between 10 minutes and 3 hours (numba's own allocations are
+    covered by test_kernel_never_allocates); and the histogram-based integrated loudness and
+    loudness range are still right after 108 000 gating blocks.
+    """
+    block = tone_segments([(1.0, -23.0)], RATE)  # 1000 whole cycles: a seamless loop
+    m = LoudnessMeter(RATE, 2)
+    f, i, sizes = m.f, m.i, (m.f.size, m.i.size)
+    for _ in range(600):
+        m.process(block)
+    m.readings()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for _ in range(3 * 3600 - 600):
+        m.process(block)
+    r = m.readings()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    growth = sum(s.size_diff for s in after.compare_to(before, "filename"))
+    assert m.frames == 3 * 3600 * RATE
+    assert m.f is f and m.i is i and (m.f.size, m.i.size) == sizes
+    assert growth < 64 * 1024, f"Python memory grew by {growth} bytes"
+    assert r["integrated_lufs"] == pytest.approx(-23.0, abs=0.1)
+    assert r["loudness_range_lu"] == pytest.approx(0.0, abs=0.1)
