@@ -9,7 +9,7 @@ SUDO  := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := $(shell sed -e 's/\#.*//' debian-packages.txt)
 PYTEST_ARGS ?=
 
-.PHONY: install apt-deps test test-all demo bench lint install-box clean
+.PHONY: install apt-deps test test-all demo bench lint install-box uninstall-box clean
 
 install: $(STAMP)
 
@@ -47,7 +47,10 @@ lint: install
 	$(VENV)/bin/ruff check dsp hw firmware webui tests bench
 
 install-box:
-	sudo systemd/install.sh
+	$(SUDO) systemd/install.sh
+
+uninstall-box:
+	$(SUDO) systemd/uninstall.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info
