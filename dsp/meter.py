@@ -612,7 +612,7 @@ class LoudnessMeter:
     def readings(self) -> dict:
         """The current readings (``None`` where undefined, e.g. silence or too little audio)."""
         meter_readings(self.f, self.i, self._out)
-        return {k: (None if math.isnan(v) else float(v)) for k, v in zip(READING_KEYS, self._out)}
+        return {k: (None if math.isnan(v) else float(v)) for k, v in zip(READING_KEYS, self._out, strict=True)}
 
     def reset(self) -> None:
         meter_reset(self.f, self.i)

@@ -197,7 +197,7 @@ def render_programme(seconds: float, rate: int = 48000, seed: int = 0, peak_dbfs
                 _add(buf, at(bar, 0), synth.tone(note + 0.06, 16 * step, "pad"), 0.5 * g, g)
         if section["lead"]:
             half = bar % 2
-            for s, d, length in zip(phrase_steps, phrase_degrees, phrase_lengths):
+            for s, d, length in zip(phrase_steps, phrase_degrees, phrase_lengths, strict=True):
                 if (s >= 16) != bool(half):
                     continue
                 deg = int(d) + (degree if s % 8 == 0 else 0)

@@ -17,8 +17,8 @@ from pathlib import Path
 MIN_DURATION_S = 0.4  # one 400 ms gating block: below that, integrated loudness is undefined
 ROUND_DIGITS = 3
 
-# The analysis keys, in the order a person reads them.
-KEYS = (
+# The analysis keys, in the order a person reads them: the meter's readings, then the file's facts.
+METER_KEYS = (
     "integrated_lufs",
     "loudness_range_lu",
     "true_peak_dbtp",
@@ -28,6 +28,8 @@ KEYS = (
     "plr_db",
     "lra_low_lufs",
     "lra_high_lufs",
+)
+KEYS = METER_KEYS + (
     "duration_s",
     "sample_rate",
     "channels",
@@ -48,6 +50,8 @@ def _open(path: Path):
         raise AnalysisError(f"{path}: is a directory, not an audio file")
     if not os.access(path, os.R_OK):
         raise AnalysisError(f"{path}: permission denied (the file is not readable)")
+    if path.stat().st_size == 0:
+        raise AnalysisError(f"{path}: the file is empty (0 bytes)")
     try:
         return sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, ValueError) as e:
@@ -55,6 +59,13 @@ def _open(path: Path):
         raise AnalysisError(
             f"{path}: not an audio file that can be read (WAV, FLAC, AIFF, ...): {detail}"
         ) from None
+
+
+def _too_short(path: Path, seconds: float) -> AnalysisError:
+    return AnalysisError(
+        f"{path}: too short to measure loudness ({seconds * 1000:.0f} ms of audio; integrated "
+        f"loudness needs at least {MIN_DURATION_S * 1000:.0f} ms)"
+    )
 
 
 def _blocks(snd, block: int):
@@ -98,13 +109,15 @@ def analyze_file(path, block: int = 65536) -> dict:
     loudness range of a file shorter than one 3 s short-term window). Raises
     :class:`AnalysisError` for a missing, unreadable, empty or too-short (< 400 ms) file.
     """
-    from dsp.meter import LoudnessMeter
-
     path = Path(path)
     with _open(path) as snd:
         rate, channels = snd.samplerate, snd.channels
         if snd.frames == 0:
             raise AnalysisError(f"{path}: contains no audio (0 frames)")
+        if snd.frames < MIN_DURATION_S * rate:
+            raise _too_short(path, snd.frames / rate)
+        from dsp.meter import LoudnessMeter  # numba: only once there is something to measure
+
         try:
             meter = LoudnessMeter(rate, channels)
         except ValueError as e:
@@ -116,11 +129,8 @@ def analyze_file(path, block: int = 65536) -> dict:
     if frames == 0:
         raise AnalysisError(f"{path}: contains no audio (0 frames could be decoded)")
     if duration < MIN_DURATION_S:
-        raise AnalysisError(
-            f"{path}: too short to measure loudness ({duration * 1000:.0f} ms; at least "
-            f"{MIN_DURATION_S * 1000:.0f} ms is needed)"
-        )
+        raise _too_short(path, duration)
     r = meter.readings()
-    out = {k: (None if r.get(k) is None else round(r[k], ROUND_DIGITS)) for k in KEYS[:9]}
+    out = {k: (None if r[k] is None else round(r[k], ROUND_DIGITS)) for k in METER_KEYS}
     out.update(duration_s=round(duration, 6), sample_rate=int(rate), channels=int(channels), frames=int(frames))
     return out

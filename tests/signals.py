@@ -48,7 +48,7 @@ EBU3342 = {
 def tone_segments(segments, rate: int, freq: float = 1000.0, channels: int = 2) -> np.ndarray:
     """Concatenated tone segments ``[(seconds, dBFS), ...]``, shape (frames, channels)."""
     lengths = [int(round(s * rate)) for s, _ in segments]
-    amp = np.concatenate([np.full(n, 10.0 ** (db / 20.0)) for n, (_, db) in zip(lengths, segments)])
+    amp = np.concatenate([np.full(n, 10.0 ** (db / 20.0)) for n, (_, db) in zip(lengths, segments, strict=True)])
     x = amp * np.sin(2 * np.pi * freq * np.arange(amp.size) / rate)
     return np.repeat(x[:, None], channels, axis=1)
 
