@@ -1,0 +1,136 @@
+"""Capture index, sidecar analysis (QC + streaming preview) and the captures / presets commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from firmware import paths
+from firmware.capture_writer import CaptureSession
+from firmware.captures import CaptureError, CaptureIndex, qc_file, streaming_preview
+
+
+def _tone(seconds, level=0.3, rate=48000, freq=997.0):
+    t = np.arange(int(seconds * rate)) / rate
+    s = level * np.sin(2 * np.pi * freq * t)
+    return np.stack([s, s], axis=1)
+
+
+def test_streaming_preview_follows_each_services_rule():
+    loud = streaming_preview(-8.0, -0.2)
+    assert all(v["gain_db"] == pytest.approx(v["target_lufs"] + 8.0) for v in loud.values())
+    quiet = streaming_preview(-20.0, -6.0)
+    assert quiet["youtube"]["gain_db"] == 0 and quiet["tidal"]["gain_db"] == 0 and quiet["amazon_music"]["gain_db"] == 0
+    assert quiet["spotify"]["gain_db"] == pytest.approx(5.0)  # only up to -1 dBTP
+    assert "true-peak headroom" in quiet["spotify"]["note"]
+    assert quiet["apple_music"]["gain_db"] == pytest.approx(4.0)
+    roomy = streaming_preview(-18.0, -10.0)
+    assert roomy["spotify"]["gain_db"] == pytest.approx(4.0) and roomy["spotify"]["result_lufs"] == -14.0
+    assert streaming_preview(None, None)["spotify"]["gain_db"] is None
+
+
+def test_qc_counts_clips_overs_dc_correlation_and_silence(tmp_path):
+    rate = 48000
+    x = _tone(3.0, 0.5, rate)
+    x[: rate // 2] = 0.0  # 0.5 s leading silence
+    x[-rate:] = 0.0  # 1 s trailing silence
+    x[rate: rate + 10, 0] = 1.0  # one clipped run of 10 samples on the left
+    x[int(0.8 * rate): int(1.2 * rate), 1] *= -1  # one 400 ms window out of phase
+    x += 0.0005  # DC (-66 dBFS: below the silence threshold)
+    # an fs/4 sine at 45 degrees, amplitude 1.3: every sample at 0.92 (no clip), true peak +2.3 dBTP
+    n = np.arange(4800)
+    x[int(1.6 * rate): int(1.6 * rate) + 4800, :] = (1.3 * np.sin(np.pi / 2 * n + np.pi / 4))[:, None]
+    path = tmp_path / "qc.wav"
+    sf.write(path, x, rate, subtype="FLOAT")
+    q = qc_file(path)
+    assert q["clipped_samples"] == 10 and q["clip_events"] == 1
+    assert q["intersample_overs"] > 2 * 4800  # most interpolated points between the samples pass 1.0
+    assert q["dc_offset"][0] == pytest.approx(np.mean(x[:, 0]), abs=1e-6)
+    assert q["min_correlation"] < -0.95
+    assert q["leading_silence_s"] == pytest.approx(0.5, abs=0.01)
+    assert q["trailing_silence_s"] == pytest.approx(1.0, abs=0.01)
+    y = _tone(2.0, 0.3)
+    y[-rate:] = 0.0
+    sf.write(tmp_path / "tail.wav", y, rate, subtype="PCM_24")
+    assert qc_file(tmp_path / "tail.wav")["trailing_silence_s"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_capture_sidecar_index_export_delete(tmp_path):
+    d = tmp_path / "captures"
+    s = CaptureSession(d, 48000, 2, taps=("input", "output"), fmt="PCM_24", preset="Radio", floor_mb=0)
+    x = _tone(2.0, 0.25)
+    for i in range(0, len(x), 4800):
+        s.push(x[i:i + 4800], 2 * x[i:i + 4800])
+    s.stop()
+    assert s.wait_analysis(60) == "done"
+    index = CaptureIndex(d)
+    rows = index.list()
+    assert {r["name"].rsplit("_", 1)[1] for r in rows} == {"input", "output"}
+    out = next(r for r in rows if r["name"].endswith("_output"))
+    assert out["duration_s"] == pytest.approx(2.0) and out["analysis"] == "done" and not out["recording"]
+    side = index.get(out["name"])["sidecar"]
+    for k in ("integrated_lufs", "loudness_range_lu", "true_peak_dbtp", "sample_peak_dbfs", "max_momentary_lufs",
+              "max_short_term_lufs", "duration_s", "sample_rate", "channels"):
+        assert k in side
+    assert side["integrated_lufs"] == pytest.approx(20 * np.log10(0.5), abs=0.1)  # stereo sine: LUFS = dBFS peak
+    assert side["preset"] == "Radio" and side["tap"] == "output" and side["stop_reason"] == "stopped"
+    assert set(side["streaming"]) == {"spotify", "youtube", "apple_music", "tidal", "amazon_music"}
+    assert side["qc"]["clipped_samples"] == 0
+    dest = index.export(out["name"], tmp_path)
+    assert sf.info(dest).frames == 96000
+    for bad in ("../x", "a/b", ".hidden", "", "nope"):
+        with pytest.raises(CaptureError):
+            index.delete(bad)
+    index.delete(out["name"])
+    assert len(index.list()) == 1 and not (d / f"{out['name']}.json").exists()
+
+
+def test_recording_capture_cannot_be_deleted(tmp_path):
+    s = CaptureSession(tmp_path / "c", 48000, 2, floor_mb=0, analyze=False)
+    index = CaptureIndex(tmp_path / "c")
+    row = index.list()[0]
+    assert row["recording"] and row["analysis"] == "recording"
+    with pytest.raises(CaptureError, match="being recorded"):
+        index.delete(row["name"])
+    s.stop()
+    index.delete(row["name"])
+
+
+def test_captures_and_presets_commands(masterbox_cmd, tmp_path):
+    s = CaptureSession(paths.captures_dir(), 48000, 2, floor_mb=0, preset="cli")
+    x = _tone(1.0)
+    s.push(x, x)
+    s.stop()
+    s.wait_analysis(60)
+    r = subprocess.run(masterbox_cmd + ["captures", "list", "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert len(rows) == 1 and rows[0]["summary"]["integrated_lufs"] is not None
+    name = rows[0]["name"]
+    r = subprocess.run(masterbox_cmd + ["captures", "export", name, str(tmp_path / "out.wav")], capture_output=True)
+    assert r.returncode == 0 and sf.info(tmp_path / "out.wav").frames == 48000
+    r = subprocess.run(masterbox_cmd + ["captures", "delete", "../../etc"], capture_output=True, text=True)
+    assert r.returncode != 0 and "not a capture name" in r.stderr
+    r = subprocess.run(masterbox_cmd + ["captures", "delete", name], capture_output=True, text=True)
+    assert r.returncode == 0 and not list(paths.captures_dir().glob("*.wav"))
+
+    (tmp_path / "p.json").write_text(json.dumps({"name": "Ünï/../cödé", "params": {"eq1.gain_db": 1.5}}))
+    r = subprocess.run(masterbox_cmd + ["presets", "import", str(tmp_path / "p.json")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(masterbox_cmd + ["presets", "list", "--json"], capture_output=True, text=True)
+    assert "Ünï/../cödé" in [x["name"] for x in json.loads(r.stdout)]
+    r = subprocess.run(masterbox_cmd + ["presets", "show", "ünï/../CÖDÉ"], capture_output=True, text=True)
+    assert json.loads(r.stdout)["params"]["eq1.gain_db"] == 1.5
+    r = subprocess.run(masterbox_cmd + ["presets", "export", "Ünï/../cödé", str(tmp_path / "e.json")])
+    assert r.returncode == 0 and json.loads((tmp_path / "e.json").read_text())["name"] == "Ünï/../cödé"
+    (tmp_path / "bad.json").write_text(json.dumps({"schema_version": 1, "name": "b", "params": {"eq1.gain_db": 99}}))
+    r = subprocess.run(masterbox_cmd + ["presets", "import", str(tmp_path / "bad.json")], capture_output=True, text=True)
+    assert r.returncode == 2 and "eq1.gain_db" in r.stderr and "out of range" in r.stderr
+    r = subprocess.run(masterbox_cmd + ["presets", "delete", "Ünï/../cödé"])
+    assert r.returncode == 0
+    r = subprocess.run(masterbox_cmd + ["presets", "delete", "nothing"], capture_output=True, text=True)
+    assert r.returncode == 2 and "no preset named" in r.stderr
