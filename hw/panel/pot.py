@@ -1,0 +1,122 @@
+"""Potentiometer knobs read through an MCP3008 ADC, with hysteresis and pick-up.
+
+A potentiometer says where it *physically* is; the box's state says where the parameter
+*is*. After a preset recall (from the panel or from the web) the two disagree, and a naive
+pot would yank the parameter back to the knob the moment anything nudged it. So a pot is
+either *picked up* (its movements drive the parameter) or *waiting*: it does nothing
+until the person turns it through (or to within :attr:`PotKnob.pickup_window` of) the
+parameter's value, and then takes over smoothly ("soft takeover"). :attr:`pickup_direction`
+tells the UI which way to turn.
+
+ADC readings are noisy by a count or two, so a reading only counts as a movement when it
+leaves a band of :attr:`hysteresis` counts around the last accepted reading; a knob left
+alone never jitters its parameter. The two ends of the travel snap to exactly 0 and 1 so
+the whole range stays reachable despite the band.
+"""
+
+from __future__ import annotations
+
+from threading import RLock
+
+from gpiozero import MCP3008, CompositeDevice
+
+
+class PotKnob(CompositeDevice):
+    """One potentiometer on one MCP3008 channel.
+
+    :param int channel: MCP3008 input (0-7).
+    :param int hysteresis: counts (of 1023) a reading must move to count as a movement.
+    :param float pickup_window:
+        How close (0..1 of the travel) the knob must come to the parameter to pick it up;
+        passing through the value picks it up whatever the speed.
+    :param str takeover:
+        ``"pickup"`` (soft takeover, the default) or ``"jump"`` (the knob always drives
+        the parameter, even if that makes it leap).
+    :param spi: keyword arguments for :class:`gpiozero.MCP3008` naming the SPI pins
+        (``clock_pin``, ``mosi_pin``, ``miso_pin``, ``select_pin``); the hardware SPI
+        bus is used when they are the bus's pins.
+
+    The panel loop calls :meth:`poll` a few dozen times a second; :attr:`when_changed` is
+    then called with the new position (keep it quick).
+    """
+
+    FULL_SCALE = 1023
+
+    def __init__(self, channel: int, *, hysteresis: int = 3, pickup_window: float = 0.02,
+                 takeover: str = "pickup", position: float = 0.0, spi: dict | None = None, pin_factory=None):
+        if takeover not in ("pickup", "jump"):
+            raise ValueError("takeover must be 'pickup' or 'jump'")
+        self._lock = RLock()
+        self.hysteresis = int(hysteresis)
+        self.pickup_window = float(pickup_window)
+        self.takeover = takeover
+        self._raw = None          # last accepted reading (after hysteresis)
+        self._physical = None     # where the knob is, 0..1 (None until first read)
+        self._position = min(max(float(position), 0.0), 1.0)   # the parameter's position
+        self._picked = takeover == "jump"
+        self.when_changed = None
+        super().__init__(adc=MCP3008(channel=channel, pin_factory=pin_factory, **(spi or {})),
+                         pin_factory=pin_factory)
+
+    @property
+    def position(self) -> float:
+        """The parameter's position as the knob knows it (0..1)."""
+        with self._lock:
+            return self._position
+
+    @property
+    def physical(self) -> float | None:
+        """Where the knob physically points (0..1), after hysteresis."""
+        with self._lock:
+            return self._physical
+
+    @property
+    def picked_up(self) -> bool:
+        with self._lock:
+            return self._picked
+
+    @property
+    def pickup_direction(self) -> int:
+        """+1: turn clockwise to pick up; -1: counter-clockwise; 0: picked up (or unknown)."""
+        with self._lock:
+            if self._picked or self._physical is None:
+                return 0
+            return 1 if self._position > self._physical else -1
+
+    def set_position(self, position: float) -> None:
+        """The parameter moved elsewhere (preset recall, web UI): follow it, re-arm pick-up."""
+        with self._lock:
+            self._position = min(max(float(position), 0.0), 1.0)
+            if self.takeover == "pickup" and (
+                    self._physical is None or abs(self._physical - self._position) > self.pickup_window):
+                self._picked = False
+
+    def poll(self) -> float | None:
+        """Read the ADC; returns (and reports) the new position if the knob moved it."""
+        return self.feed(self.adc.raw_value)
+
+    def feed(self, raw: int) -> float | None:
+        """Take one ADC reading (0..1023). Separate from :meth:`poll` for the bench."""
+        h = self.hysteresis
+        raw = 0 if raw <= h else self.FULL_SCALE if raw >= self.FULL_SCALE - h else int(raw)
+        with self._lock:
+            if self._raw is not None and (raw == self._raw or (abs(raw - self._raw) <= h and raw not in
+                                                               (0, self.FULL_SCALE))):
+                return None
+            before = self._physical
+            self._raw = raw
+            now = self._physical = raw / self.FULL_SCALE
+            if not self._picked:
+                target = self._position
+                crossed = before is not None and (before - target) * (now - target) < 0
+                if abs(now - target) <= self.pickup_window or crossed:
+                    self._picked = True
+                else:
+                    return None
+            if now == self._position:
+                return None
+            self._position = now
+            callback = self.when_changed
+        if callback is not None:
+            callback(now)
+        return now
