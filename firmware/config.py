@@ -83,3 +83,250 @@ def find_line(text: str, section: str, key: str | None = None) -> int | None:
             if line.split("=", 1)[0].strip().strip('"') == key:
                 return n
     return header
+
+
+# -- [panel]: the front panel's pin map ----------------------------------------------------
+_PANEL_KEYS = {"enabled", "refresh_hz", "status_led", "clip_led", "clip_hold", "adc", "knobs", "buttons", "meters"}
+_KNOB_KEYS = {"param", "macro", "also_set", "pot", "encoder", "detents", "fine", "acceleration",
+              "transitions_per_detent", "hysteresis", "pickup_window", "takeover", "disabled"}
+_BUTTON_KEYS = {"pin", "hold", "disabled"}
+_METER_KEYS = {"kind", "source", "pins", "thresholds", "peak_hold", "pin", "scale", "span", "disabled"}
+_GPIO_RANGE = range(0, 28)  # BCM GPIO 0-27 on the 40-pin header
+
+
+def panel_spec(cfg: dict[str, Any]):
+    """The ``[panel]`` section of a loaded config as a checked :class:`hw.panel.PanelSpec`.
+
+    The file only needs what differs from the default map (:data:`hw.panel.DEFAULT_PANEL`):
+    a ``[panel.knobs.NAME]``, ``[panel.meters.NAME]`` table replaces that default device
+    (``disabled = true`` removes it), a ``[panel.buttons.ROLE]`` table changes that button's
+    pin or hold time. Raises :class:`ConfigError` naming the file and line for an unknown
+    parameter, macro, button, meter source or key, a bad value, or two devices on one pin.
+    """
+    from dsp import schema
+    from hw.panel.panel import SOURCES
+    from hw.panel.spec import BUTTON_ROLES, DEFAULT_PANEL, AdcSpec, ButtonSpec, KnobSpec, MeterSpec, PanelSpec
+
+    text = cfg.get("_text", "")
+    where = cfg.get("_path", "config")
+    section = cfg.get("panel", {}) or {}
+
+    def line_of(sec: str, key: str | None = None) -> int | None:
+        n = find_line(text, sec, key) if text else None
+        if n is None and text and "." in sec:  # inline table: `name = { ... }` inside the parent
+            parent, _, name = sec.rpartition(".")
+            n = find_line(text, parent, name)
+        return n
+
+    def fail(sec: str, key: str | None, message: str):
+        n = line_of(sec, key)
+        at = f"{where} line {n}" if n else f"{where} [{sec}]"
+        raise ConfigError(f"{at}: {message}")
+
+    def table(value, sec: str) -> dict:
+        if not isinstance(value, dict):
+            fail(sec, None, f"[{sec}] must be a table")
+        return value
+
+    def unknown_keys(d: dict, allowed: set, sec: str):
+        for k in d:
+            if k not in allowed:
+                fail(sec, k, f"unknown key {k!r} in [{sec}] (known: {', '.join(sorted(allowed))})")
+
+    def gpio(value, sec: str, key: str) -> int:
+        v = value
+        if isinstance(v, str) and v.upper().startswith(("GPIO", "BCM")):
+            v = v.upper().removeprefix("GPIO").removeprefix("BCM")
+            v = int(v) if v.isdigit() else v
+        if isinstance(v, bool) or not isinstance(v, int) or v not in _GPIO_RANGE:
+            fail(sec, key, f"{key} = {value!r} is not a GPIO number (BCM 0-27, e.g. 17 or \"GPIO17\")")
+        return v
+
+    def number(d: dict, key: str, default, sec: str, lo: float, hi: float, integer: bool = False):
+        if key not in d:
+            return default
+        v = d[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)) \
+                or not lo <= v <= hi:
+            kind = "an integer" if integer else "a number"
+            fail(sec, key, f"{key} = {v!r} must be {kind} in {lo:g}..{hi:g}")
+        return v
+
+    unknown_keys(section, _PANEL_KEYS, "panel")
+    enabled = section.get("enabled", DEFAULT_PANEL.enabled)
+    if not isinstance(enabled, bool):
+        fail("panel", "enabled", "enabled must be true or false")
+    refresh = number(section, "refresh_hz", DEFAULT_PANEL.refresh_hz, "panel", 30, 200)
+    clip_hold = number(section, "clip_hold", DEFAULT_PANEL.clip_hold, "panel", 0, 10)
+
+    # pins in use: pin -> (what, line); the first user of a pin keeps it
+    used: dict[int, tuple[str, int | None]] = {}
+
+    def claim(pin: int, what: str, sec: str, key: str):
+        here = line_of(sec, key)
+        if pin in used:
+            other, other_line = used[pin]
+            # name the line the person wrote (a default device has none)
+            n = here or other_line
+            at = f"{where} line {n}" if n else f"{where} [{sec}]"
+            theirs = f"line {other_line}" if other_line else "default pin map"
+            raise ConfigError(f"{at}: GPIO{pin} is used twice: by {what} and by {other} ({theirs})")
+        used[pin] = (what, here)
+
+    # -- ADC
+    adc_cfg = table(section.get("adc", {}), "panel.adc")
+    unknown_keys(adc_cfg, {"clock", "mosi", "miso", "select"}, "panel.adc")
+    base = DEFAULT_PANEL.adc or AdcSpec()
+    adc = AdcSpec(**{k: gpio(adc_cfg[k], "panel.adc", k) if k in adc_cfg else getattr(base, k)
+                     for k in ("clock", "mosi", "miso", "select")})
+
+    # -- knobs
+    defaults = {k.name: k for k in DEFAULT_PANEL.knobs}
+    knobs_cfg = table(section.get("knobs", {}), "panel.knobs")
+    knobs: list[KnobSpec] = []
+    channels: dict[int, str] = {}
+    for name in list(defaults) + [n for n in knobs_cfg if n not in defaults]:
+        sec = f"panel.knobs.{name}"
+        if name not in knobs_cfg:
+            k = defaults[name]
+        else:
+            d = table(knobs_cfg[name], sec)
+            unknown_keys(d, _KNOB_KEYS, sec)
+            if d.get("disabled") is True:
+                continue
+            if ("param" in d) == ("macro" in d):
+                fail(sec, None, f"knob {name!r} needs exactly one of param = \"<parameter id>\" or macro = \"glue\"")
+            param = macro = None
+            if "param" in d:
+                param = d["param"]
+                if param not in schema.BY_ID:
+                    close = [p.id for p in schema.PARAMS if str(param).split(".")[0] == p.id.split(".")[0]][:6]
+                    hint = f" (known in that group: {', '.join(close)})" if close else ""
+                    fail(sec, "param", f"knob {name!r}: unknown parameter {param!r}{hint}")
+            else:
+                macro = d["macro"]
+                if macro not in schema.MACROS:
+                    fail(sec, "macro", f"knob {name!r}: unknown macro {macro!r} (known: {', '.join(schema.MACROS)})")
+            also = table(d.get("also_set", {}), sec)
+            try:
+                also = schema.validate(also, partial=True)
+            except schema.SchemaErrors as e:
+                fail(sec, "also_set", f"knob {name!r}: also_set: {e}")
+            if ("pot" in d) == ("encoder" in d):
+                fail(sec, None, f"knob {name!r} needs exactly one of pot = <MCP3008 channel> or encoder = [A, B, push]")
+            kw: dict[str, Any] = {}
+            if "pot" in d:
+                kind = "pot"
+                kw["channel"] = number(d, "pot", 0, sec, 0, 7, integer=True)
+                kw["hysteresis"] = number(d, "hysteresis", 3, sec, 0, 64, integer=True)
+                kw["pickup_window"] = number(d, "pickup_window", 0.02, sec, 0.0, 0.5)
+                kw["takeover"] = d.get("takeover", "pickup")
+                if kw["takeover"] not in ("pickup", "jump"):
+                    fail(sec, "takeover", "takeover must be \"pickup\" or \"jump\"")
+            else:
+                kind = "encoder"
+                pins = d["encoder"]
+                if not isinstance(pins, list) or len(pins) not in (2, 3):
+                    fail(sec, "encoder", "encoder = [A, B] or [A, B, push] (GPIO numbers)")
+                kw["pins"] = tuple(gpio(p, sec, "encoder") for p in pins)
+                kw["detents"] = number(d, "detents", 96, sec, 1, 10000, integer=True)
+                kw["fine"] = number(d, "fine", 10, sec, 1, 100, integer=True)
+                kw["acceleration"] = number(d, "acceleration", 8.0, sec, 1, 50)
+                kw["transitions_per_detent"] = number(d, "transitions_per_detent", 4, sec, 1, 4, integer=True)
+                if kw["transitions_per_detent"] == 3:
+                    fail(sec, "transitions_per_detent", "transitions_per_detent must be 1, 2 or 4")
+            k = KnobSpec(name, kind, param=param, macro=macro, also_set=tuple(also.items()),
+                         line=line_of(sec), **kw)
+        if k.kind == "pot":
+            if k.channel in channels:
+                fail(sec, "pot", f"MCP3008 channel {k.channel} is used twice: by knob {name!r} and knob "
+                                 f"{channels[k.channel]!r}")
+            channels[k.channel] = name
+        else:
+            for pin in k.pins:
+                claim(pin, f"knob {name!r}", sec, "encoder")
+        knobs.append(k)
+    if any(k.kind == "pot" for k in knobs):
+        for key in ("clock", "mosi", "miso", "select"):
+            claim(getattr(adc, key), f"the MCP3008 ({key})", "panel.adc", key)
+
+    # -- buttons
+    buttons_cfg = table(section.get("buttons", {}), "panel.buttons")
+    for role in buttons_cfg:
+        if role not in BUTTON_ROLES:
+            fail(f"panel.buttons.{role}", None, f"unknown button {role!r} (known: {', '.join(BUTTON_ROLES)})")
+    buttons: list[ButtonSpec] = []
+    for b in DEFAULT_PANEL.buttons:
+        sec = f"panel.buttons.{b.role}"
+        d = table(buttons_cfg.get(b.role, {}), sec)
+        unknown_keys(d, _BUTTON_KEYS, sec)
+        if d.get("disabled") is True:
+            continue
+        pin = gpio(d["pin"], sec, "pin") if "pin" in d else b.pin
+        hold = number(d, "hold", b.hold, sec, 0.1, 60)
+        claim(pin, f"the {b.role} button", sec, "pin")
+        buttons.append(ButtonSpec(b.role, pin, float(hold), line=line_of(sec)))
+
+    # -- meters
+    defaults_m = {m.name: m for m in DEFAULT_PANEL.meters}
+    meters_cfg = table(section.get("meters", {}), "panel.meters")
+    meters: list[MeterSpec] = []
+    for name in list(defaults_m) + [n for n in meters_cfg if n not in defaults_m]:
+        sec = f"panel.meters.{name}"
+        if name not in meters_cfg:
+            m = defaults_m[name]
+        else:
+            d = table(meters_cfg[name], sec)
+            unknown_keys(d, _METER_KEYS, sec)
+            if d.get("disabled") is True:
+                continue
+            kind = d.get("kind")
+            if kind not in ("bar", "needle"):
+                fail(sec, "kind", f"meter {name!r}: kind must be \"bar\" or \"needle\"")
+            source = d.get("source")
+            if source not in SOURCES:
+                fail(sec, "source", f"meter {name!r}: unknown source {source!r} (known: {', '.join(SOURCES)})")
+            if kind == "bar":
+                pins = d.get("pins")
+                th = d.get("thresholds")
+                if not isinstance(pins, list) or not pins:
+                    fail(sec, "pins", f"meter {name!r}: pins = [GPIO, ...] (bottom LED first)")
+                if (not isinstance(th, list) or len(th) != len(pins)
+                        or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in th)
+                        or any(b <= a for a, b in zip(th, th[1:], strict=False))):
+                    fail(sec, "thresholds", f"meter {name!r}: thresholds must be {len(pins)} ascending numbers, "
+                                            "one per LED")
+                m = MeterSpec(name, "bar", source, pins=tuple(gpio(p, sec, "pins") for p in pins),
+                              thresholds=tuple(float(x) for x in th),
+                              peak_hold=float(number(d, "peak_hold", 1.5, sec, 0, 30)), line=line_of(sec))
+            else:
+                if "pin" not in d:
+                    fail(sec, None, f"meter {name!r}: a needle needs pin = <PWM-capable GPIO>")
+                scale = d.get("scale", "vu")
+                if scale not in ("vu", "linear"):
+                    fail(sec, "scale", f"meter {name!r}: scale must be \"vu\" or \"linear\"")
+                span = d.get("span", [0.0, 20.0])
+                if (not isinstance(span, list) or len(span) != 2
+                        or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in span)
+                        or span[1] <= span[0]):
+                    fail(sec, "span", f"meter {name!r}: span = [rest_dB, full_scale_dB], ascending")
+                m = MeterSpec(name, "needle", source, pin=gpio(d["pin"], sec, "pin"), scale=scale,
+                              span=(float(span[0]), float(span[1])), line=line_of(sec))
+        sec = f"panel.meters.{name}"
+        for pin in (m.pins if m.kind == "bar" else (m.pin,)):
+            claim(pin, f"meter {name!r}", sec, "pins" if m.kind == "bar" else "pin")
+        meters.append(m)
+
+    # -- single LEDs
+    leds = {}
+    for key, default in (("status_led", DEFAULT_PANEL.status_pin), ("clip_led", DEFAULT_PANEL.clip_pin)):
+        v = section.get(key, default)
+        if v is False or v is None:
+            leds[key] = None
+            continue
+        leds[key] = gpio(v, "panel", key)
+        claim(leds[key], f"the {key.replace('_', ' ')}", "panel", key)
+
+    return PanelSpec(enabled=enabled, refresh_hz=float(refresh), adc=adc, knobs=tuple(knobs), buttons=tuple(buttons),
+                     meters=tuple(meters), status_pin=leds["status_led"], clip_pin=leds["clip_led"],
+                     clip_hold=float(clip_hold))
