@@ -84,6 +84,9 @@ def create_app(control, config: dict | None = None, *, data_dir: Path | None = N
         TESTING=bool(config.get("testing", False)),
     )
 
+    # "//etc" must reach the views (and be refused there), not be merged and redirected
+    app.url_map.merge_slashes = False
+
     claim = getattr(control, "claim", None)
     if claim is None:
         claim = ClaimWindow(seconds=float(settings["claim_seconds"]))

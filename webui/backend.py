@@ -40,7 +40,7 @@ def call(fn: Callable, *args, **kwargs) -> Any:
 def map_error(e: Exception) -> ApiError | None:
     """The box's refusal ``e`` as a 4xx carrying the box's own message (None: a real bug)."""
     name = type(e).__name__
-    msg = str(e).strip("'\"") or name
+    msg = str(e) or name
     if engine_unavailable(e):
         return ApiError(503, f"the audio engine is not running ({msg})")
     if name == "SchemaErrors":
@@ -49,7 +49,7 @@ def map_error(e: Exception) -> ApiError | None:
     low = msg.lower()
     if "not found" in reasons or low.startswith(("no preset named", "no capture named")):
         return ApiError(404, msg)
-    if "exists" in reasons or "factory preset" in reasons or "being recorded" in low:
+    if any("exists" in r or "factory preset" in r for r in reasons) or "being recorded" in low:
         return ApiError(409, msg)
     if isinstance(e, FileNotFoundError):
         return ApiError(404, msg)

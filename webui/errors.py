@@ -110,7 +110,7 @@ def register(app: Flask) -> None:
         body = {"error": e.message, **e.extra}
         resp = jsonify(body) if wants_json(request) else _page(e.status, e.message)
         resp.status_code = e.status
-        if e.status == 429 and "retry_after" in e.extra:
+        if "retry_after" in e.extra:
             resp.headers["Retry-After"] = str(e.extra["retry_after"])
         return resp
 
@@ -120,6 +120,8 @@ def register(app: Flask) -> None:
         if e.code == 413:
             limit = app.config.get("MAX_CONTENT_LENGTH")
             message = f"request body too large (the limit is {limit} bytes)"
+        elif e.code == 404:
+            message = f"not found: {request.path}"
         elif e.code == 405:
             message = f"{request.method} is not allowed on {request.path}"
         if wants_json(request):

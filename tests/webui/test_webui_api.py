@@ -1,0 +1,358 @@
+"""The JSON API through Flask's test client: what works, and every kind of bad input.
+
+The promise under test: a malformed request gets a 4xx whose message says what is wrong,
+never a 500 and never a partial change.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+from mbweb_helpers import preset_doc, write_wav
+
+
+def error_of(r):
+    body = r.get_json()
+    assert body and isinstance(body.get("error"), str) and body["error"], r.get_data(as_text=True)
+    return body["error"]
+
+
+# -- state ----------------------------------------------------------------------------------
+def test_schema_and_state(api):
+    s = api.get("/api/v1/schema").get_json()
+    assert "eq" in s["groups"] and any(p["id"] == "in.trim_db" for p in s["params"])
+    st = api.get("/api/v1/state").get_json()
+    assert st["values"]["in.trim_db"] == 0.0 and st["bypass"] is False
+
+
+def test_patch_state_applies_and_reaches_engine(api, control):
+    r = api.req("PATCH", "/api/v1/state", json={"values": {"in.trim_db": 3.5, "eq1.type": "bell", "mb.on": True}})
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    assert body["changed"] == {"in.trim_db": 3.5, "eq1.type": "bell", "mb.on": True}
+    assert body["modified"] is True
+    assert control.state.get("in.trim_db") == 3.5
+    assert control.engine.params["in.trim_db"] == 3.5
+
+
+@pytest.mark.parametrize("values, needle", [
+    ({"in.trim_db": 99}, "out of range"),
+    ({"in.trim_db": "loud"}, "must be a number"),
+    ({"in.trim_db": True}, "must be a number"),
+    ({"in.trim_db": None}, "must be a number"),
+    ({"in.trim_db": float("nan")}, None),
+    ({"no.such": 1}, "unknown parameter"),
+    ({"eq1.type": "wobble"}, "must be one of"),
+    ({"mb.on": "maybe"}, "on/off"),
+    ({"in.trim_db": [1]}, "must be a number"),
+])
+def test_patch_state_refuses_bad_values_and_changes_nothing(api, control, values, needle):
+    before = control.state.values
+    body = json.dumps({"values": {**values, "in.trim_db": values.get("in.trim_db", 1.0), "st.width": 150.0}},
+                      allow_nan=True) if "in.trim_db" not in values else json.dumps(
+        {"values": {**values, "st.width": 150.0}}, allow_nan=True)
+    r = api.req("PATCH", "/api/v1/state", data=body, headers={"Content-Type": "application/json"})
+    assert 400 <= r.status_code < 500, r.get_data(as_text=True)
+    msg = error_of(r)
+    if needle:
+        assert needle in msg
+    assert control.state.values == before, "a refused request must not change anything (st.width was valid)"
+
+
+@pytest.mark.parametrize("body, ctype, status, needle", [
+    ("{not json", "application/json", 400, "not valid JSON"),
+    ("", "application/json", 400, "empty"),
+    ("[1, 2]", "application/json", 400, "JSON object"),
+    ('"text"', "application/json", 400, "JSON object"),
+    ('{"values": {"in.trim_db": 1}}', "text/plain", 415, "Content-Type"),
+    ('{"values": [1]}', "application/json", 400, "'values' must be an object"),
+    ('{"values": {}}', "application/json", 400, "empty"),
+    ('{"vals": {"in.trim_db": 1}}', "application/json", 400, "missing field 'values'"),
+    ('{"values": {"in.trim_db": 1}, "x": 1}', "application/json", 400, "unknown field"),
+    (b"\xff\xfe{}", "application/json", 400, "UTF-8"),
+])
+def test_malformed_bodies(api, control, body, ctype, status, needle):
+    before = control.state.values
+    r = api.req("PATCH", "/api/v1/state", data=body, headers={"Content-Type": ctype})
+    assert r.status_code == status, r.get_data(as_text=True)
+    assert needle in error_of(r)
+    assert control.state.values == before
+
+
+def test_oversized_body_is_413(api, control):
+    huge = json.dumps({"values": {"in.trim_db": 1.0}, "pad": "x" * 200_000})
+    r = api.req("PATCH", "/api/v1/state", data=huge, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and "too large" in error_of(r)
+    r = api.req("POST", "/api/v1/presets-import", data=b"x" * (9 * 1024 * 1024),
+                headers={"Content-Type": "application/zip"})
+    assert r.status_code == 413 and "too large" in error_of(r)
+    assert control.state.get("in.trim_db") == 0.0
+
+
+def test_unknown_routes_and_methods_are_json(api):
+    r = api.get("/api/v1/nothing")
+    assert r.status_code == 404 and error_of(r)
+    r = api.req("PUT", "/api/v1/state", json={})
+    assert r.status_code == 405 and "not allowed" in error_of(r)
+
+
+def test_bypass_and_level_match(api, control):
+    r = api.post("/api/v1/bypass", json={"on": True, "level_match": False})
+    assert r.status_code == 200 and r.get_json()["bypass"] is True
+    assert control.engine.bypassed is True and control.state.get("ab.level_match") is False
+    for bad in ({"on": "yes"}, {"on": 1}, {}, {"on": True, "level_match": "no"}):
+        r = api.post("/api/v1/bypass", json=bad)
+        assert r.status_code == 400, bad
+        error_of(r)
+
+
+def test_bypass_with_engine_down_is_kept_for_later(api, control):
+    control.engine.running = False
+    r = api.post("/api/v1/bypass", json={"on": True})
+    assert r.status_code == 200 and r.get_json()["engine"]["ok"] is False
+    assert control.bypassed is True
+
+
+def test_learn_start_stop(api, control):
+    r = api.post("/api/v1/learn/start", json={"seconds": 5})
+    assert r.status_code == 200 and r.get_json()["learn"]["state"] in ("listening", "adjusting")
+    assert api.post("/api/v1/learn/stop", json={}).status_code == 200
+    for bad in ({"seconds": 0}, {"seconds": "10"}, {"seconds": 1e9}):
+        assert api.post("/api/v1/learn/start", json=bad).status_code == 400
+
+
+def test_meters_snapshot_and_reset(api, control):
+    m = api.get("/api/v1/meters").get_json()["meters"]
+    assert m["out_integrated_lufs"] == -14.0
+    assert api.post("/api/v1/meters/reset", json={}).status_code == 200
+    control.engine.running = False
+    assert api.get("/api/v1/meters").get_json()["meters"] is None
+    r = api.post("/api/v1/meters/reset", json={})
+    assert r.status_code == 503 and "not running" in error_of(r)
+
+
+# -- presets ------------------------------------------------------------------------------
+def test_presets_list_recall_save_as_rename_duplicate_delete(api, control):
+    names = [p["name"] for p in api.get("/api/v1/presets").get_json()["presets"]]
+    assert {"transparent", "streaming", "loud"} <= set(names)
+    r = api.post("/api/v1/presets/loud/recall", json={})
+    assert r.status_code == 200 and r.get_json()["active_preset"] == "loud"
+    assert control.state.get("out.drive_db") == 6.0
+    api.req("PATCH", "/api/v1/state", json={"values": {"st.width": 120.0}})
+    r = api.post("/api/v1/presets", json={"name": "Mein Präset ♫", "description": "wide"})
+    assert r.status_code == 201, r.get_json()
+    assert control.state.active_preset == "Mein Präset ♫" and control.state.modified is False
+    shown = api.get("/api/v1/presets/Mein Präset ♫").get_json()
+    assert shown["params"]["st.width"] == 120.0 and shown["factory"] is False
+    api.req("PATCH", "/api/v1/state", json={"values": {"st.width": 130.0}})
+    assert api.req("PUT", "/api/v1/presets/Mein Präset ♫").status_code == 200
+    assert api.get("/api/v1/presets/Mein Präset ♫").get_json()["params"]["st.width"] == 130.0
+    r = api.post("/api/v1/presets/Mein Präset ♫/rename", json={"new_name": "Wide"})
+    assert r.status_code == 200 and control.state.active_preset == "Wide"
+    r = api.post("/api/v1/presets/Wide/duplicate", json={"new_name": "Wide 2"})
+    assert r.status_code == 201
+    assert api.req("DELETE", "/api/v1/presets/Wide 2").status_code == 200
+    assert api.get("/api/v1/presets/Wide 2").status_code == 404
+
+
+def test_preset_refusals(api, control):
+    before = control.state.snapshot()
+    cases = [
+        ("POST", "/api/v1/presets/nope/recall", {}, 404, "no preset named"),
+        ("GET", "/api/v1/presets/nope", None, 404, "no preset named"),
+        ("DELETE", "/api/v1/presets/streaming", None, 409, "factory"),
+        ("PUT", "/api/v1/presets/streaming", {}, 409, "factory"),
+        ("POST", "/api/v1/presets/streaming/rename", {"new_name": "x"}, 409, "factory"),
+        ("POST", "/api/v1/presets", {"name": "streaming"}, 409, "factory"),
+        ("POST", "/api/v1/presets", {"name": ""}, 400, "empty"),
+        ("POST", "/api/v1/presets", {"name": 5}, 400, "must be a string"),
+        ("POST", "/api/v1/presets", {}, 400, "missing field 'name'"),
+        ("POST", "/api/v1/presets", {"name": "x" * 200}, 400, "too long"),
+        ("POST", "/api/v1/presets", {"name": "bad\x00name"}, 400, "control characters"),
+        ("POST", "/api/v1/presets", {"name": "../../etc/passwd"}, 400, "path"),
+        ("POST", "/api/v1/presets/../../etc/recall", {}, 400, "path"),
+        ("GET", "/api/v1/presets/..%2F..%2Fetc%2Fpasswd", None, 400, "path"),
+        ("GET", "/api/v1/presets/%2Fetc%2Fpasswd/export", None, 404, "not found"),
+        ("POST", "/api/v1/presets/loud/rename", {"new_name": "x"}, 409, "factory"),
+        ("POST", "/api/v1/presets/loud/duplicate", {"new_name": "streaming"}, 409, "factory"),
+        ("POST", "/api/v1/presets/loud/duplicate", {"new_name": ".hidden"}, 400, "start with"),
+        ("POST", "/api/v1/presets", {"name": "ok", "description": 3}, 400, "description"),
+    ]
+    for method, path, body, status, needle in cases:
+        r = api.req(method, path, json=body)
+        assert r.status_code == status, (method, path, r.get_data(as_text=True))
+        assert needle in error_of(r), (path, error_of(r))
+    after = control.state.snapshot()
+    assert after["values"] == before["values"] and after["active_preset"] == before["active_preset"]
+    assert {p["name"] for p in api.get("/api/v1/presets").get_json()["presets"]} == {"transparent", "streaming",
+                                                                                   "loud"}
+
+
+def test_preset_export_import_roundtrip(api, control):
+    api.post("/api/v1/presets", json={"name": "Mine"})
+    r = api.get("/api/v1/presets/Mine/export")
+    assert r.status_code == 200 and "attachment" in r.headers["Content-Disposition"]
+    doc = json.loads(r.data)
+    assert doc["name"] == "Mine" and doc["format"] == "masterbox-preset"
+    r = api.get("/api/v1/presets-export")
+    assert r.status_code == 200 and r.mimetype == "application/zip"
+    zipped = r.data
+    assert api.req("DELETE", "/api/v1/presets/Mine").status_code == 200
+    r = api.req("POST", "/api/v1/presets-import", data=zipped, headers={"Content-Type": "application/zip"})
+    assert r.status_code == 201 and r.get_json()["imported"] == ["Mine"]
+    r = api.req("POST", "/api/v1/presets-import", data=zipped, headers={"Content-Type": "application/zip"})
+    assert r.status_code == 409 and "already exists" in error_of(r)
+    r = api.req("POST", "/api/v1/presets-import?overwrite=1", data=zipped,
+                headers={"Content-Type": "application/zip"})
+    assert r.status_code == 201
+    r = api.post("/api/v1/presets-import", json=preset_doc("Imported one", **{"st.width": 90.0}))
+    assert r.status_code == 201 and r.get_json()["imported"] == ["Imported one"]
+
+
+def test_invalid_imports_change_nothing(api, control):
+    def names():
+        return {p["name"] for p in api.get("/api/v1/presets").get_json()["presets"]}
+
+    before = names()
+    bad_param = preset_doc("Bad")
+    bad_param["params"]["in.trim_db"] = 500
+    missing = preset_doc("Missing")
+    del missing["params"]["eq1.freq"]
+    traversal = preset_doc("../../evil")
+    cases = [
+        (bad_param, 422, "in.trim_db"),
+        (missing, 422, "eq1.freq"),
+        (traversal, 400, "path"),
+        ({"format": "something-else", "name": "x", "params": {}}, 422, None),
+        ([1, 2], 400, "JSON object"),
+    ]
+    for doc, status, needle in cases:
+        r = api.post("/api/v1/presets-import", json=doc)
+        assert r.status_code == status, (doc if not isinstance(doc, dict) else doc.get("name"), r.get_json())
+        if needle:
+            assert needle in error_of(r)
+    # a zip with one good and one bad preset imports nothing
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("good.json", json.dumps(preset_doc("Good one")))
+        z.writestr("bad.json", json.dumps(bad_param))
+    r = api.req("POST", "/api/v1/presets-import", data=buf.getvalue(), headers={"Content-Type": "application/zip"})
+    assert r.status_code in (400, 422) and "nothing was changed" in error_of(r)
+    r = api.req("POST", "/api/v1/presets-import", data=b"PK not a zip", headers={"Content-Type": "application/zip"})
+    assert r.status_code in (400, 422) and "zip" in error_of(r)
+    r = api.req("POST", "/api/v1/presets-import?overwrite=maybe", json=preset_doc("x"))
+    assert r.status_code == 400
+    assert names() == before
+
+
+# -- captures -----------------------------------------------------------------------------
+def test_capture_start_stop_list_download_range_delete(api, control):
+    r = api.post("/api/v1/capture/start", json={"tap": "output", "format": "PCM_24"})
+    assert r.status_code == 201, r.get_json()
+    r = api.post("/api/v1/capture/start", json={})
+    assert r.status_code == 409 and "already" in error_of(r)
+    assert api.post("/api/v1/capture/stop", json={}).status_code == 200
+    assert api.post("/api/v1/capture/stop", json={}).status_code == 409
+    caps = api.get("/api/v1/captures").get_json()["captures"]
+    assert len(caps) == 1
+    name = caps[0]["name"]
+    rec = api.get(f"/api/v1/captures/{name}").get_json()
+    assert rec["file"] == f"{name}.wav"
+    full = api.get(f"/api/v1/captures/{name}/download")
+    assert full.status_code == 200 and full.headers["Accept-Ranges"] == "bytes"
+    size = len(full.data)
+    assert size == int(full.headers["Content-Length"]) > 44
+    assert full.data[:4] == b"RIFF"
+    part = api.get(f"/api/v1/captures/{name}/download", headers={"Range": "bytes=0-11"})
+    assert part.status_code == 206 and part.data == full.data[:12]
+    assert part.headers["Content-Range"] == f"bytes 0-11/{size}"
+    tail = api.get(f"/api/v1/captures/{name}/download", headers={"Range": "bytes=-4"})
+    assert tail.status_code == 206 and tail.data == full.data[-4:]
+    bad = api.get(f"/api/v1/captures/{name}/download", headers={"Range": f"bytes={size + 10}-"})
+    assert bad.status_code == 416
+    assert api.req("DELETE", f"/api/v1/captures/{name}").status_code == 200
+    assert api.get(f"/api/v1/captures/{name}/download").status_code == 404
+
+
+def test_capture_refusals(api, control, tmp_path, _isolated_home):
+    secret = tmp_path / "secret.wav"
+    write_wav(secret, seconds=0.1)
+    link = _isolated_home / "captures" / "link.wav"
+    link.symlink_to(secret)
+    cases = [
+        ("POST", "/api/v1/capture/start", {"tap": "sideways"}, 400, "'tap' must be one of"),
+        ("POST", "/api/v1/capture/start", {"format": "MP3"}, 400, "'format' must be one of"),
+        ("POST", "/api/v1/capture/start", {"max_seconds": -1}, 400, "max_seconds"),
+        ("POST", "/api/v1/capture/start", {"max_seconds": "60"}, 400, "max_seconds"),
+        ("POST", "/api/v1/capture/start", {"bogus": 1}, 400, "unknown field"),
+        ("GET", "/api/v1/captures/nope", None, 404, "no capture named"),
+        ("GET", "/api/v1/captures/nope/download", None, 404, "no capture named"),
+        ("GET", "/api/v1/captures/..%2F..%2Fstate/download", None, 400, "path"),
+        ("GET", "/api/v1/captures/%2Fetc%2Fpasswd/download", None, 404, "not found"),
+        ("GET", "/api/v1/captures/link/download", None, 403, "outside the captures folder"),
+        ("DELETE", "/api/v1/captures/..", None, 400, "path"),
+        ("DELETE", "/api/v1/captures/nope", None, 404, "no capture named"),
+    ]
+    for method, path, body, status, needle in cases:
+        r = api.req(method, path, json=body)
+        assert r.status_code == status, (path, r.get_data(as_text=True))
+        assert needle in error_of(r), (path, error_of(r))
+    assert control.engine.capturing is None and secret.exists()
+
+
+def test_capture_with_engine_down_is_503(api, control):
+    control.engine.running = False
+    r = api.post("/api/v1/capture/start", json={})
+    assert r.status_code == 503 and "not running" in error_of(r)
+
+
+def test_loudness_curve_of_a_capture(api, control, _isolated_home):
+    write_wav(_isolated_home / "captures" / "tone.wav", seconds=4.0)
+    r = api.get("/api/v1/captures/tone/loudness")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    curve = r.get_json()
+    assert curve["step_s"] == pytest.approx(0.5)
+    st = [v for v in curve["short_term_lufs"] if v is not None]
+    assert st and -20 < st[-1] < -5  # a -12 dBFS sine is about -12.6 LUFS
+    (_isolated_home / "captures" / "junk.wav").write_bytes(b"RIFF0000WAVEjunk")
+    r = api.get("/api/v1/captures/junk/loudness")
+    assert r.status_code == 422 and "cannot measure" in error_of(r)
+
+
+# -- system -------------------------------------------------------------------------------
+def test_system_info(api):
+    s = api.get("/api/v1/system").get_json()
+    assert s["version"] and s["engine"]["running"] is True and s["disk"]["free_bytes"] > 0
+    assert s["web"]["sse_max_clients"] <= s["web"]["threads"] - 4
+    assert isinstance(s["log"], list)
+
+
+def test_audio_settings_validated_before_refusal(api):
+    for bad, needle in (({"rate": 12345}, "'rate' must be one of"), ({"period": 100}, "'period'"),
+                        ({"periods": 1}, "'periods'"), ({"device": ""}, "'device'"), ({}, "nothing to change"),
+                        ({"rate": "48000"}, "must be an integer"), ({"colour": "red"}, "unknown field")):
+        r = api.post("/api/v1/system/audio", json=bad)
+        assert r.status_code == 400 and needle in error_of(r), (bad, error_of(r))
+    r = api.post("/api/v1/system/audio", json={"rate": 48000})
+    assert r.status_code == 409 and "config file" in error_of(r)
+
+
+# -- panel --------------------------------------------------------------------------------
+def test_panel_absent_is_404(api):
+    r = api.post("/api/v1/panel/knobs/input/turn", json={"detents": 1})
+    assert r.status_code == 404 and "without a front panel" in error_of(r)
+    assert api.get("/api/v1/panel").get_json() == {"knobs": {}, "buttons": {}}
+
+
+# -- pages --------------------------------------------------------------------------------
+def test_pages_render(api):
+    for page in ("live", "chain", "presets", "captures", "system"):
+        r = api.get(f"/{page}")
+        assert r.status_code == 200 and b"masterbox" in r.data, page
+    assert api.get("/static/css/app.css").status_code == 200
+    assert api.get("/static/js/live.js").status_code == 200
+    r = api.get("/nope", headers={"Accept": "text/html"})
+    assert r.status_code == 404 and b"<html" in r.data
