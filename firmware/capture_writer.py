@@ -234,7 +234,7 @@ class CaptureSession:
                 if now - last_header >= HEADER_INTERVAL_S:
                     self._commit_headers()
                     last_header = now
-                if stopping:
+                if stopping and self._r == self._w:  # push() stopped accepting before stop_req was set
                     self.reason = self.reason or "stopped"
                     break
                 time.sleep(0.02)
@@ -247,7 +247,8 @@ class CaptureSession:
     def _drain(self) -> bool:
         """Write what the ring holds; True when the capture must end (limit, floor, disk full)."""
         avail = self._w - self._r
-        while avail > 0:
+        t0 = time.monotonic()
+        while avail > 0 and time.monotonic() - t0 < HEADER_INTERVAL_S / 2:  # let the header keep up
             n = min(avail, self._cap - self._r % self._cap, max(self.rate // 4, 1024))
             if self.max_frames is not None:
                 n = min(n, self.max_frames - self.frames_written)
@@ -327,6 +328,7 @@ class CaptureSession:
         with self._lock:
             if self._state == "recording":
                 self._state = "stopping"
+            self._accepting = False  # blocks pushed from now on are after the end
             self._stop_req.set()
             self._thread.join(timeout)
         return self.status()
