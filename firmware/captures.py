@@ -338,11 +338,16 @@ class CaptureIndex:
         os.replace(tmp, dest)
         return dest
 
-    def analyze_pending(self, timeout: float = 600) -> list[str]:
-        """Write missing sidecars of finished captures in a worker subprocess (no numba here)."""
+    def analyze_pending(self, timeout: float = 600, older_than_s: float = 0.0) -> list[str]:
+        """Write missing sidecars of finished captures in a worker subprocess (no numba here).
+
+        ``older_than_s`` skips captures finished moments ago, whose sidecar the engine is writing.
+        """
+        import time
+
         done = []
         for row in self.list():
-            if row["analysis"] != "pending":
+            if row["analysis"] != "pending" or time.time() - row["mtime"] < older_than_s:
                 continue
             wav = self.directory / row["file"]
             r = subprocess.run([sys.executable, "-m", "firmware.captures", "sidecar", str(wav)],

@@ -30,6 +30,7 @@ from firmware.state import StateStore
 
 log = logging.getLogger("masterbox.control")
 WATCH_S = 0.5
+ANALYZE_DELAY_S = 20.0
 
 
 class EngineUnavailableFallback(RuntimeError):
@@ -87,6 +88,7 @@ class Control:
         if watch:
             self._watcher = threading.Thread(target=self._watch_engine, name="engine-watch", daemon=True)
             self._watcher.start()
+            threading.Thread(target=self._analyze_leftovers, name="capture-analysis", daemon=True).start()
 
     @staticmethod
     def _make_engine() -> Any:
@@ -125,6 +127,17 @@ class Control:
         if reply.get("ok", True):
             self._engine_call(self.engine.bypass, self.bypassed, level_match=self.state.get("ab.level_match"))
         return reply
+
+    def _analyze_leftovers(self) -> None:
+        """Sidecars for captures a crash left without one (repaired at engine start), off the boot path."""
+        if self._closed.wait(ANALYZE_DELAY_S):
+            return
+        try:
+            done = self.captures.analyze_pending(older_than_s=60.0)
+            if done:
+                log.info("analysed %d capture(s) left without a sidecar", len(done))
+        except Exception:
+            log.exception("analysing leftover captures failed")
 
     def _watch_engine(self) -> None:
         while not self._closed.wait(WATCH_S):
