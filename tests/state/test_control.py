@@ -184,3 +184,13 @@ def test_learner_stop_from_another_thread():
     threading.Timer(0.3, ln.stop).start()
     st = ln.wait(3.0)
     assert st["state"] in ("stopped",) and not ln.running
+
+
+def test_control_side_modules_do_not_import_numba():
+    import subprocess
+    import sys
+
+    code = ("import sys, firmware.control, firmware.state, firmware.presets, firmware.captures, firmware.learn, "
+            "firmware.commands.presets, firmware.commands.captures; print('numba' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
