@@ -72,8 +72,9 @@ def find_line(text: str, section: str, key: str | None = None) -> int | None:
     header = None
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
-        if line.startswith("[") and line.endswith("]"):
-            current = line.strip("[]").strip()
+        head = line.split("#", 1)[0].strip()  # a header may carry a comment: [panel.knobs.tone]  # tilt
+        if head.startswith("[") and head.endswith("]"):
+            current = head.strip("[]").strip()
             if current == section:
                 header = n
                 if key is None:
