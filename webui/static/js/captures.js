@@ -24,7 +24,6 @@
     } catch (e) { fail(e); }
   });
 
-  function a(c) { return c.analysis || c; }
   function dur(s) { return s == null ? "—" : `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, "0")}`; }
   function bytes(n) { return n == null ? "" : n > 1e9 ? (n / 1e9).toFixed(2) + " GB" : (n / 1e6).toFixed(1) + " MB"; }
 
@@ -35,10 +34,9 @@
     g.fillStyle = "#0b0c0f"; g.fillRect(0, 0, w, h);
     const lo = -40, hi = 0, y = (v) => h - (Math.max(lo, Math.min(hi, v)) - lo) / (hi - lo) * h;
     g.strokeStyle = "rgba(255,255,255,0.07)"; g.fillStyle = "#8d96a5"; g.font = "11px sans-serif";
-    for (let v = lo; v <= hi; v += 10) { g.beginPath(); g.moveTo(0, y(v)); g.lineTo(w, y(v)); g.stroke(); g.fillText(String(v), 4, y(v) - 2); }
+    for (let v = lo; v <= hi; v += 10) { g.beginPath(); g.moveTo(0, y(v)); g.lineTo(w, y(v)); g.stroke(); g.fillText(`${v} LUFS`, 4, y(v) - 2); }
     if (target != null) { g.strokeStyle = "#f5b83d"; g.setLineDash([4, 4]); g.beginPath(); g.moveTo(0, y(target)); g.lineTo(w, y(target)); g.stroke(); g.setLineDash([]); }
-    const pts = series.filter((v) => v != null);
-    if (!pts.length) { g.fillText("silence", w / 2 - 20, h / 2); return; }
+    if (!series.some((v) => v != null)) { g.fillText("silence", w / 2 - 20, h / 2); return; }
     g.strokeStyle = "#3ddc84"; g.lineWidth = 1.6; g.beginPath();
     let started = false;
     series.forEach((v, i) => {
@@ -49,50 +47,62 @@
     g.stroke();
   }
 
-  function table(obj, fmtRow) {
-    return el("table", {}, Object.entries(obj).map(([k, v]) => el("tr", {}, el("td", { text: k.replace(/_/g, " ") }), el("td", { class: "num", text: fmtRow(v) }))));
+  function kv(obj) {
+    return el("table", {}, Object.entries(obj).filter(([, v]) => typeof v !== "object" || v === null).map(([k, v]) =>
+      el("tr", {}, el("td", { text: k.replace(/_/g, " ") }), el("td", { class: "num", text: typeof v === "number" ? fmt(v, Number.isInteger(v) ? 0 : 3) : String(v ?? "—") }))));
   }
 
-  function details(c) {
-    const an = a(c), box = el("div", { class: "details" });
-    const qc = an.qc || c.qc;
-    if (qc && typeof qc === "object") box.append(el("div", {}, el("h3", { text: "Quality check" }), table(qc, (v) => typeof v === "number" ? fmt(v, Number.isInteger(v) ? 0 : 2) : String(v))));
-    const svc = an.streaming || an.services || c.streaming;
-    if (svc && typeof svc === "object") {
-      box.append(el("div", {}, el("h3", { text: "Streaming services" }), el("table", {},
-        el("tr", {}, el("th", { text: "service" }), el("th", { text: "gain" }), el("th", { text: "target" })),
-        Object.entries(svc).map(([name, v]) => el("tr", {}, el("td", { text: name }),
-          el("td", { class: "num", text: fmt(typeof v === "object" ? (v.gain_db ?? v.gain) : v, 1, "dB") }),
-          el("td", { class: "num", text: typeof v === "object" ? fmt(v.target_lufs ?? v.target, 1, "LUFS") : "" }))))));
-    }
-    const curve = an.loudness_curve || an.short_term_curve || c.loudness_curve;
-    const series = Array.isArray(curve) ? curve : curve && (curve.short_term_lufs || curve.values);
-    const holder = el("div", {}, el("h3", { text: "Short-term loudness over time" }));
-    if (Array.isArray(series) && series.length) { const cv = el("canvas", { class: "plot" }); holder.append(cv); requestAnimationFrame(() => plot(cv, series, an.target_lufs)); }
-    else holder.append(el("p", { class: "muted small", text: "No loudness curve in this capture's analysis." }));
-    box.append(holder);
-    return box;
+  async function details(name, box) {
+    try {
+      const rec = await api("GET", `/captures/${enc(name)}`);
+      const side = rec.sidecar;
+      box.replaceChildren();
+      if (rec.recording) { box.append(el("p", { class: "muted", text: "Still recording." })); return; }
+      if (!side) box.append(el("p", { class: "muted", text: "Analysis pending: it is written shortly after the capture ends." }));
+      else {
+      const keys = ["integrated_lufs", "loudness_range_lu", "true_peak_dbtp", "sample_peak_dbfs", "max_momentary_lufs", "max_short_term_lufs", "plr_db", "duration_s", "sample_rate", "dropped_frames", "stop_reason"];
+      const summary = {};
+      for (const k of keys) if (k in side) summary[k] = side[k];
+      box.append(el("div", {}, el("h3", { text: "Analysis" }), kv(summary)));
+      if (side.qc) box.append(el("div", {}, el("h3", { text: "Quality check" }), kv(side.qc)));
+      if (side.streaming) {
+        box.append(el("div", {}, el("h3", { text: "Streaming services" }), el("table", {},
+          el("tr", {}, el("th", { text: "service" }), el("th", { text: "gain" }), el("th", { text: "lands at" })),
+          Object.values(side.streaming).map((v) => el("tr", { title: v.note || "" }, el("td", { text: v.service }),
+            el("td", { class: "num", text: fmt(v.gain_db, 1, "dB") }), el("td", { class: "num", text: fmt(v.result_lufs, 1, "LUFS") }))))));
+      }
+      }
+      const holder = el("div", { class: "plot-box" }, el("h3", { text: "Short-term loudness over time" }), el("p", { class: "muted small", text: "measuring…" }));
+      box.append(holder);
+      const curve = await api("GET", `/captures/${enc(name)}/loudness`);
+      const cv = el("canvas", { class: "plot", "data-plot": name });
+      holder.replaceChildren(holder.firstChild, cv, el("p", { class: "muted small", text: `every ${fmt(curve.step_s, 1)} s · dashed: −14 LUFS` }));
+      requestAnimationFrame(() => plot(cv, curve.short_term_lufs, -14));
+    } catch (e) { box.append(el("p", { class: "error", text: e.message })); }
   }
 
   function row(c) {
-    const an = a(c), name = c.name;
-    const clips = (an.qc && (an.qc.sample_clips ?? an.qc.clips)) || 0;
+    const sm = c.summary || {}, name = c.name;
+    const box = el("div", { class: "details" });
     const li = el("li", { "data-capture": name },
-      el("div", { class: "title" }, name, clips ? el("span", { class: "badge hot", text: `${clips} clips` }) : null,
-        el("small", { text: [c.preset && `preset ${c.preset}`, c.tap, bytes(c.size_bytes ?? c.size)].filter(Boolean).join(" · ") })),
+      el("div", { class: "title" }, name,
+        c.recording ? el("span", { class: "badge hot", text: "recording" }) : c.analysis === "pending" ? el("span", { class: "badge", text: "analysing" }) : null,
+        el("small", { text: [sm.preset && `preset ${sm.preset}`, sm.tap, c.sample_rate && `${c.sample_rate / 1000} kHz`, bytes(c.size_bytes)].filter(Boolean).join(" · ") })),
       el("div", { class: "stats" },
-        el("span", {}, el("b", { text: "length" }), dur(an.duration_s)),
-        el("span", {}, el("b", { text: "int" }), fmt(an.integrated_lufs, 1, "LUFS")),
-        el("span", {}, el("b", { text: "TP" }), fmt(an.true_peak_dbtp, 1, "dBTP")),
-        el("span", {}, el("b", { text: "LRA" }), fmt(an.loudness_range_lu, 1, "LU"))),
+        el("span", {}, el("b", { text: "length" }), dur(c.duration_s)),
+        el("span", {}, el("b", { text: "int" }), fmt(sm.integrated_lufs, 1, "LUFS")),
+        el("span", {}, el("b", { text: "TP" }), fmt(sm.true_peak_dbtp, 1, "dBTP")),
+        el("span", {}, el("b", { text: "LRA" }), fmt(sm.loudness_range_lu, 1, "LU"))),
       el("div", { class: "actions" },
-        el("button", { class: "btn btn-small", "data-action": "details", onclick: () => { open.has(name) ? open.delete(name) : open.add(name); render(cache); } }, open.has(name) ? "Hide" : "Details"),
-        el("a", { class: "btn btn-small btn-primary", href: `/api/v1/captures/${enc(name)}/download`, "data-action": "download" }, "Download"),
-        el("button", { class: "btn btn-small btn-danger", "data-action": "delete", onclick: async () => {
+        el("button", { class: "btn btn-small", "data-action": "details", onclick: () => {
+          if (open.has(name)) { open.delete(name); box.remove(); } else { open.add(name); li.append(box); details(name, box); }
+        } }, "Details"),
+        el("a", { class: "btn btn-small btn-primary", href: `/api/v1/captures/${enc(name)}/download`, download: c.file, "data-action": "download" }, "Download"),
+        el("button", { class: "btn btn-small btn-danger", "data-action": "delete", disabled: c.recording || null, onclick: async () => {
           if (!confirm(`Delete the capture “${name}”?`)) return;
           try { await api("DELETE", `/captures/${enc(name)}`); toast(`Deleted ${name}`); load(); } catch (e) { fail(e); }
         } }, "Delete")));
-    if (open.has(name)) li.append(details(c));
+    if (open.has(name)) { li.append(box); details(name, box); }
     return li;
   }
   let cache = [];

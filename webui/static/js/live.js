@@ -131,34 +131,38 @@
   on("state", showState);
 
   // ---- virtual front panel ------------------------------------------------------------
+  // GET /api/v1/panel: {knobs: {name: {param|macro, position, ...}}, buttons: {role: {hold}},
+  //                     bars: {name: {leds: [bool]}}, needles: {name: {deflection}}, clip, status}
   const vpanel = document.getElementById("vpanel");
   const knobBox = document.getElementById("vpanel-knobs"), btnBox = document.getElementById("vpanel-buttons"), ledBox = document.getElementById("vpanel-leds");
-  let panel = null;
+  const BUTTONS = {
+    bypass: ["BYPASS", "hold 5 s: shut down"], preset_down: ["PRESET −", "previous preset"],
+    preset_up: ["PRESET +", "hold 2 s: save"], learn: ["LEARN", "start / stop"], capture: ["CAPTURE", "start / stop"],
+  };
+  let panel = null, panelKey = "";
   const knobs = {};
-  function knobPosition(k) {
-    if (typeof k.position === "number") return k.position;
+  function knobText(name, k) {
     const p = schema[k.param];
-    const v = state && k.param ? state.values[k.param] : k.value;
-    if (!p || v == null) return 0.5;
-    if (p.curve === "bool") return v ? 1 : 0;
-    if (p.curve === "enum") return p.choices.indexOf(v) / Math.max(p.choices.length - 1, 1);
-    if (p.curve === "log") return Math.log(v / p.min) / Math.log(p.max / p.min);
-    return (v - p.min) / (p.max - p.min);
-  }
-  function knobText(k) {
-    const p = schema[k.param];
-    const v = state && k.param && state.values[k.param] !== undefined ? state.values[k.param] : k.value;
-    if (p && v != null) return MB.formatValue(p, v);
-    if (typeof k.value === "number") return fmt(k.value, 2);
-    return k.value ?? "";
+    if (p && state && state.values[k.param] !== undefined) return MB.formatValue(p, state.values[k.param]);
+    if (k.macro) return `${Math.round(k.position * 100)} %`;
+    return fmt(k.position, 2);
   }
   function renderKnobValues() {
     if (!panel) return;
-    for (const k of panel.knobs || []) {
-      const w = knobs[k.name];
+    for (const [name, k] of Object.entries(panel.knobs || {})) {
+      const w = knobs[name];
       if (!w) continue;
-      w.pointer.style.transform = `rotate(${(-135 + 270 * Math.max(0, Math.min(1, knobPosition(k)))).toFixed(1)}deg)`;
-      w.val.textContent = knobText(k);
+      // the pointer is where the knob physically is; the dot is the parameter's value
+      const clamp = (x) => Math.max(0, Math.min(1, x));
+      const pos = clamp(k.position), phys = k.physical == null ? pos : clamp(k.physical);
+      const angle = (x) => (-135 + 270 * x).toFixed(1);
+      w.pointer.style.transform = `rotate(${angle(phys)}deg)`;
+      w.mark.style.transform = `rotate(${angle(pos)}deg)`;
+      w.dial.setAttribute("aria-valuenow", phys.toFixed(3));
+      w.val.textContent = knobText(name, k);
+      const waiting = k.picked_up === false && Math.abs(phys - pos) > 0.01;
+      w.mark.classList.toggle("hidden", !waiting);
+      w.hint.textContent = waiting ? (phys < pos ? "turn up to pick up ●" : "turn down to pick up ●") : "";
     }
   }
   let pending = {}, flushTimer = null;
@@ -169,62 +173,81 @@
   async function flush() {
     flushTimer = null;
     const batch = pending; pending = {};
-    for (const [name, d] of Object.entries(batch)) {
-      if (!d) continue;
-      const n = Math.max(-48, Math.min(48, d));
-      try { showPanel(await api("POST", `/panel/knobs/${encodeURIComponent(name)}/turn`, { detents: n })); } catch (e) { fail(e); }
+    for (let [name, d] of Object.entries(batch)) {
+      while (d) {  // a fast spin is sent in requests of at most 48 detents, none lost
+        const n = Math.max(-48, Math.min(48, d));
+        d -= n;
+        try { showPanel(await api("POST", `/panel/knobs/${encodeURIComponent(name)}/turn`, { detents: n })); } catch (e) { fail(e); break; }
+      }
     }
   }
   function buildPanel(p) {
     knobBox.replaceChildren(); btnBox.replaceChildren();
-    for (const k of p.knobs || []) {
-      const pointer = el("div", { class: "pointer" });
-      const dial = el("div", { class: "dial", role: "slider", tabindex: "0", "aria-label": k.label || k.name, "data-knob": k.name }, pointer);
-      const val = el("div", { class: "kval" });
-      const minus = el("button", { class: "btn", "aria-label": `${k.label || k.name} down`, "data-knob-step": "-1", onclick: () => turn(k.name, -1) }, "−");
-      const plus = el("button", { class: "btn", "aria-label": `${k.label || k.name} up`, "data-knob-step": "1", onclick: () => turn(k.name, 1) }, "+");
-      knobBox.append(el("div", { class: "knob", "data-name": k.name }, el("div", { class: "kname", text: k.label || k.name }), dial, val, el("div", { class: "kbtns" }, minus, plus)));
-      knobs[k.name] = { pointer, val };
-      let y0 = null, acc = 0;
-      dial.addEventListener("pointerdown", (ev) => { y0 = ev.clientY; acc = 0; dial.setPointerCapture(ev.pointerId); });
-      dial.addEventListener("pointermove", (ev) => {
-        if (y0 === null) return;
-        acc += (y0 - ev.clientY); y0 = ev.clientY;
-        const steps = Math.trunc(acc / 10);
-        if (steps) { acc -= steps * 10; turn(k.name, steps); }
+    for (const [name, k] of Object.entries(p.knobs || {})) {
+      const label = name.toUpperCase();
+      const pointer = el("div", { class: "pointer" }), mark = el("div", { class: "pickup hidden" });
+      const dial = el("div", { class: "dial", role: "slider", tabindex: "0", "aria-label": label, "aria-valuemin": "0", "aria-valuemax": "1", "data-knob": name }, mark, pointer);
+      const val = el("div", { class: "kval" }), hint = el("div", { class: "muted small" });
+      const minus = el("button", { class: "btn", "aria-label": `${label} down`, "data-knob-step": "-1", onclick: () => turn(name, -1) }, "−");
+      const plus = el("button", { class: "btn", "aria-label": `${label} up`, "data-knob-step": "1", onclick: () => turn(name, 1) }, "+");
+      knobBox.append(el("div", { class: "knob", "data-name": name, title: k.param || k.macro || "" },
+        el("div", { class: "kname", text: label }), dial, val, el("div", { class: "kbtns" }, minus, plus), hint));
+      knobs[name] = { pointer, mark, val, dial, hint };
+      // drag up/down anywhere once the dial is grabbed: 6 px per detent
+      dial.addEventListener("pointerdown", (ev) => {
+        ev.preventDefault();
+        const y0 = ev.clientY;
+        let sent = 0;
+        const move = (e) => {
+          const steps = Math.trunc((y0 - e.clientY) / 6) - sent;
+          if (steps) { sent += steps; turn(name, steps); }
+        };
+        const up = () => { window.removeEventListener("pointermove", move); window.removeEventListener("pointerup", up); window.removeEventListener("pointercancel", up); };
+        window.addEventListener("pointermove", move);
+        window.addEventListener("pointerup", up);
+        window.addEventListener("pointercancel", up);
       });
-      dial.addEventListener("pointerup", () => { y0 = null; });
-      dial.addEventListener("wheel", (ev) => { ev.preventDefault(); turn(k.name, ev.deltaY < 0 ? 1 : -1); }, { passive: false });
+      dial.addEventListener("wheel", (ev) => { ev.preventDefault(); turn(name, ev.deltaY < 0 ? 2 : -2); }, { passive: false });
       dial.addEventListener("keydown", (ev) => {
-        if (ev.key === "ArrowUp" || ev.key === "ArrowRight") { turn(k.name, 1); ev.preventDefault(); }
-        if (ev.key === "ArrowDown" || ev.key === "ArrowLeft") { turn(k.name, -1); ev.preventDefault(); }
+        if (ev.key === "ArrowUp" || ev.key === "ArrowRight") { turn(name, 1); ev.preventDefault(); }
+        if (ev.key === "ArrowDown" || ev.key === "ArrowLeft") { turn(name, -1); ev.preventDefault(); }
       });
     }
-    for (const b of p.buttons || []) {
-      const name = b.name || b;
+    for (const [role, b] of Object.entries(p.buttons || {})) {
+      const [label, sub] = BUTTONS[role] || [role.toUpperCase(), ""];
       let downAt = 0;
-      const btn = el("button", { class: "btn btn-big", "data-button": name }, b.label || name, el("small", { text: "hold for long press" }));
+      const btn = el("button", { class: "btn btn-big", "data-button": role, title: `tap: press · long press: hold ${b.hold} s` }, label, el("small", { text: sub }));
       btn.addEventListener("pointerdown", () => { downAt = Date.now(); });
       btn.addEventListener("click", async () => {
         const held = downAt ? (Date.now() - downAt) / 1000 : 0; downAt = 0;
-        try { showPanel(await api("POST", `/panel/buttons/${encodeURIComponent(name)}/press`, { hold_s: held > 0.8 ? Math.min(held, 10) : 0 })); } catch (e) { fail(e); }
+        const body = held >= 0.6 ? { hold_s: Math.min((b.hold || 1) + 0.1, 8) } : {};
+        try { showPanel(await api("POST", `/panel/buttons/${encodeURIComponent(role)}/press`, body)); } catch (e) { fail(e); }
       });
       btnBox.append(btn);
     }
   }
+  function ledBar(name, leds) {
+    const n = leds.length;
+    return el("span", { class: "pled-bar", "data-led": name }, el("span", { class: "pled-name", text: name }),
+      leds.map((on_, i) => el("i", { class: `seg ${on_ ? "on" : ""} ${i >= n - 1 ? "red" : i >= n - 2 ? "amber" : ""}` })));
+  }
   function showPanel(p) {
-    if (!p || !(p.knobs || []).length) return;
-    const first = !panel || JSON.stringify((panel.knobs || []).map((k) => k.name)) !== JSON.stringify(p.knobs.map((k) => k.name));
+    if (!p || !Object.keys(p.knobs || {}).length) return;
+    const key = Object.keys(p.knobs).join("|") + "/" + Object.keys(p.buttons || {}).join("|");
     panel = p;
-    if (first) buildPanel(p);
+    if (key !== panelKey) { panelKey = key; buildPanel(p); }
     vpanel.classList.remove("hidden");
     renderKnobValues();
-    let leds = p.leds || [];
-    if (!Array.isArray(leds)) leds = Object.entries(leds).map(([name, v]) => (typeof v === "object" ? { name, ...v } : { name, on: !!v }));
-    ledBox.replaceChildren(...leds.map((l) => {
-      const lit = l.on ?? l.lit ?? (typeof l.value === "number" ? l.value > 0 : !!l.value);
-      return el("span", { class: `pled ${l.color || ""} ${lit ? "on" : ""}`, "data-led": l.name }, el("i"), l.label || l.name);
-    }));
+    const items = [];
+    for (const [name, b] of Object.entries(p.bars || {})) items.push(ledBar(name, b.leds || []));
+    for (const [name, n] of Object.entries(p.needles || {})) {
+      const g = el("span", { class: "needle" }, el("i"));
+      g.firstChild.style.transform = `rotate(${(-45 + 90 * Math.max(0, Math.min(1, n.deflection))).toFixed(1)}deg)`;
+      items.push(el("span", { class: "pled-bar", "data-needle": name }, el("span", { class: "pled-name", text: name.replace("_", " ") }), g));
+    }
+    if (p.clip !== null && p.clip !== undefined) items.push(el("span", { class: `pled red ${p.clip ? "on" : ""}`, "data-led": "clip" }, el("i"), "clip"));
+    if (p.status) items.push(el("span", { class: `pled ${p.status.pattern === "error" ? "red" : p.status.pattern === "running" ? "" : "amber"} ${p.status.lit ? "on" : ""}`, "data-led": "status" }, el("i"), p.status.pattern || "status"));
+    ledBox.replaceChildren(...items);
   }
   on("panel", showPanel);
 

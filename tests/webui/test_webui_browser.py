@@ -1,0 +1,203 @@
+"""End to end in a real browser: Playwright driving Debian's chromium against waitress.
+
+The box here is the real control side (Control, StateStore, PresetStore, CaptureIndex) with
+the real front panel code on simulated pins (SimulatedPanel + PanelController), so a click
+on the virtual knob travels browser -> API -> mock GPIO edges -> panel controller -> state ->
+SSE -> browser. The engine is the sim engine process when this checkout has one, else the
+stand-in engine of these tests.
+
+Screenshots go to ``$MB_SCREENSHOT_DIR`` when set (``docs/screenshots`` is made that way),
+else into the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+from mbweb_helpers import PASSWORD, set_password
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def box(control, _isolated_home):
+    from firmware.panel_controller import PanelController
+    from hw.panel.simulated import SimulatedPanel
+    from webui import create_app
+    from webui.server import ServerThread
+
+    panel = SimulatedPanel()
+    control.panel = panel
+    controller = PanelController(control, panel=panel, config={}).start()
+    app = create_app(control, {"web": {"threads": 12, "sse_max_clients": 6}})
+    set_password(app)
+    server = ServerThread(app, host="127.0.0.1", port=0).start()
+    yield server
+    server.stop()
+    controller.close()
+    panel.close()
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def shots(tmp_path):
+    d = Path(os.environ.get("MB_SCREENSHOT_DIR") or tmp_path / "shots")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def meter_text(page, key):
+    return page.locator(f'.meter[data-key="{key}"] .val').inner_text()
+
+
+def test_login_recall_meters_knob_capture_download(box, browser, control, shots, tmp_path):
+    from playwright.sync_api import expect
+
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = ctx.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    # log in (a wrong password first)
+    page.goto(box.url + "/live")
+    expect(page).to_have_url(re.compile(r"/login"))
+    page.screenshot(path=str(shots / "login.png"))
+    page.fill("#password", "not the password")
+    page.click("#login-submit")
+    expect(page.locator("#login-error")).to_have_text("wrong password")
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+    expect(page).to_have_url(re.compile(r"/live$"))
+    errors.clear()  # the refused login above is logged as a 401 document load
+
+    # meters move
+    expect(page.locator("#st-engine")).to_have_text(re.compile("engine"), timeout=5000)
+    expect(page.locator('.meter[data-key="out_peak_dbfs"] .val')).not_to_have_text("—", timeout=5000)
+    seen = set()
+    deadline = time.monotonic() + 5
+    while len(seen) < 3 and time.monotonic() < deadline:
+        seen.add(meter_text(page, "out_peak_dbfs"))
+        page.wait_for_timeout(120)
+    assert len(seen) >= 3, f"meter values did not change: {seen}"
+
+    # recall a preset
+    page.select_option("#live-preset-select", "loud")
+    page.click("#live-recall")
+    expect(page.locator("#live-preset")).to_have_text(re.compile("^loud"))
+    assert control.state.active_preset == "loud" and control.state.get("out.drive_db") == 6.0
+    expect(page.locator("#st-preset")).to_have_text(re.compile("loud"))
+
+    # turn the virtual WIDTH knob (a potentiometer: it first has to pick the value up, then the
+    # parameter follows it): drag it upwards, as a thumb would
+    expect(page.locator("#vpanel")).to_be_visible()
+    width_before = control.state.get("st.width")
+    shown_before = page.locator('.knob[data-name="width"] .kval').inner_text()
+    dial = page.locator('.knob[data-name="width"] .dial').bounding_box()
+    x, y = dial["x"] + dial["width"] / 2, dial["y"] + dial["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x, y - 420, steps=30)
+    page.mouse.up()
+    page.click('.knob[data-name="width"] [data-knob-step="1"]')
+    deadline = time.monotonic() + 5
+    while control.state.get("st.width") <= width_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert control.state.get("st.width") > width_before
+    expect(page.locator('.knob[data-name="width"] .kval')).not_to_have_text(shown_before)
+    expect(page.locator("#live-preset .mod")).to_have_text("modified")
+    page.wait_for_timeout(400)
+    page.screenshot(path=str(shots / "live.png"), full_page=True)
+
+    # start and stop a capture
+    page.click("#btn-capture")
+    expect(page.locator("#btn-capture")).to_have_attribute("aria-pressed", "true")
+    page.wait_for_timeout(1200)
+    page.click("#btn-capture")
+    expect(page.locator("#btn-capture")).to_have_attribute("aria-pressed", "false")
+
+    # download it from the Captures page
+    page.click('a.tab[href="/captures"]')
+    item = page.locator("#capture-list li[data-capture]").first
+    expect(item).to_be_visible(timeout=10000)
+    name = item.get_attribute("data-capture")
+    item.locator('[data-action="details"]').click()
+    expect(item.locator("canvas.plot")).to_be_visible(timeout=30000)
+    with page.expect_download() as dl:
+        item.locator('[data-action="download"]').click()
+    target = tmp_path / "download.wav"
+    dl.value.save_as(target)
+    data = target.read_bytes()
+    assert data[:4] == b"RIFF" and data == (control.captures.path(name)).read_bytes()
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(shots / "captures.png"), full_page=True)
+
+    # the other pages render without script errors
+    page.click('a.tab[href="/chain"]')
+    expect(page.locator('[data-param="st.width"]')).to_be_visible()
+    page.screenshot(path=str(shots / "chain.png"))
+    page.click('a.tab[href="/presets"]')
+    expect(page.locator('#preset-list li[data-preset="loud"]')).to_be_visible()
+    page.screenshot(path=str(shots / "presets.png"), full_page=True)
+    page.click('a.tab[href="/system"]')
+    expect(page.locator("#health dd").first).to_be_visible()
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(shots / "system.png"), full_page=True)
+    assert not errors, errors
+
+    # a phone
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                has_touch=True, storage_state=ctx.storage_state())
+    p2 = phone.new_page()
+    p2.goto(box.url + "/live")
+    expect(p2.locator('.meter[data-key="out_peak_dbfs"] .val')).not_to_have_text("—", timeout=5000)
+    p2.wait_for_timeout(500)
+    p2.screenshot(path=str(shots / "live-phone.png"), full_page=True)
+    phone.close()
+    ctx.close()
+
+
+def test_chain_slider_changes_parameter_live(box, browser, control):
+    from playwright.sync_api import expect
+
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    page.goto(box.url + "/login")
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+    page.goto(box.url + "/chain")
+    slider = page.locator('input[data-param="in.trim_db"]')
+    expect(slider).to_be_visible()
+    slider.focus()
+    for _ in range(20):
+        page.keyboard.press("ArrowRight")
+    deadline = time.monotonic() + 5
+    while control.state.get("in.trim_db") <= 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert control.state.get("in.trim_db") > 0
+    page.click('button[data-param="mb.on"]')
+    deadline = time.monotonic() + 5
+    while control.state.get("mb.on") is not True and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert control.state.get("mb.on") is True
+    # a change made elsewhere (the panel, another browser) shows up here
+    control.set({"st.width": 175.0}, "test")
+    expect(page.locator('[data-param="st.width"]').locator("xpath=../..").locator(".pval")).to_have_text("175 %")
+    ctx.close()
