@@ -95,6 +95,7 @@ I_HEADER = 32
 # ---- layout of ``f`` -------------------------------------------------------------------------
 F_RATE = 0
 F_KW = 1  # shelf b0 b1 b2 a1 a2, high-pass b0 b1 b2 a1 a2
+F_TP_BOUND = 11  # largest sum of |taps| over the interpolator phases (with a rounding margin)
 F_HEADER = 16
 # running scalars (relative to f's dynamic start)
 D_MAX_MOMENTARY = 0  # largest momentary mean square seen (0 = none)
@@ -187,7 +188,7 @@ def build_state(rate: float, channels: int, true_peak: bool = True, weights=None
     o_tphist = o
     o += channels * (taps - 1)
     o_scratch = o
-    o += (taps - 1 + TP_CHUNK) + 4 * TP_CHUNK  # history + chunk, three phase outputs, running max
+    o += (taps - 1 + TP_CHUNK) + 3 * TP_CHUNK  # history + chunk, three phase outputs
     o_hist_int = o
     o += HIST_BINS
     o_hist_st = o
@@ -197,6 +198,8 @@ def build_state(rate: float, channels: int, true_peak: bool = True, weights=None
     f[F_KW : F_KW + 10] = kweighting_coefficients(rate)
     f[o_weights : o_weights + channels] = weights
     f[o_tpcoef : o_tpcoef + phases.size] = phases.ravel()
+    if phases.size:
+        f[F_TP_BOUND] = np.abs(phases).sum(axis=1).max() * (1.0 + 1e-9)
 
     i = np.zeros(I_HEADER + 2 * HIST_BINS, dtype=np.int64)
     i[I_CHANNELS] = channels
@@ -299,26 +302,18 @@ def _end_of_hop(f, i):
 @njit(cache=True)
 def _kweight_segment(x, f, i, start, end):
     """K-weight frames ``start:end`` (all inside one hop), accumulate energies and sample peaks."""
+    if i[I_CHANNELS] == 2:
+        _kweight_stereo(x, f, i, start, end)
+        return
     nch = i[I_CHANNELS]
-    sb0 = f[F_KW + 0]
-    sb1 = f[F_KW + 1]
-    sb2 = f[F_KW + 2]
-    sa1 = f[F_KW + 3]
-    sa2 = f[F_KW + 4]
-    hb0 = f[F_KW + 5]
-    hb1 = f[F_KW + 6]
-    hb2 = f[F_KW + 7]
-    ha1 = f[F_KW + 8]
-    ha2 = f[F_KW + 9]
+    sb0, sb1, sb2, sa1, sa2 = f[F_KW], f[F_KW + 1], f[F_KW + 2], f[F_KW + 3], f[F_KW + 4]
+    hb0, hb1, hb2, ha1, ha2 = f[F_KW + 5], f[F_KW + 6], f[F_KW + 7], f[F_KW + 8], f[F_KW + 9]
     o_z = i[I_O_FILTER]
     o_acc = i[I_O_ACC]
     o_pk = i[I_O_SPEAK]
     for c in range(nch):
         z = o_z + 4 * c
-        s1 = f[z]
-        s2 = f[z + 1]
-        h1 = f[z + 2]
-        h2 = f[z + 3]
+        s1, s2, h1, h2 = f[z], f[z + 1], f[z + 2], f[z + 3]
         acc = f[o_acc + c]
         peak = f[o_pk + c]
         for n in range(start, end):
@@ -334,31 +329,99 @@ def _kweight_segment(x, f, i, start, end):
             h1 = hb1 * y - ha1 * w + h2
             h2 = hb2 * y - ha2 * w
             acc += w * w
-        f[z] = s1
-        f[z + 1] = s2
-        f[z + 2] = h1
-        f[z + 3] = h2
+        f[z], f[z + 1], f[z + 2], f[z + 3] = s1, s2, h1, h2
         f[o_acc + c] = acc
         f[o_pk + c] = peak
     if nch >= 2:
         o_ca = i[I_O_CORR_ACC]
-        ll = f[o_ca]
-        rr = f[o_ca + 1]
-        lr = f[o_ca + 2]
+        ll, rr, lr = f[o_ca], f[o_ca + 1], f[o_ca + 2]
         for n in range(start, end):
             l_ = x[n, 0]
             r_ = x[n, 1]
             ll += l_ * l_
             rr += r_ * r_
             lr += l_ * r_
-        f[o_ca] = ll
-        f[o_ca + 1] = rr
-        f[o_ca + 2] = lr
+        f[o_ca], f[o_ca + 1], f[o_ca + 2] = ll, rr, lr
+
+
+@njit(cache=True)
+def _kweight_stereo(x, f, i, start, end):
+    """The stereo case of :func:`_kweight_segment` in one pass: the two channels' filter
+    recursions interleave (twice the instruction-level parallelism) and the correlation sums
+    ride along. Same operations in the same order per channel, so the same numbers."""
+    sb0, sb1, sb2, sa1, sa2 = f[F_KW], f[F_KW + 1], f[F_KW + 2], f[F_KW + 3], f[F_KW + 4]
+    hb0, hb1, hb2, ha1, ha2 = f[F_KW + 5], f[F_KW + 6], f[F_KW + 7], f[F_KW + 8], f[F_KW + 9]
+    z = i[I_O_FILTER]
+    o_acc = i[I_O_ACC]
+    o_pk = i[I_O_SPEAK]
+    o_ca = i[I_O_CORR_ACC]
+    ls1, ls2, lh1, lh2 = f[z], f[z + 1], f[z + 2], f[z + 3]
+    rs1, rs2, rh1, rh2 = f[z + 4], f[z + 5], f[z + 6], f[z + 7]
+    lacc, racc = f[o_acc], f[o_acc + 1]
+    lpk, rpk = f[o_pk], f[o_pk + 1]
+    ll, rr, lr = f[o_ca], f[o_ca + 1], f[o_ca + 2]
+    for n in range(start, end):
+        lv = x[n, 0]
+        rv = x[n, 1]
+        a = abs(lv)
+        if a > lpk:
+            lpk = a
+        a = abs(rv)
+        if a > rpk:
+            rpk = a
+        ll += lv * lv
+        rr += rv * rv
+        lr += lv * rv
+        ly = sb0 * lv + ls1
+        ry = sb0 * rv + rs1
+        ls1 = sb1 * lv - sa1 * ly + ls2
+        rs1 = sb1 * rv - sa1 * ry + rs2
+        ls2 = sb2 * lv - sa2 * ly
+        rs2 = sb2 * rv - sa2 * ry
+        lw = hb0 * ly + lh1
+        rw = hb0 * ry + rh1
+        lh1 = hb1 * ly - ha1 * lw + lh2
+        rh1 = hb1 * ry - ha1 * rw + rh2
+        lh2 = hb2 * ly - ha2 * lw
+        rh2 = hb2 * ry - ha2 * rw
+        lacc += lw * lw
+        racc += rw * rw
+    f[z], f[z + 1], f[z + 2], f[z + 3] = ls1, ls2, lh1, lh2
+    f[z + 4], f[z + 5], f[z + 6], f[z + 7] = rs1, rs2, rh1, rh2
+    f[o_acc], f[o_acc + 1] = lacc, racc
+    f[o_pk], f[o_pk + 1] = lpk, rpk
+    f[o_ca], f[o_ca + 1], f[o_ca + 2] = ll, rr, lr
+
+
+@njit(cache=True)
+def _abs_max(a, n):
+    """max |a[:n]|, with four independent running maxima (a single one is latency-bound)."""
+    m0 = 0.0
+    m1 = 0.0
+    m2 = 0.0
+    m3 = 0.0
+    k = 0
+    while k + 4 <= n:
+        m0 = max(m0, abs(a[k]))
+        m1 = max(m1, abs(a[k + 1]))
+        m2 = max(m2, abs(a[k + 2]))
+        m3 = max(m3, abs(a[k + 3]))
+        k += 4
+    while k < n:
+        m0 = max(m0, abs(a[k]))
+        k += 1
+    return max(max(m0, m1), max(m2, m3))
 
 
 @njit(cache=True)
 def _true_peak(x, f, i):
-    """Track the largest interpolated |x| per channel (the in-between phases of the oversampler)."""
+    """Track the largest interpolated |x| per channel (the in-between phases of the oversampler).
+
+    A chunk is skipped when it provably cannot raise the channel's peak: no interpolated value
+    exceeds (sum of |taps|) x (largest |sample| feeding it), so when that bound is below the
+    peak already known (true or sample peak, which the true peak includes anyway), the
+    filtering would change nothing. On music most chunks are skipped; the result is exact.
+    """
     factor = i[I_FACTOR]
     frames = x.shape[0]
     if factor < 2 or frames == 0:
@@ -372,61 +435,60 @@ def _true_peak(x, f, i):
     acc1 = f[o_acc : o_acc + TP_CHUNK]
     acc2 = f[o_acc + TP_CHUNK : o_acc + 2 * TP_CHUNK]
     acc3 = f[o_acc + 2 * TP_CHUNK : o_acc + 3 * TP_CHUNK]
-    pm = f[o_acc + 3 * TP_CHUNK : o_acc + 4 * TP_CHUNK]
     o_c = i[I_O_TPCOEF]
     coef = f[o_c : o_c + (factor - 1) * taps]
-    o_tp = i[I_O_TPEAK]
-    used = min(frames, TP_CHUNK)
+    gain_bound = f[F_TP_BOUND]
     for c in range(nch):
         hist = i[I_O_TPHIST] + c * hist_len
         for k in range(hist_len):
             buf[k] = f[hist + k]
+        peak = f[i[I_O_TPEAK] + c]
+        known = max(peak, f[i[I_O_SPEAK] + c])
         start = 0
         while start < frames:
             n_chunk = min(TP_CHUNK, frames - start)
             for n in range(n_chunk):
                 buf[hist_len + n] = x[start + n, c]
-            if factor == 4:
-                # The three in-between phases in one pass over the taps (each input read once).
-                for n in range(n_chunk):
-                    acc1[n] = 0.0
-                    acc2[n] = 0.0
-                    acc3[n] = 0.0
-                for k in range(taps):
-                    c1 = coef[k]
-                    c2 = coef[taps + k]
-                    c3 = coef[2 * taps + k]
+            window_max = _abs_max(buf, hist_len + n_chunk)
+            if not window_max * gain_bound <= known:  # (NaN input: compute, don't skip)
+                if factor == 4:
+                    # The three in-between phases in one pass over the taps (each input read once).
                     for n in range(n_chunk):
-                        b = buf[k + n]
-                        acc1[n] += c1 * b
-                        acc2[n] += c2 * b
-                        acc3[n] += c3 * b
-                for n in range(n_chunk):
-                    a = max(abs(acc1[n]), abs(acc2[n]), abs(acc3[n]))
-                    q = pm[n]
-                    pm[n] = a if a > q else q
-            else:  # factor 2: the one in-between phase
-                for n in range(n_chunk):
-                    acc1[n] = 0.0
-                for k in range(taps):
-                    c1 = coef[k]
+                        acc1[n] = 0.0
+                        acc2[n] = 0.0
+                        acc3[n] = 0.0
+                    for k in range(taps):
+                        c1 = coef[k]
+                        c2 = coef[taps + k]
+                        c3 = coef[2 * taps + k]
+                        for n in range(n_chunk):
+                            b = buf[k + n]
+                            acc1[n] += c1 * b
+                            acc2[n] += c2 * b
+                            acc3[n] += c3 * b
                     for n in range(n_chunk):
-                        acc1[n] += c1 * buf[k + n]
-                for n in range(n_chunk):
-                    a = abs(acc1[n])
-                    q = pm[n]
-                    pm[n] = a if a > q else q
+                        a = max(abs(acc1[n]), abs(acc2[n]), abs(acc3[n]))
+                        if a > peak:
+                            peak = a
+                else:  # factor 2: the one in-between phase
+                    for n in range(n_chunk):
+                        acc1[n] = 0.0
+                    for k in range(taps):
+                        c1 = coef[k]
+                        for n in range(n_chunk):
+                            acc1[n] += c1 * buf[k + n]
+                    for n in range(n_chunk):
+                        a = abs(acc1[n])
+                        if a > peak:
+                            peak = a
+                if peak > known:
+                    known = peak
             for k in range(hist_len):
                 buf[k] = buf[n_chunk + k]
             start += n_chunk
         for k in range(hist_len):
             f[hist + k] = buf[k]
-        peak = f[o_tp + c]
-        for n in range(used):
-            if pm[n] > peak:
-                peak = pm[n]
-            pm[n] = 0.0
-        f[o_tp + c] = peak
+        f[i[I_O_TPEAK] + c] = peak
 
 
 @njit(cache=True, nogil=True)

@@ -1,8 +1,8 @@
 """Loudness and peak analysis of an audio file: what ``masterbox analyze`` reports.
 
 The file is streamed through :class:`dsp.meter.LoudnessMeter` in blocks, so a two-hour
-recording costs no more memory than a two-second one. A reader thread decodes the next block
-while the meter kernel (which releases the GIL) measures the current one.
+recording costs no more memory than a two-second one. (Decoding the next block in a second
+thread was tried: on this shared two-core machine the hand-offs made it slower, not faster.)
 
 Heavy modules (numpy, soundfile, numba) are imported inside :func:`analyze_file` so that
 importing this module, e.g. to catch :class:`AnalysisError`, stays cheap.
@@ -11,7 +11,6 @@ importing this module, e.g. to catch :class:`AnalysisError`, stays cheap.
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 MIN_DURATION_S = 0.4  # one 400 ms gating block: below that, integrated loudness is undefined
@@ -69,37 +68,18 @@ def _too_short(path: Path, seconds: float) -> AnalysisError:
 
 
 def _blocks(snd, block: int):
-    """Yield float64 (frames, channels) blocks, decoding one block ahead in a thread.
-
-    Two buffers alternate: the thread fills one while the caller meters the other.
-    """
+    """Yield float64 (frames, channels) blocks decoded into one reused buffer."""
     import numpy as np
 
-    bufs = [np.empty((block, snd.channels)), np.empty((block, snd.channels))]
-    result: list = [None]
-    error: list = [None]
-
-    def read(k: int) -> None:
-        try:
-            result[0] = snd.read(block, dtype="float64", always_2d=True, out=bufs[k])
-        except Exception as e:  # surfaced in the caller's thread
-            error[0] = e
-
-    k = 0
-    read(k)
+    buf = np.empty((block, snd.channels))
     while True:
-        if error[0] is not None:
-            raise AnalysisError(f"{snd.name}: reading failed: {error[0]}")
-        current = result[0]
-        if len(current) == 0:
-            return
-        k ^= 1
-        reader = threading.Thread(target=read, args=(k,), daemon=True)
-        reader.start()
         try:
-            yield current
-        finally:
-            reader.join()
+            x = snd.read(block, dtype="float64", always_2d=True, out=buf)
+        except Exception as e:
+            raise AnalysisError(f"{snd.name}: reading failed after {snd.tell()} frames: {e}") from None
+        if len(x) == 0:
+            return
+        yield x
 
 
 def analyze_file(path, block: int = 65536) -> dict:

@@ -221,3 +221,24 @@ def test_three_hour_stream_keeps_memory_flat():
     assert growth < 64 * 1024, f"Python memory grew by {growth} bytes"
     assert r["integrated_lufs"] == pytest.approx(-23.0, abs=0.1)
     assert r["loudness_range_lu"] == pytest.approx(0.0, abs=0.1)
+
+
+@pytest.mark.parametrize("rate, hot", [(48000, False), (48000, True), (96000, False)])
+def test_true_peak_kernel_equals_a_plain_numpy_convolution(rate, hot):
+    """The kernel's chunking, history and chunk skipping change nothing: same peak as filtering
+    the whole signal at once with numpy (same interpolator, computed another way)."""
+    from dsp.truepeak import interpolator_phases, oversampling_factor
+
+    x = render_programme(6.0, rate, seed=8)
+    if hot:
+        x = np.clip(3.0 * x, -1.0, 1.0)
+    phases = interpolator_phases(oversampling_factor(rate))
+    padded = np.vstack([np.zeros((phases.shape[1] - 1, 2)), x])
+    expected = np.abs(x).max()
+    for c in range(2):
+        for p in phases:
+            expected = max(expected, np.abs(np.convolve(padded[:, c], p[::-1], "valid")).max())
+    m = LoudnessMeter(rate, 2)
+    for k in range(0, x.shape[0], 777):
+        m.process(x[k : k + 777])
+    assert m.readings()["true_peak_dbtp"] == pytest.approx(20 * np.log10(expected), abs=1e-9)

@@ -1,0 +1,111 @@
+"""Meter figures: kernel realtime factor, and ``masterbox analyze`` against ffmpeg's ebur128.
+
+Run with ``masterbox bench --only meter`` (``--quick`` for a 60 s file and fewer repeats), or
+``python bench/bench_meter.py``. Figures, never pass/fail. All timings of one run are taken in
+the same conditions (alternating the two programs), so their ratio is meaningful even when the
+machine is busy; the absolute numbers are not.
+
+* ``kernel_realtime_x``: seconds of 48 kHz stereo audio metered (with true peak) per second of
+  one core, feeding the kernel 1024-frame blocks from Python; median of 5.
+* ``analyze_s`` / ``ffmpeg_s``: wall time of the whole ``masterbox analyze FILE --json`` process
+  and of ``ffmpeg -nostats -i FILE -af ebur128=peak=true -f null -`` on the same 10-minute
+  stereo 48 kHz 24-bit WAV (the dsp.programme demo music); median of 5, and their ratio.
+* ``cold_start_s``: ``masterbox analyze`` of a 1 s file with an empty numba cache
+  (``NUMBA_CACHE_DIR`` pointed at a fresh directory: every kernel compiles), ``warm_start_s``
+  the same command once that cache is filled.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RATE = 48000
+REPEATS = 5
+
+
+def _masterbox() -> list[str]:
+    exe = Path(sys.executable).with_name("masterbox")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "firmware.cli"]
+
+
+def _timed(cmd: list[str], env: dict | None = None) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    return time.perf_counter() - t
+
+
+def kernel_realtime(seconds: float, true_peak: bool = True, block: int = 1024) -> float:
+    from dsp.meter import LoudnessMeter
+    from dsp.programme import render_programme
+
+    x = render_programme(seconds, RATE, seed=0)
+    m = LoudnessMeter(RATE, 2, true_peak=true_peak)
+    m.process(x[:block])  # compile or load from cache outside the timing
+    times = []
+    for _ in range(REPEATS):
+        m.reset()
+        t = time.process_time()
+        for k in range(0, x.shape[0], block):
+            m.process(x[k : k + block])
+        times.append(time.process_time() - t)
+    return seconds / statistics.median(times)
+
+
+def _write_wav(path: Path, seconds: float) -> None:
+    import soundfile as sf
+
+    from dsp.programme import render_programme
+
+    sf.write(path, render_programme(seconds, RATE, seed=0), RATE, subtype="PCM_24")
+
+
+def run(quick: bool = False) -> dict:
+    seconds = 60.0 if quick else 600.0
+    repeats = 3 if quick else REPEATS
+    out: dict = {}
+    out["kernel_realtime_x"] = round(kernel_realtime(20.0 if quick else 60.0))
+    out["kernel_realtime_x_without_true_peak"] = round(kernel_realtime(20.0 if quick else 60.0, true_peak=False))
+
+    work = Path(tempfile.mkdtemp(prefix="bench_meter_"))
+    try:
+        wav = work / "programme.wav"
+        _write_wav(wav, seconds)
+        analyze = [*_masterbox(), "analyze", str(wav), "--json"]
+        ffmpeg = ["ffmpeg", "-nostats", "-hide_banner", "-i", str(wav), "-af", "ebur128=peak=true", "-f", "null", "-"]
+        _timed(analyze)  # page the file in and make sure the numba cache is warm
+        _timed(ffmpeg)
+        ours, theirs = [], []
+        for _ in range(repeats):  # alternate so both see the same machine load
+            ours.append(_timed(analyze))
+            theirs.append(_timed(ffmpeg))
+        out["file"] = f"{seconds:.0f} s stereo {RATE} Hz PCM_24 WAV"
+        out["analyze_s"] = round(statistics.median(ours), 3)
+        out["ffmpeg_ebur128_s"] = round(statistics.median(theirs), 3)
+        out["analyze_over_ffmpeg"] = round(statistics.median(ours) / statistics.median(theirs), 3)
+
+        short = work / "short.wav"
+        _write_wav(short, 1.0)
+        env = dict(os.environ, NUMBA_CACHE_DIR=str(work / "numba-cache"))
+        out["cold_start_s"] = round(_timed([*_masterbox(), "analyze", str(short)], env=env), 3)
+        out["warm_start_s"] = round(
+            statistics.median(_timed([*_masterbox(), "analyze", str(short)], env=env) for _ in range(repeats)), 3
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    out["repeats"] = repeats
+    out["load_average_1min"] = round(os.getloadavg()[0], 2)
+    return out
+
+
+if __name__ == "__main__":
+    import json
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    print(json.dumps(run(quick="--quick" in sys.argv), indent=2))
