@@ -84,12 +84,14 @@ class PotKnob(CompositeDevice):
             return 1 if self._position > self._physical else -1
 
     def set_position(self, position: float) -> None:
-        """The parameter moved elsewhere (preset recall, web UI): follow it, re-arm pick-up."""
+        """The parameter moved elsewhere (preset recall, web UI): follow it. Pick-up is
+        re-armed unless the knob already points at the new value."""
         with self._lock:
             self._position = min(max(float(position), 0.0), 1.0)
-            if self.takeover == "pickup" and (
-                    self._physical is None or abs(self._physical - self._position) > self.pickup_window):
-                self._picked = False
+            if self.takeover == "pickup":
+                # picked up exactly when the knob points (near enough) at the new value
+                self._picked = self._physical is not None and \
+                    abs(self._physical - self._position) <= self.pickup_window
 
     def poll(self) -> float | None:
         """Read the ADC; returns (and reports) the new position if the knob moved it."""

@@ -12,10 +12,18 @@ the mock SPI pins (a :class:`~gpiozero.pins.mock.MockSPIDevice`).
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
-from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin, MockSPIDevice
+from gpiozero.pins.mock import (
+    MockFactory,
+    MockPin,
+    MockPWMPin,
+    MockSPIDevice,
+    MockSPIInterface,
+    MockSPIInterfaceShared,
+)
 
 from hw.panel.encoder import RotaryKnob
 from hw.panel.panel import Panel
@@ -58,6 +66,17 @@ class MockMCP3008(MockSPIDevice):
             self._phase = "result"
 
 
+class _PanelSPIInterfaceShared(MockSPIInterfaceShared):
+    """gpiozero shares one SPI interface per (clock, select) pin pair, process-wide. Two
+    simulated panels (one after another in tests) use the same pins on different factories,
+    and a late close of the first one's interface (from the garbage collector) would drop
+    the second one's from that registry. Keying by factory too keeps them apart."""
+
+    @classmethod
+    def _shared_key(cls, clock_pin, mosi_pin, miso_pin, select_pin, pin_factory):
+        return (pin_factory.serial, clock_pin, select_pin)
+
+
 class PanelMockFactory(MockFactory):
     """A :class:`~gpiozero.pins.mock.MockFactory` for a whole panel.
 
@@ -68,8 +87,14 @@ class PanelMockFactory(MockFactory):
     :class:`gpiozero.MCP3008`'s software SPI asks for them with the default class.
     """
 
+    _serials = itertools.count(1)
+
     def __init__(self):
         super().__init__(pin_class=MockPWMPin)
+        self.serial = next(self._serials)
+
+    def _get_spi_class(self, shared, hardware):
+        return _PanelSPIInterfaceShared if shared else MockSPIInterface
 
     def pin(self, name, pin_class=None, **kwargs):
         if pin_class is None:

@@ -163,7 +163,7 @@ def test_single_missed_transitions_are_recovered():
             for i, (pin, closed) in enumerate(events):
                 _drive(pins[pin], closed)
                 if i != n % 4:           # this transition's callback comes late
-                    f.service(lambda ps: ps[::-1] if n % 3 else ps)
+                    f.service(lambda ps, n=n: ps[::-1] if n % 3 else ps)
             f.service()
         counts[kind] = dev.steps
         dev.close()

@@ -110,3 +110,14 @@ def test_set_position_near_the_knob_keeps_it_picked_up(chip_and_factory):
     knob.set_position(0.9)                # a recall moved it far: re-armed
     assert not knob.picked_up
     knob.close()
+
+
+def test_a_parameter_brought_to_the_knob_picks_it_up(chip_and_factory):
+    chip, f = chip_and_factory
+    knob = make(f)
+    chip.channels[0] = 0
+    knob.poll()
+    knob.set_position(0.6)
+    assert not knob.picked_up
+    knob.set_position(0.0)                # e.g. the web UI set the parameter to where the knob is
+    assert knob.picked_up

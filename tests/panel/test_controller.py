@@ -1,0 +1,316 @@
+"""The panel driving the real state (StateStore, PresetStore, Control) on a SimulatedPanel:
+knobs into the state within 100 ms, recalls back onto the knobs (re-arming pick-up), the
+buttons' short and long presses, safe-mode boot, and a panel that survives a failing web UI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import pytest
+
+from dsp import schema
+from firmware.control import Control
+from firmware.panel_controller import KnobBinding, PanelController, safe_mode_held
+from firmware.presets import PresetStore
+from firmware.state import StateStore
+from hw.panel.simulated import SimulatedPanel
+from hw.panel.spec import DEFAULT_PANEL, ButtonSpec, KnobSpec
+
+
+class FakeEngine:
+    """The engine's control channel, answering like the real client; records the calls."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        def call(*a, **kw):
+            self.calls.append((name, a, kw))
+            return {"ok": True}
+        return call
+
+
+class FakeMeters:
+    def __init__(self):
+        self.reading = {"state": "running", "out_short_term_lufs": -14.5, "out_momentary_lufs": -14.0,
+                        "gr_low_db": 0.0, "gr_mid_db": 0.0, "gr_high_db": 0.0, "gr_limiter_db": 1.5,
+                        "out_true_peak_dbtp": -1.5, "capturing": False}
+
+    def read(self):
+        return dict(self.reading) if self.reading is not None else None
+
+
+def preset_doc(name, **changes):
+    values = schema.defaults()
+    values.update(changes)
+    return json.dumps({"format": "masterbox-preset", "schema_version": 1, "name": name, "description": "",
+                       "params": values})
+
+
+# short hold times so the tests do not wait 5 s (the defaults are checked in test_config)
+SPEC = dataclasses.replace(
+    DEFAULT_PANEL,
+    knobs=(KnobSpec("input", "encoder", param="in.trim_db", pins=(20, 21, 19), detents=48),
+           KnobSpec("dither", "encoder", param="dither.mode", pins=(2, 3)),) + DEFAULT_PANEL.knobs[1:],
+    buttons=tuple(ButtonSpec(b.role, b.pin, hold=0.3) for b in DEFAULT_PANEL.buttons),
+)
+
+
+@pytest.fixture
+def box(tmp_path):
+    factory = tmp_path / "factory"
+    factory.mkdir()
+    (factory / "transparent.json").write_text(preset_doc("transparent"))
+    (factory / "loud.json").write_text(preset_doc("loud", **{"in.trim_db": 6.0, "st.width": 150.0,
+                                                             "target.lufs": -9.0}))
+    presets = PresetStore(user_dir=tmp_path / "presets", factory_dir=factory)
+    presets.save("mine", dict(schema.defaults(), **{"out.drive_db": 3.0}))
+    made = []
+
+    def make(panel=None, safe_mode=False, ran=None):
+        panel = panel or SimulatedPanel(SPEC)
+        state = StateStore(tmp_path / "state.json", presets=presets, safe_mode=safe_mode)
+        control = Control(state=state, presets=presets, engine=FakeEngine(), meters=FakeMeters(),
+                          config={"system": {"shutdown_command": "echo bye now"}}, watch=False)
+        pc = PanelController(control, panel=panel, config=control.config,
+                             run=(ran.append if ran is not None else None)).start()
+        made.append((pc, control, panel))
+        return pc, control, panel
+
+    yield make
+    for pc, control, panel in made:
+        pc.close()
+        control.close()
+        panel.close()
+
+
+def wait_for(predicate, timeout=2.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.002)
+    return predicate()
+
+
+def test_encoder_turn_reaches_the_state_within_100ms(box):
+    pc, control, panel = box()
+    control.state.set({"in.trim_db": 0.0}, "test")
+    t0 = time.monotonic()
+    panel.turn("input", 3)                               # 3 of 48 detents over -24..24 dB: +3 dB
+    assert wait_for(lambda: control.state.get("in.trim_db") == pytest.approx(3.0))
+    assert time.monotonic() - t0 < 0.1
+
+
+def test_pot_turn_reaches_the_state_within_100ms_through_the_panel_loop(box):
+    pc, control, panel = box()
+    control.state.set({"st.width": 100.0}, "test")        # the pot must pick up at 0.5 first
+    chip, ch = panel.adc_chip, SPEC.knob("width").channel
+    chip.channels[ch] = 512
+    assert wait_for(lambda: panel.knobs["width"].picked_up)
+    t0 = time.monotonic()
+    chip.channels[ch] = 767                              # the loop (not the test) reads the ADC
+    assert wait_for(lambda: control.state.get("st.width") == pytest.approx(767 / 1023 * 200))
+    assert time.monotonic() - t0 < 0.1
+
+
+def test_recall_moves_the_knobs_and_rearms_pickup(box):
+    pc, control, panel = box()
+    panel.set_pot("width", 0.5)
+    pc.flush()
+    assert panel.knobs["width"].picked_up
+    control.recall("loud")                               # from the web UI, say
+    assert panel.knobs["input"].position == pytest.approx(30 / 48)    # +6 dB
+    assert panel.knobs["width"].position == pytest.approx(0.75)
+    assert not panel.knobs["width"].picked_up            # knob at 0.5, parameter at 0.75
+    panel.set_pot("width", 0.6)
+    pc.flush()
+    assert control.state.get("st.width") == 150.0        # not picked up yet: nothing moves
+    panel.set_pot("width", 0.8)                           # passes 0.75: picked up
+    pc.flush()
+    assert control.state.get("st.width") == pytest.approx(panel.knobs["width"].physical * 200)
+
+
+def test_glue_macro_and_tone_also_set(box):
+    pc, control, panel = box()
+    b = pc.bindings["glue"]
+    control.state.set(schema.MACROS["glue"].values(0.0), "test")
+    panel.set_pot("glue", 0.0)
+    panel.set_pot("glue", 0.5)
+    pc.flush()
+    assert control.state.get("mb.on") is True
+    assert control.state.get("mb.mid.threshold_db") == pytest.approx(-14.0, abs=0.1)
+    assert b.position(control.state.values) == pytest.approx(0.5, abs=0.005)
+    control.state.set({"eq4.gain_db": 0.0}, "test")
+    panel.set_pot("tone", 0.5)
+    panel.set_pot("tone", 0.75)
+    pc.flush()
+    assert control.state.get("eq4.type") == "tilt" and control.state.get("eq4.on") is True
+    assert control.state.get("eq4.gain_db") == pytest.approx(9.0, abs=0.05)
+
+
+def test_choice_parameter_on_an_encoder_steps_one_choice_per_detent(box):
+    pc, control, panel = box()
+    assert control.state.get("dither.mode") == "off"
+    panel.turn("dither", 1, interval=0)                   # even fast: no acceleration on choices
+    pc.flush()
+    assert control.state.get("dither.mode") == "tpdf"
+    panel.turn("dither", 5)
+    pc.flush()
+    assert control.state.get("dither.mode") == "shaped"
+
+
+def test_preset_buttons_step_through_the_presets(box):
+    pc, control, panel = box()
+    names = control.presets.names()
+    assert names == ["loud", "transparent", "mine"]
+    control.recall("transparent")
+    panel.click("preset_up")
+    pc.flush()
+    assert control.state.active_preset == "mine"
+    panel.click("preset_up")
+    pc.flush()
+    assert control.state.active_preset == "loud"         # wraps around
+    panel.click("preset_down")
+    pc.flush()
+    assert control.state.active_preset == "mine"
+
+
+def test_hold_preset_up_saves_into_the_active_user_preset(box):
+    pc, control, panel = box()
+    control.recall("mine")
+    panel.turn("input", 2)
+    pc.flush()
+    assert control.state.modified
+    panel.hold("preset_up")
+    pc.flush()
+    assert control.presets.get("mine").params["in.trim_db"] == pytest.approx(2.0)
+    assert not control.state.modified and control.state.active_preset == "mine"
+
+
+def test_hold_preset_up_on_a_factory_preset_flashes_error(box):
+    pc, control, panel = box()
+    control.recall("loud")
+    panel.hold("preset_up")
+    pc.flush()
+    assert "not a user preset" in pc.last_error
+    assert pc.status(control.read_meters()) == "error"
+    assert control.presets.get("loud").params["in.trim_db"] == 6.0
+
+
+def test_bypass_short_toggles_and_long_saves_then_shuts_down(box, tmp_path):
+    ran = []
+    pc, control, panel = box(ran=ran)
+    panel.click("bypass")
+    pc.flush()
+    assert control.bypassed is True
+    assert ("bypass", (True,), {"level_match": True}) in control.engine.calls
+    panel.click("bypass")
+    pc.flush()
+    assert control.bypassed is False
+    control.state.set({"st.width": 120.0}, "test")
+    panel.hold("bypass")
+    pc.flush()
+    assert ran == [["echo", "bye", "now"]]
+    assert json.loads((tmp_path / "state.json").read_text())["values"]["st.width"] == 120.0
+    assert pc.status(control.read_meters()) == "off"
+    assert control.bypassed is False                     # a long press is not also a short one
+
+
+def test_learn_and_capture_buttons(box):
+    pc, control, panel = box()
+    panel.click("capture")
+    pc.flush()
+    assert control.engine.calls[-1][0] == "capture_start" and pc.capturing
+    control.meters.reading["capturing"] = True
+    assert pc.status(control.read_meters()) == "capturing"
+    panel.click("capture")
+    pc.flush()
+    assert control.engine.calls[-1][0] == "capture_stop"
+    control.meters.reading["capturing"] = False
+    panel.click("learn")
+    pc.flush()
+    assert control.learner.running
+    assert pc.status(control.read_meters()) == "learning"
+    panel.click("learn")
+    pc.flush()
+    assert not control.learner.running
+
+
+def test_safe_mode_boot_with_preset_down_held(box):
+    panel = SimulatedPanel(SPEC)
+    panel.press("preset_down")                            # held while the box starts
+    held = safe_mode_held(panel)
+    assert held
+    pc, control, _ = box(panel=panel, safe_mode=held)
+    assert control.state.safe_mode and control.state.active_preset == "transparent"
+    pc.loop.tick()
+    assert panel.snapshot()["status"]["pattern"] == "safe_mode"
+    panel.release("preset_down")                          # letting go is not a PRESET- press
+    pc.flush()
+    assert control.state.active_preset == "transparent"
+    control.recall("loud")                                # leaving safe mode
+    pc.loop.tick()
+    assert panel.snapshot()["status"]["pattern"] == "running"
+
+
+def test_no_engine_shows_error_and_meters_go_dark(box):
+    pc, control, panel = box()
+    pc.loop.tick()
+    assert panel.snapshot()["status"]["pattern"] == "running"
+    control.meters.reading = None
+    pc.loop.tick()
+    snap = panel.snapshot()
+    assert snap["status"]["pattern"] == "error"
+    assert panel.bars["loudness"].lit == 0
+
+
+def test_meters_follow_the_recalled_target(box):
+    pc, control, panel = box()
+    pc.loop.tick()
+    assert panel.bars["loudness"].lit == 3               # -14.5 against -14: above -1 LU
+    control.recall("loud")                               # target -9: now -5.5 LU
+    pc.loop.tick()
+    assert panel.bars["loudness"].lit == 1
+
+
+def test_panel_keeps_working_when_the_web_ui_fails(box):
+    pc, control, panel = box()
+
+    def broken_web_ui(changes, source):
+        raise RuntimeError("web server gone")
+
+    control.state.subscribe(broken_web_ui)
+    control.state.set({"in.trim_db": 0.0}, "test")
+    panel.turn("input", 4)
+    pc.flush()
+    assert control.state.get("in.trim_db") == pytest.approx(4.0)
+    control.recall("loud")
+    assert panel.knobs["input"].position == pytest.approx(30 / 48)
+
+
+def test_a_failing_action_does_not_stop_the_panel(box):
+    pc, control, panel = box()
+
+    def refuse(*a, **kw):
+        raise OSError("engine socket gone")
+
+    control.bypass = refuse
+    panel.click("bypass")
+    pc.flush()
+    assert "engine socket gone" in pc.last_error
+    control.state.set({"in.trim_db": 0.0}, "test")
+    panel.turn("input", 1)
+    pc.flush()
+    assert control.state.get("in.trim_db") == pytest.approx(1.0)
+
+
+def test_macro_position_of_values_off_the_curve_is_the_nearest_point():
+    b = KnobBinding(KnobSpec("glue", "pot", macro="glue", channel=2))
+    values = schema.defaults()
+    values.update(schema.MACROS["glue"].values(0.3))
+    assert b.position(values) == pytest.approx(0.3, abs=0.003)
+    values["mb.low.threshold_db"] -= 3.0
+    assert 0.3 < b.position(values) < 0.45
