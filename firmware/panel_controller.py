@@ -18,6 +18,9 @@
   CAPTURE      start / stop a capture
   ===========  ==============================  =============================================
 
+  While the web UI waits for a first-time claim (``control.claim``, see :mod:`webui.claim`),
+  the status LED flickers and the next short press of any button is the claim, not its action.
+
 * Meters: :class:`hw.panel.PanelLoop` reads the engine's shared meters (``control.meters``)
   at ``refresh_hz`` and the status LED says safe mode, error, learning, capturing or running.
 
@@ -126,12 +129,12 @@ class PanelController:
     :param config: the loaded config (for ``[panel]`` and ``[system] shutdown_command``).
     :param safe_mode: whether the box booted in safe mode; :data:`None` asks the state
         (``control.state.safe_mode``) and the PRESET- button.
-    :param run: how the shutdown command is started (``subprocess.Popen``-like).
+    :param run: how the shutdown command is started (default ``subprocess.Popen``).
     """
 
     def __init__(self, control, *, panel: Panel | None = None, spec: PanelSpec | None = None,
                  config: dict | None = None, safe_mode: bool | None = None,
-                 run: Callable[[list[str]], Any] = subprocess.Popen):
+                 run: Callable[[list[str]], Any] | None = None):
         self.control = control
         self.config = config or {}
         if spec is None:
@@ -142,7 +145,7 @@ class PanelController:
                 spec = panel_spec(self.config or {"panel": {}, **DEFAULTS})
         self.spec = spec
         self.panel = panel if panel is not None else Panel(spec)
-        self._run_command = run
+        self._run_command = run if run is not None else subprocess.Popen
         self.bindings = {k.name: KnobBinding(k) for k in spec.knobs}
         # safe mode: PRESET- held now means it was held at boot; ignore its release
         self._swallow: set[str] = set()
@@ -231,7 +234,17 @@ class PanelController:
             self._swallow.discard(role)   # the release of the safe-mode boot hold
             return
         action = self._ACTIONS.get((role, kind)) or self._ACTIONS.get((role, "short"))
-        self._queue.put(("call", lambda: action(self)))
+
+        def act():
+            # The web UI's first-time claim (webui.claim, attached as control.claim) waits
+            # for someone at the box to press a button: such a press is consumed by it.
+            claim = getattr(self.control, "claim", None)
+            if kind == "short" and claim is not None and claim.press(role):
+                log.info("panel: %s press claimed the web UI", role)
+                return
+            action(self)
+
+        self._queue.put(("call", act))
 
     def _bypass(self):
         on = not bool(getattr(self.control, "bypassed", False))
@@ -333,6 +346,9 @@ class PanelController:
         """The status LED's pattern: the most important thing the box is doing."""
         if self.shutting_down:
             return "off"
+        claim = getattr(self.control, "claim", None)
+        if claim is not None and claim.armed:
+            return "claim"          # a browser waits for a button press at the box
         # The state knows best (it leaves safe mode when a preset is recalled); a state
         # without the notion falls back to what the panel saw at boot.
         if getattr(self.control.state, "safe_mode", self.safe_mode):

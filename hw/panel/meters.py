@@ -190,6 +190,7 @@ class StatusLED(LED):
     learning      fast blink, 4 Hz
     error         double flash once a second
     safe_mode     one short flash every two seconds
+    claim         fast flicker: the web UI waits for a button press at the box
     off           off (the control process is not running the panel)
     ============  ==========================================
 
@@ -202,6 +203,7 @@ class StatusLED(LED):
         "learning": ((True, 0.125), (False, 0.125)),
         "error": ((True, 0.1), (False, 0.1), (True, 0.1), (False, 0.7)),
         "safe_mode": ((True, 0.1), (False, 1.9)),
+        "claim": ((True, 0.05), (False, 0.05)),
         "off": ((False, 1.0),),
     }
 

@@ -75,7 +75,7 @@ def box(tmp_path):
         control = Control(state=state, presets=presets, engine=FakeEngine(), meters=FakeMeters(),
                           config={"system": {"shutdown_command": "echo bye now"}}, watch=False)
         pc = PanelController(control, panel=panel, config=control.config,
-                             run=(ran.append if ran is not None else None)).start()
+                             run=ran.append if ran is not None else None).start()
         made.append((pc, control, panel))
         return pc, control, panel
 
@@ -314,3 +314,19 @@ def test_macro_position_of_values_off_the_curve_is_the_nearest_point():
     assert b.position(values) == pytest.approx(0.3, abs=0.003)
     values["mb.low.threshold_db"] -= 3.0
     assert 0.3 < b.position(values) < 0.45
+
+
+def test_a_press_during_a_web_claim_is_the_claim_not_the_action(box):
+    from webui.claim import ClaimWindow
+
+    pc, control, panel = box()
+    control.claim = ClaimWindow(seconds=30)
+    control.claim.arm()
+    pc.loop.tick()
+    assert panel.snapshot()["status"]["pattern"] == "claim"
+    panel.click("bypass")
+    pc.flush()
+    assert control.bypassed is False and not control.claim.armed
+    panel.click("bypass")                                 # the next press is a press again
+    pc.flush()
+    assert control.bypassed is True

@@ -112,6 +112,7 @@ def test_clip_led_holds_each_over(pwm_factory):
     ("learning", [1, 0, 1, 0, 1, 0, 1, 0]),
     ("error", [1, 0, 1, 0, 0, 0, 0, 0]),
     ("safe_mode", [1, 0, 0, 0, 0, 0, 0, 0]),
+    ("claim", [1, 0, 1, 0, 1, 0, 1, 0]),
     ("off", [0] * 8),
 ])
 def test_status_patterns(pwm_factory, status, expect):
