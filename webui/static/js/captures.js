@@ -36,15 +36,20 @@
     g.strokeStyle = "rgba(255,255,255,0.07)"; g.fillStyle = "#8d96a5"; g.font = "11px sans-serif";
     for (let v = lo; v <= hi; v += 10) { g.beginPath(); g.moveTo(0, y(v)); g.lineTo(w, y(v)); g.stroke(); g.fillText(`${v} LUFS`, 4, y(v) - 2); }
     if (target != null) { g.strokeStyle = "#f5b83d"; g.setLineDash([4, 4]); g.beginPath(); g.moveTo(0, y(target)); g.lineTo(w, y(target)); g.stroke(); g.setLineDash([]); }
-    if (!series.some((v) => v != null)) { g.fillText("silence", w / 2 - 20, h / 2); return; }
-    g.strokeStyle = "#3ddc84"; g.lineWidth = 1.6; g.beginPath();
-    let started = false;
-    series.forEach((v, i) => {
-      if (v == null) { started = false; return; }
-      const x = (i / Math.max(series.length - 1, 1)) * w;
-      if (!started) { g.moveTo(x, y(v)); started = true; } else g.lineTo(x, y(v));
-    });
-    g.stroke();
+    const line = (data, colour, width) => {
+      g.strokeStyle = colour; g.lineWidth = width; g.beginPath();
+      let started = false;
+      data.forEach((v, i) => {
+        if (v == null) { started = false; return; }
+        const x = (i / Math.max(data.length - 1, 1)) * w;
+        if (!started) { g.moveTo(x, y(v)); started = true; } else g.lineTo(x, y(v));
+      });
+      g.stroke();
+    };
+    const [short, momentary] = series;
+    if (![...short, ...momentary].some((v) => v != null)) { g.fillText("silence", w / 2 - 20, h / 2); return; }
+    line(momentary, "rgba(77,163,255,0.55)", 1);
+    line(short, "#3ddc84", 2);
   }
 
   function kv(obj) {
@@ -72,12 +77,12 @@
             el("td", { class: "num", text: fmt(v.gain_db, 1, "dB") }), el("td", { class: "num", text: fmt(v.result_lufs, 1, "LUFS") }))))));
       }
       }
-      const holder = el("div", { class: "plot-box" }, el("h3", { text: "Short-term loudness over time" }), el("p", { class: "muted small", text: "measuring…" }));
+      const holder = el("div", { class: "plot-box" }, el("h3", { text: "Loudness over time" }), el("p", { class: "muted small", text: "measuring…" }));
       box.append(holder);
       const curve = await api("GET", `/captures/${enc(name)}/loudness`);
       const cv = el("canvas", { class: "plot", "data-plot": name });
-      holder.replaceChildren(holder.firstChild, cv, el("p", { class: "muted small", text: `every ${fmt(curve.step_s, 1)} s · dashed: −14 LUFS` }));
-      requestAnimationFrame(() => plot(cv, curve.short_term_lufs, -14));
+      holder.replaceChildren(holder.firstChild, cv, el("p", { class: "muted small", text: `green: short-term (3 s) · blue: momentary (400 ms) · dashed: −14 LUFS · every ${fmt(curve.step_s, 1)} s` }));
+      requestAnimationFrame(() => plot(cv, [curve.short_term_lufs, curve.momentary_lufs], -14));
     } catch (e) { box.append(el("p", { class: "error", text: e.message })); }
   }
 

@@ -83,7 +83,7 @@
   const presetSel = document.getElementById("live-preset-select");
   async function loadPresets() {
     const r = await api("GET", "/presets");
-    presetSel.replaceChildren(...r.presets.map((p) => el("option", { value: p.name, text: p.name + (p.factory ? " (factory)" : "") })));
+    presetSel.replaceChildren(...r.presets.filter((p) => p.name !== null).map((p) => el("option", { value: p.name, text: p.name + (p.factory ? " (factory)" : "") })));
     if (state && state.active_preset) presetSel.value = state.active_preset;
   }
   document.getElementById("live-recall").addEventListener("click", async () => {

@@ -24,6 +24,10 @@
 
   function row(p) {
     const name = p.name;
+    if (name === null) {  // a damaged file in the presets folder: shown, never silently dropped
+      return el("li", { class: "broken" }, el("div", { class: "title" }, p.file, el("span", { class: "badge hot", text: "damaged" }),
+        el("small", { text: p.error || "" })));
+    }
     const actions = el("div", { class: "actions" },
       el("button", { class: "btn btn-primary btn-small", "data-action": "recall", onclick: () => act(() => api("POST", `/presets/${enc(name)}/recall`), `Recalled ${name}`) }, "Recall"),
       el("button", { class: "btn btn-small", "data-action": "duplicate", onclick: async () => {
