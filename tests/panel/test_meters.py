@@ -112,7 +112,6 @@ def test_clip_led_holds_each_over(pwm_factory):
     ("learning", [1, 0, 1, 0, 1, 0, 1, 0]),
     ("error", [1, 0, 1, 0, 0, 0, 0, 0]),
     ("safe_mode", [1, 0, 0, 0, 0, 0, 0, 0]),
-    ("claim", [1, 0, 1, 0, 1, 0, 1, 0]),
     ("off", [0] * 8),
 ])
 def test_status_patterns(pwm_factory, status, expect):
@@ -122,6 +121,16 @@ def test_status_patterns(pwm_factory, status, expect):
         led.show(status, 10.0 + i * 0.125 + 0.01)
         got.append(int(led.is_lit))
     assert got == expect
+    led.close()
+
+
+def test_claim_flicker(pwm_factory):
+    led = StatusLED(22, pin_factory=pwm_factory)
+    got = []
+    for i in range(8):                      # sampled every 25 ms: 10 Hz flicker
+        led.show("claim", 5.0 + i * 0.025 + 0.01)
+        got.append(int(led.is_lit))
+    assert got == [1, 1, 0, 0, 1, 1, 0, 0]
     led.close()
 
 
