@@ -127,8 +127,9 @@ def test_status_patterns(pwm_factory, status, expect):
 def test_claim_flicker(pwm_factory):
     led = StatusLED(22, pin_factory=pwm_factory)
     got = []
-    for i in range(8):                      # sampled every 25 ms: 10 Hz flicker
-        led.show("claim", 5.0 + i * 0.025 + 0.01)
+    led.show("claim", 5.0)                  # the pattern starts here
+    for i in range(8):                      # sampled every 25 ms, mid-slot: 10 Hz flicker
+        led.show("claim", 5.0 + i * 0.025 + 0.0125)
         got.append(int(led.is_lit))
     assert got == [1, 1, 0, 0, 1, 1, 0, 0]
     led.close()
