@@ -18,22 +18,17 @@ import math
 import numpy as np
 from numba import njit
 
+from dsp import kernel_cache  # noqa: F401  (stale-cache protection; before any kernel)
+
 from dsp import biquad, compressor, crossover, dither, limiter, rbj, schema
 from dsp.smoothing import SUB, advance, alphas, toward
 
-try:  # the meters are optional until dsp.meter exists
-    from dsp.meter import LoudnessMeter, meter_process  # type: ignore
-
-    HAVE_METER = True
-except ImportError:  # pragma: no cover - depends on the build stage of the repository
-    LoudnessMeter = None
-    meter_process = None
-    HAVE_METER = False
+from dsp import meter
+from dsp.meter import LoudnessMeter, meter_process
 
 FADE_S = 0.010      # crossfade for switches and enumerations (click-free on/off, type change)
 BYPASS_FADE_S = 0.030
-LEVEL_MATCH_S = 0.5  # glide of the level-matching gain
-ENERGY_S = 1.5      # one-pole time constant of the loudness estimate used for level matching
+LEVEL_MATCH_S = 0.5  # glide of the level-matching gain (on top of the meters' 3 s window)
 BIG = 1.0e4         # input samples beyond +80 dBFS (or not finite) are treated as faults and zeroed
 MIN_ENERGY = 1e-9   # ~ -90 LUFS: below this the level match holds its last gain
 
@@ -92,9 +87,7 @@ B_HPF = 0           # 2 sections
 B_EQ = 2            # 6 bands
 B_XO = 8            # crossover.ROWS rows
 B_MONO = B_XO + crossover.ROWS   # AP on mid, 2 x HP on side
-B_KW_IN = B_MONO + 3             # K-weighting shelf + HP for the dry estimate
-B_KW_OUT = B_KW_IN + 2
-NBQ = B_KW_OUT + 2
+NBQ = B_MONO + 3
 
 # -- float state ---------------------------------------------------------------------------
 F_RATE = 0
@@ -102,8 +95,7 @@ F_ENV = 1           # 3 band envelopes (gain reduction, dB)
 F_THR, F_RAT, F_KNEE, F_AA, F_AR, F_KNEE_LIN = 4, 7, 10, 13, 16, 19   # 3 each
 F_LIM_T, F_LIM_C, F_LIM_AF, F_LIM_ASA, F_LIM_ASR = 22, 23, 24, 25, 26
 F_DC_X, F_DC_Y, F_DC_R = 27, 29, 31  # 2, 2, 1
-F_E_IN, F_E_OUT, F_E_A, F_LM_A = 32, 33, 34, 35
-F_ACC_IN, F_ACC_OUT = 36, 37
+F_LM_A = 35
 F_DES_HPF = 38
 F_DES_EQ = 39       # 6 x (freq, gain, q)
 F_DES_XO = 57       # lo, hi
@@ -122,23 +114,6 @@ NI = 24
 S_MAIN, S_LO, S_MID, S_HI, S_DRY, S_TMP = 0, 1, 2, 3, 4, 5
 
 
-def _kweight(rate: float) -> np.ndarray:
-    """BS.1770 K-weighting (shelf, high-pass) re-derived for ``rate`` (libebur128's analog prototype)."""
-    out = np.zeros((2, 5))
-    f0, g, q = 1681.974450955533, 3.999843853973347, 0.7071752369554196
-    k = math.tan(math.pi * f0 / rate)
-    vh = 10.0 ** (g / 20.0)
-    vb = vh ** 0.4996667741545416
-    a0 = 1.0 + k / q + k * k
-    out[0] = ((vh + vb * k / q + k * k) / a0, 2.0 * (k * k - vh) / a0, (vh - vb * k / q + k * k) / a0,
-              2.0 * (k * k - 1.0) / a0, (1.0 - k / q + k * k) / a0)
-    f0, q = 38.13547087602444, 0.5003270373238773
-    k = math.tan(math.pi * f0 / rate)
-    a0 = 1.0 + k / q + k * k
-    out[1] = (1.0, -2.0, 1.0, 2.0 * (k * k - 1.0) / a0, (1.0 - k / q + k * k) / a0)
-    return out
-
-
 # ==========================================================================================
 # sub-block update: parameters -> ramps, coefficients, band settings
 # ==========================================================================================
@@ -148,7 +123,16 @@ def _db(x):
 
 
 @njit(cache=True)
-def _update(par, rmp, coef, z, fs, ist, dcoef):
+def _recent_mean_square(f, i):
+    """K-weighted mean square of the meter's last (up to) 3 s: its short-term window."""
+    hops = i[meter.I_HOPS]
+    if hops < 1:
+        return 0.0
+    return meter._window_mean_square(f, i, min(hops, meter.SHORT_TERM_HOPS))
+
+
+@njit(cache=True)
+def _update(par, rmp, coef, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
     tgt = par[0]
     cur = par[1]
     rate = fs[F_RATE]
@@ -289,8 +273,10 @@ def _update(par, rmp, coef, z, fs, ist, dcoef):
     nxt[R_BYPASS] = toward(nxt[R_BYPASS], 1.0 if ist[I_BYPASS] == 1 else 0.0, bstep)
     lm = 1.0
     if tgt[P_LM] > 0.5:
-        e_in = fs[F_E_IN]
-        e_out = fs[F_E_OUT]
+        # short-term loudness of output over input, from the two meters (while bypassed the
+        # output meter hears the matched dry signal, so the gain holds where it was)
+        e_in = _recent_mean_square(mf_in, mi_in)
+        e_out = _recent_mean_square(mf_out, mi_out)
         if e_in > MIN_ENERGY and e_out > MIN_ENERGY:
             lm = min(max(math.sqrt(e_out / e_in), 0.063), 15.8)   # +-24 dB
         else:
@@ -347,13 +333,10 @@ def _input_stage(s, tmp, m, pos, rmp, coef, z, fs, ist):
     _gain(s, m, pos, rmp, R_POL_L, 0)
     _gain(s, m, pos, rmp, R_POL_R, 1)
     if _live(rmp, R_HPF) and ist[I_HPF_ACT] != 0:
-        sections = ist[I_HPF_ACT]
-        for n in range(m):
-            tmp[n, 0] = s[n, 0]
-            tmp[n, 1] = s[n, 1]
-        for ch in range(2):
-            for k in range(sections):
-                biquad.run(tmp, ch, 0, m, coef, B_HPF + k, z)
+        if ist[I_HPF_ACT] == 1:
+            biquad.run2_to(s, tmp, m, coef, B_HPF, z)
+        else:
+            biquad.run2_pair_to(s, tmp, m, coef, B_HPF, z)
         _fade_mix(s, tmp, m, pos, rmp, R_HPF)
     if _live(rmp, R_DC):
         r = fs[F_DC_R]
@@ -381,21 +364,16 @@ def _eq_stage(s, tmp, m, pos, rmp, coef, z, ist):
         row = B_EQ + b
         place = ist[I_EQ_PLACE + b]
         if place == 0 and _full(rmp, r):
-            biquad.run(s, 0, 0, m, coef, row, z)
-            biquad.run(s, 1, 0, m, coef, row, z)
+            biquad.run2(s, m, coef, row, z)
             continue
         if place == 0:
-            for n in range(m):
-                tmp[n, 0] = s[n, 0]
-                tmp[n, 1] = s[n, 1]
-            biquad.run(tmp, 0, 0, m, coef, row, z)
-            biquad.run(tmp, 1, 0, m, coef, row, z)
+            biquad.run2_to(s, tmp, m, coef, row, z)
         else:
             for n in range(m):
                 tmp[n, 0] = 0.5 * (s[n, 0] + s[n, 1])
                 tmp[n, 1] = 0.5 * (s[n, 0] - s[n, 1])
             ch = 0 if place == 1 else 1
-            biquad.run(tmp, ch, 0, m, coef, row, z)
+            biquad.run1(tmp, ch, m, coef, row, z)
             for n in range(m):
                 mid = tmp[n, 0]
                 side = tmp[n, 1]
@@ -474,9 +452,9 @@ def _stereo_stage(s, tmp, m, pos, rmp, coef, z):
             for n in range(m):
                 s[n, 0] = tmp[n, 0]
                 s[n, 1] = tmp[n, 1]
-            biquad.run(s, 0, 0, m, coef, B_MONO, z)
-            biquad.run(s, 1, 0, m, coef, B_MONO + 1, z)
-            biquad.run(s, 1, 0, m, coef, B_MONO + 2, z)
+            biquad.run1(s, 0, m, coef, B_MONO, z)
+            biquad.run1(s, 1, m, coef, B_MONO + 1, z)
+            biquad.run1(s, 1, m, coef, B_MONO + 2, z)
             for n in range(m):
                 f = f0 + df * (pos + n + 1)
                 tmp[n, 0] += f * (s[n, 0] - tmp[n, 0])
@@ -489,18 +467,6 @@ def _stereo_stage(s, tmp, m, pos, rmp, coef, z):
             s[n, 1] = tmp[n, 0] - side
     _gain(s, m, pos, rmp, R_BAL_L, 0)
     _gain(s, m, pos, rmp, R_BAL_R, 1)
-
-
-@njit(cache=True)
-def _kw_energy(src, m, tmp, coef, z, row):
-    """Sum over both channels of the K-weighted squares of src[:m] (uses tmp)."""
-    acc = 0.0
-    for ch in range(2):
-        biquad.run_to(src, tmp, ch, 0, m, coef, row, z)
-        biquad.run(tmp, ch, 0, m, coef, row + 1, z)
-        for n in range(m):
-            acc += tmp[n, ch] * tmp[n, ch]
-    return acc
 
 
 @njit(cache=True)
@@ -534,7 +500,7 @@ def _reset_state(z, fs, ist, hist, ldelay, dq_val, dq_idx, box1, box2, lfs, lis,
 @njit(cache=True)
 def chain_kernel(x, y, xin, pk, par, rmp, coef, z, fs, ist, sc, drybuf,
                  geo, phase, hist, ldelay, dq_val, dq_idx, box1, box2, lfs, lis,
-                 dcoef, derr, rng, mf_in, mi_in, mf_out, mi_out, use_meter):
+                 dcoef, derr, rng, mf_in, mi_in, mf_out, mi_out):
     n_total = x.shape[0]
     tgt = par[0]
     # sanitise: NaN, Inf and absurd values become silence (counted)
@@ -553,7 +519,7 @@ def chain_kernel(x, y, xin, pk, par, rmp, coef, z, fs, ist, sc, drybuf,
     while i < n_total:
         pos = ist[I_POS]
         if pos == 0:
-            _update(par, rmp, coef, z, fs, ist, dcoef)
+            _update(par, rmp, coef, z, fs, ist, mf_in, mi_in, mf_out, mi_out)
         m = min(SUB - pos, n_total - i)
         for n in range(m):
             s[n, 0] = xin[i + n, 0]
@@ -582,15 +548,6 @@ def chain_kernel(x, y, xin, pk, par, rmp, coef, z, fs, ist, sc, drybuf,
             if dp == dsize:
                 dp = 0
         ist[I_DRY_POS] = dp
-        if tgt[P_LM] > 0.5:
-            fs[F_ACC_IN] += _kw_energy(sc[S_DRY], m, tmp, coef, z, B_KW_IN)
-            fs[F_ACC_OUT] += _kw_energy(s, m, tmp, coef, z, B_KW_OUT)
-            if pos + m == SUB:
-                a = fs[F_E_A]
-                fs[F_E_IN] += a * (fs[F_ACC_IN] * (1.0 / SUB) - fs[F_E_IN])
-                fs[F_E_OUT] += a * (fs[F_ACC_OUT] * (1.0 / SUB) - fs[F_E_OUT])
-                fs[F_ACC_IN] = 0.0
-                fs[F_ACC_OUT] = 0.0
         if _live(rmp, R_BYPASS):
             b0 = rmp[0, R_BYPASS]
             db = (rmp[1, R_BYPASS] - b0) * (1.0 / SUB)
@@ -626,21 +583,11 @@ def chain_kernel(x, y, xin, pk, par, rmp, coef, z, fs, ist, sc, drybuf,
                 y[i + n, 0] = 0.0
                 y[i + n, 1] = 0.0
             _reset_state(z, fs, ist, hist, ldelay, dq_val, dq_idx, box1, box2, lfs, lis, derr, drybuf, rmp)
+        # meters chunk by chunk, so the level match reads the same state however blocks are cut
+        meter_process(xin[i:i + m], mf_in, mi_in)
+        meter_process(y[i:i + m], mf_out, mi_out)
         ist[I_POS] = (pos + m) % SUB
         i += m
-    if use_meter:
-        meter_block(xin[:n_total], y, mf_in, mi_in, mf_out, mi_out)
-
-
-if HAVE_METER:
-    @njit(cache=True)
-    def meter_block(a, b, fa, ia, fb, ib):
-        meter_process(a, fa, ia)
-        meter_process(b, fb, ib)
-else:
-    @njit(cache=True)
-    def meter_block(a, b, fa, ia, fb, ib):
-        return
 
 
 # ==========================================================================================
@@ -670,9 +617,6 @@ class Chain:
         self._rmp = np.zeros((2, NR))
         self._coef = np.zeros((NBQ, 5))
         self._coef[:, 0] = 1.0
-        kw = _kweight(rate)
-        self._coef[B_KW_IN:B_KW_IN + 2] = kw
-        self._coef[B_KW_OUT:B_KW_OUT + 2] = kw
         self._z = np.zeros((NBQ, 2, 2))
         self._fs = np.zeros(NF)
         self._ist = np.zeros(NI, dtype=np.int64)
@@ -686,14 +630,13 @@ class Chain:
         self._dcoef = dither.shaping_coefficients(rate)
         self._derr = np.zeros((2, dither.MAX_TAPS))
         self._rng = np.array([0x9E3779B97F4A7C15], dtype=np.uint64)
-        if HAVE_METER:
-            self.input_meter = LoudnessMeter(rate, 2, true_peak=True)
-            self.output_meter = LoudnessMeter(rate, 2, true_peak=True)
-            self._meters = (self.input_meter.f, self.input_meter.i, self.output_meter.f, self.output_meter.i)
-        else:
-            self.input_meter = None
-            self.output_meter = None
-            self._meters = (np.zeros(1), np.zeros(1, dtype=np.int64), np.zeros(1), np.zeros(1, dtype=np.int64))
+        self.input_meter = LoudnessMeter(rate, 2, true_peak=True)
+        self.output_meter = LoudnessMeter(rate, 2, true_peak=True)
+        self._args = (self._xin, self._pk, self._par, self._rmp, self._coef, self._z, self._fs, self._ist,
+                      self._sc, self._dry, lim["geo"], lim["phase"], lim["hist"], lim["delay"],
+                      lim["dq_val"], lim["dq_idx"], lim["box1"], lim["box2"], lim["fs"], lim["is"],
+                      self._dcoef, self._derr, self._rng, self.input_meter.f, self.input_meter.i,
+                      self.output_meter.f, self.output_meter.i)
         self.reset()
 
     # -- parameters -------------------------------------------------------------------
@@ -736,17 +679,14 @@ class Chain:
 
     # -- running ------------------------------------------------------------------------
     def process(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Run one block: x, y float64 C-contiguous (frames, 2), frames <= max_block; y must not alias x."""
         n = x.shape[0]
-        if n > self.max_block or y.shape[0] != n or x.shape[1:] != (2,) or y.shape[1:] != (2,):
-            raise ValueError(f"process needs (frames <= {self.max_block}, 2) arrays of equal length")
-        if not (x.flags.c_contiguous and y.flags.c_contiguous) or x.dtype != np.float64 or y.dtype != np.float64:
-            raise ValueError("process needs C-contiguous float64 arrays")
-        lim = self._lim
-        mf_in, mi_in, mf_out, mi_out = self._meters
-        chain_kernel(x, y, self._xin, self._pk, self._par, self._rmp, self._coef, self._z, self._fs, self._ist,
-                     self._sc, self._dry, lim["geo"], lim["phase"], lim["hist"], lim["delay"],
-                     lim["dq_val"], lim["dq_idx"], lim["box1"], lim["box2"], lim["fs"], lim["is"],
-                     self._dcoef, self._derr, self._rng, mf_in, mi_in, mf_out, mi_out, HAVE_METER)
+        if n > self.max_block or y.shape != x.shape or x.shape[1] != 2 \
+                or x.dtype != np.float64 or y.dtype != np.float64 \
+                or not x.flags.c_contiguous or not y.flags.c_contiguous:
+            raise ValueError(f"process needs C-contiguous float64 (frames <= {self.max_block}, 2) arrays "
+                             f"of equal shape, got {x.shape} {x.dtype} and {y.shape} {y.dtype}")
+        chain_kernel(x, y, *self._args)
 
     def reset(self) -> None:
         """Silence every state; the next block starts with parameters at their targets (no glide)."""
@@ -757,7 +697,6 @@ class Chain:
         self._fs[:] = 0.0
         self._fs[F_RATE] = keep_rate
         self._fs[F_DC_R] = math.exp(-2.0 * math.pi * 5.0 / keep_rate)
-        self._fs[F_E_A] = 1.0 - math.exp(-SUB / (ENERGY_S * keep_rate))
         self._fs[F_LM_A] = 1.0 - math.exp(-SUB / (LEVEL_MATCH_S * keep_rate))
         self._fs[F_STEP_FADE] = SUB / (FADE_S * keep_rate)
         self._fs[F_STEP_BYP] = SUB / (BYPASS_FADE_S * keep_rate)
@@ -772,9 +711,8 @@ class Chain:
         self._dry[:] = 0.0
         self._derr[:] = 0.0
         limiter.reset(self._lim)
-        if self.input_meter is not None:
-            self.input_meter.reset()
-            self.output_meter.reset()
+        self.input_meter.reset()
+        self.output_meter.reset()
 
     # -- readings -----------------------------------------------------------------------
     def gain_reduction_db(self) -> dict:

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from numba import njit
 
+from dsp import kernel_cache  # noqa: F401  (stale-cache protection; before any kernel)
+
 from dsp import biquad, rbj
 
 ROWS = 11
@@ -43,18 +45,12 @@ def design(c, base, f_lo, f_hi, rate):
 @njit(cache=True)
 def split(s, lo, mid, hi, dry, m, c, z, base):
     """Split ``s[:m]`` (stereo) into ``lo``, ``mid``, ``hi`` and the phase-matched ``dry``."""
-    for ch in range(2):
-        biquad.run_to(s, lo, ch, 0, m, c, base + 0, z)
-        biquad.run(lo, ch, 0, m, c, base + 1, z)
-        biquad.run(lo, ch, 0, m, c, base + 8, z)
-        biquad.run_to(s, hi, ch, 0, m, c, base + 2, z)
-        biquad.run(hi, ch, 0, m, c, base + 3, z)
-        biquad.run_to(hi, mid, ch, 0, m, c, base + 4, z)
-        biquad.run(mid, ch, 0, m, c, base + 5, z)
-        biquad.run(hi, ch, 0, m, c, base + 6, z)
-        biquad.run(hi, ch, 0, m, c, base + 7, z)
-        biquad.run_to(s, dry, ch, 0, m, c, base + 9, z)
-        biquad.run(dry, ch, 0, m, c, base + 10, z)
+    biquad.run2_pair_to(s, lo, m, c, base + 0, z)
+    biquad.run2(lo, m, c, base + 8, z)
+    biquad.run2_pair_to(s, hi, m, c, base + 2, z)
+    biquad.run2_pair_to(hi, mid, m, c, base + 4, z)
+    biquad.run2_pair_to(hi, hi, m, c, base + 6, z)
+    biquad.run2_pair_to(s, dry, m, c, base + 9, z)
 
 
 @njit(cache=True)

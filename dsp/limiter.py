@@ -2,9 +2,12 @@
 
 The guarantee (output true peak <= ceiling) comes from the construction, not from a clipper:
 
-1. Detection: the peak around each sample is the max of the sample itself and the 4x
-   (2x at 88.2 kHz and above) interpolated values up to the next sample, both channels
+1. Detection: the peak around each sample is the max of the sample itself and the 8x
+   (4x at 88.2 kHz and above) interpolated values up to the next sample, both channels
    (the gain is stereo-linked so the image does not move). Windowed-sinc polyphase FIR.
+   Twice the oversampling BS.1770 asks of a meter: on a 4x grid a peak of content near
+   0.45 fs can fall between grid points and read up to 0.55 dB low, and a limiter that
+   under-reads overshoots by exactly that much (measured: +0.2 dB on white noise at 44.1 kHz).
 2. Required gain ``r = min(1, c / peak)`` with ``c`` a hair under the ceiling.
 3. A sliding minimum of ``r`` over ``HOLD`` samples (monotonic deque, O(1) per sample).
 4. Release in the dB domain: instant attack, one-pole release; in automatic mode a slow
@@ -32,14 +35,15 @@ from numba import njit
 
 TAPS = 24                 # interpolator taps per phase (flat within 0.04 dB to 0.4 fs)
 KAISER_BETA = 5.0
-MARGIN_DB = 0.05          # internal target below the ceiling (covers the interpolator's under-read)
+MARGIN_DB = 0.15          # internal target below the ceiling (covers the interpolator's under-read)
 LOOKAHEAD_S = 1.2e-3      # attack length (the two moving averages together)
+K_LOW = 2
 
 
 def geometry(rate: float) -> np.ndarray:
     """Integer layout of the limiter at ``rate``: [TAPS, PHASES, L1, L2, HOLD, LATENCY, DELAY_SIZE, K]."""
-    phases = 4 if rate < 88200 - 1 else 2
-    k = 2 if rate < 88200 - 1 else 4
+    phases = 8
+    k = K_LOW if rate < 88200 - 1 else 2 * K_LOW
     total = max(2 * int(round(LOOKAHEAD_S * rate / 2.0)), 4)
     l1 = total // 2
     l2 = total - l1
@@ -118,12 +122,25 @@ def _peak_4x(phase, hist, ch, off):
 
 
 @njit(cache=True, fastmath=True)
-def _peak_2x(phase, hist, ch, off):
-    """Like :func:`_peak_4x` for the single half-way point (2x oversampling)."""
+def _peak_8x(phase, hist, ch, off):
+    """Like :func:`_peak_4x` for the 7 interpolated points of 8x oversampling."""
     a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    a4 = 0.0
+    a5 = 0.0
+    a6 = 0.0
     for t in range(TAPS):
-        a0 += phase[0, t] * hist[ch, off + t]
-    return abs(a0)
+        v = hist[ch, off + t]
+        a0 += phase[0, t] * v
+        a1 += phase[1, t] * v
+        a2 += phase[2, t] * v
+        a3 += phase[3, t] * v
+        a4 += phase[4, t] * v
+        a5 += phase[5, t] * v
+        a6 += phase[6, t] * v
+    return max(max(abs(a0), abs(a1), abs(a2)), max(abs(a3), abs(a4), abs(a5)), abs(a6))
 
 
 @njit(cache=True)
@@ -138,7 +155,7 @@ def process(buf, start, stop, target, clip, a_fast, auto, a_slow_att, a_slow_rel
     box1 non-unity count, box2 pos, box2 non-unity count. ``pk``: scratch, at least stop - start.
     """
     taps = geo[0]
-    four = geo[1] == 4
+    eight = geo[1] == 8
     l1 = geo[2]
     l2 = geo[3]
     hold = geo[4]
@@ -174,10 +191,10 @@ def process(buf, start, stop, target, clip, a_fast, auto, a_slow_att, a_slow_rel
         if hp == taps:
             hp = 0
         for ch in range(2):
-            if four:
-                a = max(abs(hist[ch, hp + centre]), _peak_4x(phase, hist, ch, hp))
+            if eight:
+                a = max(abs(hist[ch, hp + centre]), _peak_8x(phase, hist, ch, hp))
             else:
-                a = max(abs(hist[ch, hp + centre]), _peak_2x(phase, hist, ch, hp))
+                a = max(abs(hist[ch, hp + centre]), _peak_4x(phase, hist, ch, hp))
             if a > peak:
                 peak = a
         pk[n - start] = peak

@@ -1,0 +1,60 @@
+"""Numba's on-disk cache, made aware of the modules a kernel inlines.
+
+Numba keys a cached function only on its own source file: when ``dsp/chain.py`` is unchanged
+but ``dsp/limiter.py`` (inlined into the chain kernel) changes, numba happily loads the stale
+machine code. That silently runs old DSP. For the files listed in :data:`COMPOSITE`, this
+module registers cache locators whose source stamp is the hash of every ``dsp/*.py`` file, so
+any change in the package recompiles the kernels that may contain it.
+
+Imported by the modules it covers, before they define kernels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from numba.core import caching
+
+DSP_DIR = Path(__file__).resolve().parent
+COMPOSITE = {str(DSP_DIR / name) for name in ("chain.py", "crossover.py")}
+
+
+def _package_stamp() -> bytes:
+    h = hashlib.sha256()
+    for p in sorted(DSP_DIR.glob("*.py")):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.digest()
+
+
+class _PackageStampMixin:
+    def get_source_stamp(self):
+        return _package_stamp()
+
+
+class _InTree(_PackageStampMixin, caching.InTreeCacheLocator):
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if str(Path(py_file).resolve()) not in COMPOSITE:
+            return None
+        return super().from_function(py_func, py_file)
+
+
+class _UserDir(_PackageStampMixin, caching.UserProvidedCacheLocator):
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if str(Path(py_file).resolve()) not in COMPOSITE:
+            return None
+        return super().from_function(py_func, py_file)
+
+
+def install() -> None:
+    """Put the package-aware locators first (idempotent)."""
+    classes = caching.CacheImpl._locator_classes
+    for cls in (_InTree, _UserDir):  # user-provided dir (NUMBA_CACHE_DIR) wins, as in numba
+        if cls not in classes:
+            classes.insert(0, cls)
+
+
+install()
