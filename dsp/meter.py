@@ -62,6 +62,10 @@ DENORMAL_FLOOR = 1e-30
 
 LUFS_OFFSET = -0.691
 
+# The layout constants below live in this file on purpose: numba bakes globals into the compiled
+# kernels and its on-disk cache is invalidated only when *this* file changes, so constants read by
+# the kernels must not move to another module.
+
 # ---- layout of ``i`` -------------------------------------------------------------------------
 # configuration
 I_CHANNELS = 0  # channel count
