@@ -13,6 +13,7 @@ the mock SPI pins (a :class:`~gpiozero.pins.mock.MockSPIDevice`).
 from __future__ import annotations
 
 import itertools
+import random
 import threading
 import time
 
@@ -309,3 +310,61 @@ def quadrature_events(detents, *, bounce: int = 0, rng=None):
             events.append((pin, new))
             state = nxt
     return events
+
+
+EDGE_MODELS = {
+    "sync": MockFactory,            # gpiozero's mock pins: every edge at once, in order, exact level
+    "queued": QueuedMockFactory,    # lgpio: edges queued with their levels, callbacks late
+    "coalesced": LatentMockFactory,  # RPi.GPIO: one pending event per pin, level read late
+}
+
+
+def turning_session(rng, runs: int = 6) -> list[int]:
+    """A person turning a knob: ``runs`` runs of 3-12 detents one way or the other."""
+    out: list[int] = []
+    for _ in range(runs):
+        d = rng.choice((1, -1))
+        out += [d] * rng.randint(3, 12)
+    return out
+
+
+def count_detents(decoder: str, model: str, events, *, p_late: float = 0.0, seed: int = 0) -> int:
+    """Drive ``events`` (see :func:`quadrature_events`) through mock pins of ``model`` into
+    ``decoder`` ("ours": :class:`RotaryKnob`, "stock": :class:`gpiozero.RotaryEncoder`);
+    returns the detents it counted. ``p_late``: after each edge, the chance that the
+    backend's callback thread has not caught up yet (it does at a later edge)."""
+    from gpiozero import RotaryEncoder
+
+    factory = EDGE_MODELS[model]()
+    rng = random.Random(seed)
+    if decoder == "stock":
+        dev = RotaryEncoder(5, 6, max_steps=0, pin_factory=factory)
+    else:
+        dev = RotaryKnob(5, 6, pin_factory=factory)
+    pins = (dev.a.pin, dev.b.pin)
+
+    def any_order(ps):
+        return rng.sample(ps, len(ps))
+
+    try:
+        for pin, closed in events:
+            _drive(pins[pin], closed)
+            if model != "sync" and rng.random() >= p_late:
+                factory.service(any_order)
+        if model != "sync":
+            factory.service(any_order)
+        return dev.steps
+    finally:
+        dev.close()
+
+
+def miscount(decoder: str, model: str, *, bounce: int, p_late: float, sessions: int = 20) -> tuple[int, int]:
+    """(detents miscounted, detents turned) over ``sessions`` seeded turning sessions."""
+    err = total = 0
+    for t in range(sessions):
+        rng = random.Random(t)
+        detents = turning_session(rng)
+        events = quadrature_events(detents, bounce=bounce, rng=rng)
+        err += abs(count_detents(decoder, model, events, p_late=p_late, seed=1000 + t) - sum(detents))
+        total += len(detents)
+    return err, total

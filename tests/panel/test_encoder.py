@@ -15,62 +15,19 @@ from hw.panel.simulated import (
     CCW_DETENT,
     CW_DETENT,
     LatentMockFactory,
-    QueuedMockFactory,
     _drive,
+    count_detents,
+    miscount,
     quadrature_events,
 )
 
-MODELS = {"sync": MockFactory, "queued": QueuedMockFactory, "coalesced": LatentMockFactory}
 
-
-def turns(rng: random.Random, runs: int = 6) -> list[int]:
-    """A person turning a knob: runs of 3-12 detents one way, then the other way."""
-    out: list[int] = []
-    for _ in range(runs):
-        d = rng.choice((1, -1))
-        out += [d] * rng.randint(3, 12)
-    return out
+def score(kind: str, model: str, *, bounce: int, p_late: float) -> tuple[int, int]:
+    return miscount("ours" if kind == "knob" else "stock", model, bounce=bounce, p_late=p_late)
 
 
 def replay(kind: str, model: str, events, *, p_late: float = 0.0, seed: int = 0) -> int:
-    """Drive ``events`` through mock pins into a stock RotaryEncoder or our RotaryKnob.
-
-    ``p_late``: after each edge, the chance that the backend's callback thread has not got
-    round to it yet (it catches up at a later edge). Returns the detents counted.
-    """
-    factory = MODELS[model]()
-    rng = random.Random(seed)
-    if kind == "stock":
-        dev = RotaryEncoder(5, 6, max_steps=0, pin_factory=factory)
-    else:
-        dev = RotaryKnob(5, 6, pin_factory=factory)
-    pins = (dev.a.pin, dev.b.pin)
-
-    def order(ps):
-        return rng.sample(ps, len(ps))
-
-    try:
-        for pin, closed in events:
-            _drive(pins[pin], closed)
-            if model != "sync" and rng.random() >= p_late:
-                factory.service(order)
-        if model != "sync":
-            factory.service(order)
-        return dev.steps
-    finally:
-        dev.close()
-
-
-def score(kind: str, model: str, *, bounce: int, p_late: float, trials: int = 20) -> tuple[int, int]:
-    """(net detents miscounted, detents turned) over ``trials`` random turning sessions."""
-    err = total = 0
-    for t in range(trials):
-        rng = random.Random(t)
-        detents = turns(rng)
-        events = quadrature_events(detents, bounce=bounce, rng=rng)
-        err += abs(replay(kind, model, events, p_late=p_late, seed=1000 + t) - sum(detents))
-        total += len(detents)
-    return err, total
+    return count_detents("ours" if kind == "knob" else "stock", model, events, p_late=p_late, seed=seed)
 
 
 # -- the decoder alone ---------------------------------------------------------------------
