@@ -9,7 +9,8 @@ Why it is built this way:
 
 * Every change goes into the state first; a subscription then pushes exactly what changed to
   the engine. If the engine is down the push is skipped: a watcher thread notices when the
-  engine (re)starts - its identity (start id, pid) in ``status()`` changes - and pushes the
+  engine (re)starts - its start id or pid (``status()``, else the meters' writer pid) changes,
+  or its ``uptime_s`` goes back - and pushes the
   whole state, bypass included. So the engine never runs with stale parameters for longer
   than one watcher period (:data:`WATCH_S`) and control may restart without touching audio.
 * This module never imports numba (it is the control process); engine-side modules are
@@ -54,14 +55,14 @@ class _NoEngine:
         return unavailable
 
 
-def engine_identity(status: Mapping[str, Any] | None) -> Any:
-    """What changes when the engine process restarts (start id, else pid + start time)."""
-    if not status:
-        return None
-    for key in ("start_id", "engine_id", "boot_id"):
-        if status.get(key) is not None:
-            return (key, status[key])
-    return ("pid", status.get("pid"), status.get("started"))
+def engine_identity(status: Mapping[str, Any] | None, meters: Mapping[str, Any] | None = None) -> Any:
+    """What changes when the engine process restarts: its start id, else its pid (from
+    ``status()``, else from the shared meters' writer pid). None if neither says."""
+    for source in (status or {}, meters or {}):
+        for key in ("start_id", "engine_id", "boot_id", "pid"):
+            if source.get(key) is not None:
+                return (key, source[key], source.get("started"))
+    return None
 
 
 class Control:
@@ -81,6 +82,8 @@ class Control:
         self.learner = Learner(self.read_meters, self._reset_meters, self.state.get,
                                lambda db: self.state.set({"out.drive_db": db}, source="learn"))
         self._engine_id: Any = None
+        self._engine_uptime: float | None = None
+        self._engine_epoch = 0
         self._lock = threading.RLock()
         self._closed = threading.Event()
         self._unsubscribe = self.state.subscribe(self._push_changes)
@@ -148,10 +151,16 @@ class Control:
         try:
             status = self.engine.status()
         except Exception:
-            self._engine_id = None
+            self._engine_id, self._engine_uptime = None, None
             return False
-        ident = engine_identity(status if isinstance(status, dict) else None)
-        if ident is None or ident == self._engine_id:
+        status = status if isinstance(status, dict) else {}
+        uptime = status.get("uptime_s")
+        if isinstance(uptime, (int, float)):
+            if self._engine_uptime is not None and uptime < self._engine_uptime:
+                self._engine_epoch += 1  # uptime went back: a new engine, whatever else it says
+            self._engine_uptime = uptime
+        ident = (engine_identity(status, self.read_meters()), self._engine_epoch)
+        if ident == self._engine_id:
             return False
         if self.push_all().get("ok", True):
             self._engine_id = ident

@@ -26,6 +26,7 @@ class FakeEngine:
         self.params = {}
         self.down = False
         self.start_id = 1
+        self.uptime = 0.0
 
     def _call(self, name, *a, **kw):
         if self.down:
@@ -53,6 +54,8 @@ class FakeEngine:
     def status(self):
         if self.down:
             raise EngineUnavailableFallback("not running")
+        if self.start_id is None:  # an engine that only reports its uptime
+            return {"ok": True, "uptime_s": self.uptime}
         return {"ok": True, "start_id": self.start_id, "pid": 1234}
 
 
@@ -86,6 +89,16 @@ def test_changes_are_pushed_and_engine_restart_gets_the_whole_state(control):
     assert c.check_engine()
     assert eng.params["eq1.gain_db"] == 3.0 and len(eng.params) == schema.COUNT
     assert eng.calls[-1] == ("bypass", (True,), {"level_match": True})
+
+
+def test_engine_restart_seen_by_uptime_going_back(control):
+    c, eng = control
+    eng.start_id, eng.uptime = None, 50.0
+    assert c.check_engine()
+    eng.uptime = 51.0
+    assert not c.check_engine()
+    eng.params, eng.uptime = {}, 0.5  # restarted
+    assert c.check_engine() and len(eng.params) == schema.COUNT
 
 
 def test_recall_save_rename_delete_through_control(control):
