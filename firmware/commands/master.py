@@ -1,0 +1,134 @@
+"""``masterbox master IN OUT [--preset P] [--target-lufs X] [--ceiling-dbtp Y] [--set id=v ...] [--bit-depth 16|24|32f] [--json]``
+
+Masters a file through the box's own chain (same kernel, same sound). Parameters come from
+the preset (factory or user, default ``streaming``), then ``--ceiling-dbtp`` and each
+``--set id=value``. The loudness target is the preset's (its ``target.lufs``), or
+``--target-lufs``; the output drive is set so the integrated loudness lands within +-0.5 LU
+of it when the ceiling allows, otherwise the command says by how much it missed. The
+``transparent`` preset keeps the level unless ``--target-lufs`` is given.
+
+The output has the input's length and sample rate, 24-bit unless told otherwise, dithered
+when the word length is reduced (as the preset's ``dither.mode`` says; never for 32-bit
+float). It is written to a temporary file and renamed at the end; the input is never
+overwritten. Prints the input and output analysis (``--json``: one object).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+DEFAULT_PRESET = "streaming"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("master", help="master a file through the chain", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", metavar="IN", help="audio file to master (WAV, FLAC, AIFF; mono or stereo)")
+    p.add_argument("output", metavar="OUT", help="file to write (.wav, .flac or .aiff)")
+    p.add_argument("--preset", default=DEFAULT_PRESET, help=f"factory or user preset (default {DEFAULT_PRESET})")
+    p.add_argument("--target-lufs", type=float, default=None, metavar="X",
+                   help="integrated loudness to reach (overrides the preset's target)")
+    p.add_argument("--ceiling-dbtp", type=float, default=None, metavar="Y", help="true-peak ceiling, -12..0 dBTP")
+    p.add_argument("--set", action="append", default=[], metavar="ID=VALUE",
+                   help="set one parameter, e.g. --set eq3.gain_db=1.5 (repeatable)")
+    p.add_argument("--bit-depth", choices=("16", "24", "32f"), default="24", help="output word length (default 24)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def _resolve(args) -> tuple[dict, float | None, str]:
+    """(values, target or None, preset name) from the preset and the flags; UserError when wrong."""
+    from dsp import schema
+    from firmware.cli import UserError
+    from firmware.presets import PresetError, PresetStore
+
+    store = PresetStore()
+    try:
+        preset = store.get(args.preset)
+    except PresetError as e:
+        names = ", ".join(store.names())
+        raise UserError(f"preset {args.preset!r}: {e} (available: {names})") from None
+    values = dict(schema.defaults())
+    values.update(preset.params)
+    if args.ceiling_dbtp is not None:
+        try:
+            values["lim.ceiling_dbtp"] = schema.BY_ID["lim.ceiling_dbtp"].check(args.ceiling_dbtp)
+        except schema.ParamError as e:
+            raise UserError(f"--ceiling-dbtp: {e.reason}") from None
+    for text in args.set:
+        try:
+            k, v = schema.parse_assignment(text)
+        except schema.ParamError as e:
+            raise UserError(f"--set {text}: {e}") from None
+        values[k] = v
+    target = None
+    if args.target_lufs is not None:
+        try:
+            target = schema.BY_ID["target.lufs"].check(args.target_lufs)
+        except schema.ParamError as e:
+            raise UserError(f"--target-lufs: {e.reason}") from None
+        values["target.lufs"] = target
+    elif preset.extra.get("level_to_target", True):
+        target = float(values["target.lufs"])
+    return values, target, preset.name
+
+
+ROWS = (
+    ("integrated_lufs", "integrated loudness", "LUFS"),
+    ("loudness_range_lu", "loudness range", "LU"),
+    ("true_peak_dbtp", "true peak", "dBTP"),
+    ("sample_peak_dbfs", "sample peak", "dBFS"),
+    ("max_short_term_lufs", "max short-term", "LUFS"),
+    ("plr_db", "peak to loudness", "dB"),
+)
+
+
+def _fmt(v, unit):
+    return "undefined" if v is None else f"{v:.1f} {unit}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from firmware.analysis import AnalysisError, analyze_file
+    from firmware.cli import UserError
+    from firmware.render import RenderError, master_file
+
+    values, target, preset_name = _resolve(args)
+    say = (lambda m: print(m, file=sys.stderr)) if not args.json else None
+    try:
+        before = analyze_file(args.input)
+    except AnalysisError as e:
+        raise UserError(str(e)) from None
+    try:
+        res = master_file(args.input, args.output, values, bit_depth=args.bit_depth, target_lufs=target,
+                          progress=say)
+    except RenderError as e:
+        raise UserError(str(e)) from None
+    except OSError as e:
+        raise UserError(f"{args.output}: cannot write: {e.strerror or e}") from None
+    after = analyze_file(args.output)
+    message = None
+    if target is not None and res.target_reached is False:
+        got = after["integrated_lufs"]
+        message = (f"target {target:.1f} LUFS not reached at a {values['lim.ceiling_dbtp']:.1f} dBTP ceiling: "
+                   f"output is {got:.1f} LUFS, {abs(target - got):.1f} LU "
+                   f"{'short' if got < target else 'over'}"
+                   + (f" ({'; '.join(res.notes)})" if res.notes else ""))
+    if args.json:
+        json.dump({"input": before, "output": after, "latency_samples": res.latency_samples,
+                   "preset": preset_name, "target_lufs": target, "drive_db": round(res.drive_db, 3),
+                   "passes": res.passes, "target_reached": res.target_reached, "message": message}, sys.stdout)
+        print()
+    else:
+        print(f"{'':<22}{'input':>16}{'output':>16}")
+        for key, label, unit in ROWS:
+            print(f"{label:<22}{_fmt(before.get(key), unit):>16}{_fmt(after.get(key), unit):>16}")
+        print(f"preset {preset_name}, drive {res.drive_db:+.2f} dB, {res.passes} pass"
+              f"{'es' if res.passes != 1 else ''}, latency {res.latency_samples} samples compensated, "
+              f"{args.bit_depth}{'' if args.bit_depth == '32f' else '-bit'} -> {args.output}")
+        if message:
+            print(message)
+    if message and args.json:
+        print(f"masterbox master: {message}", file=sys.stderr)
+    return 0

@@ -1,0 +1,219 @@
+"""Offline rendering: a file through the very chain the box runs, block by block.
+
+``master_file`` is what ``masterbox master`` does: resolve the parameters, render the file
+through :class:`dsp.chain.Chain` (the same per-block kernel as the real-time engine, so a
+file sounds exactly like the box), and, when there is a loudness target, set the output
+drive so the integrated loudness lands on it. The chain's own output meter measures each
+pass; the drive is corrected by the error (then by the secant of the last two passes, since
+the limiter makes loudness grow less than 1:1 with drive) until it is within 0.2 LU.
+
+Output: same length and rate as the input (the chain's latency is compensated by feeding
+``latency`` frames of silence at the end and dropping as many at the start), written to a
+temporary file next to the destination and renamed over it only when complete, so a crash
+or Ctrl-C never leaves a half-written master. Mono files are processed as dual mono and
+written back as mono.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+BLOCK = 4096
+TOLERANCE_LU = 0.2       # stop iterating when this close (the promise is +-0.5 LU)
+MAX_PASSES = 6
+MIN_SLOPE = 0.25         # LU per dB of drive below which more drive only crushes the material
+SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}
+FORMATS = {".wav": "WAV", ".flac": "FLAC", ".aif": "AIFF", ".aiff": "AIFF"}
+RF64_BYTES = 4 * 1024 ** 3 - 1024 * 1024   # past this a WAV header cannot hold the size
+
+
+class RenderError(Exception):
+    """Something about the request or the files that a person has to fix; the message says what."""
+
+
+@dataclass
+class RenderResult:
+    latency_samples: int
+    drive_db: float
+    passes: int
+    target_lufs: float | None
+    measured_lufs: float | None
+    target_reached: bool | None
+    shortfall_lu: float | None
+    notes: list[str] = field(default_factory=list)
+
+
+def _check_paths(src: Path, dst: Path, bit_depth: str) -> str:
+    if not src.exists():
+        raise RenderError(f"{src}: no such file")
+    if src.is_dir():
+        raise RenderError(f"{src}: is a directory, not an audio file")
+    if not os.access(src, os.R_OK):
+        raise RenderError(f"{src}: permission denied (the file is not readable)")
+    if dst.exists() and (dst.resolve() == src.resolve() or os.path.samefile(dst, src)):
+        raise RenderError(f"refusing to overwrite the input {src}: choose another output file")
+    if dst.is_dir():
+        raise RenderError(f"{dst}: is a directory; give an output file name such as {dst / src.name}")
+    fmt = FORMATS.get(dst.suffix.lower())
+    if fmt is None:
+        raise RenderError(f"{dst}: unsupported output type {dst.suffix or '(none)'!r}; use .wav, .flac or .aiff")
+    if fmt == "FLAC" and bit_depth == "32f":
+        raise RenderError("FLAC cannot hold 32-bit float; use --bit-depth 16 or 24, or a .wav output")
+    parent = dst.parent if str(dst.parent) else Path(".")
+    if not parent.is_dir():
+        raise RenderError(f"{parent}: output folder does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RenderError(f"{parent}: output folder is not writable (permission denied)")
+    if dst.exists() and not os.access(dst, os.W_OK):
+        raise RenderError(f"{dst}: output file exists and is not writable")
+    return fmt
+
+
+def _open_input(src: Path):
+    import soundfile as sf
+
+    try:
+        snd = sf.SoundFile(str(src))
+    except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+        detail = str(e).split(":")[-1].strip() or "unknown format"
+        raise RenderError(f"{src}: not an audio file that can be read (WAV, FLAC, AIFF, ...): {detail}") from None
+    if snd.frames == 0:
+        snd.close()
+        raise RenderError(f"{src}: contains no audio (0 frames)")
+    if snd.channels not in (1, 2):
+        snd.close()
+        raise RenderError(f"{src}: has {snd.channels} channels; the mastering chain is stereo (1 or 2 channels)")
+    return snd
+
+
+def render_pass(src: Path, chain, write: Callable | None = None) -> None:
+    """Stream ``src`` through ``chain`` once; ``write(y)`` receives latency-compensated output blocks."""
+    import numpy as np
+
+    latency = chain.latency_samples
+    with _open_input(src) as snd:
+        mono = snd.channels == 1
+        inbuf = np.empty((BLOCK, snd.channels))
+        x = np.zeros((BLOCK, 2))
+        y = np.zeros((BLOCK, 2))
+        skip = latency
+        tail = latency
+        while True:
+            got = snd.read(BLOCK, dtype="float64", always_2d=True, out=inbuf)
+            n = len(got)
+            if n == 0:
+                if tail == 0:
+                    break
+                n = min(tail, BLOCK)
+                tail -= n
+                x[:n] = 0.0
+            elif mono:
+                x[:n, 0] = got[:, 0]
+                x[:n, 1] = got[:, 0]
+            else:
+                x[:n] = got
+            xv = x[:n]
+            yv = y[:n]
+            chain.process(xv, yv)
+            start = min(skip, n)
+            skip -= start
+            if write is not None and start < n:
+                out = yv[start:]
+                write(out[:, :1] if mono else out)
+
+
+def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", target_lufs: float | None = None,
+                progress: Callable[[str], None] | None = None) -> RenderResult:
+    """Render ``src`` to ``dst`` through the chain with ``values`` (a full set of user values).
+
+    With ``target_lufs`` the output drive is searched so the integrated loudness lands on it.
+    """
+    import soundfile as sf
+
+    from dsp.chain import Chain
+
+    src, dst = Path(src), Path(dst)
+    if bit_depth not in SUBTYPES:
+        raise RenderError(f"bit depth must be one of {', '.join(SUBTYPES)}, got {bit_depth!r}")
+    fmt = _check_paths(src, dst, bit_depth)
+    with _open_input(src) as snd:
+        rate, channels, frames = snd.samplerate, snd.channels, snd.frames
+    if rate < 8000 or rate > 384000:
+        raise RenderError(f"{src}: unsupported sample rate {rate} Hz")
+    chain = Chain(rate, 2, max_block=BLOCK)
+    chain.set_output_bits(None if bit_depth == "32f" else int(bit_depth))
+    vals = dict(values)
+    drive = float(vals.get("out.drive_db", 0.0))
+    lo, hi = -12.0, 24.0
+    bytes_out = frames * channels * {"16": 2, "24": 3, "32f": 4}[bit_depth]
+    if fmt == "WAV" and bytes_out > RF64_BYTES:
+        fmt = "RF64"
+
+    fd, tmp_name = tempfile.mkstemp(dir=str(dst.parent), prefix=f".{dst.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    result = RenderResult(chain.latency_samples, drive, 0, target_lufs, None, None, None)
+    history: list[tuple[float, float]] = []
+    try:
+        while True:
+            vals["out.drive_db"] = drive
+            chain.reset()
+            chain.set_values(vals)
+            with sf.SoundFile(str(tmp), "w", samplerate=rate, channels=channels, format=fmt,
+                              subtype=SUBTYPES[bit_depth]) as out:
+                render_pass(src, chain, out.write)
+            result.passes += 1
+            measured = chain.output_meter.readings()["integrated_lufs"]
+            result.measured_lufs = measured
+            result.drive_db = drive
+            if progress:
+                progress(f"pass {result.passes}: drive {drive:+.2f} dB -> "
+                         f"{'silence' if measured is None else f'{measured:.2f} LUFS'}")
+            if target_lufs is None:
+                break
+            if measured is None:
+                result.notes.append("the input is silent: there is no loudness to bring to the target")
+                break
+            err = target_lufs - measured
+            history.append((drive, measured))
+            if abs(err) <= TOLERANCE_LU or result.passes >= MAX_PASSES:
+                break
+            step = err
+            if len(history) >= 2:
+                (d0, m0), (d1, m1) = history[-2], history[-1]
+                slope = (m1 - m0) / (d1 - d0) if d1 != d0 else 1.0
+                if err > 0 and slope < MIN_SLOPE and d1 > d0:
+                    result.notes.append(f"more drive only crushes the material ({slope:.2f} LU per dB)")
+                    break
+                step = err / max(slope, MIN_SLOPE)
+            new = min(max(drive + step, lo), hi)
+            if new == drive:
+                result.notes.append(f"output drive is at its {'maximum' if new == hi else 'minimum'} ({new:+.0f} dB)")
+                break
+            drive = new
+        if target_lufs is not None and result.measured_lufs is not None:
+            miss = target_lufs - result.measured_lufs
+            result.target_reached = abs(miss) <= 0.5
+            result.shortfall_lu = None if result.target_reached else round(miss, 2)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dst)
+        from firmware.atomic import fsync_dir
+
+        fsync_dir(dst.parent if str(dst.parent) else Path("."))
+    except BaseException:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        raise
+    return result
+
+
+def clean_float(x: float | None, digits: int = 3) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(float(x), digits)
