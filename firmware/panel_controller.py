@@ -353,7 +353,8 @@ class PanelController:
         # without the notion falls back to what the panel saw at boot.
         if getattr(self.control.state, "safe_mode", self.safe_mode):
             return "safe_mode"
-        if meters is None or meters.get("state") == "error" or time.monotonic() < self._error_until:
+        # no reading: no engine (or a stale one); device_lost: the audio interface went away
+        if meters is None or meters.get("state") in ("device_lost", "error") or time.monotonic() < self._error_until:
             return "error"
         learner = getattr(self.control, "learner", None)
         if learner.running if learner is not None else self.learning:

@@ -260,7 +260,10 @@ def test_no_engine_shows_error_and_meters_go_dark(box):
     pc, control, panel = box()
     pc.loop.tick()
     assert panel.snapshot()["status"]["pattern"] == "running"
-    control.meters.reading = None
+    control.meters.reading["state"] = "device_lost"       # the USB interface was unplugged
+    pc.loop.tick()
+    assert panel.snapshot()["status"]["pattern"] == "error"
+    control.meters.reading = None                         # no engine at all
     pc.loop.tick()
     snap = panel.snapshot()
     assert snap["status"]["pattern"] == "error"
