@@ -80,7 +80,8 @@ class Control:
         self._unavailable = _engine_unavailable_type()
         self.bypassed = False
         self.learner = Learner(self.read_meters, self._reset_meters, self.state.get,
-                               lambda db: self.state.set({"out.drive_db": db}, source="learn"))
+                               lambda db: self.state.set({"out.drive_db": db}, source="learn"),
+                               on_done=lambda status: self._engine_learning(False))
         self._engine_id: Any = None
         self._engine_uptime: float | None = None
         self._engine_epoch = 0
@@ -245,7 +246,16 @@ class Control:
         return self._engine_call(self.engine.capture_stop)
 
     # -- learning -----------------------------------------------------------------------
+    def _engine_learning(self, on: bool) -> None:
+        """Tell the engine (its meters show a "learning" flag), if its client knows the command."""
+        fn = getattr(self.engine, "learn_start" if on else "learn_stop", None)
+        if fn is not None:
+            self._engine_call(fn)
+
     def learn_start(self, seconds: float | None = None) -> dict:
+        """Learn the output drive for the active target (until learn_stop, or ``seconds``)."""
+        if not self.learner.running:
+            self._engine_learning(True)
         return self.learner.start(seconds)
 
     def learn_stop(self) -> dict:

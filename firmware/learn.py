@@ -40,8 +40,10 @@ class Learner:
 
     def __init__(self, read_meters: Callable[[], dict | None], reset_meters: Callable[[], Any],
                  get_value: Callable[[str], Any], set_drive: Callable[[float], Any],
-                 window_s: float = WINDOW_S, clock: Callable[[], float] = time.monotonic):
+                 window_s: float = WINDOW_S, clock: Callable[[], float] = time.monotonic,
+                 on_done: Callable[[dict], Any] | None = None):
         self._read, self._reset, self._get, self._set = read_meters, reset_meters, get_value, set_drive
+        self._on_done = on_done  # told the final status (e.g. to clear the engine's "learning" light)
         self.window_s = window_s
         self._clock = clock
         self._stop = threading.Event()
@@ -149,3 +151,8 @@ class Learner:
 
     def _finish(self, state: str, reason: str) -> None:
         self._update(state=state, reason=reason)
+        if self._on_done is not None:
+            try:
+                self._on_done(self.status())
+            except Exception:
+                pass  # a display hook must not change the outcome
