@@ -38,12 +38,13 @@ class EngineUnavailableFallback(RuntimeError):
     """Stands in for ``firmware.control_client.EngineUnavailable`` before that module exists."""
 
 
-def _engine_unavailable_type() -> type[Exception]:
+def _engine_error_types() -> tuple[type[Exception], type[Exception]]:
+    """(engine not running, engine refused the request) from the client, if it is installed."""
     try:
-        from firmware.control_client import EngineUnavailable
-        return EngineUnavailable
+        from firmware.control_client import EngineError, EngineUnavailable
+        return EngineUnavailable, EngineError
     except ImportError:
-        return EngineUnavailableFallback
+        return EngineUnavailableFallback, EngineUnavailableFallback
 
 
 class _NoEngine:
@@ -77,7 +78,7 @@ class Control:
         self.captures = captures if captures is not None else CaptureIndex(paths.captures_dir())
         self.engine = engine if engine is not None else self._make_engine()
         self.meters = meters if meters is not None else self._make_meters()
-        self._unavailable = _engine_unavailable_type()
+        self._unavailable, self._refused = _engine_error_types()
         self.bypassed = False
         self.learner = Learner(self.read_meters, self._reset_meters, self.state.get,
                                lambda db: self.state.set({"out.drive_db": db}, source="learn"),
@@ -112,11 +113,13 @@ class Control:
 
     # -- engine plumbing ----------------------------------------------------------------
     def _engine_call(self, fn: Callable[..., Any], *a, **kw) -> dict:
-        """Call the engine; an engine that is down becomes {"ok": False, "error": ...}."""
+        """Call the engine; an engine that is down or refuses becomes {"ok": False, "error": ...}."""
         try:
             reply = fn(*a, **kw)
         except (self._unavailable, EngineUnavailableFallback, OSError) as e:
             return {"ok": False, "error": f"engine unavailable: {e}"}
+        except self._refused as e:
+            return {"ok": False, "error": str(e)}
         if isinstance(reply, dict):
             return reply
         return {"ok": True, "reply": reply}
