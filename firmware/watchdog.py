@@ -2,14 +2,15 @@
 
 A process that merely exists is not a working mastering box: a wedged audio loop (a device that
 stopped answering, a deadlock in a helper) leaves the process up and the output silent. So the
-``WATCHDOG=1`` pings are tied to the engine's *heartbeat*: the sequence counter the audio loop bumps
-each time it publishes meters into shared memory (:mod:`firmware.meters_shm`, at >= 20 Hz). The
-pinger reads that counter, never the loop's internals, so it costs the loop nothing and needs no
-lock. If the counter stops advancing, the pings stop, and ``WatchdogSec=`` makes systemd kill and
-restart the engine.
+``WATCHDOG=1`` pings are tied to the engine's *heartbeat*: the block counter only the audio loop
+advances, as the engine publishes it in shared memory (:mod:`firmware.meters_shm`, ``blocks``,
+at 25 Hz). The pinger reads that snapshot, never the loop's internals, so it costs the loop
+nothing and needs no lock. If the counter stops advancing, the pings stop, and ``WatchdogSec=``
+makes systemd kill and restart the engine.
 
-The same counter says when audio first flows, which is when ``READY=1`` goes out (units ordered
-after the engine, and ``systemctl start``, wait for real audio rather than for a process).
+The same counter says when audio first flows (state ``running``), which is when ``READY=1`` goes
+out: units ordered after the engine, and ``systemctl start``, wait for real audio rather than for
+a process.
 
 :class:`HeartbeatMonitor` is the pure part (has the counter moved? for how long has it not?),
 shared with :mod:`firmware.supervisor`, which restarts a hung engine the same way when there is no
@@ -28,7 +29,7 @@ from collections.abc import Callable
 
 from firmware.sdnotify import Notifier, watchdog_interval
 
-Heartbeat = Callable[[], "int | None"]
+Heartbeat = Callable[[], object]  # any value; a change means "the loop moved"; None: no beat
 
 
 class HeartbeatMonitor:
@@ -37,12 +38,13 @@ class HeartbeatMonitor:
     def __init__(self, heartbeat: Heartbeat, clock: Callable[[], float] = time.monotonic):
         self._heartbeat = heartbeat
         self._clock = clock
-        self._last: int | None = None
+        self._last = None
+        self.value = None  # the latest reading
         self.last_advance: float | None = None  # clock time of the last observed advance
         self.advances = 0
 
     def poll(self) -> bool:
-        """Read the counter once; True when it moved since the previous poll."""
+        """Read the counter once; True when it moved since the previous poll (see :attr:`value`)."""
         try:
             value = self._heartbeat()
         except Exception:  # a reader that cannot read yet (no shared memory) is simply "no beat"
@@ -50,6 +52,7 @@ class HeartbeatMonitor:
         moved = value is not None and self._last is not None and value != self._last
         if value is not None:
             self._last = value
+        self.value = value
         if moved:
             self.advances += 1
             self.last_advance = self._clock()
@@ -62,21 +65,41 @@ class HeartbeatMonitor:
         return self._clock() - self.last_advance
 
 
+def beat_of(snapshot: dict | None):
+    """The heartbeat in one meters snapshot.
+
+    While audio runs it is the audio loop's own block counter (``blocks``), which only the loop
+    advances: the meter publisher thread keeps publishing even if the loop hangs, so its ``seq``
+    alone would hide a hang. While the device is lost the engine is deliberately waiting for it
+    (reopening once a second), so then the publisher's ``seq`` counts: systemd restarting the
+    engine would not bring a missing interface back sooner. While loading there is no beat yet.
+    """
+    if not snapshot:
+        return None
+    state = snapshot.get("state")
+    if state == "running" and snapshot.get("blocks") is not None:
+        return ("running", int(snapshot["blocks"]))
+    if state == "device_lost":
+        return ("device_lost", int(snapshot["seq"]))
+    return None
+
+
+def flowing(beat) -> bool:
+    """Whether a beat says audio flows (the moment for ``READY=1``)."""
+    return bool(beat) and beat[0] == "running"
+
+
 def meters_heartbeat(path: str | None = None) -> Heartbeat:
-    """A heartbeat read from the engine's shared meters (``seq``); None while no engine publishes."""
+    """The engine's heartbeat (see :func:`beat_of`) read from its shared meters; None without an engine."""
     state: dict = {}
 
-    def read() -> int | None:
+    def read():
         reader = state.get("reader")
         if reader is None:
             from firmware.meters_shm import MeterReader
 
             reader = state["reader"] = MeterReader(path)
-        snapshot = reader.read()
-        if not snapshot:
-            state.pop("reader", None)  # the engine may create the segment later: reopen next time
-            return None
-        return int(snapshot.get("heartbeat", snapshot.get("seq")))
+        return beat_of(reader.read())
 
     return read
 
@@ -121,6 +144,7 @@ class Watchdog:
         check: float | None = None,
         status: Callable[[], str | None] | None = None,
         status_every: float = 5.0,
+        ready_when: Callable[[object], bool] = lambda beat: True,
     ):
         self.notifier = notifier or Notifier()
         self.interval = watchdog_interval()
@@ -130,6 +154,7 @@ class Watchdog:
         self.monitor = HeartbeatMonitor(heartbeat)
         self._status = status
         self._status_every = status_every
+        self._ready_when = ready_when
         self.ready_sent = False
         self.pings = 0
         self._stop = threading.Event()
@@ -149,7 +174,7 @@ class Watchdog:
         """One check: ping (and announce readiness once) if the loop moved since the last check."""
         if not self.monitor.poll():
             return
-        if not self.ready_sent:
+        if not self.ready_sent and self._ready_when(self.monitor.value):
             self.notifier.ready(self._status_text() or "audio flowing")
             self.ready_sent = True
         if self.interval:
@@ -187,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     notifier = Notifier()
     notifier.status("starting: loading kernels and opening the audio device")
-    dog = Watchdog(meters_heartbeat(), notifier, status=describe_meters()).start()
+    dog = Watchdog(meters_heartbeat(), notifier, status=describe_meters(), ready_when=flowing).start()
     try:
         return cli.main(["engine", *argv])
     finally:

@@ -107,3 +107,32 @@ def test_no_ready_before_audio_flows(listener):
         assert not dog.ready_sent
     finally:
         dog.stop()
+
+
+def test_the_engine_beat_is_the_loops_block_counter_not_the_publishers_sequence():
+    from firmware.watchdog import beat_of, flowing
+
+    running = {"state": "running", "blocks": 10, "seq": 3}
+    assert beat_of(running) == ("running", 10)
+    # The publisher thread still publishes (seq moves) but the loop is stuck (blocks does not):
+    assert beat_of({**running, "seq": 4}) == beat_of(running)
+    assert flowing(beat_of(running))
+    # No beat before audio flows, nor without an engine.
+    assert beat_of({"state": "loading", "blocks": 0, "seq": 9}) is None
+    assert beat_of(None) is None
+    # A lost device is waited for by the engine itself: the publisher's sequence keeps it alive.
+    lost = beat_of({"state": "device_lost", "blocks": 10, "seq": 5})
+    assert lost != beat_of({"state": "device_lost", "blocks": 10, "seq": 6})
+    assert not flowing(lost)
+
+
+def test_ready_waits_for_audio_to_flow(listener):
+    beats = iter([None, ("device_lost", 1), ("device_lost", 2), ("running", 5), ("running", 6)] + [("running", 7)] * 50)
+    dog = Watchdog(lambda: next(beats), Notifier(), ready_when=lambda b: b is not None and b[0] == "running")
+    for _ in range(3):
+        dog.step()
+    assert not dog.ready_sent and dog.pings == 1  # the device_lost advance pinged, no READY yet
+    dog.step()
+    assert dog.ready_sent
+    msgs = _drain(listener, 0.2)
+    assert msgs[0] == "WATCHDOG=1" and msgs[1].startswith("READY=1")
