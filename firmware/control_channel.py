@@ -1,0 +1,331 @@
+"""The engine's control channel: a Unix socket speaking JSON lines (docs/control-protocol.md).
+
+One thread runs a ``selectors`` loop over the listening socket and every connected client; it is
+never the audio thread, and everything a request needs (validation, building a new flat
+parameter array, opening a capture) happens here. The engine is only touched through its
+request methods, each of which publishes its result with one reference assignment.
+
+Whatever a client sends cannot hurt the audio: malformed JSON, unknown commands, lines longer
+than :data:`MAX_LINE`, or a half line followed by a hang-up are answered (where possible) with
+``{"ok": false, "error": ...}`` and logged; the connection or the line is dropped, the server
+carries on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import selectors
+import socket
+import threading
+import time
+from pathlib import Path
+
+from dsp import schema
+from firmware import paths
+
+log = logging.getLogger("masterbox.control_channel")
+
+PROTOCOL_VERSION = 1
+MAX_LINE = 256 * 1024  # a full parameter set is ~8 KB of JSON; anything near this is a mistake
+MAX_CLIENTS = 32
+TAPS = ("output", "input", "both")
+
+
+def default_socket_path() -> Path:
+    return paths.run_dir() / "engine.sock"
+
+
+class RequestError(Exception):
+    """A request that is understood but refused; the message goes back to the client."""
+
+
+class ControlServer:
+    """Serve ``engine`` (a :class:`firmware.engine.Engine`) on ``path`` until :meth:`stop`."""
+
+    def __init__(self, engine, path: str | Path | None = None, publisher=None, capture_dir: Path | None = None,
+                 capture_floor_mb: int = 500):
+        self.engine = engine
+        self.path = Path(path) if path is not None else default_socket_path()
+        self.publisher = publisher
+        self.capture_dir = capture_dir
+        self.capture_floor_mb = capture_floor_mb
+        self.errors = 0  # malformed requests seen (for tests and status)
+        self._stop = threading.Event()
+        self._sel = selectors.DefaultSelector()
+        self._buffers: dict[socket.socket, bytearray] = {}
+        self._discarding: set[socket.socket] = set()
+        self._learn_t0: float | None = None
+        self._thread = threading.Thread(target=self._serve, name="control-channel", daemon=True)
+
+    # -- life cycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() or self.path.is_symlink():
+            if _socket_answers(self.path):
+                raise RuntimeError(f"another engine is already listening on {self.path}")
+            self.path.unlink()
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(str(self.path))
+        os.chmod(self.path, 0o660)
+        self._listener.listen(8)
+        self._listener.setblocking(False)
+        self._sel.register(self._listener, selectors.EVENT_READ)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        for s in list(self._buffers):
+            self._drop(s)
+        try:
+            self._sel.unregister(self._listener)
+        except (KeyError, ValueError):
+            pass
+        self._listener.close()
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def _serve(self) -> None:
+        if getattr(self.engine, "realtime", False):
+            from firmware import rt
+
+            rt.boost_helper_thread()  # never pre-empted while holding the GIL the loop needs
+        while not self._stop.is_set():
+            for key, _ in self._sel.select(timeout=0.2):
+                sock = key.fileobj
+                try:
+                    if sock is self._listener:
+                        self._accept()
+                    else:
+                        self._receive(sock)
+                except Exception:  # noqa: BLE001 - one bad client never stops the server
+                    log.exception("control channel: unexpected error; dropping that client")
+                    self._drop(sock)
+
+    def _accept(self) -> None:
+        conn, _ = self._listener.accept()
+        if len(self._buffers) >= MAX_CLIENTS:
+            self._send(conn, {"ok": False, "error": f"too many clients (max {MAX_CLIENTS})"})
+            conn.close()
+            return
+        conn.setblocking(False)
+        self._buffers[conn] = bytearray()
+        self._sel.register(conn, selectors.EVENT_READ)
+
+    def _drop(self, sock) -> None:
+        try:
+            self._sel.unregister(sock)
+        except (KeyError, ValueError):
+            pass
+        buf = self._buffers.pop(sock, None)
+        self._discarding.discard(sock)
+        if buf:
+            self.errors += 1
+            log.error("control channel: client left %d bytes without a newline; ignored", len(buf))
+        sock.close()
+
+    def _receive(self, sock) -> None:
+        try:
+            data = sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(sock)
+            return
+        buf = self._buffers[sock]
+        buf += data
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                if len(buf) > MAX_LINE:
+                    if sock not in self._discarding:
+                        self._refuse(sock, f"line longer than {MAX_LINE} bytes; ignored")
+                        self._discarding.add(sock)
+                    buf.clear()
+                return
+            line = bytes(buf[:nl])
+            del buf[: nl + 1]
+            if sock in self._discarding:  # the tail of an over-long line
+                self._discarding.discard(sock)
+                continue
+            if len(line) > MAX_LINE:
+                self._refuse(sock, f"line longer than {MAX_LINE} bytes; ignored")
+                continue
+            if line.strip():
+                self._send(sock, self.handle_line(line))
+
+    def _refuse(self, sock, why: str) -> None:
+        self.errors += 1
+        log.error("control channel: %s", why)
+        self._send(sock, {"ok": False, "error": why})
+
+    @staticmethod
+    def _send(sock, reply: dict) -> None:
+        data = (json.dumps(reply, default=str) + "\n").encode()
+        sock.setblocking(True)
+        sock.settimeout(1.0)
+        try:
+            sock.sendall(data)
+        except OSError:
+            pass  # the client went away; its socket is dropped on the next read
+        finally:
+            sock.setblocking(False)
+
+    # -- requests -----------------------------------------------------------------------
+    def handle_line(self, line: bytes) -> dict:
+        """One request line -> one reply object (never raises)."""
+        try:
+            req = json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            self.errors += 1
+            log.error("control channel: not JSON (%s): %.80r", e, line)
+            return {"ok": False, "error": f"not a JSON object: {e}"}
+        if not isinstance(req, dict):
+            self.errors += 1
+            log.error("control channel: request is not an object: %.80r", line)
+            return {"ok": False, "error": "a request must be a JSON object with a \"cmd\""}
+        rid = req.get("id")
+        try:
+            v = req.get("v", PROTOCOL_VERSION)
+            if not isinstance(v, int) or v > PROTOCOL_VERSION:
+                raise RequestError(f"protocol version {v!r} is not supported; this engine speaks {PROTOCOL_VERSION}")
+            cmd = req.get("cmd")
+            handler = getattr(self, f"cmd_{cmd}", None) if isinstance(cmd, str) else None
+            if handler is None:
+                raise RequestError(f"unknown command {cmd!r}; known: {', '.join(self.commands())}")
+            reply = {"ok": True, **handler(req)}
+        except schema.SchemaErrors as e:
+            self.errors += 1
+            reply = {"ok": False, "error": str(e), "fields": {pe.field: pe.reason for pe in e.errors}}
+        except RequestError as e:
+            self.errors += 1
+            log.error("control channel: %s", e)
+            reply = {"ok": False, "error": str(e)}
+        except Exception as e:  # noqa: BLE001 - the reply says what went wrong; the engine goes on
+            self.errors += 1
+            log.exception("control channel: command failed")
+            reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+        if rid is not None:
+            reply["id"] = rid
+        return reply
+
+    @classmethod
+    def commands(cls) -> list[str]:
+        return sorted(n[4:] for n in dir(cls) if n.startswith("cmd_"))
+
+    def cmd_hello(self, req) -> dict:
+        from firmware import __version__
+
+        return {"protocol": PROTOCOL_VERSION, "engine": __version__, "commands": self.commands()}
+
+    def cmd_status(self, req) -> dict:
+        st = self.engine.status()
+        st["protocol"] = PROTOCOL_VERSION
+        st["learning"] = self._learn_t0 is not None
+        st["values"] = self.engine.values if req.get("values") else None
+        return st
+
+    def cmd_set_params(self, req) -> dict:
+        params = req.get("params")
+        if not isinstance(params, dict) or not params:
+            raise RequestError("set_params needs \"params\": a non-empty object of id: value")
+        applied = self.engine.set_params(params)
+        return {"applied": applied}
+
+    def cmd_bypass(self, req) -> dict:
+        on = req.get("on")
+        if not isinstance(on, bool):
+            raise RequestError("bypass needs \"on\": true or false")
+        lm = req.get("level_match")
+        if lm is not None:
+            self.engine.set_params({"ab.level_match": lm})
+        self.engine.set_bypass(on)
+        return {"bypass": on}
+
+    def cmd_meters_reset(self, req) -> dict:
+        self.engine.reset_meters()
+        return {}
+
+    def cmd_capture_start(self, req) -> dict:
+        from firmware.capture_writer import CaptureSession
+
+        e = self.engine
+        if e.capture is not None:
+            raise RequestError("a capture is already running; stop it first")
+        tap = req.get("tap", "output")
+        if tap not in TAPS:
+            raise RequestError(f"tap must be one of {', '.join(TAPS)}")
+        taps = ("input", "output") if tap == "both" else (tap,)
+        fmt = req.get("fmt", "PCM_24")
+        max_seconds = req.get("max_seconds")
+        if max_seconds is not None and (not isinstance(max_seconds, (int, float)) or max_seconds <= 0):
+            raise RequestError("max_seconds must be a positive number or null")
+        directory = self.capture_dir or paths.ensure(paths.captures_dir())
+        session = CaptureSession(directory, e.rate, 2, taps=taps, fmt=fmt, preset=str(req.get("preset", "")),
+                                 max_seconds=max_seconds, floor_mb=self.capture_floor_mb)
+        e.capture = session  # the loop starts pushing at its next block
+        return {"capture": session.status()}
+
+    def cmd_capture_stop(self, req) -> dict:
+        e = self.engine
+        session = e.capture
+        if session is None:
+            raise RequestError("no capture is running")
+        e.capture = None
+        # let the loop finish any push it had started with the old reference
+        deadline = time.monotonic() + 0.2
+        b0 = e.blocks
+        while e.blocks < b0 + 2 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        return {"capture": session.stop()}
+
+    def cmd_learn_start(self, req) -> dict:
+        """Start measuring the input afresh (loudness, range, peaks) for the control's learning."""
+        self.engine.reset_meters()
+        self._learn_t0 = time.monotonic()
+        if self.publisher is not None:
+            self.publisher.learning = True
+        return {"learning": True}
+
+    def cmd_learn_stop(self, req) -> dict:
+        """Stop learning and return what the input meter measured since ``learn_start``."""
+        if self._learn_t0 is None:
+            raise RequestError("learning was not started")
+        seconds = time.monotonic() - self._learn_t0
+        self._learn_t0 = None
+        readings = None
+        if self.publisher is not None:
+            self.publisher.learning = False
+            readings = dict(self.publisher.latest.get("_in_readings") or {}) or None
+        return {"learning": False, "seconds": round(seconds, 3), "input": readings}
+
+    def cmd_stall(self, req) -> dict:
+        """Diagnostics: make the loop sleep once for ``ms`` milliseconds (forces an xrun)."""
+        ms = req.get("ms")
+        if not isinstance(ms, (int, float)) or not 0 < ms <= 2000:
+            raise RequestError("stall needs \"ms\" in 0..2000")
+        self.engine.stall_once(ms / 1000.0)
+        return {"stall_ms": ms}
+
+    def cmd_stop(self, req) -> dict:
+        """Ask the engine to stop (it finishes the current block, closes the device and exits)."""
+        self.engine.request_stop()
+        return {"stopping": True}
+
+
+def _socket_answers(path: Path) -> bool:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(0.5)
+    try:
+        s.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()

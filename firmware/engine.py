@@ -1,0 +1,376 @@
+"""The engine: one audio loop that reads a period, runs the chain, writes the period.
+
+Threads, and who may touch what:
+
+* the **audio thread** (the caller of :meth:`Engine.run`) owns the backend and the chain. It
+  allocates no arrays, logs nothing, takes no locks and never compiles; it runs at SCHED_FIFO
+  where allowed, with the cyclic garbage collector frozen and off.
+* the **loader thread** builds the chain (imports the numba kernels, loading them from the
+  on-disk cache or compiling them) while dry audio already passes; it hands the finished chain
+  over through one attribute.
+* the **control thread** (:mod:`firmware.control_channel`) validates requests and prepares
+  everything off the loop: a new parameter set becomes a fresh flat array which is then
+  published by one reference assignment (atomic under the GIL). The loop compares that
+  reference with the one it last applied at each block boundary, so a set is applied whole or
+  not at all.
+* the **publisher thread** copies the meters (see :mod:`firmware.meters_shm`) at 25 Hz, reading
+  the chain's meter state without locking the loop.
+
+Start-up: audio passes dry (input copied to output) within a fraction of a second; once the
+chain is ready the output crossfades over ``XFADE_MS`` (raised cosine) from dry to processed,
+so no click. With ``wait_ready=True`` the chain is built before the device opens and processes
+from the first sample (what tests comparing against offline renders need).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dsp import schema
+from hw.audio.base import LOST, OK, AudioBackend
+
+log = logging.getLogger("masterbox.engine")
+
+XFADE_MS = 50.0
+HIST_US = 100_000  # block-time histogram: 1 us bins up to 100 ms, the last bin collects the rest
+PUBLISH_HZ = 25.0
+REOPEN_EVERY_S = 1.0
+
+
+def default_chain_factory(rate: int, max_block: int):
+    """The real mastering chain (imports numba; loads or compiles the kernels)."""
+    from dsp.chain import Chain
+
+    return Chain(rate, channels=2, max_block=max_block)
+
+
+@dataclass
+class EngineStats:
+    """What ``--stats-json`` writes; block times are processing times (read done -> write call)."""
+
+    xruns: int = 0
+    blocks: int = 0
+    block_time_us: dict = field(default_factory=dict)
+    max_load: float = 0.0
+    latency_samples: int = 0
+    io_latency_samples: int = 0
+    dropouts: int = 0
+    device_errors: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in ("xruns", "blocks", "block_time_us", "max_load", "latency_samples",
+                                           "io_latency_samples", "dropouts", "device_errors")}
+        d.update(self.extra)
+        return d
+
+
+def percentiles_from_histogram(hist: np.ndarray, qs=(0.5, 0.99, 0.999)) -> list[float | None]:
+    """Percentiles (in bin units) of a histogram of integer-valued samples."""
+    total = int(hist.sum())
+    if total == 0:
+        return [None for _ in qs]
+    cum = np.cumsum(hist)
+    return [float(np.searchsorted(cum, math.ceil(q * total))) for q in qs]
+
+
+class Engine:
+    """The audio loop around one backend. Build it, then call :meth:`run` from the audio thread.
+
+    ``values``: full or partial user parameter values (schema defaults fill the rest).
+    ``chain_factory(rate, max_block)``: builds the chain (default: :class:`dsp.chain.Chain`).
+    """
+
+    def __init__(self, backend: AudioBackend, values: dict | None = None, *, bypass: bool = False,
+                 preset: str = "", chain_factory: Callable[[int, int], Any] | None = None,
+                 wait_ready: bool = False, xfade_ms: float = XFADE_MS, realtime: bool = True):
+        self.backend = backend
+        self.rate = backend.rate
+        self.period = backend.period
+        self.preset = preset
+        self.chain_factory = chain_factory or default_chain_factory
+        self.wait_ready = wait_ready
+        self.realtime = realtime
+        self.values = schema.validate({**schema.defaults(), **(values or {})})
+        # -- mailboxes written by other threads, read by the loop at block boundaries --------
+        self._params_pending = schema.to_flat(self.values)
+        self._params_history = [self._params_pending]  # keeps old arrays alive off the loop
+        self._params_applied = None
+        self._bypass_pending = bool(bypass)
+        self._bypass_applied = None
+        self._reset_requested = 0
+        self._reset_done = 0
+        self._stall_s = 0.0
+        self.capture = None  # a CaptureSession, or None
+        self._ready_chain = None
+        self._stop = False
+        self._load_error = ""
+        # -- loop-owned state ------------------------------------------------------------
+        self.chain = None
+        self.state = "stopped"
+        self.blocks = 0
+        self.frames = 0
+        self.latency_samples = 0
+        self._x = np.zeros((self.period, 2), dtype=np.float64)
+        self._y = np.zeros((self.period, 2), dtype=np.float64)
+        self._tmp = np.zeros((self.period, 2), dtype=np.float64)
+        self._hist = np.zeros(HIST_US, dtype=np.int64)
+        self._max_ns = 0
+        self._window_max_ns = 0
+        self._xfade = self._make_xfade(xfade_ms)
+        self._xfade_k = len(self._xfade)
+        self.device_losses = 0
+        self.reopen_attempts = 0
+        self.times: dict[str, float] = {}
+        self.rt_report: dict = {}
+        self._t_start = 0.0
+        self._lock = threading.Lock()  # among non-audio threads only (control requests)
+
+    # -- set-up --------------------------------------------------------------------------
+    def _make_xfade(self, ms: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per-block (gain, 1 - gain) columns of a raised-cosine dry->processed crossfade."""
+        n = max(1, int(round(ms * 1e-3 * self.rate / self.period)))
+        t = (np.arange(n * self.period) + 0.5) / (n * self.period)
+        g = 0.5 - 0.5 * np.cos(np.pi * t)
+        return [(np.ascontiguousarray(g[k * self.period:(k + 1) * self.period, None]),
+                 np.ascontiguousarray(1.0 - g[k * self.period:(k + 1) * self.period, None])) for k in range(n)]
+
+    def _build_chain(self):
+        """Warm the kernels on a throw-away chain, then build the one the loop will use."""
+        t = time.monotonic()
+        warm = self.chain_factory(self.rate, self.period)
+        z = np.zeros((self.period, 2))
+        out = np.zeros((self.period, 2))
+        for _ in range(3):
+            warm.process(z, out)
+        del warm
+        chain = self.chain_factory(self.rate, self.period)
+        chain.set_output_bits(self.backend.output_bits)
+        chain.set_flat(self._params_pending)
+        chain.set_bypass(self._bypass_pending)
+        self.times["chain_build_s"] = time.monotonic() - t
+        return chain
+
+    def _loader(self) -> None:
+        if self.realtime:
+            from firmware import rt
+
+            rt.boost_helper_thread()
+        try:
+            chain = self._build_chain()
+        except Exception as e:  # noqa: BLE001 - reported; dry audio keeps passing
+            self._load_error = f"{type(e).__name__}: {e}"
+            log.exception("the chain could not be built; audio passes dry")
+            return
+        self.latency_samples = int(chain.latency_samples)
+        self._ready_chain = chain
+
+    # -- requests from other threads (never block the loop) ------------------------------
+    def set_params(self, values: dict) -> dict:
+        """Validate a partial set of user values and publish it whole. Raises schema.SchemaErrors."""
+        clean = schema.validate(values, partial=True)
+        with self._lock:
+            merged = {**self.values, **clean}
+            flat = schema.to_flat(merged)
+            self.values = merged
+            self._params_history = [*self._params_history[-3:], flat]
+            self._params_pending = flat  # the one atomic publication
+        return clean
+
+    def set_bypass(self, on: bool) -> None:
+        self._bypass_pending = bool(on)
+
+    def reset_meters(self) -> None:
+        self._reset_requested += 1
+
+    def stall_once(self, seconds: float) -> None:
+        """Diagnostics: sleep once inside the loop (forces an xrun; used by the fault tests)."""
+        self._stall_s = float(seconds)
+
+    def request_stop(self) -> None:
+        self._stop = True
+
+    @property
+    def bypassed(self) -> bool:
+        return bool(self._bypass_pending)
+
+    @property
+    def load_error(self) -> str:
+        return self._load_error
+
+    # -- the loop -----------------------------------------------------------------------
+    def run(self, duration: float | None = None, on_started: Callable[[], None] | None = None) -> EngineStats:
+        """Run until :meth:`request_stop` or ``duration`` seconds of wall time; return the stats.
+
+        Raises hw.audio.DeviceError when the device cannot be opened at start (a wrong name or format is
+        something a person must fix); once running, device trouble is counted, never raised.
+        """
+        from firmware import rt
+
+        self._t_start = time.monotonic()
+        if self.wait_ready:
+            chain = self._build_chain()
+            self.latency_samples = int(chain.latency_samples)
+            self._ready_chain = chain
+        else:
+            threading.Thread(target=self._loader, name="chain-loader", daemon=True).start()
+        if self.realtime:  # before the device opens: locking memory takes a moment
+            self.rt_report = rt.enter_realtime()
+            for w in self.rt_report["warnings"]:
+                log.warning("%s", w)
+        try:
+            self.backend.open()
+        except BaseException:
+            if self.realtime:
+                rt.leave_realtime()
+            raise
+        self.times["device_open_s"] = time.monotonic() - self._t_start
+        self.state = "loading" if self._ready_chain is None else "running"
+        if on_started is not None:
+            on_started()
+        try:
+            with rt.quiet_gc():
+                self._loop(duration)
+        finally:
+            if self.realtime:
+                rt.leave_realtime()
+            self.state = "stopped"
+            self.backend.close()
+        return self.stats()
+
+    def _loop(self, duration: float | None) -> None:
+        b = self.backend
+        x, y, tmp = self._x, self._y, self._tmp
+        hist = self._hist
+        last_bin = HIST_US - 1
+        perf = time.perf_counter_ns
+        xfade = self._xfade
+        nxf = len(xfade)
+        end_ns = perf() + int(duration * 1e9) if duration is not None else None
+        chain = self.chain
+        copyto, multiply, add = np.copyto, np.multiply, np.add
+        while not self._stop:
+            st = b.read(x)
+            if st != OK:
+                if st == LOST:
+                    self._device_lost()
+                    if end_ns is not None and perf() >= end_ns:
+                        break
+                continue
+            t0 = perf()
+            if chain is None:
+                ready = self._ready_chain
+                if ready is None:
+                    copyto(y, x)
+                else:
+                    chain = self.chain = ready
+                    self._xfade_k = 0
+                    self.state = "running"
+                    self.times["processed_s"] = time.monotonic() - self._t_start
+            if chain is not None:
+                p = self._params_pending
+                if p is not self._params_applied:
+                    chain.set_flat(p)
+                    self._params_applied = p
+                bp = self._bypass_pending
+                if bp is not self._bypass_applied:
+                    chain.set_bypass(bp)
+                    self._bypass_applied = bp
+                if self._reset_requested != self._reset_done:
+                    chain.input_meter.reset()
+                    chain.output_meter.reset()
+                    self._reset_done = self._reset_requested
+                chain.process(x, y)
+                k = self._xfade_k
+                if k < nxf:
+                    g, h = xfade[k]
+                    multiply(y, g, out=y)
+                    multiply(x, h, out=tmp)
+                    add(y, tmp, out=y)
+                    self._xfade_k = k + 1
+            cap = self.capture
+            if cap is not None:
+                cap.push(x, y)
+            if self._stall_s:
+                time.sleep(self._stall_s)
+                self._stall_s = 0.0
+            t1 = perf()
+            b.write(y)
+            dt = t1 - t0
+            us = dt // 1000
+            hist[us if us < last_bin else last_bin] += 1
+            if dt > self._max_ns:
+                self._max_ns = dt
+            if dt > self._window_max_ns:
+                self._window_max_ns = dt
+            self.blocks += 1
+            if end_ns is not None and t1 >= end_ns:
+                break
+
+    def _device_lost(self) -> None:
+        """The device is gone: retry once a second until it is back (or we are told to stop)."""
+        self.device_losses += 1
+        self.state = "device_lost"
+        log.warning("audio device lost (%s); retrying every %g s", self.backend.last_error, REOPEN_EVERY_S)
+        while not self._stop:
+            time.sleep(REOPEN_EVERY_S)
+            self.reopen_attempts += 1
+            if self.backend.reopen():
+                log.warning("audio device back after %d attempt(s)", self.reopen_attempts)
+                break
+        self.state = "running" if self.chain is not None else "loading"
+
+    # -- figures ------------------------------------------------------------------------
+    def take_window_load(self) -> float:
+        """Max processing time / period since the last call (for the meters), then restart."""
+        ns = self._window_max_ns
+        self._window_max_ns = 0
+        return ns * 1e-9 * self.rate / self.period
+
+    def stats(self) -> EngineStats:
+        hist = self._hist
+        p50, p99, p999 = percentiles_from_histogram(hist)
+        period_s = self.period / self.rate
+        max_us = self._max_ns / 1000.0
+        xruns = int(self.backend.xruns)
+        return EngineStats(
+            xruns=xruns,
+            blocks=int(self.blocks),
+            block_time_us={"p50": p50, "p99": p99, "p999": p999, "max": round(max_us, 1)},
+            max_load=round(max_us * 1e-6 / period_s, 4),
+            latency_samples=int(self.latency_samples),
+            io_latency_samples=int(self.backend.io_latency_samples),
+            dropouts=xruns + int(self.device_losses),
+            device_errors=int(self.backend.device_errors),
+            extra={
+                "backend": self.backend.name, "rate": self.rate, "period": self.period,
+                "periods": self.backend.periods, "format": getattr(self.backend, "format", None) and
+                self.backend.format.name, "reopen_attempts": self.reopen_attempts,
+                "processed": self.chain is not None, "load_error": self._load_error or None,
+                "startup_s": {k: round(v, 4) for k, v in self.times.items()},
+                "sched_fifo": bool(self.rt_report.get("sched_fifo")), "mlockall": bool(self.rt_report.get("mlockall")),
+            },
+        )
+
+    def status(self) -> dict:
+        """A snapshot for the control channel's ``status`` command."""
+        cap = self.capture
+        return {
+            "state": self.state, "bypass": self.bypassed, "preset": self.preset,
+            "blocks": self.blocks, "xruns": int(self.backend.xruns), "device_errors": int(self.backend.device_errors),
+            "device_lost": self.state == "device_lost", "last_device_error": self.backend.last_error or None,
+            "latency_samples": int(self.latency_samples), "io_latency_samples": int(self.backend.io_latency_samples),
+            "uptime_s": round(time.monotonic() - self._t_start, 3) if self._t_start else 0.0,
+            "device": self.backend.describe(), "capturing": cap is not None,
+            "capture": cap.status() if cap is not None else None,
+            "load_error": self._load_error or None,
+        }
+

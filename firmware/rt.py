@@ -1,0 +1,92 @@
+"""Real-time footing for the audio thread: SCHED_FIFO, locked memory, no garbage collector.
+
+What the system allows is taken, what it refuses is reported once as a clear warning (the box's
+systemd unit grants ``LimitRTPRIO`` and ``LimitMEMLOCK``; a desktop shell usually does not),
+and nothing here is ever fatal. :func:`quiet_gc` keeps the cyclic collector out of the loop:
+everything allocated before the loop is frozen into the permanent generation and automatic
+collection is off while the loop runs; the loop itself creates no reference cycles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import gc
+import os
+import sys
+
+# Above every normal process (control, web, panel), below the kernel's watchdog and migration
+# threads (99). The loop sleeps in poll() between periods, so it never starves the card's IRQ thread.
+RT_PRIORITY = 70
+LOADER_PRIORITY = 40
+MCL_CURRENT, MCL_FUTURE = 1, 2
+GIL_SWITCH_S = 0.001  # bound the time a non-audio thread may keep the audio thread waiting for the GIL
+
+
+def enter_realtime(priority: int = RT_PRIORITY, lock_memory: bool = True) -> dict:
+    """Ask for SCHED_FIFO at ``priority`` for the calling thread and lock all memory.
+
+    Returns ``{"sched_fifo": bool, "mlockall": bool, "warnings": [str, ...]}``; each warning is
+    one sentence saying what was refused and how to allow it.
+    """
+    out = {"sched_fifo": False, "mlockall": False, "warnings": []}
+    sys.setswitchinterval(GIL_SWITCH_S)
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        out["sched_fifo"] = True
+    except (PermissionError, OSError) as e:
+        out["warnings"].append(
+            f"real-time scheduling (SCHED_FIFO {priority}) refused ({e.strerror or e}); the audio loop runs at "
+            "normal priority and may drop out under load. Allow it with LimitRTPRIO=95 in the systemd unit or "
+            "an rtprio entry in /etc/security/limits.d/.")
+    if lock_memory:
+        libc_name = ctypes.util.find_library("c")
+        try:
+            libc = ctypes.CDLL(libc_name, use_errno=True)
+            if libc.mlockall(MCL_CURRENT | MCL_FUTURE) == 0:
+                out["mlockall"] = True
+            else:
+                err = ctypes.get_errno()
+                out["warnings"].append(
+                    f"locking memory (mlockall) refused ({os.strerror(err)}); pages of the engine may be swapped "
+                    "out. Allow it with LimitMEMLOCK=infinity in the systemd unit.")
+        except OSError as e:
+            out["warnings"].append(f"locking memory is not available here ({e})")
+    return out
+
+
+def boost_helper_thread(priority: int = LOADER_PRIORITY) -> bool:
+    """SCHED_FIFO below the audio thread for a thread that holds the GIL while the loop runs.
+
+    The chain loader compiles or loads kernels while dry audio passes. If an ordinary process
+    pre-empted it while it held the GIL, the audio thread would wait for the GIL for a whole
+    scheduler slice and drop out; at a real-time priority below the loop's it only yields to
+    the loop (which takes the GIL back within ``GIL_SWITCH_S``). False when not allowed.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        return True
+    except (PermissionError, OSError):
+        return False
+
+
+def leave_realtime() -> None:
+    """Back to normal scheduling for the calling thread (used before the engine exits)."""
+    with contextlib.suppress(PermissionError, OSError):
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
+@contextlib.contextmanager
+def quiet_gc():
+    """No cyclic garbage collection inside the block: freeze what exists, disable, restore after."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
