@@ -167,11 +167,12 @@ def panel_spec(cfg: dict[str, Any]):
         here = line_of(sec, key)
         if pin in used:
             other, other_line = used[pin]
-            # name the line the person wrote (a default device has none)
-            n = here or other_line
+            # lead with the line the person wrote (a default device has none)
+            users = sorted([(here, what), (other_line, other)], key=lambda u: u[0] is None)
+            n = users[0][0]
             at = f"{where} line {n}" if n else f"{where} [{sec}]"
-            theirs = f"line {other_line}" if other_line else "default pin map"
-            raise ConfigError(f"{at}: GPIO{pin} is used twice: by {what} and by {other} ({theirs})")
+            both = " and by ".join(f"{w} ({f'line {ln}' if ln else 'default pin map'})" for ln, w in users)
+            raise ConfigError(f"{at}: GPIO{pin} is used twice: by {both}")
         used[pin] = (what, here)
 
     # -- ADC
