@@ -142,17 +142,15 @@ class PanelController:
                 spec = panel.spec
             else:
                 from firmware.config import DEFAULTS, panel_spec
-                spec = panel_spec(self.config or {"panel": {}, **DEFAULTS})
+                spec = panel_spec(self.config or DEFAULTS)
         self.spec = spec
         self.panel = panel if panel is not None else Panel(spec)
         self._run_command = run if run is not None else subprocess.Popen
         self.bindings = {k.name: KnobBinding(k) for k in spec.knobs}
-        # safe mode: PRESET- held now means it was held at boot; ignore its release
-        self._swallow: set[str] = set()
+        # PRESET- held now was held at boot (safe mode): the end of that hold is not a press
+        held = safe_mode_held(self.panel)
+        self._boot_hold = self.panel.buttons["preset_down"].pin_factory.ticks() if held else None
         if safe_mode is None:
-            held = safe_mode_held(self.panel)
-            if held:
-                self._swallow.add("preset_down")
             safe_mode = held or bool(getattr(control.state, "safe_mode", False))
         self.safe_mode = safe_mode
         self.shutting_down = False
@@ -230,9 +228,12 @@ class PanelController:
 
     # -- buttons -------------------------------------------------------------------------
     def _button(self, role: str, kind: str) -> None:
-        if role in self._swallow:
-            self._swallow.discard(role)   # the release of the safe-mode boot hold
-            return
+        if role == "preset_down" and self._boot_hold is not None:
+            button = self.panel.buttons[role]
+            started = button.press_started
+            if started is None or button.pin_factory.ticks_diff(self._boot_hold, started) >= 0:
+                return      # the hold that asked for safe mode, begun before we existed
+            self._boot_hold = None
         action = self._ACTIONS.get((role, kind)) or self._ACTIONS.get((role, "short"))
 
         def act():

@@ -37,9 +37,10 @@ class PanelButton(Button):
         self.when_long_press = None
         self._pressed_at = None
         self._long_fired = False
+        self.press_started = None   # ticks when the press being reported began (None: before we existed)
 
     def _fire_activated(self):
-        self._pressed_at = self.pin_factory.ticks()
+        self.press_started = self._pressed_at = self.pin_factory.ticks()
         self._long_fired = False
         super()._fire_activated()
 
@@ -52,6 +53,7 @@ class PanelButton(Button):
 
     def _fire_deactivated(self):
         pressed_at, self._pressed_at = self._pressed_at, None
+        self.press_started = pressed_at
         was_long = self._long_fired
         super()._fire_deactivated()
         if was_long or pressed_at is None:

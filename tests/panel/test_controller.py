@@ -333,3 +333,15 @@ def test_a_press_during_a_web_claim_is_the_claim_not_the_action(box):
     panel.click("bypass")                                 # the next press is a press again
     pc.flush()
     assert control.bypassed is True
+
+
+def test_after_the_safe_mode_hold_preset_down_works_again(box):
+    panel = SimulatedPanel(SPEC)
+    panel.press("preset_down")
+    pc, control, _ = box(panel=panel, safe_mode=safe_mode_held(panel))
+    panel.hold("preset_down", 0.4)                        # held past its hold time: still the boot hold
+    pc.flush()
+    assert control.state.active_preset == "transparent"
+    panel.click("preset_down")                            # a new press: previous preset
+    pc.flush()
+    assert control.state.active_preset == "loud"
