@@ -11,8 +11,9 @@ tests, this module does the same job in one foreground command:
   systemd watchdog uses) is watched: an engine that is alive but stalled is killed and
   restarted, as ``WatchdogSec=`` would do;
 - Ctrl-C or SIGTERM stops everything: control first, then the engine, SIGTERM and then
-  SIGKILL after a grace period. Children ignore the terminal's SIGINT (the supervisor decides
-  the order) and die with the supervisor if it is killed outright (``PR_SET_PDEATHSIG``).
+  SIGKILL after a grace period. Each child runs in its own process group, so the terminal's
+  Ctrl-C reaches only the supervisor (one orderly stop instead of three racing ones), and a
+  child gets SIGTERM if the supervisor itself is killed outright (``PR_SET_PDEATHSIG``).
 
 Children's output is passed through line by line with a name prefix, so one terminal shows
 what both processes say.
@@ -40,8 +41,9 @@ _prctl = _libc.prctl
 
 
 def _child_setup() -> None:
-    """Runs in the child between fork and exec: leave Ctrl-C to the supervisor, die with it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Runs in the child between fork and exec: its own process group, so the terminal's Ctrl-C
+    reaches only the supervisor (which stops the children in order), and death with the supervisor."""
+    os.setpgid(0, 0)
     _prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
