@@ -42,6 +42,6 @@ def test_levels_look_like_an_unmastered_mix(seed):
 
 def test_renders_much_faster_than_real_time():
     render_programme(1.0, 48000, seed=0)
-    t = time.perf_counter()
+    t = time.process_time()  # CPU time: less sensitive to other load on a shared machine
     render_programme(30.0, 48000, seed=1)
-    assert time.perf_counter() - t < 3.0  # generous: a shared, loaded machine
+    assert time.process_time() - t < 3.0  # 10x real time at least (typically 100x)
