@@ -36,6 +36,24 @@ CW_DETENT = ((1, 0), (1, 1), (0, 1), (0, 0))
 CCW_DETENT = ((0, 1), (1, 1), (1, 0), (0, 0))
 
 
+HISTORY = 512   # mock pins record every state change; a demo runs for days, so keep the last few
+
+
+def _trim(pin) -> None:
+    if len(pin.states) > HISTORY:
+        del pin.states[:-HISTORY // 2]
+
+
+class SimulatedPin(MockPWMPin):
+    """A PWM-capable mock pin whose record of past states (``states``) stays bounded."""
+
+    def _change_state(self, value):
+        changed = super()._change_state(value)
+        if changed:
+            _trim(self)
+        return changed
+
+
 class MockMCP3008(MockSPIDevice):
     """The slave side of an MCP3008 on mock pins.
 
@@ -53,6 +71,14 @@ class MockMCP3008(MockSPIDevice):
     def on_start(self):
         super().on_start()
         self._phase = "start"
+
+    def on_clock(self):
+        super().on_clock()
+        _trim(self.clock_pin)     # 24 clock edges per reading: keep the record bounded
+
+    def on_select(self):
+        super().on_select()
+        _trim(self.select_pin)
 
     def on_bit(self):
         # (the mock MOSI pin may be a PWM pin, whose state is a float)
@@ -81,7 +107,7 @@ class _PanelSPIInterfaceShared(MockSPIInterfaceShared):
 class PanelMockFactory(MockFactory):
     """A :class:`~gpiozero.pins.mock.MockFactory` for a whole panel.
 
-    New pins are :class:`~gpiozero.pins.mock.MockPWMPin` (needles need PWM), but a pin that
+    New pins are :class:`SimulatedPin` (PWM-capable: needles need PWM), but a pin that
     already exists is handed out as it is. The stock factory refuses to mix pin classes,
     and the mock MCP3008 must own its SPI clock and select pins as
     :class:`~gpiozero.pins.mock.MockSPIClockPin` / ``MockSPISelectPin`` while
@@ -91,7 +117,7 @@ class PanelMockFactory(MockFactory):
     _serials = itertools.count(1)
 
     def __init__(self):
-        super().__init__(pin_class=MockPWMPin)
+        super().__init__(pin_class=SimulatedPin)
         self.serial = next(self._serials)
 
     def _get_spi_class(self, shared, hardware):
