@@ -36,6 +36,8 @@ class StubEngine:
         self.bypassed = False
         self.running = True
         self.params: dict = {}
+        self.realistic = False
+        self.preset = ""
 
     def _check(self):
         if not self.running:
@@ -71,6 +73,7 @@ class StubEngine:
             return {"ok": False, "error": "a capture is already running"}
         name = f"2026-11-22_2200_{preset or 'none'}_{len(self.calls)}"
         self.capturing = name
+        self.preset = preset
         self.calls.append(("capture_start", tap, fmt, max_seconds, preset))
         return {"ok": True, "name": name}
 
@@ -78,7 +81,15 @@ class StubEngine:
         self._check()
         if not self.capturing:
             return {"ok": False, "error": "no capture is running"}
-        write_wav(self.captures_dir / f"{self.capturing}.wav", seconds=2.0)
+        wav = self.captures_dir / f"{self.capturing}.wav"
+        if self.realistic:  # music-like programme plus the analysis sidecar, as the engine's writer leaves them
+            from dsp.programme import render_programme
+            from firmware.captures import write_sidecar
+
+            sf.write(wav, render_programme(12.0, 48000, peak_dbfs=-1.0), 48000, subtype="PCM_24")
+            write_sidecar(wav, {"preset": self.preset, "tap": "output", "stop_reason": "stopped", "dropped_frames": 0})
+        else:
+            write_wav(wav, seconds=2.0)
         self.calls.append(("capture_stop", self.capturing))
         self.capturing = None
         return {"ok": True}

@@ -36,6 +36,7 @@ def box(control, _isolated_home):
 
     panel = SimulatedPanel()
     control.panel = panel
+    control.engine.realistic = True
     controller = PanelController(control, panel=panel, config={}).start()
     app = create_app(control, {"web": {"threads": 12, "sse_max_clients": 6}})
     set_password(app)
@@ -123,7 +124,7 @@ def test_login_recall_meters_knob_capture_download(box, browser, control, shots,
     assert control.state.get("st.width") > width_before
     expect(page.locator('.knob[data-name="width"] .kval')).not_to_have_text(shown_before)
     expect(page.locator("#live-preset .mod")).to_have_text("modified")
-    page.wait_for_timeout(400)
+    expect(page.locator("#toast")).not_to_have_class(re.compile("show"), timeout=6000)
     page.screenshot(path=str(shots / "live.png"), full_page=True)
 
     # start and stop a capture

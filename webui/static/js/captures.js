@@ -52,9 +52,16 @@
     line(short, "#3ddc84", 2);
   }
 
+  const UNITS = { lufs: "LUFS", lu: "LU", dbtp: "dBTP", dbfs: "dBFS", db: "dB", s: "s" };
+  function label(k) {
+    const m = k.match(/^(.*)_(lufs|lu|dbtp|dbfs|db|s)$/);
+    const text = (m ? m[1] : k).replace(/_/g, " ");
+    return (text[0].toUpperCase() + text.slice(1)) + (m ? ` (${UNITS[m[2]]})` : "");
+  }
   function kv(obj) {
     return el("table", {}, Object.entries(obj).filter(([, v]) => typeof v !== "object" || v === null).map(([k, v]) =>
-      el("tr", {}, el("td", { text: k.replace(/_/g, " ") }), el("td", { class: "num", text: typeof v === "number" ? fmt(v, Number.isInteger(v) ? 0 : 3) : String(v ?? "—") }))));
+      el("tr", {}, el("td", { text: label(k) }),
+        el("td", { class: "num", text: typeof v === "number" ? fmt(v, Number.isInteger(v) ? 0 : k.includes("correlation") || k.includes("dc") ? 3 : 1) : String(v ?? "—") }))));
   }
 
   async function details(name, box) {
