@@ -1,0 +1,94 @@
+"""Band compressor: static curve against the textbook formula, attack/release time constants.
+
+Through the chain, a DC level goes only into the low band (the LR4 low-pass and the all-pass
+both pass DC at unity; the mid and high bands see nothing), so the output DC level reads the
+low band's static curve directly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dsp import compressor
+from dsp.chain import Chain
+
+RATE = 48000
+
+
+@pytest.mark.parametrize("T,R,W", [(-20.0, 4.0, 0.0), (-30.0, 2.0, 6.0), (-10.0, 10.0, 12.0), (-40.0, 1.5, 24.0)])
+def test_static_curve_matches_formula(T, R, W):
+    for x in np.linspace(-80, 0, 321):
+        want = x - compressor.static_curve_formula(x, T, R, W)
+        assert compressor.static_gr_db(x, T, R, W) == pytest.approx(want, abs=1e-12)
+
+
+def test_smoother_time_constants():
+    aa = compressor.coefficient(10.0, RATE)
+    ar = compressor.coefficient(100.0, RATE)
+    env, n = 0.0, 0
+    while env < 12.0 * (1 - math.exp(-1)):
+        env = compressor.smooth_gr(env, 12.0, aa, ar)
+        n += 1
+    assert n / RATE * 1000 == pytest.approx(10.0, rel=0.01)
+    n = 0
+    while env > 12.0 * math.exp(-1) * (1 - math.exp(-1)) + 0.0:
+        env = compressor.smooth_gr(env, 0.0, aa, ar)
+        n += 1
+        if n > RATE:
+            break
+    # from ~63 % of 12 dB to 63 % * e^-1: one release time constant
+    assert n / RATE * 1000 == pytest.approx(100.0, rel=0.02)
+
+
+def _dc_chain(**low):
+    c = Chain(RATE, max_block=RATE * 2)
+    vals = {"mb.on": True, "mb.mix": 100.0, "lim.ceiling_dbtp": 0.0, "ab.level_match": False}
+    for b in ("mid", "high"):
+        vals[f"mb.{b}.ratio"] = 1.0
+    vals |= {f"mb.low.{k}": v for k, v in low.items()}
+    c.set_values(vals)
+    return c
+
+
+@pytest.mark.parametrize("level", [-45.0, -36.0, -33.0, -30.0, -27.0, -24.0, -15.0, -6.0])
+def test_static_curve_through_the_chain(level):
+    T, R, W, mk = -30.0, 4.0, 6.0, 2.0
+    c = _dc_chain(threshold_db=T, ratio=R, knee_db=W, attack_ms=1.0, release_ms=20.0, makeup_db=mk)
+    x = np.full((RATE, 2), 10 ** (level / 20))
+    y = np.zeros_like(x)
+    c.process(x, y)
+    out_db = 20 * np.log10(y[-100:, 0].mean())
+    assert out_db == pytest.approx(compressor.static_curve_formula(level, T, R, W) + mk, abs=0.01)
+
+
+@pytest.mark.parametrize("attack_ms,release_ms", [(20.0, 200.0), (50.0, 500.0)])
+def test_attack_and_release_time_constants_through_the_chain(attack_ms, release_ms):
+    """A DC step from -40 to -10 dBFS (threshold -30, ratio 4: 15 dB of reduction) and back.
+
+    The reduction is read against the same chain at ratio 1, which cancels the crossover's own
+    step response exactly (the gain is applied after the split, the filters are identical).
+    """
+    n = RATE * 2
+    x = np.full((3 * n, 2), 10 ** (-40 / 20))
+    x[n:2 * n] = 10 ** (-10 / 20)
+    ys = []
+    for ratio in (4.0, 1.0):
+        c = _dc_chain(threshold_db=-30.0, ratio=ratio, knee_db=0.0, attack_ms=attack_ms, release_ms=release_ms)
+        y = np.zeros_like(x)
+        for i in range(0, len(x), RATE):
+            c.process(x[i:i + RATE], y[i:i + RATE])
+        ys.append(y[c.latency_samples:, 0])
+    gr = 20 * np.log10(np.abs(ys[1]) / np.abs(ys[0]))
+    final = 15.0  # 20 dB over a 4:1 threshold
+    assert gr[2 * n - 1] == pytest.approx(final, abs=0.01)
+    # the first milliseconds after each step also carry the crossover's transient in the other
+    # bands; fit the exponential after them
+    t = np.arange(int(0.01 * RATE), int(2 * attack_ms * RATE / 1000))
+    tau = -1 / np.polyfit(t / RATE, np.log(final - gr[n + t]), 1)[0]
+    assert tau * 1000 == pytest.approx(attack_ms, rel=0.03)
+    t = np.arange(int(0.02 * RATE), int(2 * release_ms * RATE / 1000))
+    tau = -1 / np.polyfit(t / RATE, np.log(gr[2 * n + t]), 1)[0]
+    assert tau * 1000 == pytest.approx(release_ms, rel=0.03)

@@ -1,0 +1,189 @@
+"""Filter responses of the chain against scipy.signal, which designs them independently.
+
+RBJ cookbook forms are the bilinear transform (prewarped at f0) of simple analog prototypes,
+so scipy's ``bilinear`` of those prototypes is an independent oracle; the subsonic high-pass
+must equal scipy's Butterworth designs; the LR4 crossover must sum flat within 0.01 dB.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from dsp import crossover, rbj
+from dsp.chain import Chain
+
+RATE = 48000
+
+
+def _coef(kind, f, g, q, rate=RATE):
+    c = np.zeros((1, 5))
+    rbj.design(c, 0, kind, f, g, q, rate)
+    b = c[0, :3]
+    a = np.array([1.0, c[0, 3], c[0, 4]])
+    return b, a
+
+
+def _analog(kind, g, q):
+    """RBJ analog prototypes, normalised to w0 = 1."""
+    A = 10 ** (g / 40)
+    if kind == rbj.BELL:
+        return [1, A / q, 1], [1, 1 / (A * q), 1]
+    if kind == rbj.LOW_SHELF:
+        # A (s^2 + sqrt(A)/Q s + A) / (A s^2 + sqrt(A)/Q s + 1)
+        return [A, A * math.sqrt(A) / q, A * A], [A, math.sqrt(A) / q, 1]
+    if kind == rbj.HIGH_SHELF:
+        # A (A s^2 + sqrt(A)/Q s + 1) / (s^2 + sqrt(A)/Q s + A)
+        return [A * A, A * math.sqrt(A) / q, A], [1, math.sqrt(A) / q, A]
+    if kind == rbj.LOW_CUT:
+        return [1, 0, 0], [1, 1 / q, 1]
+    if kind == rbj.HIGH_CUT:
+        return [0, 0, 1], [1, 1 / q, 1]
+    if kind == rbj.ALLPASS:
+        return [1, -1 / q, 1], [1, 1 / q, 1]
+    raise AssertionError(kind)
+
+
+def _oracle(kind, f, g, q, rate=RATE):
+    b, a = _analog(kind, g, q)
+    w0 = 2 * rate * math.tan(math.pi * f / rate)      # prewarp so f0 lands exactly
+    bs = np.array(b, float) / np.array([w0 ** 2, w0, 1.0])
+    as_ = np.array(a, float) / np.array([w0 ** 2, w0, 1.0])
+    return signal.bilinear(bs, as_, fs=rate)
+
+
+CASES = [
+    (rbj.BELL, 1000.0, 6.0, 1.0), (rbj.BELL, 80.0, -9.0, 3.0), (rbj.BELL, 12000.0, 3.0, 0.5),
+    (rbj.LOW_SHELF, 100.0, 4.0, 0.707), (rbj.LOW_SHELF, 300.0, -6.0, 1.2),
+    (rbj.HIGH_SHELF, 8000.0, 3.0, 0.707), (rbj.HIGH_SHELF, 3000.0, -8.0, 0.5),
+    (rbj.LOW_CUT, 60.0, 0.0, 0.707), (rbj.LOW_CUT, 200.0, 0.0, 2.0),
+    (rbj.HIGH_CUT, 15000.0, 0.0, 0.707), (rbj.HIGH_CUT, 2000.0, 0.0, 0.5),
+    (rbj.ALLPASS, 500.0, 0.0, 0.707),
+]
+
+
+@pytest.mark.parametrize("kind,f,g,q", CASES)
+def test_rbj_matches_bilinear_of_analog_prototype(kind, f, g, q):
+    b, a = _coef(kind, f, g, q)
+    bo, ao = _oracle(kind, f, g, q)
+    w = np.geomspace(10, 23000, 400)
+    _, h = signal.freqz(b, a, worN=w, fs=RATE)
+    _, ho = signal.freqz(bo, ao, worN=w, fs=RATE)
+    assert np.max(np.abs(20 * np.log10(np.abs(h) / np.abs(ho)))) < 1e-6
+    assert np.max(np.abs(np.angle(h / ho))) < 1e-6
+
+
+def test_characteristic_points():
+    w = [1000.0]
+    _, h = signal.freqz(*_coef(rbj.BELL, 1000.0, 6.0, 1.0), worN=w, fs=RATE)
+    assert 20 * np.log10(abs(h[0])) == pytest.approx(6.0, abs=1e-9)
+    _, h = signal.freqz(*_coef(rbj.LOW_CUT, 1000.0, 0.0, 1 / math.sqrt(2)), worN=w, fs=RATE)
+    assert 20 * np.log10(abs(h[0])) == pytest.approx(-3.0103, abs=1e-3)
+    # tilt: -g/2 at the bottom, +g/2 at the top, pivot at f0 (0 dB half way in log-gain)
+    b, a = _coef(rbj.TILT, 1000.0, 6.0, 0.707)
+    _, h = signal.freqz(b, a, worN=[5.0, 23900.0], fs=RATE)
+    db = 20 * np.log10(np.abs(h))
+    assert db[0] == pytest.approx(-3.0, abs=0.02) and db[1] == pytest.approx(3.0, abs=0.05)
+    # tilt = high shelf lowered by g/2
+    bs, as_ = _coef(rbj.HIGH_SHELF, 1000.0, 6.0, 0.707)
+    assert np.allclose(b, bs * 10 ** (-3 / 20)) and np.allclose(a, as_)
+
+
+@pytest.mark.parametrize("slope,order", [("12", 2), ("24", 4)])
+def test_subsonic_highpass_is_butterworth(slope, order):
+    """The chain's subsonic filter, measured from its impulse response, equals scipy's Butterworth."""
+    c = Chain(RATE, max_block=(1 << 16) + 256)
+    c.set_values({"in.hpf_slope": slope, "in.hpf_freq": 30.0, "lim.ceiling_dbtp": 0.0})
+    ir = _impulse_response(c, 1 << 15, amp=0.25)
+    sos = signal.butter(order, 30.0, "highpass", fs=RATE, output="sos")
+    ref = signal.sosfilt(sos, _impulse(1 << 15, 0.25)[:, 0])
+    assert np.max(np.abs(ir[:, 0] - ref)) < 1e-9
+    assert np.max(np.abs(ir[:, 1] - ref)) < 1e-9
+
+
+def _impulse(n, amp):
+    x = np.zeros((n, 2))
+    x[0] = amp
+    return x
+
+
+def _impulse_response(chain, n, amp=0.25, x=None):
+    """Output of ``chain`` for ``x`` (default: an impulse), latency removed, one block."""
+    x = _impulse(n, amp) if x is None else x
+    xx = np.ascontiguousarray(np.vstack([x, np.zeros((chain.latency_samples, 2))]))
+    y = np.zeros_like(xx)
+    chain.process(xx, y)
+    return y[chain.latency_samples:]
+
+
+@pytest.mark.parametrize("place", ["stereo", "mid", "side"])
+def test_eq_band_placement(place):
+    """A bell on mid (or side) only: L/R outputs equal the M/S recombination of scipy's filter."""
+    c = Chain(RATE, max_block=1 << 14)
+    c.set_values({"eq3.on": True, "eq3.type": "bell", "eq3.freq": 800.0, "eq3.gain_db": 9.0, "eq3.q": 1.5,
+                  "eq3.place": place, "lim.ceiling_dbtp": 0.0})
+    n = 1 << 13
+    x = np.zeros((n, 2))
+    x[0, 0] = 0.25                      # impulse on the left only
+    ir = _impulse_response(c, n, x=x)
+    b, a = _coef(rbj.BELL, 800.0, 9.0, 1.5)
+    d = np.zeros(n)
+    d[0] = 0.25
+    h = signal.lfilter(b, a, d)
+    mid, side = 0.5 * d, 0.5 * d
+    if place == "stereo":
+        want_l, want_r = h, np.zeros(n)
+    elif place == "mid":
+        want_l, want_r = 0.5 * h + side, 0.5 * h - side
+    else:
+        want_l, want_r = mid + 0.5 * h, mid - 0.5 * h
+    assert np.max(np.abs(ir[:, 0] - want_l)) < 1e-9
+    assert np.max(np.abs(ir[:, 1] - want_r)) < 1e-9
+
+
+@pytest.mark.parametrize("rate", [44100, 48000, 96000])
+@pytest.mark.parametrize("f_lo,f_hi", [(40.0, 1000.0), (200.0, 3000.0), (800.0, 16000.0)])
+def test_crossover_sums_flat(rate, f_lo, f_hi):
+    n = 1 << 16
+    c = np.zeros((crossover.ROWS, 5))
+    z = np.zeros((crossover.ROWS, 2, 2))
+    crossover.design(c, 0, f_lo, f_hi, rate)
+    s = np.zeros((n, 2))
+    s[0] = 1.0
+    lo, mid, hi, dry = (np.zeros((n, 2)) for _ in range(4))
+    crossover.split(s, lo, mid, hi, dry, n, c, z, 0)
+    total = (lo + mid + hi)[:, 0]
+    f = np.fft.rfftfreq(n, 1 / rate)
+    band = (f >= 20) & (f <= 20000)
+    mag = 20 * np.log10(np.abs(np.fft.rfft(total)))[band]
+    assert np.max(np.abs(mag)) < 0.01
+    # the sum is the two all-passes: exactly the dry path, so the parallel mix cannot comb
+    assert np.max(np.abs(total - dry[:, 0])) < 1e-9
+    # each band against scipy: LR4 = Butterworth squared; the low band also through AP(f_hi)
+    imp = np.zeros(n)
+    imp[0] = 1.0
+    lp = signal.butter(2, f_lo, "lowpass", fs=rate, output="sos")
+    bo, ao = _oracle(rbj.ALLPASS, f_hi, 0.0, 1 / math.sqrt(2), rate)
+    want_lo = signal.lfilter(bo, ao, signal.sosfilt(np.vstack([lp, lp]), imp))
+    assert np.max(np.abs(lo[:, 0] - want_lo)) < 1e-9
+    hp_lo = signal.butter(2, f_lo, "highpass", fs=rate, output="sos")
+    hp_hi = signal.butter(2, f_hi, "highpass", fs=rate, output="sos")
+    want_hi = signal.sosfilt(np.vstack([hp_lo, hp_lo, hp_hi, hp_hi]), imp)
+    assert np.max(np.abs(hi[:, 0] - want_hi)) < 1e-9
+
+
+def test_multiband_at_unity_is_flat_through_the_chain():
+    """Multiband on, every band at ratio 1 and 0 dB makeup, 50 % mix: the chain stays flat."""
+    c = Chain(RATE, max_block=(1 << 16) + 256)
+    vals = {"mb.on": True, "mb.mix": 50.0, "lim.ceiling_dbtp": 0.0}
+    for b in ("low", "mid", "high"):
+        vals |= {f"mb.{b}.ratio": 1.0, f"mb.{b}.makeup_db": 0.0}
+    c.set_values(vals)
+    ir = _impulse_response(c, 1 << 16, amp=0.25)
+    f = np.fft.rfftfreq(1 << 16, 1 / RATE)
+    band = (f >= 20) & (f <= 20000)
+    mag = 20 * np.log10(np.abs(np.fft.rfft(ir[:, 0] / 0.25)))[band]
+    assert np.max(np.abs(mag)) < 0.01
