@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import (Blueprint, current_app, jsonify, redirect, render_template, request, session,
-                   url_for)
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for
 
 from webui.claim import ClaimBusy
 from webui.errors import ApiError, field, json_body

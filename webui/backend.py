@@ -9,7 +9,8 @@ store's own message, so the browser shows what the store said rather than a 500.
 from __future__ import annotations
 
 import errno
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flask import current_app
 
@@ -45,7 +46,9 @@ def map_error(e: Exception) -> ApiError | None:
         return ApiError(503, f"the audio engine is not running ({msg})")
     if name == "SchemaErrors":
         return ApiError(422, msg, errors=[{"param": x.field, "reason": x.reason} for x in e.errors])
-    reasons = [str(r) for _f, r in getattr(e, "errors", None) or [] if isinstance(_f, str)] if name == "PresetError" else []
+    reasons = []
+    if name == "PresetError":
+        reasons = [str(r) for f, r in getattr(e, "errors", None) or [] if isinstance(f, str)]
     low = msg.lower()
     if "not found" in reasons or low.startswith(("no preset named", "no capture named")):
         return ApiError(404, msg)

@@ -41,7 +41,8 @@ def json_body(limit: int = 64 * 1024) -> dict:
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, f"request body too large: {request.content_length} bytes, the limit is {limit}")
     if request.mimetype != "application/json":
-        raise ApiError(415, f"send the body as JSON with Content-Type: application/json (got {request.mimetype or 'none'})")
+        got = request.mimetype or "none"
+        raise ApiError(415, f"send the body as JSON with Content-Type: application/json (got {got})")
     raw = request.get_data(cache=True)
     if len(raw) > limit:
         raise ApiError(413, f"request body too large: {len(raw)} bytes, the limit is {limit}")

@@ -8,9 +8,7 @@ card or numba: :class:`StubEngine` and :class:`StubMeters` stand in for the engi
 
 from __future__ import annotations
 
-import json
 import math
-import threading
 import time
 from pathlib import Path
 
@@ -18,10 +16,6 @@ import numpy as np
 import soundfile as sf
 
 from dsp import schema
-from firmware.captures import CaptureIndex
-from firmware.control import Control
-from firmware.presets import PresetStore
-from firmware.state import StateStore
 
 PASSWORD = "correct horse battery"
 
