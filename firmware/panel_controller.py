@@ -94,7 +94,10 @@ class KnobBinding:
     def values(self, position: float) -> dict[str, Any]:
         out = dict(self.also)
         if self.param is not None:
-            out[self.param.id] = self.param.from_position(position)
+            p, v = self.param, self.param.from_position(position)
+            if p.curve in (schema.LIN, schema.LOG):
+                v = min(max(v, p.min), p.max)   # a log curve's float rounding must not leave the range
+            out[p.id] = v
         else:
             out.update(self.macro.values(position))
         return out
@@ -252,13 +255,13 @@ class PanelController:
         self._check(self.control.bypass(on), "bypass")
 
     def _shutdown(self):
-        self.shutting_down = True
         state = self.control.state
         if hasattr(state, "flush"):
             state.flush()
         cmd = (self.config.get("system") or {}).get("shutdown_command", "systemctl poweroff")
         log.warning("BYPASS held: state saved, running %r", cmd)
-        self._run_command(shlex.split(cmd))
+        self._run_command(shlex.split(cmd))   # a command that cannot start flashes the error pattern
+        self.shutting_down = True
 
     def _preset_step(self, delta: int) -> None:
         names = [n for n in self.control.presets.names() if n]

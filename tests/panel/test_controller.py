@@ -69,13 +69,13 @@ def box(tmp_path):
     presets.save("mine", dict(schema.defaults(), **{"out.drive_db": 3.0}))
     made = []
 
-    def make(panel=None, safe_mode=False, ran=None):
+    def make(panel=None, safe_mode=False, ran=None, run=None):
         panel = panel or SimulatedPanel(SPEC)
         state = StateStore(tmp_path / "state.json", presets=presets, safe_mode=safe_mode)
         control = Control(state=state, presets=presets, engine=FakeEngine(), meters=FakeMeters(),
                           config={"system": {"shutdown_command": "echo bye now"}}, watch=False)
         pc = PanelController(control, panel=panel, config=control.config,
-                             run=ran.append if ran is not None else None).start()
+                             run=ran.append if ran is not None else run).start()
         made.append((pc, control, panel))
         return pc, control, panel
 
@@ -345,3 +345,13 @@ def test_after_the_safe_mode_hold_preset_down_works_again(box):
     panel.click("preset_down")                            # a new press: previous preset
     pc.flush()
     assert control.state.active_preset == "loud"
+
+
+def test_a_shutdown_command_that_cannot_run_flashes_error(box):
+    def missing(argv):
+        raise FileNotFoundError(2, "No such file or directory", argv[0])
+
+    pc, control, panel = box(run=missing)
+    panel.hold("bypass")
+    pc.flush()
+    assert pc.status(control.read_meters()) == "error" and "No such file" in pc.last_error
