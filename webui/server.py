@@ -35,6 +35,11 @@ class BacklogProbe:
         except (AttributeError, TypeError, ValueError):
             return 0
 
+    def gone(self) -> bool:
+        """True once the client's connection is closed (a skipped stream would not notice)."""
+        ch = self.channel
+        return ch is not None and not getattr(ch, "connected", True)
+
 
 class BacklogMiddleware:
     """Puts a :class:`BacklogProbe` in the SSE request's environ and arms it at start_response.

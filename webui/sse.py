@@ -210,9 +210,13 @@ class EventStream:
             if not fresh:
                 return b": keepalive\n\n"
             if self.backlog is not None and self.backlog() > self.max_backlog:
+                gone = getattr(self.backlog, "gone", None)
+                if gone is not None and gone():
+                    break  # the client hung up while we were skipping its frames
                 self.hub.dropped += 1  # behind: skip to the next frame, never queue
                 continue
             return "".join(_event(k, t) for k, t in fresh).encode()
+        self.close()
         raise StopIteration
 
     def close(self) -> None:

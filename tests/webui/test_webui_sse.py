@@ -165,6 +165,11 @@ def test_stalled_streams_neither_starve_the_api_nor_buffer_without_bound(served)
     for s in stalled:
         s.close()
     conn.close()
+    # hanging up frees the stream slots (and their threads) promptly, not at sse_max_seconds
+    deadline = time.monotonic() + 5
+    while ctx.hub.clients and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ctx.hub.clients == 0
 
 
 def test_many_reading_clients_all_get_frames(served):
