@@ -117,7 +117,7 @@ class Engine:
         self.chain = None
         self.state = "stopped"
         self.blocks = 0
-        self.frames = 0
+        self.dry_blocks = 0
         self.latency_samples = 0
         self._x = np.zeros((self.period, 2), dtype=np.float64)
         self._y = np.zeros((self.period, 2), dtype=np.float64)
@@ -270,9 +270,11 @@ class Engine:
                 ready = self._ready_chain
                 if ready is None:
                     copyto(y, x)
+                    self.dry_blocks += 1
                 else:
                     chain = self.chain = ready
-                    self._xfade_k = 0
+                    # fade in from dry only if dry audio was heard (not with wait_ready)
+                    self._xfade_k = 0 if self.dry_blocks else nxf
                     self.state = "running"
                     self.times["processed_s"] = time.monotonic() - self._t_start
             if chain is not None:

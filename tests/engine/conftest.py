@@ -1,0 +1,168 @@
+"""Rigs for testing the engine on the real ALSA path without a sound card.
+
+* :func:`alsa_rig`: an ALSA configuration written into the test's own ``XDG_CONFIG_HOME``
+  (nothing global is touched) with ``type file`` PCMs over ``null``: ``mbin`` captures the raw
+  samples of an ``infile``, ``mbout`` writes what is played to a raw file. Exact bytes, unpaced.
+  With a JACK server, the same PCMs sit on a ``type jack`` PCM instead (through ``plug``, since
+  the JACK plugin only speaks float) and run in real time.
+* :func:`jack_server`: ``jackd -d dummy`` under a unique server name (JACK_DEFAULT_SERVER), never
+  real-time, never auto-started by a client (JACK_NO_START_SERVER), stopped and cleaned up after.
+
+Engines run as subprocesses (``masterbox engine``), the way the box runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+JACK_RATE = 48000
+JACK_PERIOD = 128
+
+
+@dataclass
+class AlsaRig:
+    """One asoundrc in its own config home; ``env`` makes a subprocess see it."""
+
+    root: Path
+    infile: Path
+    outfile: Path
+    env: dict = field(default_factory=dict)
+
+    def write(self, slave: str = "null") -> None:
+        alsa_dir = self.root / "alsa"
+        alsa_dir.mkdir(parents=True, exist_ok=True)
+        jack = ""
+        if slave == "jack":
+            jack = """
+pcm.mbjack {
+  type jack
+  playback_ports { 0 system:playback_1 1 system:playback_2 }
+  capture_ports { 0 system:capture_1 1 system:capture_2 }
+}
+pcm.mbjackplug { type plug slave.pcm "mbjack" }
+"""
+            slave = "mbjackplug"
+        (alsa_dir / "asoundrc").write_text(f"""{jack}
+pcm.mbin {{
+  type file
+  slave.pcm "{slave}"
+  file "/dev/null"
+  infile "{self.infile}"
+  format "raw"
+}}
+pcm.mbout {{
+  type file
+  slave.pcm "{slave}"
+  file "{self.outfile}"
+  format "raw"
+}}
+""")
+        self.env["XDG_CONFIG_HOME"] = str(self.root)
+
+
+@pytest.fixture
+def alsa_rig(tmp_path):
+    rig = AlsaRig(tmp_path / "xdg", tmp_path / "in.raw", tmp_path / "out.raw")
+    rig.env = {**os.environ, "XDG_CONFIG_HOME": str(rig.root), "PYTHONUNBUFFERED": "1"}
+    rig.write()
+    return rig
+
+
+class JackServer:
+    """A ``jackd -d dummy`` process; :meth:`kill` and :meth:`start` for device-loss tests."""
+
+    def __init__(self, name: str, log: Path):
+        self.name = name
+        self.log = log
+        self.proc: subprocess.Popen | None = None
+        self.env = {**os.environ, "JACK_DEFAULT_SERVER": name, "JACK_NO_AUDIO_RESERVATION": "1",
+                    "JACK_NO_START_SERVER": "1"}
+
+    def start(self) -> None:
+        logf = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            ["jackd", "--no-realtime", "-d", "dummy", "-r", str(JACK_RATE), "-p", str(JACK_PERIOD)],
+            env=self.env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+        logf.close()
+        r = subprocess.run(["jack_wait", "-w", "-t", "10"], env=self.env, capture_output=True, text=True)
+        if r.returncode != 0 or "running" not in r.stdout:
+            self.kill()
+            raise RuntimeError(f"jackd did not come up: {r.stdout} {r.stderr} {self.log.read_text()[-500:]}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def cleanup(self) -> None:
+        self.kill()
+        for p in Path("/dev/shm").glob(f"jack*{self.name}*"):
+            try:
+                p.unlink()
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def jack_server(tmp_path):
+    if shutil.which("jackd") is None:
+        pytest.fail("jackd is missing: install Debian jackd2 (debian-packages.txt)")
+    server = JackServer(f"mbtest{os.getpid()}{uuid.uuid4().hex[:6]}", tmp_path / "jackd.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+def engine_cmd(*args: str) -> list[str]:
+    exe = Path(sys.executable).with_name("masterbox")
+    base = [str(exe)] if exe.exists() else [sys.executable, "-m", "firmware.cli"]
+    return [*base, "engine", *args]
+
+
+def run_engine(args: list[str], env: dict, timeout: float = 120.0) -> subprocess.CompletedProcess:
+    r = subprocess.run(engine_cmd(*args), env=env, capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, f"engine failed ({r.returncode}):\n{r.stderr[-3000:]}"
+    return r
+
+
+def start_engine(args: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen(engine_cmd(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def read_stats(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def wait_for(predicate, timeout: float, step: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = predicate()
+        if v:
+            return v
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def programme(seconds: float, rate: int, seed: int = 1) -> np.ndarray:
+    from dsp.programme import render_programme
+
+    return render_programme(seconds, rate, seed=seed)
