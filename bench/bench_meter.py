@@ -12,7 +12,8 @@ machine is busy; the absolute numbers are not.
   ``..._without_true_peak`` the loudness part alone.
 * ``analyze_s`` / ``ffmpeg_s``: wall time of the whole ``masterbox analyze FILE --json`` process
   and of ``ffmpeg -nostats -i FILE -af ebur128=peak=true -f null -`` on the same 10-minute
-  stereo 48 kHz 24-bit WAV (the dsp.programme demo music); median of 5, and their ratio.
+  stereo 48 kHz 24-bit WAV (the dsp.programme demo music); median of 5, and their ratio; the
+  ``_cpu_`` figures are the same runs' CPU time (user + system), less sensitive to other load.
 * ``cold_start_s``: ``masterbox analyze`` of a 1 s file with an empty numba cache
   (``NUMBA_CACHE_DIR`` pointed at a fresh directory: every kernel compiles), ``warm_start_s``
   the same command once that cache is filled.
@@ -21,6 +22,7 @@ machine is busy; the absolute numbers are not.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -39,9 +41,18 @@ def _masterbox() -> list[str]:
 
 
 def _timed(cmd: list[str], env: dict | None = None) -> float:
+    """Wall seconds of one run of ``cmd``."""
+    return _timed_cpu(cmd, env)[0]
+
+
+def _timed_cpu(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
+    """(wall, CPU user+system) seconds of one run of ``cmd``; CPU time is steadier on a busy machine."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def _block_loop():
@@ -107,20 +118,29 @@ def run(quick: bool = False) -> dict:
         _timed(ffmpeg)
         ours, theirs = [], []
         for _ in range(repeats):  # alternate so both see the same machine load
-            ours.append(_timed(analyze))
-            theirs.append(_timed(ffmpeg))
+            ours.append(_timed_cpu(analyze))
+            theirs.append(_timed_cpu(ffmpeg))
+        wall_ours = statistics.median(w for w, _ in ours)
+        wall_theirs = statistics.median(w for w, _ in theirs)
+        cpu_ours = statistics.median(c for _, c in ours)
+        cpu_theirs = statistics.median(c for _, c in theirs)
         out["file"] = f"{seconds:.0f} s stereo {RATE} Hz PCM_24 WAV"
-        out["analyze_s"] = round(statistics.median(ours), 3)
-        out["ffmpeg_ebur128_s"] = round(statistics.median(theirs), 3)
-        out["analyze_over_ffmpeg"] = round(statistics.median(ours) / statistics.median(theirs), 3)
+        out["analyze_s"] = round(wall_ours, 3)
+        out["ffmpeg_ebur128_s"] = round(wall_theirs, 3)
+        out["analyze_over_ffmpeg"] = round(wall_ours / wall_theirs, 3)
+        out["analyze_cpu_s"] = round(cpu_ours, 3)
+        out["ffmpeg_ebur128_cpu_s"] = round(cpu_theirs, 3)
+        out["analyze_over_ffmpeg_cpu"] = round(cpu_ours / cpu_theirs, 3)
 
         short = work / "short.wav"
         _write_wav(short, 1.0)
         env = dict(os.environ, NUMBA_CACHE_DIR=str(work / "numba-cache"))
-        out["cold_start_s"] = round(_timed([*_masterbox(), "analyze", str(short)], env=env), 3)
-        out["warm_start_s"] = round(
-            statistics.median(_timed([*_masterbox(), "analyze", str(short)], env=env) for _ in range(repeats)), 3
-        )
+        cmd = [*_masterbox(), "analyze", str(short)]
+        wall, cpu = _timed_cpu(cmd, env=env)
+        out["cold_start_s"], out["cold_start_cpu_s"] = round(wall, 3), round(cpu, 3)
+        warm = [_timed_cpu(cmd, env=env) for _ in range(repeats)]
+        out["warm_start_s"] = round(statistics.median(w for w, _ in warm), 3)
+        out["warm_start_cpu_s"] = round(statistics.median(c for _, c in warm), 3)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out["repeats"] = repeats
