@@ -121,8 +121,14 @@ class Control:
         except self._refused as e:
             return {"ok": False, "error": str(e)}
         if isinstance(reply, dict):
-            return reply
+            return reply if "ok" in reply else {"ok": True, **reply}
         return {"ok": True, "reply": reply}
+
+    def _capture_reply(self, reply: dict) -> dict:
+        """The client returns the session's status on success: answer {"ok": True, "capture": status}."""
+        if reply.get("ok") and "capture" not in reply:
+            return {"ok": True, "capture": {k: v for k, v in reply.items() if k != "ok"}}
+        return reply
 
     def _push_changes(self, changes: dict[str, Any], source: str) -> None:
         if changes:
@@ -242,11 +248,12 @@ class Control:
         fmt = fmt or storage.get("capture_format", "PCM_24")
         if max_seconds is None and storage.get("capture_max_minutes"):
             max_seconds = float(storage["capture_max_minutes"]) * 60
-        return self._engine_call(self.engine.capture_start, tap=tap or "output", fmt=fmt, max_seconds=max_seconds,
-                                 preset=self.state.active_preset or "")
+        return self._capture_reply(self._engine_call(self.engine.capture_start, tap=tap or "output", fmt=fmt,
+                                                     max_seconds=max_seconds, preset=self.state.active_preset or ""))
 
     def capture_stop(self) -> dict:
-        return self._engine_call(self.engine.capture_stop)
+        """Stop recording; the reply's ``capture`` is the finished session's status (files, reason)."""
+        return self._capture_reply(self._engine_call(self.engine.capture_stop))
 
     # -- learning -----------------------------------------------------------------------
     def _engine_learning(self, on: bool) -> None:

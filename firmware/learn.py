@@ -1,24 +1,34 @@
 """Loudness learning: set the output drive so the programme's output lands on the preset's target.
 
-While the programme plays, :class:`Learner` watches the engine's output meter (integrated
-loudness since the last meter reset, from shared memory: no traffic to the audio loop) and
-adjusts ``out.drive_db`` - the gain into the limiter - until the output's integrated loudness
-is on ``target.lufs``. The limiter keeps the ceiling whatever the drive.
+While the programme plays, :class:`Learner` watches the engine's meters (from shared memory: no
+traffic to the audio loop) and adjusts ``out.drive_db`` - the gain into the limiter - until the
+output's integrated loudness is on ``target.lufs``. The limiter keeps the ceiling whatever the
+drive.
 
-How it converges: the output loudness is a monotonic but non-linear function of the drive
-(1 dB per dB below limiting, less once the limiter works). Each round resets the meters,
-listens for :data:`WINDOW_S` seconds, and moves the drive by ``error / slope``, the slope taken
-from the last two rounds (secant method; 1.0 at first), clamped so a noisy round cannot throw
-it far. Once within :data:`GOOD_LU`, it keeps listening without resetting, so the estimate
-covers more and more of the programme, and corrects again only if the longer measurement
-drifts past :data:`REOPEN_LU`. It runs until stopped or for a set time.
+Why it measures the chain's *gain* and not just the output: music is not equally loud all the
+way through, so the output loudness of any few seconds says as much about that passage as about
+the drive. The learner splits the two questions:
 
+* how loud is the programme? The input's integrated loudness of every round, pooled (energy
+  mean weighted by time) over the whole learning session - more accurate the longer it runs;
+* what does the chain add at this drive? ``G = out - in`` over the same window, which barely
+  depends on the passage (pooled over all rounds at the same drive).
+
+The predicted output is ``programme + G(drive)``. The output is a monotonic but non-linear
+function of the drive (1 dB per dB below limiting, less once the limiter works), so each
+correction is ``error / slope``, the slope from the last two drives (secant method; 1.0 at
+first), clamped so one odd round cannot throw it far. Within :data:`GOOD_LU` it stops moving and
+keeps listening, and corrects again only past :data:`REOPEN_LU`. Each round resets the meters and
+listens :data:`WINDOW_S` seconds; learning runs until stopped or for a set time.
+
+Without an input reading (``in_integrated_lufs`` missing) it falls back to the output alone.
 The learner talks only through callables, so it runs the same on the box, in the sim and in
 unit tests with a model of the chain.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Any, Callable
@@ -97,12 +107,13 @@ class Learner:
         t0 = self._clock()
         deadline = t0 + seconds if seconds else None
         drive = float(self._get("out.drive_db"))
-        history: list[tuple[float, float]] = []
+        prog = _Pool()  # the programme's loudness (input), over every round
+        at_drive = _Pool(), _Pool()  # (input, output) over the rounds at the current drive
+        history: list[tuple[float, float]] = []  # (drive, chain gain) of each drive tried
         settled = False
         try:
             self._reset()
-            t_round = self._clock()
-            last_meters = self._clock()
+            t_round = last_meters = self._clock()
             while not self._stop.wait(POLL_S):
                 now = self._clock()
                 self._update(elapsed_s=now - t0)
@@ -117,30 +128,39 @@ class Learner:
                     continue
                 last_meters = now
                 target = float(self._get("target.lufs"))
-                loud = m.get("out_integrated_lufs")
-                if loud is None or now - t_round < self.window_s:
-                    self._update(target_lufs=target, measured_lufs=loud)
+                out = m.get("out_integrated_lufs")
+                if out is None or now - t_round < self.window_s:
                     continue
-                err = target - loud
-                self._update(target_lufs=target, measured_lufs=loud, error_lu=err)
+                inp = m.get("in_integrated_lufs")
+                inp = 0.0 if inp is None else inp  # no input meter: judge by the output alone
+                span = now - t_round
+                prog.add(inp, span)
+                at_drive[0].add(inp, span)
+                at_drive[1].add(out, span)
+                self._reset()
+                t_round = self._clock()
+                gain = at_drive[1].lufs() - at_drive[0].lufs()
+                predicted = prog.lufs() + gain
+                err = target - predicted
+                self._update(target_lufs=target, measured_lufs=predicted, error_lu=err)
                 if abs(err) <= (REOPEN_LU if settled else GOOD_LU):
                     if not settled:
                         settled = True
-                        history.append((drive, loud))
                         self._update(state="settled")
                     continue
                 settled = False
-                history.append((drive, loud))
+                history.append((drive, gain))
                 slope = 1.0
                 if len(history) >= 2:
-                    (d1, l1), (d2, l2) = history[-2], history[-1]
+                    (d1, g1), (d2, g2) = history[-2], history[-1]
                     if abs(d2 - d1) > 0.05:
-                        slope = min(max((l2 - l1) / (d2 - d1), 0.15), 1.2)
+                        slope = min(max((g2 - g1) / (d2 - d1), 0.15), 1.2)
                 new = min(max(drive + max(min(err / slope, MAX_STEP_DB), -MAX_STEP_DB), lo), hi)
                 if abs(new - drive) < 0.01:
                     self._finish("failed", f"drive is at its limit ({drive:+.1f} dB); the target cannot be reached")
                     return
                 drive = new
+                at_drive = _Pool(), _Pool()
                 self._set(round(drive, 2))
                 self._reset()
                 t_round = self._clock()
@@ -156,3 +176,18 @@ class Learner:
                 self._on_done(self.status())
             except Exception:
                 pass  # a display hook must not change the outcome
+
+
+class _Pool:
+    """Loudness readings pooled as an energy mean weighted by how long each was measured."""
+
+    def __init__(self):
+        self.energy = 0.0
+        self.seconds = 0.0
+
+    def add(self, lufs: float, seconds: float) -> None:
+        self.energy += 10 ** (lufs / 10) * seconds
+        self.seconds += seconds
+
+    def lufs(self) -> float:
+        return 10 * math.log10(self.energy / self.seconds)

@@ -7,6 +7,7 @@ import math
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from dsp import schema
@@ -168,6 +169,47 @@ def test_learner_converges_on_a_limiting_chain_model(target, input_lufs):
     assert st["state"] == "done", st
     assert abs(model.loudness() - target) <= 0.5, (model.loudness(), st)
     assert st["rounds"] <= 8
+
+
+class VaryingProgramme(ChainModel):
+    """Music whose loudness swings +-4 LU between passages; the meters see the window's mean."""
+
+    def __init__(self, base=-20.0):
+        super().__init__(base, noise=0.0)
+        self.base = base
+
+    def passage(self, t):
+        return self.base + 4.0 * math.sin(t * 2.3)
+
+    def out_for(self, inp):
+        raw = inp + self.drive
+        return raw if raw < -10 else -10 + 0.35 * (raw + 10)
+
+    def read(self):
+        t1 = time.monotonic()
+        ts = np.linspace(self.t_reset, t1, 50)
+        e_in = np.mean([10 ** (self.passage(t) / 10) for t in ts])
+        e_out = np.mean([10 ** (self.out_for(self.passage(t)) / 10) for t in ts])
+        return {"in_integrated_lufs": 10 * np.log10(e_in), "out_integrated_lufs": 10 * np.log10(e_out)}
+
+    def long_run_output(self):
+        ts = np.linspace(0, 2 * np.pi / 2.3, 400)
+        return 10 * np.log10(np.mean([10 ** (self.out_for(self.base + 4.0 * np.sin(t * 2.3)) / 10) for t in ts]))
+
+
+def test_learner_separates_programme_loudness_from_chain_gain():
+    model = VaryingProgramme()
+    values = {"target.lufs": -12.0, "out.drive_db": 0.0}
+
+    def set_drive(db):
+        values["out.drive_db"] = db
+        model.drive = db
+
+    ln = Learner(model.read, model.reset, values.__getitem__, set_drive, window_s=0.4)
+    ln.start(seconds=4.0)
+    st = ln.wait(6.0)
+    assert st["state"] == "done", st
+    assert abs(model.long_run_output() - (-12.0)) <= 1.0, (model.long_run_output(), st)
 
 
 def test_learner_reports_an_unreachable_target_and_a_missing_engine():
