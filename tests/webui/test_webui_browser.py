@@ -1,10 +1,11 @@
 """End to end in a real browser: Playwright driving Debian's chromium against waitress.
 
-The box here is the real control side (Control, StateStore, PresetStore, CaptureIndex) with
-the real front panel code on simulated pins (SimulatedPanel + PanelController), so a click
-on the virtual knob travels browser -> API -> mock GPIO edges -> panel controller -> state ->
-SSE -> browser. The engine is the sim engine process when this checkout has one, else the
-stand-in engine of these tests.
+The box here is real: a ``masterbox engine --backend sim`` process playing the built-in demo
+programme in real time (its control socket and shared meters), the control side (Control,
+StateStore, PresetStore, CaptureIndex) and the front panel code on simulated pins
+(SimulatedPanel + PanelController). A drag on the virtual knob travels browser -> API ->
+mock GPIO edges -> panel controller -> state -> engine and SSE -> browser; a capture is
+recorded by the engine's capture writer and downloaded from the captures folder.
 
 Screenshots go to ``$MB_SCREENSHOT_DIR`` when set (``docs/screenshots`` is made that way),
 else into the test's temporary folder.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -28,23 +30,59 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 
 
 @pytest.fixture
-def box(control, _isolated_home):
+def engine(_isolated_home, masterbox_cmd):
+    """The real engine on the sim backend (real time), in this test's data root."""
+    from firmware.control_client import EngineClient, EngineUnavailable
+
+    log = open(_isolated_home / "engine.log", "wb")
+    proc = subprocess.Popen(masterbox_cmd + ["engine", "--backend", "sim", "--wait-ready", "--no-realtime",
+                                             "--duration", "300"], stdout=log, stderr=subprocess.STDOUT)
+    client = EngineClient()
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client.status()
+            break
+        except EngineUnavailable:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError((_isolated_home / "engine.log").read_text()) from None
+            time.sleep(0.1)
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture
+def box(engine, _isolated_home, factory_dir):
+    from firmware.captures import CaptureIndex
+    from firmware.control import Control
     from firmware.panel_controller import PanelController
+    from firmware.presets import PresetStore
+    from firmware.state import StateStore
     from hw.panel.simulated import SimulatedPanel
     from webui import create_app
     from webui.server import ServerThread
 
+    presets = PresetStore(_isolated_home / "presets", factory_dir=factory_dir)
+    control = Control(state=StateStore(_isolated_home / "state.json", presets=presets), presets=presets,
+                      captures=CaptureIndex(_isolated_home / "captures"))
     panel = SimulatedPanel()
     control.panel = panel
-    control.engine.realistic = True
     controller = PanelController(control, panel=panel, config={}).start()
     app = create_app(control, {"web": {"threads": 12, "sse_max_clients": 6}})
     set_password(app)
     server = ServerThread(app, host="127.0.0.1", port=0).start()
+    server.control = control
     yield server
     server.stop()
     controller.close()
     panel.close()
+    control.close()
 
 
 @pytest.fixture
@@ -68,7 +106,8 @@ def meter_text(page, key):
     return page.locator(f'.meter[data-key="{key}"] .val').inner_text()
 
 
-def test_login_recall_meters_knob_capture_download(box, browser, control, shots, tmp_path):
+def test_login_recall_meters_knob_capture_download(box, browser, shots, tmp_path):
+    control = box.control
     from playwright.sync_api import expect
 
     ctx = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
@@ -91,12 +130,12 @@ def test_login_recall_meters_knob_capture_download(box, browser, control, shots,
 
     # meters move
     expect(page.locator("#st-engine")).to_have_text(re.compile("engine"), timeout=5000)
-    expect(page.locator('.meter[data-key="out_peak_dbfs"] .val')).not_to_have_text("—", timeout=5000)
+    expect(page.locator('.meter[data-key="out_momentary_lufs"] .val')).not_to_have_text("—", timeout=10000)
     seen = set()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 8
     while len(seen) < 3 and time.monotonic() < deadline:
-        seen.add(meter_text(page, "out_peak_dbfs"))
-        page.wait_for_timeout(120)
+        seen.add(meter_text(page, "out_momentary_lufs"))
+        page.wait_for_timeout(150)
     assert len(seen) >= 3, f"meter values did not change: {seen}"
 
     # recall a preset
@@ -130,7 +169,7 @@ def test_login_recall_meters_knob_capture_download(box, browser, control, shots,
     # start and stop a capture
     page.click("#btn-capture")
     expect(page.locator("#btn-capture")).to_have_attribute("aria-pressed", "true")
-    page.wait_for_timeout(1200)
+    page.wait_for_timeout(4000)
     page.click("#btn-capture")
     expect(page.locator("#btn-capture")).to_have_attribute("aria-pressed", "false")
 
@@ -175,7 +214,8 @@ def test_login_recall_meters_knob_capture_download(box, browser, control, shots,
     ctx.close()
 
 
-def test_chain_slider_changes_parameter_live(box, browser, control):
+def test_chain_slider_changes_parameter_live(box, browser):
+    control = box.control
     from playwright.sync_api import expect
 
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})

@@ -18,14 +18,15 @@
       document.getElementById("audio-note").classList.toggle("hidden", s.can_apply_audio);
       formFilled = true;
     }
-    const eng = s.engine || {};
+    const eng = s.engine || {}, dev = eng.device || {};
     const th = s.throttling;
     const used = s.disk.total_bytes ? s.disk.used_bytes / s.disk.total_bytes : 0;
     const bar = el("div", { class: "diskbar" }, el("i"));
     bar.firstChild.style.width = (used * 100).toFixed(1) + "%";
     facts(document.getElementById("health"), [
-      ["Engine", eng.running === false ? "not running" : eng.state || (s.load != null ? "running" : "—")],
-      ["Backend", `${eng.backend ?? s.audio.backend ?? "—"} · ${eng.rate ?? s.audio.rate ?? "—"} Hz · ${eng.period ?? s.audio.period ?? "—"} frames`],
+      ["Engine", eng.running === false ? `not running (${eng.error || "no answer"})` : `${eng.state || "running"}${eng.uptime_s != null ? ` · up ${Math.round(eng.uptime_s)} s` : ""}`],
+      ["Device", `${dev.backend ?? s.audio.backend ?? "—"} ${dev.playback_device ?? s.audio.device ?? ""} · ${dev.rate ?? s.audio.rate ?? "—"} Hz · ${dev.periods ?? s.audio.periods ?? "—"} × ${dev.period ?? s.audio.period ?? "—"} frames`],
+      ["Latency", eng.latency_samples == null ? "—" : `chain ${eng.latency_samples} + I/O ${eng.io_latency_samples ?? "?"} samples`],
       ["DSP load", s.load == null ? "—" : fmt(s.load * 100, 1, "%")],
       ["Xruns", s.xruns == null ? "—" : String(s.xruns)],
       ["CPU temperature", s.cpu_temperature_c == null ? "not reported" : fmt(s.cpu_temperature_c, 1, "°C")],
