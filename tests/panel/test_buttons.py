@@ -38,7 +38,7 @@ def test_long_press_fires_once_while_held_and_no_short():
         time.sleep(0.01)
     held_after = time.monotonic() - t0
     assert got and got[0][0] == "long" and got[0][1] != threading.current_thread().name
-    assert 0.18 <= held_after < 0.6
+    assert 0.18 <= held_after < 1.0
     time.sleep(0.3)                               # still held: no repeat
     b.pin.drive_high()
     assert len(got) == 1
