@@ -3,7 +3,8 @@
 ``load_config()`` returns the defaults below deep-merged with the file at
 :func:`firmware.paths.config_path` (a missing file means all defaults). Unknown sections are
 kept for the modules that own them; a malformed file raises :class:`ConfigError` naming the
-file, the line and what is wrong.
+file, the line and what is wrong. :func:`panel_spec` turns ``[panel]`` into a checked
+:class:`hw.panel.PanelSpec` (the template with every key: ``firmware/config-template.toml``).
 """
 
 from __future__ import annotations
