@@ -176,9 +176,23 @@ else
   "$VPY" -m pip install -q --upgrade pip setuptools wheel
   "$VPY" -m pip install -q -e "$R_PREFIX/src"
 fi
-# The console script on the administrator's PATH.
+# `masterbox` on the administrator's PATH: run as the service user with the service's data root,
+# config and warmed numba cache, so files it writes stay usable by the services.
 mkdir -p "$ROOT/usr/local/bin"
-ln -sfn "$PREFIX/venv/bin/masterbox" "$ROOT/usr/local/bin/masterbox"
+rm -f "$ROOT/usr/local/bin/masterbox"
+cat > "$ROOT/usr/local/bin/masterbox" <<WRAPPER
+#!/bin/sh
+# masterbox-wrapper (written by systemd/install.sh; removed by uninstall.sh)
+export MASTERBOX_HOME="\${MASTERBOX_HOME:-$DATA_ROOT}"
+export MASTERBOX_CONFIG="\${MASTERBOX_CONFIG:-$CONFIG_DIR/config.toml}"
+export MASTERBOX_RUN="\${MASTERBOX_RUN:-$RUN_DIR}"
+export NUMBA_CACHE_DIR="\${NUMBA_CACHE_DIR:-$CACHE_DIR/numba}"
+if [ "\$(id -u)" = 0 ] && id -u $USER_NAME >/dev/null 2>&1; then
+  exec runuser -u $USER_NAME -- $PREFIX/venv/bin/masterbox "\$@"
+fi
+exec $PREFIX/venv/bin/masterbox "\$@"
+WRAPPER
+chmod 0755 "$ROOT/usr/local/bin/masterbox"
 
 # 6. Config from the commented template, only when there is none; the new template sits beside it.
 if [ -f "$R_CONFIG/config.toml" ]; then
@@ -271,4 +285,4 @@ fi
 
 host="${target_host:-${current_host:-masterbox}}"
 say "done. Web UI: http://$host.local:8080   status: systemctl status masterbox-engine masterbox-control"
-say "set the web password with: sudo -u $USER_NAME env MASTERBOX_HOME=$DATA_ROOT masterbox passwd"
+say "set the web password with: sudo masterbox passwd"

@@ -78,8 +78,8 @@ fi
 say "removing units, avahi service, code ($PREFIX)"
 for u in "${UNITS[@]}"; do rm -f "$ROOT${CFG[unit_dir]}/$u"; done
 rm -f "$ROOT${CFG[avahi_dir]}/masterbox.service"
-link="$ROOT/usr/local/bin/masterbox"
-if [ -L "$link" ] && [ "$(readlink "$link")" = "$PREFIX/venv/bin/masterbox" ]; then rm -f "$link"; fi
+wrapper="$ROOT/usr/local/bin/masterbox"
+if [ -f "$wrapper" ] && grep -q '^# masterbox-wrapper' "$wrapper"; then rm -f "$wrapper"; fi
 rm -rf "$ROOT$PREFIX"
 if [ -z "$ROOT" ] && [ "$NO_SYSTEM" = 0 ]; then
   systemctl daemon-reload

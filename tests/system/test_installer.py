@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import subprocess
+import sysconfig
 
-from .conftest import INSTALL, REPO, UNINSTALL, UNITS, install_into, run_script
+import pytest
+
+from .conftest import BASE_PYTHON, INSTALL, REPO, UNINSTALL, UNITS, install_into, run_script
 
 
 def test_lays_down_code_venv_data_config_units(installed_root):
@@ -24,7 +27,9 @@ def test_lays_down_code_venv_data_config_units(installed_root):
         assert (r / "etc/systemd/system" / name).is_file()
         assert (r / "etc/systemd/system/multi-user.target.wants" / name).is_symlink()
     assert (r / "etc/avahi/services/masterbox.service").is_file()
-    assert (r / "usr/local/bin/masterbox").is_symlink()
+    wrapper = (r / "usr/local/bin/masterbox").read_text()
+    assert "exec runuser -u masterbox -- /opt/masterbox/venv/bin/masterbox" in wrapper
+    assert 'NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-/var/cache/masterbox/numba}"' in wrapper
     record = (r / "opt/masterbox/INSTALLED").read_text()
     assert "data_root=/var/lib/masterbox" in record and "user=masterbox" in record
 
@@ -106,3 +111,19 @@ def test_refuses_to_touch_this_machine_from_a_root_install_without_saying_so(tmp
     assert not any(root.iterdir())
     proc = run_script(INSTALL, "--frobnicate", check=False)
     assert proc.returncode == 2 and "unknown option" in proc.stderr
+
+
+@pytest.mark.slow
+def test_install_in_place_warms_the_numba_cache_for_this_cpu(tmp_path):
+    """Without --root the installer compiles every kernel into the cache dir the engine unit names."""
+    base = tmp_path / "box"
+    args = ["--prefix", f"{base}/opt", "--data-root", f"{base}/data", "--config-dir", f"{base}/etc",
+            "--cache-dir", f"{base}/cache", "--unit-dir", f"{base}/units", "--avahi-dir", f"{base}/avahi"]
+    proc = run_script(INSTALL, "--no-system", "--python", BASE_PYTHON, "--reuse-site-packages",
+                      sysconfig.get_path("purelib"), *args)
+    assert "numba cache: compiling kernels" in proc.stdout
+    assert "skipped (--no-system): systemctl" in proc.stdout
+    index = {p.name.split(".")[0] for p in (base / "cache/numba").rglob("*.nbi")}
+    assert {"chain", "meter"} <= index, sorted(index)
+    engine = (base / "units/masterbox-engine.service").read_text()
+    assert f"NUMBA_CACHE_DIR={base}/cache/numba" in engine
