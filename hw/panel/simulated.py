@@ -181,8 +181,8 @@ class SimulatedPanel(Panel):
             try:
                 for _ in range(abs(int(detents))):
                     for sa, sb in seq:
-                        _drive(a, sa)
-                        _drive(b, sb)
+                        drive_contact(a, sa)
+                        drive_contact(b, sb)
                     if interval:
                         time.sleep(interval)
             finally:
@@ -195,7 +195,7 @@ class SimulatedPanel(Panel):
         if not isinstance(knob, RotaryKnob) or not knob.has_push:
             raise ValueError(f"knob {name!r} has no push switch")
         with self._hands:
-            _drive(knob.push.pin, 1 if down else 0)
+            drive_contact(knob.push.pin, 1 if down else 0)
 
     def set_pot(self, name: str, position: float) -> float:
         """Set potentiometer ``name`` to ``position`` (0..1) and read it as the panel loop would."""
@@ -211,11 +211,11 @@ class SimulatedPanel(Panel):
     # -- buttons -------------------------------------------------------------------------
     def press(self, role: str) -> None:
         with self._hands:
-            _drive(self.buttons[role].pin, 1)
+            drive_contact(self.buttons[role].pin, 1)
 
     def release(self, role: str) -> None:
         with self._hands:
-            _drive(self.buttons[role].pin, 0)
+            drive_contact(self.buttons[role].pin, 0)
 
     def click(self, role: str) -> None:
         """A short press (just longer than the button's glitch filter)."""
@@ -231,8 +231,9 @@ class SimulatedPanel(Panel):
         self.release(role)
 
 
-def _drive(pin, closed: int) -> None:
-    # Panel switches close to ground against the internal pull-up: closed = low.
+def drive_contact(pin, closed: int) -> None:
+    """Close (1) or open (0) the switch contact on mock ``pin``: panel switches close to
+    ground against the internal pull-up, so closed drives the pin low."""
     if closed:
         pin.drive_low()
     else:
@@ -374,7 +375,7 @@ def count_detents(decoder: str, model: str, events, *, p_late: float = 0.0, seed
 
     try:
         for pin, closed in events:
-            _drive(pins[pin], closed)
+            drive_contact(pins[pin], closed)
             if model != "sync" and rng.random() >= p_late:
                 factory.service(any_order)
         if model != "sync":

@@ -15,8 +15,8 @@ from hw.panel.simulated import (
     CCW_DETENT,
     CW_DETENT,
     LatentMockFactory,
-    _drive,
     count_detents,
+    drive_contact,
     miscount,
     quadrature_events,
 )
@@ -86,7 +86,8 @@ def test_half_and_single_transition_encoders():
 def test_fast_and_bouncy_sequences_in_order_are_exact(bounce):
     """Edges delivered in order with their levels, as fast as Python drives pins (~10 us
     apart): nothing lost, nothing reversed. gpiozero's stock decoder is exact here too."""
-    assert score("knob", "sync", bounce=bounce, p_late=0.0) == (0, score("knob", "sync", bounce=0, p_late=0)[1])
+    err, total = score("knob", "sync", bounce=bounce, p_late=0.0)
+    assert err == 0 and total > 500
     assert score("stock", "sync", bounce=bounce, p_late=0.0)[0] == 0
 
 
@@ -114,11 +115,11 @@ def test_single_missed_transitions_are_recovered():
         dev = RotaryKnob(5, 6, pin_factory=f) if kind == "knob" else RotaryEncoder(5, 6, max_steps=0, pin_factory=f)
         pins = (dev.a.pin, dev.b.pin)
         for a, b in CW_DETENT:           # one clean detent first
-            _drive(pins[0], a), f.service(), _drive(pins[1], b), f.service()
+            drive_contact(pins[0], a), f.service(), drive_contact(pins[1], b), f.service()
         for n in range(12):
             events = quadrature_events([1], rng=None)
             for i, (pin, closed) in enumerate(events):
-                _drive(pins[pin], closed)
+                drive_contact(pins[pin], closed)
                 if i != n % 4:           # this transition's callback comes late
                     f.service(lambda ps, n=n: ps[::-1] if n % 3 else ps)
             f.service()
@@ -127,6 +128,30 @@ def test_single_missed_transitions_are_recovered():
     print("single missed transition per detent, 13 detents turned:", counts)
     assert counts["knob"] == 13
     assert counts["stock"] != 13
+
+
+def test_how_levels_are_taken_follows_the_backend():
+    """Reported levels on queueing backends, both pins read on RPi.GPIO-like ones; reading
+    both pins on a queueing backend would see the future and miscount, so it matters."""
+    from hw.panel.simulated import QueuedMockFactory
+
+    assert RotaryKnob(5, 6, pin_factory=QueuedMockFactory()).levels == "reported"
+    assert RotaryKnob(5, 6, pin_factory=LatentMockFactory()).levels == "read"
+    rng = random.Random(3)
+    detents = [1] * 40
+    events = quadrature_events(detents, rng=rng)
+    results = {}
+    for levels in ("reported", "read"):
+        f = QueuedMockFactory()
+        knob = RotaryKnob(5, 6, levels=levels, pin_factory=f)
+        for i, (pin, closed) in enumerate(events):
+            drive_contact((knob.a.pin, knob.b.pin)[pin], closed)
+            if i % 3 == 2:
+                f.service()
+        f.service()
+        results[levels] = knob.steps
+        knob.close()
+    assert results["reported"] == 40 and results["read"] != 40
 
 
 def test_coalesced_callbacks_lose_fewer_detents_than_stock():
@@ -160,8 +185,8 @@ def test_accelerator_curve():
 def drive_detents(knob: RotaryKnob, n: int, interval: float) -> None:
     for _ in range(abs(n)):
         for a, b in (CW_DETENT if n > 0 else CCW_DETENT):
-            _drive(knob.a.pin, a)
-            _drive(knob.b.pin, b)
+            drive_contact(knob.a.pin, a)
+            drive_contact(knob.b.pin, b)
         if interval:
             time.sleep(interval)
 
@@ -183,10 +208,10 @@ def test_push_for_fine_adjustment():
     f = MockFactory()
     knob = RotaryKnob(5, 6, 13, detents=100, fine=10, accelerator=Accelerator(), pin_factory=f)
     knob.set_position(0.5)
-    _drive(knob.push.pin, 1)
+    drive_contact(knob.push.pin, 1)
     drive_detents(knob, 10, 0)          # fast, but fine: no acceleration, 1/1000 each
     assert knob.position == pytest.approx(0.51)
-    _drive(knob.push.pin, 0)
+    drive_contact(knob.push.pin, 0)
     knob.close()
 
 
