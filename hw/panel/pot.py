@@ -98,13 +98,15 @@ class PotKnob(CompositeDevice):
         return self.feed(self.adc.raw_value)
 
     def feed(self, raw: int) -> float | None:
-        """Take one ADC reading (0..1023). Separate from :meth:`poll` for the bench."""
-        h = self.hysteresis
-        raw = 0 if raw <= h else self.FULL_SCALE if raw >= self.FULL_SCALE - h else int(raw)
+        """Take one ADC reading (0..1023); what :meth:`poll` does after reading the chip."""
+        h, top = self.hysteresis, self.FULL_SCALE
+        # the ends snap, so a knob turned fully is exactly 0 or 1 despite the band
+        raw = 0 if raw <= h else top if raw >= top - h else int(raw)
         with self._lock:
-            if self._raw is not None and (raw == self._raw or (abs(raw - self._raw) <= h and raw not in
-                                                               (0, self.FULL_SCALE))):
-                return None
+            if self._raw is not None:
+                moved = abs(raw - self._raw) > h or (raw != self._raw and raw in (0, top))
+                if not moved:
+                    return None
             before = self._physical
             self._raw = raw
             now = self._physical = raw / self.FULL_SCALE
