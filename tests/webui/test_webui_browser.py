@@ -242,3 +242,27 @@ def test_chain_slider_changes_parameter_live(box, browser):
     control.set({"st.width": 175.0}, "test")
     expect(page.locator('[data-param="st.width"]').locator("xpath=../..").locator(".pval")).to_have_text("175 %")
     ctx.close()
+
+
+def test_first_login_claimed_with_a_front_panel_button(box, browser, shots):
+    """No password yet: the setup page waits, a press on the (simulated) panel claims the box."""
+    from playwright.sync_api import expect
+
+    app_ctx = box.app.extensions["masterbox"]
+    app_ctx.passwords.path.unlink()  # a box fresh from the installer
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    page.goto(box.url + "/presets")
+    expect(page).to_have_url(re.compile(r"/setup$"))
+    page.click("#claim-arm")
+    expect(page.locator("#claim-status")).to_have_text(re.compile("Waiting for a button press"))
+    page.screenshot(path=str(shots / "setup.png"))
+    box.control.panel.click("capture")  # a hand on the box: the panel controller hands it to control.claim
+    expect(page.locator("#claim-form")).to_be_visible(timeout=5000)
+    assert box.control.engine.status().get("capturing") is False, "the claiming press did not start a capture"
+    page.fill("#new-password", "chosen at the box")
+    page.fill("#new-password2", "chosen at the box")
+    page.click('#claim-form button[type="submit"]')
+    expect(page).to_have_url(re.compile(r"/live$"))
+    assert app_ctx.passwords.verify("chosen at the box")
+    ctx.close()
