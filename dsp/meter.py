@@ -266,6 +266,11 @@ def _window_mean_square(f, i, hops_back):
     return s / (hops_back * i[I_HOP])
 
 
+# Public name for other kernels: K-weighted, channel-weighted mean square of the last ``hops_back``
+# completed 100 ms hops (1 <= hops_back <= min(hops completed, SHORT_TERM_HOPS); i[I_HOPS] says how many).
+window_mean_square = _window_mean_square
+
+
 @njit(cache=True)
 def _end_of_hop(f, i):
     """Close a 100 ms hop: store its energy, update windows, maxima and histograms."""
