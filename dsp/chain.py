@@ -20,7 +20,7 @@ from numba import njit
 
 from dsp import kernel_cache  # noqa: F401  (stale-cache protection; before any kernel)
 
-from dsp import biquad, compressor, crossover, dither, limiter, rbj, schema
+from dsp import biquad, compressor, crossover, dither, limiter, rbj, schema, svf
 from dsp.smoothing import SUB, advance, alphas, toward
 
 from dsp import meter
@@ -83,9 +83,8 @@ R_WIDTH, R_MONO, R_BAL_L, R_BAL_R, R_DRIVE, R_BYPASS, R_LM = 22, 23, 24, 25, 26,
 NR = 29
 
 # -- biquad rows ---------------------------------------------------------------------------
-B_HPF = 0           # 2 sections
-B_EQ = 2            # 6 bands
-B_XO = 8            # crossover.ROWS rows
+B_HPF = 0           # 2 sections (the EQ bands are state-variable filters with their own arrays)
+B_XO = 2            # crossover.ROWS rows
 B_MONO = B_XO + crossover.ROWS   # AP on mid, 2 x HP on side
 NBQ = B_MONO + 3
 
@@ -132,7 +131,7 @@ def _recent_mean_square(f, i):
 
 
 @njit(cache=True)
-def _update(par, rmp, coef, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
+def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
     tgt = par[0]
     cur = par[1]
     rate = fs[F_RATE]
@@ -191,7 +190,7 @@ def _update(par, rmp, coef, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
         r = R_EQ + b
         nxt[r] = toward(nxt[r], want, step)
         if nxt[r] == 0.0 and prev[r] == 0.0:
-            biquad.clear(z, B_EQ + b)
+            biquad.clear(eqz, b)
             if not same:
                 ist[I_EQ_TYPE + b] = typ
                 ist[I_EQ_PLACE + b] = place
@@ -201,8 +200,14 @@ def _update(par, rmp, coef, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
         f = cur[base + 2]
         g = cur[base + 3]
         q = cur[base + 4]
+        fresh_design = fs[d] == -1.0
+        for j in range(svf.NCOEF):
+            eqc[b, svf.NCOEF + j] = eqc[b, j]        # the glide starts where the last one ended
         if fs[d] != f or fs[d + 1] != g or fs[d + 2] != q:
-            rbj.design(coef, B_EQ + b, ist[I_EQ_TYPE + b], f, g, q, rate)
+            svf.design(eqc, b, ist[I_EQ_TYPE + b], f, g, q, rate)
+            if fresh_design:
+                for j in range(svf.NCOEF):
+                    eqc[b, svf.NCOEF + j] = eqc[b, j]
             fs[d] = f
             fs[d + 1] = g
             fs[d + 2] = q
@@ -356,24 +361,23 @@ def _input_stage(s, tmp, m, pos, rmp, coef, z, fs, ist):
 
 
 @njit(cache=True)
-def _eq_stage(s, tmp, m, pos, rmp, coef, z, ist):
+def _eq_stage(s, tmp, m, pos, rmp, eqc, eqz, ist):
     for b in range(6):
         r = R_EQ + b
         if not _live(rmp, r):
             continue
-        row = B_EQ + b
         place = ist[I_EQ_PLACE + b]
         if place == 0 and _full(rmp, r):
-            biquad.run2(s, m, coef, row, z)
+            svf.run2_to(s, s, m, eqc, b, eqz, pos, SUB)
             continue
         if place == 0:
-            biquad.run2_to(s, tmp, m, coef, row, z)
+            svf.run2_to(s, tmp, m, eqc, b, eqz, pos, SUB)
         else:
             for n in range(m):
                 tmp[n, 0] = 0.5 * (s[n, 0] + s[n, 1])
                 tmp[n, 1] = 0.5 * (s[n, 0] - s[n, 1])
             ch = 0 if place == 1 else 1
-            biquad.run1(tmp, ch, m, coef, row, z)
+            svf.run1(tmp, ch, m, eqc, b, eqz, pos, SUB)
             for n in range(m):
                 mid = tmp[n, 0]
                 side = tmp[n, 1]
@@ -470,9 +474,10 @@ def _stereo_stage(s, tmp, m, pos, rmp, coef, z):
 
 
 @njit(cache=True)
-def _reset_state(z, fs, ist, hist, ldelay, dq_val, dq_idx, box1, box2, lfs, lis, derr, drybuf, rmp):
+def _reset_state(z, eqz, fs, ist, hist, ldelay, dq_val, dq_idx, box1, box2, lfs, lis, derr, drybuf, rmp):
     """Back to silence after a fault: every filter, envelope and delay line cleared."""
     z[:] = 0.0
+    eqz[:] = 0.0
     for b in range(3):
         fs[F_ENV + b] = 0.0
     for k in range(2):
@@ -498,7 +503,7 @@ def _reset_state(z, fs, ist, hist, ldelay, dq_val, dq_idx, box1, box2, lfs, lis,
 # the one kernel per block
 # ==========================================================================================
 @njit(cache=True)
-def chain_kernel(x, y, xin, pk, par, rmp, coef, z, fs, ist, sc, drybuf,
+def chain_kernel(x, y, xin, pk, par, rmp, coef, eqc, eqz, z, fs, ist, sc, drybuf,
                  geo, phase, hist, ldelay, dq_val, dq_idx, box1, box2, lfs, lis,
                  dcoef, derr, rng, mf_in, mi_in, mf_out, mi_out):
     n_total = x.shape[0]
@@ -519,13 +524,13 @@ def chain_kernel(x, y, xin, pk, par, rmp, coef, z, fs, ist, sc, drybuf,
     while i < n_total:
         pos = ist[I_POS]
         if pos == 0:
-            _update(par, rmp, coef, z, fs, ist, mf_in, mi_in, mf_out, mi_out)
+            _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out)
         m = min(SUB - pos, n_total - i)
         for n in range(m):
             s[n, 0] = xin[i + n, 0]
             s[n, 1] = xin[i + n, 1]
         _input_stage(s, tmp, m, pos, rmp, coef, z, fs, ist)
-        _eq_stage(s, tmp, m, pos, rmp, coef, z, ist)
+        _eq_stage(s, tmp, m, pos, rmp, eqc, eqz, ist)
         if _live(rmp, R_MB):
             _multiband_stage(sc, m, pos, rmp, coef, z, fs)
         _stereo_stage(s, tmp, m, pos, rmp, coef, z)
@@ -582,7 +587,7 @@ def chain_kernel(x, y, xin, pk, par, rmp, coef, z, fs, ist, sc, drybuf,
             for n in range(m):
                 y[i + n, 0] = 0.0
                 y[i + n, 1] = 0.0
-            _reset_state(z, fs, ist, hist, ldelay, dq_val, dq_idx, box1, box2, lfs, lis, derr, drybuf, rmp)
+            _reset_state(z, eqz, fs, ist, hist, ldelay, dq_val, dq_idx, box1, box2, lfs, lis, derr, drybuf, rmp)
         # meters chunk by chunk, so the level match reads the same state however blocks are cut
         meter_process(xin[i:i + m], mf_in, mi_in)
         meter_process(y[i:i + m], mf_out, mi_out)
@@ -618,6 +623,8 @@ class Chain:
         self._coef = np.zeros((NBQ, 5))
         self._coef[:, 0] = 1.0
         self._z = np.zeros((NBQ, 2, 2))
+        self._eqc = np.zeros((schema.EQ_BANDS, 2 * svf.NCOEF))
+        self._eqz = np.zeros((schema.EQ_BANDS, 2, 2))
         self._fs = np.zeros(NF)
         self._ist = np.zeros(NI, dtype=np.int64)
         self._sc = np.zeros((6, SUB, 2))
@@ -632,7 +639,7 @@ class Chain:
         self._rng = np.array([0x9E3779B97F4A7C15], dtype=np.uint64)
         self.input_meter = LoudnessMeter(rate, 2, true_peak=True)
         self.output_meter = LoudnessMeter(rate, 2, true_peak=True)
-        self._args = (self._xin, self._pk, self._par, self._rmp, self._coef, self._z, self._fs, self._ist,
+        self._args = (self._xin, self._pk, self._par, self._rmp, self._coef, self._eqc, self._eqz, self._z, self._fs, self._ist,
                       self._sc, self._dry, lim["geo"], lim["phase"], lim["hist"], lim["delay"],
                       lim["dq_val"], lim["dq_idx"], lim["box1"], lim["box2"], lim["fs"], lim["is"],
                       self._dcoef, self._derr, self._rng, self.input_meter.f, self.input_meter.i,
@@ -693,6 +700,7 @@ class Chain:
         self._rmp[:] = 0.0
         self._rmp[:, [R_TRIM, R_POL_L, R_POL_R, R_WIDTH, R_BAL_L, R_BAL_R, R_DRIVE, R_LM]] = 1.0
         self._z[:] = 0.0
+        self._eqz[:] = 0.0
         keep_rate = self.rate
         self._fs[:] = 0.0
         self._fs[F_RATE] = keep_rate

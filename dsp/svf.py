@@ -1,0 +1,174 @@
+"""The EQ bands as trapezoidal state-variable filters (Andrew Simper, Cytomic, 2013).
+
+Same responses as the RBJ cookbook biquads (both are the prewarped bilinear transform of the
+same analog prototypes; the tests check the impulse responses agree to 1e-9), but a better
+structure for a knob that moves: the gain of a bell or shelf is mostly in the output mix
+(``m0, m1, m2``), and the two integrator states are physical quantities that stay valid when
+the coefficients change. A transposed-direct-form biquad re-designed while a low shelf's gain
+glides leaves its states scaled for the old coefficients and clicks (measured: a 6 dB move of a
+40 Hz high shelf produced a step 70x larger than the signal's own curvature).
+
+Coefficients per band: ``g, k, a1, a2, a3, m0, m1, m2`` (8 floats) for the end of the current
+sub-block, then the 8 it started from (the filter glides between them sample by sample);
+state per channel: ``ic1eq, ic2eq``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from dsp import rbj
+
+NCOEF = 8
+FLUSH = 1e-30
+
+
+@njit(cache=True)
+def design(c, row, kind, freq, gain_db, q, rate):
+    """Band ``kind`` (``rbj`` shape constants) into ``c[row]``."""
+    f = min(max(freq, 1.0), 0.49 * rate)
+    t = math.tan(math.pi * f / rate)
+    A = 10.0 ** (gain_db / 40.0)
+    k = 1.0 / q
+    if kind == rbj.BELL:
+        g = t
+        k = 1.0 / (q * A)
+        m0, m1, m2 = 1.0, k * (A * A - 1.0), 0.0
+    elif kind == rbj.LOW_SHELF:
+        g = t / math.sqrt(A)
+        m0, m1, m2 = 1.0, k * (A - 1.0), A * A - 1.0
+    elif kind == rbj.HIGH_SHELF or kind == rbj.TILT:
+        g = t * math.sqrt(A)
+        m0, m1, m2 = A * A, k * (1.0 - A) * A, 1.0 - A * A
+        if kind == rbj.TILT:  # the shelf lowered by half its gain: pivots around f
+            m0 /= A
+            m1 /= A
+            m2 /= A
+    elif kind == rbj.LOW_CUT:
+        g = t
+        m0, m1, m2 = 1.0, -k, -1.0
+    elif kind == rbj.HIGH_CUT:
+        g = t
+        m0, m1, m2 = 0.0, 0.0, 1.0
+    else:  # ALLPASS
+        g = t
+        m0, m1, m2 = 1.0, -2.0 * k, 0.0
+    a1 = 1.0 / (1.0 + g * (g + k))
+    a2 = g * a1
+    a3 = g * a2
+    c[row, 0] = g
+    c[row, 1] = k
+    c[row, 2] = a1
+    c[row, 3] = a2
+    c[row, 4] = a3
+    c[row, 5] = m0
+    c[row, 6] = m1
+    c[row, 7] = m2
+
+
+@njit(cache=True)
+def glide(c, row):
+    """True when band ``row`` is moving: its sub-block start set ``c[row, 8:]`` differs from the end set."""
+    for j in range(NCOEF):
+        if c[row, j] != c[row, NCOEF + j]:
+            return True
+    return False
+
+
+@njit(cache=True)
+def run2_to(src, dst, m, c, row, z, pos, sub):
+    """Band ``row`` on both channels of src[:m] into dst[:m] (may be the same array).
+
+    ``c[row, :8]`` is the set for the end of the sub-block, ``c[row, 8:]`` the one it started
+    with; while they differ the coefficients glide linearly per sample (``pos`` = position of
+    src[0] in the sub-block of ``sub`` samples), so a moving knob never steps the output.
+    """
+    a1 = c[row, 2]
+    a2 = c[row, 3]
+    a3 = c[row, 4]
+    m0 = c[row, 5]
+    m1 = c[row, 6]
+    m2 = c[row, 7]
+    l1 = z[row, 0, 0]
+    l2 = z[row, 0, 1]
+    r1 = z[row, 1, 0]
+    r2 = z[row, 1, 1]
+    if glide(c, row):
+        w = 1.0 / sub
+        for n in range(m):
+            f = (pos + n + 1) * w
+            a1 = c[row, 10] + (c[row, 2] - c[row, 10]) * f
+            a2 = c[row, 11] + (c[row, 3] - c[row, 11]) * f
+            a3 = c[row, 12] + (c[row, 4] - c[row, 12]) * f
+            m0 = c[row, 13] + (c[row, 5] - c[row, 13]) * f
+            m1 = c[row, 14] + (c[row, 6] - c[row, 14]) * f
+            m2 = c[row, 15] + (c[row, 7] - c[row, 15]) * f
+            xl = src[n, 0]
+            xr = src[n, 1]
+            vl3 = xl - l2
+            vr3 = xr - r2
+            vl1 = a1 * l1 + a2 * vl3
+            vr1 = a1 * r1 + a2 * vr3
+            vl2 = l2 + a2 * l1 + a3 * vl3
+            vr2 = r2 + a2 * r1 + a3 * vr3
+            l1 = 2.0 * vl1 - l1
+            r1 = 2.0 * vr1 - r1
+            l2 = 2.0 * vl2 - l2
+            r2 = 2.0 * vr2 - r2
+            dst[n, 0] = m0 * xl + m1 * vl1 + m2 * vl2
+            dst[n, 1] = m0 * xr + m1 * vr1 + m2 * vr2
+    else:
+        for n in range(m):
+            xl = src[n, 0]
+            xr = src[n, 1]
+            vl3 = xl - l2
+            vr3 = xr - r2
+            vl1 = a1 * l1 + a2 * vl3
+            vr1 = a1 * r1 + a2 * vr3
+            vl2 = l2 + a2 * l1 + a3 * vl3
+            vr2 = r2 + a2 * r1 + a3 * vr3
+            l1 = 2.0 * vl1 - l1
+            r1 = 2.0 * vr1 - r1
+            l2 = 2.0 * vl2 - l2
+            r2 = 2.0 * vr2 - r2
+            dst[n, 0] = m0 * xl + m1 * vl1 + m2 * vl2
+            dst[n, 1] = m0 * xr + m1 * vr1 + m2 * vr2
+    z[row, 0, 0] = 0.0 if abs(l1) < FLUSH else l1
+    z[row, 0, 1] = 0.0 if abs(l2) < FLUSH else l2
+    z[row, 1, 0] = 0.0 if abs(r1) < FLUSH else r1
+    z[row, 1, 1] = 0.0 if abs(r2) < FLUSH else r2
+
+
+@njit(cache=True)
+def run1(buf, ch, m, c, row, z, pos, sub):
+    """Band ``row`` on one channel of buf[:m], in place (state z[row, ch]); glides like run2_to."""
+    s1 = z[row, ch, 0]
+    s2 = z[row, ch, 1]
+    moving = glide(c, row)
+    w = 1.0 / sub
+    a1 = c[row, 2]
+    a2 = c[row, 3]
+    a3 = c[row, 4]
+    m0 = c[row, 5]
+    m1 = c[row, 6]
+    m2 = c[row, 7]
+    for n in range(m):
+        if moving:
+            f = (pos + n + 1) * w
+            a1 = c[row, 10] + (c[row, 2] - c[row, 10]) * f
+            a2 = c[row, 11] + (c[row, 3] - c[row, 11]) * f
+            a3 = c[row, 12] + (c[row, 4] - c[row, 12]) * f
+            m0 = c[row, 13] + (c[row, 5] - c[row, 13]) * f
+            m1 = c[row, 14] + (c[row, 6] - c[row, 14]) * f
+            m2 = c[row, 15] + (c[row, 7] - c[row, 15]) * f
+        x = buf[n, ch]
+        v3 = x - s2
+        v1 = a1 * s1 + a2 * v3
+        v2 = s2 + a2 * s1 + a3 * v3
+        s1 = 2.0 * v1 - s1
+        s2 = 2.0 * v2 - s2
+        buf[n, ch] = m0 * x + m1 * v1 + m2 * v2
+    z[row, ch, 0] = 0.0 if abs(s1) < FLUSH else s1
+    z[row, ch, 1] = 0.0 if abs(s2) < FLUSH else s2

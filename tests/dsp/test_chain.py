@@ -1,0 +1,259 @@
+"""The chain as a whole: API, transparency, block-size invariance, smoothing, bypass, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dsp import schema
+from dsp.chain import Chain
+from dsp.programme import render_programme
+
+RATE = 48000
+PRESETS = Path(schema.__file__).parent / "presets"
+
+
+def preset(name):
+    return json.loads((PRESETS / f"{name}.json").read_text())["params"]
+
+
+def run(chain, x, blocks=1024):
+    """Process ``x`` with fixed block size (int) or a list of block sizes (cycled)."""
+    y = np.zeros_like(x)
+    sizes = [blocks] if isinstance(blocks, int) else list(blocks)
+    i = k = 0
+    while i < len(x):
+        n = min(sizes[k % len(sizes)], len(x) - i)
+        chain.process(x[i:i + n], y[i:i + n])
+        i += n
+        k += 1
+    return y
+
+
+def music(seconds=3.0, rate=RATE, peak=-3.0, seed=0):
+    return np.ascontiguousarray(render_programme(seconds, rate, seed=seed, peak_dbfs=peak))
+
+
+def sine(seconds, freq=440.0, amp=0.25, rate=RATE):
+    t = np.arange(int(seconds * rate)) / rate
+    s = amp * np.sin(2 * np.pi * freq * t)
+    return np.ascontiguousarray(np.stack([s, s], axis=1))
+
+
+# -- API ------------------------------------------------------------------------------------
+def test_api_contract():
+    c = Chain(RATE, channels=2, max_block=256)
+    assert isinstance(c.latency_samples, int) and c.latency_samples > 0
+    with pytest.raises(ValueError):
+        Chain(RATE, channels=1)
+    x = np.zeros((257, 2))
+    with pytest.raises(ValueError):
+        c.process(x, np.zeros_like(x))                              # longer than max_block
+    with pytest.raises(ValueError):
+        c.process(np.zeros((64, 2)), np.zeros((32, 2)))
+    with pytest.raises(ValueError):
+        c.process(np.zeros((64, 2), dtype=np.float32), np.zeros((64, 2), dtype=np.float32))
+    with pytest.raises(schema.SchemaErrors):
+        c.set_values({"eq1.gain_db": 99.0})
+    with pytest.raises(schema.SchemaErrors):
+        c.set_values({"no.such": 1.0})
+    flat = schema.to_flat(schema.defaults())
+    flat[schema.INDEX["out.drive_db"]] = 1e9                      # clamped, not trusted
+    flat[schema.INDEX["st.width"]] = np.nan                       # ignored
+    c.set_flat(flat)
+    assert c.values()["out.drive_db"] == 24.0 and c.values()["st.width"] == 100.0
+    gr = c.gain_reduction_db()
+    assert set(gr) == {"low", "mid", "high", "limiter"} and all(v >= 0 for v in gr.values())
+    assert c.input_meter is not None and c.output_meter is not None
+    c.process(np.zeros((0, 2)), np.zeros((0, 2)))
+
+
+@pytest.mark.parametrize("rate", [44100, 48000, 96000])
+def test_transparent_preset_nulls_below_the_ceiling(rate):
+    c = Chain(rate)
+    c.set_values(preset("transparent"))
+    c.set_output_bits(24)                                         # its TPDF dither is ~1e-7
+    x = music(2.0, rate, peak=-2.0)
+    y = run(c, x, 512)
+    L = c.latency_samples
+    assert np.max(np.abs(y[L:] - x[:-L])) < 1e-6
+    c = Chain(rate)
+    c.set_values(preset("transparent"))
+    y = run(c, x, 512)
+    assert np.array_equal(y[L:], x[:-L])                          # float output: bit exact
+
+
+@pytest.mark.parametrize("name", ["streaming", "loud", "vinyl-premaster", "podcast"])
+def test_output_does_not_depend_on_block_size(name):
+    x = music(2.0, peak=-1.0)
+    outs = []
+    partitions = [16, 64, 128, 1024, list(np.random.default_rng(3).integers(1, 700, 50))]
+    for blocks in partitions:
+        c = Chain(RATE, max_block=1024)
+        c.set_values(preset(name) | {"out.drive_db": 6.0})
+        c.set_output_bits(16)                                     # dither (its RNG) included
+        outs.append(run(c, x, blocks))
+    for y in outs[1:]:
+        assert np.max(np.abs(y - outs[0])) <= 1e-6
+    c = Chain(RATE, max_block=1024)
+    c.set_values(preset(name) | {"out.drive_db": 6.0})
+    c.set_output_bits(16)
+    run(c, x, 1024)
+    readings = c.output_meter.readings()
+    assert readings["integrated_lufs"] is not None
+
+
+def _max_jump(y, start, stop):
+    """Largest second difference: a sine's is a w**2; a step in the output shows as a spike of it."""
+    d2 = np.abs(np.diff(y[start:stop], n=2, axis=0))
+    return d2.max()
+
+
+CHANGES = [
+    {"in.trim_db": 12.0}, {"in.invert_l": True}, {"in.hpf_slope": "24", "in.hpf_freq": 40.0},
+    {"in.dc_block": True}, {"eq2.on": True, "eq2.gain_db": 12.0, "eq2.freq": 440.0},
+    {"eq1.type": "high_shelf", "eq1.on": True, "eq1.gain_db": 6.0}, {"eq3.place": "side", "eq3.on": True},
+    {"eq4.freq": 20000.0, "eq4.on": True, "eq4.gain_db": -12.0},
+    {"mb.on": True}, {"mb.xover_low": 800.0}, {"mb.mix": 0.0}, {"mb.mid.solo": True},
+    {"mb.mid.bypass": True}, {"mb.mid.makeup_db": 12.0},
+    {"st.width": 0.0}, {"st.mono_bass": True}, {"st.balance": -1.0},
+    {"out.drive_db": 12.0}, {"lim.ceiling_dbtp": -12.0}, {"lim.release_ms": 1.0},
+]
+
+
+@pytest.mark.parametrize("change", CHANGES, ids=lambda c: ",".join(c))
+def test_parameter_jumps_do_not_click(change):
+    """A jump of any parameter in the middle of a sine changes the output without a discontinuity."""
+    start = {"mb.on": True, "mb.mid.threshold_db": -30.0} if "mb.on" not in change else {}
+    x = sine(1.0, 440.0, 0.25)
+    x[:, 1] *= 0.5                                              # some side signal for M/S changes
+    c = Chain(RATE)
+    c.set_values(start)
+    half = RATE // 2
+    y = np.zeros_like(x)
+    run_a = run(c, x[:half])
+    c.set_values(change)
+    y = np.vstack([run_a, run(c, x[half:])])
+    # a 440 Hz sine of peak a has second differences <= a (2 pi 440 / 48000)^2, 0.33 % of a;
+    # allow 2x the largest seen in steady state before or after the change: a step in the
+    # output (a click) of more than ~0.5 % of the signal fails
+    steady = max(_max_jump(y, half - 4000, half - 100), _max_jump(y, len(y) - 4000, len(y)))
+    assert _max_jump(y, half - 100, half + 6000) <= 2.0 * steady + 1e-6, change
+
+
+def test_bypass_crossfades_to_the_latency_aligned_dry_signal():
+    x = sine(1.0, 440.0, 0.25)
+    c = Chain(RATE)
+    c.set_values(preset("streaming") | {"ab.level_match": False, "out.drive_db": 6.0})
+    half = RATE // 2
+    a = run(c, x[:half], 128)
+    c.set_bypass(True)
+    assert c.bypassed
+    b = run(c, x[half:], 128)
+    y = np.vstack([a, b])
+    L = c.latency_samples
+    fade = int(0.03 * RATE)
+    # after the fade the output is the input, delayed by the latency, exactly
+    assert np.max(np.abs(y[half + fade + 64:] - x[half + fade + 64 - L:-L])) < 1e-12
+    steady = _max_jump(y, half - 4000, half - 100)
+    assert _max_jump(y, half - 100, half + fade + 200) <= 3.0 * steady
+
+
+def test_level_matched_bypass_matches_the_processed_loudness():
+    x = music(12.0, peak=-12.0)
+    c = Chain(RATE)
+    c.set_values(preset("loud") | {"out.drive_db": 12.0, "ab.level_match": True})
+    processed = run(c, x[: 8 * RATE], 1024)
+    c.set_bypass(True)
+    bypassed = run(c, x[8 * RATE:], 1024)
+
+    def lufs(sig):
+        from dsp.meter import LoudnessMeter
+
+        m = LoudnessMeter(RATE, 2)
+        m.process(np.ascontiguousarray(sig))
+        return m.readings()["integrated_lufs"]
+
+    dry = lufs(x[8 * RATE + RATE:])
+    proc = lufs(processed[4 * RATE:])
+    assert proc - dry > 6.0                                       # the preset really is louder
+    assert lufs(bypassed[RATE:]) == pytest.approx(proc, abs=1.0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e30, 1e6])
+def test_bad_input_never_reaches_the_output(bad):
+    x = music(2.0, peak=-1.0)
+    dirty = x.copy()
+    burst = slice(RATE // 2, RATE // 2 + 480)
+    dirty[burst, 0] = bad
+    dirty[RATE // 2 + 1000, 1] = bad
+    vals = preset("streaming") | {"out.drive_db": 6.0}
+    c = Chain(RATE)
+    c.set_values(vals)
+    y = run(c, dirty, 256)
+    ceiling = 10 ** (vals["lim.ceiling_dbtp"] / 20)
+    assert np.all(np.isfinite(y)) and np.max(np.abs(y)) <= ceiling
+    assert c.faults == 481 * (1 if bad != 1e6 else 1)
+    # back to normal within 100 ms: identical to the same input with silence in place of the burst
+    clean = x.copy()
+    clean[burst, 0] = 0.0
+    clean[RATE // 2 + 1000, 1] = 0.0
+    c2 = Chain(RATE)
+    c2.set_values(vals)
+    ref = run(c2, clean, 256)
+    after = RATE // 2 + 1000 + int(0.1 * RATE)
+    assert np.max(np.abs(y[after:] - ref[after:])) < 1e-9
+
+
+def test_silence_after_loud_material_flushes_to_zero():
+    """Denormals: after loud material and silence every filter state is exactly zero, quickly."""
+    c = Chain(RATE)
+    c.set_values(preset("vinyl-premaster") | {"out.drive_db": 12.0})
+    x = np.vstack([music(1.0, peak=0.0), np.zeros((RATE * 20, 2))])
+    y = run(c, np.ascontiguousarray(x), 4096)
+    z = c._z
+    assert not np.any((z != 0) & (np.abs(z) < 1e-30))
+    assert np.all(z == 0.0)
+    assert np.all(y[-RATE:] == 0.0)
+
+
+def test_stereo_stage():
+    n = RATE
+    t = np.arange(n) / RATE
+    left = 0.3 * np.sin(2 * np.pi * 1000 * t)
+    right = 0.2 * np.sin(2 * np.pi * 1500 * t)
+    x = np.ascontiguousarray(np.stack([left, right], axis=1))
+    L = None
+    for vals, check in (
+        ({"st.width": 0.0}, lambda y, x: np.allclose(y[:, 0], y[:, 1], atol=1e-12)),
+        ({"st.width": 200.0}, lambda y, x: np.allclose(y[:, 0] - y[:, 1], 2 * (x[:, 0] - x[:, 1]), atol=1e-12)),
+        ({"st.balance": 1.0}, lambda y, x: np.max(np.abs(y[:, 0])) < 1e-12 and np.allclose(y[:, 1], x[:, 1])),
+        ({"st.balance": -1.0}, lambda y, x: np.max(np.abs(y[:, 1])) < 1e-12 and np.allclose(y[:, 0], x[:, 0])),
+        ({"in.invert_l": True}, lambda y, x: np.allclose(y[:, 0], -x[:, 0]) and np.allclose(y[:, 1], x[:, 1])),
+    ):
+        c = Chain(RATE, max_block=n)
+        c.set_values(vals | {"lim.ceiling_dbtp": 0.0})
+        y = np.zeros_like(x)
+        c.process(x, y)
+        L = c.latency_samples
+        assert check(y[L + 1000:], x[1000:-L]), vals
+
+
+def test_mono_bass_removes_side_below_the_frequency():
+    t = np.arange(RATE) / RATE
+    for freq, keep in ((40.0, False), (3000.0, True)):
+        s = 0.3 * np.sin(2 * np.pi * freq * t)
+        x = np.ascontiguousarray(np.stack([s, -s], axis=1))           # side only
+        c = Chain(RATE, max_block=RATE)
+        c.set_values({"st.mono_bass": True, "st.mono_freq": 150.0, "lim.ceiling_dbtp": 0.0})
+        y = np.zeros_like(x)
+        c.process(x, y)
+        side = 0.5 * (y[RATE // 2:, 0] - y[RATE // 2:, 1])
+        level = 20 * np.log10(np.sqrt(2 * np.mean(side ** 2)) / 0.3)
+        if keep:
+            assert level == pytest.approx(0.0, abs=0.05)
+        else:
+            assert level < -24.0
