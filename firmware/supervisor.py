@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
 from firmware.watchdog import Heartbeat, HeartbeatMonitor
@@ -227,6 +228,18 @@ def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
+def masterbox_command(*args: str) -> list[str]:
+    """The command line that runs ``masterbox args`` with this interpreter.
+
+    Not ``python -m firmware.cli``: that would load the CLI twice (as ``__main__`` and as
+    ``firmware.cli``), and a command's ``UserError`` would then escape as a traceback.
+    """
+    script = Path(sys.executable).with_name("masterbox")
+    if script.is_file():
+        return [str(script), *args]
+    return [sys.executable, "-c", "import sys; from firmware.cli import main; sys.exit(main(sys.argv[1:]))", *args]
+
+
 def box_children(sim: bool = False, host: str | None = None, port: int | None = None,
                  engine_args: list[str] | None = None) -> list[ChildSpec]:
     """The box's two processes: the engine, then the control process (panel + web UI).
@@ -248,6 +261,6 @@ def box_children(sim: bool = False, host: str | None = None, port: int | None = 
     if sim:
         control_env = dict(os.environ, GPIOZERO_PIN_FACTORY="mock")
     return [
-        ChildSpec("engine", python_module("firmware.cli", *engine), heartbeat=meters_heartbeat()),
+        ChildSpec("engine", masterbox_command(*engine), heartbeat=meters_heartbeat()),
         ChildSpec("control", python_module("firmware.control_main", *control), env=control_env),
     ]
