@@ -1,0 +1,123 @@
+"""``masterbox master``: loudness targets (checked by ffmpeg and pyloudnorm), the file contract,
+and the errors a person can act on."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import numpy as np
+import pyloudnorm
+import pytest
+import soundfile as sf
+
+from dsp.programme import render_programme
+from tests.signals import ffmpeg_ebur128
+
+RATE = 48000
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    d = tmp_path_factory.mktemp("song")
+    p = d / "song.wav"
+    sf.write(p, render_programme(20.0, RATE, seed=4, peak_dbfs=-6.0), RATE, subtype="PCM_24")
+    return p
+
+
+def master(cmd, *args, check=True):
+    proc = subprocess.run([*cmd, "master", *map(str, args)], capture_output=True, text=True, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def deman_lufs(path):
+    data, rate = sf.read(path)
+    meter = pyloudnorm.Meter(rate, filter_class="DeMan")
+    return meter.integrated_loudness(data)
+
+
+@pytest.mark.parametrize("preset,target,ceiling", [("streaming", -14.0, -1.0), ("broadcast-r128", -23.0, -1.0),
+                                                     ("loud", -9.0, -1.0), ("vinyl-premaster", -16.0, -3.0)])
+def test_preset_targets_land_within_half_a_lu(masterbox_cmd, song, tmp_path, preset, target, ceiling):
+    out = tmp_path / f"{preset}.wav"
+    proc = master(masterbox_cmd, song, out, "--preset", preset, "--json")
+    doc = json.loads(proc.stdout)
+    assert {"input", "output", "latency_samples", "preset"} <= set(doc)
+    assert doc["preset"] == preset and doc["latency_samples"] > 0
+    for k in ("integrated_lufs", "loudness_range_lu", "true_peak_dbtp", "sample_peak_dbfs",
+              "max_momentary_lufs", "max_short_term_lufs", "duration_s", "sample_rate", "channels"):
+        assert k in doc["output"] and k in doc["input"]
+    ff = ffmpeg_ebur128(out, tmp_path)
+    assert ff["integrated_lufs"] == pytest.approx(target, abs=0.5)
+    assert deman_lufs(out) == pytest.approx(target, abs=0.5)
+    assert ff["true_peak_dbtp"] <= ceiling + 0.1
+    info = sf.info(out)
+    src = sf.info(song)
+    assert info.frames == src.frames and info.samplerate == src.samplerate and info.channels == 2
+    assert info.subtype == "PCM_24"
+
+
+def test_overrides_bit_depths_and_latency_compensation(masterbox_cmd, song, tmp_path):
+    out = tmp_path / "t.wav"
+    master(masterbox_cmd, song, out, "--preset", "transparent", "--bit-depth", "32f")
+    x, _ = sf.read(song)
+    y, _ = sf.read(out)
+    assert sf.info(out).subtype == "FLOAT"
+    assert len(y) == len(x)
+    assert np.max(np.abs(y - x)) < 1e-6          # below the ceiling: the input, aligned, in float
+    out16 = tmp_path / "t16.wav"
+    proc = master(masterbox_cmd, song, out16, "--preset", "streaming", "--bit-depth", "16",
+                  "--ceiling-dbtp", "-2", "--target-lufs", "-16", "--set", "st.width=120", "--json")
+    doc = json.loads(proc.stdout)
+    assert sf.info(out16).subtype == "PCM_16"
+    assert doc["output"]["integrated_lufs"] == pytest.approx(-16.0, abs=0.5)
+    assert doc["output"]["true_peak_dbtp"] <= -1.9
+    y16, _ = sf.read(out16, dtype="int16")
+    assert len(np.unique(y16[:, 0] & 1)) == 2     # dithered words use the LSB
+
+
+def test_mono_input_gives_mono_output(masterbox_cmd, tmp_path):
+    src = tmp_path / "mono.flac"
+    sf.write(src, render_programme(6.0, 44100, seed=2, peak_dbfs=-10.0)[:, 0], 44100, subtype="PCM_16")
+    out = tmp_path / "mono_out.flac"
+    master(masterbox_cmd, src, out)
+    info = sf.info(out)
+    assert info.channels == 1 and info.frames == sf.info(src).frames and info.samplerate == 44100
+
+
+def test_unreachable_target_is_reported(masterbox_cmd, song, tmp_path):
+    out = tmp_path / "hot.wav"
+    proc = master(masterbox_cmd, song, out, "--preset", "streaming", "--target-lufs", "-5",
+                  "--ceiling-dbtp", "-9")
+    assert "not reached" in proc.stdout and "LU short" in proc.stdout
+    assert out.exists()
+
+
+def test_errors(masterbox_cmd, song, tmp_path):
+    def fails(*args, words):
+        proc = master(masterbox_cmd, *args, check=False)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
+        for w in words:
+            assert w in proc.stderr, (w, proc.stderr)
+        return proc
+
+    fails(tmp_path / "missing.wav", tmp_path / "o.wav", words=["no such file"])
+    fails(song, tmp_path / "o.wav", "--preset", "nope", words=["nope", "streaming"])
+    fails(song, tmp_path / "o.wav", "--set", "eq9.gain_db=1", words=["eq9.gain_db", "unknown"])
+    fails(song, tmp_path / "o.wav", "--set", "eq1.gain_db=99", words=["out of range"])
+    fails(song, tmp_path / "o.wav", "--set", "eq1.gain_db", words=["id=value"])
+    fails(song, tmp_path / "o.wav", "--ceiling-dbtp", "3", words=["--ceiling-dbtp"])
+    fails(song, song, words=["refusing to overwrite the input"])
+    fails(song, tmp_path / "nodir" / "o.wav", words=["does not exist"])
+    fails(song, tmp_path / "o.mp3", words=["unsupported output"])
+    if os.geteuid() != 0:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o555)
+        fails(song, ro / "o.wav", words=["not writable"])
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert not (tmp_path / "o.wav").exists()
