@@ -142,7 +142,18 @@ class Control:
         return reply
 
     def _analyze_leftovers(self) -> None:
-        """Sidecars for captures a crash left without one (repaired at engine start), off the boot path."""
+        """Finalise captures a crash left unfinished, then write their sidecars, off the boot path.
+
+        The repair only touches files whose recording process is gone (marker pid), so it is
+        safe while a new engine records.
+        """
+        from firmware.capture_writer import repair_unfinished
+
+        try:
+            for r in repair_unfinished(self.captures.directory):
+                log.warning("capture %s finalised after a crash: %s", r.get("file"), r)
+        except OSError:
+            log.exception("repairing unfinished captures failed")
         if self._closed.wait(ANALYZE_DELAY_S):
             return
         try:

@@ -249,3 +249,27 @@ def test_control_side_modules_do_not_import_numba():
             "firmware.commands.presets, firmware.commands.captures; print('numba' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
+
+
+def test_control_finalises_captures_a_dead_engine_left_unfinished(tmp_path):
+    import json as _json
+
+    from firmware import capture_writer as cw
+
+    d = tmp_path / "captures"
+    d.mkdir()
+    wav = d / "2026-01-01_000000_x_output.wav"
+    with open(wav, "wb") as f:
+        f.write(cw.wav_header(48000, 2, "PCM_24", 0))
+        f.write(bytes(6 * 1000))  # 1000 frames the header never covered
+    (d / ".2026-01-01_000000_x.recording").write_text(_json.dumps({"pid": 2 ** 22 + 12345, "files": [wav.name]}))
+    c = Control(state=StateStore(tmp_path / "s.json", PresetStore(tmp_path / "u", tmp_path / "f")),
+                captures=CaptureIndex(d), engine=FakeEngine(), meters=None, watch=True)
+    try:
+        t0 = time.monotonic()
+        while list(d.glob(".*.recording")) and time.monotonic() - t0 < 5:
+            time.sleep(0.05)
+        import soundfile as sf
+        assert sf.info(wav).frames == 1000
+    finally:
+        c.close()
