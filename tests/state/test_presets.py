@@ -215,3 +215,23 @@ def test_kill_9_during_saves_never_loses_a_returned_save(tmp_path):
         st = StateStore(state_file, store, autosave=False)
         assert not st.safe_mode and not [m for m in st.boot_report if "unusable" in m], st.boot_report
     assert len(last_good) >= 10
+
+
+def test_any_name_maps_to_a_safe_file_inside_the_folder():
+    """Property: every acceptable name gives a plain, ASCII, non-hidden file name; case-folding names agree."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.text(min_size=1, max_size=80))
+    def check(name):
+        try:
+            clean = pr.clean_name(name)
+        except PresetError:
+            return
+        fn = pr.file_name(clean)
+        assert fn.isascii() and "/" not in fn and "\\" not in fn and not fn.startswith(".") and ".." not in fn
+        assert fn.endswith(".json") and len(fn) <= 60
+        assert pr.file_name(clean.upper()) == pr.file_name(clean) or clean.upper().casefold() != clean.casefold()
+
+    check()
