@@ -11,7 +11,8 @@
 #   /var/lib/masterbox            data root: presets/, captures/, state.json   (owned by masterbox)
 #   /var/cache/masterbox/numba    the numba cache, warmed here because entries are CPU-specific
 #   /etc/masterbox/config.toml    from firmware/config-template.toml, only when missing
-#   /etc/systemd/system/masterbox-*.service, /etc/avahi/services/masterbox.service
+#   /etc/systemd/system/masterbox-*.service, /etc/avahi/services/masterbox.service,
+#   /etc/polkit-1/rules.d/50-masterbox.rules (the panel may power the box off)
 #
 # --root DIR installs into a directory tree (an SD-card image, a test) instead of this machine;
 # it needs --no-system, which skips everything that acts on the running system (apt-get,
@@ -28,6 +29,7 @@ CACHE_DIR="/var/cache/masterbox"
 RUN_DIR="/run/masterbox"
 UNIT_DIR="/etc/systemd/system"
 AVAHI_DIR="/etc/avahi/services"
+POLKIT_DIR="/etc/polkit-1/rules.d"
 USER_NAME="masterbox"
 PYTHON="${PYTHON:-python3}"
 HOSTNAME_WANTED=""
@@ -46,6 +48,7 @@ usage: $0 [options]
   --cache-dir DIR     numba cache                 (default $CACHE_DIR)
   --unit-dir DIR      systemd units               (default $UNIT_DIR)
   --avahi-dir DIR     avahi service files         (default $AVAHI_DIR)
+  --polkit-dir DIR    polkit rules (panel power-off) (default $POLKIT_DIR)
   --user NAME         service user                (default $USER_NAME)
   --python EXE        interpreter for the venv    (default python3)
   --hostname NAME     rename this machine (for http://NAME.local:8080); by default only a
@@ -69,6 +72,7 @@ while [ $# -gt 0 ]; do
     --cache-dir) CACHE_DIR="$2"; shift 2 ;;
     --unit-dir) UNIT_DIR="$2"; shift 2 ;;
     --avahi-dir) AVAHI_DIR="$2"; shift 2 ;;
+    --polkit-dir) POLKIT_DIR="$2"; shift 2 ;;
     --user) USER_NAME="$2"; shift 2 ;;
     --python) PYTHON="$2"; shift 2 ;;
     --hostname) HOSTNAME_WANTED="$2"; shift 2 ;;
@@ -97,7 +101,7 @@ TEMPLATE="$SRC/firmware/config-template.toml"
 
 # Paths as the box sees them ($PREFIX...) and where we write them ($R_PREFIX...).
 R_PREFIX="$ROOT$PREFIX"; R_DATA="$ROOT$DATA_ROOT"; R_CONFIG="$ROOT$CONFIG_DIR"; R_CACHE="$ROOT$CACHE_DIR"
-R_UNITS="$ROOT$UNIT_DIR"; R_AVAHI="$ROOT$AVAHI_DIR"
+R_UNITS="$ROOT$UNIT_DIR"; R_AVAHI="$ROOT$AVAHI_DIR"; R_POLKIT="$ROOT$POLKIT_DIR"
 UNITS=(masterbox-engine.service masterbox-control.service masterbox-cpu-performance.service)
 VERSION="$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$SRC/pyproject.toml" | head -1)"
 UPGRADE=0; [ -f "$R_PREFIX/INSTALLED" ] && UPGRADE=1
@@ -235,6 +239,11 @@ for u in "${UNITS[@]}"; do
 done
 cp "$SRC/systemd/avahi/masterbox.service" "$R_AVAHI/masterbox.service"
 chmod 0644 "$R_AVAHI/masterbox.service"
+# polkit: let the service user power the box off from the front panel.
+mkdir -p "$R_POLKIT"
+sed -e "s/subject.user == \"masterbox\"/subject.user == \"$USER_NAME\"/" "$SRC/systemd/polkit/50-masterbox.rules" \
+  > "$R_POLKIT/50-masterbox.rules"
+chmod 0644 "$R_POLKIT/50-masterbox.rules"
 
 # 9. The machine's name, so http://masterbox.local:8080 resolves.
 current_host="$(cat "$ROOT/etc/hostname" 2>/dev/null || true)"
@@ -261,6 +270,7 @@ config_dir=$CONFIG_DIR
 cache_dir=$CACHE_DIR
 unit_dir=$UNIT_DIR
 avahi_dir=$AVAHI_DIR
+polkit_dir=$POLKIT_DIR
 user=$USER_NAME
 EOF
 

@@ -17,7 +17,7 @@ declare -A OVERRIDE=()
 usage() {
   cat <<EOF
 usage: $0 [--purge] [--root DIR] [--prefix DIR] [--data-root DIR] [--config-dir DIR] [--cache-dir DIR]
-          [--unit-dir DIR] [--avahi-dir DIR] [--user NAME] [--no-system]
+          [--unit-dir DIR] [--avahi-dir DIR] [--polkit-dir DIR] [--user NAME] [--no-system]
   --purge       also delete presets, captures, state, config, the numba cache and the service user
   --no-system   do not run systemctl or userdel on this machine (required with --root)
 EOF
@@ -32,6 +32,7 @@ while [ $# -gt 0 ]; do
     --cache-dir) OVERRIDE[cache_dir]="$2"; shift 2 ;;
     --unit-dir) OVERRIDE[unit_dir]="$2"; shift 2 ;;
     --avahi-dir) OVERRIDE[avahi_dir]="$2"; shift 2 ;;
+    --polkit-dir) OVERRIDE[polkit_dir]="$2"; shift 2 ;;
     --user) OVERRIDE[user]="$2"; shift 2 ;;
     --purge) PURGE=1; shift ;;
     --no-system) NO_SYSTEM=1; shift ;;
@@ -53,7 +54,8 @@ fi
 
 # What the installer recorded, then the command line on top.
 declare -A CFG=([data_root]=/var/lib/masterbox [config_dir]=/etc/masterbox [cache_dir]=/var/cache/masterbox
-                [unit_dir]=/etc/systemd/system [avahi_dir]=/etc/avahi/services [user]=masterbox)
+                [unit_dir]=/etc/systemd/system [avahi_dir]=/etc/avahi/services
+                [polkit_dir]=/etc/polkit-1/rules.d [user]=masterbox)
 RECORD="$ROOT$PREFIX/INSTALLED"
 if [ -f "$RECORD" ]; then
   while IFS='=' read -r key value; do
@@ -75,9 +77,10 @@ else
   systemctl disable --now "${UNITS[@]}" 2>/dev/null || true
 fi
 
-say "removing units, avahi service, code ($PREFIX)"
+say "removing units, avahi service, polkit rule, code ($PREFIX)"
 for u in "${UNITS[@]}"; do rm -f "$ROOT${CFG[unit_dir]}/$u"; done
 rm -f "$ROOT${CFG[avahi_dir]}/masterbox.service"
+rm -f "$ROOT${CFG[polkit_dir]}/50-masterbox.rules"
 wrapper="$ROOT/usr/local/bin/masterbox"
 if [ -f "$wrapper" ] && grep -q '^# masterbox-wrapper' "$wrapper"; then rm -f "$wrapper"; fi
 rm -rf "$ROOT$PREFIX"

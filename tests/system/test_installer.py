@@ -27,6 +27,7 @@ def test_lays_down_code_venv_data_config_units(installed_root):
         assert (r / "etc/systemd/system" / name).is_file()
         assert (r / "etc/systemd/system/multi-user.target.wants" / name).is_symlink()
     assert (r / "etc/avahi/services/masterbox.service").is_file()
+    assert 'subject.user == "masterbox"' in (r / "etc/polkit-1/rules.d/50-masterbox.rules").read_text()
     wrapper = (r / "usr/local/bin/masterbox").read_text()
     assert "exec runuser -u masterbox -- /opt/masterbox/venv/bin/masterbox" in wrapper
     assert 'NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-/var/cache/masterbox/numba}"' in wrapper
@@ -78,6 +79,7 @@ def test_upgrade_in_place_keeps_presets_captures_state_and_config(tmp_path):
     run_script(UNINSTALL, "--root", str(root), "--no-system")
     assert not (root / "opt/masterbox").exists()
     assert not (root / "usr/local/bin/masterbox").exists()
+    assert not (root / "etc/polkit-1/rules.d/50-masterbox.rules").exists()
     for name in UNITS:
         assert not (root / "etc/systemd/system" / name).exists()
         assert not (root / "etc/systemd/system/multi-user.target.wants" / name).exists()
@@ -100,6 +102,7 @@ def test_every_path_is_overridable(tmp_path):
     assert "/opt/masterbox" not in engine and "/var/lib/masterbox" not in engine
     assert (root / "srv/mb/venv/bin/python").exists() and (root / "data/mb/presets").is_dir()
     assert (root / "data/etc/config.toml").is_file()
+    assert 'subject.user == "mbox"' in (root / "etc/polkit-1/rules.d/50-masterbox.rules").read_text()
 
 
 def test_refuses_to_touch_this_machine_from_a_root_install_without_saying_so(tmp_path):
