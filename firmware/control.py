@@ -259,8 +259,22 @@ class Control:
         fmt = fmt or storage.get("capture_format", "PCM_24")
         if max_seconds is None and storage.get("capture_max_minutes"):
             max_seconds = float(storage["capture_max_minutes"]) * 60
-        return self._capture_reply(self._engine_call(self.engine.capture_start, tap=tap or "output", fmt=fmt,
-                                                     max_seconds=max_seconds, preset=self.state.active_preset or ""))
+        def start() -> dict:
+            return self._capture_reply(self._engine_call(self.engine.capture_start, tap=tap or "output", fmt=fmt,
+                                                         max_seconds=max_seconds,
+                                                         preset=self.state.active_preset or ""))
+
+        reply = start()
+        if not reply.get("ok") and self._capture_ended_by_itself():
+            self._engine_call(self.engine.capture_stop)  # collect the ended session, then start afresh
+            reply = start()
+        return reply
+
+    def _capture_ended_by_itself(self) -> bool:
+        """The engine still holds a session that stopped on its own (max length, disk floor)."""
+        status = self._engine_call(self.engine.status)
+        cap = status.get("capture") if status.get("ok") else None
+        return isinstance(cap, dict) and cap.get("state") == "stopped"
 
     def capture_stop(self) -> dict:
         """Stop recording; the reply's ``capture`` is the finished session's status (files, reason)."""

@@ -99,6 +99,14 @@ def test_capture_learn_and_level_matched_ab_on_the_sim_engine(box):
     cap_in, _ = sf.read(files["input"])
     assert len(cap_out) == len(cap_in) >= RATE * 1.5
     assert "streaming" in files["output"].name
+    # a capture that ends by itself (maximum length) does not block the next one
+    reply = control.capture_start(max_seconds=0.5)
+    assert reply["ok"], reply
+    _wait(lambda: control.engine_status()["capture"]["state"] == "stopped", 5)
+    assert control.engine_status()["capture"]["reason"] == "max_length"
+    reply = control.capture_start()
+    assert reply["ok"], reply
+    assert control.capture_stop()["ok"]
 
     # -- learn: a louder target than the programme; drive lands the output on it ------------
     control.recall("loud")
