@@ -249,7 +249,7 @@ class CaptureSession:
         avail = self._w - self._r
         t0 = time.monotonic()
         while avail > 0 and time.monotonic() - t0 < HEADER_INTERVAL_S / 2:  # let the header keep up
-            n = min(avail, self._cap - self._r % self._cap, max(self.rate // 4, 1024))
+            n = min(avail, self._cap - self._r % self._cap, max(self.rate // 10, 1024))
             if self.max_frames is not None:
                 n = min(n, self.max_frames - self.frames_written)
                 if n <= 0:
