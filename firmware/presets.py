@@ -21,7 +21,10 @@ Why it is built this way:
   (:data:`MIGRATIONS`); files from a *newer* firmware load with the parameters this firmware
   knows, and the ones it does not know are kept aside and written back on save.
 * **Listing is fast**: one ``scandir`` per call, and a file is parsed again only when its
-  (inode, size, mtime) changed. 1,000 presets list in a few milliseconds.
+  (inode, size, mtime) changed. The listing rows are also kept in a hidden cache file
+  (``.index.json``, keyed by the same stat signature and by a fingerprint of the parameter
+  schema), so the first listing after boot does not parse every file either. 1,000 presets
+  list in a few milliseconds.
 * A damaged file in the folder never stops the store from loading: it is listed with its
   error and can be deleted or overwritten.
 """
@@ -107,8 +110,8 @@ def clean_name(name: Any) -> str:
 
 def file_name(name: str) -> str:
     """The safe file name of a preset: ASCII slug + hash of the case-folded name (never a path)."""
-    key = clean_name(name).casefold()
-    slug = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    key = clean_name(name).casefold()  # names equal but for case share one file (slug included)
+    slug = unicodedata.normalize("NFKD", key).encode("ascii", "ignore").decode("ascii")
     slug = re.sub(r"[^A-Za-z0-9]+", "-", slug).strip("-").lower()[:40].strip("-") or "preset"
     return f"{slug}-{hashlib.sha1(key.encode('utf-8')).hexdigest()[:10]}.json"
 
@@ -195,6 +198,29 @@ def _read_limited(path: Path) -> bytes:
     return data
 
 
+# -- the on-disk listing cache --------------------------------------------------------------
+INDEX_FILE = ".index.json"  # hidden: never taken for a preset
+
+
+def _schema_fingerprint() -> str:
+    """Changes whenever the parameter table does, so a cached validity verdict is never stale."""
+    return hashlib.sha1(json.dumps(schema.describe(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class _Listed:
+    """A user preset known only from the listing cache: enough to list it, loaded in full on use."""
+
+    factory = False
+
+    def __init__(self, row: dict[str, Any]):
+        self.row = row
+        self.name = row["name"]
+        self.file = row["file"]
+
+    def summary(self) -> dict[str, Any]:
+        return dict(self.row)
+
+
 # -- the store ----------------------------------------------------------------------------
 class PresetStore:
     """Factory presets (read-only) and user presets in :func:`firmware.paths.presets_dir`."""
@@ -203,7 +229,9 @@ class PresetStore:
         self.user_dir = Path(user_dir) if user_dir is not None else paths.presets_dir()
         self.factory_dir = Path(factory_dir) if factory_dir is not None else FACTORY_DIR
         self._lock = threading.RLock()
-        self._cache: dict[tuple[str, str], tuple[tuple, Preset | PresetError]] = {}
+        self._cache: dict[tuple[str, str], tuple[tuple, Preset | _Listed | PresetError]] = {}
+        self._disk_index: dict[str, Any] | None = None  # the listing cache file, read once
+        self._index_dirty = False
         self._sweep_temp_files()
 
     # -- reading ------------------------------------------------------------------------
@@ -229,14 +257,66 @@ class PresetStore:
             sig = (st.st_ino, st.st_size, st.st_mtime_ns)
             hit = self._cache.get(key)
             if hit is None or hit[0] != sig:
-                item = self._load(Path(e.path), factory, st.st_size)
+                item = None if factory else self._from_disk_index(e.name, sig)
+                if item is None:
+                    item = self._load(Path(e.path), factory, st.st_size)
+                    self._index_dirty = self._index_dirty or not factory
                 self._cache[key] = (sig, item)
                 hit = self._cache[key]
             item = hit[1]
-            out.append(item if isinstance(item, Preset) else (e.name, item))
-        for key in [k for k in self._cache if k[0] == kind and k not in seen]:
+            out.append(item if not isinstance(item, PresetError) else (e.name, item))
+        gone = [k for k in self._cache if k[0] == kind and k not in seen]
+        for key in gone:
             del self._cache[key]
+        if not factory and (self._index_dirty or gone):
+            self._write_disk_index()
         return out
+
+    def _from_disk_index(self, file: str, sig: tuple) -> _Listed | PresetError | None:
+        if self._disk_index is None:
+            self._disk_index = {}
+            try:
+                with open(self.user_dir / INDEX_FILE, "rb") as f:
+                    doc = json.loads(f.read())
+                if doc.get("schema") == _schema_fingerprint() and isinstance(doc.get("entries"), dict):
+                    self._disk_index = doc["entries"]
+            except (OSError, ValueError, AttributeError):
+                pass  # no cache, or a torn one: rebuilt from the files
+        entry = self._disk_index.get(file)
+        if not isinstance(entry, dict) or entry.get("sig") != list(sig):
+            return None
+        if entry.get("error"):
+            return PresetError(entry["error"], [tuple(x) for x in entry.get("errors", [])])
+        row = entry.get("row")
+        return _Listed(row) if isinstance(row, dict) and row.get("file") == file else None
+
+    def _write_disk_index(self) -> None:
+        """Save the listing cache (no fsync: it is rebuilt from the files if a crash tears it)."""
+        entries: dict[str, Any] = {}
+        for (kind, file), (sig, item) in self._cache.items():
+            if kind != "u":
+                continue
+            if isinstance(item, PresetError):
+                entries[file] = {"sig": list(sig), "error": str(item), "errors": [list(x) for x in item.errors]}
+            else:
+                entries[file] = {"sig": list(sig), "row": item.summary()}
+        self._disk_index = entries
+        self._index_dirty = False
+        try:
+            tmp = self.user_dir / f"{INDEX_FILE}.{os.getpid()}.tmp"
+            tmp.write_text(json.dumps({"schema": _schema_fingerprint(), "entries": entries}, ensure_ascii=False))
+            os.replace(tmp, self.user_dir / INDEX_FILE)
+        except OSError:
+            pass  # a read-only or full disk only costs speed
+
+    def _full(self, item: Preset | _Listed) -> Preset:
+        """A preset in full (loads it when only its listing row is known)."""
+        if isinstance(item, Preset):
+            return item
+        p = self._user_direct_file(item.file)
+        if not isinstance(p, Preset):
+            raise p if isinstance(p, PresetError) else PresetError(f"{item.file}: gone", [("file", "not found")])
+        return p
 
     @staticmethod
     def _load(path: Path, factory: bool, size: int) -> Preset | PresetError:
@@ -257,7 +337,7 @@ class PresetStore:
                 if isinstance(item, Preset):
                     factory[item.name.casefold()] = item
             for item in self._scan(self.user_dir, False):
-                if isinstance(item, Preset):
+                if isinstance(item, (Preset, _Listed)):
                     key = item.name.casefold()
                     if key in factory:
                         broken.append((item.file, PresetError(f"{item.file}: name {item.name!r} is a factory preset")))
@@ -273,7 +353,12 @@ class PresetStore:
 
     def _user_direct(self, name: str) -> Preset | PresetError | None:
         """The user preset stored under the name's own file name (one stat, no folder scan)."""
-        fn = file_name(name)
+        item = self._user_direct_file(file_name(name))
+        if isinstance(item, Preset) and item.name.casefold() != clean_name(name).casefold():
+            return None
+        return item
+
+    def _user_direct_file(self, fn: str) -> Preset | PresetError | None:
         path = self.user_dir / fn
         try:
             st = path.stat()
@@ -282,12 +367,11 @@ class PresetStore:
         with self._lock:
             key, sig = ("u", fn), (st.st_ino, st.st_size, st.st_mtime_ns)
             hit = self._cache.get(key)
-            if hit is None or hit[0] != sig:
+            if hit is None or hit[0] != sig or isinstance(hit[1], _Listed):
+                if hit is None or hit[0] != sig:
+                    self._index_dirty = True
                 hit = self._cache[key] = (sig, self._load(path, False, st.st_size))
-            item = hit[1]
-        if isinstance(item, Preset) and item.name.casefold() != clean_name(name).casefold():
-            return None
-        return item
+            return hit[1]
 
     def list(self, include_broken: bool = True) -> list[dict[str, Any]]:
         """Summaries, factory presets first, then the user's, each sorted by name."""
@@ -315,7 +399,7 @@ class PresetStore:
         p = self._all()[1].get(key)  # a file copied in by hand under another file name
         if p is None:
             raise PresetError(f"no preset named {name!r}", [("name", "not found")])
-        return p
+        return self._full(p)
 
     def exists(self, name: str) -> bool:
         try:
@@ -435,7 +519,8 @@ class PresetStore:
         factory, user, _ = self._all()
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-            for p in list(user.values()) + (list(factory.values()) if include_factory else []):
+            for item in list(user.values()) + (list(factory.values()) if include_factory else []):
+                p = self._full(item)
                 z.writestr(("factory/" if p.factory else "") + file_name(p.name), p.to_json())
         return buf.getvalue()
 

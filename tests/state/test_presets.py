@@ -50,7 +50,7 @@ def test_save_get_list_rename_duplicate_delete(store):
         store.save_as("rock", full())
     store.delete("Rock copy")
     assert store.names() == ["transparent", "Rock", "Rock copy 2"]
-    assert len(list(store.user_dir.glob("*.json"))) == 2
+    assert len(list(store.user_dir.glob("[!.]*.json"))) == 2
 
 
 def test_factory_presets_are_read_only(store):
@@ -102,7 +102,7 @@ def test_hostile_import_is_refused_with_a_reason(store, data):
     with pytest.raises(PresetError) as e:
         store.import_json(data)
     assert str(e.value)
-    assert not store.user_dir.exists() or not list(store.user_dir.glob("*.json"))
+    assert not store.user_dir.exists() or not list(store.user_dir.glob("[!.]*.json"))
 
 
 def test_damaged_files_in_the_folder_never_stop_the_store(store):
@@ -152,7 +152,7 @@ def test_zip_export_import_all_or_nothing(store, tmp_path):
     third = PresetStore(tmp_path / "third", store.factory_dir)
     with pytest.raises(PresetError, match="nothing was changed"):
         third.import_zip(buf.getvalue())
-    assert not third.user_dir.exists() or not list(third.user_dir.glob("*.json"))
+    assert not third.user_dir.exists() or not list(third.user_dir.glob("[!.]*.json"))
     with pytest.raises(PresetError, match="already exists"):
         other.import_zip(data)
 
@@ -235,3 +235,29 @@ def test_any_name_maps_to_a_safe_file_inside_the_folder():
         assert pr.file_name(clean.upper()) == pr.file_name(clean) or clean.upper().casefold() != clean.casefold()
 
     check()
+
+
+def test_listing_cache_file_spares_parsing_and_never_lies(store, monkeypatch):
+    for i in range(20):
+        store.save(f"p{i}", full(**{"eq1.gain_db": float(i) - 9}))
+    (store.user_dir / "broken.json").write_text("{")
+    store.list()  # writes the cache file
+    assert (store.user_dir / pr.INDEX_FILE).exists()
+    calls = []
+    real = pr.parse_bytes
+    monkeypatch.setattr(pr, "parse_bytes", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    fresh = PresetStore(store.user_dir, store.factory_dir)
+    rows = fresh.list()
+    assert len(calls) == 1  # the factory preset only; user rows come from the cache file
+    assert len([r for r in rows if not r["error"]]) == 21 and [r["file"] for r in rows if r["error"]] == ["broken.json"]
+    assert fresh.get("p7").params["eq1.gain_db"] == -2.0  # a full load on use
+    # a file changed behind the cache's back is parsed again
+    doc = json.loads((store.user_dir / pr.file_name("p3")).read_text())
+    doc["description"] = "changed"
+    (store.user_dir / pr.file_name("p3")).write_text(json.dumps(doc))
+    assert next(r for r in PresetStore(store.user_dir, store.factory_dir).list() if r["name"] == "p3")["description"] \
+        == "changed"
+    # a torn cache file is ignored
+    (store.user_dir / pr.INDEX_FILE).write_text('{"schema": "x", "entr')
+    assert len(PresetStore(store.user_dir, store.factory_dir).list()) == 22
+    assert len(PresetStore(store.user_dir, store.factory_dir).export_zip()) > 0
