@@ -70,3 +70,10 @@ def _provide_inside(root: Path, path: Path) -> None:
             inside.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path.resolve(), inside)
         return
+
+
+@pytest.fixture(scope="session")
+def warm_kernels():
+    """What `make demo` / `make test` do before anything runs: the numba cache is compiled. (With a
+    cold cache the engine first compiles for a minute, passing audio dry with no meters meanwhile.)"""
+    subprocess.run([sys.executable, "-m", "firmware.warmup", "--quiet"], check=True, timeout=900, cwd=REPO)

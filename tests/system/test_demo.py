@@ -10,7 +10,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -108,13 +107,6 @@ def _alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
-
-
-@pytest.fixture(scope="module")
-def warm_kernels():
-    """What `make demo` has done before the demo starts: the numba cache is compiled. (A cold cache
-    makes the engine compile for a minute first, with the meters empty meanwhile.)"""
-    subprocess.run([sys.executable, "-m", "firmware.warmup", "--quiet"], check=True, timeout=900)
 
 
 @pytest.fixture
