@@ -118,9 +118,20 @@ class ServerThread:
         return self
 
     def stop(self) -> None:
-        self.app.extensions["masterbox"].broadcaster.stop()
-        self.server.close()
+        """End the live streams, close every connection, stop the worker threads."""
+        from waitress import wasyncore
+
+        ctx = self.app.extensions["masterbox"]
+        ctx.hub.close()
+        ctx.broadcaster.stop()
+        server = self.server
+        # the connections belong to the server's loop thread: close them there
+        try:
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        except OSError:  # the loop (and its trigger) already ended
+            pass
         self._thread.join(timeout=5)
+        server.task_dispatcher.shutdown(timeout=2)
 
 
 def serve(app, host: str | None = None, port: int | None = None) -> None:

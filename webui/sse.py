@@ -43,6 +43,7 @@ class Hub:
         self._seq = 0
         self._frames: dict[str, tuple[int, str]] = {}
         self._clients = 0
+        self.closed = False
         self.dropped = 0  # frames skipped for clients that were behind (all clients together)
 
     # -- publishing (broadcaster thread) -------------------------------------------------
@@ -86,6 +87,11 @@ class Hub:
         with self._cond:
             self._seq += 1
             self._cond.notify_all()
+
+    def close(self) -> None:
+        """Shutting down: every stream ends at its next wake-up (now)."""
+        self.closed = True
+        self.wake_all()
 
 
 def _jsonable(x: Any):
@@ -199,13 +205,13 @@ class EventStream:
         if self._pending:
             out, self._pending = self._pending, ""
             return out.encode()
-        while not self._closed:
+        while not self._closed and not self.hub.closed:
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
                 self.close()
                 raise StopIteration
             self._seq, fresh = self.hub.wait(self._seq, min(self.keepalive, remaining))
-            if self._closed:
+            if self._closed or self.hub.closed:
                 break
             if not fresh:
                 return b": keepalive\n\n"
