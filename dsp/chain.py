@@ -30,6 +30,7 @@ FADE_S = 0.010      # crossfade for switches and enumerations (click-free on/off
 BYPASS_FADE_S = 0.030
 LEVEL_MATCH_S = 0.5  # glide of the level-matching gain (on top of the meters' 3 s window)
 BIG = 1.0e4         # input samples beyond +80 dBFS (or not finite) are treated as faults and zeroed
+RNG_SEEDS = (0x9E3779B97F4A7C15, 0xD1B54A32D192ED03)   # dither generators, one per channel
 MIN_ENERGY = 1e-9   # ~ -90 LUFS: below this the level match holds its last gain
 
 _I = schema.INDEX
@@ -101,13 +102,14 @@ F_DES_XO = 57       # lo, hi
 F_DES_MONO = 59
 F_GR = 60           # 3 largest band reductions since the last read (dB)
 F_STEP_FADE, F_STEP_BYP = 63, 64
-NF = 66
+F_LVL, F_CG0, F_CG1 = 66, 69, 72     # 3 each: band peak in this sub-block, gain at its start and end
+NF = 76
 
 # -- int state -----------------------------------------------------------------------------
 I_POS, I_FRESH, I_HPF_ACT = 0, 1, 2
 I_EQ_TYPE = 3       # 6
 I_EQ_PLACE = 9      # 6
-I_BYPASS, I_BITS, I_DRY_POS, I_FAULTS, I_RESETS = 15, 16, 17, 18, 19
+I_BYPASS, I_BITS, I_DRY_POS, I_FAULTS, I_RESETS, I_BYPASS_SEEN = 15, 16, 17, 18, 19, 20
 NI = 24
 
 S_MAIN, S_LO, S_MID, S_HI, S_DRY, S_TMP = 0, 1, 2, 3, 4, 5
@@ -131,20 +133,48 @@ def _recent_mean_square(f, i):
 
 
 @njit(cache=True)
+def _level_match(tgt, nxt, fs, fresh, mf_in, mi_in, mf_out, mi_out):
+    """Glide the bypass level-match gain toward output/input short-term loudness (the meters')."""
+    lm = 1.0
+    if tgt[P_LM] > 0.5:
+        # while bypassed the output meter hears the matched dry signal, so the gain holds
+        e_in = _recent_mean_square(mf_in, mi_in)
+        e_out = _recent_mean_square(mf_out, mi_out)
+        if e_in > MIN_ENERGY and e_out > MIN_ENERGY:
+            lm = min(max(math.sqrt(e_out / e_in), 0.063), 15.8)   # +-24 dB
+        else:
+            lm = nxt[R_LM]
+    nxt[R_LM] = lm if fresh else nxt[R_LM] + (lm - nxt[R_LM]) * fs[F_LM_A]
+
+
+@njit(cache=True)
 def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
     tgt = par[0]
     cur = par[1]
     rate = fs[F_RATE]
     fresh = ist[I_FRESH] == 1
+    moved = True
     if fresh:
         for k in range(tgt.shape[0]):
             cur[k] = tgt[k]
     else:
-        advance(tgt, cur, par[2], par[3])
+        moved = advance(tgt, cur, par[2], par[3])
     prev = rmp[0]
     nxt = rmp[1]
+    settled = True
     for k in range(NR):
+        if prev[k] != nxt[k] and k != R_LM:
+            settled = False
         prev[k] = nxt[k]
+    if not (moved or fresh) and settled and ist[I_BYPASS] == ist[I_BYPASS_SEEN]:
+        # nothing moves: the derived values, ramps and coefficients all stand; only the EQ
+        # glides end and the level match follows the meters
+        for b in range(6):
+            for j in range(svf.NCOEF):
+                eqc[b, svf.NCOEF + j] = eqc[b, j]
+        _level_match(tgt, nxt, fs, False, mf_in, mi_in, mf_out, mi_out)
+        return
+    ist[I_BYPASS_SEEN] = ist[I_BYPASS]
     step = 1.0 if fresh else fs[F_STEP_FADE]
 
     # input
@@ -219,6 +249,9 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
         crossover.clear(z, B_XO)
         for b in range(3):
             fs[F_ENV + b] = 0.0
+            fs[F_LVL + b] = 0.0
+            fs[F_CG0 + b] = 1.0
+            fs[F_CG1 + b] = 1.0
     elif fs[F_DES_XO] != cur[P_XL] or fs[F_DES_XO + 1] != cur[P_XH]:
         crossover.design(coef, B_XO, cur[P_XL], cur[P_XH], rate)
         fs[F_DES_XO] = cur[P_XL]
@@ -240,8 +273,8 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
         fs[F_RAT + b] = cur[base + 1]
         fs[F_KNEE + b] = knee
         fs[F_KNEE_LIN + b] = _db(thr - 0.5 * knee)
-        fs[F_AA + b] = compressor.coefficient(cur[base + 3], rate)
-        fs[F_AR + b] = compressor.coefficient(cur[base + 4], rate)
+        fs[F_AA + b] = compressor.coefficient(cur[base + 3], rate / SUB)   # per sub-block steps
+        fs[F_AR + b] = compressor.coefficient(cur[base + 4], rate / SUB)
 
     # stereo
     nxt[R_WIDTH] = cur[P_WIDTH] * 0.01
@@ -276,17 +309,7 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
     # bypass and level match
     bstep = 1.0 if fresh else fs[F_STEP_BYP]
     nxt[R_BYPASS] = toward(nxt[R_BYPASS], 1.0 if ist[I_BYPASS] == 1 else 0.0, bstep)
-    lm = 1.0
-    if tgt[P_LM] > 0.5:
-        # short-term loudness of output over input, from the two meters (while bypassed the
-        # output meter hears the matched dry signal, so the gain holds where it was)
-        e_in = _recent_mean_square(mf_in, mi_in)
-        e_out = _recent_mean_square(mf_out, mi_out)
-        if e_in > MIN_ENERGY and e_out > MIN_ENERGY:
-            lm = min(max(math.sqrt(e_out / e_in), 0.063), 15.8)   # +-24 dB
-        else:
-            lm = nxt[R_LM]
-    nxt[R_LM] = lm if fresh else nxt[R_LM] + (lm - nxt[R_LM]) * fs[F_LM_A]
+    _level_match(tgt, nxt, fs, fresh, mf_in, mi_in, mf_out, mi_out)
 
     if fresh:
         for k in range(NR):
@@ -410,24 +433,34 @@ def _multiband_stage(sc, m, pos, rmp, coef, z, fs):
         dau = (rmp[1, R_AUD + b] - au0) * (1.0 / SUB)
         mk0 = rmp[0, R_MK + b]
         dmk = (rmp[1, R_MK + b] - mk0) * (1.0 / SUB)
-        peak_env = fs[F_GR + b]
-        for n in range(m):
-            level = max(abs(band[n, 0]), abs(band[n, 1]))
+        if pos == 0:
+            # a new sub-block: the gain computer runs once on the last sub-block's peak
+            # (stereo-linked), the reduction glides linearly across this one
+            level = fs[F_LVL + b]
             want = 0.0
             if level > floor:
                 want = compressor.static_gr_db(20.0 * math.log10(level), thr, ratio, knee)
             if want != env:
                 env = compressor.smooth_gr(env, want, aa, ar)
-            if env > peak_env:
-                peak_env = env
-            cg = _db(-env) if env > 0.0 else 1.0
+            fs[F_ENV + b] = env
+            if env > fs[F_GR + b]:
+                fs[F_GR + b] = env
+            fs[F_CG0 + b] = fs[F_CG1 + b]
+            fs[F_CG1 + b] = _db(-env) if env > 0.0 else 1.0
+            fs[F_LVL + b] = 0.0
+        level = fs[F_LVL + b]
+        c0 = fs[F_CG0 + b]
+        dc = (fs[F_CG1 + b] - c0) * (1.0 / SUB)
+        for n in range(m):
+            a = max(abs(band[n, 0]), abs(band[n, 1]))
+            if a > level:
+                level = a
             k = pos + n + 1
             by = by0 + dby * k
-            g = (by + (1.0 - by) * (mk0 + dmk * k) * cg) * (au0 + dau * k)
+            g = (by + (1.0 - by) * (mk0 + dmk * k) * (c0 + dc * k)) * (au0 + dau * k)
             band[n, 0] *= g
             band[n, 1] *= g
-        fs[F_ENV + b] = env
-        fs[F_GR + b] = peak_env
+        fs[F_LVL + b] = level
     for n in range(m):
         for ch in range(2):
             tmp[n, ch] = lo[n, ch] + mid[n, ch] + hi[n, ch]
@@ -480,6 +513,9 @@ def _reset_state(z, eqz, fs, ist, hist, ldelay, dq_val, dq_idx, box1, box2, lfs,
     eqz[:] = 0.0
     for b in range(3):
         fs[F_ENV + b] = 0.0
+        fs[F_LVL + b] = 0.0
+        fs[F_CG0 + b] = 1.0
+        fs[F_CG1 + b] = 1.0
     for k in range(2):
         fs[F_DC_X + k] = 0.0
         fs[F_DC_Y + k] = 0.0
@@ -636,7 +672,7 @@ class Chain:
         self._dry = np.zeros((2, self.latency_samples + 1))
         self._dcoef = dither.shaping_coefficients(rate)
         self._derr = np.zeros((2, dither.MAX_TAPS))
-        self._rng = np.array([0x9E3779B97F4A7C15], dtype=np.uint64)
+        self._rng = np.array(RNG_SEEDS, dtype=np.uint64)
         self.input_meter = LoudnessMeter(rate, 2, true_peak=True)
         self.output_meter = LoudnessMeter(rate, 2, true_peak=True)
         self._args = (self._xin, self._pk, self._par, self._rmp, self._coef, self._eqc, self._eqz, self._z, self._fs, self._ist,
@@ -710,6 +746,8 @@ class Chain:
         self._fs[F_STEP_BYP] = SUB / (BYPASS_FADE_S * keep_rate)
         self._fs[F_DES_HPF:F_GR] = -1.0
         self._fs[F_GR:F_GR + 3] = 0.0
+        self._fs[F_CG0:F_CG0 + 3] = 1.0
+        self._fs[F_CG1:F_CG1 + 3] = 1.0
         bypass, bits = self._ist[I_BYPASS], self._ist[I_BITS]
         self._ist[:] = 0
         self._ist[I_FRESH] = 1
@@ -718,6 +756,7 @@ class Chain:
         self._rmp[:, R_BYPASS] = float(bypass)
         self._dry[:] = 0.0
         self._derr[:] = 0.0
+        self._rng[:] = RNG_SEEDS
         limiter.reset(self._lim)
         self.input_meter.reset()
         self.output_meter.reset()

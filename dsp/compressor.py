@@ -5,6 +5,13 @@ below ``T - W/2`` nothing happens, above ``T + W/2`` the slope is ``1/R``, in be
 parabola joins the two. The smoother works on the gain reduction in dB with separate attack
 and release one-pole coefficients ("branching" smoothing), so attack and release are true
 time constants: after a step the reduction reaches 63 % of its final value in the attack time.
+
+The chain runs the gain computer and the smoother once per 32-sample sub-block on the peak of
+the previous sub-block (both channels: stereo-linked), with the one-pole coefficients raised
+to the 32nd power, and glides the gain linearly across the sub-block. Same time constants,
+same static curve, one logarithm and one exponential per band per sub-block instead of per
+sample (the band compressors cost a quarter of what they did); the price is 0.67 ms more
+reaction time, a peak hold any mastering compressor has anyway.
 """
 
 from __future__ import annotations

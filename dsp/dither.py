@@ -36,6 +36,8 @@ _S12 = np.uint64(12)
 _S25 = np.uint64(25)
 _S27 = np.uint64(27)
 _S11 = np.uint64(11)
+_S32 = np.uint64(32)
+_M32 = np.uint64(0xFFFFFFFF)
 _MUL = np.uint64(2685821657736338717)
 
 
@@ -52,38 +54,59 @@ def uniform(rng):
 
 
 @njit(cache=True)
+def tpdf(rng, ch):
+    """One triangular value in (-1, 1) LSB from channel ``ch``'s generator: two 32-bit uniforms
+    from one draw. One generator per channel keeps the sequence independent of block sizes."""
+    x = rng[ch]
+    x ^= x >> _S12
+    x ^= x << _S25
+    x ^= x >> _S27
+    rng[ch] = x
+    v = x * _MUL
+    hi = float(v >> _S32)
+    lo = float(v & _M32)
+    return (hi + lo) * (1.0 / 4294967296.0) - 1.0
+
+
+@njit(cache=True)
 def quantise(buf, start, stop, bits, shaped, coef, err, rng):
     """Dither and round ``buf[start:stop]`` (both channels) to ``bits`` in place.
 
-    ``err`` (channels, MAX_TAPS) holds the past quantisation errors for shaping.
+    ``err`` (channels, MAX_TAPS) holds the past quantisation errors for shaping (newest first);
+    ``rng`` one uint64 xorshift state per channel.
     """
     scale = 2.0 ** (bits - 1)
     inv = 1.0 / scale
     top = scale - 1.0
-    for n in range(start, stop):
-        for ch in range(buf.shape[1]):
-            x = buf[n, ch] * scale
-            if shaped:
-                fb = 0.0
-                for j in range(MAX_TAPS):
-                    fb += coef[j] * err[ch, j]
-                d = x - fb
-            else:
-                d = x
-            tpdf = uniform(rng) + uniform(rng)
-            y = np.floor(d + tpdf + 0.5)
-            if y > top:
-                y = top
-            elif y < -scale:
-                y = -scale
-            if shaped:
+    for ch in range(buf.shape[1]):
+        if shaped:
+            c0, c1, c2, c3, c4 = coef[0], coef[1], coef[2], coef[3], coef[4]
+            c5, c6, c7, c8 = coef[5], coef[6], coef[7], coef[8]
+            e0, e1, e2, e3, e4 = err[ch, 0], err[ch, 1], err[ch, 2], err[ch, 3], err[ch, 4]
+            e5, e6, e7, e8 = err[ch, 5], err[ch, 6], err[ch, 7], err[ch, 8]
+            for n in range(start, stop):
+                d = buf[n, ch] * scale - (c0 * e0 + c1 * e1 + c2 * e2 + c3 * e3 + c4 * e4
+                                          + c5 * e5 + c6 * e6 + c7 * e7 + c8 * e8)
+                y = np.floor(d + tpdf(rng, ch) + 0.5)
+                if y > top:
+                    y = top
+                elif y < -scale:
+                    y = -scale
                 e = y - d
                 # a clipped sample must not feed a huge error back into the loop
                 if e > 4.0:
                     e = 4.0
                 elif e < -4.0:
                     e = -4.0
-                for j in range(MAX_TAPS - 1, 0, -1):
-                    err[ch, j] = err[ch, j - 1]
-                err[ch, 0] = e
-            buf[n, ch] = y * inv
+                e8, e7, e6, e5, e4, e3, e2, e1, e0 = e7, e6, e5, e4, e3, e2, e1, e0, e
+                buf[n, ch] = y * inv
+            err[ch, 0], err[ch, 1], err[ch, 2], err[ch, 3], err[ch, 4] = e0, e1, e2, e3, e4
+            err[ch, 5], err[ch, 6], err[ch, 7], err[ch, 8] = e5, e6, e7, e8
+        else:
+            for n in range(start, stop):
+                y = np.floor(buf[n, ch] * scale + tpdf(rng, ch) + 0.5)
+                if y > top:
+                    y = top
+                elif y < -scale:
+                    y = -scale
+                buf[n, ch] = y * inv

@@ -29,12 +29,17 @@ def alphas(params, rate: float) -> np.ndarray:
 
 @njit(cache=True)
 def advance(tgt, cur, alpha, islog):
-    """One sub-block step of every parameter toward its target; snaps when within rounding."""
+    """One sub-block step of every parameter toward its target; snaps when within rounding.
+
+    Returns True when any value moved (the caller can skip re-deriving everything otherwise).
+    """
+    moved = False
     for k in range(tgt.shape[0]):
         t = tgt[k]
         c = cur[k]
         if c == t:
             continue
+        moved = True
         a = alpha[k]
         if a >= 1.0:
             c = t
@@ -45,6 +50,7 @@ def advance(tgt, cur, alpha, islog):
         if abs(t - c) <= 1e-9 * (abs(t) + 1e-9):
             c = t
         cur[k] = c
+    return moved
 
 
 @njit(cache=True)

@@ -13,7 +13,7 @@ from dsp.chain import Chain
 def _quantise(x, bits, shaped, rate):
     buf = np.ascontiguousarray(x.copy())
     err = np.zeros((2, dither.MAX_TAPS))
-    rng = np.array([12345], dtype=np.uint64)
+    rng = np.array([12345, 67890], dtype=np.uint64)
     coef = dither.shaping_coefficients(rate)
     dither.quantise(buf, 0, len(buf), bits, shaped, coef, err, rng)
     return buf
