@@ -38,6 +38,7 @@ test-all: install
 	$(PY) -m pytest -q -m "slow or not slow" $(PYTEST_ARGS)
 
 demo: install
+	@$(PY) -m firmware.warmup
 	$(VENV)/bin/masterbox demo
 
 bench: install
