@@ -102,16 +102,16 @@ def _jsonable(x: Any):
     return str(x)
 
 
-def _finite(d: Any) -> Any:
+def finite(d: Any) -> Any:
     """Replace NaN/inf (silence reads -inf dB) by None: JSON has no infinities."""
     if isinstance(d, dict):
-        return {k: _finite(v) for k, v in d.items()}
+        return {k: finite(v) for k, v in d.items()}
     if isinstance(d, (list, tuple)):
-        return [_finite(v) for v in d]
+        return [finite(v) for v in d]
     if isinstance(d, float) and (d != d or d in (float("inf"), float("-inf"))):
         return None
     if hasattr(d, "item") and not isinstance(d, (str, bytes)):
-        return _finite(d.item())
+        return finite(d.item())
     return d
 
 
@@ -150,7 +150,7 @@ class Broadcaster:
         """Read every source once and publish what changed (also used for the first frame)."""
         for kind, read in self.sources.items():
             try:
-                data = _finite(read())
+                data = finite(read())
             except Exception as e:  # a failing source must not kill the stream
                 log.warning("SSE source %s failed: %s", kind, e)
                 continue

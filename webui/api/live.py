@@ -8,7 +8,7 @@ from dsp import schema
 from webui.api import bp
 from webui.backend import call, control, engine_reply, jsonable
 from webui.errors import ApiError, field, json_body
-from webui.sse import _finite
+from webui.sse import finite
 
 
 def state_snapshot() -> dict:
@@ -23,7 +23,7 @@ def state_snapshot() -> dict:
         "modified": bool(snap.get("modified")),
         "safe_mode": bool(snap.get("safe_mode")),
         "bypass": bool(getattr(c, "bypassed", False)),
-        "learning": learn.get("state") in ("listening", "adjusting"),
+        "learning": bool(getattr(learner, "running", False)),
         "learn": jsonable(learn),
     }
 
@@ -92,7 +92,7 @@ def learn_stop():
 def get_meters():
     """One meter frame (the polling fallback when the live stream is not available)."""
     m = current_app.extensions["masterbox"].read_meters()
-    return jsonify({"meters": _finite(jsonable(m)) if m is not None else None})
+    return jsonify({"meters": finite(jsonable(m)) if m is not None else None})
 
 
 def current_request_has_body() -> bool:

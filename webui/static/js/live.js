@@ -125,6 +125,11 @@
     setPressed("btn-levelmatch", !!s.values["ab.level_match"]);
     if (typeof s.bypass === "boolean") setPressed("btn-bypass", s.bypass);
     if (typeof s.learning === "boolean") setPressed("btn-learn", s.learning);
+    const ls = s.learn || {};
+    document.getElementById("learn-status").textContent =
+      ls.state === "listening" || ls.state === "adjusting" ? `${ls.state}${ls.measured_lufs != null ? ` ${fmt(ls.measured_lufs, 1)}` : ""}`
+      : ls.state === "settled" || ls.state === "done" ? `drive ${fmt(ls.drive_db, 1)} dB` : ls.state === "failed" ? "failed" : "target";
+    document.getElementById("btn-learn").title = ls.reason || "Set the output drive so the output lands on the preset's loudness target";
     setTargetMark(s.values["target.lufs"]);
     renderKnobValues();
   }
