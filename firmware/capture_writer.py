@@ -50,6 +50,7 @@ TAPS = ("input", "output")
 HEADER_BYTES = 80  # RIFF(12) + JUNK/ds64(8+28) + fmt(8+16) + data(8)
 _JUNK_OFF, _FMT_OFF, _DATA_OFF = 12, 48, 72
 _U32_MAX = 0xFFFFFFFF
+RF64_ABOVE = _U32_MAX  # RIFF size past which the header turns RF64 (tests lower it to cross it quickly)
 HEADER_INTERVAL_S = 1.0
 MARKER_SUFFIX = ".recording"
 
@@ -61,7 +62,7 @@ def wav_header(rate: int, channels: int, fmt: str, data_bytes: int) -> bytes:
     block = channels * width
     fmt_chunk = struct.pack("<4sIHHIIHH", b"fmt ", 16, tag, channels, rate, rate * block, block, width * 8)
     riff_size = HEADER_BYTES - 8 + data_bytes
-    if riff_size <= _U32_MAX:
+    if riff_size <= RF64_ABOVE:
         head = struct.pack("<4sI4s", b"RIFF", riff_size, b"WAVE")
         junk = struct.pack("<4sI", b"JUNK", 28) + bytes(28)
         data = struct.pack("<4sI", b"data", data_bytes)

@@ -178,6 +178,24 @@ def test_rf64_header_past_4gb_reads_back(tmp_path):
     assert hdr["data_bytes"] == data_bytes and hdr["fmt"] == "FLOAT"
 
 
+def test_recording_turns_rf64_in_place_when_it_grows_past_the_limit(tmp_path, monkeypatch):
+    """The same code path as at 4 GB, with the limit lowered to 1 MB: RIFF while small, RF64 after."""
+    monkeypatch.setattr(cw, "RF64_ABOVE", 1_000_000)
+    s = CaptureSession(tmp_path / "c", 48000, 2, fmt="FLOAT", floor_mb=0, analyze=False)
+    x = np.random.default_rng(0).uniform(-1, 1, (48000 * 3, 2))
+    seen = set()
+    for i in range(0, len(x), 4800):
+        s.push(x[i:i + 4800], x[i:i + 4800])
+        time.sleep(0.02)
+        with open(s.files["output"], "rb") as f:
+            seen.add(f.read(4))
+    st = s.stop()
+    assert seen == {b"RIFF", b"RF64"}
+    info = sf.info(st["files"][0])
+    assert info.format == "RF64" and info.frames == len(x)
+    assert np.array_equal(sf.read(st["files"][0])[0], quantize(x, "FLOAT"))
+
+
 def test_repair_leaves_other_files_and_live_captures_alone(tmp_path):
     tmp_path = tmp_path / "captures"
     tmp_path.mkdir()
