@@ -183,14 +183,19 @@ def test_recording_turns_rf64_in_place_when_it_grows_past_the_limit(tmp_path, mo
     monkeypatch.setattr(cw, "RF64_ABOVE", 1_000_000)
     s = CaptureSession(tmp_path / "c", 48000, 2, fmt="FLOAT", floor_mb=0, analyze=False)
     x = np.random.default_rng(0).uniform(-1, 1, (48000 * 3, 2))
-    seen = set()
+    def magic():
+        with open(s.files["output"], "rb") as f:
+            return f.read(4)
+
+    assert magic() == b"RIFF"
     for i in range(0, len(x), 4800):
         s.push(x[i:i + 4800], x[i:i + 4800])
-        time.sleep(0.02)
-        with open(s.files["output"], "rb") as f:
-            seen.add(f.read(4))
+        time.sleep(0.01)
+    deadline = time.monotonic() + 3
+    while magic() != b"RF64" and time.monotonic() < deadline:  # the next periodic header commit
+        time.sleep(0.05)
+    assert magic() == b"RF64" and sf.info(s.files["output"]).format == "RF64"  # while still recording
     st = s.stop()
-    assert seen == {b"RIFF", b"RF64"}
     info = sf.info(st["files"][0])
     assert info.format == "RF64" and info.frames == len(x)
     assert np.array_equal(sf.read(st["files"][0])[0], quantize(x, "FLOAT"))
