@@ -180,6 +180,9 @@ else
   "$VPY" -m pip install -q --upgrade pip setuptools wheel
   "$VPY" -m pip install -q -e "$R_PREFIX/src"
 fi
+# Byte-code now: the services see the code read-only (ProtectSystem=strict) and could not cache it.
+"$VPY" -m compileall -q "$R_PREFIX/src" >/dev/null || say "warning: some files did not byte-compile"
+
 # `masterbox` on the administrator's PATH: run as the service user with the service's data root,
 # config and warmed numba cache, so files it writes stay usable by the services.
 mkdir -p "$ROOT/usr/local/bin"

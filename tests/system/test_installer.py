@@ -17,6 +17,7 @@ def test_lays_down_code_venv_data_config_units(installed_root):
     for thing in ("apt-get", "user 'masterbox'", "chown"):
         assert any(thing in line for line in skipped), thing
     assert (r / "opt/masterbox/src/firmware/cli.py").is_file()
+    assert list((r / "opt/masterbox/src/firmware/__pycache__").glob("cli.*.pyc"))  # compiled: the services can't
     assert not (r / "opt/masterbox/src/.git").exists() and not (r / "opt/masterbox/src/.venv").exists()
     assert (r / "opt/masterbox/share/doc/README.md").is_file()
     for d in ("var/lib/masterbox/presets", "var/lib/masterbox/captures", "var/cache/masterbox/numba"):
