@@ -44,6 +44,7 @@ from firmware.atomic import fsync_dir, write_atomic
 from firmware.capture_writer import HEADER_BYTES, MARKER_SUFFIX, parse_header
 
 SIDECAR_FORMAT = "masterbox-capture-analysis"
+WRITER_KEYS = ("preset", "tap", "started", "stop_reason", "writer_error", "dropped_frames", "sample_format")
 SILENCE_DBFS = -60.0
 CLIP_LEVEL = 1.0 - 2.0 ** -15  # at full scale to 16-bit precision
 CLIP_RUN = 3
@@ -227,7 +228,7 @@ def write_sidecar(wav, extra: dict | None = None) -> Path:
     if side.exists() and extra is None:
         try:
             old = {k: v for k, v in json.loads(side.read_text()).items()
-                   if k in ("preset", "tap", "started", "stop_reason", "writer_error", "dropped_frames", "sample_format")}
+                   if k in WRITER_KEYS}
         except (OSError, ValueError):
             old = {}
     doc = analyze_capture(wav, extra if extra is not None else old)

@@ -40,9 +40,10 @@ import threading
 import time
 import unicodedata
 import zipfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from dsp import schema
 from firmware import paths
@@ -178,7 +179,8 @@ def parse_bytes(data: bytes | str, **kw) -> Preset:
     if isinstance(data, str):
         data = data.encode("utf-8")
     if len(data) > MAX_FILE_BYTES:
-        raise PresetError(f"preset file too large ({len(data)} bytes, at most {MAX_FILE_BYTES})", [("file", "too large")])
+        raise PresetError(f"preset file too large ({len(data)} bytes, at most {MAX_FILE_BYTES})",
+                          [("file", "too large")])
     try:
         doc = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError:

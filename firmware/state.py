@@ -30,8 +30,9 @@ import logging
 import os
 import shutil
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from dsp import schema
 from firmware import paths

@@ -47,8 +47,9 @@ def run(args: argparse.Namespace) -> int:
             for r in rows:
                 s = r["summary"] or {}
                 state = "recording" if r["recording"] else ""
-                print(f"{r['name']:<48} {_fmt(r['duration_s'], '8.1f', ' s')} "
-                      f"{_fmt(s.get('integrated_lufs'), '6.1f', ' LUFS')} {_fmt(s.get('true_peak_dbtp'), '5.1f', ' dBTP')}"
+                loud = _fmt(s.get("integrated_lufs"), "6.1f", " LUFS")
+                peak = _fmt(s.get("true_peak_dbtp"), "5.1f", " dBTP")
+                print(f"{r['name']:<48} {_fmt(r['duration_s'], '8.1f', ' s')} {loud} {peak}"
                       f"  {r['size_bytes'] / 1e6:.1f} MB {state}")
             return 0
         if args.action == "show":

@@ -22,7 +22,7 @@ ROOT = HERE.parents[1]
 
 
 def _push_all(s: CaptureSession, blocks_in, blocks_out):
-    for x, y in zip(blocks_in, blocks_out):
+    for x, y in zip(blocks_in, blocks_out, strict=True):
         while s.status()["ring_fill"] > 0.5:  # keep the ring from overflowing in a fast loop
             time.sleep(0.005)
         s.push(x, y)

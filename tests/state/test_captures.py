@@ -128,7 +128,8 @@ def test_captures_and_presets_commands(masterbox_cmd, tmp_path):
     r = subprocess.run(masterbox_cmd + ["presets", "export", "Ünï/../cödé", str(tmp_path / "e.json")])
     assert r.returncode == 0 and json.loads((tmp_path / "e.json").read_text())["name"] == "Ünï/../cödé"
     (tmp_path / "bad.json").write_text(json.dumps({"schema_version": 1, "name": "b", "params": {"eq1.gain_db": 99}}))
-    r = subprocess.run(masterbox_cmd + ["presets", "import", str(tmp_path / "bad.json")], capture_output=True, text=True)
+    r = subprocess.run(masterbox_cmd + ["presets", "import", str(tmp_path / "bad.json")], capture_output=True,
+                       text=True)
     assert r.returncode == 2 and "eq1.gain_db" in r.stderr and "out of range" in r.stderr
     r = subprocess.run(masterbox_cmd + ["presets", "delete", "Ünï/../cödé"])
     assert r.returncode == 0

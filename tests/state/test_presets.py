@@ -189,7 +189,7 @@ def test_kill_9_during_saves_never_loses_a_returned_save(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     last_good: dict[str, int] = {}
     rounds = 12
-    for r in range(rounds):
+    for _ in range(rounds):
         p = subprocess.Popen([sys.executable, str(HERE / "save_child.py"), str(user), str(state_file)],
                              stdout=subprocess.PIPE, text=True, env=env)
         deadline = time.monotonic() + random.uniform(0.05, 0.6)
