@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import re
 import shutil
 import subprocess
 import xml.dom.minidom
@@ -93,3 +94,13 @@ def test_units_parse_as_ini_without_duplicated_sections():
         parser.read_string((SYSTEMD / name).read_text())
         assert set(parser.sections()) <= {"Unit", "Service", "Install"}, name
         assert Path(SYSTEMD / name).read_text().endswith("\n")
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_hardening_exposure_is_low(name):
+    """systemd's own scoring (0 = locked down, 10 = wide open); every unit stays in its "OK" band."""
+    proc = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", str(SYSTEMD / name)],
+                          capture_output=True, text=True, timeout=60)
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", proc.stdout + proc.stderr)
+    assert found, proc.stdout + proc.stderr
+    assert float(found.group(1)) <= 2.0, proc.stdout
