@@ -164,6 +164,7 @@ def test_login_recall_meters_knob_capture_download(box, browser, shots, tmp_path
     expect(page.locator('.knob[data-name="width"] .kval')).not_to_have_text(shown_before)
     expect(page.locator("#live-preset .mod")).to_have_text("modified")
     expect(page.locator("#toast")).not_to_have_class(re.compile("show"), timeout=6000)
+    page.wait_for_timeout(400)  # the toast's fade-out
     page.screenshot(path=str(shots / "live.png"), full_page=True)
 
     # start and stop a capture

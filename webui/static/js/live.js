@@ -6,7 +6,8 @@
 
   // ---- meters -----------------------------------------------------------------------
   const ROWS = [
-    ["peak_dbfs", "Peak", -60, 0, "dB"], ["true_peak_dbtp", "True peak", -60, 0, "dB"],
+    // the engine's peaks are maxima since the last reset (Reset button), as in `masterbox analyze`
+    ["peak_dbfs", "Max peak", -60, 0, "dB"], ["true_peak_dbtp", "Max true pk", -60, 0, "dB"],
     ["momentary_lufs", "Momentary", -48, 0, "LU"], ["short_term_lufs", "Short-term", -48, 0, "LU"],
     ["integrated_lufs", "Integrated", -48, 0, "LU"], ["loudness_range_lu", "LRA", 0, 20, "LU"],
   ];
@@ -49,10 +50,7 @@
       b.val.textContent = fmt(v, 1);
       const w = v == null ? 0 : pct(v, lo, hi);
       b.fill.style.width = w + "%";
-      if (k.includes("peak")) {
-        if (v != null && (v > b.peak || now - b.peakAt > 1500)) { b.peak = v ?? -Infinity; b.peakAt = now; }
-        b.hold.style.left = `calc(${pct(b.peak, lo, hi)}% - 2px)`;
-      } else b.hold.style.display = "none";
+      b.hold.style.display = "none";
     }
     for (const [k] of GR) {
       const b = bars[k], v = m[k];
