@@ -71,6 +71,11 @@ def interpolator(phases: int, taps: int = TAPS) -> np.ndarray:
     return out
 
 
+def _worst_gain(phase: np.ndarray) -> float:
+    """Largest possible |interpolated value| for samples of at most 1 (sum of |taps|), or 1."""
+    return float(max(1.0, np.abs(phase).sum(axis=1).max()))
+
+
 def new_state(rate: float):
     """Preallocated state arrays for one stereo limiter (see :func:`process`)."""
     g = geometry(rate)
@@ -84,7 +89,7 @@ def new_state(rate: float):
         "dq_idx": np.zeros(hold + 1, dtype=np.int64),
         "box1": np.ones(l1),
         "box2": np.ones(l2),
-        "fs": np.array([0.0, 0.0, float(l1), float(l2), 1.0]),
+        "fs": np.array([0.0, 0.0, float(l1), float(l2), 1.0, _worst_gain(interpolator(phases, taps))]),
         "is": np.zeros(9, dtype=np.int64),
     }
 
@@ -97,7 +102,7 @@ def reset(st) -> None:
     st["box1"][:] = 1.0
     st["box2"][:] = 1.0
     g = st["geo"]
-    st["fs"][:] = (0.0, 0.0, float(g[2]), float(g[3]), 1.0)
+    st["fs"][:5] = (0.0, 0.0, float(g[2]), float(g[3]), 1.0)
     st["is"][:] = 0
 
 
@@ -150,7 +155,8 @@ def process(buf, start, stop, target, clip, a_fast, auto, a_slow_att, a_slow_rel
 
     ``target`` is the linear level the detected true peak is held to, ``clip`` the ceiling
     for the final seat-belt clamp. ``a_*`` are one-pole coefficients (dB-domain release).
-    ``fs``: slow env, fast env, sum1, sum2, smallest gain since last read.
+    ``fs``: slow env, fast env, sum1, sum2, smallest gain since last read, the interpolator's
+    worst-case gain (constant).
     ``ist``: hist pos, delay pos, deque head, deque count, sample index, box1 pos,
     box1 non-unity count, box2 pos, box2 non-unity count. ``pk``: scratch, at least stop - start.
     """
@@ -180,8 +186,26 @@ def process(buf, start, stop, target, clip, a_fast, auto, a_slow_att, a_slow_rel
     l1f = float(l1)
     l2f = float(l2)
     # 1. detection in its own pass (a tight loop LLVM vectorises); history is a duplicated
-    #    ring so the last `taps` samples are always contiguous
-    for n in range(start, stop):
+    #    ring so the last `taps` samples are always contiguous. When even the worst case of
+    #    the interpolator (sum of |taps| times the largest sample in reach) stays under the
+    #    target, no peak in this chunk can ask for gain: skip the oversampling.
+    reach = 0.0
+    for ch in range(2):
+        for t in range(taps):
+            reach = max(reach, abs(hist[ch, t]))
+        for n in range(start, stop):
+            reach = max(reach, abs(buf[n, ch]))
+    if reach * fs[5] <= target:
+        for n in range(start, stop):
+            for ch in range(2):
+                v = buf[n, ch]
+                hist[ch, hp] = v
+                hist[ch, hp + taps] = v
+            hp += 1
+            if hp == taps:
+                hp = 0
+            pk[n - start] = 0.0
+    for n in range(start, stop if reach * fs[5] > target else start):
         peak = 0.0
         for ch in range(2):
             v = buf[n, ch]

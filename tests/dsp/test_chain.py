@@ -54,8 +54,10 @@ def test_api_contract():
         c.process(x, np.zeros_like(x))                              # longer than max_block
     with pytest.raises(ValueError):
         c.process(np.zeros((64, 2)), np.zeros((32, 2)))
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError):                                 # never compiled for other types
         c.process(np.zeros((64, 2), dtype=np.float32), np.zeros((64, 2), dtype=np.float32))
+    with pytest.raises(TypeError):
+        c.process(np.zeros((128, 2))[::2], np.zeros((64, 2)))
     with pytest.raises(schema.SchemaErrors):
         c.set_values({"eq1.gain_db": 99.0})
     with pytest.raises(schema.SchemaErrors):
