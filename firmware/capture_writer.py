@@ -24,8 +24,10 @@ Before each write the free space of the filesystem is checked against a floor
 disk fills. A write that fails anyway (``ENOSPC``, quota) truncates to the last whole frame,
 finalises and records ``disk_full``. An optional maximum length stops it with ``max_length``.
 
-After :meth:`CaptureSession.stop` has finalised the files, a background thread writes each
-file's analysis sidecar (``NAME.json``, see :func:`firmware.captures.write_sidecar`).
+After :meth:`CaptureSession.stop` has finalised the files, a background thread has a niced
+worker process write each file's analysis sidecar (``NAME.json``, see
+:func:`firmware.captures.write_sidecar`), so the analysis never competes with the audio loop
+for the interpreter lock.
 """
 
 from __future__ import annotations
@@ -311,14 +313,20 @@ class CaptureSession:
             self._analysis_thread.start()
 
     def _write_sidecars(self) -> None:
-        from firmware.captures import write_sidecar
+        """Analyse in a niced worker process: a long analysis here would hold the GIL against the
+        engine's audio loop; this thread only waits for the worker."""
+        import subprocess
+        import sys
 
-        extra = {"preset": self.preset, "tap": None, "started": self.started.isoformat(timespec="seconds"),
+        extra = {"preset": self.preset, "started": self.started.isoformat(timespec="seconds"),
                  "stop_reason": self.reason, "writer_error": self.error, "dropped_frames": self.dropped,
                  "sample_format": self.fmt}
+        jobs = [[str(path), {**extra, "tap": tap}] for tap, path in self.files.items()]
         try:
-            for tap, path in self.files.items():
-                write_sidecar(path, {**extra, "tap": tap})
+            r = subprocess.run([sys.executable, "-m", "firmware.captures", "sidecar", "--jobs", json.dumps(jobs)],
+                               capture_output=True, text=True, timeout=24 * 3600)
+            if r.returncode != 0:
+                raise RuntimeError((r.stderr.strip().splitlines() or ["worker failed"])[-1])
             self.analysis = "done"
         except Exception as e:
             self.analysis = f"failed: {type(e).__name__}: {e}"

@@ -339,33 +339,45 @@ class CaptureIndex:
         os.replace(tmp, dest)
         return dest
 
-    def analyze_pending(self, timeout: float = 600, older_than_s: float = 0.0) -> list[str]:
-        """Write missing sidecars of finished captures in a worker subprocess (no numba here).
+    def analyze_pending(self, timeout: float = 3600, older_than_s: float = 0.0) -> list[str]:
+        """Write missing sidecars of finished captures in one worker subprocess (no numba here).
 
         ``older_than_s`` skips captures finished moments ago, whose sidecar the engine is writing.
+        Returns the names that have a sidecar now.
         """
         import time
 
-        done = []
-        for row in self.list():
-            if row["analysis"] != "pending" or time.time() - row["mtime"] < older_than_s:
-                continue
-            wav = self.directory / row["file"]
-            r = subprocess.run([sys.executable, "-m", "firmware.captures", "sidecar", str(wav)],
-                               capture_output=True, text=True, timeout=timeout)
-            if r.returncode == 0:
-                done.append(row["name"])
-        return done
+        pending = [r for r in self.list() if r["analysis"] == "pending" and time.time() - r["mtime"] >= older_than_s]
+        if not pending:
+            return []
+        subprocess.run([sys.executable, "-m", "firmware.captures", "sidecar",
+                        *[str(self.directory / r["file"]) for r in pending]],
+                       capture_output=True, text=True, timeout=timeout)
+        return [r["name"] for r in pending if sidecar_path(self.directory / r["file"]).exists()]
+
+
+WORKER_NICE = 10  # the analysis worker yields the CPU to the audio engine
 
 
 def main(argv: list[str]) -> int:
-    """Worker entry: ``python -m firmware.captures sidecar FILE...``."""
-    if len(argv) < 2 or argv[0] != "sidecar":
-        print("usage: python -m firmware.captures sidecar FILE...", file=sys.stderr)
+    """Worker entry: ``python -m firmware.captures sidecar FILE...`` or ``sidecar --jobs JSON``
+    (a list of ``[file, writer facts]`` pairs, as the capture writer sends)."""
+    if len(argv) < 2 or argv[0] != "sidecar" or (argv[1] == "--jobs" and len(argv) != 3):
+        print("usage: python -m firmware.captures sidecar FILE... | sidecar --jobs JSON", file=sys.stderr)
         return 2
-    for f in argv[1:]:
-        write_sidecar(f)
-    return 0
+    try:
+        os.nice(WORKER_NICE)
+    except OSError:
+        pass
+    jobs = json.loads(argv[2]) if argv[1] == "--jobs" else [[f, None] for f in argv[1:]]
+    failed = 0
+    for path, meta in jobs:
+        try:
+            write_sidecar(path, meta)
+        except Exception as e:  # one bad file must not cost the others their analysis
+            print(f"{path}: {type(e).__name__}: {e}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
