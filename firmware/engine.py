@@ -124,6 +124,7 @@ class Engine:
         self._tmp = np.zeros((self.period, 2), dtype=np.float64)
         self._hist = np.zeros(HIST_US, dtype=np.int64)
         self._max_ns = 0
+        self._max_at = 0
         self._window_max_ns = 0
         self._xfade = self._make_xfade(xfade_ms)
         self._xfade_k = len(self._xfade)
@@ -132,6 +133,8 @@ class Engine:
         self.times: dict[str, float] = {}
         self.rt_report: dict = {}
         self._t_start = 0.0
+        self._t_mono0 = 0.0
+        self._t_perf0 = 0
         self._lock = threading.Lock()  # among non-audio threads only (control requests)
 
     # -- set-up --------------------------------------------------------------------------
@@ -151,6 +154,10 @@ class Engine:
         out = np.zeros((self.period, 2))
         for _ in range(3):
             warm.process(z, out)
+        # the meter publisher's first readings would load their kernels while holding the GIL
+        # (13 ms measured); load them here, before the loop depends on getting the GIL back
+        warm.input_meter.readings()
+        warm.gain_reduction_db()
         del warm
         chain = self.chain_factory(self.rate, self.period)
         chain.set_output_bits(self.backend.output_bits)
@@ -160,10 +167,9 @@ class Engine:
         return chain
 
     def _loader(self) -> None:
-        if self.realtime:
-            from firmware import rt
-
-            rt.boost_helper_thread()
+        # Deliberately not real-time: compiling with a cold cache takes tens of seconds of CPU
+        # and must not starve the rest of the box. The price: while it holds the GIL and the
+        # scheduler gives its core to another process, the dry audio can drop out (counted).
         try:
             chain = self._build_chain()
         except Exception as e:  # noqa: BLE001 - reported; dry audio keeps passing
@@ -216,6 +222,8 @@ class Engine:
         from firmware import rt
 
         self._t_start = time.monotonic()
+        self._t_mono0 = self._t_start
+        self._t_perf0 = time.perf_counter_ns()
         if self.wait_ready:
             chain = self._build_chain()
             self.latency_samples = int(chain.latency_samples)
@@ -227,17 +235,12 @@ class Engine:
             for w in self.rt_report["warnings"]:
                 log.warning("%s", w)
         try:
-            self.backend.open()
-        except BaseException:
-            if self.realtime:
-                rt.leave_realtime()
-            raise
-        self.times["device_open_s"] = time.monotonic() - self._t_start
-        self.state = "loading" if self._ready_chain is None else "running"
-        if on_started is not None:
-            on_started()
-        try:
-            with rt.quiet_gc():
+            with rt.quiet_gc():  # a full collection first: before the device runs
+                self._open_device()
+                self.times["device_open_s"] = time.monotonic() - self._t_start
+                self.state = "loading" if self._ready_chain is None else "running"
+                if on_started is not None:
+                    on_started()
                 self._loop(duration)
         finally:
             if self.realtime:
@@ -311,11 +314,26 @@ class Engine:
             hist[us if us < last_bin else last_bin] += 1
             if dt > self._max_ns:
                 self._max_ns = dt
+                self._max_at = t1
             if dt > self._window_max_ns:
                 self._window_max_ns = dt
             self.blocks += 1
             if end_ns is not None and t1 >= end_ns:
                 break
+
+    def _open_device(self, reopen: bool = False) -> bool:
+        """Open (or re-open) the device; threads its library starts get the loop's priority."""
+        from firmware import rt
+
+        before = rt.thread_ids() if self.realtime else set()
+        if reopen:
+            ok = self.backend.reopen()
+        else:
+            self.backend.open()
+            ok = True
+        if ok and self.realtime:
+            rt.lift_threads(rt.thread_ids() - before)
+        return ok
 
     def _device_lost(self) -> None:
         """The device is gone: retry once a second until it is back (or we are told to stop)."""
@@ -325,7 +343,7 @@ class Engine:
         while not self._stop:
             time.sleep(REOPEN_EVERY_S)
             self.reopen_attempts += 1
-            if self.backend.reopen():
+            if self._open_device(reopen=True):
                 log.warning("audio device back after %d attempt(s)", self.reopen_attempts)
                 break
         self.state = "running" if self.chain is not None else "loading"
@@ -356,6 +374,9 @@ class Engine:
                 "backend": self.backend.name, "rate": self.rate, "period": self.period,
                 "periods": self.backend.periods, "format": getattr(self.backend, "format", None) and
                 self.backend.format.name, "reopen_attempts": self.reopen_attempts,
+                "max_block_at_s": round((self._max_at - self._t_perf0) * 1e-9, 3) if self._max_at else None,
+                # (seconds since start, CLOCK_MONOTONIC seconds, what): comparable across processes
+                "xrun_log": [[round(t - self._t_mono0, 3), round(t, 4), what] for t, what in self.backend.xrun_log],
                 "processed": self.chain is not None, "load_error": self._load_error or None,
                 "startup_s": {k: round(v, 4) for k, v in self.times.items()},
                 "sched_fifo": bool(self.rt_report.get("sched_fifo")), "mlockall": bool(self.rt_report.get("mlockall")),

@@ -57,18 +57,40 @@ def enter_realtime(priority: int = RT_PRIORITY, lock_memory: bool = True) -> dic
 
 
 def boost_helper_thread(priority: int = LOADER_PRIORITY) -> bool:
-    """SCHED_FIFO below the audio thread for a thread that holds the GIL while the loop runs.
+    """SCHED_FIFO below the audio thread for a helper thread that takes the GIL now and then.
 
-    The chain loader compiles or loads kernels while dry audio passes. If an ordinary process
-    pre-empted it while it held the GIL, the audio thread would wait for the GIL for a whole
-    scheduler slice and drop out; at a real-time priority below the loop's it only yields to
-    the loop (which takes the GIL back within ``GIL_SWITCH_S``). False when not allowed.
+    The meter publisher and the control channel hold the GIL for short moments while the loop
+    runs. If an ordinary process pre-empted one of them while it held the GIL, the audio thread
+    would wait for the GIL for a whole scheduler slice and drop out; at a real-time priority
+    below the loop's they only yield to the loop (which gets the GIL back within
+    ``GIL_SWITCH_S``). Only for threads that do little work. False when not allowed.
     """
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
         return True
     except (PermissionError, OSError):
         return False
+
+
+def thread_ids() -> set[int]:
+    """Kernel ids of this process's threads (``/proc/self/task``)."""
+    try:
+        return {int(t) for t in os.listdir("/proc/self/task")}
+    except OSError:
+        return set()
+
+
+def lift_threads(tids, priority: int = RT_PRIORITY) -> int:
+    """Give threads started by an audio device's library (e.g. the ALSA JACK plugin's process
+    thread, which moves every period) the loop's priority; returns how many were lifted."""
+    lifted = 0
+    for tid in tids:
+        try:
+            os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
+            lifted += 1
+        except (PermissionError, OSError):
+            pass
+    return lifted
 
 
 def leave_realtime() -> None:

@@ -4,10 +4,11 @@ Both directions are opened non-blocking and waited on with ``poll()`` on the PCM
 so a device that stops delivering (USB pulled, JACK server gone, a plugin that hangs) is noticed
 after ``lost_after`` seconds instead of blocking the engine forever inside ``snd_pcm_readi``.
 
-Start-up and every recovery use the same recipe, which fixes the input-to-output delay at
-``period * periods`` frames: fill the playback buffer with ``periods`` periods of silence, then
-start the capture. Each captured period is processed and written while the playback still
-holds ``periods - 1`` periods, which is the processing budget.
+The stream starts with the first :meth:`AlsaBackend.read` (so nothing the engine does between
+opening and looping can overrun it). Start-up and every recovery use the same recipe, which
+fixes the input-to-output delay at ``period * periods`` frames: fill the playback buffer with
+``periods`` periods of silence, then start the capture. Each captured period is processed and
+written while the playback still holds ``periods - 1`` periods, which is the processing budget.
 
 An xrun (EPIPE on either side) is counted and recovered in place with that recipe: the
 period is lost, the stream keeps running. Any other error, or silence from the device for
@@ -100,10 +101,7 @@ class AlsaBackend(AudioBackend):
         self.granted = {"capture": self._cap.info(), "playback": self._pb.info()}
         self._cpoll = self._poller(self._cap)
         self._ppoll = self._poller(self._pb)
-        if not self._start():
-            msg = self.last_error
-            self.close()
-            raise DeviceError(f"ALSA stream did not start: {msg}")
+        self._running = False  # the stream starts with the first read, when the loop is there
 
     @staticmethod
     def _poller(pcm):
@@ -153,9 +151,9 @@ class AlsaBackend(AudioBackend):
         self.close()
         return LOST
 
-    def _recover(self) -> int:
+    def _recover(self, what: str) -> int:
         """After an xrun: restart both directions with the start-up recipe (same latency)."""
-        self.xruns += 1
+        self.note_xrun(what)
         try:
             self._pb.drop()
             self._cap.drop()
@@ -179,6 +177,10 @@ class AlsaBackend(AudioBackend):
     def read(self, x: np.ndarray) -> int:
         if self._cap is None:
             return LOST
+        if not self._running:
+            if not self._start():
+                return self._lost(f"the stream did not start: {self.last_error}")
+            self._running = True
         nbytes = self._nbytes
         fill = self._fill
         cap = self._cap
@@ -193,7 +195,7 @@ class AlsaBackend(AudioBackend):
                 if not self._wait(self._cpoll, cap, select.POLLIN):
                     return self._lost(f"capture device delivered nothing for {self.lost_after:g} s")
             elif n == -errno.EPIPE:
-                return self._recover()
+                return self._recover("capture overrun")
             else:
                 return self._lost(f"capture failed: error {n}")
         np.copyto(self._in.raw, self._ring_head)
@@ -231,7 +233,7 @@ class AlsaBackend(AudioBackend):
                 if starting:
                     self.last_error = "playback underran while being filled"
                     return LOST
-                return self._recover()
+                return self._recover("playback underrun")
             else:
                 return self._lost(f"playback failed: error {n}")
         return OK

@@ -12,12 +12,14 @@ Counters (``xruns``, ``device_errors``) are plain ints that only the audio threa
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
 
 OK, XRUN, LOST = 0, 1, 2
+XRUN_LOG_SIZE = 32
 STATUS_NAMES = {OK: "ok", XRUN: "xrun", LOST: "lost"}
 
 
@@ -52,6 +54,13 @@ class AudioBackend(ABC):
         self.xruns = 0
         self.device_errors = 0
         self.last_error = ""
+        self.xrun_log: list[tuple[float, str]] = []  # (monotonic time, what): the last XRUN_LOG_SIZE
+
+    def note_xrun(self, what: str) -> None:
+        """Count an xrun and remember when and where (the rare path: allocation is fine here)."""
+        self.xruns += 1
+        self.xrun_log.append((time.monotonic(), what))
+        del self.xrun_log[:-XRUN_LOG_SIZE]
 
     @property
     def io_latency_samples(self) -> int:

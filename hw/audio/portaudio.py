@@ -99,7 +99,7 @@ class PortAudioBackend(AudioBackend):
         self._in.load(data)
         self._in.decode(x)
         if overflowed:
-            self.xruns += 1
+            self.note_xrun("input overflow")
             return XRUN
         return OK
 
@@ -111,7 +111,7 @@ class PortAudioBackend(AudioBackend):
         except self._sd_error as e:
             return self._lost(f"PortAudio write failed: {e}")
         if underflowed:
-            self.xruns += 1
+            self.note_xrun("output underflow")
             try:
                 self._prefill()
             except self._sd_error as e:

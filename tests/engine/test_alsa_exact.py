@@ -4,7 +4,8 @@ A known programme goes in through a ``type file`` capture PCM (raw samples, ``in
 engine streams it through the chain, a ``type file`` playback PCM records what was played. The
 same input (as a WAV of the same word length) is rendered by ``masterbox master`` with the same
 preset and settings. After dropping the buffers' delay (``io_latency_samples``: the silence the
-engine primes the playback with) and the chain's latency, both must be identical: bit for bit (for S32_LE within float32 resolution, the finest `master` writes).
+engine primes the playback with) and the chain's latency, both must be identical: bit for bit
+(for S32_LE within float32 resolution, the finest ``master`` writes).
 No mocks: pyalsaaudio, alsa-lib and its plugins do the real work; only the sound card is absent.
 """
 
