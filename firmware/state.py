@@ -54,7 +54,10 @@ class StateError(ValueError):
 
 
 def parse_state(data: bytes) -> dict[str, Any]:
-    """Decode and validate a state file; returns {values, active_preset, modified}."""
+    """Decode and validate a state file; returns {values, active_preset, modified, extra_values, version}.
+
+    ``extra_values``: parameters of a newer firmware's schema, kept so a downgrade and upgrade
+    does not lose them."""
     if len(data) > MAX_STATE_BYTES:
         raise StateError(f"too large ({len(data)} bytes)")
     if not data.strip():
@@ -75,7 +78,9 @@ def parse_state(data: bytes) -> dict[str, Any]:
     except PresetError as e:
         raise StateError(str(e)) from None
     values = migrated["params"]
+    extra: dict[str, Any] = {}
     if migrated["schema_version"] > schema.SCHEMA_VERSION:
+        extra = {k: v for k, v in values.items() if k not in schema.BY_ID}
         values = {**schema.defaults(), **{k: v for k, v in values.items() if k in schema.BY_ID}}
     try:
         values = schema.validate(values)
@@ -84,7 +89,8 @@ def parse_state(data: bytes) -> dict[str, Any]:
     active = doc.get("active_preset")
     if active is not None and not isinstance(active, str):
         raise StateError("active_preset is not text")
-    return {"values": values, "active_preset": active, "modified": bool(doc.get("modified", False))}
+    return {"values": values, "active_preset": active, "modified": bool(doc.get("modified", False)),
+            "extra_values": extra, "version": migrated["schema_version"]}
 
 
 class StateStore:
@@ -102,6 +108,8 @@ class StateStore:
         self._lock = threading.RLock()
         self._subs: list[Callback] = []
         self._values: dict[str, Any] = schema.defaults()
+        self._extra_values: dict[str, Any] = {}  # a newer firmware's parameters, written back untouched
+        self._extra_version = schema.SCHEMA_VERSION
         self.active_preset: str | None = None
         self.modified = False
         self.safe_mode = False
@@ -141,6 +149,8 @@ class StateStore:
                 self._move_aside(candidate, str(e))
                 continue
             self._values, self.active_preset, self.modified = st["values"], st["active_preset"], st["modified"]
+            if st["extra_values"]:
+                self._extra_values, self._extra_version = st["extra_values"], st["version"]
             if candidate is self.bak:
                 self.boot_report.append(f"restored from {self.bak.name}")
                 self._version = 1  # rewrite state.json from the good copy
@@ -233,6 +243,7 @@ class StateStore:
         with self._lock:
             changes = {k: v for k, v in clean.items() if self._values.get(k) != v}
             self._values = dict(clean)
+            self._extra_values = {}  # a whole new set: a newer firmware's leftovers no longer apply
             self.active_preset = active_preset
             self.modified = False
             self._changed()
@@ -267,9 +278,10 @@ class StateStore:
 
     # -- persisting ---------------------------------------------------------------------
     def _document(self) -> bytes:
-        doc = {"format": FORMAT, "schema_version": schema.SCHEMA_VERSION, "active_preset": self.active_preset,
+        version = self._extra_version if self._extra_values else schema.SCHEMA_VERSION
+        doc = {"format": FORMAT, "schema_version": version, "active_preset": self.active_preset,
                "modified": self.modified, "saved_at": _dt.datetime.now().isoformat(timespec="seconds"),
-               "values": self._values}
+               "values": {**self._values, **self._extra_values}}
         return (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
 
     def flush(self) -> bool:

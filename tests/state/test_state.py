@@ -173,3 +173,17 @@ def test_forced_safe_mode_leaves_the_saved_state_alone(tmp_path, store):
 def test_no_transparent_preset_still_boots_on_schema_defaults(tmp_path):
     st = StateStore(tmp_path / "state.json", PresetStore(tmp_path / "u", tmp_path / "nofactory"), autosave=False)
     assert st.values == schema.defaults() and st.active_preset is None
+
+
+def test_state_from_a_newer_firmware_keeps_its_unknown_values(tmp_path, store):
+    path = tmp_path / "state.json"
+    doc = {"format": "masterbox-state", "schema_version": schema.SCHEMA_VERSION + 1, "active_preset": "x",
+           "modified": True, "values": {**schema.defaults(), "eq1.gain_db": 2.0, "sat.drive_db": 4.0}}
+    path.write_text(json.dumps(doc))
+    st = StateStore(path, store)
+    assert st.get("eq1.gain_db") == 2.0 and not st.safe_mode and "sat.drive_db" not in st.values
+    st.set({"eq2.gain_db": 1.0})
+    st.close()
+    back = json.loads(path.read_text())
+    assert back["values"]["sat.drive_db"] == 4.0 and back["values"]["eq2.gain_db"] == 1.0
+    assert back["schema_version"] == schema.SCHEMA_VERSION + 1
