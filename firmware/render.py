@@ -16,7 +16,6 @@ written back as mono.
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -46,6 +45,8 @@ class RenderResult:
     target_reached: bool | None
     shortfall_lu: float | None
     notes: list[str] = field(default_factory=list)
+    input_analysis: dict | None = None     # from the chain's own meters (stereo files), else None
+    output_analysis: dict | None = None
 
 
 def _check_paths(src: Path, dst: Path, bit_depth: str) -> str:
@@ -196,6 +197,9 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
                 result.notes.append(f"output drive is at its {'maximum' if new == hi else 'minimum'} ({new:+.0f} dB)")
                 break
             drive = new
+        if channels == 2:
+            result.input_analysis = meter_analysis(chain.input_meter, frames, rate, channels)
+            result.output_analysis = meter_analysis(chain.output_meter, frames, rate, channels)
         if target_lufs is not None and result.measured_lufs is not None:
             miss = target_lufs - result.measured_lufs
             result.target_reached = abs(miss) <= 0.5
@@ -215,5 +219,15 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
     return result
 
 
-def clean_float(x: float | None, digits: int = 3) -> float | None:
-    return None if x is None or not math.isfinite(x) else round(float(x), digits)
+def meter_analysis(meter, frames: int, rate: int, channels: int) -> dict:
+    """The ``analyze --json`` dict from one of the chain's meters (same meter as analyze_file).
+
+    The chain's meters ran inside the render, so this costs nothing; they saw the file plus
+    ``latency`` frames of silence (the delay line's), which the gating ignores.
+    """
+    from firmware.analysis import METER_KEYS, ROUND_DIGITS
+
+    r = meter.readings()
+    out = {k: (None if r.get(k) is None else round(r[k], ROUND_DIGITS)) for k in METER_KEYS}
+    out.update(duration_s=round(frames / rate, 6), sample_rate=int(rate), channels=int(channels), frames=int(frames))
+    return out

@@ -97,17 +97,19 @@ def run(args: argparse.Namespace) -> int:
     values, target, preset_name = _resolve(args)
     say = (lambda m: print(m, file=sys.stderr)) if not args.json else None
     try:
-        before = analyze_file(args.input)
-    except AnalysisError as e:
-        raise UserError(str(e)) from None
-    try:
         res = master_file(args.input, args.output, values, bit_depth=args.bit_depth, target_lufs=target,
                           progress=say)
     except RenderError as e:
         raise UserError(str(e)) from None
     except OSError as e:
         raise UserError(f"{args.output}: cannot write: {e.strerror or e}") from None
-    after = analyze_file(args.output)
+    try:
+        # stereo: the chain's own input and output meters measured the render; mono files are
+        # analysed as files (the chain meters them as dual mono, 3 dB louder)
+        before = res.input_analysis or analyze_file(args.input)
+        after = res.output_analysis or analyze_file(args.output)
+    except AnalysisError as e:
+        raise UserError(str(e)) from None
     message = None
     if target is not None and res.target_reached is False:
         got = after["integrated_lufs"]
