@@ -118,6 +118,9 @@ def test_capture_learn_and_level_matched_ab_on_the_sim_engine(box):
     control.meters_reset()
     time.sleep(PROGRAMME_S + 0.5)  # one whole loop of the programme, with the learned drive
     m = meters.read()
+    print(f"learn: target {target} LUFS, drive {st['drive_db']:+.2f} dB after {st['rounds']} corrections; "
+          f"one programme loop then measured {m['out_integrated_lufs']:.2f} LUFS, true peak "
+          f"{m['out_true_peak_dbtp']:.2f} dBTP (ceiling {ceiling})")
     assert abs(m["out_integrated_lufs"] - target) <= 1.0, (m["out_integrated_lufs"], target, st)
     assert m["out_true_peak_dbtp"] <= ceiling + 0.1, m["out_true_peak_dbtp"]
     assert control.state.modified and control.state.get("out.drive_db") == pytest.approx(st["drive_db"], abs=0.01)
