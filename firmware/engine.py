@@ -317,6 +317,8 @@ class Engine:
                 self._max_at = t1
             if dt > self._window_max_ns:
                 self._window_max_ns = dt
+            if self.blocks == 0:
+                self.times["first_audio_s"] = time.monotonic() - self._t_start
             self.blocks += 1
             if end_ns is not None and t1 >= end_ns:
                 break
@@ -379,6 +381,7 @@ class Engine:
                 "xrun_log": [[round(t - self._t_mono0, 3), round(t, 4), what] for t, what in self.backend.xrun_log],
                 "processed": self.chain is not None, "load_error": self._load_error or None,
                 "startup_s": {k: round(v, 4) for k, v in self.times.items()},
+                "started_monotonic": round(self._t_start, 4),
                 "sched_fifo": bool(self.rt_report.get("sched_fifo")), "mlockall": bool(self.rt_report.get("mlockall")),
             },
         )

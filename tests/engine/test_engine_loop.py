@@ -1,0 +1,143 @@
+"""The loop itself, in process, on the simulated backend with the real chain.
+
+Start-up (dry audio at once, then a click-free crossfade to the chain), whole parameter sets
+applied at block boundaries, figures. The chain factory is wrapped only to hold the chain
+back (as a slow first compile would) or to watch what the loop hands it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from dsp import schema
+from dsp.chain import Chain
+from firmware.engine import Engine, percentiles_from_histogram
+from hw.audio import StreamConfig
+from hw.audio.sim import SimBackend
+
+RATE = 48000
+PERIOD = 128
+
+
+def _sine_source(path, seconds=2.0, freq=997.0, amp=0.5):
+    t = np.arange(int(seconds * RATE)) / RATE
+    x = amp * np.sin(2 * np.pi * freq * t)
+    sf.write(str(path), np.stack([x, 0.8 * x], axis=1), RATE, subtype="FLOAT")
+
+
+def _run_in_thread(engine: Engine, **kw) -> threading.Thread:
+    th = threading.Thread(target=lambda: engine.run(**kw), daemon=True)
+    th.start()
+    return th
+
+
+def _wait(pred, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_dry_audio_at_once_then_click_free_crossfade_to_the_chain(tmp_path):
+    src, sink = tmp_path / "src.wav", tmp_path / "sink.wav"
+    _sine_source(src)
+    gate = threading.Event()
+    Chain(RATE, 2, PERIOD).process(np.zeros((PERIOD, 2)), np.zeros((PERIOD, 2)))  # kernels loaded: no compile
+
+    def slow_chain(rate, max_block):  # a first compile that takes as long as the test likes
+        gate.wait(30)
+        return Chain(rate, 2, max_block)
+
+    # unpaced: every block is kept (pacing is tested below and on the JACK rig)
+    backend = SimBackend(StreamConfig(rate=RATE, period=PERIOD, format="FLOAT_LE"), source=src, sink=sink,
+                         paced=False)
+    engine = Engine(backend, {"out.drive_db": 6.0, "lim.ceiling_dbtp": -3.0}, chain_factory=slow_chain,
+                    realtime=False)
+    th = _run_in_thread(engine)
+    _wait(lambda: engine.dry_blocks >= 40)
+    assert engine.state == "loading"
+    gate.set()
+    _wait(lambda: engine.chain is not None and engine.blocks > engine.dry_blocks + 600)
+    engine.request_stop()
+    th.join(10)
+    stats = engine.stats().as_dict()
+    assert stats["startup_s"]["first_audio_s"] < 0.5  # dry audio while the chain was held back
+    assert stats["xruns"] == 0
+    out, _ = sf.read(str(sink), dtype="float64", always_2d=True)
+    x, _ = sf.read(str(src), dtype="float64", always_2d=True)
+    n_dry = engine.dry_blocks * PERIOD
+    assert np.array_equal(out[:n_dry], x[:n_dry])  # dry = the input, untouched
+    # no click: across the fade (50 ms) no sample-to-sample step is larger than the steepest
+    # step of the dry sine before it or of the processed (louder, limited) sine after it
+    fade = out[n_dry - 1:n_dry + 2400 + 1]
+    tail = out[n_dry + 4800:]
+    worst_fade = np.abs(np.diff(fade, axis=0)).max()
+    worst_either = max(np.abs(np.diff(out[:n_dry], axis=0)).max(), np.abs(np.diff(tail, axis=0)).max())
+    assert worst_fade <= 1.05 * worst_either, (worst_fade, worst_either)
+    # after the fade the output is the chain's: 6 dB drive into a -3 dBTP ceiling
+    assert 10 ** (-4 / 20) < np.abs(tail).max() < 10 ** (-2.5 / 20)
+    assert engine.state == "stopped"
+
+
+def test_a_parameter_set_is_applied_whole_at_a_block_boundary(tmp_path):
+    applied: list[np.ndarray] = []
+    ids = [schema.INDEX[f"eq{n}.gain_db"] for n in (1, 2, 3)]
+
+    class WatchedChain(Chain):
+        def set_flat(self, arr):
+            applied.append(np.asarray(arr)[ids].copy())
+            super().set_flat(arr)
+
+    backend = SimBackend(StreamConfig(rate=RATE, period=PERIOD), source=None, sink=None, paced=False,
+                         programme_seconds=2.0)
+    engine = Engine(backend, chain_factory=lambda r, m: WatchedChain(r, 2, m), wait_ready=True, realtime=False)
+    th = _run_in_thread(engine)
+    _wait(lambda: engine.blocks > 10)
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        g = float(rng.uniform(-12, 12))
+        engine.set_params({"eq1.gain_db": g, "eq2.gain_db": g, "eq3.gain_db": g})
+        time.sleep(0.0005)
+    # a refused set changes nothing at all
+    with pytest.raises(schema.SchemaErrors):
+        engine.set_params({"eq1.gain_db": 1.0, "eq2.gain_db": 99.0})
+    before = len(applied)
+    time.sleep(0.05)
+    engine.request_stop()
+    th.join(10)
+    assert len(applied) > 50
+    assert all(a[0] == a[1] == a[2] for a in applied), "a set was split across blocks"
+    assert engine.values["eq1.gain_db"] != 1.0
+    assert len(applied) == before  # nothing new arrived after the refused set
+
+
+def test_paced_simulation_runs_in_real_time_and_reports_its_figures(tmp_path):
+    backend = SimBackend(StreamConfig(rate=RATE, period=PERIOD, periods=2), programme_seconds=3.0)
+    engine = Engine(backend, wait_ready=True, realtime=False)
+    t0 = time.monotonic()
+    stats = engine.run(duration=1.0).as_dict()
+    wall = time.monotonic() - t0 - stats["startup_s"]["device_open_s"]
+    for key in ("xruns", "blocks", "block_time_us", "max_load", "latency_samples", "io_latency_samples",
+                "dropouts", "device_errors"):
+        assert key in stats
+    assert set(stats["block_time_us"]) == {"p50", "p99", "p999", "max"}
+    assert 0.95 <= wall <= 1.3
+    assert abs(stats["blocks"] - RATE / PERIOD) <= 10  # a late block (no real-time priority here) is dropped
+    assert stats["io_latency_samples"] == 2 * PERIOD
+    assert stats["latency_samples"] == Chain(RATE, 2, PERIOD).latency_samples
+    assert 0 < stats["max_load"] < 1
+    assert stats["block_time_us"]["p50"] <= stats["block_time_us"]["p99"] <= stats["block_time_us"]["p999"]
+
+
+def test_percentiles_from_histogram():
+    h = np.zeros(100, dtype=np.int64)
+    h[10] = 98
+    h[50] = 1
+    h[90] = 1
+    assert percentiles_from_histogram(h, (0.5, 0.99, 1.0)) == [10.0, 50.0, 90.0]
+    assert percentiles_from_histogram(np.zeros(5, dtype=np.int64)) == [None, None, None]
