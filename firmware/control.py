@@ -231,16 +231,13 @@ class Control:
     def rename_preset(self, old: str, new: str) -> Preset:
         p = self.presets.rename(old, new)
         if self.state.active_preset and self.state.active_preset.casefold() == old.casefold():
-            was_modified = self.state.modified
-            self.state.mark_saved(p.name)
-            if was_modified:
-                self.state.modified = True
+            self.state.set_active_preset(p.name)
         return p
 
     def delete_preset(self, name: str) -> None:
         self.presets.delete(name)
         if self.state.active_preset and self.state.active_preset.casefold() == name.casefold():
-            self.state.modified = True  # the values stay; they no longer match a stored preset
+            self.state.set_active_preset(self.state.active_preset, modified=True)  # values stay, preset gone
 
     # -- monitoring ---------------------------------------------------------------------
     def bypass(self, on: bool, level_match: bool | None = None) -> dict:

@@ -259,6 +259,16 @@ class StateStore:
             subs = list(self._subs)
         self._notify(subs, {}, "save")
 
+    def set_active_preset(self, name: str | None, modified: bool | None = None) -> None:
+        """The active preset was renamed or deleted (``modified`` None = unchanged)."""
+        with self._lock:
+            self.active_preset = name
+            if modified is not None:
+                self.modified = modified
+            self._changed()
+            subs = list(self._subs)
+        self._notify(subs, {}, "preset")
+
     def leave_safe_mode(self) -> None:
         with self._lock:
             self.safe_mode = False
