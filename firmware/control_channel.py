@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import selectors
 import socket
@@ -263,8 +264,11 @@ class ControlServer:
             raise RequestError(f"tap must be one of {', '.join(TAPS)}")
         taps = ("input", "output") if tap == "both" else (tap,)
         fmt = req.get("fmt", "PCM_24")
+        if not isinstance(fmt, str):
+            raise RequestError("fmt must be a sample format name such as \"PCM_24\" or \"FLOAT\"")
         max_seconds = req.get("max_seconds")
-        if max_seconds is not None and (not isinstance(max_seconds, (int, float)) or max_seconds <= 0):
+        if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))
+                                        or not math.isfinite(max_seconds) or max_seconds <= 0):
             raise RequestError("max_seconds must be a positive number or null")
         directory = self.capture_dir or paths.ensure(paths.captures_dir())
         session = CaptureSession(directory, e.rate, 2, taps=taps, fmt=fmt, preset=str(req.get("preset", "")),
