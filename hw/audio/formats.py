@@ -90,8 +90,9 @@ class SampleCodec:
             full = float(2 ** (self.format.bits - 1))
             self._scale_in = 1.0 / full
             self._scale_out = full
-            self._lo = -full
-            self._hi = full - 1.0
+            # full-size bounds: np.clip and scalar bounds make temporary arrays, these do not
+            self._lo = np.full((self.frames, self.channels), -full)
+            self._hi = np.full((self.frames, self.channels), full - 1.0)
             self._i32 = np.zeros((self.frames, self.channels), dtype=np.int32)
 
     # -- wire -> float ----------------------------------------------------------------
@@ -107,19 +108,21 @@ class SampleCodec:
         if name == "FLOAT_LE":
             np.copyto(out, self._floats)
             self.sanitize(out)
-        elif name == "S16_LE":
-            np.multiply(self._ints, self._scale_in, out=out)
-        elif name == "S32_LE":
-            np.multiply(self._ints, self._scale_in, out=out)
-        elif name == "S24_LE":
-            # the top byte of a 24-in-32 word is not guaranteed to be a sign extension
-            np.left_shift(self._ints, 8, out=self._i32)
-            np.right_shift(self._i32, 8, out=self._i32)
-            np.multiply(self._i32, self._scale_in, out=out)
-        else:  # S24_3LE
-            np.copyto(self._pad_hi, self._packed)
-            np.right_shift(self._words, 8, out=self._i32)
-            np.multiply(self._i32, self._scale_in, out=out)
+        else:
+            if name in ("S16_LE", "S32_LE"):
+                ints = self._ints
+            elif name == "S24_LE":
+                # the top byte of a 24-in-32 word is not guaranteed to be a sign extension
+                np.left_shift(self._ints, 8, out=self._i32)
+                np.right_shift(self._i32, 8, out=self._i32)
+                ints = self._i32
+            else:  # S24_3LE
+                np.copyto(self._pad_hi, self._packed)
+                np.right_shift(self._words, 8, out=self._i32)
+                ints = self._i32
+            # cast, then scale in place: a mixed-type multiply would allocate a cast buffer
+            np.copyto(out, ints, casting="safe")
+            np.multiply(out, self._scale_in, out=out)
 
     # -- float -> wire ----------------------------------------------------------------
     def encode(self, y: np.ndarray) -> memoryview:
@@ -133,7 +136,8 @@ class SampleCodec:
         np.multiply(y, self._scale_out, out=t)
         self.sanitize(t)
         np.rint(t, out=t)
-        np.clip(t, self._lo, self._hi, out=t)
+        np.minimum(t, self._hi, out=t)
+        np.maximum(t, self._lo, out=t)
         if name == "S16_LE":
             np.copyto(self._ints, t, casting="unsafe")
         elif name in ("S24_LE", "S32_LE"):

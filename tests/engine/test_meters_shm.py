@@ -1,0 +1,65 @@
+"""Shared-memory meters: the seqlock never shows a torn row, and readers see None without an engine."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import struct
+import time
+
+from firmware.meters_shm import FIELDS, MeterReader, MeterWriter
+
+
+def _writer(path, seconds):
+    w = MeterWriter(path)
+    end = time.monotonic() + seconds
+    k = 0
+    while time.monotonic() < end:
+        k += 1
+        # every numeric field holds k: a reader that mixes two writes sees different values
+        w.publish({f: (k if f not in ("state", "time") else None) for f in FIELDS} | {"state": "running",
+                                                                                      "time": time.time()})
+    w.close(remove=False)
+
+
+def test_reader_never_sees_a_half_written_row(tmp_path):
+    path = tmp_path / "meters.shm"
+    p = mp.get_context("spawn").Process(target=_writer, args=(str(path), 2.0))
+    p.start()
+    reader = MeterReader(path)
+    deadline = time.monotonic() + 30
+    while reader.read() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    seen = 0
+    while p.is_alive():
+        m = reader.read()
+        if m is None:
+            continue
+        values = {m[f] for f in ("load", "xruns", "blocks", "in_peak_dbfs", "gr_limiter_db", "correlation",
+                                 "io_latency_samples")}
+        assert len(values) == 1, values
+        seen += 1
+    p.join()
+    assert seen > 100
+
+
+def test_values_types_and_none(tmp_path):
+    w = MeterWriter(tmp_path / "m.shm")
+    r = MeterReader(tmp_path / "m.shm")
+    w.publish({"time": time.time(), "state": "loading", "bypass": True, "xruns": 3, "load": 0.25,
+               "out_integrated_lufs": None})
+    m = r.read()
+    assert m["state"] == "loading" and m["bypass"] is True and m["xruns"] == 3 and m["load"] == 0.25
+    assert m["out_integrated_lufs"] is None and m["pid"] == os.getpid()
+    # a stopped engine, a stale writer, a dead writer and a missing file all read as None
+    w.publish({"time": time.time() - 60, "state": "running"})
+    assert r.read() is None
+    w.publish({"time": time.time(), "state": "running"})
+    raw = bytearray((tmp_path / "m.shm").read_bytes())
+    struct.pack_into("<q", raw, 24, 2 ** 22 + 12345)  # a pid that does not exist
+    (tmp_path / "dead.shm").write_bytes(bytes(raw))
+    assert MeterReader(tmp_path / "dead.shm").read() is None
+    w.close()
+    assert r.read() is None
+    assert not (tmp_path / "m.shm").exists()

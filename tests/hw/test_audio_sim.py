@@ -1,0 +1,68 @@
+"""The simulated backend: paced like a card, loops its source, writes exactly what it was sent."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import soundfile as sf
+
+from hw.audio import OK, XRUN, StreamConfig, make_backend
+from hw.audio.formats import quantize
+
+
+def test_paced_periods_arrive_on_the_clock_and_a_late_loop_is_an_xrun(tmp_path):
+    src = tmp_path / "s.wav"
+    sf.write(str(src), np.zeros((4800, 2)), 48000)
+    b = make_backend("sim", StreamConfig(rate=48000, period=480, periods=2), source=src)
+    b.open()
+    x = np.zeros((480, 2))
+    t0 = time.monotonic()
+    for _ in range(20):
+        assert b.read(x) == OK
+        b.write(x)
+    assert 0.19 <= time.monotonic() - t0 <= 0.3  # 20 periods of 10 ms
+    time.sleep(0.05)  # the loop falls 5 periods behind
+    assert b.read(x) == XRUN and b.xruns == 1 and b.xrun_log[0][1]
+    assert b.read(x) == OK
+
+
+def test_source_loops_and_sink_holds_the_wire_samples(tmp_path):
+    src, sink = tmp_path / "s.wav", tmp_path / "o.wav"
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-1, 1, (300, 2))  # shorter than a period: wraps inside one read
+    sf.write(str(src), x, 44100, subtype="FLOAT")
+    b = make_backend("sim", StreamConfig(rate=44100, period=512, format="S24_3LE"), source=src, sink=sink,
+                     paced=False)
+    b.open()
+    buf = np.zeros((512, 2))
+    for _ in range(4):
+        assert b.read(buf) == OK
+        b.write(buf)
+    b.close()
+    out, rate = sf.read(str(sink), dtype="float64", always_2d=True)
+    looped = np.tile(x.astype(np.float32).astype(np.float64), (8, 1))[:2048]
+    assert rate == 44100 and np.array_equal(out, quantize(looped, "S24_3LE"))
+
+
+def test_a_wrong_rate_source_is_refused_with_the_fix(tmp_path):
+    import pytest
+
+    from hw.audio import DeviceError
+
+    src = tmp_path / "s.wav"
+    sf.write(str(src), np.zeros((100, 2)), 44100)
+    b = make_backend("sim", StreamConfig(rate=48000), source=src)
+    with pytest.raises(DeviceError, match="--rate 44100"):
+        b.open()
+
+
+def test_demo_programme_is_the_default_source():
+    b = make_backend("sim", StreamConfig(rate=48000, period=256), paced=False, programme_seconds=2.0)
+    b.open()
+    x = np.zeros((256, 2))
+    peak = 0.0
+    for _ in range(200):
+        b.read(x)
+        peak = max(peak, float(np.abs(x).max()))
+    assert 0.3 < peak <= 1.0
