@@ -162,16 +162,18 @@ def test_thousand_presets_list_well_under_100ms(store):
     for i in range(1000):
         store.save(f"Preset {i:04d}", params)
     fresh = PresetStore(store.user_dir, store.factory_dir)
-    t0 = time.perf_counter()
+    # CPU time (user + system) of this process: what the listing costs, not how busy the machine is
+    t0 = time.process_time()
     rows = fresh.list()
-    cold = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    cold = time.process_time() - t0
+    warm = []
     for _ in range(10):
+        t0 = time.process_time()
         rows = fresh.list()
-    warm = (time.perf_counter() - t0) / 10
+        warm.append(time.process_time() - t0)
     assert len(rows) == 1001
-    assert warm < 0.05, warm
-    assert cold < 2.0, cold
+    assert min(warm) < 0.03, warm  # wall time on an idle dev machine: ~4 ms (bench/bench_storage.py)
+    assert cold < 0.1, cold  # with the listing cache file the first listing parses nothing
     # an edit by hand is noticed (stat-based invalidation)
     f = store.user_dir / pr.file_name("Preset 0007")
     doc = json.loads(f.read_text())
