@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -42,6 +43,9 @@ def build_panel(cfg: dict, simulated: bool):
         return None
     try:
         if simulated:
+            # The simulated panel brings its own mock pins, but gpiozero's SPI layer (the MCP3008)
+            # still asks for the default factory; on a machine without GPIO that must be the mock one.
+            os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
             from hw.panel.simulated import SimulatedPanel
 
             return SimulatedPanel(spec)

@@ -257,10 +257,7 @@ def box_children(sim: bool = False, host: str | None = None, port: int | None = 
         control += ["--host", host]
     if port:
         control += ["--port", str(port)]
-    control_env = None
-    if sim:
-        control_env = dict(os.environ, GPIOZERO_PIN_FACTORY="mock")
     return [
         ChildSpec("engine", masterbox_command(*engine), heartbeat=meters_heartbeat()),
-        ChildSpec("control", python_module("firmware.control_main", *control), env=control_env),
+        ChildSpec("control", python_module("firmware.control_main", *control)),
     ]

@@ -124,6 +124,10 @@ def test_demo_meters_move_within_10_s_engine_restarts_and_ctrl_c_stops_all(demo,
     time_to_meters = time.monotonic() - demo.started
     assert meters, f"meters did not move within 10 s of start\n{demo.output()}"
 
+    panel = demo.get("/api/v1/panel")  # the simulated front panel was built, not left out
+    assert panel.get("knobs"), panel
+    assert "front panel not available" not in demo.output()
+
     engine_pid = int(demo.find(r"engine started \(pid (\d+)\)").group(1))
     control_pid = int(demo.find(r"control started \(pid (\d+)\)").group(1))
     with open(f"/proc/{control_pid}/maps") as f:
