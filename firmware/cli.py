@@ -11,10 +11,9 @@ import sys
 
 from firmware import __version__
 from firmware.commands import COMMANDS
+from firmware.errors import UserError
 
-
-class UserError(Exception):
-    """An error caused by what the user asked for; printed without a traceback, exit 2."""
+__all__ = ["UserError", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,10 @@
+"""Errors shared across the firmware.
+
+:class:`UserError` lives in its own module (not in ``firmware.cli``) so that it is one class
+even when the CLI runs as ``python -m firmware.cli`` (which loads that file a second time as
+``__main__``): commands raise it, the CLI catches it, and both must see the same class.
+"""
+
+
+class UserError(Exception):
+    """An error caused by what the user asked for; printed without a traceback, exit 2."""
