@@ -43,6 +43,7 @@ XFADE_MS = 50.0
 HIST_US = 100_000  # block-time histogram: 1 us bins up to 100 ms, the last bin collects the rest
 PUBLISH_HZ = 25.0
 REOPEN_EVERY_S = 1.0
+LOADER_RT_S = 5.0
 
 
 def default_chain_factory(rate: int, max_block: int):
@@ -167,9 +168,19 @@ class Engine:
         return chain
 
     def _loader(self) -> None:
-        # Deliberately not real-time: compiling with a cold cache takes tens of seconds of CPU
-        # and must not starve the rest of the box. The price: while it holds the GIL and the
-        # scheduler gives its core to another process, the dry audio can drop out (counted).
+        # The loader holds the GIL for long stretches while the dry loop needs it every period:
+        # at an ordinary priority any busy process could pre-empt it mid-stretch and stall the
+        # loop. So it runs at the lowest real-time priority, but only for LOADER_RT_S seconds
+        # (a warm-cache load takes about 1 s): a cold compile takes tens of seconds of CPU and
+        # must not starve the rest of the box, so a timer puts it back among ordinary threads.
+        if self.realtime:
+            from firmware import rt
+
+            if rt.boost_helper_thread(rt.LOADER_PRIORITY):
+                tid = threading.get_native_id()
+                timer = threading.Timer(LOADER_RT_S, rt.demote_thread, args=(tid,))
+                timer.daemon = True
+                timer.start()
         try:
             chain = self._build_chain()
         except Exception as e:  # noqa: BLE001 - reported; dry audio keeps passing
@@ -228,8 +239,6 @@ class Engine:
             chain = self._build_chain()
             self.latency_samples = int(chain.latency_samples)
             self._ready_chain = chain
-        else:
-            threading.Thread(target=self._loader, name="chain-loader", daemon=True).start()
         if self.realtime:  # before the device opens: locking memory takes a moment
             self.rt_report = rt.enter_realtime()
             for w in self.rt_report["warnings"]:
@@ -241,6 +250,8 @@ class Engine:
                 self.state = "loading" if self._ready_chain is None else "running"
                 if on_started is not None:
                     on_started()
+                if self._ready_chain is None:  # dry audio first, then load (nothing competes)
+                    threading.Thread(target=self._loader, name="chain-loader", daemon=True).start()
                 self._loop(duration)
         finally:
             if self.realtime:

@@ -19,7 +19,8 @@ import sys
 # Above every normal process (control, web, panel), below the kernel's watchdog and migration
 # threads (99). The loop sleeps in poll() between periods, so it never starves the card's IRQ thread.
 RT_PRIORITY = 70
-LOADER_PRIORITY = 40
+HELPER_PRIORITY = 40  # meter publisher, control channel: short bursts of work
+LOADER_PRIORITY = 1  # the chain loader: above ordinary processes only, and only for a while
 MCL_CURRENT, MCL_FUTURE = 1, 2
 GIL_SWITCH_S = 0.001  # bound the time a non-audio thread may keep the audio thread waiting for the GIL
 
@@ -56,7 +57,7 @@ def enter_realtime(priority: int = RT_PRIORITY, lock_memory: bool = True) -> dic
     return out
 
 
-def boost_helper_thread(priority: int = LOADER_PRIORITY) -> bool:
+def boost_helper_thread(priority: int = HELPER_PRIORITY) -> bool:
     """SCHED_FIFO below the audio thread for a helper thread that takes the GIL now and then.
 
     The meter publisher and the control channel hold the GIL for short moments while the loop
@@ -70,6 +71,12 @@ def boost_helper_thread(priority: int = LOADER_PRIORITY) -> bool:
         return True
     except (PermissionError, OSError):
         return False
+
+
+def demote_thread(tid: int) -> None:
+    """Put thread ``tid`` back to ordinary scheduling (a no-op if it has exited)."""
+    with contextlib.suppress(PermissionError, OSError):
+        os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
 
 
 def thread_ids() -> set[int]:
