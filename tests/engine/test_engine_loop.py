@@ -71,7 +71,8 @@ def test_dry_audio_at_once_then_click_free_crossfade_to_the_chain(tmp_path):
     out, _ = sf.read(str(sink), dtype="float64", always_2d=True)
     x, _ = sf.read(str(src), dtype="float64", always_2d=True)
     n_dry = engine.dry_blocks * PERIOD
-    assert np.array_equal(out[:n_dry], x[:n_dry])  # dry = the input, untouched
+    looped = np.tile(x, (n_dry // len(x) + 1, 1))[:n_dry]
+    assert np.array_equal(out[:n_dry], looped)  # dry = the (looped) input, untouched
     # no click: across the fade (50 ms) no sample-to-sample step is larger than the steepest
     # step of the dry sine before it or of the processed (louder, limited) sine after it
     fade = out[n_dry - 1:n_dry + 2400 + 1]
@@ -127,7 +128,8 @@ def test_paced_simulation_runs_in_real_time_and_reports_its_figures(tmp_path):
         assert key in stats
     assert set(stats["block_time_us"]) == {"p50", "p99", "p999", "max"}
     assert 0.95 <= wall <= 1.3
-    assert abs(stats["blocks"] - RATE / PERIOD) <= 10  # a late block (no real-time priority here) is dropped
+    # a late block (this test runs without real-time priority) is dropped and counted
+    assert abs(stats["blocks"] + 2 * stats["xruns"] - RATE / PERIOD) <= 10, stats
     assert stats["io_latency_samples"] == 2 * PERIOD
     assert stats["latency_samples"] == Chain(RATE, 2, PERIOD).latency_samples
     assert 0 < stats["max_load"] < 1
