@@ -64,7 +64,7 @@ def create_app(control, config: dict | None = None, *, data_dir: Path | None = N
     from webui.api import bp as api_bp
     from webui.claim import ClaimWindow
     from webui.curves import CurveCache
-    from webui.passwords import PasswordFile, secret_key, web_dir
+    from firmware.passwords import PasswordFile, secret_key, web_dir
 
     config = dict(config or {})
     settings = web_settings(config)

@@ -13,7 +13,7 @@ from flask import Blueprint, current_app, jsonify, redirect, render_template, re
 
 from webui.claim import ClaimBusy
 from webui.errors import ApiError, field, json_body
-from webui.passwords import MAX_LENGTH, PasswordError, check_new_password
+from firmware.passwords import MAX_LENGTH, PasswordError, check_new_password
 from webui.security import client_address, csrf_token, logged_in, login_required, safe_next
 
 log = logging.getLogger("masterbox.web.auth")

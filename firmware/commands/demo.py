@@ -40,7 +40,7 @@ def set_demo_password() -> str:
     """A new random password for this demo run, through the web UI's password store."""
     import secrets
 
-    from webui.passwords import PasswordFile
+    from firmware.passwords import PasswordFile
 
     password = secrets.token_urlsafe(9)
     PasswordFile().set(password)

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from firmware.cli import UserError
-    from webui.passwords import PasswordError, PasswordFile, check_new_password
+    from firmware.passwords import PasswordError, PasswordFile, check_new_password
 
     if args.stdin:
         password = sys.stdin.readline().rstrip("\r\n")

@@ -164,7 +164,7 @@ def test_passwd_command_sets_password(tmp_path, masterbox_cmd):
     r = subprocess.run(masterbox_cmd + ["passwd", "--stdin"], input="from the console\n", capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    from webui.passwords import PasswordFile
+    from firmware.passwords import PasswordFile
 
     assert PasswordFile().verify("from the console")
     r = subprocess.run(masterbox_cmd + ["passwd", "--stdin"], input="short\n", capture_output=True, text=True,

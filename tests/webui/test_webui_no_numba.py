@@ -9,7 +9,7 @@ SCRIPT = r"""
 import sys
 from firmware.control import Control
 from webui import create_app
-from webui.passwords import PasswordFile
+from firmware.passwords import PasswordFile
 
 c = Control(watch=False)
 app = create_app(c, {})
