@@ -31,11 +31,12 @@ $(STAMP): pyproject.toml debian-packages.txt
 
 test: install
 	@$(PY) -m firmware.warmup --quiet
-	@set +e; $(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
+	@set +e; $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc = 5 ]; then echo "pytest collected no tests: that is a failure, not a pass"; exit 1; fi; exit $$rc
 
+# Everything, including the long `slow` tests (full-length soak/load, cold kernel compile in place).
 test-all: install
-	$(PY) -m pytest -q -m "slow or not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: install
 	@$(PY) -m firmware.warmup
