@@ -8,7 +8,14 @@ The guarantee (output true peak <= ceiling) comes from the construction, not fro
    Twice the oversampling BS.1770 asks of a meter: on a 4x grid a peak of content near
    0.45 fs can fall between grid points and read up to 0.55 dB low, and a limiter that
    under-reads overshoots by exactly that much (measured: +0.2 dB on white noise at 44.1 kHz).
-2. Required gain ``r = min(1, c / peak)`` with ``c`` a hair under the ceiling.
+   Every FIR interpolator under-reads content within a few percent of Nyquist (white noise
+   driven into the limiter, or the limiter's own gain changes on dense material); each
+   detected peak is padded by ``HF_GUARD`` times the fourth difference around it, a high-pass
+   that is 16 at Nyquist, 4 at fs/4 and negligible where music peaks. Measured on heavily
+   driven music it costs 0.02 LU; it keeps white noise at +24 dBFS under the ceiling also by
+   an ideal (FFT, periodic-sinc) reconstruction, not only by 4x/16x polyphase meters; pure
+   tones at fs/4 are held about 1 dB lower than they need to be.
+2. Required gain ``r = min(1, c / peak)`` with ``c`` 0.15 dB under the ceiling.
 3. A sliding minimum of ``r`` over ``HOLD`` samples (monotonic deque, O(1) per sample).
 4. Release in the dB domain: instant attack, one-pole release; in automatic mode a slow
    component tracks sustained reduction (slow attack, slow release) and the fast one rides
@@ -38,6 +45,7 @@ KAISER_BETA = 5.0
 MARGIN_DB = 0.15          # internal target below the ceiling (covers the interpolator's under-read)
 LOOKAHEAD_S = 1.2e-3      # attack length (the two moving averages together)
 K_LOW = 2
+HF_GUARD = 0.04          # share of |fourth difference| added to each detected peak (see process)
 
 
 def geometry(rate: float) -> np.ndarray:
@@ -219,6 +227,13 @@ def process(buf, start, stop, target, clip, a_fast, auto, a_slow_att, a_slow_rel
                 a = max(abs(hist[ch, hp + centre]), _peak_8x(phase, hist, ch, hp))
             else:
                 a = max(abs(hist[ch, hp + centre]), _peak_4x(phase, hist, ch, hp))
+            # content near Nyquist is where every FIR interpolator under-reads (and where
+            # a limiter's own gain changes put energy): pad the estimate by a share of the
+            # fourth difference around the centre, a high-pass that is 16 at Nyquist, 4 at
+            # fs/4 and next to nothing where music has its peaks
+            c0 = hp + centre
+            a += HF_GUARD * abs(hist[ch, c0 - 2] - 4.0 * hist[ch, c0 - 1] + 6.0 * hist[ch, c0]
+                                - 4.0 * hist[ch, c0 + 1] + hist[ch, c0 + 2])
             if a > peak:
                 peak = a
         pk[n - start] = peak
