@@ -99,7 +99,8 @@ def _startup(work: Path, cold: bool) -> dict:
     if cold:
         env["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="mb-cold-cache-")
     try:
-        s, t_spawn = _engine(_stream_args(128, 4.0, wait_ready=False), env, timeout=900)
+        # a cold compile takes tens of seconds: give the stream long enough to see it finish
+        s, t_spawn = _engine(_stream_args(128, 90.0 if cold else 4.0, wait_ready=False), env, timeout=900)
     finally:
         server.cleanup()
         rig.outfile.unlink(missing_ok=True)
