@@ -128,13 +128,13 @@ def run(args: argparse.Namespace) -> int:
     engine = Engine(backend, values, bypass=args.bypass, preset=preset, wait_ready=args.wait_ready,
                     realtime=not args.no_realtime)
     storage = cfg.get("storage", {})
-    publisher = MeterPublisher(engine, MeterWriter(args.meters))
-    server = ControlServer(engine, args.socket, publisher=publisher,
-                           capture_floor_mb=int(storage.get("free_space_floor_mb", 500)))
+    server = ControlServer(engine, args.socket, capture_floor_mb=int(storage.get("free_space_floor_mb", 500)))
     try:
-        server.start()
+        server.start()  # first: a second engine must fail here, before it touches the meters file
     except (RuntimeError, OSError) as e:
         raise UserError(f"control socket: {e}") from None
+    publisher = MeterPublisher(engine, MeterWriter(args.meters))
+    server.publisher = publisher
     publisher.start()
 
     def _stop(signum, frame):
