@@ -179,7 +179,7 @@ def process_figures(seconds: float, repeats: int) -> dict:
 
 
 def run(quick: bool = False) -> dict:
-    figures = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    figures = {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
                "cpu": _cpu_name(), "load_1min": round(os.getloadavg()[0], 2)}
     figures.update(kernel_figures(10.0 if quick else 60.0))
     figures.update(process_figures(60.0 if quick else 300.0, 3 if quick else 5))

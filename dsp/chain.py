@@ -18,13 +18,20 @@ import math
 import numpy as np
 from numba import njit
 
-from dsp import kernel_cache  # noqa: F401  (stale-cache protection; before any kernel)
-
-from dsp import biquad, compressor, crossover, dither, limiter, rbj, schema, svf
-from dsp.smoothing import SUB, advance, alphas, toward
-
-from dsp import meter
+from dsp import (
+    biquad,
+    compressor,
+    crossover,
+    dither,
+    kernel_cache,  # noqa: F401  (stale-cache protection; before any kernel)
+    limiter,
+    meter,
+    rbj,
+    schema,
+    svf,
+)
 from dsp.meter import LoudnessMeter, meter_process
+from dsp.smoothing import SUB, advance, alphas, toward
 
 FADE_S = 0.010      # crossfade for switches and enumerations (click-free on/off, type change)
 BYPASS_FADE_S = 0.030
@@ -710,7 +717,7 @@ def _pack(float_arrays: dict, int_arrays: dict):
         views[name] = F[o:o + a.size].reshape(a.shape)
         o += a.size
     o = HEADER
-    for k, (name, dims) in enumerate(INT_ARRAYS):
+    for k, (name, _dims) in enumerate(INT_ARRAYS):
         a = int_arrays[name]
         h = 4 * (len(FLOAT_ARRAYS) + k)
         I[h] = o

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 from numba import njit
 
-from dsp import kernel_cache  # noqa: F401  (stale-cache protection; before any kernel)
-
-from dsp import biquad, rbj
+from dsp import (
+    biquad,
+    kernel_cache,  # noqa: F401  (stale-cache protection; before any kernel)
+    rbj,
+)
 
 ROWS = 11
 _Q = 0.7071067811865476

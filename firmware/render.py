@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 BLOCK = 4096
 TOLERANCE_LU = 0.2       # stop iterating when this close (the promise is +-0.5 LU)

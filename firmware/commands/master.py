@@ -1,4 +1,5 @@
-"""``masterbox master IN OUT [--preset P] [--target-lufs X] [--ceiling-dbtp Y] [--set id=v ...] [--bit-depth 16|24|32f] [--json]``
+"""``masterbox master IN OUT [--preset P] [--target-lufs X] [--ceiling-dbtp Y] [--set id=v ...]
+[--bit-depth 16|24|32f] [--json]``
 
 Masters a file through the box's own chain (same kernel, same sound). Parameters come from
 the preset (factory or user, default ``streaming``), then ``--ceiling-dbtp`` and each
