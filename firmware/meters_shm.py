@@ -216,6 +216,7 @@ class MeterPublisher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="meter-publisher", daemon=True)
         self._max_load = 0.0
+        self._snapshots: dict[int, tuple] = {}
 
     def start(self) -> None:
         self._thread.start()
@@ -257,7 +258,7 @@ class MeterPublisher:
         chain = e.chain
         if chain is not None:
             for side, meter in (("in", chain.input_meter), ("out", chain.output_meter)):
-                r = _readings_of_copy(meter)
+                r = self._readings_of_copy(meter)
                 out[f"{side}_peak_dbfs"] = r.get("sample_peak_dbfs")
                 for k in ("true_peak_dbtp", "momentary_lufs", "short_term_lufs", "integrated_lufs",
                           "loudness_range_lu"):
@@ -271,10 +272,18 @@ class MeterPublisher:
                 out[f"gr_{band}_db"] = gr.get(band)
         return out
 
+    def _readings_of_copy(self, meter) -> dict:
+        """The meter's readings computed from a copy of its state (never from the live arrays).
 
-def _readings_of_copy(meter) -> dict:
-    """The meter's readings computed from a copy of its state (never from the live arrays)."""
-    snap = copy.copy(meter)
-    snap.f = meter.f.copy()
-    snap.i = meter.i.copy()
-    return snap.readings()
+        The copy lives as long as the publisher (one per meter), so publishing allocates nothing big.
+        """
+        snap = self._snapshots.get(id(meter))
+        if snap is None or snap[0] is not meter:
+            clone = copy.copy(meter)
+            clone.f = meter.f.copy()
+            clone.i = meter.i.copy()
+            snap = self._snapshots[id(meter)] = (meter, clone)
+        clone = snap[1]
+        np.copyto(clone.f, meter.f)
+        np.copyto(clone.i, meter.i)
+        return clone.readings()
