@@ -161,15 +161,25 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
     tmp = Path(tmp_name)
     result = RenderResult(chain.latency_samples, drive, 0, target_lufs, None, None, None)
     history: list[tuple[float, float]] = []
-    try:
-        while True:
-            vals["out.drive_db"] = drive
-            chain.reset()
-            chain.set_values(vals)
+    written: list[float] = []   # the drive the temporary file was last rendered with
+
+    def one_pass(write: bool) -> None:
+        vals["out.drive_db"] = drive
+        chain.reset()
+        chain.set_values(vals)
+        if write:
             with sf.SoundFile(str(tmp), "w", samplerate=rate, channels=channels, format=fmt,
                               subtype=SUBTYPES[bit_depth]) as out:
                 render_pass(src, chain, out.write)
-            result.passes += 1
+            written[:] = [drive]
+        else:
+            render_pass(src, chain, None)
+        result.passes += 1
+
+    try:
+        while True:
+            # with a target the first pass only measures: it is rarely the one that is kept
+            one_pass(write=target_lufs is None or result.passes > 0)
             measured = chain.output_meter.readings()["integrated_lufs"]
             result.measured_lufs = measured
             result.drive_db = drive
@@ -198,6 +208,8 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
                 result.notes.append(f"output drive is at its {'maximum' if new == hi else 'minimum'} ({new:+.0f} dB)")
                 break
             drive = new
+        if written != [drive]:
+            one_pass(write=True)
         if channels == 2:
             result.input_analysis = meter_analysis(chain.input_meter, frames, rate, channels)
             result.output_analysis = meter_analysis(chain.output_meter, frames, rate, channels)
