@@ -44,6 +44,7 @@ HIST_US = 100_000  # block-time histogram: 1 us bins up to 100 ms, the last bin 
 PUBLISH_HZ = 25.0
 REOPEN_EVERY_S = 1.0
 LOADER_RT_S = 5.0
+PARAM_HISTORY = 64  # parameter arrays kept alive by the control thread (sets may outpace blocks)
 
 
 def default_chain_factory(rate: int, max_block: int):
@@ -198,7 +199,8 @@ class Engine:
             merged = {**self.values, **clean}
             flat = schema.to_flat(merged)
             self.values = merged
-            self._params_history = [*self._params_history[-3:], flat]
+            # the loop may still hold one of the last few; the last reference never goes in the loop
+            self._params_history = [*self._params_history[-(PARAM_HISTORY - 1):], flat]
             self._params_pending = flat  # the one atomic publication
         return clean
 
