@@ -46,16 +46,22 @@ def master_render(tmp_path, x: np.ndarray, rate: int, fmt: str, masterbox_cmd) -
 
 def stream_through_alsa(alsa_rig, x: np.ndarray, rate: int, fmt: str, period: int, periods: int,
                         backend: str = "alsa", pad: int = 48000) -> tuple[np.ndarray, dict]:
-    # pad with silence: past the end of its infile the file plugin returns stale data
+    # pad with silence: past the end of its infile the file plugin returns stale data. Unpaced, the
+    # engine streams far more than the programme in 1 s even on a loaded machine (the test checks)
     alsa_rig.infile.write_bytes(to_bytes(np.vstack([x, np.zeros((pad, 2))]), fmt))
     stats = alsa_rig.root.parent / f"stats-{backend}.json"
     args = ["--backend", backend, "--capture-device", "mbin", "--playback-device", "mbout", "--rate", str(rate),
             "--format", fmt, "--period", str(period), "--periods", str(periods), "--preset", "transparent",
-            "--wait-ready", "--duration", "0.4", "--stats-json", str(stats), "--no-realtime", "--quiet"]
+            "--wait-ready", "--duration", "1.0", "--stats-json", str(stats), "--no-realtime", "--quiet"]
     for s in SETTINGS:
         args += ["--set", s]
     run_engine(args, alsa_rig.env)
-    out = from_bytes(alsa_rig.outfile.read_bytes(), fmt)
+    from hw.audio.formats import sample_format
+
+    need = (len(x) + 32768) * 2 * sample_format(fmt).width  # the programme, the delays and some spare
+    with open(alsa_rig.outfile, "rb") as f:
+        out = from_bytes(f.read(need), fmt)
+    alsa_rig.outfile.unlink()  # tens of MB: unpaced, the engine streams far past the programme
     return out, read_stats(stats)
 
 
