@@ -54,8 +54,10 @@ def engine_traffic_run(env, stats_path: Path, seconds: float) -> dict:
                 nxt = time.monotonic()
                 k = 0
                 while not stop.is_set():
-                    c.set_params({"in.trim_db": round(rng.uniform(-3, 3), 2), "out.drive_db": round(rng.uniform(0, 6), 2),
-                                  "eq2.gain_db": round(rng.uniform(-4, 4), 2), "st.width": round(rng.uniform(80, 120), 2)})
+                    c.set_params({"in.trim_db": round(rng.uniform(-3, 3), 2),
+                                  "out.drive_db": round(rng.uniform(0, 6), 2),
+                                  "eq2.gain_db": round(rng.uniform(-4, 4), 2),
+                                  "st.width": round(rng.uniform(80, 120), 2)})
                     sets[0] += 1
                     k += 1
                     if k % 10 == 0:
@@ -118,7 +120,8 @@ def main(argv=None) -> int:
                             "blocks": s["blocks"], "block_time_us": s["block_time_us"], "max_load": s["max_load"],
                             "window": out.get("window"), "load": out.get("load"),
                             "param_sets_per_s": out.get("param_sets_per_s"),
-                            "capture": {k: cap.get(k) for k in ("seconds", "dropped_frames", "reason")} if cap else None}
+                            "capture": ({k: cap.get(k) for k in ("seconds", "dropped_frames", "reason")}
+                                        if cap else None)}
             print(json.dumps({run: figures[run]}), flush=True)
     finally:
         jack.cleanup()

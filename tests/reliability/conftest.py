@@ -6,7 +6,6 @@ suite fast), e.g. ``MB_SOAK_SECONDS=3600``, ``MB_LOAD_SECONDS=600``; see docs/re
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -15,6 +14,4 @@ for p in (HERE, HERE.parent / "webui"):  # soakcheck / loadrig here; mbweb_helpe
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-
-def env_seconds(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
+from tests.engine.conftest import alsa_rig, jack_server  # noqa: E402,F401  (the JACK-paced ALSA rig, as fixtures here)

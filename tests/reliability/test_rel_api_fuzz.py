@@ -19,7 +19,6 @@ import json
 import os
 from pathlib import Path
 
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -168,7 +167,8 @@ def test_fuzz_every_operation_no_5xx_and_refusals_change_nothing(_isolated_home,
     assert len(refused) >= len(statuses) * 0.5, statuses
     with capsys.disabled():
         n = sum(sum(v.values()) for v in statuses.values())
-        print(f"\n    API fuzz: {n} requests over {len(statuses)} operations; {len(ok)} saw a 2xx, {len(refused)} a 4xx")
+        print(f"\n    API fuzz: {n} requests over {len(statuses)} operations; {len(ok)} saw a 2xx, "
+              f"{len(refused)} a 4xx")
 
 
 def test_fuzz_session_operations_anonymously(_isolated_home):

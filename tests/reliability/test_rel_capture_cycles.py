@@ -19,7 +19,6 @@ from test_rel_load import rig_env
 
 from firmware.control_client import EngineClient
 from firmware.meters_shm import MeterReader
-from tests.engine.conftest import alsa_rig, jack_server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.realtime
 

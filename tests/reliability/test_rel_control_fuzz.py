@@ -101,9 +101,10 @@ def engine(tmp_path, masterbox_cmd):
 
 json_scalar = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=False),
                         st.text(max_size=40))
-json_value = st.recursive(json_scalar, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                               st.dictionaries(st.text(max_size=12), inner, max_size=4)),
-                          max_leaves=12)
+json_value = st.recursive(
+    json_scalar,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)),
+    max_leaves=12)
 ids = st.sampled_from([p.id for p in schema.PARAMS])
 hostile_names = st.sampled_from(["../../../etc/passwd", "/tmp/x", "..", "a/b", "\x00", "con", "名前", "x" * 300,
                                  "$(reboot)", "-rf", "preset\nname", ".hidden"])

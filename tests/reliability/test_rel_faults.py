@@ -23,13 +23,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 from loadrig import Client, ControlProcess, kill_group, start_engine, wait_running
 
 from firmware.control_client import EngineClient, EngineUnavailable
 from firmware.meters_shm import MeterReader
-from tests.engine.conftest import alsa_rig, jack_server  # noqa: F401 (fixtures)
 from tests.system.test_demo import Demo, _free_port, _until
 
 MARK = {"out.drive_db": 3.25, "st.width": 137.5, "eq2.gain_db": -2.75, "mb.on": True}
