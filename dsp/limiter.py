@@ -45,6 +45,7 @@ KAISER_BETA = 5.0
 MARGIN_DB = 0.15          # internal target below the ceiling (covers the interpolator's under-read)
 LOOKAHEAD_S = 1.2e-3      # attack length (the two moving averages together)
 K_LOW = 2
+DB_TO_NEG_LN = -math.log(10.0) / 20.0   # 10**(-dB/20) == exp(dB * this)
 HF_GUARD = 0.04          # share of |fourth difference| added to each detected peak (see process)
 
 
@@ -193,6 +194,8 @@ def process(buf, start, stop, target, clip, a_fast, auto, a_slow_att, a_slow_rel
     c2 = ist[8]
     l1f = float(l1)
     l2f = float(l2)
+    h_last = 1.0
+    need = 0.0
     # 1. detection in its own pass (a tight loop LLVM vectorises); history is a duplicated
     #    ring so the last `taps` samples are always contiguous. When even the worst case of
     #    the interpolator (sum of |taps| times the largest sample in reach) stays under the
@@ -266,7 +269,9 @@ def process(buf, start, stop, target, clip, a_fast, auto, a_slow_att, a_slow_rel
         h = dq_val[head] if count > 0 else 1.0
         idx += 1
         # 4. release in dB
-        need = -20.0 * math.log10(h) if h < 1.0 else 0.0
+        if h != h_last:  # the held gain is piecewise constant: one logarithm per change
+            h_last = h
+            need = -20.0 * math.log10(h) if h < 1.0 else 0.0
         if auto:
             if need > s_env:
                 s_env = a_slow_att * s_env + (1.0 - a_slow_att) * need
@@ -282,7 +287,7 @@ def process(buf, start, stop, target, clip, a_fast, auto, a_slow_att, a_slow_rel
         if f_env < 1e-9:
             f_env = 0.0
         total = s_env + f_env
-        gr = 10.0 ** (-total / 20.0) if total > 0.0 else 1.0
+        gr = math.exp(total * DB_TO_NEG_LN) if total > 0.0 else 1.0
         # 5. two moving averages
         old = box1[i1]
         box1[i1] = gr
