@@ -15,7 +15,7 @@ import math
 import numpy as np
 from numba import njit
 
-SUB = 32  # samples per sub-block: coefficients are redesigned at most this often
+SUB = 64  # samples per sub-block: coefficients are redesigned at most this often (1.3 ms at 48 kHz)
 
 
 def alphas(params, rate: float) -> np.ndarray:
