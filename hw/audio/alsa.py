@@ -146,6 +146,8 @@ class AlsaBackend(AudioBackend):
         return end
 
     def _lost(self, why: str) -> int:
+        if self._cap is None and self._pb is None:
+            return LOST  # already reported (a failure inside the restart recipe)
         self.device_errors += 1
         self.last_error = why
         self.close()
