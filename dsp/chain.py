@@ -774,6 +774,7 @@ class Chain:
                      "fs": v["lfs"], "is": v["lis"]}
         self._lo = np.array([p.min for p in schema.PARAMS])
         self._hi = np.array([p.max for p in schema.PARAMS])
+        self._finite = np.zeros(schema.COUNT, dtype=bool)
         self._rng = np.array(RNG_SEEDS, dtype=np.uint64)
         self.input_meter = LoudnessMeter(rate, 2, true_peak=True)
         self.output_meter = LoudnessMeter(rate, 2, true_peak=True)
@@ -790,12 +791,17 @@ class Chain:
             self._par[0, schema.INDEX[k]] = schema.BY_ID[k].to_flat(v)
 
     def set_flat(self, arr) -> None:
-        """Apply a whole flat parameter array (clamped to the schema's ranges; NaN keeps the old value)."""
+        """Apply a whole flat parameter array (clamped to the schema's ranges; NaN keeps the old value).
+
+        Allocates nothing for a float64 array of the right shape (the engine calls it from the
+        audio thread when the parameters change).
+        """
         a = np.asarray(arr, dtype=np.float64)
         if a.shape != (schema.COUNT,):
             raise ValueError(f"flat parameters must have shape ({schema.COUNT},), got {a.shape}")
-        a = np.where(np.isfinite(a), a, self._par[0])
-        self._par[0] = np.clip(a, self._lo, self._hi)
+        np.isfinite(a, out=self._finite)
+        np.copyto(self._par[0], a, where=self._finite)
+        np.clip(self._par[0], self._lo, self._hi, out=self._par[0])
 
     def flat(self) -> np.ndarray:
         """A copy of the target parameters (flat)."""
