@@ -136,7 +136,7 @@ def _recent_mean_square(f, i):
     hops = i[meter.I_HOPS]
     if hops < 1:
         return 0.0
-    return meter._window_mean_square(f, i, min(hops, meter.SHORT_TERM_HOPS))
+    return meter.window_mean_square(f, i, min(hops, meter.SHORT_TERM_HOPS))
 
 
 @njit(cache=True)

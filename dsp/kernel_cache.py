@@ -17,7 +17,8 @@ from pathlib import Path
 from numba.core import caching
 
 DSP_DIR = Path(__file__).resolve().parent
-COMPOSITE = {str(DSP_DIR / name) for name in ("chain.py", "crossover.py")}
+# meter.py: its kernels capture constants of truepeak.py (TAPS_PER_PHASE) at compile time.
+COMPOSITE = {str(DSP_DIR / name) for name in ("chain.py", "crossover.py", "meter.py")}
 
 
 def _package_stamp() -> bytes:

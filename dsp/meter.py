@@ -33,6 +33,9 @@ import math
 import numpy as np
 from numba import njit
 
+from dsp import (
+    kernel_cache,  # noqa: F401  (stale-cache protection; before any kernel)
+)
 from dsp.kweighting import kweighting_coefficients
 from dsp.truepeak import TAPS_PER_PHASE, interpolator_phases, oversampling_factor
 

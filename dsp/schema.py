@@ -19,8 +19,9 @@ Values live in two forms:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 SCHEMA_VERSION = 1
 
@@ -248,7 +249,7 @@ class Macro:
 def _interp(x: float, pts: tuple[tuple[float, float], ...]) -> float:
     if x <= pts[0][0]:
         return pts[0][1]
-    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:], strict=False):
         if x <= x1:
             return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
     return pts[-1][1]
@@ -321,7 +322,7 @@ def to_flat(values: Mapping[str, Any], out=None):
 
 
 def from_flat(arr: Iterable[float]) -> dict[str, Any]:
-    return {p.id: p.from_flat(float(x)) for p, x in zip(PARAMS, arr)}
+    return {p.id: p.from_flat(float(x)) for p, x in zip(PARAMS, arr, strict=True)}
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
