@@ -85,7 +85,8 @@ NOISE_FAST_RELEASE = {**schema.defaults(), "in.trim_db": 24.0, "out.drive_db": -
                       "lim.release_ms": 1.0, "lim.auto_release": False, "st.width": 0.0, "st.balance": -1.0}
 
 
-@settings(max_examples=int(os.environ.get("MB_HYPOTHESIS_EXAMPLES", "100")), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=int(os.environ.get("MB_HYPOTHESIS_EXAMPLES", "100")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(values=VALUES, rate=RATES, bits=st.sampled_from([None, 16, 24]), kind=st.sampled_from(KINDS),
        gain_db=st.floats(-60.0, 30.0), seed=st.integers(0, 2**16),
        blocks=st.lists(st.integers(1, 4096), min_size=1, max_size=12))
