@@ -129,12 +129,15 @@ class CaptureSession:
     """One recording: a ring the audio loop fills and a thread that writes it to WAV.
 
     ``floor_mb`` may be fractional (tests use tiny filesystems). ``ring_seconds`` is how long
-    the disk may stall before frames are dropped.
+    the disk may stall before frames are dropped; ``ring`` (optional) is a preallocated float64
+    ``(frames, >= channels * len(taps))`` array to use instead, which must not be shared with a
+    session whose writer is still running (see :attr:`writing`).
     """
 
     def __init__(self, directory, rate: int, channels: int, taps=("output",), fmt: str = "PCM_24",
                  preset: str = "", max_seconds: float | None = None, floor_mb: float = 500,
-                 ring_seconds: float = 8.0, analyze: bool = True, when: _dt.datetime | None = None):
+                 ring_seconds: float = 8.0, analyze: bool = True, when: _dt.datetime | None = None,
+                 ring: np.ndarray | None = None):
         taps = tuple(taps)
         if fmt not in FORMATS:
             raise ValueError(f"capture format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -156,10 +159,16 @@ class CaptureSession:
         self.name = self._unique(base)
         self.files = {t: self.directory / self._file_name(t) for t in taps}
 
-        # the ring: one row per frame, taps side by side (so they stay sample-aligned)
-        cap = max(int(ring_seconds * rate), 4096)
-        self._ring = np.zeros((cap, self.channels * len(taps)), dtype=np.float64)
-        self._cap = cap
+        # the ring: one row per frame, taps side by side (so they stay sample-aligned). The engine
+        # lends one it made at start-up: making 12 MB of locked pages here would hold the GIL
+        # against the audio loop for milliseconds at every capture start.
+        cols = self.channels * len(taps)
+        if ring is None:
+            ring = np.zeros((max(int(ring_seconds * rate), 4096), cols), dtype=np.float64)
+        elif ring.dtype != np.float64 or ring.ndim != 2 or ring.shape[1] < cols:
+            raise ValueError(f"capture ring must be float64 (frames, >= {cols}), got {ring.dtype} {ring.shape}")
+        self._ring = ring[:, :cols]
+        self._cap = ring.shape[0]
         self._w = 0  # frames ever written by push (producer-owned, published after the copy)
         self._r = 0  # frames ever consumed by the writer (consumer-owned)
         self._tap_cols = [(t, slice(i * self.channels, (i + 1) * self.channels)) for i, t in enumerate(taps)]
@@ -332,6 +341,11 @@ class CaptureSession:
             self.analysis = f"failed: {type(e).__name__}: {e}"
 
     # -- control side ---------------------------------------------------------------------
+    @property
+    def writing(self) -> bool:
+        """True while the writer thread may still read the ring (even after ``stop()`` timed out)."""
+        return self._thread.is_alive()
+
     def stop(self, timeout: float = 30.0) -> dict:
         """Stop recording and finalise the files (the sidecar follows in the background)."""
         with self._lock:

@@ -270,9 +270,12 @@ class ControlServer:
         if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))
                                         or not math.isfinite(max_seconds) or max_seconds <= 0):
             raise RequestError("max_seconds must be a positive number or null")
+        if e.last_capture is not None and e.last_capture.writing:
+            raise RequestError("the previous capture is still being written to disk; try again in a moment")
         directory = self.capture_dir or paths.ensure(paths.captures_dir())
         session = CaptureSession(directory, e.rate, 2, taps=taps, fmt=fmt, preset=str(req.get("preset", "")),
-                                 max_seconds=max_seconds, floor_mb=self.capture_floor_mb)
+                                 max_seconds=max_seconds, floor_mb=self.capture_floor_mb, ring=e.capture_ring)
+        e.last_capture = session
         e.capture = session  # the loop starts pushing at its next block
         return {"capture": session.status()}
 

@@ -45,6 +45,7 @@ PUBLISH_HZ = 25.0
 REOPEN_EVERY_S = 1.0
 LOADER_RT_S = 5.0
 PARAM_HISTORY = 64  # parameter arrays kept alive by the control thread (sets may outpace blocks)
+CAPTURE_RING_SECONDS = 8.0  # how long the disk may stall before a capture drops frames
 
 
 def default_chain_factory(rate: int, max_block: int):
@@ -112,6 +113,11 @@ class Engine:
         self._reset_done = 0
         self._stall_s = 0.0
         self.capture = None  # a CaptureSession, or None
+        self.last_capture = None  # the newest session (its writer may still be draining the ring)
+        # The capture ring is made once, here, before the loop and mlockall: 8 s of both taps.
+        # np.zeros maps pages lazily; writing every page now keeps page faults out of the loop.
+        self.capture_ring = np.zeros((max(int(CAPTURE_RING_SECONDS * self.rate), 4096), 4), dtype=np.float64)
+        self.capture_ring.fill(0.0)
         self._ready_chain = None
         self._stop = False
         self._load_error = ""

@@ -218,3 +218,20 @@ def test_bad_arguments_are_refused(tmp_path):
         CaptureSession(tmp_path, 48000, 2, fmt="MP3")
     with pytest.raises(ValueError):
         CaptureSession(tmp_path, 48000, 2, taps=("sidechain",))
+
+
+def test_a_lent_ring_is_reused_by_consecutive_sessions_with_exact_bytes(tmp_path):
+    """The engine lends one preallocated ring to every capture (no allocation at capture start)."""
+    ring = np.zeros((4096, 4), dtype=np.float64)
+    rng = np.random.default_rng(11)
+    for n, taps in enumerate((("output",), ("input", "output"))):
+        xs = [rng.uniform(-1, 1, (int(k), 2)) for k in rng.integers(1, 700, 60)]
+        ys = [x * 0.5 for x in xs]
+        s = CaptureSession(tmp_path / f"c{n}", 48000, 2, taps=taps, floor_mb=0, analyze=False, ring=ring)
+        _push_all(s, xs, ys)
+        st = s.stop()
+        assert not s.writing and st["dropped_frames"] == 0
+        out = next(f for f in st["files"] if f.endswith("_output.wav"))
+        assert np.array_equal(sf.read(out)[0], quantize(np.concatenate(ys), "PCM_24"))
+    with pytest.raises(ValueError, match="capture ring"):
+        CaptureSession(tmp_path / "bad", 48000, 2, taps=("input", "output"), analyze=False, ring=np.zeros((64, 2)))
