@@ -27,7 +27,21 @@ DEFAULTS: dict[str, Any] = {
         "periods": 2,
         "format": "S32_LE",
     },
-    "web": {"host": "0.0.0.0", "port": 8080},
+    "web": {
+        "host": "0.0.0.0",
+        "port": 8080,
+        "threads": 24,  # waitress worker threads: live streams + API requests
+        "sse_max_clients": 16,  # live streams beyond this get 503 (the page polls instead)
+        "sse_hz": 20.0,
+        "sse_backlog": 65536,  # bytes unsent to one client before its frames are skipped
+        "sse_max_seconds": 600.0,  # a stream ends after this; EventSource reconnects
+        "max_body_bytes": 8 * 1024 * 1024,
+        "login_attempts": 5,  # failed logins per address ...
+        "login_window_s": 60.0,  # ... per this many seconds
+        "claim_seconds": 120.0,
+        "session_days": 30,
+        "secure_cookies": False,  # True behind an HTTPS proxy
+    },
     "storage": {"free_space_floor_mb": 500, "capture_format": "PCM_24", "capture_max_minutes": 0},
     "system": {"shutdown_command": "systemctl poweroff"},
     "panel": {},
@@ -36,6 +50,69 @@ DEFAULTS: dict[str, Any] = {
 
 class ConfigError(ValueError):
     """A config file that cannot be used; the message names the file and line."""
+
+
+def _number(lo: float, hi: float, integer: bool = False):
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
+            return f"must be {'a whole number' if integer else 'a number'} from {lo:g} to {hi:g}"
+        if not lo <= v <= hi:
+            return f"{v!r} is out of range {lo:g}..{hi:g}"
+        return None
+    return check
+
+
+def _one_of(*choices):
+    def check(v):
+        return None if v in choices and not isinstance(v, bool) else f"must be one of {', '.join(map(str, choices))}"
+    return check
+
+
+def _text(v):
+    return None if isinstance(v, str) else "must be a string in quotes"
+
+
+def _flag(v):
+    return None if isinstance(v, bool) else "must be true or false"
+
+
+# What each key of the sections other than [panel] (validated by hw.panel.spec) may hold.
+RULES: dict[str, dict[str, Any]] = {
+    "audio": {
+        "backend": _one_of("alsa", "portaudio", "sim"), "device": _text, "capture_device": _text,
+        "playback_device": _text, "rate": _one_of(44100, 48000, 88200, 96000),
+        "period": _number(16, 8192, integer=True), "periods": _number(2, 16, integer=True),
+        "format": _one_of("S16_LE", "S24_LE", "S24_3LE", "S32_LE", "FLOAT_LE"),
+    },
+    "web": {
+        "host": _text, "port": _number(0, 65535, integer=True), "threads": _number(2, 256, integer=True),
+        "sse_max_clients": _number(0, 1024, integer=True), "sse_hz": _number(1, 60),
+        "sse_backlog": _number(1024, 64 * 1024 * 1024, integer=True), "sse_max_seconds": _number(1, 86400),
+        "max_body_bytes": _number(1024, 1 << 30, integer=True), "login_attempts": _number(1, 1000, integer=True),
+        "login_window_s": _number(1, 86400), "claim_seconds": _number(5, 3600),
+        "session_days": _number(1, 365, integer=True), "secure_cookies": _flag,
+    },
+    "storage": {
+        "free_space_floor_mb": _number(0, 1e7), "capture_format": _one_of("PCM_24", "FLOAT"),
+        "capture_max_minutes": _number(0, 1e6),
+    },
+    "system": {"shutdown_command": _text},
+}
+
+
+def _validate(cfg: dict[str, Any], path: Path, text: str) -> None:
+    """Refuse a wrong type, value or unknown key in the checked sections, naming its line."""
+    for section, rules in RULES.items():
+        values = cfg.get(section)
+        if not isinstance(values, dict):
+            where = find_line(text, section)
+            raise ConfigError(f"{path}{f' line {where}' if where else ''}: {section} must be a [{section}] table")
+        for key, value in values.items():
+            check = rules.get(key)
+            problem = check(value) if check else f"unknown key (known: {', '.join(rules)})"
+            if problem:
+                where = find_line(text, section, key)
+                raise ConfigError(f"{path}{f' line {where}' if where else ''}: [{section}] {key}: {problem}")
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -62,6 +139,7 @@ def load_config(path: Path | str | None = None) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read: {e}") from None
     cfg = _merge(DEFAULTS, data)
+    _validate(cfg, path, text)
     cfg["_path"] = str(path)
     cfg["_text"] = text
     return cfg

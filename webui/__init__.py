@@ -15,20 +15,10 @@ from typing import Any
 
 from flask import Flask
 
-WEB_DEFAULTS: dict[str, Any] = {
-    "host": "0.0.0.0",
-    "port": 8080,
-    "threads": 24,  # waitress worker threads: SSE streams + API requests
-    "sse_max_clients": 16,  # streams beyond this get 503 (the page polls instead)
-    "sse_hz": 20.0,
-    "sse_backlog": 65536,  # bytes unsent to one client before its frames are skipped
-    "sse_max_seconds": 600.0,  # a stream ends after this; EventSource reconnects
-    "max_body_bytes": 8 * 1024 * 1024,
-    "login_attempts": 5,  # failed logins per address ...
-    "login_window_s": 60.0,  # ... per this many seconds
-    "claim_seconds": 120.0,
-    "session_days": 30,
-}
+from firmware.config import DEFAULTS
+
+# The [web] section: defaults and their checks live with the rest of the config.
+WEB_DEFAULTS: dict[str, Any] = DEFAULTS["web"]
 
 
 @dataclass
@@ -60,11 +50,11 @@ def web_settings(config: dict | None) -> dict:
 
 
 def create_app(control, config: dict | None = None, *, data_dir: Path | None = None) -> Flask:
+    from firmware.passwords import PasswordFile, secret_key, web_dir
     from webui import auth, errors, logbuffer, pages, security, sse
     from webui.api import bp as api_bp
     from webui.claim import ClaimWindow
     from webui.curves import CurveCache
-    from firmware.passwords import PasswordFile, secret_key, web_dir
 
     config = dict(config or {})
     settings = web_settings(config)

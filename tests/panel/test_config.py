@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from firmware.config import ConfigError, load_config, panel_spec
@@ -127,3 +129,30 @@ def test_header_comments_do_not_hide_lines(tmp_path):
 def test_inline_tables_name_their_line(tmp_path):
     msg = refusal(tmp_path, '[panel.knobs]\ninput = { param = "in.trimm", pot = 0 }\n')
     assert "line 2" in msg
+
+
+# -- the sections other than [panel] ------------------------------------------------------
+@pytest.mark.parametrize("text,needle", [
+    ('[audio]\nrate = 44000\n', "line 2: [audio] rate: must be one of 44100, 48000"),
+    ('[audio]\nperiods = "two"\n', "[audio] periods: must be a whole number"),
+    ('[web]\nport = -5\n', "[web] port: -5 is out of range 0..65535"),
+    ('[web]\nprot = 8081\n', "[web] prot: unknown key"),
+    ('[web]\nsecure_cookies = 1\n', "[web] secure_cookies: must be true or false"),
+    ('[storage]\n\n# floor\nfree_space_floor_mb = "lots"\n', "line 4: [storage] free_space_floor_mb"),
+    ('audio = 3\n', "audio must be a [audio] table"),
+])
+def test_wrong_values_outside_the_panel_section_are_refused_naming_the_line(tmp_path, text, needle):
+    path = tmp_path / "masterbox.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert needle in str(e.value) and str(path) in str(e.value)
+
+
+def test_the_shipped_template_and_an_empty_file_are_valid(tmp_path):
+    from firmware.config import DEFAULTS
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "firmware" / "config-template.toml")
+    assert cfg["audio"]["rate"] in (44100, 48000, 88200, 96000)
+    (tmp_path / "empty.toml").write_text("")
+    assert load_config(tmp_path / "empty.toml")["web"] == DEFAULTS["web"]
