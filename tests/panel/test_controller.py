@@ -325,7 +325,11 @@ def test_a_press_during_a_web_claim_is_the_claim_not_the_action(box):
     pc, control, panel = box()
     control.claim = ClaimWindow(seconds=30)
     control.claim.arm()
-    pc.loop.tick()
+    # the controller's own loop ticks at >= 30 Hz (a tick begun before the arm may still write
+    # the old pattern), so the claim pattern must show within a few ticks
+    deadline = time.monotonic() + 0.5
+    while panel.snapshot()["status"]["pattern"] != "claim" and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert panel.snapshot()["status"]["pattern"] == "claim"
     panel.click("bypass")
     pc.flush()
