@@ -32,3 +32,17 @@ def masterbox_cmd():
 
 def pytest_report_header(config):
     return f"masterbox tests, MASTERBOX_HOME per test; cpu count {os.cpu_count()}"
+
+
+# Tests on the JACK-paced rig assert zero xruns, which depends on the scheduler waking the audio
+# thread in time. On the shared, non-preemptible VMs this suite runs on (CI included) a single
+# late wake-up of jackd or the engine sometimes lands in a 60 s window, whatever the engine does,
+# so such a test gets up to two more attempts; the assertion itself stays strict, and each failed
+# attempt is reported in the summary ("R" / "rerun") with its xrun log.
+RT_RERUNS = 2
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("realtime") and not item.get_closest_marker("flaky"):
+            item.add_marker(pytest.mark.flaky(reruns=RT_RERUNS, reruns_delay=2))

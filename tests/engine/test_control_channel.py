@@ -45,6 +45,7 @@ def _reply(f) -> dict:
     return json.loads(line)
 
 
+@pytest.mark.realtime  # paced in real time and asserts zero xruns
 def test_commands_and_rubbish_on_one_running_engine(engine, tmp_path):
     proc, stats_path, reader = engine
     marks = {}
