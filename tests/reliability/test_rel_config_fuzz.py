@@ -6,9 +6,9 @@ line. So whatever the config file holds:
 * the engine and the control process, started on a config with a wrong value, either run or exit
   non-zero naming the key -- never a Python traceback.
 
-Found 2026-11-22: wrong types or values in ``[audio]`` and ``[web]`` end both processes with a
-traceback (``ValueError: invalid literal for int()``, waitress's ``Invalid host/port``): the
-sections other than ``[panel]`` are not validated. These cases fail until they are.
+Found 2026-11-22: wrong types or values in ``[audio]`` and ``[web]`` ended both processes with a
+traceback (``ValueError: invalid literal for int()``, waitress's ``Invalid host/port``); fixed the
+same evening when ``firmware.config`` began checking every section (4847a99).
 """
 
 from __future__ import annotations
