@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from firmware.atomic import fsync_dir
+from firmware.processes import pid_alive
 
 FORMATS = {"PCM_24": (1, 3), "FLOAT": (3, 4)}  # name -> (WAVE format tag, bytes per sample)
 TAPS = ("input", "output")
@@ -391,18 +392,6 @@ def _free_bytes(directory: Path) -> int:
 
 
 # -- boot-time repair ---------------------------------------------------------------------
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def repair_file(path: Path) -> dict:
     """Rewrite the header of one of our WAVs to cover every whole frame on disk."""
     with open(path, "r+b") as f:
@@ -437,7 +426,7 @@ def repair_unfinished(directory) -> list[dict]:
             pid = int(info.get("pid", 0))
         except (OSError, ValueError, TypeError, AttributeError):
             info, files, pid = {}, [], 0
-        if pid and _pid_alive(pid):
+        if pid and pid_alive(pid):
             continue
         for path in files:
             if path.exists():

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from firmware import paths
+from firmware.processes import pid_alive
 
 MAGIC = b"MBMETER1"
 LAYOUT_VERSION = 1
@@ -165,7 +166,7 @@ class MeterReader:
         else:
             return None
         vals = np.frombuffer(raw, dtype="<f8")
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return None
         out: dict = {"seq": s1 // 2, "pid": pid}
         for k, v in zip(FIELDS, vals.tolist(), strict=True):
@@ -185,18 +186,6 @@ class MeterReader:
 
     def close(self) -> None:
         self._detach()
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class MeterPublisher:
