@@ -66,8 +66,7 @@ def run(args: argparse.Namespace) -> int:
                 Path(args.file).write_text(text, encoding="utf-8")
             return 0
         if args.action == "export-all":
-            Path(args.file).write_bytes(store.export_zip(include_factory=args.factory))
-            return 0
+            return _export_all(store, args.file, args.factory)
         if args.action == "import":
             path = Path(args.file)
             try:
@@ -89,3 +88,30 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         raise UserError(f"{e.filename or ''}: {e.strerror}") from None
     return 2
+
+
+def _export_all(store, file: str, include_factory: bool) -> int:
+    """Write the zip atomically and say how many presets it holds.
+
+    With no user presets (and no ``--factory``) there is nothing to back up: an empty zip
+    written silently would look like a backup that is not one, so that is an error instead.
+    """
+    import io
+    import zipfile
+
+    from firmware.atomic import write_atomic
+    from firmware.cli import UserError
+
+    data = store.export_zip(include_factory=include_factory)
+    n = len(zipfile.ZipFile(io.BytesIO(data)).namelist())
+    if n == 0:
+        raise UserError("there are no user presets to export (add --factory to export the factory presets too)")
+    parent = Path(file).parent
+    if not parent.is_dir():
+        raise UserError(f"{parent}: output folder does not exist")
+    try:
+        write_atomic(Path(file), data)
+    except OSError as e:
+        raise UserError(f"cannot write {file}: {e.strerror}") from None
+    print(f"exported {n} preset{'s' if n != 1 else ''} to {file}")
+    return 0
