@@ -69,44 +69,64 @@ def tpdf(rng, ch):
 
 
 @njit(cache=True)
+def _step(v, scale, top, r):
+    """Round ``v`` (in LSB units, shaped error subtracted) plus ``r`` (dither + 0.5) down, clamped."""
+    y = np.floor(v + r)
+    if y > top:
+        y = top
+    elif y < -scale:
+        y = -scale
+    return y
+
+
+@njit(cache=True)
+def _clamp_err(e):
+    # a clipped sample must not feed a huge error back into the loop
+    if e > 4.0:
+        return 4.0
+    if e < -4.0:
+        return -4.0
+    return e
+
+
+@njit(cache=True)
 def quantise(buf, start, stop, bits, shaped, coef, err, rng):
     """Dither and round ``buf[start:stop]`` (both channels) to ``bits`` in place.
 
     ``err`` (channels, MAX_TAPS) holds the past quantisation errors for shaping (newest first);
-    ``rng`` one uint64 xorshift state per channel.
+    ``rng`` one uint64 xorshift state per channel. The two channels run in one loop: the
+    error feedback is a serial recursion per channel, so interleaving two independent ones
+    keeps the CPU busy while each waits on its own result (same arithmetic, same numbers).
     """
     scale = 2.0 ** (bits - 1)
     inv = 1.0 / scale
     top = scale - 1.0
-    for ch in range(buf.shape[1]):
-        if shaped:
-            c0, c1, c2, c3, c4 = coef[0], coef[1], coef[2], coef[3], coef[4]
-            c5, c6, c7, c8 = coef[5], coef[6], coef[7], coef[8]
-            e0, e1, e2, e3, e4 = err[ch, 0], err[ch, 1], err[ch, 2], err[ch, 3], err[ch, 4]
-            e5, e6, e7, e8 = err[ch, 5], err[ch, 6], err[ch, 7], err[ch, 8]
-            for n in range(start, stop):
-                d = buf[n, ch] * scale - (c0 * e0 + c1 * e1 + c2 * e2 + c3 * e3 + c4 * e4
-                                          + c5 * e5 + c6 * e6 + c7 * e7 + c8 * e8)
-                y = np.floor(d + tpdf(rng, ch) + 0.5)
-                if y > top:
-                    y = top
-                elif y < -scale:
-                    y = -scale
-                e = y - d
-                # a clipped sample must not feed a huge error back into the loop
-                if e > 4.0:
-                    e = 4.0
-                elif e < -4.0:
-                    e = -4.0
-                e8, e7, e6, e5, e4, e3, e2, e1, e0 = e7, e6, e5, e4, e3, e2, e1, e0, e
-                buf[n, ch] = y * inv
-            err[ch, 0], err[ch, 1], err[ch, 2], err[ch, 3], err[ch, 4] = e0, e1, e2, e3, e4
-            err[ch, 5], err[ch, 6], err[ch, 7], err[ch, 8] = e5, e6, e7, e8
-        else:
-            for n in range(start, stop):
-                y = np.floor(buf[n, ch] * scale + tpdf(rng, ch) + 0.5)
-                if y > top:
-                    y = top
-                elif y < -scale:
-                    y = -scale
-                buf[n, ch] = y * inv
+    if shaped:
+        c0, c1, c2, c3, c4 = coef[0], coef[1], coef[2], coef[3], coef[4]
+        c5, c6, c7, c8 = coef[5], coef[6], coef[7], coef[8]
+        e0, e1, e2, e3, e4 = err[0, 0], err[0, 1], err[0, 2], err[0, 3], err[0, 4]
+        e5, e6, e7, e8 = err[0, 5], err[0, 6], err[0, 7], err[0, 8]
+        f0, f1, f2, f3, f4 = err[1, 0], err[1, 1], err[1, 2], err[1, 3], err[1, 4]
+        f5, f6, f7, f8 = err[1, 5], err[1, 6], err[1, 7], err[1, 8]
+        for n in range(start, stop):
+            # the newest error enters last: it is the only term on the serial path
+            d = (buf[n, 0] * scale - (c8 * e8 + c7 * e7 + c6 * e6 + c5 * e5 + c4 * e4
+                                      + c3 * e3 + c2 * e2 + c1 * e1)) - c0 * e0
+            g = (buf[n, 1] * scale - (c8 * f8 + c7 * f7 + c6 * f6 + c5 * f5 + c4 * f4
+                                      + c3 * f3 + c2 * f2 + c1 * f1)) - c0 * f0
+            y = _step(d, scale, top, tpdf(rng, 0) + 0.5)
+            z = _step(g, scale, top, tpdf(rng, 1) + 0.5)
+            e = _clamp_err(y - d)
+            f = _clamp_err(z - g)
+            e8, e7, e6, e5, e4, e3, e2, e1, e0 = e7, e6, e5, e4, e3, e2, e1, e0, e
+            f8, f7, f6, f5, f4, f3, f2, f1, f0 = f7, f6, f5, f4, f3, f2, f1, f0, f
+            buf[n, 0] = y * inv
+            buf[n, 1] = z * inv
+        err[0, 0], err[0, 1], err[0, 2], err[0, 3], err[0, 4] = e0, e1, e2, e3, e4
+        err[0, 5], err[0, 6], err[0, 7], err[0, 8] = e5, e6, e7, e8
+        err[1, 0], err[1, 1], err[1, 2], err[1, 3], err[1, 4] = f0, f1, f2, f3, f4
+        err[1, 5], err[1, 6], err[1, 7], err[1, 8] = f5, f6, f7, f8
+    else:
+        for n in range(start, stop):
+            buf[n, 0] = _step(buf[n, 0] * scale, scale, top, tpdf(rng, 0) + 0.5) * inv
+            buf[n, 1] = _step(buf[n, 1] * scale, scale, top, tpdf(rng, 1) + 0.5) * inv
