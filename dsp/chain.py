@@ -117,7 +117,13 @@ I_POS, I_FRESH, I_HPF_ACT = 0, 1, 2
 I_EQ_TYPE = 3       # 6
 I_EQ_PLACE = 9      # 6
 I_BYPASS, I_BITS, I_DRY_POS, I_FAULTS, I_RESETS, I_BYPASS_SEEN = 15, 16, 17, 18, 19, 20
+I_SPLIT = 21        # which part of the chain a block runs: SPLIT_ALL, SPLIT_PRE or SPLIT_POST
 NI = 24
+
+# -- split rendering (offline drive search; see Chain.set_split) -----------------------------
+SPLIT_ALL = 0       # the whole chain (the box, and every render without a drive search)
+SPLIT_PRE = 1       # input .. stereo: y is the signal the drive stage receives
+SPLIT_POST = 2      # x is that signal: drive, limiter, dither, output meter
 
 S_MAIN, S_LO, S_MID, S_HI, S_DRY, S_TMP = 0, 1, 2, 3, 4, 5
 
@@ -551,14 +557,18 @@ def _chain_body(x, y, xin, pk, par, rmp, coef, eqc, eqz, z, fs, ist, sc, drybuf,
                  dcoef, derr, rng, mf_in, mi_in, mf_out, mi_out):
     n_total = x.shape[0]
     tgt = par[0]
-    # sanitise: NaN, Inf and absurd values become silence (counted)
-    for n in range(n_total):
-        for ch in range(2):
-            v = x[n, ch]
-            if not (abs(v) <= BIG):
-                v = 0.0
-                ist[I_FAULTS] += 1
-            xin[n, ch] = v
+    split = ist[I_SPLIT]
+    pre = split != SPLIT_POST       # run input .. stereo on x
+    post = split != SPLIT_PRE       # run drive .. dither into y
+    if pre:
+        # sanitise: NaN, Inf and absurd values become silence (counted)
+        for n in range(n_total):
+            for ch in range(2):
+                v = x[n, ch]
+                if not (abs(v) <= BIG):
+                    v = 0.0
+                    ist[I_FAULTS] += 1
+                xin[n, ch] = v
     s = sc[S_MAIN]
     tmp = sc[S_TMP]
     latency = geo[5]
@@ -569,33 +579,51 @@ def _chain_body(x, y, xin, pk, par, rmp, coef, eqc, eqz, z, fs, ist, sc, drybuf,
         if pos == 0:
             _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out)
         m = min(SUB - pos, n_total - i)
-        for n in range(m):
-            s[n, 0] = xin[i + n, 0]
-            s[n, 1] = xin[i + n, 1]
-        _input_stage(s, tmp, m, pos, rmp, coef, z, fs, ist)
-        _eq_stage(s, tmp, m, pos, rmp, eqc, eqz, ist)
-        if _live(rmp, R_MB):
-            _multiband_stage(sc, m, pos, rmp, coef, z, fs)
-        _stereo_stage(s, tmp, m, pos, rmp, coef, z)
+        if pre:
+            for n in range(m):
+                s[n, 0] = xin[i + n, 0]
+                s[n, 1] = xin[i + n, 1]
+            _input_stage(s, tmp, m, pos, rmp, coef, z, fs, ist)
+            _eq_stage(s, tmp, m, pos, rmp, eqc, eqz, ist)
+            if _live(rmp, R_MB):
+                _multiband_stage(sc, m, pos, rmp, coef, z, fs)
+            _stereo_stage(s, tmp, m, pos, rmp, coef, z)
+        else:
+            # SPLIT_POST: x holds what the stereo stage produced (a SPLIT_PRE render's y)
+            for n in range(m):
+                s[n, 0] = x[i + n, 0]
+                s[n, 1] = x[i + n, 1]
+        if not post:
+            # SPLIT_PRE: hand the drive stage's input out; the output meter measures it
+            for n in range(m):
+                y[i + n, 0] = s[n, 0]
+                y[i + n, 1] = s[n, 1]
+            meter_process(xin[i:i + m], mf_in, mi_in)
+            meter_process(y[i:i + m], mf_out, mi_out)
+            ist[I_POS] = (pos + m) % SUB
+            i += m
+            continue
         _gain(s, m, pos, rmp, R_DRIVE, 0)
         _gain(s, m, pos, rmp, R_DRIVE, 1)
         limiter.process(s, 0, m, fs[F_LIM_T], fs[F_LIM_C], fs[F_LIM_AF], tgt[P_AUTO] > 0.5,
                         fs[F_LIM_ASA], fs[F_LIM_ASR], geo, phase, hist, ldelay, dq_val, dq_idx,
                         box1, box2, lfs, lis, pk)
-        # latency-aligned dry signal (bypass and level match)
-        dp = ist[I_DRY_POS]
-        for n in range(m):
-            drybuf[0, dp] = xin[i + n, 0]
-            drybuf[1, dp] = xin[i + n, 1]
-            rp = dp - latency
-            if rp < 0:
-                rp += dsize
-            sc[S_DRY, n, 0] = drybuf[0, rp]
-            sc[S_DRY, n, 1] = drybuf[1, rp]
-            dp += 1
-            if dp == dsize:
-                dp = 0
-        ist[I_DRY_POS] = dp
+        if pre:
+            # latency-aligned dry signal (bypass and level match); SPLIT_POST has no dry input
+            # and is never bypassed (Chain.set_split)
+            dp = ist[I_DRY_POS]
+            for n in range(m):
+                drybuf[0, dp] = xin[i + n, 0]
+                drybuf[1, dp] = xin[i + n, 1]
+                rp = dp - latency
+                if rp < 0:
+                    rp += dsize
+                sc[S_DRY, n, 0] = drybuf[0, rp]
+                sc[S_DRY, n, 1] = drybuf[1, rp]
+                dp += 1
+                if dp == dsize:
+                    dp = 0
+            ist[I_DRY_POS] = dp
         if _live(rmp, R_BYPASS):
             b0 = rmp[0, R_BYPASS]
             db = (rmp[1, R_BYPASS] - b0) * (1.0 / SUB)
@@ -632,7 +660,8 @@ def _chain_body(x, y, xin, pk, par, rmp, coef, eqc, eqz, z, fs, ist, sc, drybuf,
                 y[i + n, 1] = 0.0
             _reset_state(z, eqz, fs, ist, hist, ldelay, dq_val, dq_idx, box1, box2, lfs, lis, derr, drybuf, rmp)
         # meters chunk by chunk, so the level match reads the same state however blocks are cut
-        meter_process(xin[i:i + m], mf_in, mi_in)
+        if pre:
+            meter_process(xin[i:i + m], mf_in, mi_in)
         meter_process(y[i:i + m], mf_out, mi_out)
         ist[I_POS] = (pos + m) % SUB
         i += m
@@ -811,7 +840,29 @@ class Chain:
         return schema.from_flat(self._par[0])
 
     def set_bypass(self, on: bool) -> None:
+        if on and self._ist[I_SPLIT] != SPLIT_ALL:
+            raise ValueError("a split chain cannot be bypassed (its second part has no dry input)")
         self._ist[I_BYPASS] = 1 if on else 0
+
+    def set_split(self, split: int) -> None:
+        """Which part of the chain :meth:`process` runs: SPLIT_ALL (default), SPLIT_PRE or SPLIT_POST.
+
+        Why: the output drive acts only on the limiter and what follows it, so an offline drive
+        search can run everything before the drive once (SPLIT_PRE: ``y`` receives the signal
+        the drive stage would get, the output meter measures it) and then only the rest for each
+        drive it tries (SPLIT_POST: ``x`` is that signal). It is the same kernel doing the same
+        arithmetic in the same order on the same sub-block grid, so SPLIT_PRE followed by
+        SPLIT_POST over the same stream gives exactly the SPLIT_ALL output, sample for sample,
+        provided the parameters other than the drive do not change between the two runs, the
+        chain is not bypassed (SPLIT_POST has no dry input) and no fault reset happened
+        (:attr:`resets` stays 0; the reset would also have cleared the first part's state).
+        Level matching does not matter then: it acts only on the bypass crossfade.
+        """
+        if split not in (SPLIT_ALL, SPLIT_PRE, SPLIT_POST):
+            raise ValueError(f"split must be SPLIT_ALL, SPLIT_PRE or SPLIT_POST, got {split!r}")
+        if split != SPLIT_ALL and self._ist[I_BYPASS]:
+            raise ValueError("a bypassed chain cannot be split (the second part has no dry input)")
+        self._ist[I_SPLIT] = split
 
     @property
     def bypassed(self) -> bool:
@@ -855,11 +906,12 @@ class Chain:
         self._fs[F_GR:F_GR + 3] = 0.0
         self._fs[F_CG0:F_CG0 + 3] = 1.0
         self._fs[F_CG1:F_CG1 + 3] = 1.0
-        bypass, bits = self._ist[I_BYPASS], self._ist[I_BITS]
+        bypass, bits, split = self._ist[I_BYPASS], self._ist[I_BITS], self._ist[I_SPLIT]
         self._ist[:] = 0
         self._ist[I_FRESH] = 1
         self._ist[I_BYPASS] = bypass
         self._ist[I_BITS] = bits
+        self._ist[I_SPLIT] = split
         self._rmp[:, R_BYPASS] = float(bypass)
         self._dry[:] = 0.0
         self._derr[:] = 0.0
@@ -883,6 +935,11 @@ class Chain:
     def faults(self) -> int:
         """Input samples replaced by silence because they were NaN, Inf or absurdly large."""
         return int(self._ist[I_FAULTS])
+
+    @property
+    def resets(self) -> int:
+        """Times since :meth:`reset` the kernel silenced a chunk and cleared every state (never, sanely)."""
+        return int(self._ist[I_RESETS])
 
 
 def warm() -> None:
