@@ -72,8 +72,10 @@ class Control:
 
     def __init__(self, state: StateStore | None = None, presets: PresetStore | None = None,
                  captures: CaptureIndex | None = None, engine: Any = None, meters: Any = None,
-                 config: Mapping[str, Any] | None = None, safe_mode: bool = False, watch: bool = True):
+                 config: Mapping[str, Any] | None = None, safe_mode: bool = False, watch: bool = True,
+                 engine_supervised: bool | None = None):
         self.config = dict(config) if config is not None else {}
+        self.engine_supervised = engine_supervised  # None: ask the environment (firmware.audio_settings)
         self.presets = presets if presets is not None else PresetStore()
         self.state = state if state is not None else StateStore(presets=self.presets, safe_mode=safe_mode)
         self.captures = captures if captures is not None else CaptureIndex(paths.captures_dir())
@@ -277,6 +279,43 @@ class Control:
     def capture_stop(self) -> dict:
         """Stop recording; the reply's ``capture`` is the finished session's status (files, reason)."""
         return self._capture_reply(self._engine_call(self.engine.capture_stop))
+
+    # -- audio settings (the System page) ----------------------------------------------------
+    def _audio_applier(self):
+        from pathlib import Path
+
+        from firmware.audio_settings import AudioApplier
+
+        def capturing() -> bool:
+            status = self._engine_call(self.engine.status)
+            return bool(status.get("ok") and status.get("capturing"))
+
+        path = Path(self.config.get("_path") or paths.config_path())
+        return AudioApplier(path, status=self.engine.status, stop=self.engine.stop_engine,
+                            on_new_engine=self.check_engine, capturing=capturing, supervised=self.engine_supervised)
+
+    @property
+    def can_apply_audio(self) -> bool:
+        """True when an engine restart comes back by itself (systemd or ``masterbox run``)."""
+        from firmware.audio_settings import engine_is_supervised
+
+        return engine_is_supervised() if self.engine_supervised is None else bool(self.engine_supervised)
+
+    def audio_settings(self) -> dict:
+        """The ``[audio]`` values the engine starts with (the config file, read now)."""
+        return self._audio_applier().current()
+
+    def apply_audio_settings(self, changes: Mapping[str, Any]) -> dict:
+        """Write ``changes`` (device/rate/period/periods) into ``[audio]`` of the config file and
+        restart the engine with them; rolled back if the engine cannot run them. Blocks until the
+        engine is back (a few seconds): see :class:`firmware.audio_settings.AudioApplier`."""
+        with self._lock:
+            if getattr(self, "_applier", None) is None:
+                self._applier = self._audio_applier()
+            applier = self._applier
+        result = applier.apply(changes)
+        self.config.setdefault("audio", {}).update(result.get("audio") or {})
+        return result
 
     # -- learning -----------------------------------------------------------------------
     def _engine_learning(self, on: bool) -> None:

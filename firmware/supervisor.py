@@ -6,7 +6,9 @@ tests, this module does the same job in one foreground command:
 - each process (engine, control) is a child started from its own command line, so a crash in
   one never takes the other down, and the engine never shares an interpreter with Flask;
 - a child that exits is started again at once (then with a growing delay if it keeps dying
-  within seconds), so a killed engine is back well within 3 s;
+  within seconds), so a killed engine is back well within 3 s; a clean exit (status 0, e.g. the
+  engine's ``stop`` request when the System page applies new audio settings) is restarted at
+  once, every time. Children see ``MASTERBOX_SUPERVISED=1`` so they know a stop is not the end;
 - the engine's heartbeat (the meter sequence the audio loop advances, the same signal the
   systemd watchdog uses) is watched: an engine that is alive but stalled is killed and
   restarted, as ``WatchdogSec=`` would do;
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from firmware.audio_settings import SUPERVISED_ENV
 from firmware.watchdog import Heartbeat, HeartbeatMonitor
 
 PR_SET_PDEATHSIG = 1
@@ -113,6 +116,7 @@ class Supervisor:
         spec = child.spec
         env = dict(os.environ if spec.env is None else spec.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        env[SUPERVISED_ENV] = "1"  # the child may stop itself on purpose: it will be started again
         child.proc = subprocess.Popen(
             spec.argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             preexec_fn=_child_setup, close_fds=True,
@@ -144,7 +148,9 @@ class Supervisor:
             child.reader.join(timeout=2.0)
         return proc.returncode
 
-    def _delay_after_exit(self, child: Child, now: float) -> float:
+    def _delay_after_exit(self, child: Child, now: float, code: int | None = None) -> float:
+        if code == 0:  # a clean exit was asked for (the engine's `stop`, e.g. to apply new audio settings)
+            return 0.0
         if now - child.started_at >= self.MIN_UPTIME:
             child.quick_failures = 0
             return 0.0
@@ -176,7 +182,7 @@ class Supervisor:
             return
         if child.reader is not None:
             child.reader.join(timeout=1.0)
-        delay = self._delay_after_exit(child, now)
+        delay = self._delay_after_exit(child, now, code)
         how = f"signal {-code}" if code < 0 else f"status {code}"
         self.say("supervisor", f"{child.spec.name} exited ({how}); restarting"
                  + (f" in {delay:.1f} s" if delay else ""))

@@ -10,6 +10,7 @@ from flask import current_app, jsonify
 
 import firmware
 from firmware import paths
+from firmware.audio_settings import AudioApplyConflict
 from webui.api import bp
 from webui.backend import call, control, jsonable
 from webui.errors import ApiError, field, json_body
@@ -65,11 +66,23 @@ def engine_status() -> dict:
     return {"running": True, **jsonable(reply)}
 
 
+def current_audio(ctx) -> dict:
+    """The [audio] values the engine starts with: the config file as it is now (it may have been
+    changed by an apply), else what this process was started with."""
+    read = getattr(control(), "audio_settings", None)
+    if callable(read):
+        try:
+            return jsonable(read())
+        except Exception:  # a config file broken by hand: show what we started with
+            pass
+    return jsonable(dict(ctx.config.get("audio", {})))
+
+
 @bp.get("/system")
 def get_system():
     ctx = current_app.extensions["masterbox"]
     m = ctx.read_meters() or {}
-    audio = dict(ctx.config.get("audio", {}))
+    audio = current_audio(ctx)
     return jsonify({
         "version": firmware.__version__,
         "audio": jsonable(audio),
@@ -82,13 +95,26 @@ def get_system():
         "web": {"threads": ctx.settings["threads"], "sse_max_clients": ctx.hub.max_clients,
                 "sse_clients": ctx.hub.clients, "sse_frames_dropped": ctx.hub.dropped},
         "log": ctx.logbuffer.lines(),
-        "can_apply_audio": callable(getattr(control(), "apply_audio_settings", None)),
+        "can_apply_audio": bool(getattr(control(), "can_apply_audio", False)),
+        "audio_choices": {"rate": list(RATES), "period": list(PERIODS), "periods": [2, 8]},
     })
+
+
+def _apply_or_conflict(out: dict) -> dict:
+    try:
+        return control().apply_audio_settings(out)
+    except AudioApplyConflict as e:
+        raise ApiError(409, str(e)) from None
 
 
 @bp.post("/system/audio")
 def set_audio():
-    """Change device/rate/period/periods; applied by restarting the engine (through Control)."""
+    """Change device/rate/period/periods; applied by restarting the engine (through Control).
+
+    Blocks until the engine is back with the new settings (200, with the timings), or until
+    they were found unusable and rolled back (422, ``result.rolled_back``). 409: another apply
+    is running, a capture is recording, or nothing would restart the engine.
+    """
     data = json_body()
     known = {"device", "rate", "period", "periods"}
     extra = set(data) - known
@@ -117,9 +143,14 @@ def set_audio():
         out["periods"] = periods
     if not out:
         raise ApiError(400, "nothing to change: give at least one of device, rate, period, periods")
-    apply = getattr(control(), "apply_audio_settings", None)
-    if not callable(apply):
-        raise ApiError(409, "this control process cannot restart the engine; edit [audio] in the config file")
-    result = call(apply, out)
-    current_app.extensions["masterbox"].config.setdefault("audio", {}).update(out)
-    return jsonify({"applied": out, "result": jsonable(result)})
+    if not getattr(control(), "can_apply_audio", False):
+        raise ApiError(409, "nothing restarts the engine in this set-up (neither systemd nor `masterbox run`); "
+                            "edit [audio] in the config file and restart the engine yourself")
+    result = call(_apply_or_conflict, out)
+    result = jsonable(result)
+    if not result.get("ok"):
+        # The engine could not run the new settings: the old ones are back (the answer says
+        # whether the engine is, too). 422: the request was well formed, the box cannot do it.
+        raise ApiError(422, result.get("error") or "the new audio settings could not be applied", result=result)
+    current_app.extensions["masterbox"].config.setdefault("audio", {}).update(result.get("audio") or {})
+    return jsonify({"applied": out, "result": result})
