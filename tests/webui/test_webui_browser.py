@@ -1,7 +1,8 @@
 """End to end in a real browser: Playwright driving Debian's chromium against waitress.
 
 The box here is real: a ``masterbox engine --backend sim`` process playing the built-in demo
-programme in real time (its control socket and shared meters), the control side (Control,
+programme in real time (its control socket and shared meters), kept running by the supervisor of
+``masterbox run`` (the System page restarts it with a new period), the control side (Control,
 StateStore, PresetStore, CaptureIndex) and the front panel code on simulated pins
 (SimulatedPanel + PanelController). A drag on the virtual knob travels browser -> API ->
 mock GPIO edges -> panel controller -> state -> engine and SSE -> browser; a capture is
@@ -30,13 +31,22 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 
 
 @pytest.fixture
-def engine(_isolated_home, masterbox_cmd):
-    """The real engine on the sim backend (real time), in this test's data root."""
-    from firmware.control_client import EngineClient, EngineUnavailable
+def engine(_isolated_home, masterbox_cmd, monkeypatch):
+    """The real engine on the sim backend (real time), in this test's data root, kept running by the
+    real supervisor of ``masterbox run`` (so the System page can restart it with new settings)."""
+    import io
+    import threading
 
-    log = open(_isolated_home / "engine.log", "wb")
-    proc = subprocess.Popen(masterbox_cmd + ["engine", "--backend", "sim", "--wait-ready", "--no-realtime",
-                                             "--duration", "300"], stdout=log, stderr=subprocess.STDOUT)
+    from firmware.control_client import EngineClient, EngineUnavailable
+    from firmware.supervisor import ChildSpec, Supervisor
+    from firmware.watchdog import meters_heartbeat
+
+    out = io.StringIO()
+    sup = Supervisor([ChildSpec("engine", masterbox_cmd + ["engine", "--backend", "sim", "--wait-ready",
+                                                           "--no-realtime"], heartbeat=meters_heartbeat())],
+                     out=out, poll=0.05)
+    thread = threading.Thread(target=sup.run, kwargs={"install_signals": False}, daemon=True)
+    thread.start()
     client = EngineClient()
     deadline = time.monotonic() + 60
     while True:
@@ -44,17 +54,14 @@ def engine(_isolated_home, masterbox_cmd):
             client.status()
             break
         except EngineUnavailable:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise AssertionError((_isolated_home / "engine.log").read_text()) from None
+            if time.monotonic() > deadline:
+                sup.request_stop()
+                raise AssertionError(out.getvalue()) from None
             time.sleep(0.1)
-    yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    yield sup
+    sup.request_stop()
+    thread.join(30)
+    (_isolated_home / "engine.log").write_text(out.getvalue())
 
 
 @pytest.fixture
@@ -70,7 +77,7 @@ def box(engine, _isolated_home, factory_dir):
 
     presets = PresetStore(_isolated_home / "presets", factory_dir=factory_dir)
     control = Control(state=StateStore(_isolated_home / "state.json", presets=presets), presets=presets,
-                      captures=CaptureIndex(_isolated_home / "captures"))
+                      captures=CaptureIndex(_isolated_home / "captures"), engine_supervised=True)
     panel = SimulatedPanel()
     control.panel = panel
     controller = PanelController(control, panel=panel, config={}).start()
@@ -197,9 +204,26 @@ def test_login_recall_meters_knob_capture_download(box, browser, shots, tmp_path
     page.click('a.tab[href="/presets"]')
     expect(page.locator('#preset-list li[data-preset="loud"]')).to_be_visible()
     page.screenshot(path=str(shots / "presets.png"), full_page=True)
+    # the System page: change the period, apply, and the engine comes back with it
     page.click('a.tab[href="/system"]')
     expect(page.locator("#health dd").first).to_be_visible()
-    page.wait_for_timeout(300)
+    expect(page.locator("#audio-period")).to_have_value("128")
+    expect(page.locator("#audio-apply")).to_be_enabled()
+    uptime_before = control.engine.status()["uptime_s"]
+    page.select_option("#audio-period", "256")
+    expect(page.locator("#audio-latency")).to_have_text(re.compile(r"10\.7 ms"))
+    page.click("#audio-apply")
+    expect(page.locator("#audio-progress")).to_have_text(re.compile("Restarting the engine with period 256"))
+    expect(page.locator("#audio-progress")).to_have_text(re.compile(r"Applied: audio back after [\d.]+ s, "
+                                                                    r"engine running 48000 Hz, 2 × 256 frames"),
+                                                         timeout=30000)
+    status = control.engine.status()
+    assert status["device"]["period"] == 256 and status["uptime_s"] < uptime_before
+    assert "period = 256" in Path(os.environ["MASTERBOX_CONFIG"]).read_text()
+    expect(page.locator("#health")).to_contain_text("2 × 256 frames", timeout=6000)
+    expect(page.locator("#audio-period")).to_have_value("256")
+    expect(page.locator("#toast")).not_to_have_class(re.compile("show"), timeout=6000)
+    page.wait_for_timeout(400)
     page.screenshot(path=str(shots / "system.png"), full_page=True)
     assert not errors, errors
 

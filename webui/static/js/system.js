@@ -2,20 +2,44 @@
 "use strict";
 (() => {
   const { api, el, fmt, fail, toast } = MB;
-  let formFilled = false;
+  let formFilled = false, applying = false, current = null;
+  const $ = (id) => document.getElementById(id);
+  function ensureOption(select, value) {
+    if (![...select.options].some((o) => o.value === String(value))) select.append(el("option", { text: String(value) }));
+    select.value = String(value);
+  }
+  function fillAudio(audio, canApply) {
+    current = audio;
+    $("audio-device").value = audio.device ?? "";
+    ensureOption($("audio-rate"), audio.rate ?? 48000);
+    ensureOption($("audio-period"), audio.period ?? 128);
+    $("audio-periods").value = audio.periods ?? 2;
+    $("audio-apply").disabled = !canApply;
+    $("audio-note").classList.toggle("hidden", canApply);
+    showLatency();
+  }
+  function formValues() {
+    return { device: $("audio-device").value.trim(), rate: parseInt($("audio-rate").value, 10),
+             period: parseInt($("audio-period").value, 10), periods: parseInt($("audio-periods").value, 10) };
+  }
+  function showLatency() {
+    const v = formValues();
+    $("audio-latency").textContent = v.rate && v.period && v.periods
+      ? `Buffer latency ${(v.period * v.periods / v.rate * 1000).toFixed(1)} ms each way` : "";
+  }
+  function progress(text, kind) {
+    const p = $("audio-progress");
+    p.textContent = text;
+    p.className = "small" + (kind === "error" ? " error" : kind === "ok" ? " ok" : " muted");
+  }
   function facts(box, rows) {
     box.replaceChildren(...rows.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", {}, v)]));
   }
   function gb(n) { return (n / 1e9).toFixed(1) + " GB"; }
   async function load() {
     const s = await api("GET", "/system");
-    if (!formFilled) {
-      document.getElementById("audio-device").value = s.audio.device ?? "";
-      document.getElementById("audio-rate").value = String(s.audio.rate ?? 48000);
-      document.getElementById("audio-period").value = String(s.audio.period ?? 128);
-      document.getElementById("audio-periods").value = s.audio.periods ?? 2;
-      document.getElementById("audio-apply").disabled = !s.can_apply_audio;
-      document.getElementById("audio-note").classList.toggle("hidden", s.can_apply_audio);
+    if (!formFilled && !applying) {
+      fillAudio(s.audio, s.can_apply_audio);
       formFilled = true;
     }
     const eng = s.engine || {}, dev = eng.device || {};
@@ -44,17 +68,35 @@
     log.textContent = s.log.join("\n") || "(nothing logged yet)";
     if (atBottom) log.scrollTop = log.scrollHeight;
   }
-  document.getElementById("audio-form").addEventListener("submit", async (ev) => {
+  ["audio-rate", "audio-period", "audio-periods"].forEach((id) => $(id).addEventListener("input", showLatency));
+  $("audio-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    if (applying) return;
+    const v = formValues(), changes = {};
+    for (const k of ["device", "rate", "period", "periods"]) if (!current || v[k] !== current[k]) changes[k] = v[k];
+    if (!Object.keys(changes).length) { progress("Nothing changed: these are the settings the engine runs with.", "muted"); return; }
+    applying = true;
+    $("audio-apply").disabled = true;
+    const t0 = performance.now();
+    const tick = () => progress(`Restarting the engine with ${Object.entries(changes).map(([k, x]) => `${k} ${x}`).join(", ")}… ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    tick();
+    const timer = setInterval(tick, 100);
     try {
-      await api("POST", "/system/audio", {
-        device: document.getElementById("audio-device").value,
-        rate: parseInt(document.getElementById("audio-rate").value, 10),
-        period: parseInt(document.getElementById("audio-period").value, 10),
-        periods: parseInt(document.getElementById("audio-periods").value, 10),
-      });
-      toast("Applied: the engine restarts with the new settings");
-    } catch (e) { fail(e); }
+      const r = await api("POST", "/system/audio", changes);
+      const d = (r.result.engine || {}).device || {};
+      progress(`Applied: audio back after ${r.result.audio_back_s.toFixed(2)} s, engine running ${d.rate} Hz, ${d.periods} × ${d.period} frames on ${d.playback_device}.`, "ok");
+      toast("Audio settings applied");
+    } catch (e) {
+      progress(e.body && e.body.result && e.body.result.rolled_back
+        ? `Not applied: ${e.message}. The engine runs with ${e.body.result.audio.device}, ${e.body.result.audio.rate} Hz, ${e.body.result.audio.periods} × ${e.body.result.audio.period} frames.`
+        : `Not applied: ${e.message}`, "error");
+      fail(e);
+    } finally {
+      clearInterval(timer);
+      applying = false;
+      formFilled = false;
+      await load().catch(() => {});
+    }
   });
   document.getElementById("password-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
