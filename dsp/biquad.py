@@ -24,6 +24,9 @@ def _flush(v):
     return 0.0 if abs(v) < FLUSH else v
 
 
+flush = _flush  # public name for kernels that run their own sections (crossover.split)
+
+
 @njit(cache=True)
 def run2_to(src, dst, m, c, row, z):
     """dst[:m] = biquad ``row`` applied to both channels of src[:m] (src may be dst)."""
