@@ -27,6 +27,8 @@ BLOCK = 4096
 TOLERANCE_LU = 0.2       # stop iterating when this close (the promise is +-0.5 LU)
 MAX_PASSES = 6
 MIN_SLOPE = 0.25         # LU per dB of drive below which more drive only crushes the material
+FREE_GUARD_DB = 0.5      # the secant's unlimited anchor sits this far below the limiter's threshold
+PRE_BUDGET_BYTES = 480 * 1024 ** 2   # the split search's in-memory first part: ~10.9 min at 48 kHz stereo
 SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}
 FORMATS = {".wav": "WAV", ".flac": "FLAC", ".aif": "AIFF", ".aiff": "AIFF"}
 RF64_BYTES = 4 * 1024 ** 3 - 1024 * 1024   # past this a WAV header cannot hold the size
@@ -93,51 +95,153 @@ def _open_input(src: Path):
     return snd
 
 
-def render_pass(src: Path, chain, write: Callable | None = None) -> None:
-    """Stream ``src`` through ``chain`` once; ``write(y)`` receives latency-compensated output blocks."""
+def _input_blocks(snd, latency: int):
+    """Yield the blocks of the open file ``snd`` as (n, 2) float64, then ``latency`` frames of silence.
+
+    Each block is a view of one reused buffer: use it before asking for the next.
+    """
     import numpy as np
 
-    latency = chain.latency_samples
+    mono = snd.channels == 1
+    inbuf = np.empty((BLOCK, snd.channels))
+    x = np.zeros((BLOCK, 2))
+    tail = latency
+    while True:
+        got = snd.read(BLOCK, dtype="float64", always_2d=True, out=inbuf)
+        n = len(got)
+        if n == 0:
+            if tail == 0:
+                break
+            n = min(tail, BLOCK)
+            tail -= n
+            x[:n] = 0.0
+        elif mono:
+            x[:n, 0] = got[:, 0]
+            x[:n, 1] = got[:, 0]
+        else:
+            x[:n] = got
+        yield x[:n]
+
+
+def _run(blocks, chain, write: Callable | None, mono: bool) -> None:
+    """Each block of ``blocks`` through ``chain``; ``write(y)`` gets the latency-compensated output."""
+    import numpy as np
+
+    y = np.zeros((BLOCK, 2))
+    skip = chain.latency_samples
+    for xv in blocks:
+        n = len(xv)
+        yv = y[:n]
+        chain.process(xv, yv)
+        start = min(skip, n)
+        skip -= start
+        if write is not None and start < n:
+            out = yv[start:]
+            write(out[:, :1] if mono else out)
+
+
+def render_pass(src: Path, chain, write: Callable | None = None) -> None:
+    """Stream ``src`` through ``chain`` once; ``write(y)`` receives latency-compensated output blocks."""
     with _open_input(src) as snd:
-        mono = snd.channels == 1
-        inbuf = np.empty((BLOCK, snd.channels))
-        x = np.zeros((BLOCK, 2))
-        y = np.zeros((BLOCK, 2))
-        skip = latency
-        tail = latency
-        while True:
-            got = snd.read(BLOCK, dtype="float64", always_2d=True, out=inbuf)
-            n = len(got)
-            if n == 0:
-                if tail == 0:
-                    break
-                n = min(tail, BLOCK)
-                tail -= n
-                x[:n] = 0.0
-            elif mono:
-                x[:n, 0] = got[:, 0]
-                x[:n, 1] = got[:, 0]
-            else:
-                x[:n] = got
-            xv = x[:n]
-            yv = y[:n]
-            chain.process(xv, yv)
-            start = min(skip, n)
-            skip -= start
-            if write is not None and start < n:
-                out = yv[start:]
-                write(out[:, :1] if mono else out)
+        _run(_input_blocks(snd, chain.latency_samples), chain, write, snd.channels == 1)
+
+
+def pre_budget_bytes() -> int:
+    """Memory the split drive search may hold (the first part's output, float64 stereo).
+
+    PRE_BUDGET_BYTES (~10 minutes at 48 kHz), or a third of the memory the kernel says is
+    available if that is less: a longer file is searched with full passes instead.
+    """
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return min(PRE_BUDGET_BYTES, int(line.split()[1]) * 1024 // 3)
+    except (OSError, ValueError, IndexError):
+        pass
+    return PRE_BUDGET_BYTES
+
+
+class _SplitPasses:
+    """The drive search's passes when the first part of the chain fits in memory.
+
+    The output drive acts only on the limiter and what follows it, so the chain before it
+    (input, EQ, multiband, stereo) runs once (``SPLIT_PRE``) into ``self.pre``, and each drive
+    the search tries runs only drive .. dither from there (``SPLIT_POST``): the same kernel,
+    the same arithmetic, so every pass equals a whole-chain pass sample for sample
+    (:meth:`dsp.chain.Chain.set_split`).
+    """
+
+    def __init__(self, src: Path, chain, frames: int, values: Mapping[str, Any]):
+        import numpy as np
+
+        from dsp.chain import SPLIT_PRE
+
+        self.chain = chain
+        latency = chain.latency_samples
+        self.pre = np.empty((frames + latency, 2))
+        chain.set_split(SPLIT_PRE)
+        chain.reset()
+        chain.set_values(values)
+        o = 0
+        with _open_input(src) as snd:
+            self.mono = snd.channels == 1
+            for x in _input_blocks(snd, latency):
+                n = len(x)
+                chain.process(x, self.pre[o:o + n])
+                o += n
+        if o != len(self.pre):
+            raise RenderError(f"{src}: the file changed while it was read ({o - latency} of {frames} frames)")
+
+    def run(self, values: Mapping[str, Any], write: Callable | None) -> bool:
+        """One pass at ``values`` (only the drive may differ); False if it cannot stand for a whole-chain pass."""
+        from dsp.chain import SPLIT_POST
+
+        chain = self.chain
+        chain.set_split(SPLIT_POST)
+        chain.reset()
+        chain.set_values(values)
+        pre = self.pre
+        _run((pre[o:o + BLOCK] for o in range(0, len(pre), BLOCK)), chain, write, self.mono)
+        # a fault reset (never seen with sane input) would also have cleared the first part
+        return chain.resets == 0
+
+
+def _drive_step(history: list[tuple[float, float]], err: float, anchor: tuple[float, float] | None):
+    """(step, None): how far to move the drive after the last pass; (None, why) when more drive only crushes.
+
+    Two passes or more: the secant of the last two. After one pass, with ``anchor`` (a drive at
+    which the limiter does nothing yet, and the loudness there): the limiter's loss is modelled
+    as growing with the square of the drive above the anchor (no loss and no slope at the
+    onset), whose slope at the last drive is ``1 - 2 loss / (drive - anchor)``; the plain
+    secant through the anchor would overestimate it (loudness against drive is concave) and
+    stop short. Without an anchor: a step of the error.
+    """
+    if len(history) >= 2:
+        (d0, m0), (d1, m1) = history[-2:]
+        slope = (m1 - m0) / (d1 - d0) if d1 != d0 else 1.0
+        if err > 0 and slope < MIN_SLOPE and d1 > d0:
+            return None, f"more drive only crushes the material ({slope:.2f} LU per dB)"
+        return err / max(slope, MIN_SLOPE), None
+    d1, m1 = history[-1]
+    if anchor is not None and anchor[0] < d1:
+        da, ma = anchor
+        loss = (ma - da + d1) - m1
+        slope = 1.0 - 2.0 * loss / (d1 - da)
+        return err / min(max(slope, MIN_SLOPE), 1.0), None
+    return err, None
 
 
 def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", target_lufs: float | None = None,
-                progress: Callable[[str], None] | None = None) -> RenderResult:
+                progress: Callable[[str], None] | None = None, budget_bytes: int | None = None) -> RenderResult:
     """Render ``src`` to ``dst`` through the chain with ``values`` (a full set of user values).
 
     With ``target_lufs`` the output drive is searched so the integrated loudness lands on it.
+    ``budget_bytes`` caps the memory of the split search (default :func:`pre_budget_bytes`).
     """
     import soundfile as sf
 
-    from dsp.chain import Chain
+    from dsp.chain import SPLIT_ALL, SPLIT_PRE, Chain
+    from dsp.limiter import MARGIN_DB
 
     src, dst = Path(src), Path(dst)
     if bit_depth not in SUBTYPES:
@@ -155,6 +259,7 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
     bytes_out = frames * channels * {"16": 2, "24": 3, "32f": 4}[bit_depth]
     if fmt == "WAV" and bytes_out > RF64_BYTES:
         fmt = "RF64"
+    budget = pre_budget_bytes() if budget_bytes is None else budget_bytes
 
     fd, tmp_name = tempfile.mkstemp(dir=str(dst.parent), prefix=f".{dst.name}.", suffix=".tmp")
     os.close(fd)
@@ -162,24 +267,61 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
     result = RenderResult(chain.latency_samples, drive, 0, target_lufs, None, None, None)
     history: list[tuple[float, float]] = []
     written: list[float] = []   # the drive the temporary file was last rendered with
+    split: list[_SplitPasses] = []
 
     def one_pass(write: bool) -> None:
         vals["out.drive_db"] = drive
-        chain.reset()
-        chain.set_values(vals)
+
+        def render(out_write):
+            if split and split[0].run(vals, out_write):
+                return
+            if split:
+                split.clear()       # a fault reset: this input needs whole-chain passes
+                result.notes.append("the chain reset itself on this input: searched with whole-chain passes")
+            chain.set_split(SPLIT_ALL)
+            chain.reset()
+            chain.set_values(vals)
+            render_pass(src, chain, out_write)
+
         if write:
             with sf.SoundFile(str(tmp), "w", samplerate=rate, channels=channels, format=fmt,
                               subtype=SUBTYPES[bit_depth]) as out:
-                render_pass(src, chain, out.write)
+                render(out.write)
             written[:] = [drive]
         else:
-            render_pass(src, chain, None)
+            render(None)
         result.passes += 1
 
     try:
+        free_at = None        # drive below which the limiter leaves the signal alone
+        anchor = None         # (free_at, the loudness there): a point of the curve that costs no pass
+        if target_lufs is not None:
+            # the first part of the chain, once: its loudness and true peak give the first guess
+            vals["out.drive_db"] = drive
+            if (frames + chain.latency_samples) * 16 <= budget:
+                split.append(_SplitPasses(src, chain, frames, vals))
+                if channels == 2:
+                    result.input_analysis = meter_analysis(chain.input_meter, frames, rate, channels)
+            else:
+                chain.set_split(SPLIT_PRE)     # too long to keep: measure only, then whole-chain passes
+                chain.reset()
+                chain.set_values(vals)
+                render_pass(src, chain, None)
+            pre = chain.output_meter.readings()
+            if pre["integrated_lufs"] is not None:
+                drive = min(max(target_lufs - pre["integrated_lufs"], lo), hi)
+                ceiling = float(vals.get("lim.ceiling_dbtp", -1.0))
+                free_at = ceiling - MARGIN_DB - FREE_GUARD_DB - pre["true_peak_dbtp"]
+                anchor = (free_at, pre["integrated_lufs"] + free_at)
+                if progress:
+                    progress(f"before the drive: {pre['integrated_lufs']:.2f} LUFS, "
+                             f"true peak {pre['true_peak_dbtp']:.2f} dBTP"
+                             + (" (kept in memory for the search)" if split else ""))
         while True:
-            # with a target the first pass only measures: it is rarely the one that is kept
-            one_pass(write=target_lufs is None or result.passes > 0)
+            # every pass writes: from the first part's loudness, the first guess usually lands
+            # (the limiter costs little loudness at sane targets); if not, the next pass
+            # overwrites the file. Without that measurement the first pass only measures.
+            one_pass(write=target_lufs is None or result.passes > 0 or free_at is not None)
             measured = chain.output_meter.readings()["integrated_lufs"]
             result.measured_lufs = measured
             result.drive_db = drive
@@ -195,14 +337,10 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
             history.append((drive, measured))
             if abs(err) <= TOLERANCE_LU or result.passes >= MAX_PASSES:
                 break
-            step = err
-            if len(history) >= 2:
-                (d0, m0), (d1, m1) = history[-2], history[-1]
-                slope = (m1 - m0) / (d1 - d0) if d1 != d0 else 1.0
-                if err > 0 and slope < MIN_SLOPE and d1 > d0:
-                    result.notes.append(f"more drive only crushes the material ({slope:.2f} LU per dB)")
-                    break
-                step = err / max(slope, MIN_SLOPE)
+            step, why = _drive_step(history, err, anchor)
+            if why:
+                result.notes.append(why)
+                break
             new = min(max(drive + step, lo), hi)
             if new == drive:
                 result.notes.append(f"output drive is at its {'maximum' if new == hi else 'minimum'} ({new:+.0f} dB)")
@@ -211,7 +349,8 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
         if written != [drive]:
             one_pass(write=True)
         if channels == 2:
-            result.input_analysis = meter_analysis(chain.input_meter, frames, rate, channels)
+            if result.input_analysis is None:
+                result.input_analysis = meter_analysis(chain.input_meter, frames, rate, channels)
             result.output_analysis = meter_analysis(chain.output_meter, frames, rate, channels)
         if target_lufs is not None and result.measured_lufs is not None:
             miss = target_lufs - result.measured_lufs
