@@ -12,6 +12,7 @@ Imported by the modules it covers, before they define kernels.
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 from numba.core import caching
@@ -48,6 +49,33 @@ class _UserDir(_PackageStampMixin, caching.UserProvidedCacheLocator):
         if str(Path(py_file).resolve()) not in COMPOSITE:
             return None
         return super().from_function(py_func, py_file)
+
+
+BLAS_PROBE = "scipy.linalg.cython_blas"
+
+
+def skip_blas_probe() -> None:
+    """Let numba load its array maths without importing scipy.linalg to see whether BLAS exists.
+
+    Why: loading any cached kernel makes numba import its lowering registries, among them
+    ``numba.np.arraymath``, whose import runs ``_check_blas()``: ``import scipy.linalg.cython_blas``,
+    i.e. all of scipy.linalg, ~0.23 s of the ~1 s a short ``masterbox master`` costs. None of our
+    kernels uses BLAS (no ``np.dot``, ``@``, ``np.linalg``, ``np.convolve`` or ``np.correlate`` in
+    ``dsp/``; ``tests/dsp/test_kernel_cache.py`` checks the sources and that the kernels still
+    run). While that one import runs, the probe's module is made unimportable (``None`` in
+    ``sys.modules``), so numba records "no BLAS"; the only effect of that record is that an
+    ``np.convolve``/``np.correlate`` compiled later in this process would use a plain loop.
+    The entry is removed again at once, so anything that really needs scipy.linalg (``np.dot``
+    and ``np.linalg`` import it themselves when compiled) still gets it. Called by the commands
+    that only load our kernels (``masterbox master``), before the first kernel is loaded.
+    """
+    if "numba.np.arraymath" in sys.modules or BLAS_PROBE in sys.modules:
+        return          # probed already, or scipy.linalg is loaded anyway: nothing to save
+    sys.modules[BLAS_PROBE] = None
+    try:
+        import numba.np.arraymath  # noqa: F401  (runs the probe now, while it cannot succeed)
+    finally:
+        del sys.modules[BLAS_PROBE]
 
 
 def install() -> None:
