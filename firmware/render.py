@@ -79,13 +79,18 @@ def _check_paths(src: Path, dst: Path, bit_depth: str) -> str:
 
 
 def _open_input(src: Path):
-    import soundfile as sf
+    """The input, read by numpy when it is a plain WAV (firmware/wav_reader.py), else by soundfile."""
+    from firmware.wav_reader import open_wav
 
-    try:
-        snd = sf.SoundFile(str(src))
-    except (sf.LibsndfileError, RuntimeError, ValueError) as e:
-        detail = str(e).split(":")[-1].strip() or "unknown format"
-        raise RenderError(f"{src}: not an audio file that can be read (WAV, FLAC, AIFF, ...): {detail}") from None
+    snd = open_wav(src)
+    if snd is None:
+        import soundfile as sf
+
+        try:
+            snd = sf.SoundFile(str(src))
+        except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+            detail = str(e).split(":")[-1].strip() or "unknown format"
+            raise RenderError(f"{src}: not an audio file that can be read (WAV, FLAC, AIFF, ...): {detail}") from None
     if snd.frames == 0:
         snd.close()
         raise RenderError(f"{src}: contains no audio (0 frames)")
