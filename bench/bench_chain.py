@@ -20,6 +20,8 @@ medians and ratios of CPU time (user + system), which load disturbs least.
     ``equalizer`` bands, ``acrossover`` into 3 bands with an ``acompressor`` each, ``amix``,
     gain, ``alimiter`` at -1 dB);
   - ``x42_limiter``: x42-dpl alone through ffmpeg's lv2 filter (true-peak mode, -1 dB);
+  - ``master_3s``: ``masterbox master`` (streaming, drive search) on a 3-second file of the same
+    music: the fixed cost of a run (Python, numba, loading the cached kernels);
   and each output's true peak by ffmpeg's ebur128 (``tp_*``).
 """
 
@@ -132,8 +134,11 @@ def process_figures(seconds: float, repeats: int) -> dict:
     work = Path(tempfile.mkdtemp(prefix="mb-bench-chain-"))
     try:
         src = work / "in.wav"
-        sf.write(src, render_programme(seconds, RATE, seed=3, peak_dbfs=-6.0), RATE, subtype="PCM_24")
-        outs = {k: work / f"{k}.wav" for k in ("master", "master_1pass", "ffmpeg_chain", "x42_limiter")}
+        music = render_programme(seconds, RATE, seed=3, peak_dbfs=-6.0)
+        sf.write(src, music, RATE, subtype="PCM_24")
+        short = work / "in_3s.wav"
+        sf.write(short, music[:3 * RATE], RATE, subtype="PCM_24")
+        outs = {k: work / f"{k}.wav" for k in ("master", "master_1pass", "ffmpeg_chain", "x42_limiter", "master_3s")}
         env = dict(os.environ, MASTERBOX_HOME=str(work / "home"))
         mb = _masterbox()
         master_cmd = [*mb, "master", str(src), str(outs["master"]), "--preset", "streaming", "--json"]
@@ -153,6 +158,7 @@ def process_figures(seconds: float, repeats: int) -> dict:
                              str(outs["ffmpeg_chain"])],
             "x42_limiter": ["ffmpeg", "-nostats", "-hide_banner", "-y", "-i", str(src), "-af",
                             X42_FILTER.format(gain=f"{drive:.2f}"), "-c:a", "pcm_s24le", str(outs["x42_limiter"])],
+            "master_3s": [*mb, "master", str(short), str(outs["master_3s"]), "--preset", "streaming", "--json"],
         }
         wall: dict[str, list] = {k: [] for k in cmds}
         cpu: dict[str, list] = {k: [] for k in cmds}
@@ -162,7 +168,7 @@ def process_figures(seconds: float, repeats: int) -> dict:
                 wall[k].append(w)
                 cpu[k].append(c)
         out: dict = {"file_seconds": seconds, "repeats": repeats, "drive_db": round(drive, 2),
-                     "master_passes": doc["passes"]}
+                     "master_passes": doc["passes"], "master_message": doc["message"]}
         for k in cmds:
             out[f"{k}_wall_s"] = round(statistics.median(wall[k]), 2)
             out[f"{k}_cpu_s"] = round(statistics.median(cpu[k]), 2)

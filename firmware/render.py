@@ -3,9 +3,18 @@
 ``master_file`` is what ``masterbox master`` does: resolve the parameters, render the file
 through :class:`dsp.chain.Chain` (the same per-block kernel as the real-time engine, so a
 file sounds exactly like the box), and, when there is a loudness target, set the output
-drive so the integrated loudness lands on it. The chain's own output meter measures each
-pass; the drive is corrected by the error (then by the secant of the last two passes, since
-the limiter makes loudness grow less than 1:1 with drive) until it is within 0.2 LU.
+drive so the integrated loudness lands on it.
+
+The drive search: the drive acts only on the limiter and what follows it, so the chain before
+it (input, EQ, multiband, stereo) runs once and its float64 output is kept in memory (up to
+:data:`PRE_BUDGET_BYTES`, ~10 minutes at 48 kHz); each drive tried then runs only drive ..
+dither from there, sample-identical to a whole-chain pass (``Chain.set_split``). The first
+part's loudness gives the first guess (target minus it), which is written straight away: at
+sane targets the limiter costs little loudness and it lands. If not, the chain's own output
+meter says by how much; the next drive follows from a model of the limiter's loss anchored
+where the limiter is idle (the first part's true peak says where), then from the secant of
+the last two passes, until within 0.2 LU. A longer file runs the first part once to measure
+it and then whole-chain passes with the same search (same drives, same output).
 
 Output: same length and rate as the input (the chain's latency is compensated by feeding
 ``latency`` frames of silence at the end and dropping as many at the start), written to a
@@ -49,6 +58,7 @@ class RenderResult:
     target_reached: bool | None
     shortfall_lu: float | None
     notes: list[str] = field(default_factory=list)
+    passes_before_drive: int = 0           # runs of the chain before the drive (the split search: 1)
     input_analysis: dict | None = None     # from the chain's own meters (stereo files), else None
     output_analysis: dict | None = None
 
@@ -308,6 +318,7 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
         if target_lufs is not None:
             # the first part of the chain, once: its loudness and true peak give the first guess
             vals["out.drive_db"] = drive
+            result.passes_before_drive = 1
             if (frames + chain.latency_samples) * 16 <= budget:
                 split.append(_SplitPasses(src, chain, frames, vals))
                 if channels == 2:

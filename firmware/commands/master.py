@@ -124,14 +124,16 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         json.dump({"input": before, "output": after, "latency_samples": res.latency_samples,
                    "preset": preset_name, "target_lufs": target, "drive_db": round(res.drive_db, 3),
-                   "passes": res.passes, "target_reached": res.target_reached, "message": message}, sys.stdout)
+                   "passes": res.passes, "passes_before_drive": res.passes_before_drive,
+                   "target_reached": res.target_reached, "message": message}, sys.stdout)
         print()
     else:
         print(f"{'':<22}{'input':>16}{'output':>16}")
         for key, label, unit in ROWS:
             print(f"{label:<22}{_fmt(before.get(key), unit):>16}{_fmt(after.get(key), unit):>16}")
+        before = " (+1 before the drive)" if res.passes_before_drive else ""
         print(f"preset {preset_name}, drive {res.drive_db:+.2f} dB, {res.passes} pass"
-              f"{'es' if res.passes != 1 else ''}, latency {res.latency_samples} samples compensated, "
+              f"{'es' if res.passes != 1 else ''}{before}, latency {res.latency_samples} samples compensated, "
               f"{args.bit_depth}{'' if args.bit_depth == '32f' else '-bit'} -> {args.output}")
         if message:
             print(message)
