@@ -11,9 +11,9 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for
 
+from firmware.passwords import MAX_LENGTH, PasswordError, check_new_password
 from webui.claim import ClaimBusy
 from webui.errors import ApiError, field, json_body
-from firmware.passwords import MAX_LENGTH, PasswordError, check_new_password
 from webui.security import client_address, csrf_token, logged_in, login_required, safe_next
 
 log = logging.getLogger("masterbox.web.auth")

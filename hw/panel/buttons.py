@@ -58,7 +58,18 @@ class PanelButton(Button):
         super()._fire_deactivated()
         if was_long or pressed_at is None:
             return
-        if self.pin_factory.ticks_diff(self.pin_factory.ticks(), pressed_at) < self.min_press:
+        if self.classify(self.pin_factory.ticks_diff(self.pin_factory.ticks(), pressed_at)) != "short":
             return
         if self.when_short_press is not None:
             self.when_short_press()
+
+    def classify(self, seconds: float | None) -> str | None:
+        """What a press of ``seconds`` is: ``"long"`` (held to the hold time), ``"short"``,
+        or :data:`None` (shorter than :attr:`min_press`: a contact glitch). :data:`None`
+        seconds is a plain short press. The edges (on release) and the web UI's virtual
+        panel (:meth:`hw.panel.Panel.press_for`) both decide here."""
+        if seconds is None:
+            return "short"
+        if seconds >= self.hold_time:
+            return "long"
+        return "short" if seconds >= self.min_press else None

@@ -285,20 +285,34 @@ class RotaryKnob(CompositeDevice):
             else:
                 self._levels[index] = closed
             n = self._decoder.update(self._levels[0], self._levels[1])
-            if not n:
-                return
+        if n:
+            # Edge times are the factory's opaque ticks; the accelerator wants seconds.
+            self.turn(n, now=self.pin_factory.ticks_diff(ticks, self._t0))
+
+    def turn(self, detents: int, *, now: float | None = None) -> float:
+        """The knob turned ``detents`` detents (negative: counter-clockwise); returns the position.
+
+        The one place a detent moves the knob: the decoded GPIO edges come here, and so does
+        the web UI's virtual panel on a physical panel, so a web turn steps exactly as a hand
+        does (the same detents for the whole travel, push-for-fine while the push switch is
+        held). ``now`` (seconds, on the edges' clock) feeds the accelerator; :data:`None` is a
+        deliberate turn of exactly ``detents`` steps, without acceleration.
+        """
+        n = int(detents)
+        if not n:
+            return self.position
+        with self._lock:
             self.steps += n
             if self.fine_active:
                 delta = n / (self.detents * self.fine)
             else:
-                # Edge times are the factory's opaque ticks; the accelerator wants seconds.
-                now = self.pin_factory.ticks_diff(ticks, self._t0)
-                mult = self.accelerator.multiplier(n, now) if self.accelerator else 1.0
+                mult = self.accelerator.multiplier(n, now) if self.accelerator and now is not None else 1.0
                 delta = n * mult / self.detents
             new = min(max(self._position + delta, 0.0), 1.0)
             if new == self._position:
-                return
+                return new
             self._position = new
             callback = self.when_changed
         if callback is not None:
             callback(new)
+        return new

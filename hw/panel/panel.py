@@ -152,6 +152,31 @@ class Panel:
             if isinstance(knob, PotKnob):
                 knob.poll()
 
+    # -- a hand on the panel, from elsewhere (the web UI's virtual panel) -----------------
+    def turn(self, name: str, detents: int) -> float:
+        """Knob ``name`` turned ``detents`` detents; returns its position.
+
+        On this (physical) panel it enters the knob where the decoded GPIO edges do
+        (:meth:`RotaryKnob.turn`; a potentiometer moves its parameter 1 % per detent and
+        re-arms pick-up, :meth:`PotKnob.turn`), so :attr:`on_knob` and everything after it is
+        the hand's path. :class:`~hw.panel.SimulatedPanel` turns it with edges on mock pins.
+        """
+        return self.knobs[name].turn(detents)
+
+    def press_for(self, role: str, seconds: float | None = None) -> str | None:
+        """Button ``role`` pressed for ``seconds`` (:data:`None`: a short press); returns what
+        the press was (``"short"``, ``"long"`` or :data:`None` for a glitch).
+
+        The button's own rule decides (:meth:`PanelButton.classify`) and :attr:`on_button`
+        gets what a press of that length on the real button gives, at once: the person has
+        already held it (in the browser). :class:`~hw.panel.SimulatedPanel` presses the mock
+        pin for that long instead.
+        """
+        kind = self.buttons[role].classify(seconds)
+        if kind is not None:
+            self._button_callback(role, kind)()
+        return kind
+
     def set_knob(self, name: str, position: float) -> None:
         """The parameter behind knob ``name`` moved elsewhere: follow it (re-arms pick-up)."""
         self.knobs[name].set_position(position)
@@ -197,6 +222,7 @@ class Panel:
                 needles[spec.name] = {"deflection": round(self.needles[spec.name].value, 4),
                                       "source": spec.source, "scale": spec.scale}
         return {
+            "simulated": False,
             "knobs": knobs,
             "buttons": {role: {"pressed": b.is_pressed, "hold": b.hold_time} for role, b in self.buttons.items()},
             "bars": bars,

@@ -93,6 +93,25 @@ class PotKnob(CompositeDevice):
                 self._picked = self._physical is not None and \
                     abs(self._physical - self._position) <= self.pickup_window
 
+    def turn(self, detents: int, per_detent: float = 0.01) -> float:
+        """Move the parameter by ``detents`` hundredths of the travel from somewhere other than
+        the knob itself (the web UI's virtual panel on a physical panel); returns the position.
+
+        A potentiometer's shaft cannot be turned from a browser: the parameter moves (and
+        :attr:`when_changed` reports it, as a turn of the knob would), while the shaft stays
+        where it is, so pick-up re-arms exactly as after a preset recall and the next turn by
+        hand takes over without a jump.
+        """
+        with self._lock:
+            new = min(max(self._position + int(detents) * per_detent, 0.0), 1.0)
+            if new == self._position:
+                return new
+            self.set_position(new)
+            callback = self.when_changed
+        if callback is not None:
+            callback(new)
+        return new
+
     def poll(self) -> float | None:
         """Read the ADC; returns (and reports) the new position if the knob moved it."""
         return self.feed(self.adc.raw_value)

@@ -230,6 +230,19 @@ class SimulatedPanel(Panel):
         time.sleep(button.hold_time + 0.1 if seconds is None else seconds)
         self.release(role)
 
+    def press_for(self, role: str, seconds: float | None = None) -> str | None:
+        """:meth:`Panel.press_for` with real edges: the mock pin is held low that long (a
+        short press: :meth:`click`), and the button's edge code decides what it was."""
+        kind = self.buttons[role].classify(seconds)
+        if seconds is None:
+            self.click(role)
+        else:
+            self.hold(role, seconds)
+        return kind
+
+    def snapshot(self) -> dict:
+        return {**super().snapshot(), "simulated": True}
+
 
 def drive_contact(pin, closed: int) -> None:
     """Close (1) or open (0) the switch contact on mock ``pin``: panel switches close to
