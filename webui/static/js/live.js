@@ -240,6 +240,7 @@
     panel = p;
     if (key !== panelKey) { panelKey = key; buildPanel(p); }
     vpanel.classList.remove("hidden");
+    document.getElementById("vpanel-kind").textContent = p.simulated === false ? "drives the box's own panel" : "simulated";
     renderKnobValues();
     const items = [];
     for (const [name, b] of Object.entries(p.bars || {})) items.push(ledBar(name, b.leds || []));
