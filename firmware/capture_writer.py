@@ -38,6 +38,8 @@ import json
 import os
 import re
 import struct
+import subprocess  # here, not at the first sidecar: an import holds the GIL against the audio loop
+import sys
 import threading
 import time
 import unicodedata
@@ -45,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from firmware import rt
 from firmware.atomic import fsync_dir
 from firmware.processes import pid_alive
 
@@ -324,14 +327,18 @@ class CaptureSession:
 
     def _write_sidecars(self) -> None:
         """Analyse in a niced worker process: a long analysis here would hold the GIL against the
-        engine's audio loop; this thread only waits for the worker."""
-        import subprocess
-        import sys
+        engine's audio loop; this thread only waits for the worker.
 
+        In the engine this thread inherits the control channel's SCHED_FIFO 40 (right for a
+        thread that takes the GIL); the worker must not, or its CPU-bound second of analysis
+        runs at a real-time priority where ``nice`` means nothing, and the kernel's real-time
+        throttling then stalls the audio loop for up to 50 ms. So it starts as an ordinary process.
+        """
         extra = {"preset": self.preset, "started": self.started.isoformat(timespec="seconds"),
                  "stop_reason": self.reason, "writer_error": self.error, "dropped_frames": self.dropped,
                  "sample_format": self.fmt}
         jobs = [[str(path), {**extra, "tap": tap}] for tap, path in self.files.items()]
+        rt.children_start_ordinary()
         try:
             r = subprocess.run([sys.executable, "-m", "firmware.captures", "sidecar", "--jobs", json.dumps(jobs)],
                                capture_output=True, text=True, timeout=24 * 3600)

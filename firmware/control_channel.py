@@ -25,6 +25,7 @@ from pathlib import Path
 
 from dsp import schema
 from firmware import paths
+from firmware.capture_writer import CaptureSession  # not at the first capture_start: an import holds the GIL
 
 log = logging.getLogger("masterbox.control_channel")
 
@@ -254,8 +255,6 @@ class ControlServer:
         return {}
 
     def cmd_capture_start(self, req) -> dict:
-        from firmware.capture_writer import CaptureSession
-
         e = self.engine
         if e.capture is not None:
             raise RequestError("a capture is already running; stop it first")

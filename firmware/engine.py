@@ -174,12 +174,16 @@ class Engine:
         self.times["chain_build_s"] = time.monotonic() - t
         return chain
 
-    def _loader(self) -> None:
+    def _loader(self, go: threading.Event | None = None) -> None:
         # The loader holds the GIL for long stretches while the dry loop needs it every period:
         # at an ordinary priority any busy process could pre-empt it mid-stretch and stall the
         # loop. So it runs at the lowest real-time priority, but only for LOADER_RT_S seconds
         # (a warm-cache load takes about 1 s): a cold compile takes tens of seconds of CPU and
         # must not starve the rest of the box, so a timer puts it back among ordinary threads.
+        if go is not None:
+            go.wait()
+            if self.state == "stopped":  # the device never opened
+                return
         if self.realtime:
             from firmware import rt
 
@@ -247,6 +251,13 @@ class Engine:
             chain = self._build_chain()
             self.latency_samples = int(chain.latency_samples)
             self._ready_chain = chain
+        go = None
+        if self._ready_chain is None:
+            # The loader is made now, before mlockall: threads made later get a small stack
+            # (rt.THREAD_STACK_BYTES) and compiling kernels may need the default 8 MiB. It
+            # waits for the device: dry audio first, then load (nothing competes).
+            go = threading.Event()
+            threading.Thread(target=self._loader, args=(go,), name="chain-loader", daemon=True).start()
         if self.realtime:  # before the device opens: locking memory takes a moment
             self.rt_report = rt.enter_realtime()
             for w in self.rt_report["warnings"]:
@@ -258,13 +269,15 @@ class Engine:
                 self.state = "loading" if self._ready_chain is None else "running"
                 if on_started is not None:
                     on_started()
-                if self._ready_chain is None:  # dry audio first, then load (nothing competes)
-                    threading.Thread(target=self._loader, name="chain-loader", daemon=True).start()
+                if go is not None:
+                    go.set()
                 self._loop(duration)
         finally:
             if self.realtime:
                 rt.leave_realtime()
             self.state = "stopped"
+            if go is not None:
+                go.set()  # a loader still waiting (the device did not open) ends
             self.backend.close()
         return self.stats()
 

@@ -15,6 +15,7 @@ import ctypes.util
 import gc
 import os
 import sys
+import threading
 
 # Above every normal process (control, web, panel), below the kernel's watchdog and migration
 # threads (99). The loop sleeps in poll() between periods, so it never starves the card's IRQ thread.
@@ -22,6 +23,11 @@ RT_PRIORITY = 70
 HELPER_PRIORITY = 40  # meter publisher, control channel: short bursts of work
 LOADER_PRIORITY = 1  # the chain loader: above ordinary processes only, and only for a while
 MCL_CURRENT, MCL_FUTURE = 1, 2
+# Stack of every Python thread started after mlockall(MCL_FUTURE). With MCL_FUTURE a new mapping
+# is populated and locked at once, so creating a thread with glibc's default 8 MiB stack zeroes
+# 8 MiB inside pthread_create, which CPython calls holding the GIL: the audio loop waited 4-9 ms
+# for the GIL at every capture start and stop (2026-11-23, docs/engine.md). 512 KiB costs ~0.1 ms.
+THREAD_STACK_BYTES = 512 * 1024
 GIL_SWITCH_S = 0.001  # bound the time a non-audio thread may keep the audio thread waiting for the GIL
 
 
@@ -47,6 +53,7 @@ def enter_realtime(priority: int = RT_PRIORITY, lock_memory: bool = True) -> dic
             libc = ctypes.CDLL(libc_name, use_errno=True)
             if libc.mlockall(MCL_CURRENT | MCL_FUTURE) == 0:
                 out["mlockall"] = True
+                threading.stack_size(THREAD_STACK_BYTES)  # threads started from now on (see above)
             else:
                 err = ctypes.get_errno()
                 out["warnings"].append(
@@ -71,6 +78,21 @@ def boost_helper_thread(priority: int = HELPER_PRIORITY) -> bool:
         return True
     except (PermissionError, OSError):
         return False
+
+
+def children_start_ordinary() -> None:
+    """Processes started from the calling thread begin as ordinary processes (SCHED_RESET_ON_FORK).
+
+    A real-time policy is inherited across fork and exec, and ``nice`` does nothing to a
+    SCHED_FIFO process: the capture analysis worker, started from a FIFO 40 thread, ran its
+    second of CPU-bound analysis at FIFO 40, and the kernel's real-time throttling (at most
+    95 % of each second for real-time tasks) then held every real-time thread on that CPU --
+    the audio loop included -- for up to 50 ms. The calling thread keeps its own priority.
+    """
+    with contextlib.suppress(PermissionError, OSError, AttributeError):
+        policy = os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK
+        if policy in (os.SCHED_FIFO, os.SCHED_RR):
+            os.sched_setscheduler(0, policy | os.SCHED_RESET_ON_FORK, os.sched_getparam(0))
 
 
 def demote_thread(tid: int) -> None:

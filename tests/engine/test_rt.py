@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import gc
 import os
+import resource
+import subprocess
+import sys
+import threading
+
+import pytest
 
 from firmware import rt
 
@@ -32,3 +38,78 @@ def test_quiet_gc_disables_collection_inside_and_restores_after():
         assert not gc.isenabled()
         assert gc.get_freeze_count() > 0
     assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+# -- threads and children started while the engine is real-time (the capture start/stop xruns) --
+_THREAD_RSS = r"""
+import sys, threading, time
+from firmware import rt
+out = rt.enter_realtime(priority=1)
+if not out["mlockall"]:
+    print("no-mlockall"); sys.exit(0)
+if sys.argv[1] == "glibc-default":
+    threading.stack_size(0)  # what every thread got before: glibc's default (ulimit -s, 8 MiB here)
+def rss():
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS")) * 1024
+ev = threading.Event()
+before = rss()
+t = threading.Thread(target=ev.wait)
+t.start()
+time.sleep(0.05)
+print(rss() - before)
+ev.set()
+t.join()
+"""
+
+
+def _rss_growth_of_a_new_thread(kind: str) -> int:
+    r = subprocess.run([sys.executable, "-c", _THREAD_RSS, kind], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    if r.stdout.strip() == "no-mlockall":
+        pytest.skip("mlockall is not allowed here")
+    return int(r.stdout.strip())
+
+
+def test_a_thread_started_after_locking_memory_does_not_lock_an_8_mib_stack():
+    """With mlockall(MCL_FUTURE) a new thread's whole stack is zeroed and locked inside
+    pthread_create, with the GIL held: 8 MiB kept the audio loop from the GIL for 4-9 ms at every
+    capture start and stop. After enter_realtime threads get rt.THREAD_STACK_BYTES instead."""
+    small = _rss_growth_of_a_new_thread("engine")
+    default = _rss_growth_of_a_new_thread("glibc-default")
+    soft = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    assert small < 2 * 1024 * 1024, small
+    if soft == resource.RLIM_INFINITY or soft >= 4 * 1024 * 1024:  # the measurement tells the two apart
+        assert default > 4 * 1024 * 1024, default
+
+
+def _child_policy(make_ordinary: bool) -> tuple[int, int]:
+    """(policy of a child process, policy of the thread after) for a child started from a FIFO 1 thread."""
+    out: list = []
+
+    def body():
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+        except PermissionError:
+            out.append(None)
+            return
+        if make_ordinary:
+            rt.children_start_ordinary()
+        r = subprocess.run([sys.executable, "-c", "import os; print(os.sched_getscheduler(0))"],
+                           capture_output=True, text=True, timeout=60)
+        out.append((int(r.stdout), os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK))
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    if out[0] is None:
+        pytest.skip("SCHED_FIFO is not allowed here")
+    return out[0]
+
+
+def test_processes_started_from_a_real_time_thread_start_ordinary():
+    """The capture analysis worker, started from a FIFO 40 thread, ran its CPU-bound second at
+    FIFO 40 (nice does nothing to FIFO) and real-time throttling then stalled the audio loop."""
+    assert _child_policy(make_ordinary=False)[0] == os.SCHED_FIFO  # what a child inherits by default
+    child, thread = _child_policy(make_ordinary=True)
+    assert child == os.SCHED_OTHER
+    assert thread == os.SCHED_FIFO  # the thread itself keeps its priority
