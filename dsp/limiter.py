@@ -47,6 +47,8 @@ LOOKAHEAD_S = 1.2e-3      # attack length (the two moving averages together)
 K_LOW = 2
 DB_TO_NEG_LN = -math.log(10.0) / 20.0   # 10**(-dB/20) == exp(dB * this)
 HF_GUARD = 0.04          # share of |fourth difference| added to each detected peak (see process)
+GROUP = 8                # detection decides per group of this many samples whether to oversample
+assert TAPS <= 3 * GROUP  # a detection window spans at most the current group and the three before
 
 
 def geometry(rate: float) -> np.ndarray:
@@ -81,8 +83,11 @@ def interpolator(phases: int, taps: int = TAPS) -> np.ndarray:
 
 
 def _worst_gain(phase: np.ndarray) -> float:
-    """Largest possible |interpolated value| for samples of at most 1 (sum of |taps|), or 1."""
-    return float(max(1.0, np.abs(phase).sum(axis=1).max()))
+    """Largest possible detected peak for samples of at most 1: the interpolator's worst case
+    (sum of |taps|, or 1 for the sample itself) plus the HF guard's (|fourth difference| <= 16),
+    padded for rounding. The detection skips samples whose reach times this stays under the
+    target, so it must bound everything the detector adds up, or the skip would change results."""
+    return float((max(1.0, np.abs(phase).sum(axis=1).max()) + 16.0 * HF_GUARD) * (1.0 + 1e-9))
 
 
 def new_state(rate: float):
@@ -98,7 +103,8 @@ def new_state(rate: float):
         "dq_idx": np.zeros(hold + 1, dtype=np.int64),
         "box1": np.ones(l1),
         "box2": np.ones(l2),
-        "fs": np.array([0.0, 0.0, float(l1), float(l2), 1.0, _worst_gain(interpolator(phases, taps))]),
+        "fs": np.array([0.0, 0.0, float(l1), float(l2), 1.0, _worst_gain(interpolator(phases, taps)),
+                        0.0, 0.0, 0.0, 0.0]),
         "is": np.zeros(9, dtype=np.int64),
     }
 
@@ -112,6 +118,7 @@ def reset(st) -> None:
     st["box2"][:] = 1.0
     g = st["geo"]
     st["fs"][:5] = (0.0, 0.0, float(g[2]), float(g[3]), 1.0)
+    st["fs"][6:] = 0.0
     st["is"][:] = 0
 
 
@@ -164,8 +171,9 @@ def process(buf, start, stop, target, clip, a_fast, auto, a_slow_att, a_slow_rel
 
     ``target`` is the linear level the detected true peak is held to, ``clip`` the ceiling
     for the final seat-belt clamp. ``a_*`` are one-pole coefficients (dB-domain release).
-    ``fs``: slow env, fast env, sum1, sum2, smallest gain since last read, the interpolator's
-    worst-case gain (constant).
+    ``fs``: slow env, fast env, sum1, sum2, smallest gain since last read, the detector's
+    worst-case gain (constant, see :func:`_worst_gain`), the largest |sample| of each of the last
+    three whole groups of GROUP samples (slot = group number % 3), of the current group so far.
     ``ist``: hist pos, delay pos, deque head, deque count, sample index, box1 pos,
     box1 non-unity count, box2 pos, box2 non-unity count. ``pk``: scratch, at least stop - start.
     """
@@ -197,17 +205,23 @@ def process(buf, start, stop, target, clip, a_fast, auto, a_slow_att, a_slow_rel
     h_last = 1.0
     need = 0.0
     # 1. detection in its own pass (a tight loop LLVM vectorises); history is a duplicated
-    #    ring so the last `taps` samples are always contiguous. When even the worst case of
-    #    the interpolator (sum of |taps| times the largest sample in reach) stays under the
-    #    target, no peak in this chunk can ask for gain: skip the oversampling.
-    reach = 0.0
-    for ch in range(2):
-        for t in range(taps):
-            reach = max(reach, abs(hist[ch, t]))
-        for n in range(start, stop):
-            reach = max(reach, abs(buf[n, ch]))
-    if reach * fs[5] <= target:
-        for n in range(start, stop):
+    #    ring so the last `taps` samples are always contiguous. Samples are grouped by their
+    #    index since the reset (GROUP per group): a window of `taps` samples ending in group G
+    #    lies within groups G-3..G, and the largest |sample| of each is kept. When even the
+    #    detector's worst case (fs[5] times that reach) stays under the target, no sample of
+    #    the group can ask for gain: the oversampling is skipped and they read 0 (only
+    #    `peak > target` matters below). The bound is exact, so results do not depend on it,
+    #    nor on where blocks start.
+    j = idx
+    gmax = fs[9]
+    g0 = start
+    while g0 < stop:
+        g1 = min(stop, g0 + GROUP - j % GROUP)
+        for n in range(g0, g1):
+            gmax = max(gmax, max(abs(buf[n, 0]), abs(buf[n, 1])))
+        reach = max(max(fs[6], fs[7]), max(fs[8], gmax))
+        compute = not (reach * fs[5] <= target)   # NaN: compute
+        for n in range(g0, g1):
             for ch in range(2):
                 v = buf[n, ch]
                 hist[ch, hp] = v
@@ -215,31 +229,29 @@ def process(buf, start, stop, target, clip, a_fast, auto, a_slow_att, a_slow_rel
             hp += 1
             if hp == taps:
                 hp = 0
-            pk[n - start] = 0.0
-    for n in range(start, stop if reach * fs[5] > target else start):
-        peak = 0.0
-        for ch in range(2):
-            v = buf[n, ch]
-            hist[ch, hp] = v
-            hist[ch, hp + taps] = v
-        hp += 1
-        if hp == taps:
-            hp = 0
-        for ch in range(2):
-            if eight:
-                a = max(abs(hist[ch, hp + centre]), _peak_8x(phase, hist, ch, hp))
-            else:
-                a = max(abs(hist[ch, hp + centre]), _peak_4x(phase, hist, ch, hp))
-            # content near Nyquist is where every FIR interpolator under-reads (and where
-            # a limiter's own gain changes put energy): pad the estimate by a share of the
-            # fourth difference around the centre, a high-pass that is 16 at Nyquist, 4 at
-            # fs/4 and next to nothing where music has its peaks
-            c0 = hp + centre
-            a += HF_GUARD * abs(hist[ch, c0 - 2] - 4.0 * hist[ch, c0 - 1] + 6.0 * hist[ch, c0]
-                                - 4.0 * hist[ch, c0 + 1] + hist[ch, c0 + 2])
-            if a > peak:
-                peak = a
-        pk[n - start] = peak
+            peak = 0.0
+            if compute:
+                for ch in range(2):
+                    if eight:
+                        a = max(abs(hist[ch, hp + centre]), _peak_8x(phase, hist, ch, hp))
+                    else:
+                        a = max(abs(hist[ch, hp + centre]), _peak_4x(phase, hist, ch, hp))
+                    # content near Nyquist is where every FIR interpolator under-reads (and where
+                    # a limiter's own gain changes put energy): pad the estimate by a share of the
+                    # fourth difference around the centre, a high-pass that is 16 at Nyquist, 4 at
+                    # fs/4 and next to nothing where music has its peaks
+                    c0 = hp + centre
+                    a += HF_GUARD * abs(hist[ch, c0 - 2] - 4.0 * hist[ch, c0 - 1] + 6.0 * hist[ch, c0]
+                                        - 4.0 * hist[ch, c0 + 1] + hist[ch, c0 + 2])
+                    if a > peak:
+                        peak = a
+            pk[n - start] = peak
+        j += g1 - g0
+        g0 = g1
+        if j % GROUP == 0:
+            fs[6 + (j // GROUP - 1) % 3] = gmax
+            gmax = 0.0
+    fs[9] = gmax
     for n in range(start, stop):
         peak = pk[n - start]
         for ch in range(2):
