@@ -380,19 +380,25 @@ def _input_stage(s, tmp, m, pos, rmp, coef, z, fs, ist):
             biquad.run2_pair_to(s, tmp, m, coef, B_HPF, z)
         _fade_mix(s, tmp, m, pos, rmp, R_HPF)
     if _live(rmp, R_DC):
+        # both channels in one loop: each is a serial recursion, two interleave for free
         r = fs[F_DC_R]
-        for ch in range(2):
-            x1 = fs[F_DC_X + ch]
-            y1 = fs[F_DC_Y + ch]
-            for n in range(m):
-                x = s[n, ch]
-                y1 = x - x1 + r * y1
-                x1 = x
-                tmp[n, ch] = y1
-            if abs(y1) < biquad.FLUSH:
-                y1 = 0.0
-            fs[F_DC_X + ch] = x1
-            fs[F_DC_Y + ch] = y1
+        xl = fs[F_DC_X]
+        yl = fs[F_DC_Y]
+        xr = fs[F_DC_X + 1]
+        yr = fs[F_DC_Y + 1]
+        for n in range(m):
+            a = s[n, 0]
+            b = s[n, 1]
+            yl = a - xl + r * yl
+            yr = b - xr + r * yr
+            xl = a
+            xr = b
+            tmp[n, 0] = yl
+            tmp[n, 1] = yr
+        fs[F_DC_X] = xl
+        fs[F_DC_Y] = biquad.flush(yl)
+        fs[F_DC_X + 1] = xr
+        fs[F_DC_Y + 1] = biquad.flush(yr)
         _fade_mix(s, tmp, m, pos, rmp, R_DC)
 
 
@@ -429,7 +435,6 @@ def _multiband_stage(sc, m, pos, rmp, coef, z, fs):
     mid = sc[S_MID]
     hi = sc[S_HI]
     dry = sc[S_DRY]
-    tmp = sc[S_TMP]
     crossover.split(s, lo, mid, hi, dry, m, coef, z, B_XO)
     for b in range(3):
         band = lo if b == 0 else (mid if b == 1 else hi)
@@ -464,27 +469,41 @@ def _multiband_stage(sc, m, pos, rmp, coef, z, fs):
         level = fs[F_LVL + b]
         c0 = fs[F_CG0 + b]
         dc = (fs[F_CG1 + b] - c0) * (1.0 / SUB)
-        for n in range(m):
-            a = max(abs(band[n, 0]), abs(band[n, 1]))
-            if a > level:
-                level = a
-            k = pos + n + 1
-            by = by0 + dby * k
-            g = (by + (1.0 - by) * (mk0 + dmk * k) * (c0 + dc * k)) * (au0 + dau * k)
-            band[n, 0] *= g
-            band[n, 1] *= g
+        if by0 == 0.0 and dby == 0.0 and au0 == 1.0 and dau == 0.0:
+            # band in, audible, not switching (the usual case): the same gain without the
+            # terms that are exactly 0 and 1 here
+            for n in range(m):
+                a = max(abs(band[n, 0]), abs(band[n, 1]))
+                if a > level:
+                    level = a
+                k = pos + n + 1
+                g = (mk0 + dmk * k) * (c0 + dc * k)
+                band[n, 0] *= g
+                band[n, 1] *= g
+        else:
+            for n in range(m):
+                a = max(abs(band[n, 0]), abs(band[n, 1]))
+                if a > level:
+                    level = a
+                k = pos + n + 1
+                by = by0 + dby * k
+                g = (by + (1.0 - by) * (mk0 + dmk * k) * (c0 + dc * k)) * (au0 + dau * k)
+                band[n, 0] *= g
+                band[n, 1] *= g
         fs[F_LVL + b] = level
-    for n in range(m):
-        for ch in range(2):
-            tmp[n, ch] = lo[n, ch] + mid[n, ch] + hi[n, ch]
-    # parallel mix against the all-passed dry, then the multiband in/out crossfade
+    # sum of the bands, parallel mix against the all-passed dry, then the multiband in/out
+    # crossfade (what _fade_mix does), in one pass
     w0 = rmp[0, R_MIX]
     dw = (rmp[1, R_MIX] - w0) * (1.0 / SUB)
+    f0 = rmp[0, R_MB]
+    df = (rmp[1, R_MB] - f0) * (1.0 / SUB)
     for n in range(m):
         w = w0 + dw * (pos + n + 1)
+        f = f0 + df * (pos + n + 1)
         for ch in range(2):
-            tmp[n, ch] = dry[n, ch] + w * (tmp[n, ch] - dry[n, ch])
-    _fade_mix(s, tmp, m, pos, rmp, R_MB)
+            wet = lo[n, ch] + mid[n, ch] + hi[n, ch]
+            wet = dry[n, ch] + w * (wet - dry[n, ch])
+            s[n, ch] += f * (wet - s[n, ch])
 
 
 @njit(cache=True)
