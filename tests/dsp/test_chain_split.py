@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_chain import run  # tests/dsp is on sys.path (no __init__.py, rootdir import)
 
 from dsp import schema
 from dsp.chain import SPLIT_ALL, SPLIT_POST, SPLIT_PRE, Chain
@@ -26,18 +27,6 @@ def values(name, **over):
     v.update(json.loads((PRESETS / f"{name}.json").read_text())["params"])
     v.update(over)
     return v
-
-
-def run(chain, x, sizes):
-    """``x`` through ``chain`` in blocks of the given sizes (cycled)."""
-    y = np.zeros_like(x)
-    i = k = 0
-    while i < len(x):
-        n = min(sizes[k % len(sizes)], len(x) - i)
-        chain.process(x[i:i + n], y[i:i + n])
-        i += n
-        k += 1
-    return y
 
 
 def fresh(chain, split, vals):
@@ -56,7 +45,7 @@ def test_pre_then_post_equals_the_whole_chain_sample_for_sample(name):
     for drive in (0.0, 7.5, 14.0):        # below, at and far into the limiter
         vals = values(name, **{"out.drive_db": drive})
         fresh(c, SPLIT_ALL, vals)
-        whole = run(c, x, [4096])
+        whole = run(c, x, 4096)
         out_whole = c.output_meter.readings()
         in_whole = c.input_meter.readings()
         gr_whole = c.gain_reduction_db()
@@ -80,11 +69,11 @@ def test_pre_hands_out_the_drive_stages_input_and_meters_it():
     x = np.ascontiguousarray(render_programme(3.0, RATE, seed=2, peak_dbfs=-6.0))
     c = Chain(RATE, max_block=1024)
     fresh(c, SPLIT_PRE, values("transparent", **{"out.drive_db": 6.0}))
-    y = run(c, x, [1024])
+    y = run(c, x, 1024)
     assert np.array_equal(y, x)            # no drive, no limiter delay, no dither
     whole = Chain(RATE, max_block=1024)
     whole.set_values(values("transparent", **{"out.drive_db": 0.0}))
-    run(whole, x, [1024])
+    run(whole, x, 1024)
     assert c.output_meter.readings()["integrated_lufs"] == whole.input_meter.readings()["integrated_lufs"]
 
 
