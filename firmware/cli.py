@@ -15,6 +15,10 @@ from firmware.errors import UserError
 
 __all__ = ["UserError", "build_parser", "main"]
 
+# Commands whose only numba code is our kernels, which use no BLAS: numba's BLAS probe would import
+# scipy.linalg for nothing (~0.2 s of their start-up; dsp.kernel_cache.skip_blas_probe says why).
+KERNEL_ONLY_COMMANDS = ("analyze", "master")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="masterbox", description="Inline stereo mastering box.")
@@ -37,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    if args.command in KERNEL_ONLY_COMMANDS:
+        from dsp.kernel_cache import skip_blas_probe
+
+        skip_blas_probe()
     try:
         return int(args.func(args) or 0)
     except UserError as e:

@@ -91,9 +91,6 @@ def _fmt(v, unit):
 
 
 def run(args: argparse.Namespace) -> int:
-    from dsp.kernel_cache import skip_blas_probe
-
-    skip_blas_probe()     # ~0.2 s of start-up: numba would import scipy.linalg for nothing
     from firmware.analysis import AnalysisError, analyze_file
     from firmware.cli import UserError
     from firmware.render import RenderError, master_file

@@ -50,3 +50,19 @@ print("ok")
                           cwd=Path(dsp.__file__).parents[1])
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[:3] == ["linalg loaded: False", "blas recorded: False", "ok"]
+
+
+def test_cli_skips_the_probe_for_master_and_analyze(tmp_path):
+    src = tmp_path / "in.wav"
+    sf.write(src, 0.1 * np.sin(np.arange(48000) * 0.05)[:, None] * [1.0, 0.5], 48000, subtype="PCM_24")
+    for argv in (["analyze", str(src), "--json"], ["master", str(src), str(tmp_path / "o.wav"), "--json"]):
+        script = f"""
+import sys
+from firmware.cli import main
+assert main({argv!r}) == 0
+print("linalg loaded:", "scipy.linalg" in sys.modules, file=sys.stderr)
+"""
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+                              cwd=Path(dsp.__file__).parents[1])
+        assert proc.returncode == 0, proc.stderr
+        assert "linalg loaded: False" in proc.stderr, (argv, proc.stderr)
