@@ -218,12 +218,20 @@
     }
     for (const [role, b] of Object.entries(p.buttons || {})) {
       const [label, sub] = BUTTONS[role] || [role.toUpperCase(), ""];
-      let downAt = 0;
-      const btn = el("button", { class: "btn btn-big", "data-button": role, title: `tap: press · long press: hold ${b.hold} s` }, label, el("small", { text: sub }));
-      btn.addEventListener("pointerdown", () => { downAt = Date.now(); });
+      // As on the box: the press lasts as long as it is held here; held for the button's hold
+      // time or longer it is the long action (the button lights when that is reached).
+      let downAt = 0, holdTimer = 0;
+      const btn = el("button", { class: "btn btn-big", "data-button": role, title: `tap: press · hold ${b.hold} s: long press` }, label, el("small", { text: sub }));
+      btn.addEventListener("pointerdown", () => {
+        downAt = Date.now();
+        clearTimeout(holdTimer);
+        holdTimer = setTimeout(() => btn.classList.add("on"), (b.hold || 1) * 1000);
+      });
+      btn.addEventListener("pointerleave", () => { clearTimeout(holdTimer); });
       btn.addEventListener("click", async () => {
         const held = downAt ? (Date.now() - downAt) / 1000 : 0; downAt = 0;
-        const body = held >= 0.6 ? { hold_s: Math.min((b.hold || 1) + 0.1, 8) } : {};
+        clearTimeout(holdTimer); btn.classList.remove("on");
+        const body = held >= 0.3 ? { hold_s: Math.min(held, 8) } : {};
         try { showPanel(await api("POST", `/panel/buttons/${encodeURIComponent(role)}/press`, body)); } catch (e) { fail(e); }
       });
       btnBox.append(btn);
