@@ -286,10 +286,10 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
     tmp = Path(tmp_name)
     result = RenderResult(chain.latency_samples, drive, 0, target_lufs, None, None, None)
     history: list[tuple[float, float]] = []
-    written: list[float] = []   # the drive the temporary file was last rendered with
     split: list[_SplitPasses] = []
 
-    def one_pass(write: bool) -> None:
+    def one_pass() -> None:
+        """Render at ``drive`` into the temporary file (each pass overwrites it)."""
         vals["out.drive_db"] = drive
 
         def render(out_write):
@@ -303,18 +303,13 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
             chain.set_values(vals)
             render_pass(src, chain, out_write)
 
-        if write:
-            with sf.SoundFile(str(tmp), "w", samplerate=rate, channels=channels, format=fmt,
-                              subtype=SUBTYPES[bit_depth]) as out:
-                render(out.write)
-            written[:] = [drive]
-        else:
-            render(None)
+        with sf.SoundFile(str(tmp), "w", samplerate=rate, channels=channels, format=fmt,
+                          subtype=SUBTYPES[bit_depth]) as out:
+            render(out.write)
         result.passes += 1
 
     try:
-        free_at = None        # drive below which the limiter leaves the signal alone
-        anchor = None         # (free_at, the loudness there): a point of the curve that costs no pass
+        anchor = None         # (a drive where the limiter is idle, the loudness there): costs no pass
         if target_lufs is not None:
             # the first part of the chain, once: its loudness and true peak give the first guess
             vals["out.drive_db"] = drive
@@ -332,17 +327,16 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
             if pre["integrated_lufs"] is not None:
                 drive = min(max(target_lufs - pre["integrated_lufs"], lo), hi)
                 ceiling = float(vals.get("lim.ceiling_dbtp", -1.0))
-                free_at = ceiling - MARGIN_DB - FREE_GUARD_DB - pre["true_peak_dbtp"]
-                anchor = (free_at, pre["integrated_lufs"] + free_at)
+                idle = ceiling - MARGIN_DB - FREE_GUARD_DB - pre["true_peak_dbtp"]
+                anchor = (idle, pre["integrated_lufs"] + idle)
                 if progress:
                     progress(f"before the drive: {pre['integrated_lufs']:.2f} LUFS, "
                              f"true peak {pre['true_peak_dbtp']:.2f} dBTP"
                              + (" (kept in memory for the search)" if split else ""))
         while True:
-            # every pass writes: from the first part's loudness, the first guess usually lands
-            # (the limiter costs little loudness at sane targets); if not, the next pass
-            # overwrites the file. Without that measurement the first pass only measures.
-            one_pass(write=target_lufs is None or result.passes > 0 or free_at is not None)
+            # every pass writes: from the first part's loudness the first guess usually lands
+            # (the limiter costs little loudness at sane targets); if not, the next overwrites it
+            one_pass()
             measured = chain.output_meter.readings()["integrated_lufs"]
             result.measured_lufs = measured
             result.drive_db = drive
@@ -367,8 +361,6 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
                 result.notes.append(f"output drive is at its {'maximum' if new == hi else 'minimum'} ({new:+.0f} dB)")
                 break
             drive = new
-        if written != [drive]:
-            one_pass(write=True)
         if channels == 2:
             if result.input_analysis is None:
                 result.input_analysis = meter_analysis(chain.input_meter, frames, rate, channels)
