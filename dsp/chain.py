@@ -412,6 +412,11 @@ def _eq_stage(s, tmp, m, pos, rmp, eqc, eqz, ist):
         if place == 0 and _full(rmp, r):
             svf.run2_to(s, s, m, eqc, b, eqz, pos, SUB)
             continue
+        if place != 0 and not svf.glide(eqc, b):
+            # mid or side, coefficients standing still: conversions, filter and crossfade in one pass
+            f0 = rmp[0, r]
+            svf.run_ms(s, m, eqc, b, eqz, place - 1, f0, (rmp[1, r] - f0) * (1.0 / SUB), pos)
+            continue
         if place == 0:
             svf.run2_to(s, tmp, m, eqc, b, eqz, pos, SUB)
         else:

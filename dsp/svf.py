@@ -189,3 +189,43 @@ def run1(buf, ch, m, c, row, z, pos, sub):
             s1, s2 = p11 * s1 + (p12 * s2 + q1 * x), p22 * s2 + (p21 * s1 + q2 * x)
     z[row, ch, 0] = 0.0 if abs(s1) < FLUSH else s1
     z[row, ch, 1] = 0.0 if abs(s2) < FLUSH else s2
+
+
+@njit(cache=True)
+def run_ms(s, m, c, row, z, ch, f0, df, pos):
+    """Band ``row`` on the mid (``ch`` 0) or side (1) of s[:m] in place, coefficients standing still,
+    crossfaded in by ``f0 + df * (pos + n + 1)``: the chain's mid/side band in one pass.
+
+    The same numbers as converting to mid/side, :func:`run1` on one of them, converting back and
+    the chain's crossfade, each over the whole chunk; one loop lets the CPU do the conversions
+    while it waits on the filter's recursion. State: z[row, ch].
+    """
+    a1 = c[row, 2]
+    a2 = c[row, 3]
+    a3 = c[row, 4]
+    m0 = c[row, 5]
+    m1 = c[row, 6]
+    m2 = c[row, 7]
+    p11, p12, p21, p22, q1, q2 = _transition(a1, a2, a3)
+    s1 = z[row, ch, 0]
+    s2 = z[row, ch, 1]
+    for n in range(m):
+        left = s[n, 0]
+        right = s[n, 1]
+        mid = 0.5 * (left + right)
+        side = 0.5 * (left - right)
+        x = mid if ch == 0 else side
+        v3 = x - s2
+        v1 = a1 * s1 + a2 * v3
+        v2 = s2 + a2 * s1 + a3 * v3
+        y = m0 * x + m1 * v1 + m2 * v2
+        s1, s2 = p11 * s1 + (p12 * s2 + q1 * x), p22 * s2 + (p21 * s1 + q2 * x)
+        if ch == 0:
+            mid = y
+        else:
+            side = y
+        f = f0 + df * (pos + n + 1)
+        s[n, 0] = left + f * ((mid + side) - left)
+        s[n, 1] = right + f * ((mid - side) - right)
+    z[row, ch, 0] = 0.0 if abs(s1) < FLUSH else s1
+    z[row, ch, 1] = 0.0 if abs(s2) < FLUSH else s2
