@@ -28,6 +28,16 @@ flush = _flush  # public name for kernels that run their own sections (crossover
 
 
 @njit(cache=True)
+def section(x, z1, z2, b0, b1, b2, a1, a2):
+    """One step of one section, the arithmetic of :func:`run2_to`: (y, new z1, new z2).
+
+    For kernels that run several sections (or a section and other work) in one loop over the
+    samples, so the CPU overlaps their recursions."""
+    y = b0 * x + z1
+    return y, b1 * x - a1 * y + z2, b2 * x - a2 * y
+
+
+@njit(cache=True)
 def run2_to(src, dst, m, c, row, z):
     """dst[:m] = biquad ``row`` applied to both channels of src[:m] (src may be dst)."""
     b0 = c[row, 0]

@@ -368,11 +368,51 @@ def _full(rmp, r):
 
 
 @njit(cache=True)
+def _hpf1_dc(s, m, pos, rmp, coef, z, fs):
+    """The 12 dB/oct subsonic high-pass and the DC removal, each with its crossfade, in one pass.
+
+    Per sample the arithmetic of biquad.run2_to, _fade_mix, the DC loop below and _fade_mix
+    again (the same numbers); one loop lets the CPU overlap the two filters' recursions.
+    """
+    b0, b1, b2, a1, a2 = coef[B_HPF, 0], coef[B_HPF, 1], coef[B_HPF, 2], coef[B_HPF, 3], coef[B_HPF, 4]
+    l1, l2, r1, r2 = z[B_HPF, 0, 0], z[B_HPF, 0, 1], z[B_HPF, 1, 0], z[B_HPF, 1, 1]
+    h0 = rmp[0, R_HPF]
+    dh = (rmp[1, R_HPF] - h0) * (1.0 / SUB)
+    d0 = rmp[0, R_DC]
+    dd = (rmp[1, R_DC] - d0) * (1.0 / SUB)
+    rr = fs[F_DC_R]
+    xl, yl, xr, yr = fs[F_DC_X], fs[F_DC_Y], fs[F_DC_X + 1], fs[F_DC_Y + 1]
+    for n in range(m):
+        k = pos + n + 1
+        left = s[n, 0]
+        right = s[n, 1]
+        hl, l1, l2 = biquad.section(left, l1, l2, b0, b1, b2, a1, a2)
+        hr, r1, r2 = biquad.section(right, r1, r2, b0, b1, b2, a1, a2)
+        f = h0 + dh * k
+        left += f * (hl - left)
+        right += f * (hr - right)
+        yl = left - xl + rr * yl
+        yr = right - xr + rr * yr
+        xl = left
+        xr = right
+        f = d0 + dd * k
+        s[n, 0] = left + f * (yl - left)
+        s[n, 1] = right + f * (yr - right)
+    z[B_HPF, 0, 0], z[B_HPF, 0, 1] = biquad.flush(l1), biquad.flush(l2)
+    z[B_HPF, 1, 0], z[B_HPF, 1, 1] = biquad.flush(r1), biquad.flush(r2)
+    fs[F_DC_X], fs[F_DC_Y] = xl, biquad.flush(yl)
+    fs[F_DC_X + 1], fs[F_DC_Y + 1] = xr, biquad.flush(yr)
+
+
+@njit(cache=True)
 def _input_stage(s, tmp, m, pos, rmp, coef, z, fs, ist):
     _gain(s, m, pos, rmp, R_TRIM, 0)
     _gain(s, m, pos, rmp, R_TRIM, 1)
     _gain(s, m, pos, rmp, R_POL_L, 0)
     _gain(s, m, pos, rmp, R_POL_R, 1)
+    if _live(rmp, R_HPF) and ist[I_HPF_ACT] == 1 and _live(rmp, R_DC):
+        _hpf1_dc(s, m, pos, rmp, coef, z, fs)
+        return
     if _live(rmp, R_HPF) and ist[I_HPF_ACT] != 0:
         if ist[I_HPF_ACT] == 1:
             biquad.run2_to(s, tmp, m, coef, B_HPF, z)

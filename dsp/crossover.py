@@ -51,13 +51,6 @@ def design(c, base, f_lo, f_hi, rate):
 
 
 @njit(cache=True)
-def _section(x, z1, z2, b0, b1, b2, a1, a2):
-    """One transposed-direct-form-II biquad step: (y, new z1, new z2) (the biquad module's arithmetic)."""
-    y = b0 * x + z1
-    return y, b1 * x - a1 * y + z2, b2 * x - a2 * y
-
-
-@njit(cache=True)
 def split(s, lo, mid, hi, dry, m, c, z, base):
     """Split ``s[:m]`` (stereo) into ``lo``, ``mid``, ``hi`` and the phase-matched ``dry``."""
     rows = (base + 0, base + 1, base + 8, base + 2, base + 3, base + 6, base + 7, base + 10)
@@ -81,14 +74,14 @@ def split(s, lo, mid, hi, dry, m, c, z, base):
         u7, v7 = z[rows[7], ch, 0], z[rows[7], ch, 1]
         for n in range(m):
             x = s[n, ch]
-            y, u0, v0 = _section(x, u0, v0, b00, b01, b02, a01, a02)
-            y, u1, v1 = _section(y, u1, v1, b10, b11, b12, a11, a12)
-            low, u2, v2 = _section(y, u2, v2, b20, b21, b22, a21, a22)
-            h, u3, v3 = _section(x, u3, v3, b30, b31, b32, a31, a32)
-            h, u4, v4 = _section(h, u4, v4, b40, b41, b42, a41, a42)
-            y, u5, v5 = _section(h, u5, v5, b50, b51, b52, a51, a52)
-            high, u6, v6 = _section(y, u6, v6, b60, b61, b62, a61, a62)
-            ap, u7, v7 = _section(h, u7, v7, b70, b71, b72, a71, a72)
+            y, u0, v0 = biquad.section(x, u0, v0, b00, b01, b02, a01, a02)
+            y, u1, v1 = biquad.section(y, u1, v1, b10, b11, b12, a11, a12)
+            low, u2, v2 = biquad.section(y, u2, v2, b20, b21, b22, a21, a22)
+            h, u3, v3 = biquad.section(x, u3, v3, b30, b31, b32, a31, a32)
+            h, u4, v4 = biquad.section(h, u4, v4, b40, b41, b42, a41, a42)
+            y, u5, v5 = biquad.section(h, u5, v5, b50, b51, b52, a51, a52)
+            high, u6, v6 = biquad.section(y, u6, v6, b60, b61, b62, a61, a62)
+            ap, u7, v7 = biquad.section(h, u7, v7, b70, b71, b72, a71, a72)
             lo[n, ch] = low
             mid[n, ch] = ap - high
             hi[n, ch] = high

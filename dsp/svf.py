@@ -83,6 +83,12 @@ def _transition(a1, a2, a3):
 
 
 @njit(cache=True)
+def _coefs(c, row):
+    """The end-of-sub-block set a1, a2, a3, m0, m1, m2 of band ``row``."""
+    return c[row, 2], c[row, 3], c[row, 4], c[row, 5], c[row, 6], c[row, 7]
+
+
+@njit(cache=True)
 def glide(c, row):
     """True when band ``row`` is moving: its sub-block start set ``c[row, 8:]`` differs from the end set."""
     for j in range(NCOEF):
@@ -99,12 +105,7 @@ def run2_to(src, dst, m, c, row, z, pos, sub):
     with; while they differ the coefficients glide linearly per sample (``pos`` = position of
     src[0] in the sub-block of ``sub`` samples), so a moving knob never steps the output.
     """
-    a1 = c[row, 2]
-    a2 = c[row, 3]
-    a3 = c[row, 4]
-    m0 = c[row, 5]
-    m1 = c[row, 6]
-    m2 = c[row, 7]
+    a1, a2, a3, m0, m1, m2 = _coefs(c, row)
     l1 = z[row, 0, 0]
     l2 = z[row, 0, 1]
     r1 = z[row, 1, 0]
@@ -161,12 +162,7 @@ def run1(buf, ch, m, c, row, z, pos, sub):
     s2 = z[row, ch, 1]
     moving = glide(c, row)
     w = 1.0 / sub
-    a1 = c[row, 2]
-    a2 = c[row, 3]
-    a3 = c[row, 4]
-    m0 = c[row, 5]
-    m1 = c[row, 6]
-    m2 = c[row, 7]
+    a1, a2, a3, m0, m1, m2 = _coefs(c, row)
     p11, p12, p21, p22, q1, q2 = _transition(a1, a2, a3)
     for n in range(m):
         if moving:
@@ -200,12 +196,7 @@ def run_ms(s, m, c, row, z, ch, f0, df, pos):
     the chain's crossfade, each over the whole chunk; one loop lets the CPU do the conversions
     while it waits on the filter's recursion. State: z[row, ch].
     """
-    a1 = c[row, 2]
-    a2 = c[row, 3]
-    a3 = c[row, 4]
-    m0 = c[row, 5]
-    m1 = c[row, 6]
-    m2 = c[row, 7]
+    a1, a2, a3, m0, m1, m2 = _coefs(c, row)
     p11, p12, p21, p22, q1, q2 = _transition(a1, a2, a3)
     s1 = z[row, ch, 0]
     s2 = z[row, ch, 1]
