@@ -156,3 +156,14 @@ def test_children_die_with_a_killed_supervisor_and_are_out_of_the_terminals_reac
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_a_clean_exit_is_restarted_at_once_every_time_and_children_know_they_are_supervised(tmp_path, running):
+    """A clean exit (status 0) is a stop that was asked for (the System page restarting the engine):
+    never delayed, however often; a crash is (the test above). Children see MASTERBOX_SUPERVISED=1."""
+    log = tmp_path / "log"
+    code = ("import os, sys; open(sys.argv[1], 'a').write(os.environ.get('MASTERBOX_SUPERVISED', '-') + '\\n')")
+    sup, out = running([ChildSpec("engine", [sys.executable, "-c", code, str(log)])])
+    _wait_for(lambda: out.getvalue().count("exited (status 0)") >= 5, timeout=15)
+    assert "restarting in" not in out.getvalue()
+    assert set(log.read_text().split()) == {"1"}
