@@ -188,7 +188,8 @@ class Control:
             return False
         if self.push_all().get("ok", True):
             self._engine_id = ident
-            log.info("engine %s: state pushed", ident)
+            who = ident[0]
+            log.info("engine %s: state pushed", f"{who[0]} {who[1]}" if who else "(no id yet)")
             return True
         return False
 
