@@ -69,17 +69,27 @@ def design(c, row, kind, freq, gain_db, q, rate):
 
 
 @njit(cache=True)
-def _transition(a1, a2, a3):
-    """The state update as a 2x2 matrix and input vector, for coefficients that stand still.
+def _steady(a1, a2, a3, m0, m1, m2):
+    """The band as a state-space filter, for coefficients that stand still.
 
-    ``ic1eq' = 2 v1 - ic1eq`` and ``ic2eq' = 2 v2 - ic2eq`` expand to
-    ``ic1eq' = (2 a1 - 1) ic1eq - 2 a2 ic2eq + 2 a2 x`` and
-    ``ic2eq' = (1 - 2 a3) ic2eq + 2 a2 ic1eq + 2 a3 x``: the same filter, but each new state is
-    one multiply and two adds away from the old ones (five operations in the textbook order),
-    and the recursion is what a run of samples waits on. Equal to the textbook order within
-    rounding; used only while the coefficients do not glide.
+    With ``v3 = x - ic2eq``, ``v1 = a1 ic1eq + a2 v3``, ``v2 = ic2eq + a2 ic1eq + a3 v3``:
+    ``y = m0 x + m1 v1 + m2 v2 = d x + c1 ic1eq + c2 ic2eq`` and the updates
+    ``ic1eq' = 2 v1 - ic1eq = p11 ic1eq + p12 ic2eq + q1 x``,
+    ``ic2eq' = 2 v2 - ic2eq = p22 ic2eq + p21 ic1eq + q2 x``. The same filter with the same
+    states (so a glide can start from them), in 13 operations per sample instead of 19, and
+    each new state one multiply and two adds away from the old ones instead of five
+    operations (the recursion is what a run of samples waits on). Equal within rounding.
+    Returns (d, c1, c2, p11, p12, p21, p22, q1, q2).
     """
-    return 2.0 * a1 - 1.0, -2.0 * a2, 2.0 * a2, 1.0 - 2.0 * a3, 2.0 * a2, 2.0 * a3
+    return (m0 + m1 * a2 + m2 * a3, m1 * a1 + m2 * a2, m2 - m1 * a2 - m2 * a3,
+            2.0 * a1 - 1.0, -2.0 * a2, 2.0 * a2, 1.0 - 2.0 * a3, 2.0 * a2, 2.0 * a3)
+
+
+@njit(cache=True)
+def _steady_step(x, s1, s2, k):
+    """One sample through the state-space form ``k`` of :func:`_steady`: (y, ic1eq', ic2eq')."""
+    d, c1, c2, p11, p12, p21, p22, q1, q2 = k
+    return (d * x + c1 * s1) + c2 * s2, p11 * s1 + (p12 * s2 + q1 * x), p22 * s2 + (p21 * s1 + q2 * x)
 
 
 @njit(cache=True)
@@ -135,20 +145,12 @@ def run2_to(src, dst, m, c, row, z, pos, sub):
             dst[n, 0] = m0 * xl + m1 * vl1 + m2 * vl2
             dst[n, 1] = m0 * xr + m1 * vr1 + m2 * vr2
     else:
-        p11, p12, p21, p22, q1, q2 = _transition(a1, a2, a3)
+        k = _steady(a1, a2, a3, m0, m1, m2)
         for n in range(m):
-            xl = src[n, 0]
-            xr = src[n, 1]
-            vl3 = xl - l2
-            vr3 = xr - r2
-            vl1 = a1 * l1 + a2 * vl3
-            vr1 = a1 * r1 + a2 * vr3
-            vl2 = l2 + a2 * l1 + a3 * vl3
-            vr2 = r2 + a2 * r1 + a3 * vr3
-            dst[n, 0] = m0 * xl + m1 * vl1 + m2 * vl2
-            dst[n, 1] = m0 * xr + m1 * vr1 + m2 * vr2
-            l1, l2 = p11 * l1 + (p12 * l2 + q1 * xl), p22 * l2 + (p21 * l1 + q2 * xl)
-            r1, r2 = p11 * r1 + (p12 * r2 + q1 * xr), p22 * r2 + (p21 * r1 + q2 * xr)
+            yl, l1, l2 = _steady_step(src[n, 0], l1, l2, k)
+            yr, r1, r2 = _steady_step(src[n, 1], r1, r2, k)
+            dst[n, 0] = yl
+            dst[n, 1] = yr
     z[row, 0, 0] = 0.0 if abs(l1) < FLUSH else l1
     z[row, 0, 1] = 0.0 if abs(l2) < FLUSH else l2
     z[row, 1, 0] = 0.0 if abs(r1) < FLUSH else r1
@@ -163,7 +165,13 @@ def run1(buf, ch, m, c, row, z, pos, sub):
     moving = glide(c, row)
     w = 1.0 / sub
     a1, a2, a3, m0, m1, m2 = _coefs(c, row)
-    p11, p12, p21, p22, q1, q2 = _transition(a1, a2, a3)
+    if not moving:
+        k = _steady(a1, a2, a3, m0, m1, m2)
+        for n in range(m):
+            buf[n, ch], s1, s2 = _steady_step(buf[n, ch], s1, s2, k)
+        z[row, ch, 0] = 0.0 if abs(s1) < FLUSH else s1
+        z[row, ch, 1] = 0.0 if abs(s2) < FLUSH else s2
+        return
     for n in range(m):
         if moving:
             f = (pos + n + 1) * w
@@ -178,11 +186,8 @@ def run1(buf, ch, m, c, row, z, pos, sub):
         v1 = a1 * s1 + a2 * v3
         v2 = s2 + a2 * s1 + a3 * v3
         buf[n, ch] = m0 * x + m1 * v1 + m2 * v2
-        if moving:
-            s1 = 2.0 * v1 - s1
-            s2 = 2.0 * v2 - s2
-        else:
-            s1, s2 = p11 * s1 + (p12 * s2 + q1 * x), p22 * s2 + (p21 * s1 + q2 * x)
+        s1 = 2.0 * v1 - s1
+        s2 = 2.0 * v2 - s2
     z[row, ch, 0] = 0.0 if abs(s1) < FLUSH else s1
     z[row, ch, 1] = 0.0 if abs(s2) < FLUSH else s2
 
@@ -196,8 +201,7 @@ def run_ms(s, m, c, row, z, ch, f0, df, pos):
     the chain's crossfade, each over the whole chunk; one loop lets the CPU do the conversions
     while it waits on the filter's recursion. State: z[row, ch].
     """
-    a1, a2, a3, m0, m1, m2 = _coefs(c, row)
-    p11, p12, p21, p22, q1, q2 = _transition(a1, a2, a3)
+    k = _steady(*_coefs(c, row))
     s1 = z[row, ch, 0]
     s2 = z[row, ch, 1]
     for n in range(m):
@@ -205,12 +209,7 @@ def run_ms(s, m, c, row, z, ch, f0, df, pos):
         right = s[n, 1]
         mid = 0.5 * (left + right)
         side = 0.5 * (left - right)
-        x = mid if ch == 0 else side
-        v3 = x - s2
-        v1 = a1 * s1 + a2 * v3
-        v2 = s2 + a2 * s1 + a3 * v3
-        y = m0 * x + m1 * v1 + m2 * v2
-        s1, s2 = p11 * s1 + (p12 * s2 + q1 * x), p22 * s2 + (p21 * s1 + q2 * x)
+        y, s1, s2 = _steady_step(mid if ch == 0 else side, s1, s2, k)
         if ch == 0:
             mid = y
         else:
