@@ -658,12 +658,10 @@ def _chain_body(x, y, xin, pk, par, rmp, coef, eqc, eqz, z, fs, ist, sc, drybuf,
                 s[n, 0] = x[i + n, 0]
                 s[n, 1] = x[i + n, 1]
         if not post:
-            # SPLIT_PRE: hand the drive stage's input out; the output meter measures it
+            # SPLIT_PRE: hand the drive stage's input out (the output meter measures it, below)
             for n in range(m):
                 y[i + n, 0] = s[n, 0]
                 y[i + n, 1] = s[n, 1]
-            meter_process(xin[i:i + m], mf_in, mi_in)
-            meter_process(y[i:i + m], mf_out, mi_out)
             ist[I_POS] = (pos + m) % SUB
             i += m
             continue
@@ -723,12 +721,18 @@ def _chain_body(x, y, xin, pk, par, rmp, coef, eqc, eqz, z, fs, ist, sc, drybuf,
                 y[i + n, 0] = 0.0
                 y[i + n, 1] = 0.0
             _reset_state(z, eqz, fs, ist, hist, ldelay, dq_val, dq_idx, box1, box2, lfs, lis, derr, drybuf, rmp)
-        # meters chunk by chunk, so the level match reads the same state however blocks are cut
-        if pre:
+        if split == SPLIT_ALL:
+            # meters chunk by chunk, so the level match reads the same state however blocks are cut
             meter_process(xin[i:i + m], mf_in, mi_in)
-        meter_process(y[i:i + m], mf_out, mi_out)
+            meter_process(y[i:i + m], mf_out, mi_out)
         ist[I_POS] = (pos + m) % SUB
         i += m
+    if split != SPLIT_ALL:
+        # a split chain is never bypassed, so nothing reads the meters inside the block: meter it
+        # whole (the meters' readings do not depend on how the stream is cut; ~25 % less work)
+        if pre:
+            meter_process(xin[:n_total], mf_in, mi_in)
+        meter_process(y, mf_out, mi_out)
 
 
 # -- the state is two flat arrays (fewer arguments: each costs ~70 ns of dispatch per call) --
