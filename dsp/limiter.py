@@ -241,8 +241,8 @@ def process(buf, start, stop, target, clip, a_fast, auto, a_slow_att, a_slow_rel
     c1 = ist[6]
     i2 = ist[7]
     c2 = ist[8]
-    l1f = float(l1)
-    l2f = float(l2)
+    inv1 = 1.0 / l1   # multiplies instead of two divisions per sample; all-ones windows are
+    inv2 = 1.0 / l2   # handled apart so they still give exactly 1.0
     h_last = 1.0
     need = 0.0
     # 1. detection in its own pass (a tight loop LLVM vectorises); history is a duplicated
@@ -351,7 +351,9 @@ def process(buf, start, stop, target, clip, a_fast, auto, a_slow_att, a_slow_rel
         c1 += (1 if gr < 1.0 else 0) - (1 if old < 1.0 else 0)
         if c1 == 0:
             sum1 = float(l1)
-        a1 = sum1 / l1f  # a true division: all-ones gives exactly 1.0
+            a1 = 1.0
+        else:
+            a1 = sum1 * inv1
         old = box2[i2]
         box2[i2] = a1
         i2 += 1
@@ -361,7 +363,9 @@ def process(buf, start, stop, target, clip, a_fast, auto, a_slow_att, a_slow_rel
         c2 += (1 if a1 < 1.0 else 0) - (1 if old < 1.0 else 0)
         if c2 == 0:
             sum2 = float(l2)
-        g = sum2 / l2f
+            g = 1.0
+        else:
+            g = sum2 * inv2
         if g > 1.0:
             g = 1.0
         if g < gmin:
