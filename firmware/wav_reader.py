@@ -5,8 +5,8 @@ for a 5-minute 24-bit stereo file: a tenth of a whole ``masterbox master``, and 
 when the drive search renders whole passes. numpy does the same conversion in a few ns.
 
 The values are exactly libsndfile's (what ``soundfile`` returns as float64): integers scaled by
-``1 / 2**(bits - 1)`` (24-bit words read as the top three bytes of an int32, as libsndfile does),
-float words as they are. ``tests/test_wav_reader.py`` compares the two for every layout read here.
+``1 / 2**(bits - 1)`` (exact in float64, as libsndfile's scaling of the word placed in the top of
+an int32 is), float words as they are. ``tests/test_wav_reader.py`` compares the two for every layout read here.
 Anything else (8-bit, big-endian RIFX, compressed formats, more than 2 channels, headers that do
 not add up) is not ours: :func:`open_wav` returns ``None`` and the caller uses soundfile, which
 also words the errors.
@@ -83,7 +83,7 @@ class WavReader:
             self._scale = None
         else:
             self._word = np.dtype("<i2" if bits == 16 else "<i4")
-            self._scale = 1.0 / (1 << (15 if bits == 16 else 31))
+            self._scale = 1.0 / (1 << (bits - 1))
         self._raw = bytearray()
         self._wide = np.empty(0, dtype=np.int32)
 
@@ -93,9 +93,11 @@ class WavReader:
             raise ValueError("WavReader reads float64, 2-D")
         n = min(frames, self._left)
         nbytes = n * self.channels * self._bits // 8
-        if len(self._raw) < nbytes:
-            self._raw = bytearray(nbytes)
-        got = self._f.readinto(memoryview(self._raw)[:nbytes])
+        if len(self._raw) < nbytes + 1:
+            self._raw = bytearray(nbytes + 1)
+        # one spare byte in front: a 24-bit word and the byte before it make a little-endian
+        # int32 whose top three bytes are the word (see below)
+        got = self._f.readinto(memoryview(self._raw)[1:nbytes + 1])
         n = got // (self.channels * self._bits // 8)
         self._left = 0 if n == 0 else self._left - n
         dest = np.empty((n, self.channels)) if out is None else out[:n]
@@ -103,13 +105,15 @@ class WavReader:
         flat = dest.reshape(count)
         if self._bits == 24:
             if len(self._wide) < count:
-                self._wide = np.zeros(count, dtype=np.int32)
+                self._wide = np.empty(count, dtype=np.int32)
             wide = self._wide[:count]
-            as_bytes = wide.view(np.uint8).reshape(count, 4)
-            as_bytes[:, 1:] = np.frombuffer(self._raw, dtype=np.uint8, count=3 * count).reshape(count, 3)
+            # word k as the int32 at byte 3k (its low byte is the previous word's top byte):
+            # shifting it right by 8 leaves the word, sign-extended; then x 2**-23, exact
+            words = np.ndarray((count,), dtype="<i4", buffer=self._raw, strides=(3,))
+            np.right_shift(words, 8, out=wide)
             np.multiply(wide, self._scale, out=flat)
         else:
-            words = np.frombuffer(self._raw, dtype=self._word, count=count)
+            words = np.frombuffer(self._raw, dtype=self._word, count=count, offset=1)
             if self._scale is None:
                 flat[:] = words
             else:
