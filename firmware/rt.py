@@ -5,6 +5,11 @@ systemd unit grants ``LimitRTPRIO`` and ``LimitMEMLOCK``; a desktop shell usuall
 and nothing here is ever fatal. :func:`quiet_gc` keeps the cyclic collector out of the loop:
 everything allocated before the loop is frozen into the permanent generation and automatic
 collection is off while the loop runs; the loop itself creates no reference cycles.
+
+Two side effects of that footing are handled here too, because each stalled the loop at every
+capture start and stop: locked memory makes a new thread's stack cost its full size at creation
+(so threads made later get :data:`THREAD_STACK_BYTES`), and a real-time policy is inherited by
+child processes (so :func:`children_start_ordinary` before starting a CPU-bound worker).
 """
 
 from __future__ import annotations
