@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -78,6 +79,7 @@ def one_run(mode: str, old_tree: str | None) -> dict:
                 "load1": round(os.getloadavg()[0], 1)}
     finally:
         jack.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)  # ~30 MB of rig files and captures per run
 
 
 def main(argv=None) -> int:
