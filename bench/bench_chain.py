@@ -21,7 +21,10 @@ medians and ratios of CPU time (user + system), which load disturbs least.
     gain, ``alimiter`` at -1 dB);
   - ``x42_limiter``: x42-dpl alone through ffmpeg's lv2 filter (true-peak mode, -1 dB);
   - ``master_3s``: ``masterbox master`` (streaming, drive search) on a 3-second file of the same
-    music: the fixed cost of a run (Python, numba, loading the cached kernels);
+    music: the fixed cost of a run (Python, numba, loading the kernels);
+  - ``master_jit``, ``master_3s_jit``: ``master`` and ``master_3s`` with ``MASTERBOX_AOT=0``, i.e.
+    the JIT kernels from numba's cache instead of the ahead-of-time build (``dsp/aot.py``;
+    ``aot_built`` says whether a fresh build was there for the other rows to use);
   and each output's true peak by ffmpeg's ebur128 (``tp_*``).
 """
 
@@ -138,8 +141,10 @@ def process_figures(seconds: float, repeats: int) -> dict:
         sf.write(src, music, RATE, subtype="PCM_24")
         short = work / "in_3s.wav"
         sf.write(short, music[:3 * RATE], RATE, subtype="PCM_24")
-        outs = {k: work / f"{k}.wav" for k in ("master", "master_1pass", "ffmpeg_chain", "x42_limiter", "master_3s")}
+        outs = {k: work / f"{k}.wav" for k in ("master", "master_1pass", "ffmpeg_chain", "x42_limiter", "master_3s",
+                                               "master_jit", "master_3s_jit")}
         env = dict(os.environ, MASTERBOX_HOME=str(work / "home"))
+        env_jit = dict(env, MASTERBOX_AOT="0")
         mb = _masterbox()
         master_cmd = [*mb, "master", str(src), str(outs["master"]), "--preset", "streaming", "--json"]
         # one untimed run: warms the numba cache and finds the drive the single-pass run uses
@@ -159,12 +164,17 @@ def process_figures(seconds: float, repeats: int) -> dict:
             "x42_limiter": ["ffmpeg", "-nostats", "-hide_banner", "-y", "-i", str(src), "-af",
                             X42_FILTER.format(gain=f"{drive:.2f}"), "-c:a", "pcm_s24le", str(outs["x42_limiter"])],
             "master_3s": [*mb, "master", str(short), str(outs["master_3s"]), "--preset", "streaming", "--json"],
+            "master_jit": [*mb, "master", str(src), str(outs["master_jit"]), "--preset", "streaming", "--json"],
+            "master_3s_jit": [*mb, "master", str(short), str(outs["master_3s_jit"]), "--preset", "streaming",
+                              "--json"],
         }
+        envs = {k: env_jit if k.endswith("_jit") else env for k in cmds}
+        _timed_cpu(cmds["master_3s_jit"], env_jit)    # untimed: the JIT kernels' cache warm too
         wall: dict[str, list] = {k: [] for k in cmds}
         cpu: dict[str, list] = {k: [] for k in cmds}
         for _ in range(repeats):
             for k, cmd in cmds.items():
-                w, c, _ = _timed_cpu(cmd, env)
+                w, c, _ = _timed_cpu(cmd, envs[k])
                 wall[k].append(w)
                 cpu[k].append(c)
         out: dict = {"file_seconds": seconds, "repeats": repeats, "drive_db": round(drive, 2),
@@ -173,15 +183,23 @@ def process_figures(seconds: float, repeats: int) -> dict:
             out[f"{k}_wall_s"] = round(statistics.median(wall[k]), 2)
             out[f"{k}_cpu_s"] = round(statistics.median(cpu[k]), 2)
             out[f"tp_{k}_dbtp"] = true_peak(outs[k])
-        for ours in ("master", "master_1pass"):
+        for ours in ("master", "master_1pass", "master_jit"):
             out[f"cpu_ratio_{ours}_vs_ffmpeg_chain"] = round(out[f"{ours}_cpu_s"] / out["ffmpeg_chain_cpu_s"], 3)
             out[f"cpu_ratio_{ours}_vs_x42_limiter"] = round(out[f"{ours}_cpu_s"] / out["x42_limiter_cpu_s"], 3)
-        out["commands"] = {k: " ".join(v) for k, v in cmds.items()}
+        out["commands"] = {k: ("MASTERBOX_AOT=0 " if k.endswith("_jit") else "") + " ".join(v) for k, v in cmds.items()}
+        out["aot_built"] = _aot_built()
         out["lufs_master"] = doc["output"]["integrated_lufs"]
         del np
         return out
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _aot_built() -> bool:
+    """Whether a fresh ahead-of-time build exists (what ``master`` then uses)."""
+    from dsp import aot
+
+    return aot.load() is not None
 
 
 def run(quick: bool = False) -> dict:

@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit
 
 from dsp import (
+    aot,
     biquad,
     compressor,
     crossover,
@@ -877,7 +878,10 @@ class Chain:
         self.output_meter = LoudnessMeter(rate, 2, true_peak=True)
         self._args = (self._F, self._I, self._rng, self.input_meter.f, self.input_meter.i,
                       self.output_meter.f, self.output_meter.i)
-        _kernel_ready(self._args)
+        # the JIT kernel, or its ahead-of-time build in kernel-only commands (dsp.aot says why)
+        self._kernel = aot.kernel("chain_kernel", chain_kernel)
+        if self._kernel is chain_kernel:
+            _kernel_ready(self._args)
         self.reset()
 
     # -- parameters -------------------------------------------------------------------
@@ -950,12 +954,13 @@ class Chain:
         """Run one block: x, y float64 C-contiguous (frames, 2), frames <= max_block; y must not alias x.
 
         Anything else is refused: a wrong shape here, a wrong dtype or memory layout by numba
-        (TypeError: the kernel is never recompiled for other array types, see :func:`_kernel_ready`).
+        (TypeError: the kernel is never recompiled for other array types, see :func:`_kernel_ready`)
+        or, with the ahead-of-time kernel, by the check :func:`dsp.aot.kernel` puts in front of it.
         """
         if x.shape[0] > self.max_block or y.shape != x.shape:
             raise ValueError(f"process needs two (frames <= {self.max_block}, 2) arrays of the same shape, "
                              f"got {x.shape} and {y.shape}")
-        chain_kernel(x, y, *self._args)
+        self._kernel(x, y, *self._args)
 
     def reset(self) -> None:
         """Silence every state; the next block starts with parameters at their targets (no glide)."""

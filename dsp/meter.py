@@ -34,6 +34,7 @@ import numpy as np
 from numba import njit
 
 from dsp import (
+    aot,
     kernel_cache,  # noqa: F401  (stale-cache protection; before any kernel)
 )
 from dsp.kweighting import kweighting_coefficients
@@ -661,6 +662,10 @@ class LoudnessMeter:
         self.true_peak = bool(true_peak)
         self.f, self.i = build_state(self.rate, self.channels, self.true_peak, weights)
         self._out = np.empty(N_READINGS)
+        # the JIT kernels, or their ahead-of-time build in kernel-only commands (dsp.aot says why)
+        self._process = aot.kernel("meter_process", meter_process)
+        self._readings = aot.kernel("meter_readings", meter_readings)
+        self._reset = aot.kernel("meter_reset", meter_reset)
 
     @property
     def oversampling(self) -> int:
@@ -681,15 +686,15 @@ class LoudnessMeter:
             raise ValueError(f"expected shape (frames, {self.channels}), got {x.shape}")
         if x.dtype != np.float64 or not x.flags.c_contiguous:
             x = np.ascontiguousarray(x, dtype=np.float64)
-        meter_process(x, self.f, self.i)
+        self._process(x, self.f, self.i)
 
     def readings(self) -> dict:
         """The current readings (``None`` where undefined, e.g. silence or too little audio)."""
-        meter_readings(self.f, self.i, self._out)
+        self._readings(self.f, self.i, self._out)
         return {k: (None if math.isnan(v) else float(v)) for k, v in zip(READING_KEYS, self._out, strict=True)}
 
     def reset(self) -> None:
-        meter_reset(self.f, self.i)
+        self._reset(self.f, self.i)
 
 
 def warm() -> None:

@@ -16,8 +16,10 @@ from firmware.errors import UserError
 
 __all__ = ["UserError", "build_parser", "main"]
 
-# Commands whose only numba code is our kernels, which use no BLAS: numba's BLAS probe would import
-# scipy.linalg for nothing (~0.2 s of their start-up; dsp.kernel_cache.skip_blas_probe says why).
+# Commands whose only numba code is our kernels: they use the ahead-of-time build of the kernels
+# when a fresh one exists (numba's JIT start-up, ~0.3-0.5 s, skipped; dsp.aot says why), else the
+# JIT kernels, which use no BLAS: numba's BLAS probe would import scipy.linalg for nothing (~0.2 s of
+# their start-up; dsp.kernel_cache.skip_blas_probe says why).
 KERNEL_ONLY_COMMANDS = ("analyze", "master")
 
 
@@ -44,11 +46,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     kernel_only = args.command in KERNEL_ONLY_COMMANDS
+    compiled = False
     if kernel_only:
-        from dsp.kernel_cache import skip_blas_probe
+        from dsp import aot
 
-        skip_blas_probe()
-    code = _run(args)
+        compiled = aot.enable()
+        if not compiled:
+            from dsp.kernel_cache import skip_blas_probe
+
+            skip_blas_probe()
+    try:
+        code = _run(args)
+    finally:
+        if compiled:
+            aot.disable()   # a caller's own later chains and meters (main(argv) in-process) keep the JIT
     if kernel_only and argv is None:
         _leave(code)
     return code
