@@ -24,6 +24,7 @@ Where: next to numba's own cache (``NUMBA_CACHE_DIR`` when set, as on the box; o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.machinery
 import importlib.util
@@ -134,11 +135,31 @@ def build(directory: Path | None = None, stamp: tuple[int, ...] | None = None, v
         cc.export(name, _signature(args))(fn.py_func)
     cc.export("stamp_word", "int64(int64)")(_stamp_function(stamp or expected_stamp()))
     try:
-        cc.compile()
+        with _host_features():
+            cc.compile()
         os.replace(out.parent / tmp_name, out)
     finally:
         (out.parent / tmp_name).unlink(missing_ok=True)
     return out
+
+
+@contextlib.contextmanager
+def _host_features():
+    """During the build, give numba's AOT code generator the JIT's exact CPU feature list.
+
+    Why: for ``target_cpu="host"`` numba's AOT codegen passes only the CPU's name to LLVM, which
+    implies that model's full feature set; a virtual machine may mask some of those features
+    (the JIT passes the list the CPU really reports, e.g. ``-avx512f``). With the same list the
+    AOT code can run wherever the JIT code runs, and LLVM makes the same choices for both.
+    """
+    from numba.core.codegen import AOTCPUCodegen
+
+    original = AOTCPUCodegen._customize_tm_features
+    AOTCPUCodegen._customize_tm_features = lambda self: self._get_host_cpu_features()
+    try:
+        yield
+    finally:
+        AOTCPUCodegen._customize_tm_features = original
 
 
 def load(path: Path | None = None, stamp: tuple[int, ...] | None = None):
