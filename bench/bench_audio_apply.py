@@ -48,17 +48,9 @@ def run(runs: int = 5, wait_ready: bool = False) -> dict:
     thread = threading.Thread(target=sup.run, kwargs={"install_signals": False}, daemon=True)
     thread.start()
     client = EngineClient()
-    end = time.monotonic() + 120
-    while True:
-        try:
-            if client.status().get("state") == "running":
-                break
-        except Exception:
-            pass
-        if time.monotonic() > end:
-            sup.request_stop()
-            raise SystemExit("the engine did not start:\n" + out.getvalue())
-        time.sleep(0.1)
+    if not client.wait_running(120):
+        sup.request_stop()
+        raise SystemExit("the engine did not start:\n" + out.getvalue())
     control = Control(engine_supervised=True)
     rows = []
     try:

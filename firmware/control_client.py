@@ -109,6 +109,26 @@ class EngineClient:
     def status(self) -> dict:
         return self.request("status")
 
+    def wait_running(self, timeout: float, gave_up=None, step: float = 0.1) -> bool:
+        """Poll until the engine processes audio through the chain (state ``running``).
+
+        Why a poll: a starting engine answers on its socket before its kernels are loaded (a
+        numba cache made cold by a change to ``dsp/`` compiles first). Returns False after
+        ``timeout`` seconds, or as soon as ``gave_up()`` is true (e.g. the process has exited).
+        """
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.status().get("state") == "running":
+                    return True
+            except (EngineUnavailable, EngineError):
+                pass
+            if (gave_up is not None and gave_up()) or time.monotonic() > deadline:
+                return False
+            time.sleep(step)
+
     def set_params(self, values: dict) -> dict:
         """Apply a partial set of user values at once (all or nothing); returns what was applied."""
         return self.request("set_params", params=dict(values))["applied"]

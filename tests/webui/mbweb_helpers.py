@@ -164,3 +164,14 @@ class Api:
         return self.req("POST", path, json=json, **kw)
 
 
+
+
+def wait_until(cond, timeout: float = 30.0, step: float = 0.05):
+    """Poll ``cond()`` until it returns something true (and return that), or fail after ``timeout`` s."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout} s")

@@ -18,7 +18,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from mbweb_helpers import Api, set_password
+from mbweb_helpers import Api, set_password, wait_until
 
 from firmware.audio_settings import AudioSettingsError, checked_edit, engine_is_supervised
 from firmware.supervisor import ChildSpec, Supervisor
@@ -37,16 +37,6 @@ capture_max_minutes = 30  # a note on another section
 
 def error_of(r):
     return (r.get_json() or {}).get("error", "")
-
-
-def _wait(cond, timeout=30.0, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(step)
-    raise AssertionError("timed out")
 
 
 def _status(client, **kw):
@@ -83,7 +73,7 @@ def supervised_box(_isolated_home, factory_dir, masterbox_cmd, monkeypatch):
         thread.start()
         client = EngineClient()
         try:
-            _wait(lambda: (_status(client) or {}).get("blocks", 0) > 0, timeout=60)
+            wait_until(lambda: (_status(client) or {}).get("blocks", 0) > 0, timeout=60)
         except AssertionError:
             sup.request_stop()
             raise AssertionError("the engine did not start:\n" + out.getvalue()) from None
@@ -112,7 +102,7 @@ def test_apply_restarts_the_engine_with_the_new_rate_and_period_and_keeps_the_st
     original = cfg.read_text()
     control.recall("loud")
     control.set({"in.trim_db": 2.5})
-    _wait(lambda: ((_status(client, values=True) or {}).get("values") or {}).get("in.trim_db") == 2.5)
+    wait_until(lambda: ((_status(client, values=True) or {}).get("values") or {}).get("in.trim_db") == 2.5)
     old_pid = MeterReader().read()["pid"]
     page = api.get("/api/v1/system").get_json()
     assert page["can_apply_audio"] is True and page["audio"]["period"] == 128 and page["audio"]["rate"] == 48000
@@ -167,7 +157,7 @@ def test_a_device_that_does_not_exist_is_rolled_back_and_audio_comes_back(superv
     assert st["device"]["capture_device"] == "null" and st["device"]["period"] == 128
     assert st["uptime_s"] < took and st["state"] in ("loading", "running")
     blocks = st["blocks"]
-    _wait(lambda: _status(client)["blocks"] > blocks, timeout=5)  # audio moves
+    wait_until(lambda: _status(client)["blocks"] > blocks, timeout=5)  # audio moves
     assert api.get("/api/v1/system").get_json()["audio"]["device"] == "null"
 
 

@@ -36,7 +36,7 @@ def engine(_isolated_home, masterbox_cmd, monkeypatch):
     import io
     import threading
 
-    from firmware.control_client import EngineClient, EngineUnavailable
+    from firmware.control_client import EngineClient
     from firmware.supervisor import ChildSpec, Supervisor
     from firmware.watchdog import meters_heartbeat
 
@@ -46,19 +46,10 @@ def engine(_isolated_home, masterbox_cmd, monkeypatch):
                      out=out, poll=0.05)
     thread = threading.Thread(target=sup.run, kwargs={"install_signals": False}, daemon=True)
     thread.start()
-    client = EngineClient()
     # until audio moves through the chain (a numba cache made cold by a change to dsp/ compiles first)
-    deadline = time.monotonic() + 300
-    while True:
-        try:
-            if client.status().get("state") == "running":
-                break
-        except EngineUnavailable:
-            pass
-        if time.monotonic() > deadline:
-            sup.request_stop()
-            raise AssertionError(out.getvalue())
-        time.sleep(0.1)
+    if not EngineClient().wait_running(300):
+        sup.request_stop()
+        raise AssertionError(out.getvalue())
     yield sup
     sup.request_stop()
     thread.join(30)

@@ -15,42 +15,25 @@ import subprocess
 import time
 
 import pytest
-from mbweb_helpers import Api, set_password
+from mbweb_helpers import Api, set_password, wait_until
 
 ENCODER_A, ENCODER_B, ENCODER_PUSH = 2, 3, 18
 LOUDNESS_LEDS = (23, 24, 25, 26)
 VU_PIN, STATUS_PIN = 12, 22
 
 
-def _wait(cond, timeout=15.0, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(step)
-    raise AssertionError("timed out")
-
-
 @pytest.fixture
 def engine(_isolated_home, masterbox_cmd):
-    from firmware.control_client import EngineClient, EngineUnavailable
+    from firmware.control_client import EngineClient
 
     log = open(_isolated_home / "engine.log", "wb")
     proc = subprocess.Popen(masterbox_cmd + ["engine", "--backend", "sim", "--wait-ready", "--no-realtime",
                                              "--duration", "300"], stdout=log, stderr=subprocess.STDOUT)
     client = EngineClient()
-    deadline = time.monotonic() + 300  # a numba cache made cold by a change to dsp/ compiles first
-    while True:
-        try:
-            if client.status().get("state") == "running":
-                break
-        except EngineUnavailable:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError((_isolated_home / "engine.log").read_text())
-        time.sleep(0.1)
+    # a numba cache made cold by a change to dsp/ compiles first
+    if not client.wait_running(300, gave_up=lambda: proc.poll() is not None):
+        proc.kill()
+        raise AssertionError((_isolated_home / "engine.log").read_text())
     yield client
     proc.terminate()
     try:
@@ -123,7 +106,7 @@ def _leds(box):
 def _wait_leds(box, ok, timeout=30.0):
     """Wait for the loudness bar's pins (real time: a 3 s loudness window on a shared machine)."""
     try:
-        _wait(lambda: ok(_leds(box)), timeout=timeout)
+        wait_until(lambda: ok(_leds(box)), timeout=timeout)
     except AssertionError:
         m = box.control.read_meters() or {}
         raise AssertionError(f"loudness LEDs {_leds(box)}; short-term {m.get('out_short_term_lufs')}, "
@@ -152,12 +135,12 @@ def test_a_web_turn_steps_the_encoder_like_a_hand_and_the_real_leds_follow(physi
         time.sleep(0.3)
     box.controller.flush()
     assert box.control.state.get("in.trim_db") == pytest.approx(2.0, abs=1e-6) and knob.steps == 4
-    _wait(lambda: _engine_value(box, "in.trim_db") == pytest.approx(2.0, abs=1e-6))
+    wait_until(lambda: _engine_value(box, "in.trim_db") == pytest.approx(2.0, abs=1e-6), 15.0)
 
     # turned right down: the programme is far below the target, the loudness bar goes dark
     _turn(box, "input", -48)
     assert box.control.state.get("in.trim_db") == -22.0
-    _wait(lambda: _engine_value(box, "in.trim_db") == -22.0)
+    wait_until(lambda: _engine_value(box, "in.trim_db") == -22.0, 15.0)
     _wait_leds(box, lambda leds: leds == [0, 0, 0, 0])
     time.sleep(1.0)
     quiet_vu = box.factory.pin(VU_PIN).state
@@ -168,7 +151,7 @@ def test_a_web_turn_steps_the_encoder_like_a_hand_and_the_real_leds_follow(physi
     _wait_leds(box, lambda leds: sum(leds) >= 2)
     vu = []
     try:
-        _wait(lambda: vu.append(box.factory.pin(VU_PIN).state) or vu[-1] > quiet_vu + 0.2, timeout=15)
+        wait_until(lambda: vu.append(box.factory.pin(VU_PIN).state) or vu[-1] > quiet_vu + 0.2, timeout=15)
     except AssertionError:
         raise AssertionError((quiet_vu, vu[::10])) from None
     snap = box.api.get("/api/v1/panel").get_json()
@@ -178,7 +161,7 @@ def test_a_web_turn_steps_the_encoder_like_a_hand_and_the_real_leds_follow(physi
 def test_a_web_turn_of_a_potentiometer_moves_the_parameter_and_rearms_pickup(physical):
     box = physical
     box.chip.channels[3] = 512  # the WIDTH pot's shaft sits mid-travel
-    _wait(lambda: box.panel.knobs["width"].physical is not None)
+    wait_until(lambda: box.panel.knobs["width"].physical is not None, 15.0)
     box.control.set({"st.width": 100.0})
     before = box.panel.knobs["width"].position
     snap = _turn(box, "width", 10)
@@ -187,7 +170,7 @@ def test_a_web_turn_of_a_potentiometer_moves_the_parameter_and_rearms_pickup(phy
     expected = box.controller.bindings["width"].values(after)["st.width"]
     assert box.control.state.get("st.width") == pytest.approx(expected) and expected > 100.0
     assert snap["knobs"]["width"]["picked_up"] is False  # the shaft did not move: a hand picks up there
-    _wait(lambda: _engine_value(box, "st.width") == pytest.approx(expected))
+    wait_until(lambda: _engine_value(box, "st.width") == pytest.approx(expected), 15.0)
 
 
 def test_web_presses_act_as_short_and_long_presses_of_the_real_buttons(physical):
@@ -195,7 +178,7 @@ def test_web_presses_act_as_short_and_long_presses_of_the_real_buttons(physical)
     # short press of BYPASS: A/B on, in the engine too
     r = _press(box, "bypass")
     assert r["press"] == "short" and box.control.bypassed is True
-    _wait(lambda: box.engine.status()["bypass"] is True)
+    wait_until(lambda: box.engine.status()["bypass"] is True, 15.0)
     # a press shorter than the BYPASS hold (5 s: shutdown) is still a short press
     assert _press(box, "bypass", 0.5)["press"] == "short" and box.control.bypassed is False
     # a contact glitch does nothing
@@ -203,18 +186,18 @@ def test_web_presses_act_as_short_and_long_presses_of_the_real_buttons(physical)
 
     # CAPTURE starts a capture; the real status LED shows it
     assert _press(box, "capture")["press"] == "short"
-    _wait(lambda: box.engine.status()["capturing"] is True)
+    wait_until(lambda: box.engine.status()["capturing"] is True, 15.0)
     seen = []
     try:
-        _wait(lambda: seen.append(box.api.get("/api/v1/panel").get_json()["status"]["pattern"]) or
+        wait_until(lambda: seen.append(box.api.get("/api/v1/panel").get_json()["status"]["pattern"]) or
               seen[-1] == "capturing", timeout=20)
     except AssertionError:
         raise AssertionError(f"status patterns seen: {sorted(set(seen))}; last panel error: "
                              f"{box.controller.last_error}; meters: {box.control.read_meters()}") from None
     lit = set()
-    _wait(lambda: lit.add(bool(box.factory.pin(STATUS_PIN).state)) or len(lit) == 2, timeout=5)  # it blinks
+    wait_until(lambda: lit.add(bool(box.factory.pin(STATUS_PIN).state)) or len(lit) == 2, timeout=5)  # it blinks
     _press(box, "capture")
-    _wait(lambda: box.engine.status()["capturing"] is False)
+    wait_until(lambda: box.engine.status()["capturing"] is False, 15.0)
 
     # long press of PRESET+ (hold 2 s): save into the active user preset
     box.control.save_preset_as("mine")
