@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.waiting import wait_for  # noqa: F401  (the engine tests import it from here)
+
 JACK_RATE = 48000
 JACK_PERIOD = 128
 JACK_FIFO_PRIORITY = 60  # below the engine's loop (70), above every ordinary process
@@ -191,14 +193,6 @@ def read_stats(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def wait_for(predicate, timeout: float, step: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = predicate()
-        if v:
-            return v
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def programme(seconds: float, rate: int, seed: int = 1) -> np.ndarray:

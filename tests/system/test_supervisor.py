@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from firmware.supervisor import ChildSpec, Supervisor
+from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,13 +46,7 @@ def _pids(log: Path, name: str) -> list[int]:
 
 
 def _wait_for(cond, timeout=10.0, step=0.02):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = cond()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("timed out")
+    return wait_for(cond, timeout, step)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import numpy as np
 import soundfile as sf
 
 from dsp import schema
+from tests.waiting import wait_for
 
 PASSWORD = "correct horse battery"
 
@@ -166,12 +167,7 @@ class Api:
 
 
 
+
 def wait_until(cond, timeout: float = 30.0, step: float = 0.05):
     """Poll ``cond()`` until it returns something true (and return that), or fail after ``timeout`` s."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s")
+    return wait_for(cond, timeout, step)
