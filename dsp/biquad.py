@@ -14,7 +14,7 @@ handles up to a hundred times slower.
 
 from __future__ import annotations
 
-from numba import njit
+from dsp.jit import njit
 
 FLUSH = 1e-30
 

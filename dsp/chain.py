@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from dsp import (
     aot,
@@ -24,13 +23,13 @@ from dsp import (
     compressor,
     crossover,
     dither,
-    kernel_cache,  # noqa: F401  (stale-cache protection; before any kernel)
     limiter,
     meter,
     rbj,
     schema,
     svf,
 )
+from dsp.jit import njit
 from dsp.meter import LoudnessMeter, meter_process
 from dsp.smoothing import SUB, advance, alphas, toward
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 
-from numba import njit
+from dsp.jit import njit
 
 
 @njit(cache=True)

@@ -24,13 +24,11 @@ HP4(f_lo); rows 4, 5 (LP(f_hi)) and 9 (AP(f_lo)) are designed but no longer run.
 
 from __future__ import annotations
 
-from numba import njit
-
 from dsp import (
     biquad,
-    kernel_cache,  # noqa: F401  (stale-cache protection; before any kernel)
     rbj,
 )
+from dsp.jit import njit
 
 ROWS = 11
 _Q = 0.7071067811865476

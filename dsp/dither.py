@@ -13,7 +13,8 @@ flat TPDF where no suitable set exists.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from dsp.jit import njit
 
 MAX_TAPS = 9
 # SoX's 5-tap Lipshitz filter for 44.1 kHz

@@ -38,7 +38,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from dsp.jit import njit
 
 TAPS = 24                 # interpolator taps per phase (flat within 0.04 dB to 0.4 fs)
 KAISER_BETA = 5.0

@@ -31,12 +31,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
-from dsp import (
-    aot,
-    kernel_cache,  # noqa: F401  (stale-cache protection; before any kernel)
-)
+from dsp import aot
+from dsp.jit import njit
 from dsp.kweighting import kweighting_coefficients
 from dsp.truepeak import TAPS_PER_PHASE, interpolator_phases, oversampling_factor
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from numba import njit
+from dsp.jit import njit
 
 # Filter shapes the chain designs. The first six match ``schema.EQ_TYPES`` by position.
 BELL, LOW_SHELF, HIGH_SHELF, LOW_CUT, HIGH_CUT, TILT = 0, 1, 2, 3, 4, 5

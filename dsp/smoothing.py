@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from dsp.jit import njit
 
 SUB = 64  # samples per sub-block: coefficients are redesigned at most this often (1.3 ms at 48 kHz)
 

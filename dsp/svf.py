@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import math
 
-from numba import njit
-
 from dsp import rbj
+from dsp.jit import njit
 
 NCOEF = 8
 FLUSH = 1e-30
