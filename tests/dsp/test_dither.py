@@ -1,4 +1,6 @@
-"""Dither: level and spectrum of the added noise, the word-length grid, never on float output."""
+"""Dither: level and spectrum of the added noise at every supported rate (shaping against its own
+filter's freqz, in-band noise against flat TPDF with standard weightings, no idle tones), the
+word-length grid, the ceiling with shaped 16-bit output, never on float output."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from scipy import signal
 
 from dsp import dither
 from dsp.chain import Chain
+from dsp.programme import render_programme
 
 
 def _quantise(x, bits, shaped, rate):
@@ -46,30 +49,153 @@ def test_tpdf_level_and_grid(bits):
     assert abs(10 * np.log10(hi / lo)) < 0.5
 
 
-@pytest.mark.parametrize("rate", [44100, 48000])
-def test_noise_shaping_follows_its_filter(rate):
-    n = 1 << 18
-    x = _signal(n, rate)
+RATES = (44100, 48000, 88200, 96000)
+
+
+def a_weighting(f):
+    """IEC 61672 A-weighting (amplitude), normalised to 1 at 1 kHz: the analogue formula."""
+    f2 = np.asarray(f, float) ** 2
+
+    def ra(g2):
+        return 12194.0 ** 2 * g2 ** 2 / ((g2 + 20.6 ** 2) * np.sqrt((g2 + 107.7 ** 2) * (g2 + 737.9 ** 2))
+                                         * (g2 + 12194.0 ** 2))
+    return ra(f2) / ra(1e6)
+
+
+def itu468_weighting(f):
+    """ITU-R BS.468-4 noise weighting (amplitude, +12.2 dB at 6.3 kHz): the standard's curve formula."""
+    f = np.asarray(f, float)
+    h1 = -4.737338981378384e-24 * f ** 6 + 2.043828333606125e-15 * f ** 4 - 1.363894795463638e-7 * f ** 2 + 1
+    h2 = 1.306612257412824e-19 * f ** 5 - 2.118150887518656e-11 * f ** 3 + 5.559488023498642e-4 * f
+    return 10 ** (18.2 / 20) * 1.246332637532143e-4 * f / np.sqrt(h1 ** 2 + h2 ** 2)
+
+
+def _ntf_power(rate, f):
+    """|H(f)|^2 of the shaping in use: error = (1 - sum c_j z^-(j+1)) q, from scipy's freqz."""
+    c = dither.shaping_coefficients(rate)
+    _, h = signal.freqz(np.concatenate([[1.0], -c]), worN=f, fs=rate)
+    return np.abs(h) ** 2
+
+
+def _shaped_error_psd(rate, x=None, n=1 << 18):
+    x = _signal(n, rate) if x is None else x
     y = _quantise(x, 16, True, rate)
     e = (y - x)[:, 0] * 2.0 ** 15
-    f, p = signal.welch(e, fs=rate, nperseg=4096)
-    c = dither.shaping_coefficients(rate)
-    ntf = np.concatenate([[1.0], -c])          # error = (1 - sum c_j z^-(j+1)) q
-    _, h = signal.freqz(ntf, worN=f, fs=rate)
-    want = 0.25 * np.abs(h) ** 2 * 2 / rate     # q: 1/4 LSB^2, one-sided PSD
-    for lo, hi in ((1000, 4000), (4000, 8000), (12000, 16000), (17000, 20000)):
+    return signal.welch(e, fs=rate, nperseg=4096)
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_noise_shaping_follows_its_filter(rate):
+    f, p = _shaped_error_psd(rate)
+    want = 0.25 * _ntf_power(rate, f) * 2 / rate     # q: 1/4 LSB^2 white, one-sided PSD
+    edges = np.arange(1000, rate / 2 - 1000, 2000.0)
+    worst = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         band = (f >= lo) & (f < hi)
         got = 10 * np.log10(p[band].mean() / want[band].mean())
+        worst = max(worst, abs(got))
         assert abs(got) < 0.5, (lo, hi, got)
-    # the point of shaping: much less noise where the ear is most sensitive than flat TPDF
+    print(f"{rate} Hz shaped error vs |H|^2: worst 2 kHz band {worst:.2f} dB")
+
+
+# In-band (20 Hz-20 kHz) noise against flat TPDF (0.25 LSB^2 spread evenly), in dB, measured
+# from the dithered error's spectrum: the most each rate's shaping may leave. At 44.1/48 kHz
+# there is no room above 20 kHz, so those filters trade 15-22 kHz noise (unweighted in-band they
+# are +10/+4 dB) for less at 1-6 kHz: only a hearing weighting shows their gain (BS.468).
+IN_BAND_MAX_DB = {  # rate: (unweighted, A-weighted, BS.468-weighted); None = not a promise
+    44100: (None, None, -2.5),
+    48000: (None, None, -5.0),
+    88200: (-12.0, -15.0, -17.0),
+    96000: (-12.0, -15.0, -17.0),
+}
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_in_band_noise_is_below_flat_tpdf(rate):
+    f, p = _shaped_error_psd(rate)
+    band = (f >= 20) & (f <= 20000)
     flat = 0.25 * 2 / rate
-    mid = (f > 2000) & (f < 5000)
-    assert 10 * np.log10(p[mid].mean() / flat) < -8
+    got = []
+    for weight in (None, a_weighting, itu468_weighting):
+        w = 1.0 if weight is None else weight(f[band]) ** 2
+        got.append(10 * np.log10(np.sum(w * p[band]) / np.sum(w * flat * np.ones(band.sum()))))
+    total = 10 * np.log10(np.trapezoid(p, f) / 0.25)
+    print(f"{rate} Hz in-band vs TPDF: unweighted {got[0]:+.1f}, A {got[1]:+.1f}, BS.468 {got[2]:+.1f} dB; "
+          f"total {total:+.1f} dB")
+    for g, most in zip(got, IN_BAND_MAX_DB[rate], strict=True):
+        if most is not None:
+            assert g < most, (rate, got)
+    if rate >= 88200:
+        # the noise went above 20 kHz, and not without bound: total power at most +12 dB
+        assert 5.0 < total < 12.5, total
 
 
-def test_shaping_falls_back_to_flat_at_high_rates():
-    assert not np.any(dither.shaping_coefficients(96000))
-    assert not np.any(dither.shaping_coefficients(88200))
+def _tone_peaks_db(x, rate):
+    """Largest excess (dB) of the output's welch spectrum over the shaped-noise theory, at any
+    bin outside +-150 Hz of the 1 kHz test tone (its window skirt reaches ~100 Hz above the deep
+    in-band noise floor): an idle tone or a limit cycle shows as a spike."""
+    y = _quantise(x, 16, True, rate)[:, 0] * 2.0 ** 15
+    f, p = signal.welch(y, fs=rate, nperseg=8192)
+    want = 0.25 * _ntf_power(rate, f) * 2 / rate
+    keep = (np.abs(f - 1000) > 150) & (f > 30)
+    return float(np.max(10 * np.log10(p[keep] / want[keep])))
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_no_idle_tones_on_silence_or_a_low_level_sine(rate):
+    n = 1 << 19
+    silence = np.zeros((n, 2))
+    t = np.arange(n) / rate
+    quiet = np.repeat((0.7 * 2.0 ** -15 * np.sin(2 * np.pi * 1000 * t))[:, None], 2, axis=1)
+    peaks = _tone_peaks_db(silence, rate), _tone_peaks_db(quiet, rate)
+    print(f"{rate} Hz largest excess over the shaped-noise theory: silence {peaks[0]:.2f} dB, "
+          f"0.7 LSB sine {peaks[1]:.2f} dB")
+    assert max(peaks) < 2.5
+    # the check can fail: the same quiet sine rounded without dither is all harmonics
+    plain = np.round(quiet[:, 0] * 2.0 ** 15)
+    f, p = signal.welch(plain + 1e-9, fs=rate, nperseg=8192)
+    h3 = np.argmin(np.abs(f - 3000))
+    assert 10 * np.log10(p[h3] / (0.25 * 2 / rate)) > 20
+
+
+def test_shaping_is_designed_for_every_supported_rate_and_flat_elsewhere():
+    for rate in RATES:
+        c = dither.shaping_coefficients(rate)
+        ntf = np.concatenate([[1.0], -c])
+        assert np.any(c)
+        assert np.max(np.abs(np.roots(ntf))) < 0.97            # minimum phase, well damped
+        assert 1.5 * np.sum(np.abs(ntf)) < 16                  # worst-case added error, LSB
+    for rate in (32000, 64000, 176400, 192000):                # nothing designed for these: flat
+        assert not np.any(dither.shaping_coefficients(rate))
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_shaped_16_bit_chain_output_holds_the_ceiling(rate):
+    """Loud programme at a 0 dBTP ceiling through the whole chain: the shaped 16-bit output is on
+    the grid, never clamped at full scale, its true peak within the limiter's promise, and its
+    difference from the float render is the shaped noise (not clipping)."""
+    x = np.ascontiguousarray(render_programme(3.0, rate, seed=2, peak_dbfs=-1.0))
+    vals = {"dither.mode": "shaped", "dither.bits": "16", "lim.ceiling_dbtp": 0.0, "out.drive_db": 12.0}
+    outs = []
+    for bits in (None, 16):
+        c = Chain(rate, max_block=1024)
+        c.set_values(vals)
+        if bits:
+            c.set_output_bits(bits)
+        outs.append(_run(c, x))
+    yf, y = outs
+    lsb = 2.0 ** -15
+    assert np.all(np.abs(y / lsb - np.round(y / lsb)) < 1e-9)
+    assert np.max(np.abs(y)) < 1.0 - lsb                         # the clamp never engaged
+    up = signal.resample_poly(y, 16, 1, axis=0, window=("kaiser", 10.0))
+    assert 20 * np.log10(np.max(np.abs(up))) <= 0.1
+    e = (y - yf)[:, 0] / lsb
+    assert np.max(np.abs(e)) <= 1.5 * np.sum(np.abs(np.concatenate([[1.0], dither.shaping_coefficients(rate)])))
+    f, p = signal.welch(e, fs=rate, nperseg=2048)
+    want = 0.25 * _ntf_power(rate, f) * 2 / rate
+    for lo, hi in ((1000, 5000), (rate / 2 - 8000, rate / 2 - 2000)):
+        band = (f >= lo) & (f < hi)
+        assert abs(10 * np.log10(p[band].mean() / want[band].mean())) < 1.0, (lo, hi)
 
 
 def _run(chain, x):
