@@ -15,7 +15,12 @@ RIFF header ourselves rather than through libsndfile so we decide when it is upd
 * about once a second the data is fsynced and *then* the header's sizes are rewritten to cover
   it and fsynced again, so after a power cut the file is a valid, playable WAV holding everything
   up to at most the last second (any tail past the header's size is recovered by
-  :func:`repair_unfinished` at the next boot, which rewrites the header from the file's length);
+  :func:`repair_unfinished` at the next boot, which rewrites the header from the file's length).
+  A header can only cover what was written before its data fsync began, and shows once that fsync
+  returns, so on a busy disk (an fsync of 0.3 s, say) a fixed one-second cadence would leave the
+  header 1.3-1.6 s behind. So the next commit starts one interval after this one's start *minus
+  the fsync time just measured* (headers show about once a second, each covering what was written
+  a second before), and the ring keeps being drained up to the moment a commit is due;
 * a hidden marker ``.NAME.recording`` next to the files says "unfinished"; it is removed only
   after the final header is on disk.
 
@@ -58,6 +63,7 @@ _JUNK_OFF, _FMT_OFF, _DATA_OFF = 12, 48, 72
 _U32_MAX = 0xFFFFFFFF
 RF64_ABOVE = _U32_MAX  # RIFF size past which the header turns RF64 (tests lower it to cross it quickly)
 HEADER_INTERVAL_S = 1.0
+MIN_COMMIT_GAP_S = 0.25  # between header commits however slow the disk is (time to drain the ring)
 MARKER_SUFFIX = ".recording"
 
 
@@ -180,6 +186,9 @@ class CaptureSession:
         self._accepting = True
 
         self.frames_written = 0
+        self.committed_frames = 0  # what the header on disk covers (data fsynced first)
+        self.slowest_fsync_s = 0.0  # the longest data fsync of a header commit (the disk's share of the lag)
+        self._next_commit = 0.0
         self.reason: str | None = None
         self.error: str | None = None
         self.analysis: str | None = None
@@ -240,16 +249,14 @@ class CaptureSession:
 
     # -- writer thread --------------------------------------------------------------------
     def _run(self) -> None:
-        last_header = time.monotonic()
+        self._next_commit = time.monotonic() + HEADER_INTERVAL_S
         try:
             while True:
                 stopping = self._stop_req.is_set()
                 if self._drain():
                     break
-                now = time.monotonic()
-                if now - last_header >= HEADER_INTERVAL_S:
+                if time.monotonic() >= self._next_commit:
                     self._commit_headers()
-                    last_header = now
                 if stopping and self._r == self._w:  # push() stopped accepting before stop_req was set
                     self.reason = self.reason or "stopped"
                     break
@@ -263,8 +270,7 @@ class CaptureSession:
     def _drain(self) -> bool:
         """Write what the ring holds; True when the capture must end (limit, floor, disk full)."""
         avail = self._w - self._r
-        t0 = time.monotonic()
-        while avail > 0 and time.monotonic() - t0 < HEADER_INTERVAL_S / 2:  # let the header keep up
+        while avail > 0 and time.monotonic() < self._next_commit:  # a due header goes first
             n = min(avail, self._cap - self._r % self._cap, max(self.rate // 10, 1024))
             if self.max_frames is not None:
                 n = min(n, self.max_frames - self.frames_written)
@@ -294,13 +300,22 @@ class CaptureSession:
         return False
 
     def _commit_headers(self) -> None:
-        """fsync the data, then point the header at it, then fsync again: never ahead of the data."""
-        data_bytes = self.frames_written * self._frame_bytes
-        header = wav_header(self.rate, self.channels, self.fmt, data_bytes)
+        """fsync the data, then point the header at it, then fsync again: never ahead of the data.
+        Then schedule the next commit (see the module docstring: the disk's fsync time is taken
+        off the interval, so the header on disk stays about one interval behind the writes)."""
+        t0 = time.monotonic()
+        frames = self.frames_written
+        header = wav_header(self.rate, self.channels, self.fmt, frames * self._frame_bytes)
         for fd in self._fds.values():
             os.fsync(fd)
+        synced = time.monotonic() - t0
+        for fd in self._fds.values():
             os.pwrite(fd, header, 0)
+        for fd in self._fds.values():
             os.fsync(fd)
+        self.committed_frames = frames
+        self.slowest_fsync_s = max(self.slowest_fsync_s, synced)
+        self._next_commit = max(t0 + HEADER_INTERVAL_S - synced, time.monotonic() + MIN_COMMIT_GAP_S)
 
     def _finalise(self) -> None:
         data_bytes = self.frames_written * self._frame_bytes

@@ -1,6 +1,8 @@
 """Child process for the kill -9 capture test: records a deterministic signal in real time.
 
-Prints ``pushed N`` after every block so the parent knows how much it handed to the writer.
+Prints ``pushed N committed M fsync S`` after every block: how much it handed to the writer,
+how much the header on disk covers so far, and the slowest data fsync of the writer's header
+commits (the disk's share of the header's lag, which no program controls).
 """
 
 import sys
@@ -27,7 +29,7 @@ def main(directory: str, fmt: str) -> None:
         b = block(i)
         s.push(b, b)
         i += 1
-        print(f"pushed {i * BLOCK}", flush=True)
+        print(f"pushed {i * BLOCK} committed {s.committed_frames} fsync {s.slowest_fsync_s:.4f}", flush=True)
         delay = t0 + i * BLOCK / RATE - time.monotonic()
         if delay > 0:
             time.sleep(delay)
