@@ -6,6 +6,12 @@ over sustained tones), a loudness that moves between sections (so loudness range
 energy across the whole spectrum, and a real stereo image (panned parts, detuned chord voices,
 a stereo echo on the lead).
 
+No DC: every sound is made zero-mean where it is synthesised (:func:`_dc_free`). A decaying
+sine, a one-sided click or a plucked tone whose phases do not cancel each has a net area, and
+hundreds of kicks a minute add up (the kick's click and decaying body and the snare's body put
+the programme's mean at about -57 dBFS before 2026-11-23). Real instruments reach the listener
+through the air and cannot carry DC either.
+
 Same ``seed`` and arguments, same samples: the key, tempo, patterns and melody come from a
 seeded generator. Each distinct note or drum hit is synthesised once (vectorised numpy) and
 then added at its onsets, so rendering runs far faster than real time.
@@ -28,6 +34,18 @@ SECTIONS = (
 )
 BARS_PER_SECTION = 4
 TABLE_SIZE = 4096  # samples in one period of a note's wavetable
+
+
+def _dc_free(wave: np.ndarray, shape: np.ndarray) -> np.ndarray:
+    """``wave`` minus ``(a + b t) shape`` (``shape``: its own slowly varying amplitude envelope, zero
+    or small at the ends) with ``a, b`` chosen so the result's sum and first moment are zero: no DC,
+    and no content just above it either (its spectrum starts as f^2), so the mean of any few
+    seconds of the programme is ~0 too. The change is a smooth, sub-audio shift of the baseline,
+    not of the sound's timbre or attack."""
+    t = np.linspace(-1.0, 1.0, len(wave))
+    m = np.array([[shape.sum(), (t * shape).sum()], [(t * shape).sum(), (t * t * shape).sum()]])
+    a, b = np.linalg.lstsq(m, np.array([wave.sum(), (t * wave).sum()]), rcond=None)[0]  # length 1: a only
+    return wave - (a + b * t) * shape
 
 
 def _midi_hz(note: float) -> float:
@@ -79,7 +97,8 @@ class _Synth:
             pos = (np.arange(length) * (f0 * 1.004 / self.rate) % 1.0) * TABLE_SIZE
             idx = pos.astype(np.int64)
             wave += 0.4 * table[idx]
-        wave *= self._env(length, attack, decay)
+        env = self._env(length, attack, decay)
+        wave = _dc_free(wave * env, env)
         wave /= np.max(np.abs(wave))
         self._cache[key] = wave
         return wave
@@ -93,7 +112,9 @@ class _Synth:
             body = np.sin(phase) * np.exp(-t / 0.12)
             click = np.exp(-t / 0.002) * 0.4
             w = body + click
-            w[: int(0.001 * self.rate)] *= np.linspace(0, 1, int(0.001 * self.rate))
+            ramp = np.ones(length)
+            ramp[: int(0.001 * self.rate)] = np.linspace(0, 1, int(0.001 * self.rate))
+            w = _dc_free(w * ramp, np.exp(-t / 0.12) * ramp)  # the click and the body's decay have area
             self._cache["kick"] = w / np.max(np.abs(w))
         return self._cache["kick"]
 
@@ -105,7 +126,8 @@ class _Synth:
                 noise = self.rng.standard_normal(length + hp_order)
                 for _ in range(hp_order):  # first differences: a cheap high-pass
                     noise = np.diff(noise)
-                w = noise * self._env(length, 0.0005, decay_s)
+                env = self._env(length, 0.0005, decay_s)
+                w = _dc_free(noise * env, env)
                 hits.append(w / np.max(np.abs(w)))
             self._cache[name] = hits
         return self._cache[name]
@@ -115,6 +137,7 @@ class _Synth:
         if "snare" not in self._cache:
             t = np.arange(len(hits[0])) / self.rate
             body = np.sin(2 * np.pi * 190 * t) * np.exp(-t / 0.05)
+            body = _dc_free(body, self._env(len(t), 0.0005, 0.05))  # a decaying sine has area
             self._cache["snare"] = [(0.7 * h + 0.5 * body) / np.max(np.abs(0.7 * h + 0.5 * body)) for h in hits]
         return self._cache["snare"]
 
