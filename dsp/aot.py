@@ -7,7 +7,7 @@ code, ~0.3-0.5 s of the ~0.6 s fixed cost. A C extension built once at install t
 ``dlopen``, a few milliseconds.
 
 Trust: the extension carries a stamp (:func:`expected_stamp`: the hash of every ``dsp/*.py``,
-this file included, plus numba's version and the CPU). :func:`load` uses it only when the stamp
+this file included, plus numba's version record and the CPU). :func:`load` uses it only when the stamp
 matches what is on disk now; a missing, stale, foreign or broken file means the JIT kernels are
 used, as before. Only the kernel-only commands opt in (:func:`enable`, called by
 ``firmware.cli``); the real-time engine and everything else keep the JIT dispatchers, whose
@@ -33,6 +33,8 @@ import sysconfig
 from pathlib import Path
 
 import numpy as np
+
+from dsp import jit
 
 DSP_DIR = Path(__file__).resolve().parent
 EXTENSION = "masterbox_kernels"
@@ -74,15 +76,26 @@ def _cpu_id() -> bytes:
         return platform.processor().encode()
 
 
-def expected_stamp(dsp_dir: Path = DSP_DIR) -> tuple[int, ...]:
-    """The stamp an extension built from the sources in ``dsp_dir`` now, on this CPU, must carry."""
-    import numba
+def numba_version_id() -> bytes:
+    """numba's version record (``numba/_version.py``: version and source revision), read without
+    importing numba: the point of the compiled kernels is a process that never imports it."""
+    spec = importlib.util.find_spec("numba")
+    if spec is None or not spec.submodule_search_locations:
+        return b"no numba"
+    try:
+        return (Path(next(iter(spec.submodule_search_locations))) / "_version.py").read_bytes()
+    except OSError:
+        return b"numba without _version.py"
 
+
+def expected_stamp(dsp_dir: Path = DSP_DIR) -> tuple[int, ...]:
+    """The stamp an extension built from the sources in ``dsp_dir`` now, with this numba, on this CPU,
+    must carry."""
     h = hashlib.sha256()
     for p in sorted(Path(dsp_dir).glob("*.py")):
         h.update(p.name.encode())
         h.update(p.read_bytes())
-    h.update(numba.__version__.encode())
+    h.update(numba_version_id())
     h.update(_cpu_id())
     hexd = h.hexdigest()
     return tuple(int(hexd[15 * k:15 * k + 15], 16) for k in range(STAMP_WORDS))
@@ -187,7 +200,9 @@ def enable(path: Path | None = None) -> bool:
     """Use the compiled kernels in this process from now on, if a fresh build exists.
 
     Call before any :class:`dsp.chain.Chain` or :class:`dsp.meter.LoudnessMeter` is made; objects
-    made earlier keep the kernels they chose. Returns whether the compiled kernels are in use.
+    made earlier keep the kernels they chose. Called before the kernel modules are imported, it
+    also keeps numba out of the process (:func:`dsp.jit.defer`) unless something calls a JIT kernel
+    from Python. Returns whether the compiled kernels are in use.
     ``MASTERBOX_AOT=0`` in the environment keeps the JIT kernels (comparisons, and a way out).
     """
     global _active
@@ -195,6 +210,8 @@ def enable(path: Path | None = None) -> bool:
         return False
     if _active is None:
         _active = load(path)
+    if _active is not None:
+        jit.defer()     # kernel modules imported from now on do not import numba (dsp.jit says why)
     return _active is not None
 
 

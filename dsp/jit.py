@@ -34,15 +34,14 @@ _numba_njit = None
 
 
 def defer() -> None:
-    """From now on :func:`njit` records kernels instead of making numba dispatchers."""
+    """From now on :func:`njit` records kernels instead of making numba dispatchers.
+
+    For the rest of the process, or until :func:`materialize`: a kernel defined later may call one
+    recorded earlier (``from dsp.meter import meter_process`` in ``dsp.chain``), so real
+    dispatchers are made only for all of them at once, after which the globals hold no stand-in.
+    """
     global _deferring
     _deferring = True
-
-
-def stop_deferring() -> None:
-    """Kernels defined from now on get numba dispatchers again (stand-ins made earlier stay lazy)."""
-    global _deferring
-    _deferring = False
 
 
 def deferring() -> bool:

@@ -17,9 +17,11 @@ from firmware.errors import UserError
 __all__ = ["UserError", "build_parser", "main"]
 
 # Commands whose only numba code is our kernels: they use the ahead-of-time build of the kernels
-# when a fresh one exists (numba's JIT start-up, ~0.3-0.5 s, skipped; dsp.aot says why), else the
-# JIT kernels, which use no BLAS: numba's BLAS probe would import scipy.linalg for nothing (~0.2 s of
-# their start-up; dsp.kernel_cache.skip_blas_probe says why).
+# when a fresh one exists (numba's JIT start-up, ~0.3-0.5 s, skipped; dsp.aot says why), and then
+# never import numba or llvmlite at all (~0.25 s more; dsp.jit says how), else the JIT kernels,
+# which use no BLAS: numba's BLAS probe would import scipy.linalg for nothing (~0.2 s of their
+# start-up; dsp.kernel_cache.skip_blas_probe says why). aot.enable() must run before anything
+# imports a kernel module: the command modules import dsp only inside their functions.
 KERNEL_ONLY_COMMANDS = ("analyze", "master")
 
 
