@@ -110,7 +110,10 @@ F_DES_MONO = 59
 F_GR = 60           # 3 largest band reductions since the last read (dB)
 F_STEP_FADE, F_STEP_BYP = 63, 64
 F_LVL, F_CG0, F_CG1 = 66, 69, 72     # 3 each: band peak in this sub-block, gain at its start and end
-NF = 76
+# the parameter values the derived settings below were last computed from (NaN: compute afresh);
+# while something else glides, these need no exp/pow again (see _update)
+F_SRC_TRIM, F_SRC_MB, F_SRC_BAL, F_SRC_DRIVE, F_SRC_LIM = 75, 76, 91, 92, 93   # 1, 3 x 5, 1, 1, 2
+NF = 95
 
 # -- int state -----------------------------------------------------------------------------
 I_POS, I_FRESH, I_HPF_ACT = 0, 1, 2
@@ -191,7 +194,9 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
     step = 1.0 if fresh else fs[F_STEP_FADE]
 
     # input
-    nxt[R_TRIM] = _db(cur[P_TRIM])
+    if fs[F_SRC_TRIM] != cur[P_TRIM]:
+        nxt[R_TRIM] = _db(cur[P_TRIM])
+        fs[F_SRC_TRIM] = cur[P_TRIM]
     nxt[R_POL_L] = toward(nxt[R_POL_L], -1.0 if tgt[P_INV_L] > 0.5 else 1.0, 2.0 * step)
     nxt[R_POL_R] = toward(nxt[R_POL_R], -1.0 if tgt[P_INV_R] > 0.5 else 1.0, 2.0 * step)
     slope = int(tgt[P_HPF_SLOPE] + 0.5)
@@ -279,15 +284,25 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
         nxt[R_BYP + b] = toward(nxt[R_BYP + b], 1.0 if tgt[base + 6] > 0.5 else 0.0, step)
         aud = 1.0 if (not any_solo or tgt[base + 7] > 0.5) else 0.0
         nxt[R_AUD + b] = toward(nxt[R_AUD + b], aud, step)
-        nxt[R_MK + b] = _db(cur[base + 5])
+        fs[F_RAT + b] = cur[base + 1]
+        src = F_SRC_MB + 5 * b
+        if fs[src] != cur[base + 5]:
+            nxt[R_MK + b] = _db(cur[base + 5])
+            fs[src] = cur[base + 5]
         thr = cur[base]
         knee = cur[base + 2]
-        fs[F_THR + b] = thr
-        fs[F_RAT + b] = cur[base + 1]
-        fs[F_KNEE + b] = knee
-        fs[F_KNEE_LIN + b] = _db(thr - 0.5 * knee)
-        fs[F_AA + b] = compressor.coefficient(cur[base + 3], rate / SUB)   # per sub-block steps
-        fs[F_AR + b] = compressor.coefficient(cur[base + 4], rate / SUB)
+        if fs[src + 1] != thr or fs[src + 2] != knee:
+            fs[F_THR + b] = thr
+            fs[F_KNEE + b] = knee
+            fs[F_KNEE_LIN + b] = _db(thr - 0.5 * knee)
+            fs[src + 1] = thr
+            fs[src + 2] = knee
+        if fs[src + 3] != cur[base + 3]:
+            fs[F_AA + b] = compressor.coefficient(cur[base + 3], rate / SUB)   # per sub-block steps
+            fs[src + 3] = cur[base + 3]
+        if fs[src + 4] != cur[base + 4]:
+            fs[F_AR + b] = compressor.coefficient(cur[base + 4], rate / SUB)
+            fs[src + 4] = cur[base + 4]
 
     # stereo
     nxt[R_WIDTH] = cur[P_WIDTH] * 0.01
@@ -302,22 +317,29 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
         rbj.design(coef, B_MONO + 2, rbj.LOW_CUT, f, 0.0, rbj.BUTTER_Q, rate)
         fs[F_DES_MONO] = f
     bal = cur[P_BAL]
-    theta = (bal + 1.0) * 0.25 * math.pi
-    nxt[R_BAL_L] = min(1.0, math.sqrt(2.0) * math.cos(theta))
-    nxt[R_BAL_R] = min(1.0, math.sqrt(2.0) * math.sin(theta))
-    if bal == 0.0:
-        nxt[R_BAL_L] = 1.0
-        nxt[R_BAL_R] = 1.0
+    if fs[F_SRC_BAL] != bal:
+        theta = (bal + 1.0) * 0.25 * math.pi
+        nxt[R_BAL_L] = min(1.0, math.sqrt(2.0) * math.cos(theta))
+        nxt[R_BAL_R] = min(1.0, math.sqrt(2.0) * math.sin(theta))
+        if bal == 0.0:
+            nxt[R_BAL_L] = 1.0
+            nxt[R_BAL_R] = 1.0
+        fs[F_SRC_BAL] = bal
 
     # drive, limiter
-    nxt[R_DRIVE] = _db(cur[P_DRIVE])
-    ceil = _db(cur[P_CEIL])
-    fs[F_LIM_C] = ceil
-    fs[F_LIM_T] = ceil * _db(-limiter.MARGIN_DB)
+    if fs[F_SRC_DRIVE] != cur[P_DRIVE]:
+        nxt[R_DRIVE] = _db(cur[P_DRIVE])
+        fs[F_SRC_DRIVE] = cur[P_DRIVE]
     rel = cur[P_REL]
-    fs[F_LIM_AF] = compressor.coefficient(rel, rate)
-    fs[F_LIM_ASA] = compressor.coefficient(100.0, rate)
-    fs[F_LIM_ASR] = compressor.coefficient(max(5.0 * rel, 250.0), rate)
+    if fs[F_SRC_LIM] != cur[P_CEIL] or fs[F_SRC_LIM + 1] != rel:
+        ceil = _db(cur[P_CEIL])
+        fs[F_LIM_C] = ceil
+        fs[F_LIM_T] = ceil * _db(-limiter.MARGIN_DB)
+        fs[F_LIM_AF] = compressor.coefficient(rel, rate)
+        fs[F_LIM_ASA] = compressor.coefficient(100.0, rate)
+        fs[F_LIM_ASR] = compressor.coefficient(max(5.0 * rel, 250.0), rate)
+        fs[F_SRC_LIM] = cur[P_CEIL]
+        fs[F_SRC_LIM + 1] = rel
 
     # bypass and level match
     bstep = 1.0 if fresh else fs[F_STEP_BYP]
@@ -903,6 +925,18 @@ class Chain:
         np.copyto(self._par[0], a, where=self._finite)
         np.clip(self._par[0], self._lo, self._hi, out=self._par[0])
 
+    def load_flat(self, prepared: np.ndarray) -> None:
+        """:meth:`set_flat` for an array already checked off the audio thread: one copy, no checks.
+
+        ``prepared`` must be float64 of shape ``(schema.COUNT,)``, finite and inside the schema's
+        ranges (``firmware.engine.prepare_flat`` makes such arrays in the control thread); then
+        the result is exactly :meth:`set_flat`'s. Why: the engine applies every parameter set in
+        the audio thread, and set_flat's conversion, finiteness mask, masked copy and clip cost
+        ~11 us there with cold caches (bench/bench_glide.py) against ~1 us for this copy. Like
+        set_flat it runs between kernel calls, so a set is never half-applied.
+        """
+        np.copyto(self._par[0], prepared)
+
     def flat(self) -> np.ndarray:
         """A copy of the target parameters (flat)."""
         return self._par[0].copy()
@@ -975,6 +1009,7 @@ class Chain:
         self._fs[F_STEP_FADE] = SUB / (FADE_S * keep_rate)
         self._fs[F_STEP_BYP] = SUB / (BYPASS_FADE_S * keep_rate)
         self._fs[F_DES_HPF:F_GR] = -1.0
+        self._fs[F_SRC_TRIM:NF] = np.nan   # every derived setting computed afresh at the first sub-block
         self._fs[F_GR:F_GR + 3] = 0.0
         self._fs[F_CG0:F_CG0 + 3] = 1.0
         self._fs[F_CG1:F_CG1 + 3] = 1.0

@@ -135,6 +135,16 @@ def capture_base(preset: str, when: _dt.datetime | None = None) -> str:
 
 
 # -- the session --------------------------------------------------------------------------
+_copy_kernel = None  # firmware.capture_copy.copy_block once the engine has warmed it (see use_copy_kernel)
+
+
+def use_copy_kernel(kernel) -> None:
+    """From now on :meth:`CaptureSession.push` copies with ``kernel`` (the engine's loader calls this
+    with :func:`firmware.capture_copy.warm`'s result; None goes back to numpy slicing)."""
+    global _copy_kernel
+    _copy_kernel = kernel
+
+
 class CaptureSession:
     """One recording: a ring the audio loop fills and a thread that writes it to WAV.
 
@@ -182,6 +192,12 @@ class CaptureSession:
         self._w = 0  # frames ever written by push (producer-owned, published after the copy)
         self._r = 0  # frames ever consumed by the writer (consumer-owned)
         self._tap_cols = [(t, slice(i * self.channels, (i + 1) * self.channels)) for i, t in enumerate(taps)]
+        # the compiled copy (firmware.capture_copy) takes the whole ring and the taps' first columns;
+        # it is used for stereo blocks into a C-contiguous ring once the engine has warmed it
+        self._ring_base = ring
+        self._in_col = taps.index("input") * self.channels if "input" in taps else -1
+        self._out_col = taps.index("output") * self.channels if "output" in taps else -1
+        self._fast = self.channels == 2 and ring.flags.c_contiguous
         self.dropped = 0
         self._accepting = True
 
@@ -238,6 +254,11 @@ class CaptureSession:
             self.dropped += n
             return
         start = w % self._cap
+        kernel = _copy_kernel
+        if kernel is not None and self._fast:
+            kernel(self._ring_base, start, x_in, y_out, self._in_col, self._out_col)
+            self._w = w + n  # publish after the copy
+            return
         first = min(n, self._cap - start)
         ring = self._ring
         for tap, cols in self._tap_cols:

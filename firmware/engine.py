@@ -9,8 +9,9 @@ Threads, and who may touch what:
   on-disk cache or compiling them) while dry audio already passes; it hands the finished chain
   over through one attribute.
 * the **control thread** (:mod:`firmware.control_channel`) validates requests and prepares
-  everything off the loop: a new parameter set becomes a fresh flat array which is then
-  published by one reference assignment (atomic under the GIL). The loop compares that
+  everything off the loop: a new parameter set becomes a fresh flat array, checked and clamped
+  there (:func:`prepare_flat`, so the loop only copies it), which is then published by one
+  reference assignment (atomic under the GIL). The loop compares that
   reference with the one it last applied at each block boundary, so a set is applied whole or
   not at all.
 * the **publisher thread** copies the meters (see :mod:`firmware.meters_shm`) at 25 Hz, reading
@@ -85,6 +86,22 @@ def percentiles_from_histogram(hist: np.ndarray, qs=(0.5, 0.99, 0.999)) -> list[
     return [float(np.searchsorted(cum, math.ceil(q * total))) for q in qs]
 
 
+_LO = np.array([p.min for p in schema.PARAMS], dtype=np.float64)
+_HI = np.array([p.max for p in schema.PARAMS], dtype=np.float64)
+
+
+def prepare_flat(flat) -> np.ndarray:
+    """A flat parameter array made ready for ``Chain.load_flat`` off the loop: a fresh C-contiguous
+    float64 copy of the schema's shape, every value finite and clamped to its range (what
+    ``Chain.set_flat`` would otherwise check in the audio thread at every set: 11 us of numpy calls
+    with cold caches against ~1 us for the one copy, bench/bench_glide.py)."""
+    a = np.array(flat, dtype=np.float64)
+    if a.shape != (schema.COUNT,) or not np.isfinite(a).all():
+        raise ValueError(f"flat parameters must be {schema.COUNT} finite numbers")
+    np.clip(a, _LO, _HI, out=a)
+    return a
+
+
 class Engine:
     """The audio loop around one backend. Build it, then call :meth:`run` from the audio thread.
 
@@ -104,9 +121,10 @@ class Engine:
         self.realtime = realtime
         self.values = schema.validate({**schema.defaults(), **(values or {})})
         # -- mailboxes written by other threads, read by the loop at block boundaries --------
-        self._params_pending = schema.to_flat(self.values)
+        self._params_pending = prepare_flat(schema.to_flat(self.values))
         self._params_history = [self._params_pending]  # keeps old arrays alive off the loop
         self._params_applied = None
+        self._load_flat = None  # the chain's load_flat (set_flat for chains without it), bound once built
         self._bypass_pending = bool(bypass)
         self._bypass_applied = None
         self._reset_requested = 0
@@ -167,9 +185,14 @@ class Engine:
         warm.input_meter.readings()
         warm.gain_reduction_db()
         del warm
+        # the capture ring's compiled copy, loaded here for the same reason (push uses it from now on)
+        from firmware import capture_copy, capture_writer
+
+        capture_writer.use_copy_kernel(capture_copy.warm())
         chain = self.chain_factory(self.rate, self.period)
         chain.set_output_bits(self.backend.output_bits)
         chain.set_flat(self._params_pending)
+        self._load_flat = getattr(chain, "load_flat", chain.set_flat)
         chain.set_bypass(self._bypass_pending)
         self.times["chain_build_s"] = time.monotonic() - t
         return chain
@@ -207,7 +230,7 @@ class Engine:
         clean = schema.validate(values, partial=True)
         with self._lock:
             merged = {**self.values, **clean}
-            flat = schema.to_flat(merged)
+            flat = prepare_flat(schema.to_flat(merged))
             self.values = merged
             # the loop may still hold one of the last few; the last reference never goes in the loop
             self._params_history = [*self._params_history[-(PARAM_HISTORY - 1):], flat]
@@ -315,7 +338,7 @@ class Engine:
             if chain is not None:
                 p = self._params_pending
                 if p is not self._params_applied:
-                    chain.set_flat(p)
+                    self._load_flat(p)  # one copy: the array was checked and clamped off the loop
                     self._params_applied = p
                 bp = self._bypass_pending
                 if bp is not self._bypass_applied:

@@ -16,7 +16,7 @@ import soundfile as sf
 
 from dsp import schema
 from dsp.chain import Chain
-from firmware.engine import Engine, percentiles_from_histogram
+from firmware.engine import Engine, percentiles_from_histogram, prepare_flat
 from hw.audio import StreamConfig
 from hw.audio.sim import SimBackend
 
@@ -87,12 +87,15 @@ def test_dry_audio_at_once_then_click_free_crossfade_to_the_chain(tmp_path):
 
 def test_a_parameter_set_is_applied_whole_at_a_block_boundary(tmp_path):
     applied: list[np.ndarray] = []
+    whole: list[bool] = []
     ids = [schema.INDEX[f"eq{n}.gain_db"] for n in (1, 2, 3)]
 
     class WatchedChain(Chain):
-        def set_flat(self, arr):
-            applied.append(np.asarray(arr)[ids].copy())
-            super().set_flat(arr)
+        def load_flat(self, prepared):  # what the loop calls for every set (one copy)
+            super().load_flat(prepared)
+            # what the kernel will read: the chain's whole target, right after the copy
+            applied.append(self._par[0][ids].copy())
+            whole.append(np.array_equal(self._par[0], prepared))
 
     backend = SimBackend(StreamConfig(rate=RATE, period=PERIOD), source=None, sink=None, paced=False,
                          programme_seconds=2.0)
@@ -113,8 +116,27 @@ def test_a_parameter_set_is_applied_whole_at_a_block_boundary(tmp_path):
     th.join(10)
     assert len(applied) > 50
     assert all(a[0] == a[1] == a[2] for a in applied), "a set was split across blocks"
+    assert all(whole), "the chain's target was not exactly the published set"
     assert engine.values["eq1.gain_db"] != 1.0
     assert len(applied) == before  # nothing new arrived after the refused set
+
+
+def test_prepare_flat_checks_and_clamps_off_the_loop_what_set_flat_would_in_it():
+    """The control thread's half of a set: the loop's load_flat then gives set_flat's target exactly."""
+    rng = np.random.default_rng(4)
+    lo = np.array([p.min for p in schema.PARAMS])
+    hi = np.array([p.max for p in schema.PARAMS])
+    raw = rng.uniform(lo - 0.5 * (hi - lo), hi + 0.5 * (hi - lo))  # many values out of range
+    a, b = Chain(RATE, 2, 64), Chain(RATE, 2, 64)
+    ready = prepare_flat(raw)
+    assert ready is not raw and ready.flags.c_contiguous and ready.dtype == np.float64
+    a.set_flat(raw)
+    b.load_flat(ready)
+    assert np.array_equal(a.flat(), b.flat())
+    assert np.all((ready >= lo) & (ready <= hi))
+    for bad in (np.full(schema.COUNT, np.nan), np.zeros(schema.COUNT + 1), [1.0, 2.0]):
+        with pytest.raises(ValueError, match="finite numbers"):
+            prepare_flat(bad)
 
 
 def test_paced_simulation_runs_in_real_time_and_reports_its_figures(tmp_path):
