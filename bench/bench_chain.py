@@ -26,6 +26,10 @@ medians and ratios of CPU time (user + system), which load disturbs least.
     the JIT kernels from numba's cache instead of the ahead-of-time build (``dsp/aot.py``;
     ``aot_built`` says whether a fresh build was there for the other rows to use);
   and each output's true peak by ffmpeg's ebur128 (``tp_*``).
+* with ``MASTERBOX_BENCH_BEFORE=DIR`` (a checkout of another commit, its own kernels built by
+  ``PYTHONPATH=DIR python -m firmware.warmup``): ``master_before`` and ``master_3s_before``, the
+  same two commands run from that checkout (``PYTHONPATH=DIR``), alternating with the others in
+  the same repeats: a before/after comparison that the machine's load cannot skew.
 """
 
 from __future__ import annotations
@@ -169,6 +173,14 @@ def process_figures(seconds: float, repeats: int) -> dict:
                               "--json"],
         }
         envs = {k: env_jit if k.endswith("_jit") else env for k in cmds}
+        before = os.environ.get("MASTERBOX_BENCH_BEFORE")
+        if before:
+            env_before = dict(env, PYTHONPATH=before)
+            for k in ("master", "master_3s"):
+                outs[f"{k}_before"] = work / f"{k}_before.wav"
+                cmds[f"{k}_before"] = [*cmds[k][:-4], str(outs[f"{k}_before"]), *cmds[k][-3:]]
+                envs[f"{k}_before"] = env_before
+            _timed_cpu(cmds["master_3s_before"], env_before)   # untimed: its caches warm too
         _timed_cpu(cmds["master_3s_jit"], env_jit)    # untimed: the JIT kernels' cache warm too
         wall: dict[str, list] = {k: [] for k in cmds}
         cpu: dict[str, list] = {k: [] for k in cmds}
@@ -183,10 +195,12 @@ def process_figures(seconds: float, repeats: int) -> dict:
             out[f"{k}_wall_s"] = round(statistics.median(wall[k]), 2)
             out[f"{k}_cpu_s"] = round(statistics.median(cpu[k]), 2)
             out[f"tp_{k}_dbtp"] = true_peak(outs[k])
-        for ours in ("master", "master_1pass", "master_jit"):
+        for ours in [k for k in ("master", "master_1pass", "master_jit", "master_before") if k in cmds]:
             out[f"cpu_ratio_{ours}_vs_ffmpeg_chain"] = round(out[f"{ours}_cpu_s"] / out["ffmpeg_chain_cpu_s"], 3)
             out[f"cpu_ratio_{ours}_vs_x42_limiter"] = round(out[f"{ours}_cpu_s"] / out["x42_limiter_cpu_s"], 3)
-        out["commands"] = {k: ("MASTERBOX_AOT=0 " if k.endswith("_jit") else "") + " ".join(v) for k, v in cmds.items()}
+        out["commands"] = {k: ("MASTERBOX_AOT=0 " if k.endswith("_jit") else "")
+                           + (f"PYTHONPATH={before} " if k.endswith("_before") else "") + " ".join(v)
+                           for k, v in cmds.items()}
         out["aot_built"] = _aot_built()
         out["lufs_master"] = doc["output"]["integrated_lufs"]
         del np

@@ -42,12 +42,14 @@ TARGET_CPU = "host"     # the JIT's choice too: same instructions (FMA under fas
 STAMP_WORDS = 4         # the stamp is 4 x 60 bits of a sha256, read back through `stamp_word(k)`
 
 # name: (module, argument (dtype, ndim) in order, positions the kernel only reads)
-F1, F2, I1, U1 = ("float64", 1), ("float64", 2), ("int64", 1), ("uint64", 1)
+F1, F2, I1, U1, B1 = ("float64", 1), ("float64", 2), ("int64", 1), ("uint64", 1), ("uint8", 1)
 EXPORTS = {
     "chain_kernel": ("dsp.chain", (F2, F2, F1, I1, U1, F1, I1, F1, I1), (0,)),
     "meter_process": ("dsp.meter", (F2, F1, I1), (0,)),
     "meter_readings": ("dsp.meter", (F1, I1, F1), (0, 1)),
     "meter_reset": ("dsp.meter", (F1, I1), ()),
+    "pcm16_le": ("dsp.pcm", (F2, B1), (0,)),
+    "pcm24_le": ("dsp.pcm", (F2, B1), (0,)),
 }
 
 OPT_OUT = "MASTERBOX_AOT"  # "0": enable() keeps the JIT kernels

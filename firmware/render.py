@@ -112,6 +112,18 @@ def _open_input(src: Path):
     return snd
 
 
+def _open_output(path: Path, rate: int, channels: int, fmt: str, bit_depth: str):
+    """The output file, open for ``write(y)``: 16/24-bit WAV by firmware/wav_writer.py (libsndfile's
+    bytes at a fraction of its CPU, and no soundfile import), the rest (RF64, FLAC, AIFF, float) by soundfile."""
+    if fmt == "WAV" and bit_depth in ("16", "24"):
+        from firmware.wav_writer import WavWriter
+
+        return WavWriter(path, rate, channels, int(bit_depth))
+    import soundfile as sf
+
+    return sf.SoundFile(str(path), "w", samplerate=rate, channels=channels, format=fmt, subtype=SUBTYPES[bit_depth])
+
+
 def _input_blocks(snd, latency: int):
     """Yield the blocks of the open file ``snd`` as (n, 2) float64, then ``latency`` frames of silence.
 
@@ -260,8 +272,6 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
     With ``target_lufs`` the output drive is searched so the integrated loudness lands on it.
     ``budget_bytes`` caps the memory of the split search (default :func:`pre_budget_bytes`).
     """
-    import soundfile as sf
-
     from dsp.chain import SPLIT_ALL, SPLIT_PRE, Chain
     from dsp.limiter import MARGIN_DB
 
@@ -305,8 +315,7 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
             chain.set_values(vals)
             render_pass(src, chain, out_write)
 
-        with sf.SoundFile(str(tmp), "w", samplerate=rate, channels=channels, format=fmt,
-                          subtype=SUBTYPES[bit_depth]) as out:
+        with _open_output(tmp, rate, channels, fmt, bit_depth) as out:
             render(out.write)
         result.passes += 1
 

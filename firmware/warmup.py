@@ -20,6 +20,7 @@ from pathlib import Path
 WARM_MODULES = (
     "dsp.meter",
     "dsp.chain",
+    "dsp.pcm",
 )
 
 

@@ -154,6 +154,26 @@ def test_compiled_meter_equals_jit(built, rate, channels):
     assert_same(res[False][1:], res[True][1:], f"meter {rate} Hz x{channels}")
 
 
+@pytest.mark.parametrize("bits", [16, 24])
+def test_compiled_pcm_kernels_equal_jit(built, bits):
+    from dsp import pcm
+
+    rng = np.random.default_rng(bits)
+    y = np.concatenate([rng.uniform(-1.3, 1.3, (100_000, 2)),
+                        np.round(rng.uniform(-1, 1, (100_000, 2)) * 2 ** (bits - 1)) / 2 ** (bits - 1),
+                        [[np.nan, np.inf], [-np.inf, 1.0], [-1.0, 0.5 / 2 ** 31]]])
+    jit_fn = getattr(pcm, f"pcm{bits}_le")
+    assert aot.enable(built)
+    compiled = aot.kernel(f"pcm{bits}_le", jit_fn)
+    assert compiled is not jit_fn
+    outs = [np.zeros(y.size * bits // 8, dtype=np.uint8) for _ in range(2)]
+    jit_fn(y, outs[0])
+    compiled(y, outs[1])
+    assert np.array_equal(outs[0], outs[1]) and outs[0].any()
+    with pytest.raises(TypeError):
+        compiled(y, outs[1].view(np.int8))
+
+
 def test_compiled_kernels_refuse_what_they_cannot_read(built):
     c = make(Chain, True, built, 48000, max_block=256)
     x = np.zeros((64, 2))
