@@ -95,11 +95,10 @@ def _engine_paths():
         from firmware.engine import prepare_flat
     except ImportError:
         prepare_flat = None
-    try:
-        from firmware import capture_copy, capture_writer
+    from firmware import capture_writer
+    if hasattr(capture_writer, "use_copy_kernel"):
+        from firmware import capture_copy
         capture_writer.use_copy_kernel(capture_copy.warm())
-    except ImportError:
-        pass
     if prepare_flat is None:
         return (lambda a: a), (lambda chain: chain.set_flat)
     return prepare_flat, (lambda chain: chain.load_flat)
