@@ -8,6 +8,8 @@ Runs (each ``--seconds`` long, one after the other, on one JACK dummy server at 
 * ``engine-traffic``: the stream plus only what reaches the engine process itself -- parameter
   sets 20/s, bypass toggles ~2/s, a capture -- sent straight to its control socket (no control
   process, no web server): separates the engine's own extra work from the rest of the box's load;
+  ``engine-sets`` (the sets and bypass toggles alone) and ``engine-capture`` (the capture alone)
+  split it further;
 * ``loaded``: the whole box under the load of tests/reliability/loadrig.py (>= 200 API
   requests/s, 10 SSE streams, 20 parameter sets/s through the web and Control, the panel turned,
   a capture).
@@ -33,7 +35,10 @@ for p in (ROOT, ROOT / "tests" / "reliability"):
         sys.path.insert(0, str(p))
 
 
-def engine_traffic_run(env, stats_path: Path, seconds: float) -> dict:
+ENGINE_RUNS = {"engine-traffic": (True, True), "engine-sets": (True, False), "engine-capture": (False, True)}
+
+
+def engine_traffic_run(env, stats_path: Path, seconds: float, sets_on: bool = True, capture_on: bool = True) -> dict:
     from loadrig import kill_group, start_engine, wait_running
     from test_rel_load import MARGIN_S
 
@@ -50,7 +55,11 @@ def engine_traffic_run(env, stats_path: Path, seconds: float) -> dict:
         def traffic():
             rng = random.Random(3)
             with EngineClient(timeout=5.0) as c:
-                c.capture_start(tap="both")
+                if capture_on:
+                    c.capture_start(tap="both")
+                if not sets_on:
+                    stop.wait()
+                    return c.capture_stop() if capture_on else None
                 nxt = time.monotonic()
                 k = 0
                 while not stop.is_set():
@@ -64,7 +73,7 @@ def engine_traffic_run(env, stats_path: Path, seconds: float) -> dict:
                         c.bypass(bool(k % 20))
                     nxt += 0.05
                     time.sleep(max(0.0, nxt - time.monotonic()))
-                return c.capture_stop()
+                return c.capture_stop() if capture_on else None
 
         result = {}
         t = threading.Thread(target=lambda: result.setdefault("capture", traffic()), daemon=True)
@@ -110,8 +119,8 @@ def main(argv=None) -> int:
         env = rig_env(rig, jack, args.seconds)
         for run in args.runs.split(","):
             stats = work / f"{run}.json"
-            if run == "engine-traffic":
-                out = engine_traffic_run(env, stats, args.seconds)
+            if run in ENGINE_RUNS:
+                out = engine_traffic_run(env, stats, args.seconds, *ENGINE_RUNS[run])
             else:
                 out = stream(env, stats, args.seconds, loaded=(run == "loaded"))
             s = out["stats"]
