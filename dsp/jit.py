@@ -12,9 +12,10 @@ short ``master`` costs. So:
   kernel modules are imported) it returns stand-ins that only record the function and options.
   If anything ever calls a stand-in or asks it for a dispatcher attribute (``py_func`` excepted),
   :func:`materialize` imports numba, makes the real dispatcher of *every* recorded function and
-  rebinds them in the ``dsp`` modules' globals, then forwards the call. Numba resolves globals
-  when it compiles, so kernels calling kernels (``rbj.peak`` from a chain stage, ``advance`` from
-  ``dsp.smoothing``) find real dispatchers, and the results are the JIT's exactly.
+  rebinds them in the ``dsp`` modules' globals (and those of the modules that defined them), then
+  forwards the call. Numba resolves globals when it compiles, so kernels calling kernels
+  (``rbj.peak`` from a chain stage, ``advance`` from ``dsp.smoothing``) find real dispatchers,
+  and the results are the JIT's exactly.
 
 What the commands call from Python on their path must therefore be either exported in the
 ahead-of-time build or plain Python; ``tests/dsp/test_aot.py`` runs ``master`` and ``analyze`` in a
@@ -116,8 +117,9 @@ def materialize() -> int:
         for d in _deferred:
             d._real = nj(*d._args, **d._options)(d.py_func)
             swap[id(d)] = (d, d._real)
+        homes = {d.py_func.__module__ for d in _deferred}     # kernels outside dsp/ use this module too
         for name, module in list(sys.modules.items()):
-            if module is None or not (name == "dsp" or name.startswith("dsp.")):
+            if module is None or not (name == "dsp" or name.startswith("dsp.") or name in homes):
                 continue
             g = vars(module)
             for key, value in list(g.items()):
