@@ -6,7 +6,8 @@ machine code. That silently runs old DSP. For the files listed in :data:`COMPOSI
 module registers cache locators whose source stamp is the hash of every ``dsp/*.py`` file, so
 any change in the package recompiles the kernels that may contain it.
 
-Imported by the modules it covers, before they define kernels.
+Installed by :mod:`dsp.jit` before it makes the first numba dispatcher (every ``dsp`` kernel
+gets ``njit`` from there), so no kernel of the package is ever created without these locators.
 """
 
 from __future__ import annotations
