@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 SUDO  := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := $(shell sed -e 's/\#.*//' debian-packages.txt)
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
 
 .PHONY: install apt-deps test test-all demo bench lint install-box uninstall-box clean
 
@@ -29,10 +30,16 @@ $(STAMP): pyproject.toml debian-packages.txt
 	$(PY) -m firmware.warmup
 	@touch $(STAMP)
 
+# Two parts (tests/conftest.py, PARALLEL_MODULES): the tests that may share the machine on
+# TEST_WORKERS processes at once, then the real-time, engine and timing tests one at a time.
+# Both parts always run; the result fails if either fails or if neither collected a test.
 test: install
 	@$(PY) -m firmware.warmup --quiet
-	@set +e; $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc = 5 ]; then echo "pytest collected no tests: that is a failure, not a pass"; exit 1; fi; exit $$rc
+	@set +e; \
+	$(PY) -m pytest -q -m "not slow and parallel" -n $(TEST_WORKERS) $(PYTEST_ARGS); rc1=$$?; \
+	$(PY) -m pytest -q -m "not slow and not parallel" $(PYTEST_ARGS); rc2=$$?; \
+	if [ $$rc1 = 5 ] && [ $$rc2 = 5 ]; then echo "pytest collected no tests: that is a failure, not a pass"; exit 1; fi; \
+	for rc in $$rc1 $$rc2; do if [ $$rc != 0 ] && [ $$rc != 5 ]; then exit $$rc; fi; done
 
 # Everything, including the long `slow` tests (full-length soak/load, cold kernel compile in place).
 test-all: install

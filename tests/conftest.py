@@ -42,7 +42,39 @@ def pytest_report_header(config):
 RT_RERUNS = 2
 
 
+# `make test` runs the suite in two parts. First the modules below, on both cores at once
+# (pytest-xdist, `-m parallel -n 2`): they start no engine, no jackd, no browser and no paced
+# process, and assert nothing about wall time, so sharing the machine cannot change their outcome
+# (offline DSP and file work, the installer, the Flask test client, fuzzing against stand-ins).
+# Then everything else, one test at a time on a quiet machine, as before: the real-time rig, the
+# engines, the whole-box, panel and SSE tests, and every test that times something (a learner
+# session, a 100 ms panel path, a kill at a random moment). A new module is in the second part
+# unless it is added here.
+PARALLEL_MODULES = {
+    "tests/dsp/*", "tests/test_master.py", "tests/test_master_split.py", "tests/test_analyze.py",
+    "tests/test_wav_reader.py", "tests/test_schema.py", "tests/test_presets_cli.py",
+    "tests/hw/test_audio_formats.py", "tests/system/test_installer.py", "tests/system/test_units.py",
+    "tests/reliability/test_rel_api_fuzz.py", "tests/reliability/test_rel_config_fuzz.py",
+    "tests/reliability/test_rel_dsp_hypothesis.py", "tests/reliability/test_rel_soak.py",
+    "tests/webui/test_webui_api.py", "tests/webui/test_webui_fuzz.py", "tests/webui/test_webui_openapi.py",
+    "tests/webui/test_webui_download.py", "tests/webui/test_webui_no_numba.py", "tests/state/test_captures.py",
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "parallel: may share the machine with other tests (tests/conftest.py, "
+                                       "PARALLEL_MODULES); `make test` runs these first, on all cores")
+
+
+def _parallel_module(path: Path) -> bool:
+    rel = path.resolve().relative_to(ROOT).as_posix()
+    return rel in PARALLEL_MODULES or f"{rel.rsplit('/', 1)[0]}/*" in PARALLEL_MODULES
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("realtime") and not item.get_closest_marker("flaky"):
             item.add_marker(pytest.mark.flaky(reruns=RT_RERUNS, reruns_delay=2))
+        if _parallel_module(Path(str(item.path))) and not item.get_closest_marker("realtime") \
+                and not item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.parallel)
