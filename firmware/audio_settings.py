@@ -21,10 +21,13 @@ the engine start again. Why it is done this way:
   nobody restarts must not be stopped (the box would go silent), so :class:`AudioApplier` refuses
   unless it is told the engine is supervised (:func:`engine_is_supervised`).
 * **Never leave the box silent.** Success means a *new* engine (started after the stop request)
-  moves audio with exactly the new rate/period/periods/device. If that does not happen within
-  :data:`APPLY_TIMEOUT_S` (a device that does not exist makes each start fail), the old file is
-  put back, and the next restart (the supervisor keeps trying) brings the old settings back; the
-  answer says so. The state (parameters, preset, bypass) is pushed to the new engine by
+  moves audio with exactly the new rate/period/periods/device. If a new engine cannot open its
+  device (a card that does not exist, a rate it cannot do), it says so in its start-failure record
+  (:mod:`firmware.start_failure`) and exits; the old file is put back at once and the answer
+  names the engine's error. If no new engine moves audio within :data:`APPLY_TIMEOUT_S` (it
+  starts but never processes), the same rollback happens after that wait. Either way the next
+  restart (the supervisor keeps trying) brings the old settings back; the answer says so. The
+  state (parameters, preset, bypass) is pushed to the new engine by
   :meth:`firmware.control.Control.check_engine`, as after any engine restart.
 """
 
@@ -196,15 +199,21 @@ class AudioApplier:
     """Writes ``[audio]``, restarts the engine and waits for it, rolling back on failure.
 
     ``status()``: the engine's status (raises when it is down); ``stop()``: ask it to stop;
-    ``on_new_engine()``: push the state to the new engine; ``capturing()``: a recording runs.
+    ``on_new_engine()``: push the state to the new engine; ``capturing()``: a recording runs;
+    ``start_failure(t)``: the engine's record of a start that failed at or after monotonic time
+    ``t`` (:func:`firmware.start_failure.failed_since`), or None. With it, a new engine that
+    cannot open its device ends the wait at once, and the answer says why; without it (or for
+    an engine that starts but never moves audio) the wait lasts ``timeout``.
     """
 
     def __init__(self, config_path: Path, status: Callable[[], dict], stop: Callable[[], Any],
                  on_new_engine: Callable[[], Any] = lambda: None, capturing: Callable[[], bool] = lambda: False,
                  supervised: bool | None = None, timeout: float = APPLY_TIMEOUT_S,
-                 rollback_timeout: float = ROLLBACK_TIMEOUT_S):
+                 rollback_timeout: float = ROLLBACK_TIMEOUT_S,
+                 start_failure: Callable[[float], Mapping[str, Any] | None] = lambda t: None):
         self.path = Path(config_path)
         self.status, self.stop, self.on_new_engine, self.capturing = status, stop, on_new_engine, capturing
+        self.start_failure = start_failure
         self.supervised = engine_is_supervised() if supervised is None else supervised
         self.timeout, self.rollback_timeout = timeout, rollback_timeout
         self._busy = threading.Lock()
@@ -257,7 +266,7 @@ class AudioApplier:
             self.stop()
         except Exception as e:  # an engine that is down already: its supervisor starts it with the new file
             log.info("engine stop request: %s", e)
-        result = self._wait_for_engine(expected_device(new_audio), t0, self.timeout)
+        result = self._wait_for_engine(expected_device(new_audio), t0, self.timeout, watch_failures=True)
         if result["ok"]:
             self.on_new_engine()
             log.warning("engine back with the new audio settings in %.2f s", result["audio_back_s"])
@@ -283,7 +292,8 @@ class AudioApplier:
         log.error("audio settings %s not applied: %s", changes, error)
         return {"ok": False, "error": error, "rolled_back": True, "audio": old_audio, "engine_back": back["ok"],
                 "engine": back.get("engine"), "tried": new_audio, "waited_s": round(t1 - t0, 3),
-                "rollback_s": round(time.monotonic() - t1, 3)}
+                "rollback_s": round(time.monotonic() - t1, 3),
+                "start_failure": (result.get("start_failure") or {}).get("error")}
 
     def _restore(self, existed: bool, old_text: str) -> None:
         if existed:
@@ -291,12 +301,19 @@ class AudioApplier:
         else:
             self.path.unlink(missing_ok=True)
 
-    def _wait_for_engine(self, want: dict, t0: float, timeout: float) -> dict:
-        """Wait for an engine started after ``t0`` that moves audio with ``want``."""
+    def _wait_for_engine(self, want: dict, t0: float, timeout: float, watch_failures: bool = False) -> dict:
+        """Wait for an engine started after ``t0`` that moves audio with ``want``; with
+        ``watch_failures``, give up as soon as an engine start after ``t0`` is known to have failed
+        (the file was written before ``t0``, so such a start ran the new settings)."""
         last_status: dict | None = None
         seen_other = None
         while True:
             now = time.monotonic()
+            failed = self._failed_start(t0) if watch_failures else None
+            if failed:
+                why = f"the engine could not start with the new settings: {failed['error']}"
+                # no engine runs the new settings (the one seen, if any, is the failing start)
+                return {"ok": False, "why": why, "engine": None, "start_failure": failed}
             try:
                 s = self.status()
             except Exception:
@@ -325,6 +342,14 @@ class AudioApplier:
                            "does not exist or cannot do that; the engine log says why)")
                 return {"ok": False, "why": why, "engine": last_status}
             time.sleep(POLL_S)
+
+    def _failed_start(self, t0: float) -> dict | None:
+        try:
+            failed = self.start_failure(t0)
+        except Exception as e:  # an unreadable record must not break the apply: the timeout still holds
+            log.info("engine start-failure record: %s", e)
+            return None
+        return dict(failed) if failed and failed.get("error") else None
 
     def _wait_processed(self, s: dict) -> dict:
         end = time.monotonic() + PROCESSED_WAIT_S

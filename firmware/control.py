@@ -286,14 +286,21 @@ class Control:
         from pathlib import Path
 
         from firmware.audio_settings import AudioApplier
+        from firmware.start_failure import failed_since
 
         def capturing() -> bool:
             status = self._engine_call(self.engine.status)
             return bool(status.get("ok") and status.get("capturing"))
 
+        def start_failure(since: float):
+            # the engine behind our socket records a start that could not open its device
+            socket = getattr(self.engine, "path", None)
+            return failed_since(socket, since) if socket is not None else None
+
         path = Path(self.config.get("_path") or paths.config_path())
         return AudioApplier(path, status=self.engine.status, stop=self.engine.stop_engine,
-                            on_new_engine=self.check_engine, capturing=capturing, supervised=self.engine_supervised)
+                            on_new_engine=self.check_engine, capturing=capturing, supervised=self.engine_supervised,
+                            start_failure=start_failure)
 
     @property
     def can_apply_audio(self) -> bool:

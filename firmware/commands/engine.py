@@ -113,10 +113,21 @@ def run(args: argparse.Namespace) -> int:
     if config.rate not in (44100, 48000, 88200, 96000):
         raise UserError(f"--rate {config.rate}: use 44100, 48000, 88200 or 96000")
 
-    from firmware.control_channel import ControlServer
+    from firmware import start_failure
+    from firmware.control_channel import ControlServer, default_socket_path
     from firmware.engine import Engine
     from firmware.meters_shm import MeterPublisher, MeterWriter
     from hw.audio import DeviceError, make_backend
+
+    socket_path = Path(args.socket) if args.socket else default_socket_path()
+    tried = {"backend": backend_name, "capture_device": config.capture_device,
+             "playback_device": config.playback_device, "rate": config.rate, "period": config.period,
+             "periods": config.periods}
+
+    def _failed(e: Exception):
+        # the supervisor only sees an exit; the control process reads why (firmware/start_failure.py)
+        start_failure.record(socket_path, str(e), tried)
+        return UserError(str(e))
 
     options = {}
     if backend_name == "sim":
@@ -124,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         backend = make_backend(backend_name, config, **options)
     except (DeviceError, ValueError) as e:
-        raise UserError(str(e)) from None
+        raise _failed(e) from None
     engine = Engine(backend, values, bypass=args.bypass, preset=preset, wait_ready=args.wait_ready,
                     realtime=not args.no_realtime)
     storage = cfg.get("storage", {})
@@ -145,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
     log = logging.getLogger("masterbox.engine")
 
     def _started():
+        start_failure.clear(socket_path)
         log.info("running: %s %s, %d Hz, %d x %d frames, %s; control %s", backend_name,
                  config.capture_device if config.capture_device == config.playback_device else
                  f"{config.capture_device} -> {config.playback_device}", config.rate, config.periods,
@@ -153,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         stats = engine.run(args.duration, on_started=_started)
     except DeviceError as e:
-        raise UserError(str(e)) from None
+        raise _failed(e) from None
     finally:
         cap = engine.capture
         if cap is not None:

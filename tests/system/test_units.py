@@ -75,6 +75,17 @@ def test_control_unit_comes_after_the_engine_and_never_takes_it_down():
     assert "firmware.control_main" in s["ExecStart"][0]
 
 
+def test_engine_and_control_share_a_run_directory_that_outlives_an_engine_restart():
+    """Control finds the engine's socket and its start-failure record (firmware/start_failure.py:
+    why a restarted engine could not open its device) in one folder, which systemd must not remove
+    when the engine stops, or the record of a failed start would vanish with the failed start."""
+    engine, control = (unit(n)["Service"] for n in ("masterbox-engine.service", "masterbox-control.service"))
+    env = {u: dict(v.split("=", 1) for v in s["Environment"]) for u, s in (("e", engine), ("c", control))}
+    assert env["e"]["MASTERBOX_RUN"] == env["c"]["MASTERBOX_RUN"] == "/run/masterbox"
+    assert engine["RuntimeDirectory"] == control["RuntimeDirectory"] == ["masterbox"]
+    assert engine["RuntimeDirectoryPreserve"] == ["yes"] and engine["Restart"] == ["always"]
+
+
 def test_governor_one_shot_runs_before_the_engine():
     u = unit("masterbox-cpu-performance.service")
     assert u["Service"]["Type"] == ["oneshot"]

@@ -138,9 +138,15 @@ def test_apply_restarts_the_engine_with_the_new_rate_and_period_and_keeps_the_st
     assert control.state.active_preset == "loud" and control.state.get("in.trim_db") == 2.5
 
 
-def test_a_device_that_does_not_exist_is_rolled_back_and_audio_comes_back(supervised_box):
+def test_a_device_that_does_not_exist_is_rolled_back_at_once_with_the_reason(supervised_box):
     """The real ALSA backend (``null`` device: exists everywhere, unpaced): a card that is not there
-    makes every engine start fail; the old file goes back and the supervisor's next start runs it."""
+    makes every engine start fail. The failing engine's own error reaches the answer (its
+    start-failure record), so the rollback starts when the first new engine fails, not after the
+    15 s an engine that never moves audio is given; the old file goes back and the supervisor's
+    next start runs it."""
+    from firmware.audio_settings import APPLY_TIMEOUT_S
+    from firmware.start_failure import record_path
+
     api, control, client, cfg, out = supervised_box(backend="alsa", device="null")
     original = cfg.read_bytes()
     t0 = time.monotonic()
@@ -148,7 +154,17 @@ def test_a_device_that_does_not_exist_is_rolled_back_and_audio_comes_back(superv
     took = time.monotonic() - t0
     assert r.status_code == 422, r.get_json()
     body = r.get_json()
-    assert "did not come back" in body["error"] and "previous settings were restored" in body["error"]
+    # the reason is the engine's (ALSA's) own, naming the device; then what was done about it
+    assert "could not start with the new settings: cannot open ALSA capture device " \
+        "'hw:CARD=MasterboxNoSuchCard'" in body["error"], body
+    assert "previous settings were restored" in body["error"]
+    assert "MasterboxNoSuchCard" in body["result"]["start_failure"]
+    # known as soon as the first new engine failed, not after the 15 s wait: the whole answer,
+    # the old engine back and processing included, comes before the old code even gave up waiting
+    assert body["result"]["waited_s"] < APPLY_TIMEOUT_S / 3, body["result"]
+    assert took < APPLY_TIMEOUT_S, (took, body["result"])
+    print(f"\nfailed apply: the engine's error known {body['result']['waited_s']:.2f} s after the stop request, "
+          f"old settings back and the answer {took:.2f} s after the request")
     assert body["result"]["rolled_back"] is True and body["result"]["engine_back"] is True
     assert body["result"]["audio"]["device"] == "null" and body["result"]["audio"]["period"] == 128
     assert cfg.read_bytes() == original
@@ -159,6 +175,7 @@ def test_a_device_that_does_not_exist_is_rolled_back_and_audio_comes_back(superv
     blocks = st["blocks"]
     wait_until(lambda: _status(client)["blocks"] > blocks, timeout=5)  # audio moves
     assert api.get("/api/v1/system").get_json()["audio"]["device"] == "null"
+    assert not record_path(client.path).exists()  # the engine that opened its device cleared it
 
 
 def test_refusals_change_nothing(supervised_box, _isolated_home):
