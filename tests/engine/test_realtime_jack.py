@@ -110,6 +110,8 @@ def test_device_removed_mid_stream_comes_back_by_itself(tmp_path, alsa_rig, jack
     jack_server.start()
     m = wait_for(lambda: _running_meters(reader), 6, what="the stream to resume")
     wait_for(lambda: reader.read()["blocks"] > m["blocks"] + 300, 5, what="blocks after the device came back")
+    with EngineClient() as c:  # seen: no need to stream out the rest of --duration
+        c.stop_engine()
     err = _finish(proc, 30)
     stats = read_stats(stats_path)
     assert stats["device_errors"] >= 1 and stats["dropouts"] >= 1

@@ -122,7 +122,10 @@ def test_control_kill_9_audio_goes_on_without_an_xrun_and_state_comes_back(tmp_p
         r, body = c.request("PATCH", "/api/v1/state", {"values": MARK})
         assert r.status == 200, body
         assert _until(lambda: _has_marks(_engine_values()), 5)
-        time.sleep(1.0)  # the state store writes within a second (docs/storage.md)
+        # the state store writes within a second (docs/storage.md): on disk before the kill
+        saved = Path(os.environ["MASTERBOX_HOME"]) / "state.json"
+        assert _until(lambda: _has_marks(json.loads(saved.read_text())) if saved.exists() else False, 2), \
+            saved.read_text() if saved.exists() else "no state file"
         reader = MeterReader()
         m0 = reader.read()
         control_pid = control.proc.pid

@@ -84,8 +84,9 @@ def box(engine, _isolated_home, factory_dir):
     control.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser():
+    """One chromium for the module (each test opens its own contexts: cookies and storage apart)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -22,25 +22,46 @@ LOUDNESS_LEDS = (23, 24, 25, 26)
 VU_PIN, STATUS_PIN = 12, 22
 
 
-@pytest.fixture
-def engine(_isolated_home, masterbox_cmd):
+@pytest.fixture(scope="module")
+def engine_run_dir(tmp_path_factory):
+    """One engine for the module's tests, in a data root and run folder of its own: each test's
+    Control meets it as a new box meets a running engine, and pushes its whole state to it first."""
+    import os
+    import sys
+    from pathlib import Path
+
     from firmware.control_client import EngineClient
 
-    log = open(_isolated_home / "engine.log", "wb")
-    proc = subprocess.Popen(masterbox_cmd + ["engine", "--backend", "sim", "--wait-ready", "--no-realtime",
-                                             "--duration", "300"], stdout=log, stderr=subprocess.STDOUT)
-    client = EngineClient()
+    home = tmp_path_factory.mktemp("engine-home")
+    run = home / "run"
+    env = {**os.environ, "MASTERBOX_HOME": str(home), "MASTERBOX_RUN": str(run),
+           "MASTERBOX_CONFIG": str(home / "masterbox.toml")}
+    exe = Path(sys.executable).with_name("masterbox")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "firmware.cli"]
+    log = open(home / "engine.log", "wb")
+    proc = subprocess.Popen(cmd + ["engine", "--backend", "sim", "--wait-ready", "--no-realtime", "--duration", "600"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
     # a numba cache made cold by a change to dsp/ compiles first
-    if not client.wait_running(300, gave_up=lambda: proc.poll() is not None):
+    if not EngineClient(run / "engine.sock").wait_running(300, gave_up=lambda: proc.poll() is not None):
         proc.kill()
-        raise AssertionError((_isolated_home / "engine.log").read_text())
-    yield client
+        raise AssertionError((home / "engine.log").read_text())
+    yield run
     proc.terminate()
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+@pytest.fixture
+def engine(engine_run_dir, monkeypatch):
+    from firmware.control_client import EngineClient
+
+    monkeypatch.setenv("MASTERBOX_RUN", str(engine_run_dir))  # Control's client and meters reader find it
+    client = EngineClient()
+    assert client.status()["state"] == "running"
+    return client
 
 
 @pytest.fixture
