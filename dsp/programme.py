@@ -43,8 +43,14 @@ def _dc_free(wave: np.ndarray, shape: np.ndarray) -> np.ndarray:
     seconds of the programme is ~0 too. The change is a smooth, sub-audio shift of the baseline,
     not of the sound's timbre or attack."""
     t = np.linspace(-1.0, 1.0, len(wave))
-    m = np.array([[shape.sum(), (t * shape).sum()], [(t * shape).sum(), (t * t * shape).sum()]])
-    a, b = np.linalg.lstsq(m, np.array([wave.sum(), (t * wave).sum()]), rcond=None)[0]  # length 1: a only
+    # the 2 x 2 normal equations, solved in closed form (dsp/ stays free of BLAS: tests/dsp/test_kernel_cache.py)
+    s0, s1, s2 = shape.sum(), (t * shape).sum(), (t * t * shape).sum()
+    w0, w1 = wave.sum(), (t * wave).sum()
+    det = s0 * s2 - s1 * s1
+    if abs(det) > 1e-12 * abs(s0 * s2):
+        a, b = (w0 * s2 - w1 * s1) / det, (s0 * w1 - s1 * w0) / det
+    else:  # a single sample (or a shape with no spread): remove the mean only
+        a, b = (w0 / s0 if s0 else 0.0), 0.0
     return wave - (a + b * t) * shape
 
 
