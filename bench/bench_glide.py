@@ -18,7 +18,7 @@ demo programme at -6 dBFS), in these modes:
   prepared beforehand, as the control thread does: ``prepare_flat`` then ``Chain.load_flat``
   in the block, or ``set_flat`` in trees without them), then ``process``;
 * ``sets+capture``: ``sets`` plus ``CaptureSession.push`` of both taps (the compiled copy of
-  firmware/capture_copy.py where the tree has it; the ring is drained by moving its read index,
+  dsp/capture_copy.py where the tree has it; the ring is drained by moving its read index,
   the writer thread idles).
 
 Per mode: block time p50 / p99 / p99.9 / max in microseconds, and the parts: the set's
@@ -97,7 +97,7 @@ def _engine_paths():
         prepare_flat = None
     from firmware import capture_writer
     if hasattr(capture_writer, "use_copy_kernel"):
-        from firmware import capture_copy
+        from dsp import capture_copy
         capture_writer.use_copy_kernel(capture_copy.warm())
     if prepare_flat is None:
         return (lambda a: a), (lambda chain: chain.set_flat)

@@ -135,12 +135,12 @@ def capture_base(preset: str, when: _dt.datetime | None = None) -> str:
 
 
 # -- the session --------------------------------------------------------------------------
-_copy_kernel = None  # firmware.capture_copy.copy_block once the engine has warmed it (see use_copy_kernel)
+_copy_kernel = None  # dsp.capture_copy.copy_block once the engine has warmed it (see use_copy_kernel)
 
 
 def use_copy_kernel(kernel) -> None:
     """From now on :meth:`CaptureSession.push` copies with ``kernel`` (the engine's loader calls this
-    with :func:`firmware.capture_copy.warm`'s result; None goes back to numpy slicing)."""
+    with :func:`dsp.capture_copy.warm`'s result; None goes back to numpy slicing)."""
     global _copy_kernel
     _copy_kernel = kernel
 
@@ -192,7 +192,7 @@ class CaptureSession:
         self._w = 0  # frames ever written by push (producer-owned, published after the copy)
         self._r = 0  # frames ever consumed by the writer (consumer-owned)
         self._tap_cols = [(t, slice(i * self.channels, (i + 1) * self.channels)) for i, t in enumerate(taps)]
-        # the compiled copy (firmware.capture_copy) takes the whole ring and the taps' first columns;
+        # the compiled copy (dsp.capture_copy) takes the whole ring and the taps' first columns;
         # it is used for stereo blocks into a C-contiguous ring once the engine has warmed it
         self._ring_base = ring
         self._in_col = taps.index("input") * self.channels if "input" in taps else -1

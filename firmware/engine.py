@@ -186,7 +186,8 @@ class Engine:
         warm.gain_reduction_db()
         del warm
         # the capture ring's compiled copy, loaded here for the same reason (push uses it from now on)
-        from firmware import capture_copy, capture_writer
+        from dsp import capture_copy
+        from firmware import capture_writer
 
         capture_writer.use_copy_kernel(capture_copy.warm())
         chain = self.chain_factory(self.rate, self.period)

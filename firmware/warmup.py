@@ -21,7 +21,7 @@ WARM_MODULES = (
     "dsp.meter",
     "dsp.chain",
     "dsp.pcm",
-    "firmware.capture_copy",  # the engine's capture push (its loader loads it before the loop needs it)
+    "dsp.capture_copy",  # the engine's capture push (its loader loads it before the loop needs it)
 )
 
 

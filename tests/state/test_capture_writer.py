@@ -250,9 +250,9 @@ def test_a_lent_ring_is_reused_by_consecutive_sessions_with_exact_bytes(tmp_path
 
 @pytest.mark.parametrize("taps", [("output",), ("input",), ("input", "output")])
 def test_the_compiled_copy_writes_the_same_bytes_as_numpy_across_ring_wraps(tmp_path, taps):
-    """The engine's push path (firmware.capture_copy, used once the engine warmed it): exact bytes,
+    """The engine's push path (dsp.capture_copy, used once the engine warmed it): exact bytes,
     taps aligned, through many wraps of a small lent ring, the same files the numpy copy makes."""
-    from firmware import capture_copy
+    from dsp import capture_copy
 
     rng = np.random.default_rng(5)
     xs = [rng.uniform(-1, 1, (int(k), 2)) for k in rng.integers(1, 1500, 80)]

@@ -1,5 +1,8 @@
 """The capture ring's block copy as one compiled call (the audio loop's share of a capture).
 
+It lives in dsp/ with the other numba kernels (plain arrays and scalars in, no I/O), although it only
+moves samples: firmware/capture_writer.py owns the ring and calls it.
+
 Why: :meth:`firmware.capture_writer.CaptureSession.push` copied a block into the ring with numpy
 slicing, two taps and a possible wrap: about six numpy calls and a dozen view objects per block,
 2.3 us warm and 3.2 us with cold caches (p99 19.5 us) on the 2-core test machine, on every block
