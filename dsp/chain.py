@@ -915,8 +915,8 @@ class Chain:
     def set_flat(self, arr) -> None:
         """Apply a whole flat parameter array (clamped to the schema's ranges; NaN keeps the old value).
 
-        Allocates nothing for a float64 array of the right shape (the engine calls it from the
-        audio thread when the parameters change).
+        Allocates nothing for a float64 array of the right shape. The engine's loop calls
+        :meth:`load_flat` instead, with an array checked in its control thread.
         """
         a = np.asarray(arr, dtype=np.float64)
         if a.shape != (schema.COUNT,):
