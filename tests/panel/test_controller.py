@@ -42,6 +42,15 @@ class FakeMeters:
         return dict(self.reading) if self.reading is not None else None
 
 
+def by_hand(pc):
+    """Stop the controller's own 40 Hz loop so the test's ``loop.tick()`` is the only writer of the
+    status LED and bars: otherwise a background tick that read the meters just before the test
+    changed them can land just after the test's tick and show the old pattern (seen once in a
+    full CI run)."""
+    pc.loop.stop()
+    return pc
+
+
 def preset_doc(name, **changes):
     values = schema.defaults()
     values.update(changes)
@@ -245,6 +254,7 @@ def test_safe_mode_boot_with_preset_down_held(box):
     held = safe_mode_held(panel)
     assert held
     pc, control, _ = box(panel=panel, safe_mode=held)
+    by_hand(pc)
     assert control.state.safe_mode and control.state.active_preset == "transparent"
     pc.loop.tick()
     assert panel.snapshot()["status"]["pattern"] == "safe_mode"
@@ -258,6 +268,7 @@ def test_safe_mode_boot_with_preset_down_held(box):
 
 def test_no_engine_shows_error_and_meters_go_dark(box):
     pc, control, panel = box()
+    by_hand(pc)
     pc.loop.tick()
     assert panel.snapshot()["status"]["pattern"] == "running"
     control.meters.reading["state"] = "device_lost"       # the USB interface was unplugged
@@ -272,6 +283,7 @@ def test_no_engine_shows_error_and_meters_go_dark(box):
 
 def test_meters_follow_the_recalled_target(box):
     pc, control, panel = box()
+    by_hand(pc)
     pc.loop.tick()
     assert panel.bars["loudness"].lit == 3               # -14.5 against -14: above -1 LU
     control.recall("loud")                               # target -9: now -5.5 LU
