@@ -26,6 +26,10 @@ DEFAULTS: dict[str, Any] = {
         "period": 128,
         "periods": 2,
         "format": "S32_LE",
+        # While the engine runs it asks the kernel to keep every CPU's wake-up latency at or below
+        # this many microseconds (/dev/cpu_dma_latency): 0 = idle CPUs poll instead of sleeping,
+        # the shallowest idle state; -1 = leave the system's idle states alone (saves power).
+        "cpu_latency_us": 0,
     },
     "web": {
         "host": "0.0.0.0",
@@ -83,6 +87,7 @@ RULES: dict[str, dict[str, Any]] = {
         "playback_device": _text, "rate": _one_of(44100, 48000, 88200, 96000),
         "period": _number(16, 8192, integer=True), "periods": _number(2, 16, integer=True),
         "format": _one_of("S16_LE", "S24_LE", "S24_3LE", "S32_LE", "FLOAT_LE"),
+        "cpu_latency_us": _number(-1, 100000, integer=True),
     },
     "web": {
         "host": _text, "port": _number(0, 65535, integer=True), "threads": _number(2, 256, integer=True),

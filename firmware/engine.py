@@ -111,7 +111,8 @@ class Engine:
 
     def __init__(self, backend: AudioBackend, values: dict | None = None, *, bypass: bool = False,
                  preset: str = "", chain_factory: Callable[[int, int], Any] | None = None,
-                 wait_ready: bool = False, xfade_ms: float = XFADE_MS, realtime: bool = True):
+                 wait_ready: bool = False, xfade_ms: float = XFADE_MS, realtime: bool = True,
+                 cpu_latency_us: int = 0):
         self.backend = backend
         self.rate = backend.rate
         self.period = backend.period
@@ -119,6 +120,8 @@ class Engine:
         self.chain_factory = chain_factory or default_chain_factory
         self.wait_ready = wait_ready
         self.realtime = realtime
+        self.cpu_latency_us = int(cpu_latency_us) if realtime else -1  # rt.CpuLatencyHold while running
+        self.cpu_latency_held = False
         self.values = schema.validate({**schema.defaults(), **(values or {})})
         # -- mailboxes written by other threads, read by the loop at block boundaries --------
         self._params_pending = prepare_flat(schema.to_flat(self.values))
@@ -287,7 +290,11 @@ class Engine:
             for w in self.rt_report["warnings"]:
                 log.warning("%s", w)
         try:
-            with rt.quiet_gc():  # a full collection first: before the device runs
+            # a full collection first, before the device runs; idle CPUs kept quick to wake
+            with rt.quiet_gc(), rt.CpuLatencyHold(self.cpu_latency_us) as hold:
+                if hold.warning:
+                    log.warning("%s", hold.warning)
+                self.cpu_latency_held = hold.held
                 self._open_device()
                 self.times["device_open_s"] = time.monotonic() - self._t_start
                 self.state = "loading" if self._ready_chain is None else "running"
@@ -439,6 +446,7 @@ class Engine:
                 "startup_s": {k: round(v, 4) for k, v in self.times.items()},
                 "started_monotonic": round(self._t_start, 4),
                 "sched_fifo": bool(self.rt_report.get("sched_fifo")), "mlockall": bool(self.rt_report.get("mlockall")),
+                "cpu_latency_us": self.cpu_latency_us if self.cpu_latency_held else None,
             },
         )
 

@@ -6,6 +6,12 @@ and nothing here is ever fatal. :func:`quiet_gc` keeps the cyclic collector out 
 everything allocated before the loop is frozen into the permanent generation and automatic
 collection is off while the loop runs; the loop itself creates no reference cycles.
 
+While the loop runs it also holds the kernel's CPU latency request (:func:`hold_cpu_latency`,
+``/dev/cpu_dma_latency``), the knob JACK and the real-time audio distributions use: an idle CPU
+otherwise enters an idle state it takes time to leave, and in a virtual machine with the
+``haltpoll`` idle driver that is a halt the hypervisor must wake, the late wake-ups behind the
+rare xruns of a quiet hour (docs/engine.md).
+
 Two side effects of that footing are handled here too, because each stalled the loop at every
 capture start and stop: locked memory makes a new thread's stack cost its full size at creation
 (so threads made later get :data:`THREAD_STACK_BYTES`), and a real-time policy is inherited by
@@ -67,6 +73,52 @@ def enter_realtime(priority: int = RT_PRIORITY, lock_memory: bool = True) -> dic
         except OSError as e:
             out["warnings"].append(f"locking memory is not available here ({e})")
     return out
+
+
+CPU_LATENCY_DEVICE = "/dev/cpu_dma_latency"
+
+
+class CpuLatencyHold:
+    """The kernel's PM QoS request "wake any CPU within ``us`` microseconds", held while open.
+
+    The kernel keeps the request for as long as the file stays open and drops it when it is
+    closed (also when the process dies: a killed engine leaves nothing behind). With 0 the
+    idle governor picks the polling state, so a timer or interrupt finds the CPU awake; the
+    price is an idle CPU that spins instead of sleeping (power, heat), which is why it is a
+    setting (``[audio] cpu_latency_us``, -1 = do not ask).
+    """
+
+    def __init__(self, us: int, path: str = CPU_LATENCY_DEVICE):
+        self.us = int(us)
+        self.path = path
+        self.held = False
+        self.warning = ""
+        self._fd: int | None = None
+
+    def __enter__(self) -> CpuLatencyHold:
+        if self.us < 0:
+            return self
+        try:
+            fd = os.open(self.path, os.O_WRONLY)
+        except OSError as e:
+            self.warning = (f"holding CPU wake-up latency at {self.us} us refused ({e.strerror or e}); idle CPUs "
+                            f"may wake late and drop out a period now and then. Allow writing {self.path} (root, "
+                            "or a udev rule for the audio group), or set [audio] cpu_latency_us = -1 to silence this.")
+            return self
+        try:
+            os.write(fd, self.us.to_bytes(4, sys.byteorder, signed=True))
+        except OSError as e:
+            os.close(fd)
+            self.warning = f"holding CPU wake-up latency at {self.us} us failed ({e.strerror or e})"
+            return self
+        self._fd, self.held = fd, True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd, self.held = None, False
 
 
 def boost_helper_thread(priority: int = HELPER_PRIORITY) -> bool:

@@ -41,7 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="build the chain before opening the device (processed from the first sample)")
     p.add_argument("--input", metavar="WAV", help="sim backend: source file, looped (default: the demo programme)")
     p.add_argument("--output", metavar="WAV", help="sim backend: write what would be played here")
-    p.add_argument("--no-realtime", action="store_true", help="do not ask for SCHED_FIFO and locked memory")
+    p.add_argument("--no-realtime", action="store_true",
+                   help="do not ask for SCHED_FIFO, locked memory or a CPU wake-up latency")
+    p.add_argument("--cpu-latency-us", type=int, metavar="US",
+                   help="hold every CPU's wake-up latency at or below this while running (0: idle CPUs poll; "
+                        "-1: leave the system's idle states alone; default: [audio] cpu_latency_us, 0)")
     p.add_argument("--socket", help="control socket path (default: run_dir()/engine.sock)")
     p.add_argument("--meters", help="meters file path (default: run_dir()/meters.shm)")
     p.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr")
@@ -137,7 +141,9 @@ def run(args: argparse.Namespace) -> int:
     except (DeviceError, ValueError) as e:
         raise _failed(e) from None
     engine = Engine(backend, values, bypass=args.bypass, preset=preset, wait_ready=args.wait_ready,
-                    realtime=not args.no_realtime)
+                    realtime=not args.no_realtime,
+                    cpu_latency_us=args.cpu_latency_us if args.cpu_latency_us is not None
+                    else int(audio.get("cpu_latency_us", 0)))
     storage = cfg.get("storage", {})
     server = ControlServer(engine, args.socket, capture_floor_mb=int(storage.get("free_space_floor_mb", 500)))
     try:

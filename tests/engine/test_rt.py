@@ -115,3 +115,69 @@ def test_processes_started_from_a_real_time_thread_start_ordinary():
     child, thread = _child_policy(make_ordinary=True)
     assert child == os.SCHED_OTHER
     assert thread == os.SCHED_FIFO  # the thread itself keeps its priority
+
+
+# -- the CPU wake-up latency request held while the loop runs ------------------------------------
+def _kernel_cpu_latency_us() -> int:
+    """The kernel's current aggregate request (the smallest held by any process)."""
+    with open(rt.CPU_LATENCY_DEVICE, "rb") as f:
+        return int.from_bytes(f.read(4), sys.byteorder, signed=True)
+
+
+def _can_hold_cpu_latency() -> bool:
+    return os.access(rt.CPU_LATENCY_DEVICE, os.R_OK | os.W_OK)
+
+
+def test_cpu_latency_hold_is_the_kernels_request_while_open_and_gone_after():
+    if not _can_hold_cpu_latency():
+        pytest.skip(f"{rt.CPU_LATENCY_DEVICE} is not writable by this user (root only by default); "
+                    "CI runs as root, where this test runs")
+    with rt.CpuLatencyHold(0) as hold:
+        assert hold.held and not hold.warning
+        assert _kernel_cpu_latency_us() == 0
+    assert not hold.held
+    assert _kernel_cpu_latency_us() > 0          # the request went with the closed file
+
+
+def test_cpu_latency_hold_refused_or_off_is_a_warning_or_nothing(tmp_path):
+    with rt.CpuLatencyHold(0, path=str(tmp_path / "no-such-device")) as hold:
+        assert not hold.held
+        assert "cpu_latency_us = -1" in hold.warning
+    with rt.CpuLatencyHold(-1, path=str(tmp_path / "no-such-device")) as hold:
+        assert not hold.held and hold.warning == ""  # -1: not asked, so nothing to warn about
+
+
+_ENGINE_HOLD = r"""
+import json, sys
+from firmware.engine import Engine
+from hw.audio import make_backend
+from hw.audio.base import StreamConfig
+backend = make_backend("sim", StreamConfig(rate=48000, period=128, periods=2))
+engine = Engine(backend, realtime=True, cpu_latency_us=int(sys.argv[1]))
+seen = []
+backend_read = backend.read
+def read(*a, **kw):   # what the kernel holds while the loop is running
+    if not seen:
+        seen.append(int.from_bytes(open("/dev/cpu_dma_latency", "rb").read(4), sys.byteorder, signed=True))
+    return backend_read(*a, **kw)
+backend.read = read
+stats = engine.run(duration=0.3)
+print(json.dumps({"during": seen[0], "reported": stats.extra["cpu_latency_us"]}))
+"""
+
+
+@pytest.mark.parametrize("setting", [0, -1])
+def test_the_engine_holds_the_configured_cpu_latency_while_it_runs(setting):
+    if not _can_hold_cpu_latency():
+        pytest.skip(f"{rt.CPU_LATENCY_DEVICE} is not writable by this user; CI runs as root, where this test runs")
+    before = _kernel_cpu_latency_us()
+    r = subprocess.run([sys.executable, "-c", _ENGINE_HOLD, str(setting)], capture_output=True, text=True,
+                       timeout=120, cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert r.returncode == 0, r.stderr
+    import json
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    if setting == 0:
+        assert out == {"during": 0, "reported": 0}
+    else:
+        assert out == {"during": before, "reported": None}   # -1: the engine asked for nothing
+    assert _kernel_cpu_latency_us() == before
