@@ -26,10 +26,11 @@ DEFAULTS: dict[str, Any] = {
         "period": 128,
         "periods": 2,
         "format": "S32_LE",
-        # While the engine runs it asks the kernel to keep every CPU's wake-up latency at or below
-        # this many microseconds (/dev/cpu_dma_latency): 0 = idle CPUs poll instead of sleeping,
-        # the shallowest idle state; -1 = leave the system's idle states alone (saves power).
-        "cpu_latency_us": 0,
+        # While the engine runs, ask the kernel to keep every CPU's wake-up latency at or below
+        # this many microseconds (/dev/cpu_dma_latency; 0 = idle CPUs poll instead of sleeping).
+        # -1 (default): leave the idle states alone. On bare metal with deep C-states 0 can
+        # help; in a virtual machine it made the tail worse (docs/engine.md, 2026-11-23).
+        "cpu_latency_us": -1,
     },
     "web": {
         "host": "0.0.0.0",

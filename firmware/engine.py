@@ -112,7 +112,7 @@ class Engine:
     def __init__(self, backend: AudioBackend, values: dict | None = None, *, bypass: bool = False,
                  preset: str = "", chain_factory: Callable[[int, int], Any] | None = None,
                  wait_ready: bool = False, xfade_ms: float = XFADE_MS, realtime: bool = True,
-                 cpu_latency_us: int = 0):
+                 cpu_latency_us: int = -1):
         self.backend = backend
         self.rate = backend.rate
         self.period = backend.period

@@ -6,11 +6,9 @@ and nothing here is ever fatal. :func:`quiet_gc` keeps the cyclic collector out 
 everything allocated before the loop is frozen into the permanent generation and automatic
 collection is off while the loop runs; the loop itself creates no reference cycles.
 
-While the loop runs it also holds the kernel's CPU latency request (:func:`hold_cpu_latency`,
-``/dev/cpu_dma_latency``), the knob JACK and the real-time audio distributions use: an idle CPU
-otherwise enters an idle state it takes time to leave, and in a virtual machine with the
-``haltpoll`` idle driver that is a halt the hypervisor must wake, the late wake-ups behind the
-rare xruns of a quiet hour (docs/engine.md).
+Where configured, the loop also holds the kernel's CPU latency request (:class:`CpuLatencyHold`,
+``/dev/cpu_dma_latency``), the knob real-time audio set-ups use so that an idle CPU does not
+sit in an idle state it takes long to leave.
 
 Two side effects of that footing are handled here too, because each stalled the loop at every
 capture start and stop: locked memory makes a new thread's stack cost its full size at creation
@@ -84,8 +82,10 @@ class CpuLatencyHold:
     The kernel keeps the request for as long as the file stays open and drops it when it is
     closed (also when the process dies: a killed engine leaves nothing behind). With 0 the
     idle governor picks the polling state, so a timer or interrupt finds the CPU awake; the
-    price is an idle CPU that spins instead of sleeping (power, heat), which is why it is a
-    setting (``[audio] cpu_latency_us``, -1 = do not ask).
+    price is an idle CPU that spins instead of sleeping (power, heat). It is off by default
+    (``[audio] cpu_latency_us = -1``): in this project's virtual machine a spinning virtual
+    CPU lost the host's wake-up preference and stalled for 5-6.5 ms a few times every 30 s,
+    where a halting one stalled at most ~1 ms (docs/engine.md).
     """
 
     def __init__(self, us: int, path: str = CPU_LATENCY_DEVICE):

@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="do not ask for SCHED_FIFO, locked memory or a CPU wake-up latency")
     p.add_argument("--cpu-latency-us", type=int, metavar="US",
                    help="hold every CPU's wake-up latency at or below this while running (0: idle CPUs poll; "
-                        "-1: leave the system's idle states alone; default: [audio] cpu_latency_us, 0)")
+                        "-1: leave the system's idle states alone; default: [audio] cpu_latency_us, -1)")
     p.add_argument("--socket", help="control socket path (default: run_dir()/engine.sock)")
     p.add_argument("--meters", help="meters file path (default: run_dir()/meters.shm)")
     p.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr")
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     engine = Engine(backend, values, bypass=args.bypass, preset=preset, wait_ready=args.wait_ready,
                     realtime=not args.no_realtime,
                     cpu_latency_us=args.cpu_latency_us if args.cpu_latency_us is not None
-                    else int(audio.get("cpu_latency_us", 0)))
+                    else int(audio.get("cpu_latency_us", -1)))
     storage = cfg.get("storage", {})
     server = ControlServer(engine, args.socket, capture_floor_mb=int(storage.get("free_space_floor_mb", 500)))
     try:
