@@ -96,7 +96,10 @@ def _engine_paths():
     except ImportError:
         prepare_flat = None
     from firmware import capture_writer
-    if hasattr(capture_writer, "use_copy_kernel"):
+    if hasattr(capture_writer, "use_kernels"):
+        from dsp import capture_copy
+        capture_writer.use_kernels(capture_copy.warm())
+    elif hasattr(capture_writer, "use_copy_kernel"):
         from dsp import capture_copy
         capture_writer.use_copy_kernel(capture_copy.warm())
     if prepare_flat is None:

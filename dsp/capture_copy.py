@@ -12,6 +12,12 @@ of a capture. One numba call does the same copy in 0.6 / 1.1 us (p99 6.5 us)
 The kernel is compiled (or loaded from numba's cache) by :func:`warm`, which the engine's chain
 loader calls off the loop; until then ``push`` keeps the numpy copy, so the loop never compiles.
 It is only ever called with the engine's own C-contiguous float64 arrays (one signature).
+
+The writer's side, :func:`encode_rows`, turns ring rows into the file's bytes in one call that
+releases the interpreter lock (``nogil``). The numpy encoding it replaces made six array calls
+and their temporaries per write, each taking and dropping the GIL, every 20 ms for every tap:
+the audio loop, which needs the GIL at every block, found it held by the writer now and then and
+waited (the capture's share of the loop's p99.9 block time, issue 9).
 """
 
 from __future__ import annotations
@@ -39,9 +45,47 @@ def copy_block(ring, start, x, y, in_col, out_col):
             w = 0
 
 
+FLOAT32, PCM24 = 0, 1  # encode_rows' kinds: the capture formats "FLOAT" and "PCM_24"
+
+
+@njit(cache=True, nogil=True)
+def encode_rows(ring, start, n, col, channels, kind, out):
+    """Rows ``start .. start + n`` (no wrap), columns ``col .. col + channels`` of ``ring`` into
+    ``out`` (uint8) as interleaved little-endian samples; returns the bytes written.
+
+    ``PCM24``: ``rint(x * 2^23)`` clipped to the 24-bit range (ties to even), NaN as 0, the same
+    bytes as :func:`firmware.capture_writer.encode`; ``FLOAT32``: IEEE single precision.
+    """
+    k = 0
+    if kind == PCM24:
+        for r in range(start, start + n):
+            for c in range(col, col + channels):
+                x = ring[r, c] * 8388608.0
+                if x != x:
+                    w = 0
+                else:
+                    w = np.int64(np.rint(min(max(x, -8388608.0), 8388607.0)))
+                out[k] = w & 0xFF
+                out[k + 1] = (w >> 8) & 0xFF
+                out[k + 2] = (w >> 16) & 0xFF
+                k += 3
+    else:
+        f = out.view(np.float32)
+        for r in range(start, start + n):
+            for c in range(col, col + channels):
+                f[k] = np.float32(ring[r, c])
+                k += 1
+        k *= 4
+    return k
+
+
 def warm():
-    """Compile or load :func:`copy_block` for the engine's one signature; returns it."""
+    """Compile or load :func:`copy_block` and :func:`encode_rows` for the engine's one signature
+    each; returns ``(copy_block, encode_rows)``."""
     ring = np.zeros((4, 4))
     block = np.zeros((3, 2))
     copy_block(ring, 2, block, block, 0, 2)
-    return copy_block
+    out = np.zeros(64, dtype=np.uint8)
+    encode_rows(ring, 0, 2, 0, 2, PCM24, out)
+    encode_rows(ring, 0, 2, 2, 2, FLOAT32, out)
+    return copy_block, encode_rows

@@ -135,14 +135,18 @@ def capture_base(preset: str, when: _dt.datetime | None = None) -> str:
 
 
 # -- the session --------------------------------------------------------------------------
-_copy_kernel = None  # dsp.capture_copy.copy_block once the engine has warmed it (see use_copy_kernel)
+_copy_kernel = None    # dsp.capture_copy.copy_block once the engine has warmed it (see use_kernels)
+_encode_kernel = None  # dsp.capture_copy.encode_rows, likewise
+_ENCODE_KIND = {"FLOAT": 0, "PCM_24": 1}  # dsp.capture_copy.FLOAT32 / PCM24 (not imported: no numba here)
+CHUNK_FRAMES_MAX = 9600  # the writer writes at most this many frames per call (0.1 s at 96 kHz)
 
 
-def use_copy_kernel(kernel) -> None:
-    """From now on :meth:`CaptureSession.push` copies with ``kernel`` (the engine's loader calls this
-    with :func:`dsp.capture_copy.warm`'s result; None goes back to numpy slicing)."""
-    global _copy_kernel
-    _copy_kernel = kernel
+def use_kernels(kernels) -> None:
+    """From now on :meth:`CaptureSession.push` copies and the writer encodes with the compiled
+    kernels (the engine's loader calls this with :func:`dsp.capture_copy.warm`'s
+    ``(copy_block, encode_rows)``; None goes back to numpy for both)."""
+    global _copy_kernel, _encode_kernel
+    _copy_kernel, _encode_kernel = kernels if kernels is not None else (None, None)
 
 
 class CaptureSession:
@@ -198,6 +202,10 @@ class CaptureSession:
         self._in_col = taps.index("input") * self.channels if "input" in taps else -1
         self._out_col = taps.index("output") * self.channels if "output" in taps else -1
         self._fast = self.channels == 2 and ring.flags.c_contiguous
+        # the writer's encoded bytes (one chunk of one tap), reused for every write
+        self._chunk_frames = min(max(self.rate // 10, 1024), CHUNK_FRAMES_MAX)
+        self._out = np.zeros(self._chunk_frames * self.channels * 4, dtype=np.uint8)
+        self._tap_first_col = [(t, cols.start) for t, cols in self._tap_cols]
         self.dropped = 0
         self._accepting = True
 
@@ -292,7 +300,7 @@ class CaptureSession:
         """Write what the ring holds; True when the capture must end (limit, floor, disk full)."""
         avail = self._w - self._r
         while avail > 0 and time.monotonic() < self._next_commit:  # a due header goes first
-            n = min(avail, self._cap - self._r % self._cap, max(self.rate // 10, 1024))
+            n = min(avail, self._cap - self._r % self._cap, self._chunk_frames)
             if self.max_frames is not None:
                 n = min(n, self.max_frames - self.frames_written)
                 if n <= 0:
@@ -303,10 +311,8 @@ class CaptureSession:
                 self.reason = "disk_floor"
                 return True
             start = self._r % self._cap
-            rows = self._ring[start:start + n]
             try:
-                for tap, cols in self._tap_cols:
-                    _write_all(self._fds[tap], encode(rows[:, cols], self.fmt))
+                self._write_rows(start, n)
             except OSError as e:
                 if e.errno not in (errno.ENOSPC, errno.EDQUOT):
                     raise
@@ -319,6 +325,21 @@ class CaptureSession:
             self.reason = "max_length"
             return True
         return False
+
+    def _write_rows(self, start: int, n: int) -> None:
+        """Ring rows ``start .. start + n`` to every tap's file. With the compiled kernel the
+        encoding runs without the GIL into a reused buffer, so the loop never waits for it."""
+        kernel = _encode_kernel
+        if kernel is not None and self._ring_base.flags.c_contiguous:
+            view = memoryview(self._out)
+            kind = _ENCODE_KIND[self.fmt]
+            for tap, col in self._tap_first_col:
+                nbytes = kernel(self._ring_base, start, n, col, self.channels, kind, self._out)
+                _write_all(self._fds[tap], view[:nbytes])
+            return
+        rows = self._ring[start:start + n]
+        for tap, cols in self._tap_cols:
+            _write_all(self._fds[tap], encode(rows[:, cols], self.fmt))
 
     def _commit_headers(self) -> None:
         """fsync the data, then point the header at it, then fsync again: never ahead of the data.
@@ -422,7 +443,7 @@ class CaptureSession:
         }
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data) -> None:
     view = memoryview(data)
     while view:
         n = os.write(fd, view)

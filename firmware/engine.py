@@ -188,11 +188,12 @@ class Engine:
         warm.input_meter.readings()
         warm.gain_reduction_db()
         del warm
-        # the capture ring's compiled copy, loaded here for the same reason (push uses it from now on)
+        # the capture ring's compiled copy and encoder, loaded here for the same reason (push and the
+        # writer use them from now on)
         from dsp import capture_copy
         from firmware import capture_writer
 
-        capture_writer.use_copy_kernel(capture_copy.warm())
+        capture_writer.use_kernels(capture_copy.warm())
         chain = self.chain_factory(self.rate, self.period)
         chain.set_output_bits(self.backend.output_bits)
         chain.set_flat(self._params_pending)

@@ -248,30 +248,47 @@ def test_a_lent_ring_is_reused_by_consecutive_sessions_with_exact_bytes(tmp_path
         CaptureSession(tmp_path / "bad", 48000, 2, taps=("input", "output"), analyze=False, ring=np.zeros((64, 2)))
 
 
+@pytest.mark.parametrize("fmt", ["FLOAT", "PCM_24"])
 @pytest.mark.parametrize("taps", [("output",), ("input",), ("input", "output")])
-def test_the_compiled_copy_writes_the_same_bytes_as_numpy_across_ring_wraps(tmp_path, taps):
-    """The engine's push path (dsp.capture_copy, used once the engine warmed it): exact bytes,
-    taps aligned, through many wraps of a small lent ring, the same files the numpy copy makes."""
+def test_the_compiled_copy_and_encoder_write_the_same_bytes_as_numpy_across_ring_wraps(tmp_path, taps, fmt):
+    """The engine's path (dsp.capture_copy's copy into the ring and its GIL-free encoder, used once
+    the engine warmed them): the same file bytes as the numpy path, byte for byte, through many
+    wraps of a small lent ring, taps aligned, for ordinary samples and the awkward ones (rounding
+    ties, full scale and beyond, infinities, NaN on the input tap)."""
     from dsp import capture_copy
 
     rng = np.random.default_rng(5)
     xs = [rng.uniform(-1, 1, (int(k), 2)) for k in rng.integers(1, 1500, 80)]
+    xs[3] = rng.uniform(-1, 1, (32, 2))
+    odd = np.array([0.5, -0.5, 1.5, -2.5, 8388606.5, 8388607.5, -8388608.5, 2 ** 24, -(2 ** 24)]) / 8388608.0
+    xs[3][:len(odd), 0] = odd
+    xs[3][:4, 1] = [np.inf, -np.inf, np.nan, 1.0]
     ys = [x * -0.5 for x in xs]
-    got = {}
+    copy_block, encode_rows = capture_copy.warm()
+    encoded = []
+
+    def encode_spy(*args):      # the compiled encoder, counted: the fast path must really be taken
+        encoded.append(args[2])
+        return encode_rows(*args)
+
+    raw = {}
     try:
-        for kernel in (None, capture_copy.warm()):
-            cw.use_copy_kernel(kernel)
+        for kernels in (None, (copy_block, encode_spy)):
+            cw.use_kernels(kernels)
             ring = np.full((4096, 4), np.nan)  # rows a copy missed would not be silently zero
-            s = CaptureSession(tmp_path / ("fast" if kernel else "numpy"), 48000, 2, taps=taps, fmt="FLOAT",
+            s = CaptureSession(tmp_path / ("fast" if kernels else "numpy"), 48000, 2, taps=taps, fmt=fmt,
                                floor_mb=0, analyze=False, ring=ring)
             assert s._fast
             _push_all(s, xs, ys)
             st = s.stop()
             assert st["dropped_frames"] == 0 and st["frames"] == sum(len(x) for x in xs)
-            got[kernel is None] = {Path(f).name.rsplit("_", 1)[1]: sf.read(f)[0] for f in st["files"]}
+            raw[kernels is None] = {Path(f).name.rsplit("_", 1)[1]: Path(f).read_bytes() for f in st["files"]}
     finally:
-        cw.use_copy_kernel(None)
+        cw.use_kernels(None)
+    assert sum(encoded) == len(taps) * sum(len(x) for x in xs)
+    assert raw[False] == raw[True]
     for tap in taps:
-        want = quantize(np.concatenate(xs if tap == "input" else ys), "FLOAT")
-        assert np.array_equal(got[False][f"{tap}.wav"], want)
-        assert np.array_equal(got[True][f"{tap}.wav"], want)
+        got = sf.read(next((tmp_path / "fast").glob(f"*_{tap}.wav")))[0]
+        want = quantize(np.concatenate(xs if tap == "input" else ys), fmt)
+        finite = np.isfinite(want)
+        assert np.array_equal(got[finite], want[finite])
