@@ -15,9 +15,9 @@ It is only ever called with the engine's own C-contiguous float64 arrays (one si
 
 The writer's side, :func:`encode_rows`, turns ring rows into the file's bytes in one call that
 releases the interpreter lock (``nogil``). The numpy encoding it replaces made six array calls
-and their temporaries per write, each taking and dropping the GIL, every 20 ms for every tap:
-the audio loop, which needs the GIL at every block, found it held by the writer now and then and
-waited (the capture's share of the loop's p99.9 block time, issue 9).
+and their temporaries per write, each taking and dropping the GIL, every 20 ms for every tap; the
+audio loop needs the GIL when its read returns, so each of those holds could delay the start of a
+block (period margin; the loop keeps the GIL through the block itself, docs/reliability.md).
 """
 
 from __future__ import annotations

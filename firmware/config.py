@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
         # While the engine runs, ask the kernel to keep every CPU's wake-up latency at or below
         # this many microseconds (/dev/cpu_dma_latency; 0 = idle CPUs poll instead of sleeping).
         # -1 (default): leave the idle states alone. On bare metal with deep C-states 0 can
-        # help; in a virtual machine it made the tail worse (docs/engine.md, 2026-11-23).
+        # help; in a virtual machine it made the tail worse (docs/reliability.md, 2026-11-23).
         "cpu_latency_us": -1,
     },
     "web": {

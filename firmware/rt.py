@@ -84,8 +84,9 @@ class CpuLatencyHold:
     idle governor picks the polling state, so a timer or interrupt finds the CPU awake; the
     price is an idle CPU that spins instead of sleeping (power, heat). It is off by default
     (``[audio] cpu_latency_us = -1``): in this project's virtual machine a spinning virtual
-    CPU lost the host's wake-up preference and stalled for 5-6.5 ms a few times every 30 s,
-    where a halting one stalled at most ~1 ms (docs/engine.md).
+    CPU loses the host's wake-up preference, and wake-ups more than 2.7 ms late (an xrun at
+    128 x 2) came about four times as often with the hold as without it (bench/wake_latency.py,
+    docs/reliability.md "The wake-up side").
     """
 
     def __init__(self, us: int, path: str = CPU_LATENCY_DEVICE):
