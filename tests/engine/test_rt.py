@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
 import resource
 import subprocess
@@ -174,7 +175,6 @@ def test_the_engine_holds_the_configured_cpu_latency_while_it_runs(setting):
     r = subprocess.run([sys.executable, "-c", _ENGINE_HOLD, str(setting)], capture_output=True, text=True,
                        timeout=120, cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     assert r.returncode == 0, r.stderr
-    import json
     out = json.loads(r.stdout.strip().splitlines()[-1])
     if setting == 0:
         assert out == {"during": 0, "reported": 0}
