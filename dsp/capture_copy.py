@@ -45,19 +45,17 @@ def copy_block(ring, start, x, y, in_col, out_col):
             w = 0
 
 
-FLOAT32, PCM24 = 0, 1  # encode_rows' kinds: the capture formats "FLOAT" and "PCM_24"
-
-
 @njit(cache=True, nogil=True)
-def encode_rows(ring, start, n, col, channels, kind, out):
+def encode_rows(ring, start, n, col, channels, width, out):
     """Rows ``start .. start + n`` (no wrap), columns ``col .. col + channels`` of ``ring`` into
-    ``out`` (uint8) as interleaved little-endian samples; returns the bytes written.
+    ``out`` (uint8) as interleaved little-endian samples of ``width`` bytes; returns the bytes written.
 
-    ``PCM24``: ``rint(x * 2^23)`` clipped to the 24-bit range (ties to even), NaN as 0, the same
-    bytes as :func:`firmware.capture_writer.encode`; ``FLOAT32``: IEEE single precision.
+    The capture formats' two widths: 3, 24-bit PCM, ``rint(x * 2^23)`` clipped to the 24-bit range
+    (ties to even), NaN as 0, the same bytes as :func:`firmware.capture_writer.encode`; 4, IEEE
+    single precision.
     """
     k = 0
-    if kind == PCM24:
+    if width == 3:
         for r in range(start, start + n):
             for c in range(col, col + channels):
                 x = ring[r, c] * 8388608.0
@@ -86,6 +84,6 @@ def warm():
     block = np.zeros((3, 2))
     copy_block(ring, 2, block, block, 0, 2)
     out = np.zeros(64, dtype=np.uint8)
-    encode_rows(ring, 0, 2, 0, 2, PCM24, out)
-    encode_rows(ring, 0, 2, 2, 2, FLOAT32, out)
+    encode_rows(ring, 0, 2, 0, 2, 3, out)
+    encode_rows(ring, 0, 2, 2, 2, 4, out)
     return copy_block, encode_rows

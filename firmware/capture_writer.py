@@ -137,8 +137,6 @@ def capture_base(preset: str, when: _dt.datetime | None = None) -> str:
 # -- the session --------------------------------------------------------------------------
 _copy_kernel = None    # dsp.capture_copy.copy_block once the engine has warmed it (see use_kernels)
 _encode_kernel = None  # dsp.capture_copy.encode_rows, likewise
-_ENCODE_KIND = {"FLOAT": 0, "PCM_24": 1}  # dsp.capture_copy.FLOAT32 / PCM24 (not imported: no numba here)
-CHUNK_FRAMES_MAX = 9600  # the writer writes at most this many frames per call (0.1 s at 96 kHz)
 
 
 def use_kernels(kernels) -> None:
@@ -203,9 +201,8 @@ class CaptureSession:
         self._out_col = taps.index("output") * self.channels if "output" in taps else -1
         self._fast = self.channels == 2 and ring.flags.c_contiguous
         # the writer's encoded bytes (one chunk of one tap), reused for every write
-        self._chunk_frames = min(max(self.rate // 10, 1024), CHUNK_FRAMES_MAX)
-        self._out = np.zeros(self._chunk_frames * self.channels * 4, dtype=np.uint8)
-        self._tap_first_col = [(t, cols.start) for t, cols in self._tap_cols]
+        self._chunk_frames = max(self.rate // 10, 1024)
+        self._out = np.zeros(self._chunk_frames * self._frame_bytes, dtype=np.uint8)
         self.dropped = 0
         self._accepting = True
 
@@ -332,9 +329,8 @@ class CaptureSession:
         kernel = _encode_kernel
         if kernel is not None and self._ring_base.flags.c_contiguous:
             view = memoryview(self._out)
-            kind = _ENCODE_KIND[self.fmt]
-            for tap, col in self._tap_first_col:
-                nbytes = kernel(self._ring_base, start, n, col, self.channels, kind, self._out)
+            for tap, cols in self._tap_cols:
+                nbytes = kernel(self._ring_base, start, n, cols.start, self.channels, self._width, self._out)
                 _write_all(self._fds[tap], view[:nbytes])
             return
         rows = self._ring[start:start + n]
