@@ -33,7 +33,9 @@ KEYS = METER_KEYS + (
     "sample_rate",
     "channels",
     "frames",
+    "nonfinite_samples",
 )
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")   # the only encodings that can hold NaN or infinity
 
 
 class AnalysisError(Exception):
@@ -82,14 +84,42 @@ def _blocks(snd, block: int):
         yield x
 
 
+class _NonFinite:
+    """Replaces NaN and infinite samples of a float file's blocks by silence, counting them.
+
+    Why: one NaN in the K-weighting filters' state makes every reading after it NaN, so a float
+    file with a single bad sample would read "undefined" with no hint why. The box itself treats
+    such samples as silence (the chain's input sanitising), so the analysis measures what the
+    box would hear, and says how many there were (``nonfinite_samples``, channel samples).
+    """
+
+    def __init__(self, block: int, channels: int):
+        import numpy as np
+
+        self._ok = np.empty((block, channels), dtype=bool)
+        self.count = 0
+
+    def clean(self, x) -> None:
+        import numpy as np
+
+        ok = self._ok[: len(x)]
+        np.isfinite(x, out=ok)
+        if not ok.all():
+            bad = ~ok
+            self.count += int(np.count_nonzero(bad))
+            x[bad] = 0.0
+
+
 def analyze_file(path, block: int = 65536) -> dict:
     """Measure ``path``: integrated loudness, loudness range, peaks, maxima, PLR.
 
     Returns a dict with :data:`KEYS` (``None`` where a value is undefined, e.g. silence, or the
-    loudness range of a file shorter than one 3 s short-term window). Raises
+    loudness range of a file shorter than one 3 s short-term window). NaN or infinite samples of
+    a float file are measured as silence and counted in ``nonfinite_samples``. Raises
     :class:`AnalysisError` for a missing, unreadable, empty or too-short (< 400 ms) file.
     """
     path = Path(path)
+    nonfinite = None
     with _open(path) as snd:
         rate, channels = snd.samplerate, snd.channels
         if snd.frames == 0:
@@ -102,7 +132,11 @@ def analyze_file(path, block: int = 65536) -> dict:
             meter = LoudnessMeter(rate, channels)
         except ValueError as e:
             raise AnalysisError(f"{path}: {e}") from None
+        if snd.subtype in FLOAT_SUBTYPES:
+            nonfinite = _NonFinite(block, channels)
         for x in _blocks(snd, block):
+            if nonfinite is not None:
+                nonfinite.clean(x)
             meter.process(x)
     frames = meter.frames
     duration = frames / rate
@@ -112,5 +146,6 @@ def analyze_file(path, block: int = 65536) -> dict:
         raise _too_short(path, duration)
     r = meter.readings()
     out = {k: (None if r[k] is None else round(r[k], ROUND_DIGITS)) for k in METER_KEYS}
-    out.update(duration_s=round(duration, 6), sample_rate=int(rate), channels=int(channels), frames=int(frames))
+    out.update(duration_s=round(duration, 6), sample_rate=int(rate), channels=int(channels), frames=int(frames),
+               nonfinite_samples=0 if nonfinite is None else nonfinite.count)
     return out

@@ -20,11 +20,13 @@ Output: same length and rate as the input (the chain's latency is compensated by
 ``latency`` frames of silence at the end and dropping as many at the start), written to a
 temporary file next to the destination and renamed over it only when complete, so a crash
 or Ctrl-C never leaves a half-written master. Mono files are processed as dual mono and
-written back as mono.
+written back as mono; their target is the loudness of the mono file (BS.1770 measures its one
+channel: 3.01 dB under the dual mono the chain's meters hear).
 """
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 import tempfile
@@ -43,6 +45,7 @@ PRE_BUDGET_BYTES = 480 * 1024 ** 2   # the split search's in-memory first part: 
 SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}
 FORMATS = {".wav": "WAV", ".flac": "FLAC", ".aif": "AIFF", ".aiff": "AIFF"}
 RF64_BYTES = 4 * 1024 ** 3 - 1024 * 1024   # past this a WAV header cannot hold the size
+DUAL_MONO_DB = 10.0 * math.log10(2.0)      # a mono file fed to both channels reads this much louder
 
 
 class RenderError(Exception):
@@ -60,6 +63,7 @@ class RenderResult:
     shortfall_lu: float | None
     notes: list[str] = field(default_factory=list)
     passes_before_drive: int = 0           # runs of the chain before the drive (the split search: 1)
+    input_faults: int = 0                  # input samples replaced by silence: NaN, infinite or beyond +80 dBFS
     input_analysis: dict | None = None     # from the chain's own meters (stereo files), else None
     output_analysis: dict | None = None
 
@@ -300,6 +304,21 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
     history: list[tuple[float, float]] = []
     split: list[_SplitPasses] = []
 
+    def file_lufs(chain_lufs: float | None) -> float | None:
+        """The file's loudness from the chain's meter, which hears a mono file as dual mono.
+
+        Two equal channels read 10 log10(2) = 3.01 dB above the one channel that BS.1770 (and
+        ffmpeg, pyloudnorm, ``masterbox analyze``) measures in a mono file, exactly, block by
+        block; the target is the loudness the file will measure.
+        """
+        if chain_lufs is None or channels == 2:
+            return chain_lufs
+        return chain_lufs - DUAL_MONO_DB
+
+    def count_faults() -> None:
+        """After a pass that read the input: the samples the chain replaced (a mono file is fed twice)."""
+        result.input_faults = max(result.input_faults, chain.faults // (2 if channels == 1 else 1))
+
     def one_pass() -> None:
         """Render at ``drive`` into the temporary file (each pass overwrites it)."""
         vals["out.drive_db"] = drive
@@ -314,6 +333,7 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
             chain.reset()
             chain.set_values(vals)
             render_pass(src, chain, out_write)
+            count_faults()
 
         with _open_output(tmp, rate, channels, fmt, bit_depth) as out:
             render(out.write)
@@ -334,21 +354,23 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
                 chain.reset()
                 chain.set_values(vals)
                 render_pass(src, chain, None)
+            count_faults()
             pre = chain.output_meter.readings()
-            if pre["integrated_lufs"] is not None:
-                drive = min(max(target_lufs - pre["integrated_lufs"], lo), hi)
+            pre_lufs = file_lufs(pre["integrated_lufs"])
+            if pre_lufs is not None:
+                drive = min(max(target_lufs - pre_lufs, lo), hi)
                 ceiling = float(vals.get("lim.ceiling_dbtp", -1.0))
                 idle = ceiling - MARGIN_DB - FREE_GUARD_DB - pre["true_peak_dbtp"]
-                anchor = (idle, pre["integrated_lufs"] + idle)
+                anchor = (idle, pre_lufs + idle)
                 if progress:
-                    progress(f"before the drive: {pre['integrated_lufs']:.2f} LUFS, "
+                    progress(f"before the drive: {pre_lufs:.2f} LUFS, "
                              f"true peak {pre['true_peak_dbtp']:.2f} dBTP"
                              + (" (kept in memory for the search)" if split else ""))
         while True:
             # every pass writes: from the first part's loudness the first guess usually lands
             # (the limiter costs little loudness at sane targets); if not, the next overwrites it
             one_pass()
-            measured = chain.output_meter.readings()["integrated_lufs"]
+            measured = file_lufs(chain.output_meter.readings()["integrated_lufs"])
             result.measured_lufs = measured
             result.drive_db = drive
             if progress:

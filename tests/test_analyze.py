@@ -83,6 +83,37 @@ def test_block_size_does_not_change_the_result(music_wav):
     assert analyze_file(music_wav, block=1000) == analyze_file(music_wav, block=65536)
 
 
+def _spoil(x, seed):
+    """A copy of ``x`` with NaN, +Inf and -Inf written at random places, and how many."""
+    dirty = x.copy()
+    rng = np.random.default_rng(seed)
+    places = rng.choice(dirty.size, size=60, replace=False)
+    dirty.reshape(-1)[places] = np.resize([np.nan, np.inf, -np.inf], places.size)
+    return dirty, places.size
+
+
+def test_nonfinite_samples_are_measured_as_silence_and_counted(masterbox_cmd, tmp_path):
+    x = render_programme(8, 48000, seed=22, peak_dbfs=-3.0).astype(np.float32)
+    dirty, count = _spoil(x, 1)
+    path = tmp_path / "dirty.wav"
+    sf.write(path, dirty, 48000, subtype="FLOAT")
+    clean = tmp_path / "clean.wav"
+    sf.write(clean, np.where(np.isfinite(dirty), dirty, 0.0), 48000, subtype="FLOAT")
+    proc = _run(masterbox_cmd, path, "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["nonfinite_samples"] == count
+    ff = ffmpeg_ebur128(clean, tmp_path)      # what the box hears: the bad samples as silence
+    assert result["integrated_lufs"] == pytest.approx(ff["integrated_lufs"], abs=0.1)
+    assert result["true_peak_dbtp"] == pytest.approx(ff["true_peak_dbtp"], abs=0.2)
+    table = _run(masterbox_cmd, path).stdout
+    assert f"non-finite samples      {count} (NaN or infinite: measured as silence)" in table
+    pcm = tmp_path / "pcm.wav"
+    sf.write(pcm, x, 48000, subtype="PCM_24")
+    assert analyze_file(pcm)["nonfinite_samples"] == 0
+    assert "non-finite" not in _run(masterbox_cmd, pcm).stdout
+
+
 def test_silence_reads_null_not_error(masterbox_cmd, tmp_path):
     path = tmp_path / "silence.wav"
     sf.write(path, np.zeros((48000 * 2, 2)), 48000)

@@ -83,9 +83,39 @@ def test_mono_input_gives_mono_output(masterbox_cmd, tmp_path):
     src = tmp_path / "mono.flac"
     sf.write(src, render_programme(6.0, 44100, seed=2, peak_dbfs=-10.0)[:, 0], 44100, subtype="PCM_16")
     out = tmp_path / "mono_out.flac"
-    master(masterbox_cmd, src, out)
+    doc = json.loads(master(masterbox_cmd, src, out, "--preset", "podcast", "--json").stdout)
     info = sf.info(out)
     assert info.channels == 1 and info.frames == sf.info(src).frames and info.samplerate == 44100
+    # the target is what the mono file measures (BS.1770: its one channel), not the dual mono
+    # the chain hears, and the printed analysis says the same
+    assert ffmpeg_ebur128(out, tmp_path)["integrated_lufs"] == pytest.approx(-16.0, abs=0.5)
+    assert deman_lufs(out) == pytest.approx(-16.0, abs=0.5)
+    assert doc["output"]["integrated_lufs"] == pytest.approx(-16.0, abs=0.5) and doc["target_reached"]
+
+
+@pytest.mark.parametrize("channels", [2, 1])
+def test_nonfinite_input_samples_are_mastered_as_silence_and_reported(masterbox_cmd, tmp_path, channels):
+    x = render_programme(6.0, RATE, seed=5, peak_dbfs=-6.0)[:, :channels].astype(np.float32)
+    rng = np.random.default_rng(channels)
+    places = rng.choice(x.size, size=40, replace=False)
+    x.reshape(-1)[places] = np.resize([np.nan, np.inf, -np.inf, 1e30], places.size)
+    src = tmp_path / "dirty.wav"
+    sf.write(src, x, RATE, subtype="FLOAT")
+    out = tmp_path / "out.wav"
+    proc = master(masterbox_cmd, src, out, "--preset", "streaming", "--json")
+    doc = json.loads(proc.stdout)
+    assert doc["input_faults"] == 40
+    assert "40 samples that are NaN, infinite or beyond +80 dBFS: mastered as silence" in proc.stderr
+    assert set(doc["input"]) == set(doc["output"])      # the same keys for mono and stereo
+    y, _ = sf.read(out, always_2d=True)
+    assert y.shape == x.shape and np.isfinite(y).all()
+    ff = ffmpeg_ebur128(out, tmp_path)
+    assert ff["integrated_lufs"] == pytest.approx(-14.0, abs=0.5)
+    assert ff["true_peak_dbtp"] <= -1.0 + 0.1
+    text = master(masterbox_cmd, src, tmp_path / "out2.wav", "--preset", "streaming").stdout
+    assert "40 samples that are NaN" in text
+    clean = master(masterbox_cmd, tmp_path / "out2.wav", tmp_path / "out3.wav", "--json")
+    assert json.loads(clean.stdout)["input_faults"] == 0 and "NaN" not in clean.stderr
 
 
 def test_unreachable_target_is_reported(masterbox_cmd, song, tmp_path):

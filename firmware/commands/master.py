@@ -111,6 +111,13 @@ def run(args: argparse.Namespace) -> int:
         after = res.output_analysis or analyze_file(args.output)
     except AnalysisError as e:
         raise UserError(str(e)) from None
+    for a in (before, after):
+        a.pop("nonfinite_samples", None)    # the same keys for mono and stereo: input_faults says it
+    faults = None
+    if res.input_faults:
+        faults = (f"the input has {res.input_faults} sample{'s' if res.input_faults != 1 else ''} that "
+                  f"{'are' if res.input_faults != 1 else 'is'} NaN, infinite or beyond +80 dBFS: "
+                  "mastered as silence")
     message = None
     if target is not None and res.target_reached is False:
         got = after["integrated_lufs"]
@@ -122,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
         json.dump({"input": before, "output": after, "latency_samples": res.latency_samples,
                    "preset": preset_name, "target_lufs": target, "drive_db": round(res.drive_db, 3),
                    "passes": res.passes, "passes_before_drive": res.passes_before_drive,
-                   "target_reached": res.target_reached, "message": message}, sys.stdout)
+                   "target_reached": res.target_reached, "message": message,
+                   "input_faults": res.input_faults}, sys.stdout)
         print()
     else:
         print(f"{'':<22}{'input':>16}{'output':>16}")
@@ -132,8 +140,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"preset {preset_name}, drive {res.drive_db:+.2f} dB, {res.passes} pass"
               f"{'es' if res.passes != 1 else ''}{before}, latency {res.latency_samples} samples compensated, "
               f"{args.bit_depth}{'' if args.bit_depth == '32f' else '-bit'} -> {args.output}")
-        if message:
-            print(message)
-    if message and args.json:
-        print(f"masterbox master: {message}", file=sys.stderr)
+        for line in (message, faults):
+            if line:
+                print(line)
+    for line in (message, faults) if args.json else ():
+        if line:
+            print(f"masterbox master: {line}", file=sys.stderr)
     return 0
