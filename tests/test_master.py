@@ -91,6 +91,7 @@ def test_mono_input_gives_mono_output(masterbox_cmd, tmp_path):
     assert ffmpeg_ebur128(out, tmp_path)["integrated_lufs"] == pytest.approx(-16.0, abs=0.5)
     assert deman_lufs(out) == pytest.approx(-16.0, abs=0.5)
     assert doc["output"]["integrated_lufs"] == pytest.approx(-16.0, abs=0.5) and doc["target_reached"]
+    assert "mono file: the target is its loudness as a mono file" in master(masterbox_cmd, src, out).stdout
 
 
 @pytest.mark.parametrize("channels", [2, 1])

@@ -140,6 +140,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"preset {preset_name}, drive {res.drive_db:+.2f} dB, {res.passes} pass"
               f"{'es' if res.passes != 1 else ''}{before}, latency {res.latency_samples} samples compensated, "
               f"{args.bit_depth}{'' if args.bit_depth == '32f' else '-bit'} -> {args.output}")
+        if target is not None and after["channels"] == 1:
+            print("mono file: the target is its loudness as a mono file (BS.1770); played on two speakers "
+                  "it sounds 3 dB louder (mono podcast delivery: --target-lufs -19)")
         for line in (message, faults):
             if line:
                 print(line)
