@@ -193,6 +193,8 @@ def test_login_recall_meters_knob_capture_download(box, browser, shots, tmp_path
     # the other pages render without script errors
     page.click('a.tab[href="/chain"]')
     expect(page.locator('[data-param="st.width"]')).to_be_visible()
+    # it shows the live state (the recalled preset), not the schema's defaults it is built with
+    expect(page.locator('[data-param="out.drive_db"]').locator("xpath=../..").locator(".pval")).to_have_text("6.00 dB")
     page.screenshot(path=str(shots / "chain.png"))
     page.click('a.tab[href="/presets"]')
     expect(page.locator('#preset-list li[data-preset="loud"]')).to_be_visible()
@@ -244,6 +246,14 @@ def test_chain_slider_changes_parameter_live(box, browser):
     page.goto(box.url + "/chain")
     slider = page.locator('input[data-param="in.trim_db"]')
     expect(slider).to_be_visible()
+    # every menu has room for its longest choice ("low shelf" was cut to "low s" in the EQ card)
+    fits = page.eval_on_selector_all("#chain select", """els => els.map(s => {
+        const cs = getComputedStyle(s), c = document.createElement("canvas").getContext("2d");
+        c.font = cs.font;
+        const longest = Math.max(...[...s.options].map((o) => c.measureText(o.text).width));
+        return [s.dataset.param, longest, s.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight)];
+    })""")
+    assert len(fits) >= 13 and all(longest <= room for _, longest, room in fits), fits
     slider.focus()
     for _ in range(20):
         page.keyboard.press("ArrowRight")

@@ -5,6 +5,7 @@
   const root = document.getElementById("chain"), nav = document.getElementById("chain-nav");
   const widgets = {};
   const STEPS = 1000;
+  const TITLES = { eq: "EQ" };   // group names that capitalising alone does not spell right
   let sending = {}, timer = null, editingUntil = {};
 
   function toPos(p, v) {
@@ -45,7 +46,12 @@
       set = (v) => { if (!(Date.now() < (editingUntil[p.id] || 0))) ctl.value = Math.round(toPos(p, v) * STEPS); out.textContent = formatValue(p, v); };
     }
     widgets[p.id] = set;
-    return el("div", { class: "param", title: p.help || null }, el("span", { class: "plabel", text: p.label }), el("span", { class: "pctl" }, ctl), out);
+    // a choice shows its value in the menu itself: the menu takes the value column too, so
+    // "low shelf" or "stereo" are never cut off in a narrow card
+    const kind = p.curve === "enum" ? "param choice" : "param";
+    const row = el("div", { class: kind, title: p.help || null }, el("span", { class: "plabel", text: p.label }), el("span", { class: "pctl" }, ctl));
+    if (p.curve !== "enum") row.append(out);
+    return row;
   }
 
   function subgroup(id) { const parts = id.split("."); return parts.length > 2 ? parts.slice(0, 2).join(".") : parts[0]; }
@@ -58,7 +64,7 @@
   function build(s) {
     for (const g of s.groups) {
       const params = s.params.filter((p) => p.group === g);
-      const card = el("section", { class: "card stage", id: "stage-" + g }, el("h2", { text: g }));
+      const card = el("section", { class: "card stage", id: "stage-" + g }, el("h2", { text: TITLES[g] || g }));
       let current = null, box = card;
       for (const p of params) {
         const key = subgroup(p.id), title = subTitle(key);
@@ -67,7 +73,7 @@
         box.append(control(p));
       }
       root.append(card);
-      nav.append(el("a", { class: "chip", href: "#stage-" + g, text: g }));
+      nav.append(el("a", { class: "chip", href: "#stage-" + g, text: TITLES[g] || g }));
     }
   }
   function show(st) { for (const [id, v] of Object.entries(st.values || {})) if (widgets[id]) widgets[id](v); }
