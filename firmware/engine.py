@@ -147,6 +147,7 @@ class Engine:
         self.state = "stopped"
         self.blocks = 0
         self.dry_blocks = 0
+        self.xruns_loading = 0  # xruns before the chain took over (the dry start-up; see docs/engine.md)
         self.latency_samples = 0
         self._x = np.zeros((self.period, 2), dtype=np.float64)
         self._y = np.zeros((self.period, 2), dtype=np.float64)
@@ -340,6 +341,7 @@ class Engine:
                     self.dry_blocks += 1
                 else:
                     chain = self.chain = ready
+                    self.xruns_loading = b.xruns
                     # fade in from dry only if dry audio was heard (not with wait_ready)
                     self._xfade_k = 0 if self.dry_blocks else nxf
                     self.state = "running"
@@ -421,6 +423,10 @@ class Engine:
         self._window_max_ns = 0
         return ns * 1e-9 * self.rate / self.period
 
+    def _xruns_loading(self) -> int:
+        """Of the xruns, those of the dry start-up (all of them while the chain is still loading)."""
+        return int(self.xruns_loading if self.chain is not None else self.backend.xruns)
+
     def stats(self) -> EngineStats:
         hist = self._hist
         p50, p99, p999 = percentiles_from_histogram(hist)
@@ -443,6 +449,7 @@ class Engine:
                 "max_block_at_s": round((self._max_at - self._t_perf0) * 1e-9, 3) if self._max_at else None,
                 # (seconds since start, CLOCK_MONOTONIC seconds, what): comparable across processes
                 "xrun_log": [[round(t - self._t_mono0, 3), round(t, 4), what] for t, what in self.backend.xrun_log],
+                "xruns_loading": self._xruns_loading(),
                 "processed": self.chain is not None, "load_error": self._load_error or None,
                 "startup_s": {k: round(v, 4) for k, v in self.times.items()},
                 "started_monotonic": round(self._t_start, 4),
@@ -456,7 +463,8 @@ class Engine:
         cap = self.capture
         return {
             "state": self.state, "bypass": self.bypassed, "preset": self.preset,
-            "blocks": self.blocks, "xruns": int(self.backend.xruns), "device_errors": int(self.backend.device_errors),
+            "blocks": self.blocks, "xruns": int(self.backend.xruns), "xruns_loading": self._xruns_loading(),
+            "device_errors": int(self.backend.device_errors),
             "device_lost": self.state == "device_lost", "last_device_error": self.backend.last_error or None,
             "latency_samples": int(self.latency_samples), "io_latency_samples": int(self.backend.io_latency_samples),
             "uptime_s": round(time.monotonic() - self._t_start, 3) if self._t_start else 0.0,

@@ -85,6 +85,41 @@ def test_dry_audio_at_once_then_click_free_crossfade_to_the_chain(tmp_path):
     assert engine.state == "stopped"
 
 
+def test_xruns_of_the_dry_start_up_are_counted_apart(tmp_path):
+    """``xruns_loading``: the xruns before the chain took over; later ones only add to ``xruns``."""
+    gate = threading.Event()
+    Chain(RATE, 2, PERIOD).process(np.zeros((PERIOD, 2)), np.zeros((PERIOD, 2)))  # kernels loaded: no compile
+
+    def slow_chain(rate, max_block):
+        gate.wait(30)
+        return Chain(rate, 2, max_block)
+
+    backend = SimBackend(StreamConfig(rate=RATE, period=PERIOD), programme_seconds=2.0)   # paced
+    engine = Engine(backend, chain_factory=slow_chain, realtime=False)
+    th = _run_in_thread(engine)
+    try:
+        _wait(lambda: engine.dry_blocks >= 20)
+        engine.stall_once(0.05)                      # late by more than the buffer: an xrun, while dry
+        _wait(lambda: backend.xruns >= 1)
+        st = engine.status()
+        assert st["state"] == "loading" and st["xruns_loading"] == st["xruns"] >= 1
+        gate.set()
+        _wait(lambda: engine.chain is not None)
+        loading = engine.status()["xruns_loading"]
+        assert loading >= 1
+        before = backend.xruns
+        engine.stall_once(0.05)                      # and one with the chain running
+        _wait(lambda: backend.xruns > before)
+        st = engine.status()
+        assert st["state"] == "running" and st["xruns_loading"] == loading and st["xruns"] > loading
+        engine.request_stop()
+        th.join(10)
+        assert engine.stats().as_dict()["xruns_loading"] == loading
+    finally:
+        gate.set()
+        engine.request_stop()
+
+
 def test_a_parameter_set_is_applied_whole_at_a_block_boundary(tmp_path):
     applied: list[np.ndarray] = []
     whole: list[bool] = []

@@ -118,6 +118,7 @@ def test_apply_restarts_the_engine_with_the_new_rate_and_period_and_keeps_the_st
     st = _status(client, values=True)
     assert st["device"]["rate"] == 44100 and st["device"]["period"] == 256 and st["device"]["periods"] == 3
     assert st["uptime_s"] < took and st["blocks"] > 0
+    assert 0 <= st["xruns_loading"] <= st["xruns"]      # the System page shows the start-up's apart
     assert st["values"]["in.trim_db"] == 2.5 and st["values"]["out.drive_db"] == 6.0  # preset "loud" + the change
     meters = MeterReader().read()
     assert meters["pid"] != old_pid and meters["rate"] == 44100

@@ -52,7 +52,7 @@
       ["Device", `${dev.backend ?? s.audio.backend ?? "—"} ${dev.playback_device ?? s.audio.device ?? ""} · ${dev.rate ?? s.audio.rate ?? "—"} Hz · ${dev.periods ?? s.audio.periods ?? "—"} × ${dev.period ?? s.audio.period ?? "—"} frames`],
       ["Latency", eng.latency_samples == null ? "—" : `chain ${eng.latency_samples} + I/O ${eng.io_latency_samples ?? "?"} samples`],
       ["DSP load", s.load == null ? "—" : fmt(s.load * 100, 1, "%")],
-      ["Xruns", s.xruns == null ? "—" : String(s.xruns)],
+      ["Xruns", s.xruns == null ? "—" : String(s.xruns) + (eng.xruns_loading ? ` (${eng.xruns_loading} while the chain loaded at start)` : "")],
       ["CPU temperature", s.cpu_temperature_c == null ? "not reported" : fmt(s.cpu_temperature_c, 1, "°C")],
       ["Throttling", th == null ? "not reported" : th.throttled || th.under_voltage ? `yes (${th.raw})` : `no (${th.raw})`],
       ["Disk", el("span", {}, `${gb(s.disk.free_bytes)} free of ${gb(s.disk.total_bytes)}`, bar)],
