@@ -308,8 +308,9 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
         """The file's loudness from the chain's meter, which hears a mono file as dual mono.
 
         Two equal channels read 10 log10(2) = 3.01 dB above the one channel that BS.1770 (and
-        ffmpeg, pyloudnorm, ``masterbox analyze``) measures in a mono file, exactly, block by
-        block; the target is the loudness the file will measure.
+        ffmpeg, pyloudnorm, ``masterbox analyze``) measures in a mono file, block by block (the
+        relative gate moves with it; only blocks within 3 dB of the -70 LUFS absolute gate can
+        differ); the target is the loudness the file will measure.
         """
         if chain_lufs is None or channels == 2:
             return chain_lufs
