@@ -178,9 +178,13 @@ def test_login_recall_meters_knob_capture_download(box, browser, shots, tmp_path
     page.click('a.tab[href="/captures"]')
     item = page.locator("#capture-list li[data-capture]").first
     expect(item).to_be_visible(timeout=10000)
+    # "analysing" goes away by itself once the sidecar is written (the page looks again; no reload)
+    expect(item.locator(".badge", has_text="analysing")).to_have_count(0, timeout=20000)
+    expect(item.locator(".stats")).to_contain_text("LUFS")
     name = item.get_attribute("data-capture")
     item.locator('[data-action="details"]').click()
     expect(item.locator("canvas.plot")).to_be_visible(timeout=30000)
+    expect(item.locator(".details")).to_contain_text("PLR (dB)")
     with page.expect_download() as dl:
         item.locator('[data-action="download"]').click()
     target = tmp_path / "download.wav"

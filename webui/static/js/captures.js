@@ -5,7 +5,8 @@
   const list = document.getElementById("capture-list");
   const toggle = document.getElementById("capture-toggle");
   const enc = encodeURIComponent;
-  let capturing = false, open = new Set(), lastNames = "";
+  let capturing = false, open = new Set(), shown = "", pendingTimer = null;
+  const PENDING_POLL_MS = 1500;   // a finished capture's analysis is written a moment after it stops
 
   function setCapturing(on_) {
     capturing = on_;
@@ -53,9 +54,10 @@
   }
 
   const UNITS = { lufs: "LUFS", lu: "LU", dbtp: "dBTP", dbfs: "dBFS", db: "dB", s: "s" };
+  const WORDS = { plr: "PLR", dc: "DC" };   // abbreviations that capitalising alone does not spell right
   function label(k) {
     const m = k.match(/^(.*)_(lufs|lu|dbtp|dbfs|db|s)$/);
-    const text = (m ? m[1] : k).replace(/_/g, " ");
+    const text = (m ? m[1] : k).split("_").map((w) => WORDS[w] || w).join(" ");
     return (text[0].toUpperCase() + text.slice(1)) + (m ? ` (${UNITS[m[2]]})` : "");
   }
   function kv(obj) {
@@ -125,9 +127,12 @@
   async function load() {
     try {
       const r = await api("GET", "/captures");
-      render(r.captures);
-      lastNames = r.captures.map((c) => c.name).join("|");
+      const now = JSON.stringify(r.captures);
+      if (now !== shown) { render(r.captures); shown = now; }   // unchanged: open details are not re-fetched
       setCapturing(!!(r.status && r.status.capturing));
+      // an analysis still being written: look again until it is there (no reload needed)
+      clearTimeout(pendingTimer);
+      pendingTimer = r.captures.some((c) => c.analysis === "pending" && !c.recording) ? setTimeout(load, PENDING_POLL_MS) : null;
     } catch (e) { fail(e); }
   }
   on("meters", (m) => {
