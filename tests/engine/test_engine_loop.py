@@ -43,15 +43,22 @@ def _wait(pred, timeout=60.0):
         time.sleep(0.005)
 
 
+def _held_back_chain(gate: threading.Event):
+    """A chain factory that waits for ``gate``: a first compile that takes as long as the test likes."""
+    Chain(RATE, 2, PERIOD).process(np.zeros((PERIOD, 2)), np.zeros((PERIOD, 2)))  # kernels loaded: no compile
+
+    def slow_chain(rate, max_block):
+        gate.wait(30)
+        return Chain(rate, 2, max_block)
+
+    return slow_chain
+
+
 def test_dry_audio_at_once_then_click_free_crossfade_to_the_chain(tmp_path):
     src, sink = tmp_path / "src.wav", tmp_path / "sink.wav"
     _sine_source(src)
     gate = threading.Event()
-    Chain(RATE, 2, PERIOD).process(np.zeros((PERIOD, 2)), np.zeros((PERIOD, 2)))  # kernels loaded: no compile
-
-    def slow_chain(rate, max_block):  # a first compile that takes as long as the test likes
-        gate.wait(30)
-        return Chain(rate, 2, max_block)
+    slow_chain = _held_back_chain(gate)
 
     # unpaced: every block is kept (pacing is tested below and on the JACK rig)
     backend = SimBackend(StreamConfig(rate=RATE, period=PERIOD, format="FLOAT_LE"), source=src, sink=sink,
@@ -88,14 +95,8 @@ def test_dry_audio_at_once_then_click_free_crossfade_to_the_chain(tmp_path):
 def test_xruns_of_the_dry_start_up_are_counted_apart(tmp_path):
     """``xruns_loading``: the xruns before the chain took over; later ones only add to ``xruns``."""
     gate = threading.Event()
-    Chain(RATE, 2, PERIOD).process(np.zeros((PERIOD, 2)), np.zeros((PERIOD, 2)))  # kernels loaded: no compile
-
-    def slow_chain(rate, max_block):
-        gate.wait(30)
-        return Chain(rate, 2, max_block)
-
     backend = SimBackend(StreamConfig(rate=RATE, period=PERIOD), programme_seconds=2.0)   # paced
-    engine = Engine(backend, chain_factory=slow_chain, realtime=False)
+    engine = Engine(backend, chain_factory=_held_back_chain(gate), realtime=False)
     th = _run_in_thread(engine)
     try:
         _wait(lambda: engine.dry_blocks >= 20)
