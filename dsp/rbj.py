@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import math
 
+# The filter shapes are defined with the EQ's design maths, which needs no numba.
+from dsp.eq_design import ALLPASS, BELL, HIGH_CUT, HIGH_SHELF, LOW_CUT, LOW_SHELF, TILT  # noqa: F401
 from dsp.jit import njit
-
-# Filter shapes the chain designs. The first six match ``schema.EQ_TYPES`` by position.
-BELL, LOW_SHELF, HIGH_SHELF, LOW_CUT, HIGH_CUT, TILT = 0, 1, 2, 3, 4, 5
-ALLPASS = 6
 
 BUTTER_Q = 1.0 / math.sqrt(2.0)
 # 4th-order Butterworth as two biquads (pole pairs at 22.5 and 67.5 degrees)

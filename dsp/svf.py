@@ -15,45 +15,20 @@ state per channel: ``ic1eq, ic2eq``.
 
 from __future__ import annotations
 
-import math
-
-from dsp import rbj
+from dsp import eq_design
 from dsp.jit import njit
 
 NCOEF = 8
 FLUSH = 1e-30
 
 
+_band = njit(cache=True)(eq_design.svf_band)
+
+
 @njit(cache=True)
 def design(c, row, kind, freq, gain_db, q, rate):
-    """Band ``kind`` (``rbj`` shape constants) into ``c[row]``."""
-    f = min(max(freq, 1.0), 0.49 * rate)
-    t = math.tan(math.pi * f / rate)
-    A = 10.0 ** (gain_db / 40.0)
-    k = 1.0 / q
-    if kind == rbj.BELL:
-        g = t
-        k = 1.0 / (q * A)
-        m0, m1, m2 = 1.0, k * (A * A - 1.0), 0.0
-    elif kind == rbj.LOW_SHELF:
-        g = t / math.sqrt(A)
-        m0, m1, m2 = 1.0, k * (A - 1.0), A * A - 1.0
-    elif kind == rbj.HIGH_SHELF or kind == rbj.TILT:
-        g = t * math.sqrt(A)
-        m0, m1, m2 = A * A, k * (1.0 - A) * A, 1.0 - A * A
-        if kind == rbj.TILT:  # the shelf lowered by half its gain: pivots around f
-            m0 /= A
-            m1 /= A
-            m2 /= A
-    elif kind == rbj.LOW_CUT:
-        g = t
-        m0, m1, m2 = 1.0, -k, -1.0
-    elif kind == rbj.HIGH_CUT:
-        g = t
-        m0, m1, m2 = 0.0, 0.0, 1.0
-    else:  # ALLPASS
-        g = t
-        m0, m1, m2 = 1.0, -2.0 * k, 0.0
+    """Band ``kind`` (``eq_design`` shape constants) into ``c[row]``; the maths is :func:`eq_design.svf_band`."""
+    g, k, m0, m1, m2 = _band(kind, freq, gain_db, q, rate)
     a1 = 1.0 / (1.0 + g * (g + k))
     a2 = g * a1
     a3 = g * a2

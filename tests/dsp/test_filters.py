@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from dsp import crossover, rbj
+from dsp import crossover, eq_design, rbj, schema
 from dsp.chain import Chain
 
 RATE = 48000
@@ -142,6 +142,57 @@ def test_eq_band_placement(place):
         want_l, want_r = mid + 0.5 * h, mid - 0.5 * h
     assert np.max(np.abs(ir[:, 0] - want_l)) < 1e-9
     assert np.max(np.abs(ir[:, 1] - want_r)) < 1e-9
+
+
+# -- the EQ curve the Chain page draws (dsp.eq_design, numpy, no numba) -------------------------
+@pytest.mark.parametrize("rate", [44100, 96000])
+@pytest.mark.parametrize("kind,f,g,q", CASES + [(rbj.TILT, 1000.0, 6.0, 0.707), (rbj.TILT, 250.0, -5.0, 1.0)])
+def test_band_response_is_the_bilinear_of_the_analog_prototype(kind, f, g, q, rate):
+    if kind == rbj.TILT:            # the high shelf lowered by half its gain
+        bo, ao = _oracle(rbj.HIGH_SHELF, f, g, q, rate)
+        bo = bo * 10 ** (-g / 40)
+    else:
+        bo, ao = _oracle(kind, f, g, q, rate)
+    w = np.geomspace(10, 0.49 * rate, 400)
+    _, ho = signal.freqz(bo, ao, worN=w, fs=rate)
+    h = eq_design.band_response(kind, f, g, q, rate, w)
+    assert np.max(np.abs(20 * np.log10(np.abs(h) / np.abs(ho)))) < 1e-6
+    assert np.max(np.abs(np.angle(h / ho))) < 1e-6
+
+
+def _dft(ir, freqs, rate):
+    """The response of impulse response ``ir`` at arbitrary ``freqs`` (a direct DFT, in chunks)."""
+    n = np.arange(len(ir))
+    out = [np.exp(-2j * np.pi * np.outer(chunk, n) / rate) @ ir for chunk in np.array_split(freqs, 12)]
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("rate", [44100, 96000])
+def test_eq_curve_is_what_the_chain_does(rate):
+    """The curve the web UI draws equals the chain's measured response, on mid and on side."""
+    values = schema.defaults() | {"lim.ceiling_dbtp": 0.0}
+    bands = [("low_cut", 25.0, 0.0, 0.9, "stereo"), ("low_shelf", 90.0, 3.0, 0.707, "mid"),
+             ("bell", 400.0, -4.5, 2.0, "stereo"), ("tilt", 2000.0, -2.0, 0.707, "side"),
+             ("high_shelf", 11000.0, 2.5, 0.707, "stereo"), ("high_cut", 19000.0, 0.0, 0.707, "side")]
+    for n, (typ, f, g, q, place) in enumerate(bands, 1):
+        values |= {f"eq{n}.on": True, f"eq{n}.type": typ, f"eq{n}.freq": f, f"eq{n}.gain_db": g,
+                   f"eq{n}.q": q, f"eq{n}.place": place}
+    freqs = eq_design.log_frequencies()
+    curve = eq_design.eq_response(values, rate, freqs)
+    n = 1 << 15
+    for sign, key in ((1.0, "mid_db"), (-1.0, "side_db")):
+        c = Chain(rate, max_block=n + 256)
+        c.set_values(values)
+        x = np.zeros((n, 2))
+        x[0] = 0.05, 0.05 * sign        # an impulse on mid (L = R) or on side (L = -R)
+        ir = _impulse_response(c, n, x=x)[:, 0] / 0.05
+        measured = 20 * np.log10(np.abs(_dft(ir, curve["freqs"], rate)))
+        assert np.max(np.abs(measured - curve[key])) < 1e-3, key
+    assert not np.allclose(curve["mid_db"], curve["side_db"])
+    # the bell's own point: -4.5 dB at 400 Hz on top of the other bands' (small) gains there
+    lone = eq_design.eq_response(values | {"eq3.on": False}, rate, [400.0])
+    both = eq_design.eq_response(values, rate, [400.0])
+    assert both["mid_db"][0] - lone["mid_db"][0] == pytest.approx(-4.5, abs=1e-9)
 
 
 @pytest.mark.parametrize("rate", [44100, 48000, 96000])

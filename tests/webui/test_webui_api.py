@@ -10,6 +10,7 @@ import io
 import json
 import zipfile
 
+import numpy as np
 import pytest
 from mbweb_helpers import preset_doc, write_wav
 
@@ -36,6 +37,43 @@ def test_patch_state_applies_and_reaches_engine(api, control):
     assert body["modified"] is True
     assert control.state.get("in.trim_db") == 3.5
     assert control.engine.params["in.trim_db"] == 3.5
+
+
+def _bilinear_db(b, a, f0, rate, freqs):
+    """scipy's response of the analog prototype ``b/a`` (w0 = 1), prewarped to ``f0``: an independent oracle."""
+    from scipy import signal
+
+    w0 = 2 * rate * np.tan(np.pi * f0 / rate)
+    scale = np.array([w0 ** 2, w0, 1.0])
+    bz, az = signal.bilinear(np.array(b, float) / scale, np.array(a, float) / scale, fs=rate)
+    return 20 * np.log10(np.abs(signal.freqz(bz, az, worN=freqs, fs=rate)[1]))
+
+
+def test_eq_response_follows_the_state(api):
+    """The Chain page's curve: the bands that are on, on mid and side, as scipy designs them."""
+    off = {f"eq{n}.on": False for n in range(1, 7)}
+    r = api.req("PATCH", "/api/v1/state", json={"values": off | {
+        "eq3.on": True, "eq3.type": "bell", "eq3.freq": 1000.0, "eq3.gain_db": 6.0, "eq3.q": 1.0,
+        "eq3.place": "stereo",
+        "eq6.on": True, "eq6.type": "high_shelf", "eq6.freq": 8000.0, "eq6.gain_db": 4.0, "eq6.q": 0.707,
+        "eq6.place": "side"}})
+    assert r.status_code == 200, r.get_json()
+    body = api.get("/api/v1/eq/response").get_json()
+    rate, freqs = body["rate"], np.array(body["freqs"])
+    assert rate == 48000 and freqs[0] == 20.0 and freqs[-1] == 20000.0 and len(freqs) == 241
+    assert np.all(np.diff(np.log(freqs)) > 0)
+    A = 10 ** (6.0 / 40)
+    bell = _bilinear_db([1, A / 1.0, 1], [1, 1 / (A * 1.0), 1], 1000.0, rate, freqs)
+    A = 10 ** (4.0 / 40)
+    shelf = _bilinear_db([A * A, A * np.sqrt(A) / 0.707, A], [1, np.sqrt(A) / 0.707, A], 8000.0, rate, freqs)
+    assert np.max(np.abs(np.array(body["mid_db"]) - bell)) < 2e-3
+    assert np.max(np.abs(np.array(body["side_db"]) - (bell + shelf))) < 2e-3
+    assert body["same"] is False
+    api.req("PATCH", "/api/v1/state", json={"values": {"eq6.on": False}})
+    body = api.get("/api/v1/eq/response").get_json()
+    assert body["same"] is True and np.max(np.abs(np.array(body["side_db"]) - bell)) < 2e-3
+    api.req("PATCH", "/api/v1/state", json={"values": {"eq3.on": False}})
+    assert set(api.get("/api/v1/eq/response").get_json()["mid_db"]) == {0.0}      # all off: flat
 
 
 @pytest.mark.parametrize("values, needle", [

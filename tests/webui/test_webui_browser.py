@@ -199,6 +199,7 @@ def test_login_recall_meters_knob_capture_download(box, browser, shots, tmp_path
     expect(page.locator('[data-param="st.width"]')).to_be_visible()
     # it shows the live state (the recalled preset), not the schema's defaults it is built with
     expect(page.locator('[data-param="out.drive_db"]').locator("xpath=../..").locator(".pval")).to_have_text("6.00 dB")
+    expect(page.locator("svg.eq-curve")).to_have_attribute("aria-label", re.compile("^EQ response: "))  # drawn
     page.screenshot(path=str(shots / "chain.png"))
     page.click('a.tab[href="/presets"]')
     expect(page.locator('#preset-list li[data-preset="loud"]')).to_be_visible()
@@ -244,6 +245,8 @@ def test_chain_slider_changes_parameter_live(box, browser):
 
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     page = ctx.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(box.url + "/login")
     page.fill("#password", PASSWORD)
     page.click("#login-submit")
@@ -273,6 +276,29 @@ def test_chain_slider_changes_parameter_live(box, browser):
     # a change made elsewhere (the panel, another browser) shows up here
     control.set({"st.width": 175.0}, "test")
     expect(page.locator('[data-param="st.width"]').locator("xpath=../..").locator(".pval")).to_have_text("175 %")
+
+    # the EQ curve follows the state: a +9 dB bell at 1 kHz peaks there, a side-only shelf adds a side curve
+    curve = page.locator("svg.eq-curve")
+    off = {f"eq{n}.on": False for n in range(1, 7)}
+    control.set(off | {"eq3.on": True, "eq3.type": "bell", "eq3.freq": 1000.0, "eq3.gain_db": 9.0, "eq3.q": 1.0,
+                       "eq3.place": "stereo"}, "test")
+    expect(curve).to_have_attribute("aria-label", "EQ response: +9.0 dB at 1.0 kHz")
+    peak = page.evaluate("""() => {
+        const svg = document.querySelector("svg.eq-curve"), d = svg.querySelector("path.mid").getAttribute("d");
+        const pts = d.slice(1).split("L").map((p) => p.split(" ").map(Number));
+        const top = pts.reduce((a, b) => (b[1] < a[1] ? b : a));
+        const zero = Number(svg.querySelector("line.zero").getAttribute("y1"));
+        return { f: 20 * Math.pow(1000, top[0] / svg.clientWidth), up: (zero - top[1]) / (zero - 8), n: pts.length,
+                 side: svg.querySelectorAll("path.side").length };
+    }""")
+    # drawn from 241 points; the peak at 1 kHz (one 80th of a decade is 2.9 %); +9 of the +-12 dB scale
+    assert peak["n"] == 241 and abs(peak["f"] / 1000 - 1) < 0.03 and abs(peak["up"] - 0.75) < 0.01, peak
+    assert peak["side"] == 0
+    control.set({"eq6.on": True, "eq6.type": "high_shelf", "eq6.freq": 6000.0, "eq6.gain_db": -4.0,
+                 "eq6.place": "side"}, "test")
+    expect(curve).to_have_attribute("aria-label", re.compile(r"^EQ response: mid \+9\.0 dB at 1\.0 kHz, side "))
+    expect(page.locator("svg.eq-curve path.side")).to_have_count(1)
+    assert not errors, errors
     ctx.close()
 
 

@@ -6,6 +6,7 @@
   const widgets = {};
   const STEPS = 1000;
   const TITLES = { eq: "EQ" };   // group names that capitalising alone does not spell right
+  const WIDE = ["input", "eq"];
   let sending = {}, timer = null, editingUntil = {};
 
   function toPos(p, v) {
@@ -61,22 +62,104 @@
     return null;
   }
 
+  // -- the EQ's response, computed by the box (GET /eq/response) and drawn here ----------------
+  // Drawn in CSS pixels (the viewBox follows the element's size), so the labels stay legible
+  // from a phone to a wide screen.
+  const SVGNS = "http://www.w3.org/2000/svg";
+  const FLO = 20, FHI = 20000;
+  let curveSvg = null, curve = null, curveTimer = null, curveSeq = 0, eqSeen = "";
+  function svg(tag, attrs = {}, text) {
+    const n = document.createElementNS(SVGNS, tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
+    if (text) n.textContent = text;
+    return n;
+  }
+  function curveFrame() {
+    curveSvg = svg("svg", { class: "eq-curve", role: "img", "aria-label": "EQ response" });
+    new ResizeObserver(drawCurve).observe(curveSvg);
+    return curveSvg;
+  }
+  function drawCurve() {
+    const W = curveSvg.clientWidth || 600, H = curveSvg.clientHeight || 180;
+    // +-12 dB shows a mastering EQ's small moves; +-24 once a boost goes beyond (a cut's slope
+    // below 12 dB down is simply clipped at the edge)
+    const boost = curve ? Math.max(...curve.mid_db, ...curve.side_db) : 0;
+    const DB = boost > 11 ? 24 : 12, step = DB / 4;
+    const fx = (f) => (Math.log(f / FLO) / Math.log(FHI / FLO)) * W;
+    const dy = (d) => H / 2 - (Math.max(-DB - 2, Math.min(DB + 2, d)) / DB) * (H / 2 - 8);
+    const line = (f, dbs) => f.map((v, i) => (i ? "L" : "M") + fx(v).toFixed(1) + " " + dy(dbs[i]).toFixed(1)).join("");
+    curveSvg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+    curveSvg.replaceChildren();
+    for (const f of [50, 100, 200, 500, 1000, 2000, 5000, 10000]) {
+      curveSvg.append(svg("line", { class: "grid", x1: fx(f), x2: fx(f), y1: 0, y2: H }));
+      if ([100, 1000, 10000].includes(f)) curveSvg.append(svg("text", { x: fx(f) + 4, y: H - 6 }, f >= 1000 ? f / 1000 + "k" : String(f)));
+    }
+    for (const d of [-3, -2, -1, 0, 1, 2, 3].map((i) => i * step)) {
+      curveSvg.append(svg("line", { class: d ? "grid" : "grid zero", x1: 0, x2: W, y1: dy(d), y2: dy(d) }));
+      if (d) curveSvg.append(svg("text", { x: 4, y: dy(d) - 4 }, (d > 0 ? "+" : "") + d + " dB"));
+    }
+    if (!curve) return;
+    if (!curve.same) {
+      curveSvg.append(svg("path", { class: "side", "data-curve": "side", d: line(curve.freqs, curve.side_db) }));
+      const legend = svg("text", { class: "legend", x: W - 8, y: 18, "text-anchor": "end" });
+      legend.append(svg("tspan", { class: "mid" }, "mid"), svg("tspan", { class: "side", dx: 12 }, "side"));
+      curveSvg.append(legend);
+    }
+    curveSvg.append(svg("path", { class: "mid", "data-curve": "mid", d: line(curve.freqs, curve.mid_db) }));
+  }
+  function extreme(freqs, dbs) {
+    let i = 0;
+    dbs.forEach((d, j) => { if (Math.abs(d) > Math.abs(dbs[i])) i = j; });
+    const f = freqs[i];
+    return `${dbs[i] > 0 ? "+" : ""}${dbs[i].toFixed(1)} dB at ${f >= 1000 ? (f / 1000).toFixed(1) + " kHz" : Math.round(f) + " Hz"}`;
+  }
+  async function fetchCurve() {
+    curveTimer = null;
+    const seq = ++curveSeq;
+    try {
+      const r = await api("GET", "/eq/response");
+      if (seq !== curveSeq) return;               // a newer request is on its way: keep its answer
+      curve = r;
+      drawCurve();
+      const flat = Math.max(...r.mid_db.map(Math.abs), ...r.side_db.map(Math.abs)) < 0.05;
+      curveSvg.setAttribute("aria-label", flat ? "EQ response: flat"
+        : r.same ? `EQ response: ${extreme(r.freqs, r.mid_db)}`
+        : `EQ response: mid ${extreme(r.freqs, r.mid_db)}, side ${extreme(r.freqs, r.side_db)}`);
+    } catch (e) { fail(e); }
+  }
+  function eqChanged(values) {
+    const now = JSON.stringify(Object.entries(values).filter(([k]) => /^eq\d\./.test(k)).sort());
+    if (!curveSvg || now === eqSeen || now === "[]") return;
+    eqSeen = now;
+    if (!curveTimer) curveTimer = setTimeout(fetchCurve, 60);
+  }
+
   function build(s) {
     for (const g of s.groups) {
       const params = s.params.filter((p) => p.group === g);
-      const card = el("section", { class: "card stage", id: "stage-" + g }, el("h2", { text: TITLES[g] || g }));
-      let current = null, box = card;
+      // the two first stages span the page, their controls in columns: the EQ with its curve on
+      // top and the six bands side by side, and the input stage above it (no hole beside it)
+      const wide = WIDE.includes(g), cols = wide ? el("div", { class: "cols" }) : null;
+      const card = el("section", { class: wide ? "card stage wide" : "card stage", id: "stage-" + g },
+                      el("h2", { text: TITLES[g] || g }));
+      if (g === "eq") card.append(curveFrame());
+      if (cols) card.append(cols);
+      const home = cols || card;
+      let current = null, box = home;
       for (const p of params) {
         const key = subgroup(p.id), title = subTitle(key);
-        if (title && key !== current) { current = key; box = el("div", { class: "sub" }, el("h3", { text: title })); card.append(box); }
-        else if (!title) box = card;
+        if (title && key !== current) { current = key; box = el("div", { class: "sub" }, el("h3", { text: title })); home.append(box); }
+        else if (!title) box = home;
         box.append(control(p));
       }
       root.append(card);
       nav.append(el("a", { class: "chip", href: "#stage-" + g, text: TITLES[g] || g }));
     }
   }
-  function show(st) { for (const [id, v] of Object.entries(st.values || {})) if (widgets[id]) widgets[id](v); }
+  function show(st) {
+    for (const [id, v] of Object.entries(st.values || {})) if (widgets[id]) widgets[id](v);
+    eqChanged(st.values || {});
+  }
 
   (async () => {
     try {
