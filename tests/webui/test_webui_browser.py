@@ -233,6 +233,10 @@ def test_login_recall_meters_knob_capture_download(box, browser, shots, tmp_path
     p2 = phone.new_page()
     p2.goto(box.url + "/live")
     expect(p2.locator('.meter[data-key="out_peak_dbfs"] .val')).not_to_have_text("—", timeout=5000)
+    # every page tab is on the screen, none cut at its edge or clipped inside its box ("System" was)
+    tabs = p2.eval_on_selector_all(".tab", "els => els.map(t => [t.textContent.trim(), t.getBoundingClientRect().left,"
+                                          " t.getBoundingClientRect().right, t.scrollWidth - t.clientWidth])")
+    assert len(tabs) == 5 and all(0 <= left and right <= 390 and clipped == 0 for _, left, right, clipped in tabs), tabs
     p2.wait_for_timeout(500)
     p2.screenshot(path=str(shots / "live-phone.png"), full_page=True)
     phone.close()
