@@ -232,7 +232,13 @@ def test_login_recall_meters_knob_capture_download(box, browser, shots, tmp_path
                                 has_touch=True, storage_state=ctx.storage_state())
     p2 = phone.new_page()
     p2.goto(box.url + "/live")
-    expect(p2.locator('.meter[data-key="out_peak_dbfs"] .val')).not_to_have_text("—", timeout=5000)
+    # the line under the meters says they are live as soon as the first frame is shown (it read
+    # "connecting…" for a second beside moving meters); read in the same task as the first value
+    line = p2.wait_for_function("""() => {
+        const v = document.querySelector('.meter[data-key="out_peak_dbfs"] .val').textContent;
+        return v !== "—" && document.getElementById("meter-rate").textContent;
+    }""", timeout=5000).json_value()
+    assert re.match(r"^(live|\d+ frames/s) · load \d+ % · xruns \d+$", line), line
     # every page tab is on the screen, none cut at its edge or clipped inside its box ("System" was)
     tabs = p2.eval_on_selector_all(".tab", "els => els.map(t => [t.textContent.trim(), t.getBoundingClientRect().left,"
                                           " t.getBoundingClientRect().right, t.scrollWidth - t.clientWidth])")

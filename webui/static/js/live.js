@@ -38,13 +38,16 @@
   }
 
   function pct(v, lo, hi) { return Math.max(0, Math.min(100, 100 * (v - lo) / (hi - lo))); }
-  let frames = 0, rateT0 = performance.now();
+  let frames = 0, rateT0 = performance.now(), counted = false;
   const rateEl = document.getElementById("meter-rate");
+  const rateLine = (rate, m) => `${rate} · load ${fmt(m.load != null ? m.load * 100 : null, 0)} % · xruns ${m.xruns ?? "—"}`;
   function showMeters(m) {
-    if (!m) { rateEl.textContent = "engine not running"; return; }
+    if (!m) { rateEl.textContent = "engine not running"; frames = 0; counted = false; rateT0 = performance.now(); return; }
     frames++;
     const now = performance.now();
-    if (now - rateT0 > 1000) { rateEl.textContent = `${(frames * 1000 / (now - rateT0)).toFixed(0)} frames/s · load ${fmt(m.load != null ? m.load * 100 : null, 0)} % · xruns ${m.xruns ?? "—"}`; frames = 0; rateT0 = now; }
+    // the first frame says the meters are live at once; the frame rate needs a second of frames
+    if (!counted && frames === 1) rateEl.textContent = rateLine("live", m);
+    if (now - rateT0 > 1000) { rateEl.textContent = rateLine(`${(frames * 1000 / (now - rateT0)).toFixed(0)} frames/s`, m); frames = 0; rateT0 = now; counted = true; }
     for (const side of ["in", "out"]) for (const [k, , lo, hi] of ROWS) {
       const key = `${side}_${k}`, b = bars[key], v = m[key];
       b.val.textContent = fmt(v, 1);
