@@ -376,11 +376,11 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
             result.drive_db = drive
             if progress:
                 progress(f"pass {result.passes}: drive {drive:+.2f} dB -> "
-                         f"{'silence' if measured is None else f'{measured:.2f} LUFS'}")
+                         f"{'no integrated loudness' if measured is None else f'{measured:.2f} LUFS'}")
             if target_lufs is None:
                 break
             if measured is None:
-                result.notes.append("the input is silent: there is no loudness to bring to the target")
+                result.notes.append(no_loudness_reason(frames, rate))
                 break
             err = target_lufs - measured
             history.append((drive, measured))
@@ -399,7 +399,9 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
             if result.input_analysis is None:
                 result.input_analysis = meter_analysis(chain.input_meter, frames, rate, channels)
             result.output_analysis = meter_analysis(chain.output_meter, frames, rate, channels)
-        if target_lufs is not None and result.measured_lufs is not None:
+        if target_lufs is not None and result.measured_lufs is None:
+            result.target_reached = False        # nothing to measure: the notes say why
+        elif target_lufs is not None:
             miss = target_lufs - result.measured_lufs
             result.target_reached = abs(miss) <= 0.5
             result.shortfall_lu = None if result.target_reached else round(miss, 2)
@@ -416,6 +418,14 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
             pass
         raise
     return result
+
+
+def no_loudness_reason(frames: int, rate: int) -> str:
+    """Why a file has no integrated loudness (BS.1770 needs one 400 ms block above -70 LUFS)."""
+    if frames < round(0.4 * rate):
+        return (f"the input is {frames / rate * 1000:.0f} ms long, shorter than the 400 ms block a loudness "
+                "measurement needs: mastered at the drive as set")
+    return "the input is silent (no 400 ms block above -70 LUFS): the drive is left as it was"
 
 
 def meter_analysis(meter, frames: int, rate: int, channels: int) -> dict:

@@ -127,6 +127,31 @@ def test_unreachable_target_is_reported(masterbox_cmd, song, tmp_path):
     assert out.exists()
 
 
+@pytest.mark.parametrize("kind,channels", [("silent", 2), ("silent", 1), ("short", 2)])
+def test_a_target_without_loudness_to_measure_says_why(masterbox_cmd, tmp_path, kind, channels):
+    """Digital silence, or a file under 400 ms: no loudness, so the target cannot apply; say so, still write."""
+    src, out = tmp_path / "in.wav", tmp_path / "out.wav"
+    n = 3 * RATE if kind == "silent" else RATE // 10
+    x = np.zeros((n, channels)) if kind == "silent" else np.random.default_rng(2).normal(0, 0.1, (n, channels))
+    sf.write(src, x, RATE, subtype="PCM_24")
+    if kind == "silent":                                  # the oracle agrees: no loudness
+        assert pyloudnorm.Meter(RATE).integrated_loudness(x) == -np.inf
+    else:
+        with pytest.raises(ValueError, match="block size"):
+            pyloudnorm.Meter(RATE).integrated_loudness(x)
+    proc = master(masterbox_cmd, src, out, "--preset", "streaming", "--json")
+    doc = json.loads(proc.stdout)
+    assert doc["target_reached"] is False and doc["output"]["integrated_lufs"] is None
+    reason = "silent" if kind == "silent" else "100 ms long, shorter than the 400 ms"
+    assert doc["message"].startswith("target -14.0 LUFS not applied") and reason in doc["message"], doc["message"]
+    assert doc["message"] in proc.stderr
+    assert sf.info(out).frames == n and sf.info(out).channels == channels
+    table = master(masterbox_cmd, src, tmp_path / "out2.wav", "--preset", "streaming")
+    assert doc["message"] in table.stdout
+    plain = json.loads(master(masterbox_cmd, src, tmp_path / "out3.wav", "--preset", "transparent", "--json").stdout)
+    assert plain["target_reached"] is None and plain["message"] is None              # no target, nothing to say
+
+
 def test_errors(masterbox_cmd, song, tmp_path):
     def fails(*args, words):
         proc = master(masterbox_cmd, *args, check=False)
