@@ -121,6 +121,7 @@ I_EQ_TYPE = 3       # 6
 I_EQ_PLACE = 9      # 6
 I_BYPASS, I_BITS, I_DRY_POS, I_FAULTS, I_RESETS, I_BYPASS_SEEN = 15, 16, 17, 18, 19, 20
 I_SPLIT = 21        # which part of the chain a block runs: SPLIT_ALL, SPLIT_PRE or SPLIT_POST
+I_SILENT_RUN = 22   # exact-zero samples in a row reaching the dither (capped at dither.BLANK_AFTER)
 NI = 24
 
 # -- split rendering (offline drive search; see Chain.set_split) -----------------------------
@@ -631,6 +632,7 @@ def _reset_state(z, eqz, fs, ist, hist, ldelay, dq_val, dq_idx, box1, box2, lfs,
     lis[:] = 0
     derr[:] = 0.0
     drybuf[:] = 0.0
+    ist[I_SILENT_RUN] = dither.BLANK_AFTER
     ist[I_RESETS] += 1
 
 
@@ -729,7 +731,25 @@ def _chain_body(x, y, xin, pk, par, rmp, coef, eqc, eqz, z, fs, ist, sc, drybuf,
         mode = int(tgt[P_DMODE] + 0.5)
         if bits > 0 and mode > 0:
             qbits = min(bits, 16 if tgt[P_DBITS] < 0.5 else 24)
-            dither.quantise(s, 0, m, qbits, mode == 2 and dcoef[0] != 0.0, dcoef, derr, rng)
+            shaped = mode == 2 and dcoef[0] != 0.0
+            # digital silence stays digital silence (dither.BLANK_AFTER): the samples from the
+            # BLANK_AFTER-th exact zero on are left at zero, the rest quantised in runs
+            run = ist[I_SILENT_RUN]
+            start = 0
+            for n in range(m):
+                if s[n, 0] == 0.0 and s[n, 1] == 0.0:
+                    if run < dither.BLANK_AFTER:
+                        run += 1
+                else:
+                    run = 0
+                if run >= dither.BLANK_AFTER:
+                    if start < n:
+                        dither.quantise(s, start, n, qbits, shaped, dcoef, derr, rng)
+                    start = n + 1
+                    derr[:] = 0.0
+            if start < m:
+                dither.quantise(s, start, m, qbits, shaped, dcoef, derr, rng)
+            ist[I_SILENT_RUN] = run
         bad = False
         for n in range(m):
             for ch in range(2):
@@ -1016,6 +1036,8 @@ class Chain:
         bypass, bits, split = self._ist[I_BYPASS], self._ist[I_BITS], self._ist[I_SPLIT]
         self._ist[:] = 0
         self._ist[I_FRESH] = 1
+        self._ist[I_SILENT_RUN] = dither.BLANK_AFTER    # before the stream there was silence: a
+        # file's leading digital silence is written as zeros from its first sample
         self._ist[I_BYPASS] = bypass
         self._ist[I_BITS] = bits
         self._ist[I_SPLIT] = split

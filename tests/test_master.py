@@ -146,6 +146,8 @@ def test_a_target_without_loudness_to_measure_says_why(masterbox_cmd, tmp_path, 
     assert doc["message"].startswith("target -14.0 LUFS not applied") and reason in doc["message"], doc["message"]
     assert doc["message"] in proc.stderr
     assert sf.info(out).frames == n and sf.info(out).channels == channels
+    if kind == "silent":                                  # digital black in, digital black out (no dither noise)
+        assert not np.any(sf.read(out, dtype="int32")[0])
     table = master(masterbox_cmd, src, tmp_path / "out2.wav", "--preset", "streaming")
     assert doc["message"] in table.stdout
     plain = json.loads(master(masterbox_cmd, src, tmp_path / "out3.wav", "--preset", "transparent", "--json").stdout)

@@ -4,11 +4,14 @@ word-length grid, the ceiling with shaped 16-bit output, never on float output."
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import signal
 
-from dsp import dither
+from dsp import dither, schema
 from dsp.chain import Chain
 from dsp.programme import render_programme
 
@@ -232,3 +235,64 @@ def test_chain_dithers_only_when_the_output_is_quantised():
     assert np.all(np.abs(y / lsb - np.round(y / lsb)) < 1e-9)
     with pytest.raises(ValueError):
         c.set_output_bits(8)
+
+
+def _run_blocks(chain, x, sizes):
+    y = np.zeros_like(x)
+    i = k = 0
+    while i < len(x):
+        n = min(int(sizes[k % len(sizes)]), len(x) - i)
+        chain.process(x[i:i + n], y[i:i + n])
+        i += n
+        k += 1
+    return y
+
+
+@pytest.mark.parametrize("mode", ["tpdf", "shaped"])
+def test_digital_silence_stays_digital_silence_from_the_threshold_on(mode):
+    """Exact zeros reaching the dither: the first BLANK_AFTER - 1 are dithered, the rest written as zeros."""
+    rate, B = 48000, dither.BLANK_AFTER
+    tone = _signal(rate // 2, rate)
+    short_gap, long_gap = np.zeros((B - 1, 2)), np.zeros((B + 500, 2))
+    x = np.ascontiguousarray(np.vstack([tone, short_gap, tone, long_gap, tone]))
+    c = Chain(rate, max_block=1024)
+    c.set_values({"dither.mode": mode})                # nothing else on: zeros pass through exactly
+    c.set_output_bits(16)
+    y = _run_blocks(c, x, [1024])
+    L = c.latency_samples
+    yy = y[L:]
+    s1 = len(tone)                                     # where the short gap starts (in the input's time)
+    s2 = s1 + len(short_gap) + len(tone)               # where the long gap starts
+    assert np.count_nonzero(yy[s1:s1 + B - 1]) > 1000  # 4095 zeros: still dither noise all through
+    assert np.count_nonzero(yy[s2:s2 + B - 1]) > 1000  # the long gap's first 4095 too
+    assert not np.any(yy[s2 + B - 1:s2 + len(long_gap)])        # from the 4096th zero on: digital black
+    resumed = yy[s2 + len(long_gap):]                   # the tone again, dithered, with no burst
+    lsb = 2.0 ** -15
+    err = (resumed - x[s2 + len(long_gap):len(x) - L]) / lsb
+    bound = 1.5 * (1 + np.sum(np.abs(dither.shaping_coefficients(rate)))) if mode == "shaped" else 1.5
+    assert np.max(np.abs(err)) <= bound + 1e-9 and np.sqrt(np.mean(err ** 2)) > 0.3
+    # leading silence: the stream starts as if silence came before it, so it is black from sample 0
+    assert not np.any(y[:L])
+    # and none of this depends on how the stream is cut into blocks
+    c2 = Chain(rate, max_block=1024)
+    c2.set_values({"dither.mode": mode})
+    c2.set_output_bits(16)
+    assert np.array_equal(_run_blocks(c2, x, list(np.random.default_rng(5).integers(1, 700, 64))), y)
+
+
+def test_a_decaying_tail_is_dithered_until_it_is_really_zero():
+    """With filters on, silence after music reaches the dither as a tail that takes a while to hit 0.0."""
+    rate = 48000
+    music = render_programme(2.0, rate, seed=2, peak_dbfs=-3.0)
+    x = np.ascontiguousarray(np.vstack([music, np.zeros((4 * rate, 2))]))
+    values = json.loads((Path(schema.__file__).parent / "presets" / "streaming.json").read_text())["params"]
+    plain, dithered = Chain(rate, max_block=1024), Chain(rate, max_block=1024)
+    for c in (plain, dithered):
+        c.set_values(values)
+    dithered.set_output_bits(24)
+    yf, yd = _run(plain, x), _run(dithered, x)
+    zero_from = np.nonzero(np.any(yf != 0.0, axis=1))[0][-1] + 1     # the float tail is exactly 0 from here
+    end = len(music) + plain.latency_samples
+    assert zero_from > end + rate // 10                              # it does take a while (filters, release)
+    assert np.count_nonzero(yd[end:zero_from]) > 0.5 * (zero_from - end)    # dithered while it decays
+    assert not np.any(yd[zero_from + dither.BLANK_AFTER - 1:])       # black once 4096 zeros have passed
