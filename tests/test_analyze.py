@@ -123,6 +123,11 @@ def test_silence_reads_null_not_error(masterbox_cmd, tmp_path):
     for key in ("integrated_lufs", "true_peak_dbtp", "sample_peak_dbfs", "max_momentary_lufs", "plr_db"):
         assert result[key] is None, key
     assert result["duration_s"] == pytest.approx(2.0)
+    table = _run(masterbox_cmd, path).stdout                   # the table says why, not only "undefined"
+    assert "digital silence: every sample is zero" in table
+    quiet = tmp_path / "quiet.wav"                               # -120 dBFS is not silence
+    sf.write(quiet, np.full((48000 * 2, 2), 1e-6), 48000, subtype="FLOAT")
+    assert "digital silence" not in _run(masterbox_cmd, quiet).stdout
 
 
 def _bad_files(tmp_path):

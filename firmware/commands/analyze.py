@@ -47,6 +47,8 @@ def format_table(path: str, a: dict) -> str:
     for key, label, unit in ROWS:
         v = a.get(key)
         lines.append(f"{label:<24}{'undefined' if v is None else f'{v:.1f} {unit}'}")
+    if a.get("sample_peak_dbfs") is None:
+        lines.append(f"{'':<24}digital silence: every sample is zero, so there is nothing to measure")
     if a.get("nonfinite_samples"):
         lines.append(f"{'non-finite samples':<24}{a['nonfinite_samples']} (NaN or infinite: measured as silence)")
     return "\n".join(lines)
