@@ -425,7 +425,7 @@ def no_loudness_reason(frames: int, rate: int) -> str:
     if frames < round(0.4 * rate):
         return (f"the input is {frames / rate * 1000:.0f} ms long, shorter than the 400 ms block a loudness "
                 "measurement needs: mastered at the drive as set")
-    return "the input is silent (no 400 ms block above -70 LUFS): the drive is left as it was"
+    return "the input is silent (no 400 ms block above -70 LUFS): mastered at the drive as set"
 
 
 def meter_analysis(meter, frames: int, rate: int, channels: int) -> dict:
