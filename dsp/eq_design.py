@@ -67,7 +67,10 @@ def band_response(kind, freq, gain_db, q, rate, freqs):
     return m0 + (m1 * s + m2) / (s * s + k * s + 1.0)
 
 
-def log_frequencies(n: int = 241, lo: float = 20.0, hi: float = 20000.0):
+CURVE_POINTS = 241   # 20 Hz .. 20 kHz, 80 points per decade: smooth at any width a page draws
+
+
+def log_frequencies(n: int = CURVE_POINTS, lo: float = 20.0, hi: float = 20000.0):
     """``n`` frequencies spaced evenly on a log axis from ``lo`` to ``hi`` (what a curve is drawn on)."""
     import numpy as np
 

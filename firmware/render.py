@@ -422,7 +422,9 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
 
 def no_loudness_reason(frames: int, rate: int) -> str:
     """Why a file has no integrated loudness (BS.1770 needs one 400 ms block above -70 LUFS)."""
-    if frames < round(0.4 * rate):
+    from firmware.analysis import MIN_DURATION_S
+
+    if frames < MIN_DURATION_S * rate:      # the bound under which ``analyze`` refuses a file
         return (f"the input is {frames / rate * 1000:.0f} ms long, shorter than the 400 ms block a loudness "
                 "measurement needs: mastered at the drive as set")
     return "the input is silent (no 400 ms block above -70 LUFS): mastered at the drive as set"

@@ -11,22 +11,21 @@ from flask import current_app, jsonify
 
 from dsp import eq_design
 from webui.api import bp
-from webui.api.live import state_snapshot
 from webui.api.system import current_audio
+from webui.backend import control
 
 DEFAULT_RATE = 48000
-POINTS = 241      # 20 Hz .. 20 kHz, 80 points per decade: smooth at any width the page draws
 
 
 @bp.get("/eq/response")
 def get_eq_response():
     """``{rate, freqs, mid_db, side_db, same}``: the EQ stage's gain in dB on the mid and the side channel."""
-    values = state_snapshot()["values"]
+    values = control().state.values
     try:
         rate = int(current_audio(current_app.extensions["masterbox"]).get("rate") or DEFAULT_RATE)
     except (TypeError, ValueError):
         rate = DEFAULT_RATE
-    curve = eq_design.eq_response(values, rate, eq_design.log_frequencies(POINTS))
+    curve = eq_design.eq_response(values, rate, eq_design.log_frequencies())
     mid = [round(float(v), 3) for v in curve["mid_db"]]
     side = [round(float(v), 3) for v in curve["side_db"]]
     return jsonify({"rate": rate, "freqs": [round(float(f), 2) for f in curve["freqs"]],
