@@ -110,3 +110,16 @@ def ffmpeg_ebur128(path: Path, workdir: Path) -> dict:
     for k, v in summary.items():
         assert abs(precise[k] - v) <= 0.051 + (0.02 if k == "true_peak_dbtp" else 0.0), (k, precise[k], v)
     return precise
+
+
+def run_chain(chain, x, blocks=1024):
+    """Process ``x`` through ``chain`` in blocks: a fixed size (int) or a list of sizes (cycled)."""
+    y = np.zeros_like(x)
+    sizes = [blocks] if isinstance(blocks, int) else list(blocks)
+    i = k = 0
+    while i < len(x):
+        n = min(int(sizes[k % len(sizes)]), len(x) - i)
+        chain.process(x[i:i + n], y[i:i + n])
+        i += n
+        k += 1
+    return y

@@ -11,6 +11,7 @@ import pytest
 from dsp import schema
 from dsp.chain import Chain
 from dsp.programme import render_programme
+from tests.signals import run_chain as run
 
 RATE = 48000
 PRESETS = Path(schema.__file__).parent / "presets"
@@ -18,19 +19,6 @@ PRESETS = Path(schema.__file__).parent / "presets"
 
 def preset(name):
     return json.loads((PRESETS / f"{name}.json").read_text())["params"]
-
-
-def run(chain, x, blocks=1024):
-    """Process ``x`` with fixed block size (int) or a list of block sizes (cycled)."""
-    y = np.zeros_like(x)
-    sizes = [blocks] if isinstance(blocks, int) else list(blocks)
-    i = k = 0
-    while i < len(x):
-        n = min(sizes[k % len(sizes)], len(x) - i)
-        chain.process(x[i:i + n], y[i:i + n])
-        i += n
-        k += 1
-    return y
 
 
 def music(seconds=3.0, rate=RATE, peak=-3.0, seed=0):

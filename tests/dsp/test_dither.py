@@ -14,6 +14,7 @@ from scipy import signal
 from dsp import dither, schema
 from dsp.chain import Chain
 from dsp.programme import render_programme
+from tests.signals import run_chain
 
 
 def _quantise(x, bits, shaped, rate):
@@ -185,7 +186,7 @@ def test_shaped_16_bit_chain_output_holds_the_ceiling(rate):
         c.set_values(vals)
         if bits:
             c.set_output_bits(bits)
-        outs.append(_run(c, x))
+        outs.append(run_chain(c, x))
     yf, y = outs
     lsb = 2.0 ** -15
     assert np.all(np.abs(y / lsb - np.round(y / lsb)) < 1e-9)
@@ -201,51 +202,33 @@ def test_shaped_16_bit_chain_output_holds_the_ceiling(rate):
         assert abs(10 * np.log10(p[band].mean() / want[band].mean())) < 1.0, (lo, hi)
 
 
-def _run(chain, x):
-    y = np.zeros_like(x)
-    for i in range(0, len(x), 1024):
-        chain.process(x[i:i + 1024], y[i:i + 1024])
-    return y
-
-
 def test_chain_dithers_only_when_the_output_is_quantised():
     rate = 48000
     x = np.ascontiguousarray(_signal(rate, rate))
     c = Chain(rate)
     c.set_values({"dither.mode": "tpdf"})
-    y = _run(c, x)
+    y = run_chain(c, x)
     L = c.latency_samples
     assert np.array_equal(y[L:], x[:-L])                       # float output: untouched
     c = Chain(rate)
     c.set_values({"dither.mode": "tpdf"})
     c.set_output_bits(16)
-    y = _run(c, x)
+    y = run_chain(c, x)
     lsb = 2.0 ** -15
     assert np.all(np.abs(y / lsb - np.round(y / lsb)) < 1e-9)
     assert np.sqrt(np.mean(((y[L:] - x[:-L]) / lsb) ** 2)) == pytest.approx(0.5, rel=0.05)
     c = Chain(rate)
     c.set_values({"dither.mode": "off"})
     c.set_output_bits(16)
-    assert np.array_equal(_run(c, x)[L:], x[:-L])               # off means off
+    assert np.array_equal(run_chain(c, x)[L:], x[:-L])               # off means off
     # dither.bits = 16 on a 24-bit output quantises to 16 bits; a 16-bit output never to 24
     c = Chain(rate)
     c.set_values({"dither.mode": "tpdf", "dither.bits": "16"})
     c.set_output_bits(24)
-    y = _run(c, x)
+    y = run_chain(c, x)
     assert np.all(np.abs(y / lsb - np.round(y / lsb)) < 1e-9)
     with pytest.raises(ValueError):
         c.set_output_bits(8)
-
-
-def _run_blocks(chain, x, sizes):
-    y = np.zeros_like(x)
-    i = k = 0
-    while i < len(x):
-        n = min(int(sizes[k % len(sizes)]), len(x) - i)
-        chain.process(x[i:i + n], y[i:i + n])
-        i += n
-        k += 1
-    return y
 
 
 @pytest.mark.parametrize("mode", ["tpdf", "shaped"])
@@ -258,7 +241,7 @@ def test_digital_silence_stays_digital_silence_from_the_threshold_on(mode):
     c = Chain(rate, max_block=1024)
     c.set_values({"dither.mode": mode})                # nothing else on: zeros pass through exactly
     c.set_output_bits(16)
-    y = _run_blocks(c, x, [1024])
+    y = run_chain(c, x)
     L = c.latency_samples
     yy = y[L:]
     s1 = len(tone)                                     # where the short gap starts (in the input's time)
@@ -277,7 +260,7 @@ def test_digital_silence_stays_digital_silence_from_the_threshold_on(mode):
     c2 = Chain(rate, max_block=1024)
     c2.set_values({"dither.mode": mode})
     c2.set_output_bits(16)
-    assert np.array_equal(_run_blocks(c2, x, list(np.random.default_rng(5).integers(1, 700, 64))), y)
+    assert np.array_equal(run_chain(c2, x, list(np.random.default_rng(5).integers(1, 700, 64))), y)
 
 
 def test_a_decaying_tail_is_dithered_until_it_is_really_zero():
@@ -290,7 +273,7 @@ def test_a_decaying_tail_is_dithered_until_it_is_really_zero():
     for c in (plain, dithered):
         c.set_values(values)
     dithered.set_output_bits(24)
-    yf, yd = _run(plain, x), _run(dithered, x)
+    yf, yd = run_chain(plain, x), run_chain(dithered, x)
     zero_from = np.nonzero(np.any(yf != 0.0, axis=1))[0][-1] + 1     # the float tail is exactly 0 from here
     end = len(music) + plain.latency_samples
     assert zero_from > end + rate // 10                              # it does take a while (filters, release)
