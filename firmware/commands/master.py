@@ -119,10 +119,10 @@ def run(args: argparse.Namespace) -> int:
                   f"{'are' if res.input_faults != 1 else 'is'} NaN, infinite or beyond +80 dBFS: "
                   "mastered as silence")
     message = None
-    if target is not None and res.target_reached is False and after["integrated_lufs"] is None:
+    got = after["integrated_lufs"]
+    if target is not None and res.target_reached is False and got is None:
         message = f"target {target:.1f} LUFS not applied: {'; '.join(res.notes)}"
     elif target is not None and res.target_reached is False:
-        got = after["integrated_lufs"]
         message = (f"target {target:.1f} LUFS not reached at a {values['lim.ceiling_dbtp']:.1f} dBTP ceiling: "
                    f"output is {got:.1f} LUFS, {abs(target - got):.1f} LU "
                    f"{'short' if got < target else 'over'}"
