@@ -1,6 +1,6 @@
 """The mastering chain: one numba call per block, the same for the box and for files.
 
-Order: input (trim, polarity, subsonic high-pass, DC removal) -> 6-band EQ -> 3-band
+Order: input (trim, polarity, subsonic high-pass, DC removal) -> 6-band EQ and tone -> 3-band
 compressor (LR4, phase-aligned, parallel mix) -> stereo (mono bass, width, balance) ->
 drive -> true-peak limiter -> dither. Meters on input and output; bypass crossfades to the
 latency-aligned dry input, optionally level-matched to the processed loudness.
@@ -48,6 +48,8 @@ P_HPF_SLOPE = _I["in.hpf_slope"]
 P_HPF_FREQ = _I["in.hpf_freq"]
 P_DC = _I["in.dc_block"]
 P_EQ = _I["eq1.on"]  # six params per band: on, type, freq, gain_db, q, place
+P_TONE = _I["eq.tone_db"]
+P_TONE_F = _I["eq.tone_freq"]
 P_MB_ON = _I["mb.on"]
 P_XL = _I["mb.xover_low"]
 P_XH = _I["mb.xover_high"]
@@ -90,6 +92,10 @@ R_MK = 19           # 3 makeup gains
 R_WIDTH, R_MONO, R_BAL_L, R_BAL_R, R_DRIVE, R_BYPASS, R_LM = 22, 23, 24, 25, 26, 27, 28
 NR = 29
 
+# -- state-variable filter rows (eqc, eqz): the six EQ bands, then the tone control ----------
+TONE_ROW = schema.EQ_BANDS
+EQ_ROWS = schema.EQ_BANDS + 1
+
 # -- biquad rows ---------------------------------------------------------------------------
 B_HPF = 0           # 2 sections (the EQ bands are state-variable filters with their own arrays)
 B_XO = 2            # crossover.ROWS rows
@@ -113,7 +119,8 @@ F_LVL, F_CG0, F_CG1 = 66, 69, 72     # 3 each: band peak in this sub-block, gain
 # the parameter values the derived settings below were last computed from (NaN: compute afresh);
 # while something else glides, these need no exp/pow again (see _update)
 F_SRC_TRIM, F_SRC_MB, F_SRC_BAL, F_SRC_DRIVE, F_SRC_LIM = 75, 76, 91, 92, 93   # 1, 3 x 5, 1, 1, 2
-NF = 95
+F_DES_TONE = 95     # tone pivot and gain the tone row was designed for (NaN: design afresh)
+NF = 97
 
 # -- int state -----------------------------------------------------------------------------
 I_POS, I_FRESH, I_HPF_ACT = 0, 1, 2
@@ -186,7 +193,7 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
     if not (moved or fresh) and settled and ist[I_BYPASS] == ist[I_BYPASS_SEEN]:
         # nothing moves: the derived values, ramps and coefficients all stand; only the EQ
         # glides end and the level match follows the meters
-        for b in range(6):
+        for b in range(EQ_ROWS):
             for j in range(svf.NCOEF):
                 eqc[b, svf.NCOEF + j] = eqc[b, j]
         _level_match(tgt, nxt, fs, False, mf_in, mi_in, mf_out, mi_out)
@@ -260,6 +267,21 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
             fs[d] = f
             fs[d + 1] = g
             fs[d + 2] = q
+    # the tone: a tilt on both channels, always in; at 0 dB a wire, which _eq_stage skips
+    f = cur[P_TONE_F]
+    g = cur[P_TONE]
+    for j in range(svf.NCOEF):
+        eqc[TONE_ROW, svf.NCOEF + j] = eqc[TONE_ROW, j]
+    if fs[F_DES_TONE] != f or fs[F_DES_TONE + 1] != g:
+        kind, gain_db, q = svf.tone_as_band(g)
+        svf.design(eqc, TONE_ROW, kind, f, gain_db, q, rate)
+        if fresh or math.isnan(fs[F_DES_TONE]):   # the first design: nothing to glide from
+            for j in range(svf.NCOEF):
+                eqc[TONE_ROW, svf.NCOEF + j] = eqc[TONE_ROW, j]
+        fs[F_DES_TONE] = f
+        fs[F_DES_TONE + 1] = g
+    if svf.wire(eqc, TONE_ROW):
+        biquad.clear(eqz, TONE_ROW)   # it starts from rest when it is turned again
 
     # multiband
     nxt[R_MB] = toward(nxt[R_MB], 1.0 if tgt[P_MB_ON] > 0.5 else 0.0, step)
@@ -494,6 +516,8 @@ def _eq_stage(s, tmp, m, pos, rmp, eqc, eqz, ist):
                 tmp[n, 0] = mid + side
                 tmp[n, 1] = mid - side
         _fade_mix(s, tmp, m, pos, rmp, r)
+    if not svf.wire(eqc, TONE_ROW):
+        svf.run2_to(s, s, m, eqc, TONE_ROW, eqz, pos, SUB)
 
 
 @njit(cache=True)
@@ -896,8 +920,8 @@ class Chain:
         coef[:, 0] = 1.0
         floats = {
             "xin": np.zeros((self.max_block, 2)), "pk": np.zeros(SUB), "par": par, "rmp": np.zeros((2, NR)),
-            "coef": coef, "eqc": np.zeros((schema.EQ_BANDS, 2 * svf.NCOEF)),
-            "eqz": np.zeros((schema.EQ_BANDS, 2, 2)), "z": np.zeros((NBQ, 2, 2)), "fs": np.zeros(NF),
+            "coef": coef, "eqc": np.zeros((EQ_ROWS, 2 * svf.NCOEF)),
+            "eqz": np.zeros((EQ_ROWS, 2, 2)), "z": np.zeros((NBQ, 2, 2)), "fs": np.zeros(NF),
             "sc": np.zeros((6, SUB, 2)), "dry": np.zeros((2, self.latency_samples + 1)),
             "phase": lim["phase"], "hist": lim["hist"], "delay": lim["delay"], "dq_val": lim["dq_val"],
             "box1": lim["box1"], "box2": lim["box2"], "lfs": lim["fs"],

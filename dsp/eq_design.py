@@ -21,6 +21,17 @@ import math
 BELL, LOW_SHELF, HIGH_SHELF, LOW_CUT, HIGH_CUT, TILT = 0, 1, 2, 3, 4, 5
 ALLPASS = 6
 
+TONE_Q = 0.5   # the tone control's tilt: two real poles, the gentlest second-order slope, no bump
+
+
+def tone_as_band(tone_db):
+    """The tone control (``eq.tone_db``) as a band of :func:`svf_band`: ``(kind, gain_db, q)``.
+
+    A tilt spanning twice ``tone_db``: the treble goes up by ``tone_db`` and the bass down by as
+    much, the pivot stays put. At 0 dB the band's output mix is exactly ``1, 0, 0`` (a wire).
+    """
+    return TILT, 2.0 * tone_db, TONE_Q
+
 
 def svf_band(kind, freq, gain_db, q, rate):
     """``(g, k, m0, m1, m2)`` of one band: the integrators' gain, the damping and the output mix.
@@ -80,9 +91,10 @@ def log_frequencies(n: int = CURVE_POINTS, lo: float = 20.0, hi: float = 20000.0
 def eq_response(values: dict, rate: int, freqs) -> dict:
     """The EQ stage's magnitude response (dB) for schema ``values``, on the mid and the side channel.
 
-    A band placed ``stereo`` acts on left and right alike, hence on mid and side alike; a ``mid``
-    or ``side`` band on that channel alone. Bands that are off are left out. Frequencies at or
-    above Nyquist are dropped (the band's response is not defined there).
+    The six bands, then the tone control (on both channels). A band placed ``stereo`` acts on
+    left and right alike, hence on mid and side alike; a ``mid`` or ``side`` band on that channel
+    alone. Bands that are off are left out. Frequencies at or above Nyquist are dropped (the
+    band's response is not defined there).
     """
     import numpy as np
 
@@ -103,6 +115,11 @@ def eq_response(values: dict, rate: int, freqs) -> dict:
             mid = mid * h
         if place in ("stereo", "side"):
             side = side * h
+    if values["eq.tone_db"] != 0.0:
+        kind, gain_db, q = tone_as_band(values["eq.tone_db"])
+        h = band_response(kind, values["eq.tone_freq"], gain_db, q, rate, freqs)
+        mid = mid * h
+        side = side * h
     floor = 1e-12   # a cut's zero at DC would be -inf dB; keep the number finite for JSON
 
     def db(h):

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2   # 2: the tone control (eq.tone_db, eq.tone_freq), see firmware/presets.py
 
 LIN, LOG, BOOL, ENUM = "lin", "log", "bool", "enum"
 
@@ -142,6 +142,7 @@ EQ_PLACES = ("stereo", "mid", "side")
 EQ_BANDS = 6
 EQ_DEFAULT_FREQS = (40.0, 120.0, 400.0, 1500.0, 5000.0, 12000.0)
 EQ_DEFAULT_TYPES = ("low_shelf", "bell", "bell", "bell", "bell", "high_shelf")
+TONE_RANGE_DB = 6.0    # the tone control's treble gain either way (the bass goes the other way)
 MB_BANDS = ("low", "mid", "high")
 DITHER_MODES = ("off", "tpdf", "shaped")
 
@@ -168,6 +169,15 @@ def _build() -> tuple[Param, ...]:
             Param(f"{g}.q", f"EQ {n} Q", "eq", "", 0.1, 10.0, 0.707, LOG, 30.0),
             _e(f"{g}.place", f"EQ {n} placement", "eq", EQ_PLACES, "stereo"),
         ]
+    # the tone control: a tilt of its own after the six bands (the front panel's TONE knob), so
+    # turning it never takes over a band a preset uses
+    p += [
+        Param("eq.tone_db", "Tone", "eq", "dB", -TONE_RANGE_DB, TONE_RANGE_DB, 0.0, LIN, 30.0,
+              help="Tilts the spectrum around the pivot: treble up and bass down by this much "
+                   "(negative: darker). 0 dB is flat and costs nothing."),
+        Param("eq.tone_freq", "Tone pivot", "eq", "Hz", 200.0, 5000.0, 1000.0, LOG, 30.0,
+              help="Where the tone control's tilt turns: the frequency it leaves alone."),
+    ]
     # 3. multiband compressor
     p += [
         _b("mb.on", "Multiband on", "multiband"),

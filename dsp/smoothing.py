@@ -48,7 +48,7 @@ def advance(tgt, cur, alpha, islog):
             c = c * (t / c) ** a
         else:
             c = c + (t - c) * a
-        if abs(t - c) <= 1e-9 * (abs(t) + 1e-9):
+        if abs(t - c) <= 1e-9 * (abs(t) + 1.0):   # within 1e-9 of the range's units near 0
             c = t
         cur[k] = c
     return moved

@@ -23,6 +23,7 @@ FLUSH = 1e-30
 
 
 _band = njit(cache=True)(eq_design.svf_band)
+tone_as_band = njit(cache=True)(eq_design.tone_as_band)
 
 
 @njit(cache=True)
@@ -79,6 +80,12 @@ def glide(c, row):
         if c[row, j] != c[row, NCOEF + j]:
             return True
     return False
+
+
+@njit(cache=True)
+def wire(c, row):
+    """True when band ``row`` passes the signal unchanged (output mix 1, 0, 0) and is not moving."""
+    return c[row, 5] == 1.0 and c[row, 6] == 0.0 and c[row, 7] == 0.0 and not glide(c, row)
 
 
 @njit(cache=True)

@@ -2,7 +2,7 @@
 
 File format (``docs/interfaces.md``)::
 
-    {"format": "masterbox-preset", "schema_version": 1, "name": "streaming",
+    {"format": "masterbox-preset", "schema_version": 2, "name": "streaming",
      "description": "one line", "params": {"<every schema id>": <user value>, ...}}
 
 Why it is built this way:
@@ -76,7 +76,20 @@ def _from_v0(doc: dict) -> dict:
     return doc
 
 
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {0: _from_v0}  # version N -> N + 1
+_ADDED_IN_V2 = ("eq.tone_db", "eq.tone_freq")
+
+
+def _from_v1(doc: dict) -> dict:
+    """v2 added the tone control (``eq.tone_db``, ``eq.tone_freq``). A v1 file gets it at rest
+    (0 dB, flat), so it sounds as it did; its bands, including any tilt the TONE knob used to set
+    on band 4, are kept as they were."""
+    params = doc.get("params")
+    if isinstance(params, Mapping):
+        doc["params"] = {**params, **{k: schema.BY_ID[k].default for k in _ADDED_IN_V2 if k not in params}}
+    return doc
+
+
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {0: _from_v0, 1: _from_v1}  # version N -> N + 1
 
 
 def migrate(doc: dict) -> dict:

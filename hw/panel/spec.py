@@ -42,8 +42,8 @@ class KnobSpec:
     """One knob: a potentiometer (``channel``) or an encoder (``pins`` = A, B[, push]).
 
     It drives ``param`` (a schema id) or ``macro`` (a key of ``dsp.schema.MACROS``).
-    ``also_set`` are fixed values written together with the knob's parameter (TONE
-    switches its EQ band on and to the tilt type, for example).
+    ``also_set`` are fixed values written together with the knob's parameter (a knob
+    mapped to an EQ band's gain can switch the band on and set its type, for example).
     """
 
     name: str
@@ -110,8 +110,7 @@ DEFAULT_PANEL = PanelSpec(
     adc=AdcSpec(),
     knobs=(
         KnobSpec("input", "pot", param="in.trim_db", channel=0),
-        KnobSpec("tone", "pot", param="eq4.gain_db", channel=1,
-                 also_set=(("eq4.on", True), ("eq4.type", "tilt"))),
+        KnobSpec("tone", "pot", param="eq.tone_db", channel=1),
         KnobSpec("glue", "pot", macro="glue", channel=2),
         KnobSpec("width", "pot", param="st.width", channel=3),
         KnobSpec("output", "pot", param="out.drive_db", channel=4),

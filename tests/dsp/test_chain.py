@@ -107,6 +107,7 @@ CHANGES = [
     {"in.dc_block": True}, {"eq2.on": True, "eq2.gain_db": 12.0, "eq2.freq": 440.0},
     {"eq1.type": "high_shelf", "eq1.on": True, "eq1.gain_db": 6.0}, {"eq3.place": "side", "eq3.on": True},
     {"eq4.freq": 20000.0, "eq4.on": True, "eq4.gain_db": -12.0},
+    {"eq.tone_db": 6.0}, {"eq.tone_db": -6.0, "eq.tone_freq": 200.0},
     {"mb.on": True}, {"mb.xover_low": 800.0}, {"mb.mix": 0.0}, {"mb.mid.solo": True},
     {"mb.mid.bypass": True}, {"mb.mid.makeup_db": 12.0},
     {"st.width": 0.0}, {"st.mono_bass": True}, {"st.balance": -1.0},

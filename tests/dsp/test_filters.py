@@ -15,6 +15,7 @@ from scipy import signal
 
 from dsp import crossover, eq_design, rbj, schema
 from dsp.chain import Chain
+from tests.signals import run_chain
 
 RATE = 48000
 
@@ -160,6 +161,40 @@ def test_band_response_is_the_bilinear_of_the_analog_prototype(kind, f, g, q, ra
     assert np.max(np.abs(np.angle(h / ho))) < 1e-6
 
 
+@pytest.mark.parametrize("rate", [44100, 96000])
+@pytest.mark.parametrize("tone,pivot", [(4.0, 1000.0), (-6.0, 300.0), (2.5, 5000.0)])
+def test_tone_is_a_tilt_around_its_pivot(tone, pivot, rate):
+    """The tone control: scipy's high shelf of twice the gain at Q 0.5, lowered by ``tone``;
+    the bass at -tone, the treble at +tone, the pivot untouched."""
+    c = Chain(rate, max_block=(1 << 15) + 256)
+    c.set_values({"eq.tone_db": tone, "eq.tone_freq": pivot, "lim.ceiling_dbtp": 0.0})
+    ir = _impulse_response(c, 1 << 15, amp=0.05)
+    bo, ao = _oracle(rbj.HIGH_SHELF, pivot, 2.0 * tone, 0.5, rate)
+    ref = signal.lfilter(bo * 10 ** (-tone / 20), ao, _impulse(1 << 15, 0.05)[:, 0])
+    assert np.max(np.abs(ir[:, 0] - ref)) < 1e-9 and np.max(np.abs(ir[:, 1] - ref)) < 1e-9
+    db = 20 * np.log10(np.abs(_dft(ir[:, 0] / 0.05, np.array([pivot / 200, pivot, min(pivot * 200, 0.45 * rate)]),
+                                   rate)))
+    assert db[0] == pytest.approx(-tone, abs=0.01) and db[1] == pytest.approx(0.0, abs=1e-6)
+    assert db[2] == pytest.approx(tone, abs=0.05 if pivot * 200 < 0.45 * rate else 0.3)
+
+
+def test_tone_back_at_zero_is_a_wire_again():
+    """Turned and turned back to 0 dB, the tone leaves the signal bit for bit as it found it."""
+    t = np.arange(2 * RATE) / RATE
+    mono = 0.25 * np.sin(2 * np.pi * 440.0 * t) + 0.1 * np.sin(2 * np.pi * 7000.0 * t)   # the limiter stays idle
+    x = np.ascontiguousarray(np.stack([mono, mono], axis=1))
+    c = Chain(RATE)
+    c.set_values({"eq.tone_db": 3.0, "lim.ceiling_dbtp": 0.0})
+    turn = RATE // 2
+    a = run_chain(c, x[:turn], 512)
+    c.set_values({"eq.tone_db": 0.0})
+    b = run_chain(c, x[turn:], 512)
+    lat = c.latency_samples
+    assert np.max(np.abs(a[turn // 2:] - x[turn // 2 - lat:turn - lat])) > 0.02    # it did tilt
+    settled = RATE                  # 1 s after the turn back: the 30 ms glide has long snapped to 0
+    assert np.max(np.abs(b[settled:] - x[turn + settled - lat:len(x) - lat])) == 0.0
+
+
 def _dft(ir, freqs, rate):
     """The response of impulse response ``ir`` at arbitrary ``freqs`` (a direct DFT, in chunks)."""
     n = np.arange(len(ir))
@@ -170,7 +205,7 @@ def _dft(ir, freqs, rate):
 @pytest.mark.parametrize("rate", [44100, 96000])
 def test_eq_curve_is_what_the_chain_does(rate):
     """The curve the web UI draws equals the chain's measured response, on mid and on side."""
-    values = schema.defaults() | {"lim.ceiling_dbtp": 0.0}
+    values = schema.defaults() | {"lim.ceiling_dbtp": 0.0, "eq.tone_db": 1.5, "eq.tone_freq": 700.0}
     bands = [("low_cut", 25.0, 0.0, 0.9, "stereo"), ("low_shelf", 90.0, 3.0, 0.707, "mid"),
              ("bell", 400.0, -4.5, 2.0, "stereo"), ("tilt", 2000.0, -2.0, 0.707, "side"),
              ("high_shelf", 11000.0, 2.5, 0.707, "stereo"), ("high_cut", 19000.0, 0.0, 0.707, "side")]

@@ -142,7 +142,7 @@ def test_recall_moves_the_knobs_and_rearms_pickup(box):
     assert control.state.get("st.width") == pytest.approx(panel.knobs["width"].physical * 200)
 
 
-def test_glue_macro_and_tone_also_set(box):
+def test_glue_macro_moves_its_parameters(box):
     pc, control, panel = box()
     b = pc.bindings["glue"]
     control.state.set(schema.MACROS["glue"].values(0.0), "test")
@@ -152,9 +152,26 @@ def test_glue_macro_and_tone_also_set(box):
     assert control.state.get("mb.on") is True
     assert control.state.get("mb.mid.threshold_db") == pytest.approx(-14.0, abs=0.1)
     assert b.position(control.state.values) == pytest.approx(0.5, abs=0.005)
-    control.state.set({"eq4.gain_db": 0.0}, "test")
-    panel.set_pot("tone", 0.5)
+
+
+def test_tone_knob_tilts_and_leaves_the_eq_bands_alone(box):
+    """TONE has a parameter of its own: a preset's six bands stay as they are when it turns."""
+    pc, control, panel = box()
+    control.state.set({"eq4.on": True, "eq4.type": "bell", "eq4.gain_db": -2.5, "eq.tone_db": 0.0}, "test")
+    bands = {k: v for k, v in control.state.values.items() if k[:2] == "eq" and k[2].isdigit()}
+    panel.set_pot("tone", 0.5)                            # centre = flat: picked up here
     panel.set_pot("tone", 0.75)
+    pc.flush()
+    assert control.state.get("eq.tone_db") == pytest.approx(3.0, abs=0.02)   # -6..+6 dB over the travel
+    assert {k: control.state.get(k) for k in bands} == bands
+
+
+def test_also_set_writes_its_values_with_the_knob(box):
+    knob = KnobSpec("band4", "pot", param="eq4.gain_db", channel=5, also_set=(("eq4.on", True), ("eq4.type", "tilt")))
+    pc, control, panel = box(panel=SimulatedPanel(dataclasses.replace(SPEC, knobs=SPEC.knobs + (knob,))))
+    control.state.set({"eq4.gain_db": 0.0}, "test")
+    panel.set_pot("band4", 0.5)
+    panel.set_pot("band4", 0.75)
     pc.flush()
     assert control.state.get("eq4.type") == "tilt" and control.state.get("eq4.on") is True
     assert control.state.get("eq4.gain_db") == pytest.approx(9.0, abs=0.05)

@@ -138,6 +138,21 @@ def test_unknown_fields_kept_and_old_and_newer_versions_load(store):
     assert back["schema_version"] == schema.SCHEMA_VERSION + 1
 
 
+def test_version_1_preset_gets_the_tone_control_at_rest_and_keeps_its_bands(store):
+    """Schema 2 added ``eq.tone_*``. A version-1 file (here with the tilt the old TONE knob set on
+    band 4) loads flat-toned and otherwise as it was; a v1 file missing anything else is still refused."""
+    v1 = {k: v for k, v in full(**{"eq4.on": True, "eq4.type": "tilt", "eq4.gain_db": 4.0}).items()
+          if not k.startswith("eq.")}
+    assert "eq.tone_db" in schema.BY_ID and "eq.tone_db" not in v1
+    p = store.import_json(json.dumps({"format": pr.FORMAT, "schema_version": 1, "name": "made on v1", "params": v1}))
+    assert (p.params["eq.tone_db"], p.params["eq.tone_freq"]) == (0.0, 1000.0)
+    assert {k: p.params[k] for k in v1} == v1
+    assert json.loads((store.user_dir / p.file).read_text())["schema_version"] == 2
+    short = {k: v for k, v in v1.items() if k != "st.width"}
+    with pytest.raises(PresetError, match="st.width"):
+        store.import_json(json.dumps({"format": pr.FORMAT, "schema_version": 1, "name": "short", "params": short}))
+
+
 def test_zip_export_import_all_or_nothing(store, tmp_path):
     for i in range(5):
         store.save(f"p{i}", full(**{"eq1.gain_db": float(i)}))

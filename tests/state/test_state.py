@@ -187,3 +187,18 @@ def test_state_from_a_newer_firmware_keeps_its_unknown_values(tmp_path, store):
     back = json.loads(path.read_text())
     assert back["values"]["sat.drive_db"] == 4.0 and back["values"]["eq2.gain_db"] == 1.0
     assert back["schema_version"] == schema.SCHEMA_VERSION + 1
+
+
+def test_state_from_version_1_loads_with_the_tone_control_flat(tmp_path, store):
+    values = {k: v for k, v in {**schema.defaults(), "eq2.gain_db": 1.5}.items() if not k.startswith("eq.")}
+    doc = {"format": "masterbox-state", "schema_version": 1, "active_preset": "loud", "modified": True,
+           "values": values}
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(doc))
+    st = StateStore(path, store)
+    assert not st.safe_mode and st.active_preset == "loud"
+    assert st.get("eq.tone_db") == 0.0 and st.get("eq2.gain_db") == 1.5
+    st.set({"eq.tone_db": -2.0})
+    st.close()
+    back = json.loads(path.read_text())
+    assert back["schema_version"] == schema.SCHEMA_VERSION and back["values"]["eq.tone_db"] == -2.0

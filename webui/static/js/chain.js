@@ -58,6 +58,7 @@
   function subgroup(id) { const parts = id.split("."); return parts.length > 2 ? parts.slice(0, 2).join(".") : parts[0]; }
   function subTitle(key) {
     if (/^eq\d$/.test(key)) return "Band " + key.slice(2);
+    if (key === "eq") return "Tone";
     if (key.startsWith("mb.")) return key.slice(3) + " band";
     return null;
   }
@@ -128,7 +129,7 @@
     } catch (e) { fail(e); }
   }
   function eqChanged(values) {
-    const now = JSON.stringify(Object.entries(values).filter(([k]) => /^eq\d\./.test(k)).sort());
+    const now = JSON.stringify(Object.entries(values).filter(([k]) => /^eq\d?\./.test(k)).sort());
     if (!curveSvg || now === eqSeen || now === "[]") return;
     eqSeen = now;
     if (!curveTimer) curveTimer = setTimeout(fetchCurve, 60);
@@ -138,7 +139,7 @@
     for (const g of s.groups) {
       const params = s.params.filter((p) => p.group === g);
       // the two first stages span the page, their controls in columns: the EQ with its curve on
-      // top and the six bands side by side, and the input stage above it (no hole beside it)
+      // top and the six bands and the tone side by side, and the input stage above it (no hole beside it)
       const wide = WIDE.includes(g), cols = wide ? el("div", { class: "cols" }) : null;
       const card = el("section", { class: wide ? "card stage wide" : "card stage", id: "stage-" + g },
                       el("h2", { text: TITLES[g] || g }));
