@@ -35,6 +35,7 @@ class WebContext:
     broadcaster: Any
     logbuffer: Any
     curves: Any = None
+    history: Any = None
 
     def read_meters(self) -> dict | None:
         """The engine's latest meter frame (None when no engine runs); never blocks on audio."""
@@ -55,6 +56,7 @@ def create_app(control, config: dict | None = None, *, data_dir: Path | None = N
     from webui.api import bp as api_bp
     from webui.claim import ClaimWindow
     from webui.curves import CurveCache
+    from webui.history import LoudnessHistory
 
     config = dict(config or {})
     settings = web_settings(config)
@@ -116,6 +118,9 @@ def create_app(control, config: dict | None = None, *, data_dir: Path | None = N
     if getattr(control, "panel", None) is not None:
         sources["panel"] = _panel
     ctx.broadcaster = sse.Broadcaster(hub, sources, hz=settings["sse_hz"])
+    ctx.history = LoudnessHistory(ctx.read_meters)
+    if not app.config["TESTING"]:       # tests take its points one by one (LoudnessHistory.sample)
+        ctx.history.start()
 
     errors.register(app)
     security.register(app)

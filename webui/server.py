@@ -124,6 +124,7 @@ class ServerThread:
         ctx = self.app.extensions["masterbox"]
         ctx.hub.close()
         ctx.broadcaster.stop()
+        ctx.history.stop()
         server = self.server
         # the connections belong to the server's loop thread: close them there
         try:
@@ -142,3 +143,4 @@ def serve(app, host: str | None = None, port: int | None = None) -> None:
         server.run()
     finally:
         app.extensions["masterbox"].broadcaster.stop()
+        app.extensions["masterbox"].history.stop()

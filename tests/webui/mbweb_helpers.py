@@ -96,6 +96,7 @@ class StubMeters:
     def __init__(self, engine: StubEngine):
         self.engine = engine
         self.seq = 0
+        self.rate = None        # the engine's sample rate, when a test says it runs at one
 
     def read(self):
         if not self.engine.running:
@@ -112,7 +113,7 @@ class StubMeters:
             "out_short_term_lufs": -14.1, "out_integrated_lufs": -14.0, "out_loudness_range_lu": 5.1,
             "gr_low_db": 2.0, "gr_mid_db": 1.2, "gr_high_db": 0.6, "gr_limiter_db": 1.8 + wob / 3,
             "correlation": 0.82, "capturing": self.engine.capturing is not None, "capture_dropped": 0,
-        }
+        } | ({"rate": self.rate} if self.rate else {})
 
 
 def write_wav(path: Path, seconds: float = 2.0, rate: int = 48000) -> Path:

@@ -76,6 +76,19 @@ def test_eq_response_follows_the_state(api):
     assert set(api.get("/api/v1/eq/response").get_json()["mid_db"]) == {0.0}      # all off: flat
 
 
+def test_eq_response_is_drawn_at_the_rate_the_engine_runs(api, control):
+    """The engine's rate (from its meters) beats the configured one: a band near Nyquist differs."""
+    api.req("PATCH", "/api/v1/state", json={"values": {
+        "eq6.on": True, "eq6.type": "high_cut", "eq6.freq": 15000.0, "eq6.q": 0.707, "eq6.place": "stereo"}})
+    at48 = api.get("/api/v1/eq/response").get_json()
+    control.meters.rate = 44100
+    at44 = api.get("/api/v1/eq/response").get_json()
+    assert (at48["rate"], at44["rate"]) == (48000, 44100)
+    want = _bilinear_db([0, 0, 1], [1, 1 / 0.707, 1], 15000.0, 44100, np.array(at44["freqs"]))
+    assert np.max(np.abs(np.array(at44["mid_db"]) - want)) < 2e-3
+    assert at44["mid_db"][-1] < at48["mid_db"][-1] - 1.0      # 20 kHz: closer to Nyquist at 44.1 kHz
+
+
 @pytest.mark.parametrize("values, needle", [
     ({"in.trim_db": 99}, "out of range"),
     ({"in.trim_db": "loud"}, "must be a number"),

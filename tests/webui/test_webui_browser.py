@@ -150,6 +150,7 @@ def test_login_recall_meters_knob_capture_download(box, browser, shots, tmp_path
     expect(page.locator("#vpanel")).to_be_visible()
     width_before = control.state.get("st.width")
     shown_before = page.locator('.knob[data-name="width"] .kval').inner_text()
+    page.locator('.knob[data-name="width"] .dial').scroll_into_view_if_needed()
     dial = page.locator('.knob[data-name="width"] .dial').bounding_box()
     x, y = dial["x"] + dial["width"] / 2, dial["y"] + dial["height"] / 2
     page.mouse.move(x, y)
@@ -165,6 +166,7 @@ def test_login_recall_meters_knob_capture_download(box, browser, shots, tmp_path
     expect(page.locator("#live-preset .mod")).to_have_text("modified")
     expect(page.locator("#toast")).not_to_have_class(re.compile("show"), timeout=6000)
     page.wait_for_timeout(400)  # the toast's fade-out
+    page.evaluate("window.scrollTo(0, 0)")   # the header sticks to the top of what is in view
     page.screenshot(path=str(shots / "live.png"), full_page=True)
 
     # start and stop a capture
@@ -246,6 +248,53 @@ def test_login_recall_meters_knob_capture_download(box, browser, shots, tmp_path
     p2.wait_for_timeout(500)
     p2.screenshot(path=str(shots / "live-phone.png"), full_page=True)
     phone.close()
+    ctx.close()
+
+
+def test_loudness_history_is_recorded_by_the_box_and_drawn(box, browser):
+    """The Live page's loudness history: the box records it with no page open, the page draws that
+    at once and keeps following the meters, and Reset starts it again."""
+    from playwright.sync_api import expect
+
+    hist = box.app.extensions["masterbox"].history
+
+    def measured():
+        return [v for v in hist.snapshot()["out_short_term_lufs"] if v is not None]
+
+    deadline = time.monotonic() + 15
+    while len(measured()) < 6 and time.monotonic() < deadline:      # nobody is looking
+        time.sleep(0.1)
+    before = len(measured())
+    assert before >= 6, hist.snapshot()
+
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(box.url + "/login")
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+    expect(page).to_have_url(re.compile(r"/live$"))
+    graph = page.locator("#history-graph")
+    expect(graph).to_have_attribute("aria-label", re.compile(r"^Loudness history, last 1 min: output"), timeout=5000)
+    points = 'p => (p.getAttribute("d").match(/[ML]/g) || []).length'
+    assert page.eval_on_selector("#history-graph path.out", points) >= before     # the box's copy, drawn at once
+    assert page.eval_on_selector("#history-graph path.in", points) >= before
+    expect(graph.locator("line.target")).to_have_count(1)
+    # it follows the meters: its latest point is the output's short-term loudness (a 3 s window,
+    # read at most a second apart here)
+    page.wait_for_timeout(1200)
+    label = graph.get_attribute("aria-label")
+    latest = float(re.search(r"short-term (-?\d+\.\d) LUFS latest", label)[1])
+    assert latest == pytest.approx(box.control.read_meters()["out_short_term_lufs"], abs=1.5), label
+    grown = page.eval_on_selector("#history-graph path.out", points)
+    assert grown >= before + 2
+    # Reset: the meters and the history start again, on the page and in the box
+    page.click("#meters-reset")
+    page.wait_for_function("() => (document.querySelector('#history-graph path.out').getAttribute('d')"
+                           ".match(/[ML]/g) || []).length < 4", timeout=3000)
+    assert len(measured()) < 4
+    assert not errors, errors
     ctx.close()
 
 

@@ -21,8 +21,10 @@ DEFAULT_RATE = 48000
 def get_eq_response():
     """``{rate, freqs, mid_db, side_db, same}``: the EQ stage's gain in dB on the mid and the side channel."""
     values = control().state.values
+    ctx = current_app.extensions["masterbox"]
     try:
-        rate = int(current_audio(current_app.extensions["masterbox"]).get("rate") or DEFAULT_RATE)
+        # the rate the engine runs at (what the box does), else the one it will start with
+        rate = int((ctx.read_meters() or {}).get("rate") or current_audio(ctx).get("rate") or DEFAULT_RATE)
     except (TypeError, ValueError):
         rate = DEFAULT_RATE
     curve = eq_design.eq_response(values, rate, eq_design.log_frequencies())

@@ -103,6 +103,13 @@ def current_request_has_body() -> bool:
 
 @bp.post("/meters/reset")
 def meters_reset():
-    """Restart integrated loudness, LRA and maxima (the engine's meters)."""
+    """Restart integrated loudness, LRA and maxima (the engine's meters), and the loudness history."""
     engine_reply(call(control().meters_reset))
+    current_app.extensions["masterbox"].history.clear()
     return jsonify({"reset": True})
+
+
+@bp.get("/meters/history")
+def meters_history():
+    """The short-term loudness of the last minutes, in and out (``webui.history``), oldest first."""
+    return jsonify(current_app.extensions["masterbox"].history.snapshot())

@@ -1,7 +1,7 @@
 /* Chain page: every parameter, rendered from the schema, grouped by stage; changes apply live. */
 "use strict";
 (() => {
-  const { api, el, fail, formatValue, on } = MB;
+  const { api, el, fail, formatValue, on, svg } = MB;
   const root = document.getElementById("chain"), nav = document.getElementById("chain-nav");
   const widgets = {};
   const STEPS = 1000;
@@ -66,15 +66,8 @@
   // -- the EQ's response, computed by the box (GET /eq/response) and drawn here ----------------
   // Drawn in CSS pixels (the viewBox follows the element's size), so the labels stay legible
   // from a phone to a wide screen.
-  const SVGNS = "http://www.w3.org/2000/svg";
   const FLO = 20, FHI = 20000;
   let curveSvg = null, curve = null, curveTimer = null, curveSeq = 0, eqSeen = "";
-  function svg(tag, attrs = {}, text) {
-    const n = document.createElementNS(SVGNS, tag);
-    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
-    if (text) n.textContent = text;
-    return n;
-  }
   function curveFrame() {
     curveSvg = svg("svg", { class: "eq-curve", role: "img", "aria-label": "EQ response" });
     new ResizeObserver(drawCurve).observe(curveSvg);
@@ -135,6 +128,15 @@
     if (!curveTimer) curveTimer = setTimeout(fetchCurve, 60);
   }
 
+  // the curve depends on the sample rate (bands near Nyquist): draw it again when the engine
+  // comes back at another rate (an audio settings change, another device)
+  let rateSeen = 0;
+  function rateChanged(m) {
+    if (!m || !m.rate || m.rate === rateSeen) return;
+    rateSeen = m.rate;
+    if (curve && curve.rate !== m.rate && !curveTimer) curveTimer = setTimeout(fetchCurve, 60);
+  }
+
   function build(s) {
     for (const g of s.groups) {
       const params = s.params.filter((p) => p.group === g);
@@ -167,6 +169,7 @@
       build(await api("GET", "/schema"));
       show(await api("GET", "/state"));
       on("state", show);
+      on("meters", rateChanged);
     } catch (e) { fail(e); }
   })();
 })();

@@ -114,5 +114,13 @@ const MB = (() => {
     });
   }
 
-  return { api, toast, fail, el, fmt, formatValue, on, ApiError, get csrf() { return csrf; } };
+  // An SVG element (the EQ curve, the loudness history): attributes set as given, optional text.
+  function svg(tag, attrs = {}, text) {
+    const n = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
+    if (text) n.textContent = text;
+    return n;
+  }
+
+  return { api, toast, fail, el, svg, fmt, formatValue, on, ApiError, get csrf() { return csrf; } };
 })();

@@ -107,7 +107,10 @@
     } catch (e) { fail(e); }
   });
   document.getElementById("meters-reset").addEventListener("click", async () => {
-    try { await api("POST", "/meters/reset", {}); } catch (e) { fail(e); }
+    try {
+      await api("POST", "/meters/reset", {});
+      document.dispatchEvent(new Event("masterbox:meters-reset"));       // the history starts again too
+    } catch (e) { fail(e); }
   });
   function setCapturing(on_, seconds) {
     if (on_ && !capturing) captureSince = Date.now();
