@@ -107,10 +107,15 @@ def parse_header(raw: bytes) -> dict | None:
 
 
 def encode(block: np.ndarray, fmt: str) -> bytes:
-    """Float64 frames (n, ch) -> interleaved little-endian sample bytes (24-bit PCM or float32)."""
+    """Float64 frames (n, ch) -> interleaved little-endian sample bytes (24-bit PCM or float32).
+
+    24-bit: ``rint(x * 2^23)`` clipped to the 24-bit range, NaN written as 0 (as
+    :func:`dsp.capture_copy.encode_rows` does; a NaN has no integer value of its own).
+    """
     if fmt == "FLOAT":
         return np.ascontiguousarray(block, dtype="<f4").tobytes()
-    q = np.clip(np.rint(block * 8388608.0), -8388608.0, 8388607.0).astype("<i4")
+    q = np.clip(np.rint(block * 8388608.0), -8388608.0, 8388607.0)
+    q = np.where(np.isnan(q), 0.0, q).astype("<i4")
     return q.reshape(-1).view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
 
 
