@@ -7,8 +7,21 @@ any crash, never a mix, and the rename itself is durable.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
+
+
+def ordinary_mode(path: Path | str) -> int:
+    """The permissions ``path`` gets when written the ordinary way: its own when it exists (a
+    replaced file keeps them), else 0666 less the umask. A temporary file from ``mkstemp`` is
+    0600, which, renamed into place, would hide a master from the group and from a share."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def fsync_dir(directory: Path) -> None:

@@ -16,8 +16,10 @@ where the limiter is idle (the first part's true peak says where), then from the
 the last two passes, until within 0.2 LU. A longer file runs the first part once to measure
 it and then whole-chain passes with the same search (same drives, same output).
 
-Output: same length and rate as the input (the chain's latency is compensated by feeding
-``latency`` frames of silence at the end and dropping as many at the start), written to a
+Output: same length and rate as the input, or the rate asked for (the input is converted
+first, :mod:`firmware.rate_convert`, so the ceiling holds at that rate). The chain's latency
+is compensated by feeding ``latency`` frames of silence at the end and dropping as many at the
+start. It is written to a
 temporary file next to the destination and renamed over it only when complete, so a crash
 or Ctrl-C never leaves a half-written master. Mono files are processed as dual mono and
 written back as mono; their target is the loudness of the mono file (BS.1770 measures its one
@@ -46,6 +48,7 @@ SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}
 FORMATS = {".wav": "WAV", ".flac": "FLAC", ".aif": "AIFF", ".aiff": "AIFF"}
 RF64_BYTES = 4 * 1024 ** 3 - 1024 * 1024   # past this a WAV header cannot hold the size
 DUAL_MONO_DB = 10.0 * math.log10(2.0)      # a mono file fed to both channels reads this much louder
+MIN_RATE, MAX_RATE = 8000, 384000          # sample rates the chain is built for
 
 
 class RenderError(Exception):
@@ -66,6 +69,7 @@ class RenderResult:
     input_faults: int = 0                  # input samples replaced by silence: NaN, infinite or beyond +80 dBFS
     input_analysis: dict | None = None     # from the chain's own meters (stereo files), else None
     output_analysis: dict | None = None
+    converted_from: int | None = None      # the input's sample rate, when --rate converted it
 
 
 def _check_paths(src: Path, dst: Path, bit_depth: str) -> str:
@@ -270,22 +274,62 @@ def _drive_step(history: list[tuple[float, float]], err: float, anchor: tuple[fl
 
 
 def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", target_lufs: float | None = None,
-                progress: Callable[[str], None] | None = None, budget_bytes: int | None = None) -> RenderResult:
+                progress: Callable[[str], None] | None = None, budget_bytes: int | None = None,
+                rate: int | None = None) -> RenderResult:
     """Render ``src`` to ``dst`` through the chain with ``values`` (a full set of user values).
 
     With ``target_lufs`` the output drive is searched so the integrated loudness lands on it.
     ``budget_bytes`` caps the memory of the split search (default :func:`pre_budget_bytes`).
+    ``rate`` converts the input to that sample rate first (:mod:`firmware.rate_convert`); the
+    chain runs at it and the output has it.
     """
+    src, dst = Path(src), Path(dst)
+    if rate is not None and bit_depth in SUBTYPES:     # (a bad bit depth: _master says so)
+        if not MIN_RATE <= rate <= MAX_RATE:
+            raise RenderError(f"sample rate {rate} Hz: the chain runs at {MIN_RATE}..{MAX_RATE} Hz")
+        _check_paths(src, dst, bit_depth)               # before a conversion that takes a while
+        with _open_input(src) as snd:
+            rate_in = snd.samplerate
+        if rate != rate_in:
+            return _master_converted(src, dst, values, rate, rate_in, bit_depth=bit_depth,
+                                     target_lufs=target_lufs, progress=progress, budget_bytes=budget_bytes)
+    return _master(src, dst, values, bit_depth=bit_depth, target_lufs=target_lufs, progress=progress,
+                   budget_bytes=budget_bytes)
+
+
+def _master_converted(src: Path, dst: Path, values, rate: int, rate_in: int, **kw) -> RenderResult:
+    """:func:`master_file` with a rate conversion first, into a temporary file next to ``dst``."""
+    from firmware.rate_convert import convert_file
+
+    progress = kw.get("progress")
+    fd, name = tempfile.mkstemp(dir=str(dst.parent if str(dst.parent) else Path(".")),
+                                prefix=f".{dst.name}.{rate}.", suffix=".tmp.wav")
+    os.close(fd)
+    converted = Path(name)
+    try:
+        if progress:
+            progress(f"converting {rate_in} Hz -> {rate} Hz before the chain")
+        _, faults = convert_file(src, converted, rate, _open_input)
+        result = _master(converted, dst, values, **kw)
+    finally:
+        converted.unlink(missing_ok=True)
+    result.converted_from = rate_in
+    result.input_faults = max(result.input_faults, faults)
+    return result
+
+
+def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, target_lufs: float | None,
+            progress: Callable[[str], None] | None, budget_bytes: int | None) -> RenderResult:
+    """:func:`master_file` at the input's own rate."""
     from dsp.chain import SPLIT_ALL, SPLIT_PRE, Chain
     from dsp.limiter import MARGIN_DB
 
-    src, dst = Path(src), Path(dst)
     if bit_depth not in SUBTYPES:
         raise RenderError(f"bit depth must be one of {', '.join(SUBTYPES)}, got {bit_depth!r}")
     fmt = _check_paths(src, dst, bit_depth)
     with _open_input(src) as snd:
         rate, channels, frames = snd.samplerate, snd.channels, snd.frames
-    if rate < 8000 or rate > 384000:
+    if rate < MIN_RATE or rate > MAX_RATE:
         raise RenderError(f"{src}: unsupported sample rate {rate} Hz")
     chain = Chain(rate, 2, max_block=BLOCK)
     chain.set_output_bits(None if bit_depth == "32f" else int(bit_depth))
@@ -407,8 +451,10 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
             result.shortfall_lu = None if result.target_reached else round(miss, 2)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        from firmware.atomic import fsync_dir, ordinary_mode
+
+        os.chmod(tmp, ordinary_mode(dst))
         os.replace(tmp, dst)
-        from firmware.atomic import fsync_dir
 
         fsync_dir(dst.parent if str(dst.parent) else Path("."))
     except BaseException:

@@ -154,6 +154,41 @@ def test_a_target_without_loudness_to_measure_says_why(masterbox_cmd, tmp_path, 
     assert plain["target_reached"] is None and plain["message"] is None              # no target, nothing to say
 
 
+@pytest.mark.parametrize("channels", [2, 1])
+def test_rate_conversion_before_the_chain_holds_the_ceiling_at_the_new_rate(masterbox_cmd, tmp_path, channels):
+    """A 96 kHz mix mastered for CD: 44.1 kHz, 16-bit, the ceiling and the target held at 44.1 kHz
+    (ffmpeg measures the file), the input's duration, an ordinary file's permissions, no
+    temporary file left; NaN in the input counted and mastered as silence, not smeared."""
+    rate_in = 96000
+    x = render_programme(8.0, rate_in, seed=6, peak_dbfs=-3.0)[:, :channels].astype(np.float32)
+    x.reshape(-1)[[1000, 200000, 400001]] = [np.nan, np.inf, 1e30]
+    src = tmp_path / "mix96.wav"
+    sf.write(src, x, rate_in, subtype="FLOAT")
+    out = tmp_path / "cd.wav"
+    proc = subprocess.run([*masterbox_cmd, "master", str(src), str(out), "--rate", "44100", "--bit-depth", "16",
+                           "--preset", "streaming", "--json"], capture_output=True, text=True, timeout=300,
+                          preexec_fn=lambda: os.umask(0o022))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["converted_from_rate"] == 96000 and doc["output"]["sample_rate"] == 44100
+    assert doc["input_faults"] == 3
+    info = sf.info(out)
+    assert (info.samplerate, info.channels, info.subtype) == (44100, channels, "PCM_16")
+    assert info.frames == round(len(x) * 44100 / rate_in)
+    ff = ffmpeg_ebur128(out, tmp_path)
+    assert ff["true_peak_dbtp"] <= -1.0 + 0.1
+    assert ff["integrated_lufs"] == pytest.approx(-14.0, abs=0.5)
+    y, _ = sf.read(out, always_2d=True)
+    assert np.isfinite(y).all()
+    # the NaN at 1000 (96 kHz) is silence at 459 (44.1 kHz), not a hole as long as the filter:
+    # the output around it follows the music
+    assert np.abs(y[400:520]).max() > 0.01
+    assert (out.stat().st_mode & 0o777) == 0o644
+    assert not list(tmp_path.glob(".*.tmp*"))
+    same = json.loads(master(masterbox_cmd, out, tmp_path / "again.wav", "--rate", "44100", "--json").stdout)
+    assert same["converted_from_rate"] is None        # already at that rate: nothing to convert
+
+
 def test_errors(masterbox_cmd, song, tmp_path):
     def fails(*args, words):
         proc = master(masterbox_cmd, *args, check=False)
@@ -172,6 +207,9 @@ def test_errors(masterbox_cmd, song, tmp_path):
     fails(song, song, words=["refusing to overwrite the input"])
     fails(song, tmp_path / "nodir" / "o.wav", words=["does not exist"])
     fails(song, tmp_path / "o.mp3", words=["unsupported output"])
+    fails(song, tmp_path / "o.wav", "--rate", "1000", words=["sample rate 1000 Hz", "8000..384000"])
+    fails(song, tmp_path / "o.wav", "--rate", "fast", words=["--rate", "invalid int"])
+    fails(song, song, "--rate", "44100", words=["refusing to overwrite the input"])
     if os.geteuid() != 0:
         ro = tmp_path / "ro"
         ro.mkdir()

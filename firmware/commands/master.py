@@ -1,5 +1,5 @@
 """``masterbox master IN OUT [--preset P] [--target-lufs X] [--ceiling-dbtp Y] [--set id=v ...]
-[--bit-depth 16|24|32f] [--json]``
+[--bit-depth 16|24|32f] [--rate HZ] [--json]``
 
 Masters a file through the box's own chain (same kernel, same sound). Parameters come from
 the preset (factory or user, default ``streaming``), then ``--ceiling-dbtp`` and each
@@ -8,7 +8,8 @@ the preset (factory or user, default ``streaming``), then ``--ceiling-dbtp`` and
 of it when the ceiling allows, otherwise the command says by how much it missed. The
 ``transparent`` preset keeps the level unless ``--target-lufs`` is given.
 
-The output has the input's length and sample rate, 24-bit unless told otherwise, dithered
+The output has the input's length and sample rate (``--rate`` converts the input first, so the
+ceiling holds at the new rate: a 96 kHz mix to 44.1 kHz for CD), 24-bit unless told otherwise, dithered
 when the word length is reduced (as the preset's ``dither.mode`` says; never for 32-bit
 float). It is written to a temporary file and renamed at the end; the input is never
 overwritten. Prints the input and output analysis (``--json``: one object).
@@ -35,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="ID=VALUE",
                    help="set one parameter, e.g. --set eq3.gain_db=1.5 (repeatable)")
     p.add_argument("--bit-depth", choices=("16", "24", "32f"), default="24", help="output word length (default 24)")
+    p.add_argument("--rate", type=int, default=None, metavar="HZ",
+                   help="output sample rate, e.g. 44100 (default: the input's); the input is converted "
+                        "before the chain, so the ceiling holds at this rate")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -99,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     say = (lambda m: print(m, file=sys.stderr)) if not args.json else None
     try:
         res = master_file(args.input, args.output, values, bit_depth=args.bit_depth, target_lufs=target,
-                          progress=say)
+                          progress=say, rate=args.rate)
     except RenderError as e:
         raise UserError(str(e)) from None
     except OSError as e:
@@ -132,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
                    "preset": preset_name, "target_lufs": target, "drive_db": round(res.drive_db, 3),
                    "passes": res.passes, "passes_before_drive": res.passes_before_drive,
                    "target_reached": res.target_reached, "message": message,
-                   "input_faults": res.input_faults}, sys.stdout)
+                   "input_faults": res.input_faults, "converted_from_rate": res.converted_from}, sys.stdout)
         print()
     else:
         print(f"{'':<22}{'input':>16}{'output':>16}")
@@ -141,7 +145,9 @@ def run(args: argparse.Namespace) -> int:
         before = " (+1 before the drive)" if res.passes_before_drive else ""
         print(f"preset {preset_name}, drive {res.drive_db:+.2f} dB, {res.passes} pass"
               f"{'es' if res.passes != 1 else ''}{before}, latency {res.latency_samples} samples compensated, "
-              f"{args.bit_depth}{'' if args.bit_depth == '32f' else '-bit'} -> {args.output}")
+              f"{args.bit_depth}{'' if args.bit_depth == '32f' else '-bit'}"
+              + (f" at {after['sample_rate']} Hz (from {res.converted_from} Hz)" if res.converted_from else "")
+              + f" -> {args.output}")
         if target is not None and after["channels"] == 1:
             print("mono file: the target is its loudness as a mono file (BS.1770); played on two speakers "
                   "it sounds 3 dB louder (mono podcast delivery: --target-lufs -19)")

@@ -1,0 +1,50 @@
+"""A file's sample rate converted into a temporary file, for ``masterbox master --rate``.
+
+The chain then masters the converted file, so its true-peak ceiling holds at the rate that is
+delivered (:mod:`dsp.resample` says why and how). The temporary file is 32-bit float (about
+-150 dB of rounding, far below any output word length) and sits next to the output, which is
+where :func:`firmware.render.master_file` already needs room; the caller deletes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+READ = 1 << 16      # frames read per step
+
+
+def convert_file(src: Path, dst: Path, rate_out: int, open_input: Callable) -> tuple[int, int]:
+    """Write ``src`` at ``rate_out`` into ``dst`` (32-bit float WAV, RF64 when large).
+
+    Returns (frames written, input samples replaced by silence). Samples that are NaN, infinite
+    or beyond +80 dBFS become 0 *before* the filter, as the chain would treat them, instead of
+    spreading over the filter's length. ``open_input`` opens ``src`` the way the renderer does
+    (its checks and messages).
+    """
+    import numpy as np
+    import soundfile as sf
+
+    from dsp.chain import BIG
+    from dsp.resample import Resampler
+
+    with open_input(src) as snd:
+        rate, channels, frames = snd.samplerate, snd.channels, snd.frames
+        fmt = "RF64" if frames * rate_out / rate * channels * 4 > 4 * 1024 ** 3 - 2 ** 20 else "WAV"
+        r = Resampler(rate, rate_out, channels)
+        buf = np.empty((READ, channels))
+        written = faults = 0
+        with sf.SoundFile(str(dst), "w", samplerate=rate_out, channels=channels, format=fmt,
+                          subtype="FLOAT") as out:
+            while True:
+                got = snd.read(READ, dtype="float64", always_2d=True, out=buf)
+                bad = ~(np.abs(got) <= BIG)
+                if bad.any():
+                    faults += int(bad.sum())
+                    got[bad] = 0.0
+                y = r.process(got) if len(got) else r.finish()
+                out.write(y)
+                written += len(y)
+                if not len(got):
+                    break
+    return written, faults
