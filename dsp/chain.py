@@ -280,8 +280,6 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
                 eqc[TONE_ROW, svf.NCOEF + j] = eqc[TONE_ROW, j]
         fs[F_DES_TONE] = f
         fs[F_DES_TONE + 1] = g
-    if svf.wire(eqc, TONE_ROW):
-        biquad.clear(eqz, TONE_ROW)   # it starts from rest when it is turned again
 
     # multiband
     nxt[R_MB] = toward(nxt[R_MB], 1.0 if tgt[P_MB_ON] > 0.5 else 0.0, step)
@@ -516,7 +514,9 @@ def _eq_stage(s, tmp, m, pos, rmp, eqc, eqz, ist):
                 tmp[n, 0] = mid + side
                 tmp[n, 1] = mid - side
         _fade_mix(s, tmp, m, pos, rmp, r)
-    if not svf.wire(eqc, TONE_ROW):
+    if svf.wire(eqc, TONE_ROW):
+        biquad.clear(eqz, TONE_ROW)     # at rest: it starts from rest when it is turned again
+    else:
         svf.run2_to(s, s, m, eqc, TONE_ROW, eqz, pos, SUB)
 
 

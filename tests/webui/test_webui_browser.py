@@ -102,6 +102,18 @@ def shots(tmp_path):
     return d
 
 
+def logged_in(browser, box):
+    """A desktop-sized context logged in to ``box``: (context, page, page errors seen)."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(box.url + "/login")
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+    return ctx, page, errors
+
+
 def meter_text(page, key):
     return page.locator(f'.meter[data-key="{key}"] .val').inner_text()
 
@@ -267,13 +279,7 @@ def test_loudness_history_is_recorded_by_the_box_and_drawn(box, browser):
     before = len(measured())
     assert before >= 6, hist.snapshot()
 
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = ctx.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(box.url + "/login")
-    page.fill("#password", PASSWORD)
-    page.click("#login-submit")
+    ctx, page, errors = logged_in(browser, box)
     expect(page).to_have_url(re.compile(r"/live$"))
     graph = page.locator("#history-graph")
     expect(graph).to_have_attribute("aria-label", re.compile(r"^Loudness history, last 1 min: output"), timeout=5000)
@@ -302,13 +308,7 @@ def test_chain_slider_changes_parameter_live(box, browser):
     control = box.control
     from playwright.sync_api import expect
 
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = ctx.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(box.url + "/login")
-    page.fill("#password", PASSWORD)
-    page.click("#login-submit")
+    ctx, page, errors = logged_in(browser, box)
     page.goto(box.url + "/chain")
     slider = page.locator('input[data-param="in.trim_db"]')
     expect(slider).to_be_visible()
