@@ -22,11 +22,6 @@ QUALITY = "VHQ"     # soxr's very high quality: 28-bit precision, passband to 91
 CHUNK = 1 << 16     # frames per step of :func:`resample`
 
 
-def frames_out(frames: int, rate_in: int, rate_out: int) -> int:
-    """How many frames ``frames`` at ``rate_in`` become: the same duration, to the nearest frame."""
-    return int(np.floor(frames * rate_out / rate_in + 0.5))
-
-
 class Resampler:
     """Converts a stream of ``(frames, channels)`` float blocks from ``rate_in`` to ``rate_out``.
 

@@ -14,10 +14,10 @@ from pathlib import Path
 READ = 1 << 16      # frames read per step
 
 
-def convert_file(src: Path, dst: Path, rate_out: int, open_input: Callable) -> tuple[int, int]:
+def convert_file(src: Path, dst: Path, rate_out: int, open_input: Callable) -> int:
     """Write ``src`` at ``rate_out`` into ``dst`` (32-bit float WAV, RF64 when large).
 
-    Returns (frames written, input samples replaced by silence). Samples that are NaN, infinite
+    Returns how many input samples were replaced by silence. Samples that are NaN, infinite
     or beyond +80 dBFS become 0 *before* the filter, as the chain would treat them, instead of
     spreading over the filter's length. ``open_input`` opens ``src`` the way the renderer does
     (its checks and messages).
@@ -27,13 +27,14 @@ def convert_file(src: Path, dst: Path, rate_out: int, open_input: Callable) -> t
 
     from dsp.chain import BIG
     from dsp.resample import Resampler
+    from firmware.render import RF64_BYTES
 
     with open_input(src) as snd:
         rate, channels, frames = snd.samplerate, snd.channels, snd.frames
-        fmt = "RF64" if frames * rate_out / rate * channels * 4 > 4 * 1024 ** 3 - 2 ** 20 else "WAV"
+        fmt = "RF64" if frames * rate_out / rate * channels * 4 > RF64_BYTES else "WAV"
         r = Resampler(rate, rate_out, channels)
         buf = np.empty((READ, channels))
-        written = faults = 0
+        faults = 0
         with sf.SoundFile(str(dst), "w", samplerate=rate_out, channels=channels, format=fmt,
                           subtype="FLOAT") as out:
             while True:
@@ -44,7 +45,6 @@ def convert_file(src: Path, dst: Path, rate_out: int, open_input: Callable) -> t
                     got[bad] = 0.0
                 y = r.process(got) if len(got) else r.finish()
                 out.write(y)
-                written += len(y)
                 if not len(got):
                     break
-    return written, faults
+    return faults

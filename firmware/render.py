@@ -309,7 +309,7 @@ def _master_converted(src: Path, dst: Path, values, rate: int, rate_in: int, **k
     try:
         if progress:
             progress(f"converting {rate_in} Hz -> {rate} Hz before the chain")
-        _, faults = convert_file(src, converted, rate, _open_input)
+        faults = convert_file(src, converted, rate, _open_input)
         result = _master(converted, dst, values, **kw)
     finally:
         converted.unlink(missing_ok=True)

@@ -34,7 +34,7 @@ def fit(y, freq, rate):
 def test_chunked_stream_is_one_whole_conversion(rate_in, rate_out):
     x = np.random.default_rng(7).standard_normal((rate_in // 2 + 1234, 2)) * 0.1
     whole = soxr.resample(x, rate_in, rate_out, quality=rs.QUALITY)
-    assert len(whole) == rs.frames_out(len(x), rate_in, rate_out) == round(len(x) * rate_out / rate_in)
+    assert len(whole) == round(len(x) * rate_out / rate_in)      # the same duration, to the nearest frame
     for chunk in (999, 4096, 65536):
         assert np.array_equal(rs.resample(x, rate_in, rate_out, chunk), whole), chunk
 

@@ -10,7 +10,8 @@
   const PERIOD = 500, RESYNC = 60000;
   const WINDOWS = [60, 120, 300, 600];        // s: the graph zooms to the shortest that holds the data
   const ABOVE = 12, BELOW = 24;               // LU around the target shown
-  let period = PERIOD / 1000, keep = 1200, pts = { in: [], out: [] };
+  const LONGEST = WINDOWS[WINDOWS.length - 1];
+  let period = PERIOD / 1000, keep = LONGEST / period, pts = { in: [], out: [] };
   let latest = null, latestAt = 0, target = null;
 
   async function load() {
@@ -18,7 +19,7 @@
       // the stream's first state frame may have come before this script ran
       if (target == null) target = (await api("GET", "/state")).values["target.lufs"];
       const h = await api("GET", "/meters/history");
-      period = h.period; keep = Math.round(600 / period);
+      period = h.period; keep = Math.round(LONGEST / period);
       pts = { in: h.in_short_term_lufs, out: h.out_short_term_lufs };
       draw();
     } catch (e) { /* the live points keep coming; the next resync tries again */ }
@@ -46,7 +47,7 @@
   function draw() {
     const W = graph.clientWidth || 600, H = graph.clientHeight || 170;
     const n = pts.out.length;
-    const span = WINDOWS.find((w) => w >= n * period) || WINDOWS[WINDOWS.length - 1];
+    const span = WINDOWS.find((w) => w >= n * period) || LONGEST;
     const t = target ?? -14, top = t + ABOVE, bottom = t - BELOW;
     const fy = (v) => 6 + ((top - Math.max(bottom, Math.min(top, v))) / (top - bottom)) * (H - 26);
     const fx = (i) => W - ((n - 1 - i) * period / span) * W;
