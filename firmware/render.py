@@ -40,6 +40,7 @@ from typing import Any
 BLOCK = 65536            # frames per chain call: fewer Python round trips (the output does not depend on it)
 TOLERANCE_LU = 0.2       # stop iterating when this close (the promise is +-0.5 LU)
 MAX_PASSES = 6
+DRIVE_MIN_DB, DRIVE_MAX_DB = -12.0, 24.0   # the output drive the search may set
 MIN_SLOPE = 0.25         # LU per dB of drive below which more drive only crushes the material
 LOSS_EXPONENT = 2.5      # limiter loss ~ (drive above where it is idle)^k: 2.4-2.7 measured on the test programmes
 FREE_GUARD_DB = 0.5      # the secant's unlimited anchor sits this far below the limiter's threshold
@@ -273,6 +274,57 @@ def _drive_step(history: list[tuple[float, float]], err: float, anchor: tuple[fl
     return err, None
 
 
+def first_guess(target_lufs: float, pre_lufs: float, pre_true_peak: float,
+                values: Mapping[str, Any]) -> tuple[float, tuple[float, float]]:
+    """(first drive, anchor) from the loudness and true peak before the drive (the first part of the chain).
+
+    The first drive is the target minus that loudness; the anchor is a drive at which the
+    limiter does nothing yet (its threshold, less :data:`FREE_GUARD_DB`, below the true peak)
+    and the loudness there, for :func:`_drive_step`.
+    """
+    from dsp.limiter import MARGIN_DB
+
+    drive = min(max(target_lufs - pre_lufs, DRIVE_MIN_DB), DRIVE_MAX_DB)
+    ceiling = float(values.get("lim.ceiling_dbtp", -1.0))
+    idle = ceiling - MARGIN_DB - FREE_GUARD_DB - pre_true_peak
+    return drive, (idle, pre_lufs + idle)
+
+
+def search_drive(drive: float, target_lufs: float | None, anchor: tuple[float, float] | None,
+                 run_pass: Callable[[float], float | None], notes: list[str],
+                 no_loudness: Callable[[], str]) -> None:
+    """The drive search: ``run_pass(drive)`` renders at that drive and returns the loudness it measured.
+
+    From ``drive`` (the first guess) until within :data:`TOLERANCE_LU` of ``target_lufs``, at
+    most :data:`MAX_PASSES` passes, the next drive from :func:`_drive_step`; one pass without a
+    target. Why it stopped short goes to ``notes`` (``no_loudness()`` when a pass measured none).
+    The last pass is the one kept.
+    """
+    history: list[tuple[float, float]] = []
+    passes = 0
+    while True:
+        measured = run_pass(drive)
+        passes += 1
+        if target_lufs is None:
+            break
+        if measured is None:
+            notes.append(no_loudness())
+            break
+        err = target_lufs - measured
+        history.append((drive, measured))
+        if abs(err) <= TOLERANCE_LU or passes >= MAX_PASSES:
+            break
+        step, why = _drive_step(history, err, anchor)
+        if why:
+            notes.append(why)
+            break
+        new = min(max(drive + step, DRIVE_MIN_DB), DRIVE_MAX_DB)
+        if new == drive:
+            notes.append(f"output drive is at its {'maximum' if new == DRIVE_MAX_DB else 'minimum'} ({new:+.0f} dB)")
+            break
+        drive = new
+
+
 def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", target_lufs: float | None = None,
                 progress: Callable[[str], None] | None = None, budget_bytes: int | None = None,
                 rate: int | None = None) -> RenderResult:
@@ -322,7 +374,6 @@ def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, 
             progress: Callable[[str], None] | None, budget_bytes: int | None) -> RenderResult:
     """:func:`master_file` at the input's own rate."""
     from dsp.chain import SPLIT_ALL, SPLIT_PRE, Chain
-    from dsp.limiter import MARGIN_DB
 
     if bit_depth not in SUBTYPES:
         raise RenderError(f"bit depth must be one of {', '.join(SUBTYPES)}, got {bit_depth!r}")
@@ -335,7 +386,6 @@ def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, 
     chain.set_output_bits(None if bit_depth == "32f" else int(bit_depth))
     vals = dict(values)
     drive = float(vals.get("out.drive_db", 0.0))
-    lo, hi = -12.0, 24.0
     bytes_out = frames * channels * {"16": 2, "24": 3, "32f": 4}[bit_depth]
     if fmt == "WAV" and bytes_out > RF64_BYTES:
         fmt = "RF64"
@@ -345,7 +395,6 @@ def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, 
     os.close(fd)
     tmp = Path(tmp_name)
     result = RenderResult(chain.latency_samples, drive, 0, target_lufs, None, None, None)
-    history: list[tuple[float, float]] = []
     split: list[_SplitPasses] = []
 
     def file_lufs(chain_lufs: float | None) -> float | None:
@@ -403,17 +452,17 @@ def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, 
             pre = chain.output_meter.readings()
             pre_lufs = file_lufs(pre["integrated_lufs"])
             if pre_lufs is not None:
-                drive = min(max(target_lufs - pre_lufs, lo), hi)
-                ceiling = float(vals.get("lim.ceiling_dbtp", -1.0))
-                idle = ceiling - MARGIN_DB - FREE_GUARD_DB - pre["true_peak_dbtp"]
-                anchor = (idle, pre_lufs + idle)
+                drive, anchor = first_guess(target_lufs, pre_lufs, pre["true_peak_dbtp"], vals)
                 if progress:
                     progress(f"before the drive: {pre_lufs:.2f} LUFS, "
                              f"true peak {pre['true_peak_dbtp']:.2f} dBTP"
                              + (" (kept in memory for the search)" if split else ""))
-        while True:
+
+        def measured_pass(d: float) -> float | None:
             # every pass writes: from the first part's loudness the first guess usually lands
             # (the limiter costs little loudness at sane targets); if not, the next overwrites it
+            nonlocal drive
+            drive = d
             one_pass()
             measured = file_lufs(chain.output_meter.readings()["integrated_lufs"])
             result.measured_lufs = measured
@@ -421,24 +470,9 @@ def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, 
             if progress:
                 progress(f"pass {result.passes}: drive {drive:+.2f} dB -> "
                          f"{'no integrated loudness' if measured is None else f'{measured:.2f} LUFS'}")
-            if target_lufs is None:
-                break
-            if measured is None:
-                result.notes.append(no_loudness_reason(frames, rate))
-                break
-            err = target_lufs - measured
-            history.append((drive, measured))
-            if abs(err) <= TOLERANCE_LU or result.passes >= MAX_PASSES:
-                break
-            step, why = _drive_step(history, err, anchor)
-            if why:
-                result.notes.append(why)
-                break
-            new = min(max(drive + step, lo), hi)
-            if new == drive:
-                result.notes.append(f"output drive is at its {'maximum' if new == hi else 'minimum'} ({new:+.0f} dB)")
-                break
-            drive = new
+            return measured
+
+        search_drive(drive, target_lufs, anchor, measured_pass, result.notes, lambda: no_loudness_reason(frames, rate))
         if channels == 2:
             if result.input_analysis is None:
                 result.input_analysis = meter_analysis(chain.input_meter, frames, rate, channels)
