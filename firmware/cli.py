@@ -22,7 +22,7 @@ __all__ = ["UserError", "build_parser", "main"]
 # which use no BLAS: numba's BLAS probe would import scipy.linalg for nothing (~0.2 s of their
 # start-up; dsp.kernel_cache.skip_blas_probe says why). aot.enable() must run before anything
 # imports a kernel module: the command modules import dsp only inside their functions.
-KERNEL_ONLY_COMMANDS = ("analyze", "master")
+KERNEL_ONLY_COMMANDS = ("analyze", "master", "album")
 
 
 def build_parser() -> argparse.ArgumentParser:

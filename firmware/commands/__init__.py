@@ -10,6 +10,7 @@ inside ``run``.
 COMMANDS = (
     "analyze",
     "master",
+    "album",
     "engine",
     "run",
     "demo",

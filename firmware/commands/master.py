@@ -29,6 +29,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", metavar="IN", help="audio file to master (WAV, FLAC, AIFF; mono or stereo)")
     p.add_argument("output", metavar="OUT", help="file to write (.wav, .flac or .aiff)")
+    add_chain_options(p)
+    p.add_argument("--rate", type=int, default=None, metavar="HZ",
+                   help="output sample rate, e.g. 44100 (default: the input's); the input is converted "
+                        "before the chain, so the ceiling holds at this rate")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def add_chain_options(p: argparse.ArgumentParser) -> None:
+    """--preset, --target-lufs, --ceiling-dbtp, --set and --bit-depth (``master`` and ``album``; :func:`_resolve`)."""
     p.add_argument("--preset", default=DEFAULT_PRESET, help=f"factory or user preset (default {DEFAULT_PRESET})")
     p.add_argument("--target-lufs", type=float, default=None, metavar="X",
                    help="integrated loudness to reach (overrides the preset's target)")
@@ -36,11 +46,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="ID=VALUE",
                    help="set one parameter, e.g. --set eq3.gain_db=1.5 (repeatable)")
     p.add_argument("--bit-depth", choices=("16", "24", "32f"), default="24", help="output word length (default 24)")
-    p.add_argument("--rate", type=int, default=None, metavar="HZ",
-                   help="output sample rate, e.g. 44100 (default: the input's); the input is converted "
-                        "before the chain, so the ceiling holds at this rate")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=run)
+
+
+def faults_message(faults: int) -> str | None:
+    """What to say about input samples the chain replaced by silence (None when there were none)."""
+    if not faults:
+        return None
+    return (f"the input has {faults} sample{'s' if faults != 1 else ''} that "
+            f"{'are' if faults != 1 else 'is'} NaN, infinite or beyond +80 dBFS: mastered as silence")
 
 
 def _resolve(args) -> tuple[dict, float | None, str]:
@@ -117,11 +130,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
     for a in (before, after):
         a.pop("nonfinite_samples", None)    # the same keys for mono and stereo: input_faults says it
-    faults = None
-    if res.input_faults:
-        faults = (f"the input has {res.input_faults} sample{'s' if res.input_faults != 1 else ''} that "
-                  f"{'are' if res.input_faults != 1 else 'is'} NaN, infinite or beyond +80 dBFS: "
-                  "mastered as silence")
+    faults = faults_message(res.input_faults)
     message = None
     got = after["integrated_lufs"]
     if target is not None and res.target_reached is False and got is None:

@@ -1,0 +1,327 @@
+"""Album mastering: every track through the same chain, one shared output drive.
+
+``master_album`` is what ``masterbox album`` does. Each track runs through a fresh chain (every
+state reset between tracks: nothing of one song bleeds into the next) with the same parameter
+values and one ``out.drive_db`` for all of them, searched so that the *album's* integrated
+loudness lands on the target; the songs keep their relative levels (a ballad stays quieter than
+the single) wherever the limiter leaves them alone.
+
+The album's loudness is BS.1770 gating over all tracks' 400 ms blocks pooled: what a meter
+reads over the tracks played back to back (less the few blocks that would straddle a join).
+The chain's meters keep their gating blocks as histograms (count and exact energy sum per
+0.01 LU bin, :mod:`dsp.meter`), so each track's histogram is copied after it is rendered and
+the album's loudness is computed from their bin-by-bin sums (:func:`pooled_integrated`): no
+audio is kept or concatenated. A mono track is metered by the chain as dual mono; its energies
+are halved so it counts as the mono file measures (BS.1770: its one channel).
+
+The search is ``masterbox master``'s (:func:`firmware.render.first_guess`,
+:func:`firmware.render.search_drive`): the first part of the chain (input .. stereo) runs once
+per track and the pooled loudness before the drive gives the first guess; each drive tried is
+one pass over the whole album. A track's first part is kept in memory while the album's kept
+parts fit in :func:`firmware.render.pre_budget_bytes` (~10 minutes at 48 kHz); later tracks run
+whole-chain passes (same samples). Every pass writes each track to its temporary file in OUTDIR;
+after the last pass they are renamed into place. Anything refused is refused before anything is
+written; a failure during the passes leaves no temporary file behind.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from firmware.render import (
+    BLOCK,
+    DUAL_MONO_DB,
+    MAX_RATE,
+    MIN_RATE,
+    RF64_BYTES,
+    SUBTYPES,
+    RenderError,
+    _check_paths,
+    _open_input,
+    _open_output,
+    _SplitPasses,
+    first_guess,
+    meter_analysis,
+    pre_budget_bytes,
+    render_pass,
+    search_drive,
+)
+
+__all__ = ["AlbumResult", "AlbumTrack", "master_album", "pooled_integrated"]
+
+
+@dataclass
+class AlbumTrack:
+    src: Path
+    dst: Path
+    frames: int
+    channels: int
+    fmt: str
+    input_faults: int = 0                  # input samples replaced by silence (NaN, infinite, beyond +80 dBFS)
+    input_analysis: dict | None = None     # from the chain's meters (stereo tracks), else None
+    output_analysis: dict | None = None
+    measured_lufs: float | None = None     # the track's own output loudness at the final drive
+    tmp: Path | None = None
+    split: Any = None                      # its first part kept in memory (_SplitPasses), or None
+    input_hist: Any = None                 # (energy sums, counts) of its gating blocks, as the file measures
+    output_hist: Any = None
+
+
+@dataclass
+class AlbumResult:
+    tracks: list[AlbumTrack]
+    sample_rate: int
+    latency_samples: int
+    drive_db: float
+    passes: int
+    target_lufs: float | None
+    input_lufs: float | None = None        # the album's integrated loudness, pooled gating
+    measured_lufs: float | None = None
+    target_reached: bool | None = None
+    shortfall_lu: float | None = None
+    notes: list[str] = field(default_factory=list)
+    passes_before_drive: int = 0
+    kept_in_memory: int = 0                # tracks whose first part the search kept in memory
+
+
+def histogram(meter, channels: int):
+    """(energy sums, counts) of ``meter``'s integrated-loudness gating blocks, copied.
+
+    A mono track runs through the chain as dual mono, which reads 3.01 dB louder than the mono
+    file (exactly twice the energy): its sums are halved, so they are what the file measures.
+    """
+    from dsp.meter import HIST_BINS, I_O_COUNT_INT, I_O_HIST_INT
+
+    f, i = meter.f, meter.i
+    sums = f[i[I_O_HIST_INT]:i[I_O_HIST_INT] + HIST_BINS].copy()
+    counts = i[i[I_O_COUNT_INT]:i[I_O_COUNT_INT] + HIST_BINS].copy()
+    if channels == 1:
+        sums *= 0.5
+    return sums, counts
+
+
+def pooled_integrated(hists: Sequence) -> float | None:
+    """BS.1770 integrated loudness (LUFS) of the gating blocks of several tracks together; None if none passes.
+
+    ``hists``: one (energy sums, counts) pair per track, :func:`histogram`'s. The pairs are summed
+    bin by bin (the blocks of all tracks pooled), then gated as :func:`dsp.meter._integrated`
+    gates one track (absolute gate, relative gate 10 LU under the mean of what passed it, decided
+    per bin by its mean), in the same order of operations: for one stereo track it is that
+    function's result. A bin whose mean is under the absolute gate (a halved mono block) is dropped.
+    """
+    import numpy as np
+
+    from dsp.meter import ABSOLUTE_GATE_LUFS, LUFS_OFFSET, RELATIVE_GATE_LU
+
+    if not hists:
+        return None
+    sums = np.zeros_like(hists[0][0])
+    counts = np.zeros_like(hists[0][1])
+    for s, n in hists:
+        sums += s
+        counts += n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = sums / counts
+    live = (counts > 0) & (mean > 10.0 ** ((ABSOLUTE_GATE_LUFS - LUFS_OFFSET) / 10.0))
+    count = int(counts[live].sum())
+    if count == 0:
+        return None
+    total = float(np.cumsum(np.where(live, sums, 0.0))[-1])     # summed in bin order, as the kernel does
+    gate = total / count * 10.0 ** (RELATIVE_GATE_LU / 10.0)
+    keep = live & (mean > gate)
+    count = int(counts[keep].sum())
+    if count == 0:
+        return None
+    total = float(np.cumsum(np.where(keep, sums, 0.0))[-1])
+    ms = total / count
+    return LUFS_OFFSET + 10.0 * math.log10(ms) if ms > 0.0 else None
+
+
+def check_album(outdir, inputs: Sequence, bit_depth: str) -> tuple[Path, list[AlbumTrack], int]:
+    """(OUTDIR, the tracks, their sample rate); RenderError for anything that must be fixed first.
+
+    Reads only the inputs' headers; writes nothing.
+    """
+    if bit_depth not in SUBTYPES:
+        raise RenderError(f"bit depth must be one of {', '.join(SUBTYPES)}, got {bit_depth!r}")
+    if not inputs:
+        raise RenderError("no input files")
+    outdir = Path(outdir)
+    if not outdir.exists():
+        raise RenderError(f"{outdir}: output folder does not exist")
+    if not outdir.is_dir():
+        raise RenderError(f"{outdir}: is not a folder (the album's masters go into a folder, one per input)")
+    if not os.access(outdir, os.W_OK | os.X_OK):
+        raise RenderError(f"{outdir}: output folder is not writable (permission denied)")
+    srcs = [Path(p) for p in inputs]
+    seen: dict[str, Path] = {}
+    for src in srcs:
+        if src.name in seen:
+            raise RenderError(f"two inputs share the file name {src.name!r} ({seen[src.name]} and {src}): "
+                              f"both masters would be {outdir / src.name}; rename one")
+        seen[src.name] = src
+    for src in srcs:
+        dst = outdir / src.name
+        for other in srcs:
+            if dst.exists() and other.exists() and os.path.samefile(dst, other):
+                raise RenderError(f"refusing to overwrite the input {other}: the master of {src} would be "
+                                  f"{dst}; choose another output folder")
+    tracks = []
+    rates = {}
+    for src in srcs:
+        dst = outdir / src.name
+        fmt = _check_paths(src, dst, bit_depth)
+        with _open_input(src) as snd:
+            rate, channels, frames = snd.samplerate, snd.channels, snd.frames
+        if rate < MIN_RATE or rate > MAX_RATE:
+            raise RenderError(f"{src}: unsupported sample rate {rate} Hz")
+        bytes_out = frames * channels * {"16": 2, "24": 3, "32f": 4}[bit_depth]
+        if fmt == "WAV" and bytes_out > RF64_BYTES:
+            fmt = "RF64"
+        tracks.append(AlbumTrack(src, dst, frames, channels, fmt))
+        rates.setdefault(rate, []).append(src.name)
+    if len(rates) > 1:
+        listed = "; ".join(f"{r} Hz: {', '.join(names)}" for r, names in sorted(rates.items()))
+        raise RenderError(f"the tracks do not share one sample rate ({listed}); convert them to one rate "
+                          "first (e.g. masterbox master --rate HZ, or any converter)")
+    return outdir, tracks, next(iter(rates))
+
+
+def master_album(outdir, inputs: Sequence, values: Mapping[str, Any], *, bit_depth: str = "24",
+                 target_lufs: float | None = None, progress: Callable[[str], None] | None = None,
+                 budget_bytes: int | None = None) -> AlbumResult:
+    """Master ``inputs`` into ``outdir`` (same file names) through the chain with ``values``, one shared drive.
+
+    With ``target_lufs`` the drive is searched so the album's pooled integrated loudness lands on
+    it. ``budget_bytes`` caps the memory the search keeps (default :func:`firmware.render.pre_budget_bytes`).
+    """
+    from dsp.chain import SPLIT_ALL, SPLIT_PRE, Chain
+
+    outdir, tracks, rate = check_album(outdir, inputs, bit_depth)
+    chain = Chain(rate, 2, max_block=BLOCK)
+    chain.set_output_bits(None if bit_depth == "32f" else int(bit_depth))
+    vals = dict(values)
+    drive = float(vals.get("out.drive_db", 0.0))
+    budget = pre_budget_bytes() if budget_bytes is None else budget_bytes
+    result = AlbumResult(tracks, rate, chain.latency_samples, drive, 0, target_lufs)
+
+    def count_faults(t: AlbumTrack) -> None:
+        t.input_faults = max(t.input_faults, chain.faults // (2 if t.channels == 1 else 1))
+
+    def took_input(t: AlbumTrack) -> None:
+        """After the chain's input meter heard all of ``t`` (a first-part or whole-chain run)."""
+        count_faults(t)
+        t.input_hist = histogram(chain.input_meter, t.channels)
+        if t.channels == 2:
+            t.input_analysis = meter_analysis(chain.input_meter, t.frames, rate, t.channels)
+
+    def render_track(t: AlbumTrack) -> None:
+        """``t`` at ``vals`` into its temporary file (overwritten), from a fresh chain."""
+        if t.split is not None:
+            with _open_output(t.tmp, rate, t.channels, t.fmt, bit_depth) as out:
+                ok = t.split.run(vals, out.write)
+            if ok:
+                return
+            t.split = None          # a fault reset: this track needs whole-chain passes (and is rewritten)
+            result.notes.append(f"the chain reset itself on {t.src.name}: searched with whole-chain passes")
+        chain.set_split(SPLIT_ALL)
+        chain.reset()
+        chain.set_values(vals)
+        with _open_output(t.tmp, rate, t.channels, t.fmt, bit_depth) as out:
+            render_pass(t.src, chain, out.write)
+        took_input(t)
+
+    def album_pass(d: float) -> float | None:
+        """Every track at drive ``d``; the album's loudness."""
+        nonlocal drive
+        drive = d
+        vals["out.drive_db"] = drive
+        for t in tracks:
+            render_track(t)
+            t.output_hist = histogram(chain.output_meter, t.channels)
+            lufs = chain.output_meter.readings()["integrated_lufs"]
+            t.measured_lufs = lufs if lufs is None or t.channels == 2 else lufs - DUAL_MONO_DB
+            if t.channels == 2:
+                t.output_analysis = meter_analysis(chain.output_meter, t.frames, rate, t.channels)
+        result.passes += 1
+        measured = pooled_integrated([t.output_hist for t in tracks])
+        result.measured_lufs = measured
+        result.drive_db = drive
+        if progress:
+            progress(f"pass {result.passes}: drive {drive:+.2f} dB -> album "
+                     f"{'has no integrated loudness' if measured is None else f'{measured:.2f} LUFS'}")
+        return measured
+
+    anchor = None
+    try:
+        if target_lufs is not None:
+            # the first part of the chain, once per track: the album's loudness and true peak
+            # before the drive give the first guess, as for one file
+            vals["out.drive_db"] = drive
+            result.passes_before_drive = 1
+            kept = 0
+            pre_hists = []
+            pre_peak = -math.inf
+            for t in tracks:
+                need = (t.frames + chain.latency_samples) * 16
+                if kept + need <= budget:
+                    t.split = _SplitPasses(t.src, chain, t.frames, vals)
+                    kept += need
+                    result.kept_in_memory += 1
+                else:
+                    chain.set_split(SPLIT_PRE)          # too much to keep: measure only, whole-chain passes
+                    chain.reset()
+                    chain.set_values(vals)
+                    render_pass(t.src, chain, None)
+                took_input(t)
+                pre_hists.append(histogram(chain.output_meter, t.channels))
+                peak = chain.output_meter.readings()["true_peak_dbtp"]
+                if peak is not None:
+                    pre_peak = max(pre_peak, peak)
+            result.input_lufs = pooled_integrated([t.input_hist for t in tracks])
+            pre_lufs = pooled_integrated(pre_hists)
+            if pre_lufs is not None:
+                drive, anchor = first_guess(target_lufs, pre_lufs, pre_peak, vals)
+                if progress:
+                    progress(f"before the drive: album {pre_lufs:.2f} LUFS, true peak {pre_peak:.2f} dBTP "
+                             f"({result.kept_in_memory} of {len(tracks)} tracks kept in memory for the search)")
+        for t in tracks:
+            fd, name = tempfile.mkstemp(dir=str(outdir), prefix=f".{t.dst.name}.", suffix=".tmp")
+            os.close(fd)
+            t.tmp = Path(name)
+        search_drive(drive, target_lufs, anchor, album_pass, result.notes,
+                     lambda: "the album is silent (no 400 ms block above -70 LUFS in any track): "
+                             "mastered at the drive as set")
+        for t in tracks:
+            t.split = None          # the kept first parts are not needed any more
+        if result.input_lufs is None:
+            result.input_lufs = pooled_integrated([t.input_hist for t in tracks if t.input_hist is not None])
+        if target_lufs is not None and result.measured_lufs is None:
+            result.target_reached = False
+        elif target_lufs is not None:
+            miss = target_lufs - result.measured_lufs
+            result.target_reached = abs(miss) <= 0.5
+            result.shortfall_lu = None if result.target_reached else round(miss, 2)
+        from firmware.atomic import fsync_dir, ordinary_mode
+
+        for t in tracks:
+            with open(t.tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.chmod(t.tmp, ordinary_mode(t.dst))
+        for t in tracks:
+            os.replace(t.tmp, t.dst)
+            t.tmp = None
+        fsync_dir(outdir)
+    except BaseException:
+        for t in tracks:
+            t.split = None
+            if t.tmp is not None:
+                t.tmp.unlink(missing_ok=True)
+        raise
+    return result
