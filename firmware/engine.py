@@ -107,12 +107,14 @@ class Engine:
 
     ``values``: full or partial user parameter values (schema defaults fill the rest).
     ``chain_factory(rate, max_block)``: builds the chain (default: :class:`dsp.chain.Chain`).
+    ``scope``: a :class:`firmware.scope_shm.ScopeWriter` the loop feeds every block (input and
+    output) for the web UI's spectrum analyser, or None.
     """
 
     def __init__(self, backend: AudioBackend, values: dict | None = None, *, bypass: bool = False,
                  preset: str = "", chain_factory: Callable[[int, int], Any] | None = None,
                  wait_ready: bool = False, xfade_ms: float = XFADE_MS, realtime: bool = True,
-                 cpu_latency_us: int = -1):
+                 cpu_latency_us: int = -1, scope=None):
         self.backend = backend
         self.rate = backend.rate
         self.period = backend.period
@@ -139,6 +141,8 @@ class Engine:
         # np.zeros maps pages lazily; writing every page now keeps page faults out of the loop.
         self.capture_ring = np.zeros((max(int(CAPTURE_RING_SECONDS * self.rate), 4096), 4), dtype=np.float64)
         self.capture_ring.fill(0.0)
+        self.scope = scope
+        self._tap = None  # dsp.scope_tap.tap_block once the loader has it (the loop never compiles)
         self._ready_chain = None
         self._stop = False
         self._load_error = ""
@@ -195,6 +199,10 @@ class Engine:
         from firmware import capture_writer
 
         capture_writer.use_kernels(capture_copy.warm())
+        if self.scope is not None:
+            from dsp import scope_tap
+
+            self._tap = scope_tap.warm()
         chain = self.chain_factory(self.rate, self.period)
         chain.set_output_bits(self.backend.output_bits)
         chain.set_flat(self._params_pending)
@@ -325,6 +333,8 @@ class Engine:
         end_ns = perf() + int(duration * 1e9) if duration is not None else None
         chain = self.chain
         copyto, multiply, add = np.copyto, np.multiply, np.add
+        scope = self.scope
+        scope_ring, scope_head = (scope.ring, scope.head) if scope is not None else (None, None)
         while not self._stop:
             st = b.read(x)
             if st != OK:
@@ -370,6 +380,9 @@ class Engine:
             cap = self.capture
             if cap is not None:
                 cap.push(x, y)
+            tap = self._tap
+            if tap is not None:
+                tap(scope_ring, scope_head, x, y)
             if self._stall_s:
                 time.sleep(self._stall_s)
                 self._stall_s = 0.0

@@ -36,6 +36,7 @@ class WebContext:
     logbuffer: Any
     curves: Any = None
     history: Any = None
+    spectrum: Any = None
 
     def read_meters(self) -> dict | None:
         """The engine's latest meter frame (None when no engine runs); never blocks on audio."""
@@ -52,6 +53,8 @@ def web_settings(config: dict | None) -> dict:
 
 def create_app(control, config: dict | None = None, *, data_dir: Path | None = None) -> Flask:
     from firmware.passwords import PasswordFile, secret_key, web_dir
+    from firmware.scope_shm import ScopeReader
+    from firmware.spectrum import SpectrumAnalyser
     from webui import auth, errors, logbuffer, pages, security, sse
     from webui.api import bp as api_bp
     from webui.claim import ClaimWindow
@@ -114,6 +117,9 @@ def create_app(control, config: dict | None = None, *, data_dir: Path | None = N
 
             return snapshot()
 
+    # the engine's audio tap sits beside its meters file (firmware/scope_shm.py)
+    meters_path = getattr(getattr(control, "meters", None), "path", None)
+    ctx.spectrum = SpectrumAnalyser(ScopeReader(Path(meters_path).with_name("scope.shm") if meters_path else None))
     sources = {"meters": ctx.read_meters, "state": _state}
     if getattr(control, "panel", None) is not None:
         sources["panel"] = _panel

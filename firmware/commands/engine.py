@@ -2,7 +2,8 @@
 
 Defaults come from the ``[audio]`` section of the config file; options override them. The
 engine listens for control requests on ``run_dir()/engine.sock`` and publishes meters to
-``run_dir()/meters.shm`` while it runs. It stops after ``--duration`` seconds, on SIGTERM or
+``run_dir()/meters.shm`` (and the last second of audio for the spectrum analyser to ``scope.shm``
+beside it) while it runs. It stops after ``--duration`` seconds, on SIGTERM or
 SIGINT, or on a ``stop`` request, and then writes ``--stats-json``.
 
 Examples::
@@ -121,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
     from firmware.control_channel import ControlServer, default_socket_path
     from firmware.engine import Engine
     from firmware.meters_shm import MeterPublisher, MeterWriter
+    from firmware.scope_shm import ScopeWriter
     from hw.audio import DeviceError, make_backend
 
     socket_path = Path(args.socket) if args.socket else default_socket_path()
@@ -153,6 +155,12 @@ def run(args: argparse.Namespace) -> int:
     publisher = MeterPublisher(engine, MeterWriter(args.meters))
     server.publisher = publisher
     publisher.start()
+    # the spectrum analyser's ring sits beside the meters (before run(): the loader warms its tap);
+    # without it the box only loses its analyser, so it is no reason not to pass audio
+    try:
+        engine.scope = ScopeWriter(config.rate, Path(args.meters).with_name("scope.shm") if args.meters else None)
+    except OSError as e:
+        logging.getLogger("masterbox.engine").warning("no spectrum analyser: %s", e)
 
     def _stop(signum, frame):
         engine.request_stop()
@@ -179,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
             cap.stop()
         server.stop()
         publisher.stop()
+        if engine.scope is not None:
+            engine.scope.close()
     out = stats.as_dict()
     out["input_faults"] = int(getattr(engine.chain, "faults", 0) or 0)
     if args.stats_json:

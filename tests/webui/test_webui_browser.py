@@ -304,6 +304,43 @@ def test_loudness_history_is_recorded_by_the_box_and_drawn(box, browser):
     ctx.close()
 
 
+def test_spectrum_is_drawn_while_the_page_is_visible(box, browser):
+    """The Live page's analyser draws the box's spectrum of the engine's audio (61 bands, three
+    curves) and asks for nothing while the page is hidden."""
+    from playwright.sync_api import expect
+
+    ctx, page, errors = logged_in(browser, box)
+    asked = []
+    page.on("request", lambda r: asked.append(time.monotonic()) if "/meters/spectrum" in r.url else None)
+    graph = page.locator("#spectrum-graph")
+    expect(graph).to_have_attribute("aria-label", re.compile(r"^Spectrum, 1/6 octave: the output's strongest band"),
+                                    timeout=10000)
+    points = 'p => (p.getAttribute("d").match(/[ML]/g) || []).length'
+    for line in ("out-mid", "in-mid", "out-side"):
+        assert page.eval_on_selector(f'#spectrum-graph path[data-line="{line}"]', points) == 61
+    # the page's strongest band is the box's (the demo programme is bass-heavy; it moves, so compare
+    # the level within a few dB)
+    label = graph.get_attribute("aria-label")
+    level = float(re.search(r"at (-?\d+\.\d) dB$", label)[1])
+    box_view = box.app.extensions["masterbox"].spectrum.latest()
+    assert level == pytest.approx(max(box_view["out_mid_db"]), abs=6), (label, max(box_view["out_mid_db"]))
+    page.wait_for_timeout(1000)
+    assert len([t for t in asked if t > time.monotonic() - 1.0]) >= 4       # ~8 a second while shown
+    # hidden (another tab, a phone's screen off): no more requests
+    page.evaluate("""() => { Object.defineProperty(document, "hidden", { value: true, configurable: true });
+                             document.dispatchEvent(new Event("visibilitychange")); }""")
+    page.wait_for_timeout(300)                   # a request already under way may finish
+    n = len(asked)
+    page.wait_for_timeout(1500)
+    assert len(asked) == n
+    page.evaluate("""() => { Object.defineProperty(document, "hidden", { value: false, configurable: true });
+                             document.dispatchEvent(new Event("visibilitychange")); }""")
+    page.wait_for_timeout(1000)
+    assert len(asked) >= n + 4
+    assert not errors, errors
+    ctx.close()
+
+
 def test_chain_slider_changes_parameter_live(box, browser):
     control = box.control
     from playwright.sync_api import expect

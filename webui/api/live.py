@@ -109,6 +109,13 @@ def meters_reset():
     return jsonify({"reset": True})
 
 
+@bp.get("/meters/spectrum")
+def meters_spectrum():
+    """The newest spectrum, input and output, in 1/6-octave bands (``firmware.spectrum``); null
+    when no engine runs."""
+    return jsonify({"spectrum": current_app.extensions["masterbox"].spectrum.latest()})
+
+
 @bp.get("/meters/history")
 def meters_history():
     """The short-term loudness of the last minutes, in and out (``webui.history``), oldest first."""

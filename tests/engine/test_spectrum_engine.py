@@ -1,0 +1,71 @@
+"""The spectrum analyser on a running engine: ``masterbox engine`` (sim backend, the way the box runs
+it) fills its audio ring; the analyser, as the control process uses it, shows what the chain's EQ
+did, measured against scipy's design of the same bell."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import time
+
+import numpy as np
+import soundfile as sf
+from scipy import signal
+
+from firmware.scope_shm import ScopeReader
+from firmware.spectrum import SpectrumAnalyser
+
+RATE = 48000
+TONES = (100.0, 1000.0)        # one second holds a whole number of cycles of each (the file loops)
+BELL = {"freq": 1000.0, "gain_db": 6.0, "q": 1.0}
+
+
+def _bell_gain_db(freq):
+    """Oracle: the RBJ bell as scipy's bilinear transform of its analog prototype (prewarped)."""
+    a = 10 ** (BELL["gain_db"] / 40)
+    w0 = 2 * RATE * math.tan(math.pi * BELL["freq"] / RATE)
+    b, den = [1 / w0 ** 2, a / BELL["q"] / w0, 1], [1 / w0 ** 2, 1 / (a * BELL["q"]) / w0, 1]
+    bz, az = signal.bilinear(b, den, fs=RATE)
+    _, h = signal.freqz(bz, az, worN=[freq], fs=RATE)
+    return 20 * math.log10(abs(h[0]))
+
+
+def test_the_analyser_shows_what_the_chain_did(tmp_path, masterbox_cmd):
+    t = np.arange(RATE) / RATE
+    x = sum(0.1 * np.sin(2 * np.pi * f * t) for f in TONES)
+    sf.write(str(tmp_path / "tones.wav"), np.stack([x, x], axis=1), RATE, subtype="FLOAT")
+    run = tmp_path / "run"
+    sets = [f"eq3.{k}={v}" for k, v in BELL.items()] + ["eq3.on=true", "eq3.type=bell"]
+    proc = subprocess.Popen(
+        [*masterbox_cmd, "engine", "--backend", "sim", "--input", str(tmp_path / "tones.wav"), "--preset",
+         "transparent", *[a for s in sets for a in ("--set", s)], "--wait-ready", "--no-realtime", "--quiet",
+         "--socket", str(run / "engine.sock"), "--meters", str(run / "meters.shm"), "--duration", "60"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        analyser = SpectrumAnalyser(ScopeReader(run / "scope.shm"), min_interval=0)
+        deadline = time.monotonic() + 90
+        readings = []
+        while len(readings) < 5:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "no spectrum from the engine"
+            r = analyser.latest()
+            if r is not None:
+                readings.append(r)
+            time.sleep(0.2)
+        for r in readings:
+            assert r["rate"] == RATE
+            for f in TONES:
+                k = int(np.argmin(np.abs(np.log(np.array(r["bands_hz"]) / f))))  # the band holding f
+                assert abs(r["in_mid_db"][k] - 20 * math.log10(0.1)) < 0.1, (f, r["in_mid_db"][k])
+                # what the bell did to each tone, as scipy designs it (1 kHz: +6 dB; 100 Hz: +0.09 dB)
+                assert abs(r["out_mid_db"][k] - r["in_mid_db"][k] - _bell_gain_db(f)) < 0.1, f
+            assert max(r["out_side_db"]) < -100         # a mono input stays mono
+        os.killpg(proc.pid, 15)
+        assert proc.wait(30) == 0
+        assert analyser.latest() is None                 # the engine is gone: no spectrum, not a frozen one
+        assert not (run / "scope.shm").exists()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+            proc.wait(10)

@@ -1,0 +1,216 @@
+"""The spectrum analyser: band levels against scipy's periodogram and against theory (sines, pink and
+white noise), and the engine's audio ring (firmware/scope_shm.py) read whole, in order and never torn."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import struct
+import time
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from firmware import scope_shm
+from firmware.scope_shm import ScopeReader, ScopeWriter
+from firmware.spectrum import FLOOR_DB, BandLayout, SpectrumAnalyser, band_centres, fft_size
+
+RATES = (44100, 48000, 88200, 96000)
+
+
+def _sine(rate, n, freq, amp, phase=0.3):
+    return amp * np.sin(2 * np.pi * freq * np.arange(n) / rate + phase)
+
+
+def _pink(n, seed):
+    """Noise with power proportional to 1/f (shaped in the frequency domain; DC removed)."""
+    rng = np.random.default_rng(seed)
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.arange(len(spec))
+    spec[1:] /= np.sqrt(f[1:])
+    spec[0] = 0
+    return np.fft.irfft(spec, n)
+
+
+def _fill(writer, x_in, y_out):
+    """What the engine's tap does, block by block (numpy here: the reader must not care)."""
+    cap = writer.ring.shape[0]
+    for k in range(0, len(x_in), 128):
+        n = min(128, len(x_in) - k)
+        rows = (writer.head[0] + np.arange(n)) % cap
+        writer.ring[rows, 0:2] = x_in[k:k + n]
+        writer.ring[rows, 2:4] = y_out[k:k + n]
+        writer.head[0] += n
+
+
+def test_bands_cover_20_hz_to_20_khz_in_sixth_octaves():
+    c = band_centres()
+    assert c[0] <= 20 * 2 ** (1 / 12) and c[-1] >= 20000 / 2 ** (1 / 12)
+    assert c[0] > 20 / 2 ** (1 / 12) and c[-1] < 20000 * 2 ** (1 / 12)
+    assert np.allclose(np.diff(np.log2(c)), 1 / 6) and 1000.0 in np.round(c, 6)
+    for rate in RATES:
+        n = fft_size(rate)
+        assert n & (n - 1) == 0 and 0.6 * rate <= n < 1.2 * rate
+        lay = BandLayout(rate)
+        assert np.all(lay.last > lay.first)          # every band holds a bin, the lowest too
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_band_powers_equal_scipy_periodogram_sums(rate):
+    """Oracle: scipy's Hann periodogram (density), its bins picked by frequency, times the bin width."""
+    lay = BandLayout(rate)
+    rng = np.random.default_rng(rate)
+    x = rng.standard_normal(lay.n) * 0.1 + _sine(rate, lay.n, 997.0, 0.3)
+    f, psd = signal.periodogram(x, fs=rate, window="hann", scaling="density", detrend=False)
+    half = 2 ** (1 / 12)
+    want = np.array([psd[(f >= c / half) & (f < c * half)].sum() * (f[1] - f[0]) for c in lay.centres])
+    got = lay.band_powers(x[None, :])[0]
+    assert np.allclose(got, want, rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("rate", RATES)
+@pytest.mark.parametrize("freq", [100.0, 1000.0, 10000.0])
+def test_a_sine_reads_its_peak_level_in_its_band(rate, freq):
+    lay = BandLayout(rate)
+    k = int(np.argmin(abs(lay.centres - freq)))
+    f0 = lay.centres[k]
+    for amp_db in (0.0, -20.0, -60.0):
+        x = _sine(rate, lay.n, f0, 10 ** (amp_db / 20))
+        p = lay.band_powers(x[None, :])[0]
+        level = 10 * np.log10(np.maximum(2 * p, 1e-300))
+        assert abs(level[k] - amp_db) < 0.05, (f0, amp_db, level[k])
+        # Hann leakage stays out of the neighbouring 1/6 octaves
+        assert level[k - 1] < amp_db - 30 and level[k + 1] < amp_db - 30
+
+
+def _slope_db_per_octave(lay, p):
+    sel = (lay.centres >= 40) & (lay.centres <= 16000)
+    return np.polyfit(np.log2(lay.centres[sel]), 10 * np.log10(p[sel]), 1)[0]
+
+
+def test_pink_noise_is_flat_and_white_noise_rises_3_db_per_octave():
+    rate = 48000
+    lay = BandLayout(rate)
+    pinks = np.array([lay.band_powers(_pink(lay.n, s)[None, :])[0] for s in range(8)]).mean(axis=0)
+    whites = np.array([lay.band_powers(np.random.default_rng(s).standard_normal(lay.n)[None, :])[0]
+                       for s in range(8)]).mean(axis=0)
+    assert abs(_slope_db_per_octave(lay, pinks)) < 0.15
+    assert abs(_slope_db_per_octave(lay, whites) - 10 * math.log10(2)) < 0.15
+
+
+def test_analyser_mid_side_and_bad_samples(tmp_path):
+    rate = 48000
+    w = ScopeWriter(rate, tmp_path / "scope.shm")
+    an = SpectrumAnalyser(ScopeReader(tmp_path / "scope.shm"), min_interval=0)
+    assert an.latest() is None                           # nothing written yet
+    n = fft_size(rate) + 5000
+    s = _sine(rate, n, 1000.0, 0.5)
+    x_in = np.stack([s, s], axis=1)                      # mono: no side
+    y_out = np.stack([s, -s], axis=1) * 0.1              # all side, -20 dB
+    _fill(w, x_in, y_out)
+    r = an.latest()
+    k = r["bands_hz"].index(1000.0)
+    assert r["rate"] == rate and r["fft_size"] == fft_size(rate) and len(r["bands_hz"]) == 61
+    assert abs(r["in_mid_db"][k] - 20 * math.log10(0.5)) < 0.1
+    assert abs(r["out_side_db"][k] - 20 * math.log10(0.05)) < 0.1
+    assert max(r["out_mid_db"]) == FLOOR_DB              # L = -R: nothing in the mid
+    # NaN and infinities (a broken input) are drawn as silence, never as NaN in JSON
+    bad = np.full((2000, 2), np.nan)
+    bad[::3] = np.inf
+    _fill(w, bad, bad)
+    r = an.latest()
+    assert all(math.isfinite(v) for key in ("in_mid_db", "out_mid_db", "out_side_db") for v in r[key])
+    w.close()
+    assert an.latest() is None                           # the engine stopped: the file is gone
+
+
+def test_analyses_are_shared_between_callers(tmp_path):
+    w = ScopeWriter(48000, tmp_path / "scope.shm")
+    calls = []
+
+    class Counting(ScopeReader):
+        def latest(self, frames):
+            calls.append(frames)
+            return super().latest(frames)
+
+    _fill(w, np.ones((fft_size(48000), 2)) * 0.1, np.ones((fft_size(48000), 2)) * 0.1)
+    an = SpectrumAnalyser(Counting(tmp_path / "scope.shm"), min_interval=60)
+    first = an.latest()
+    n = len(calls)
+    assert first is not None and all(an.latest() is first for _ in range(20)) and len(calls) == n
+    w.close()
+
+
+def test_reader_wraps_refuses_and_goes_quiet(tmp_path, monkeypatch):
+    path = tmp_path / "scope.shm"
+    assert ScopeReader(path).latest(100) is None          # no file
+    w = ScopeWriter(44100, path)
+    r = ScopeReader(path)
+    cap = w.ring.shape[0]
+    assert cap == scope_shm.ring_frames(44100)
+    with pytest.raises(ValueError):
+        r.latest(cap // 2 + 1)
+    ramp = np.arange(3 * cap + 77, dtype=np.float64)      # wraps the ring three times
+    _fill(w, np.stack([ramp, -ramp], 1), np.stack([ramp + 0.5, ramp], 1))
+    rate, got = r.latest(1000)
+    want = ramp[-1000:]
+    assert rate == 44100 and got.shape == (1000, 4)
+    assert np.array_equal(got[:, 0], want.astype(np.float32)) and np.array_equal(got[:, 1], -want.astype(np.float32))
+    assert np.array_equal(got[:, 2], (want + 0.5).astype(np.float32))
+    # nothing new for longer than STALL_S: a stopped engine is not shown as live
+    monkeypatch.setattr(ScopeReader, "STALL_S", 0.05)
+    time.sleep(0.1)
+    assert r.latest(1000) is None
+    _fill(w, np.zeros((128, 2)), np.zeros((128, 2)))
+    assert r.latest(1000) is not None
+    # a dead writer and a foreign file read as nothing
+    raw = bytearray(path.read_bytes())
+    struct.pack_into("<q", raw, 32, 2 ** 22 + 12345)
+    (tmp_path / "dead.shm").write_bytes(bytes(raw))
+    assert ScopeReader(tmp_path / "dead.shm").latest(100) is None
+    raw[:8] = b"NOTSCOPE"
+    (tmp_path / "foreign.shm").write_bytes(bytes(raw))
+    assert ScopeReader(tmp_path / "foreign.shm").latest(100) is None
+    w.close()
+    assert not path.exists()
+
+
+def _ramp_writer(path, seconds):
+    """The engine's compiled tap, as fast as it goes: every sample is its own frame number (mod 2^24)."""
+    from dsp.scope_tap import tap_block
+
+    w = ScopeWriter(48000, path)
+    block = np.zeros((64, 2))
+    k = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        block[:, 0] = block[:, 1] = (k + np.arange(64)) % (1 << 24)
+        tap_block(w.ring, w.head, block, block)
+        k += 64
+    w.close(remove=False)
+
+
+def test_reader_never_returns_a_torn_window(tmp_path):
+    path = tmp_path / "scope.shm"
+    p = mp.get_context("spawn").Process(target=_ramp_writer, args=(str(path), 3.0))
+    p.start()
+    r = ScopeReader(path)
+    deadline = time.monotonic() + 60
+    seen = 0
+    try:
+        while p.is_alive() or seen == 0:
+            assert time.monotonic() < deadline
+            got = r.latest(32768)
+            if got is None:
+                continue
+            col = got[1][:, 2]
+            # consecutive frame numbers: one lap of the ring, not pieces of two
+            step = np.diff(col) % (1 << 24)
+            assert np.all(step == 1), np.flatnonzero(step != 1)[:5]
+            seen += 1
+    finally:
+        p.join()
+    assert seen > 10
+    os.unlink(path)
