@@ -1,0 +1,267 @@
+"""``masterbox album``: one shared drive for every track, the album's loudness on target (checked by
+ffmpeg and pyloudnorm on the masters played back to back), the songs' relative levels kept, the
+file contract of ``master`` for each track, and refusals that write nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyloudnorm
+import pytest
+import soundfile as sf
+
+from dsp.programme import render_programme
+from tests.signals import ffmpeg_ebur128
+
+RATE = 48000
+TARGET, CEILING = -14.0, -1.0          # the default preset's (streaming)
+# (file name, seconds, seed, sample peak dBFS): a loud single the limiter works on, two quieter songs
+TRACKS = [("01-single.wav", 12.0, 1, -2.0), ("02-ballad.wav", 10.0, 2, -20.0), ("03-mid.wav", 9.0, 3, -14.0)]
+
+
+def run_cli(cmd, *args, check=True, env=None):
+    proc = subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, timeout=300, env=env)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def deman_lufs(data, rate):
+    return pyloudnorm.Meter(rate, filter_class="DeMan").integrated_loudness(data)
+
+
+def pooled_blocks_lufs(datas, rate):
+    """The album loudness as defined (BS.1770 gating over every track's 400 ms blocks pooled), from
+    pyloudnorm's own per-track block loudnesses and a gating written out here: no code of ours."""
+    blocks = []
+    for x in datas:
+        meter = pyloudnorm.Meter(rate, filter_class="DeMan")
+        meter.integrated_loudness(x)
+        blocks.extend(meter.blockwise_loudness)
+    lv = np.array(blocks)
+    energy = 10.0 ** ((lv + 0.691) / 10.0)
+    kept = lv >= -70.0
+    gate = -0.691 + 10.0 * np.log10(energy[kept].mean()) - 10.0
+    kept &= lv > gate
+    return -0.691 + 10.0 * np.log10(energy[kept].mean())
+
+
+def write_tracks(folder: Path, tracks=TRACKS, rate=RATE, mono=False):
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, seconds, seed, peak in tracks:
+        x = render_programme(seconds, rate, seed=seed, peak_dbfs=peak)
+        sf.write(folder / name, x[:, 0] if mono else x, rate, subtype="PCM_24")
+        paths.append(folder / name)
+    return paths
+
+
+def played_back_to_back(paths, dst: Path) -> tuple[np.ndarray, int]:
+    """The files' samples one after the other (the oracle's album), also written to ``dst`` for ffmpeg."""
+    parts = [sf.read(p, always_2d=True) for p in paths]
+    rate = parts[0][1]
+    x = np.concatenate([d for d, _ in parts])
+    sf.write(dst, x, rate, subtype="FLOAT")
+    return x, rate
+
+
+@pytest.fixture(scope="module")
+def album(tmp_path_factory):
+    """The album mastered once for the tests that read it (a data root of its own, as conftest gives each test)."""
+    root = tmp_path_factory.mktemp("album")
+    inputs = write_tracks(root / "mixes")
+    out = root / "masters"
+    out.mkdir()
+    (root / "mbhome").mkdir()
+    env = dict(os.environ, MASTERBOX_HOME=str(root / "mbhome"), MASTERBOX_CONFIG=str(root / "masterbox.toml"))
+    exe = Path(sys.executable).with_name("masterbox")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "firmware.cli"]
+    proc = run_cli(cmd, "album", out, *inputs, "--json", env=env)
+    return {"root": root, "inputs": inputs, "out": out, "doc": json.loads(proc.stdout), "stderr": proc.stderr}
+
+
+def test_album_loudness_lands_on_target_played_back_to_back(album):
+    """The oracle: the masters concatenated, measured by ffmpeg's ebur128 and by pyloudnorm."""
+    doc, root = album["doc"], album["root"]
+    outputs = [album["out"] / p.name for p in album["inputs"]]
+    y, rate = played_back_to_back(outputs, root / "album-out.wav")
+    ff = ffmpeg_ebur128(root / "album-out.wav", root)
+    assert ff["integrated_lufs"] == pytest.approx(TARGET, abs=0.5)
+    assert deman_lufs(y, rate) == pytest.approx(TARGET, abs=0.5)
+    a = doc["album"]
+    assert a["target_lufs"] == TARGET and a["target_reached"] is True and a["shortfall_lu"] is None
+    assert a["message"] is None and a["preset"] == "streaming"
+    # what the command reports is the pooled gating, as defined: pyloudnorm's blocks, pooled here
+    ins = [sf.read(p)[0] for p in album["inputs"]]
+    outs = [sf.read(p)[0] for p in outputs]
+    assert a["output"]["integrated_lufs"] == pytest.approx(pooled_blocks_lufs(outs, RATE), abs=0.02)
+    assert a["input"]["integrated_lufs"] == pytest.approx(pooled_blocks_lufs(ins, RATE), abs=0.02)
+    # and close to a meter over the concatenation: only the few blocks that straddle a join differ
+    # (this album is a sensitive case: a whole song sits at the relative gate, ~0.1 LU here)
+    assert a["output"]["integrated_lufs"] == pytest.approx(ff["integrated_lufs"], abs=0.2)
+    played_back_to_back(album["inputs"], root / "album-in.wav")
+    assert a["input"]["integrated_lufs"] == pytest.approx(ffmpeg_ebur128(root / "album-in.wav", root)
+                                                          ["integrated_lufs"], abs=0.2)
+    # and each master is NOT at the target on its own: the album is, the songs are where they fall
+    per_track = [deman_lufs(sf.read(p)[0], RATE) for p in outputs]
+    assert max(per_track) - min(per_track) > 5.0
+
+
+def test_relative_levels_are_kept_where_the_limiter_leaves_the_songs_alone(album, tmp_path):
+    doc = album["doc"]
+    outputs = [album["out"] / p.name for p in album["inputs"]]
+    lin = [deman_lufs(sf.read(p)[0], RATE) for p in album["inputs"]]
+    lout = [deman_lufs(sf.read(p)[0], RATE) for p in outputs]
+    # the limiter did nothing to a track whose master peaks well under the ceiling (ffmpeg's true peak)
+    peaks = [ffmpeg_ebur128(p, tmp_path)["true_peak_dbtp"] for p in outputs]
+    alone = [k for k, tp in enumerate(peaks) if tp < CEILING - 1.0]
+    assert len(alone) >= 2, peaks                      # the ballad and the mid-tempo song
+    for a in alone:
+        for b in alone:
+            assert lout[a] - lout[b] == pytest.approx(lin[a] - lin[b], abs=1.0), (lin, lout)
+    # one drive for all: the untouched songs gained the same, within the chain's level-dependent glue
+    gains = [lout[k] - lin[k] for k in alone]
+    assert max(gains) - min(gains) < 1.0
+    # the single is still the loudest and the ballad the quietest
+    assert lout[0] > lout[2] > lout[1]
+    assert [t["output_analysis"]["integrated_lufs"] for t in doc["tracks"]] == pytest.approx(lout, abs=0.1)
+
+
+def test_each_master_keeps_the_file_contract(album, masterbox_cmd, tmp_path):
+    doc = album["doc"]
+    assert [t["input"] for t in doc["tracks"]] == [str(p) for p in album["inputs"]]
+    assert [t["output"] for t in doc["tracks"]] == [str(album["out"] / p.name) for p in album["inputs"]]
+    for src in album["inputs"]:
+        out = album["out"] / src.name
+        a, b = sf.info(src), sf.info(out)
+        assert (b.frames, b.samplerate, b.channels, b.subtype) == (a.frames, a.samplerate, a.channels, "PCM_24")
+        assert ffmpeg_ebur128(out, tmp_path)["true_peak_dbtp"] <= CEILING + 0.1
+    assert sorted(p.name for p in album["out"].iterdir()) == sorted(p.name for p in album["inputs"])  # no temp
+    # the same key names as `master --json`
+    m = json.loads(run_cli(masterbox_cmd, "master", album["inputs"][1], tmp_path / "m.wav", "--json").stdout)
+    for t in doc["tracks"]:
+        assert set(t["input_analysis"]) == set(m["input"]) and set(t["output_analysis"]) == set(m["output"])
+    assert set(m) - {"input", "output", "converted_from_rate"} <= set(doc["album"])
+    assert doc["album"]["drive_db"] > 0 and doc["album"]["passes"] >= 1 and doc["album"]["latency_samples"] > 0
+
+
+def test_one_track_album_is_what_master_writes(masterbox_cmd, tmp_path):
+    """An album of one song is that song mastered on its own: the same bytes, the same drive."""
+    src = write_tracks(tmp_path / "in", TRACKS[:1])[0]
+    (tmp_path / "out").mkdir()
+    a = json.loads(run_cli(masterbox_cmd, "album", tmp_path / "out", src, "--preset", "loud", "--json").stdout)
+    m = json.loads(run_cli(masterbox_cmd, "master", src, tmp_path / "m.wav", "--preset", "loud", "--json").stdout)
+    assert (tmp_path / "out" / src.name).read_bytes() == (tmp_path / "m.wav").read_bytes()
+    assert (a["album"]["drive_db"], a["album"]["passes"]) == (m["drive_db"], m["passes"])
+    assert a["tracks"][0]["output_analysis"] == m["output"]
+
+
+def test_mono_album_counts_as_the_mono_files_measure(masterbox_cmd, tmp_path):
+    tracks = [("a.flac", 6.0, 4, -6.0), ("b.flac", 5.0, 5, -16.0)]
+    inputs = write_tracks(tmp_path / "in", tracks, rate=44100, mono=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    doc = json.loads(run_cli(masterbox_cmd, "album", out, *inputs, "--preset", "podcast", "--json").stdout)
+    y, rate = played_back_to_back([out / p.name for p in inputs], tmp_path / "all.wav")
+    assert y.shape[1] == 1 and rate == 44100
+    assert ffmpeg_ebur128(tmp_path / "all.wav", tmp_path)["integrated_lufs"] == pytest.approx(-16.0, abs=0.5)
+    assert deman_lufs(y[:, 0], rate) == pytest.approx(-16.0, abs=0.5)
+    assert doc["album"]["target_reached"] is True
+    for p in inputs:
+        assert sf.info(out / p.name).format == "FLAC" and sf.info(out / p.name).frames == sf.info(p).frames
+
+
+def test_no_target_is_one_pass_at_the_drive_as_set(masterbox_cmd, tmp_path):
+    inputs = write_tracks(tmp_path / "in", TRACKS[1:])            # both well under the ceiling
+    (tmp_path / "out").mkdir()
+    doc = json.loads(run_cli(masterbox_cmd, "album", tmp_path / "out", *inputs, "--preset", "transparent",
+                             "--bit-depth", "32f", "--json").stdout)
+    a = doc["album"]
+    assert (a["passes"], a["passes_before_drive"], a["drive_db"], a["target_reached"]) == (1, 0, 0.0, None)
+    for p in inputs:
+        x, _ = sf.read(p)
+        y, _ = sf.read(tmp_path / "out" / p.name)
+        assert np.max(np.abs(y - x)) < 1e-6                 # the input, aligned, in float
+    assert a["input"]["integrated_lufs"] == pytest.approx(a["output"]["integrated_lufs"], abs=0.01)
+
+
+def test_refusals_write_nothing(masterbox_cmd, tmp_path):
+    inputs = write_tracks(tmp_path / "in", [(n, 3.0, s, p) for n, _, s, p in TRACKS])
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def refused(*args, words):
+        proc = run_cli(masterbox_cmd, "album", *args, check=False)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
+        for w in words:
+            assert w in proc.stderr, (w, proc.stderr)
+        assert list(out.iterdir()) == []                   # no master, no temporary file
+        return proc
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / inputs[0].name).write_bytes(inputs[1].read_bytes())
+    refused(out, *inputs, other / inputs[0].name, words=["share the file name", inputs[0].name])
+    refused(inputs[0].parent, *inputs, words=["refusing to overwrite the input"])
+    refused(tmp_path / "missing", *inputs, words=["does not exist"])
+    refused(inputs[0], *inputs[1:], words=["is not a folder"])
+    rate44 = write_tracks(tmp_path / "cd", [("04-cd.wav", 3.0, 4, -6.0)], rate=44100)[0]
+    refused(out, *inputs, rate44, words=["do not share one sample rate", "44100 Hz: 04-cd.wav", "48000 Hz"])
+    garbage = tmp_path / "bad" / "05-garbage.wav"
+    garbage.parent.mkdir()
+    garbage.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk" + np.random.default_rng(0).bytes(3000))
+    refused(out, *inputs, garbage, words=["05-garbage.wav", "not an audio file"])
+    cut = tmp_path / "bad" / "06-cut.wav"
+    cut.write_bytes(inputs[0].read_bytes()[:30])             # cut inside the header
+    refused(out, *inputs, cut, words=["06-cut.wav"])
+    refused(out, *inputs, tmp_path / "nope.wav", words=["no such file"])
+    refused(out, *inputs, "--set", "eq9.gain_db=1", words=["eq9.gain_db", "unknown"])
+    refused(out, *inputs, "--ceiling-dbtp", "3", words=["--ceiling-dbtp"])
+    flac = write_tracks(tmp_path / "fl", [("07.flac", 3.0, 7, -6.0)])[0]
+    refused(out, flac, "--bit-depth", "32f", words=["FLAC cannot hold 32-bit float"])
+
+
+@pytest.mark.parametrize("fault", ["render", "disk"])
+def test_a_failure_during_the_passes_leaves_no_temporary_file(tmp_path, monkeypatch, fault):
+    """A track that fails mid-way (unreadable after the checks, or the disk full): the error comes
+    out as it is, and OUTDIR holds nothing, not even the tracks rendered before it."""
+    from dsp import schema
+    from firmware import album as album_mod
+    from firmware.render import RenderError
+
+    inputs = write_tracks(tmp_path / "in", [(n, 3.0, s, p) for n, _, s, p in TRACKS])
+    out = tmp_path / "out"
+    out.mkdir()
+    calls = []
+    if fault == "render":
+        real = album_mod.render_pass
+
+        def failing(src, chain, write=None):
+            calls.append(src)
+            if len(calls) == 5:                     # 3 first-part runs, then the 2nd track's first pass
+                raise RenderError(f"{src}: the file changed while it was read")
+            real(src, chain, write)
+
+        monkeypatch.setattr(album_mod, "render_pass", failing)
+        expect = pytest.raises(RenderError, match="changed while it was read")
+    else:
+        real = album_mod._open_output
+
+        def full(*args):
+            calls.append(args)
+            if len(calls) == 3:
+                raise OSError(28, "No space left on device")
+            return real(*args)
+
+        monkeypatch.setattr(album_mod, "_open_output", full)
+        expect = pytest.raises(OSError, match="No space left")
+    with expect:
+        album_mod.master_album(out, inputs, dict(schema.defaults()), target_lufs=-14.0, budget_bytes=0)
+    assert len(calls) >= 3
+    assert list(out.iterdir()) == []
