@@ -265,3 +265,20 @@ def test_a_failure_during_the_passes_leaves_no_temporary_file(tmp_path, monkeypa
         album_mod.master_album(out, inputs, dict(schema.defaults()), target_lufs=-14.0, budget_bytes=0)
     assert len(calls) >= 3
     assert list(out.iterdir()) == []
+
+
+def test_unreachable_target_is_reported_and_the_album_still_written(masterbox_cmd, tmp_path):
+    inputs = write_tracks(tmp_path / "in", [(n, 4.0, s, p) for n, _, s, p in TRACKS])
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = run_cli(masterbox_cmd, "album", out, *inputs, "--target-lufs", "-5", "--ceiling-dbtp", "-9", "--json")
+    a = json.loads(proc.stdout)["album"]
+    assert a["target_reached"] is False and a["shortfall_lu"] > 0.5
+    assert "not reached at a -9.0 dBTP ceiling" in a["message"] and "LU short" in a["message"]
+    assert a["message"] in proc.stderr
+    played_back_to_back([out / p.name for p in inputs], tmp_path / "all.wav")
+    ff = ffmpeg_ebur128(tmp_path / "all.wav", tmp_path)
+    assert -5.0 - ff["integrated_lufs"] == pytest.approx(a["shortfall_lu"], abs=0.3)
+    assert ff["true_peak_dbtp"] <= -9.0 + 0.1
+    text = run_cli(masterbox_cmd, "album", out, *inputs, "--target-lufs", "-5", "--ceiling-dbtp", "-9").stdout
+    assert a["message"] in text and "shared drive" in text and "album" in text
