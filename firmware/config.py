@@ -174,7 +174,7 @@ def find_line(text: str, section: str, key: str | None = None) -> int | None:
 # -- [panel]: the front panel's pin map ----------------------------------------------------
 _PANEL_KEYS = {"enabled", "refresh_hz", "status_led", "clip_led", "clip_hold", "adc", "knobs", "buttons", "meters"}
 _KNOB_KEYS = {"param", "macro", "also_set", "pot", "encoder", "detents", "fine", "acceleration",
-              "transitions_per_detent", "hysteresis", "pickup_window", "takeover", "disabled"}
+              "transitions_per_detent", "hysteresis", "pickup_window", "takeover", "centre_detent", "disabled"}
 _BUTTON_KEYS = {"pin", "hold", "disabled"}
 _METER_KEYS = {"kind", "source", "pins", "thresholds", "peak_hold", "pin", "scale", "span", "disabled"}
 _GPIO_RANGE = range(0, 28)  # BCM GPIO 0-27 on the 40-pin header
@@ -191,7 +191,16 @@ def panel_spec(cfg: dict[str, Any]):
     """
     from dsp import schema
     from hw.panel.panel import SOURCES
-    from hw.panel.spec import BUTTON_ROLES, DEFAULT_PANEL, AdcSpec, ButtonSpec, KnobSpec, MeterSpec, PanelSpec
+    from hw.panel.spec import (
+        BUTTON_ROLES,
+        DEFAULT_PANEL,
+        AdcSpec,
+        ButtonSpec,
+        KnobSpec,
+        MeterSpec,
+        PanelSpec,
+        default_centre_detent,
+    )
 
     text = cfg.get("_text", "")
     where = cfg.get("_path", "config")
@@ -307,6 +316,7 @@ def panel_spec(cfg: dict[str, Any]):
                 kw["channel"] = number(d, "pot", 0, sec, 0, 7, integer=True)
                 kw["hysteresis"] = number(d, "hysteresis", 3, sec, 0, 64, integer=True)
                 kw["pickup_window"] = number(d, "pickup_window", 0.02, sec, 0.0, 0.5)
+                kw["centre_detent"] = number(d, "centre_detent", default_centre_detent(param), sec, 0.0, 0.2)
                 kw["takeover"] = d.get("takeover", "pickup")
                 if kw["takeover"] not in ("pickup", "jump"):
                     fail(sec, "takeover", "takeover must be \"pickup\" or \"jump\"")

@@ -111,7 +111,8 @@ class Panel:
                                  transitions_per_detent=k.transitions_per_detent, pin_factory=pf)
             else:
                 dev = PotKnob(k.channel, hysteresis=k.hysteresis, pickup_window=k.pickup_window,
-                              takeover=k.takeover, spi=self.spec.adc.spi_args(), pin_factory=pf)
+                              takeover=k.takeover, centre_detent=k.centre_detent, spi=self.spec.adc.spi_args(),
+                              pin_factory=pf)
             dev.when_changed = self._knob_callback(k.name)
             self.knobs[k.name] = self._add(dev)
         for b in self.spec.buttons:

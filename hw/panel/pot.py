@@ -12,10 +12,16 @@ ADC readings are noisy by a count or two, so a reading only counts as a movement
 leaves a band of :attr:`hysteresis` counts around the last accepted reading; a knob left
 alone never jitters its parameter. The two ends of the travel snap to exactly 0 and 1 so
 the whole range stays reachable despite the band.
+
+A knob whose centre is a neutral setting (tone, trim, width) can have a *centre detent*:
+:attr:`centre_detent` of the travel each side of the centre reads as exactly the centre, and the
+rest of each half is stretched to keep both ends where they were. A pot left "at zero" then really
+is 0 dB (and the stage behind it is bypassed bit for bit), not a count or two away from it.
 """
 
 from __future__ import annotations
 
+import math
 from threading import RLock
 
 from gpiozero import MCP3008, CompositeDevice
@@ -32,6 +38,8 @@ class PotKnob(CompositeDevice):
     :param str takeover:
         ``"pickup"`` (soft takeover, the default) or ``"jump"`` (the knob always drives
         the parameter, even if that makes it leap).
+    :param float centre_detent:
+        Fraction of the travel (0..0.2) each side of the centre that reads as exactly 0.5.
     :param spi: keyword arguments for :class:`gpiozero.MCP3008` naming the SPI pins
         (``clock_pin``, ``mosi_pin``, ``miso_pin``, ``select_pin``); the hardware SPI
         bus is used when they are the bus's pins.
@@ -43,9 +51,13 @@ class PotKnob(CompositeDevice):
     FULL_SCALE = 1023
 
     def __init__(self, channel: int, *, hysteresis: int = 3, pickup_window: float = 0.02,
-                 takeover: str = "pickup", position: float = 0.0, spi: dict | None = None, pin_factory=None):
+                 takeover: str = "pickup", position: float = 0.0, centre_detent: float = 0.0,
+                 spi: dict | None = None, pin_factory=None):
         if takeover not in ("pickup", "jump"):
             raise ValueError("takeover must be 'pickup' or 'jump'")
+        if not 0.0 <= centre_detent <= 0.2:
+            raise ValueError("centre_detent must be within 0..0.2")
+        self.centre_detent = float(centre_detent)
         self._lock = RLock()
         self.hysteresis = int(hysteresis)
         self.pickup_window = float(pickup_window)
@@ -112,6 +124,16 @@ class PotKnob(CompositeDevice):
             callback(new)
         return new
 
+    def _travel(self, x: float) -> float:
+        """Where the shaft's reading ``x`` (0..1) puts the knob, after the centre detent."""
+        d = self.centre_detent
+        off = x - 0.5
+        if d <= 0.0:
+            return x
+        if abs(off) <= d:
+            return 0.5
+        return 0.5 + math.copysign((abs(off) - d) * 0.5 / (0.5 - d), off)
+
     def poll(self) -> float | None:
         """Read the ADC; returns (and reports) the new position if the knob moved it."""
         return self.feed(self.adc.raw_value)
@@ -128,7 +150,7 @@ class PotKnob(CompositeDevice):
                     return None
             before = self._physical
             self._raw = raw
-            now = self._physical = raw / self.FULL_SCALE
+            now = self._physical = self._travel(raw / self.FULL_SCALE)
             if not self._picked:
                 target = self._position
                 crossed = before is not None and (before - target) * (now - target) < 0

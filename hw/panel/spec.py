@@ -18,6 +18,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 BUTTON_ROLES = ("bypass", "preset_down", "preset_up", "learn", "capture")
+CENTRE_DETENT = 0.025   # pot: travel each side of the centre that reads as the centre (a detent's feel)
+
+
+def default_centre_detent(param: str | None) -> float:
+    """:data:`CENTRE_DETENT` for a parameter whose centre is its neutral setting (a gain in dB
+    around 0, width around 100 %, balance), 0 for everything else.
+
+    A real potentiometer left at its centre reads a count or two either side of it, so a tone,
+    trim or width knob "at zero" would be a fraction of a dB off and never bypass its stage;
+    analogue consoles put a detent there for the same reason.
+    """
+    from dsp import schema
+
+    p = schema.BY_ID.get(param) if param else None
+    if p is None or p.curve != schema.LIN:
+        return 0.0
+    return CENTRE_DETENT if p.to_position(p.default) == 0.5 else 0.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +77,7 @@ class KnobSpec:
     hysteresis: int = 3             # pot: ADC counts
     pickup_window: float = 0.02     # pot: fraction of travel
     takeover: str = "pickup"        # pot: "pickup" | "jump"
+    centre_detent: float = 0.0      # pot: travel each side of the centre that reads as the centre
     line: int | None = None
 
 
@@ -109,10 +127,10 @@ class PanelSpec:
 DEFAULT_PANEL = PanelSpec(
     adc=AdcSpec(),
     knobs=(
-        KnobSpec("input", "pot", param="in.trim_db", channel=0),
-        KnobSpec("tone", "pot", param="eq.tone_db", channel=1),
+        KnobSpec("input", "pot", param="in.trim_db", channel=0, centre_detent=CENTRE_DETENT),
+        KnobSpec("tone", "pot", param="eq.tone_db", channel=1, centre_detent=CENTRE_DETENT),
         KnobSpec("glue", "pot", macro="glue", channel=2),
-        KnobSpec("width", "pot", param="st.width", channel=3),
+        KnobSpec("width", "pot", param="st.width", channel=3, centre_detent=CENTRE_DETENT),
         KnobSpec("output", "pot", param="out.drive_db", channel=4),
     ),
     buttons=(

@@ -121,6 +121,32 @@ def test_bad_values(tmp_path):
     assert "unknown source" in refusal(tmp_path, '[panel.meters.vu]\nkind = "needle"\nsource = "lufs"\npin = 12\n')
 
 
+def test_centre_detent_defaults_to_knobs_whose_centre_is_neutral(tmp_path):
+    spec = spec_from(tmp_path, """
+[panel.knobs.tone]
+param = "eq4.gain_db"
+pot = 1
+
+[panel.knobs.output]
+param = "out.drive_db"
+pot = 4
+
+[panel.knobs.glue]
+param = "eq.tone_freq"
+pot = 2
+
+[panel.knobs.width]
+param = "st.width"
+pot = 3
+centre_detent = 0.05
+""")
+    # a gain around 0 dB: a detent; drive (-12..+24 dB) and a frequency have no neutral centre
+    assert spec.knob("tone").centre_detent == 0.025
+    assert spec.knob("output").centre_detent == 0.0 and spec.knob("glue").centre_detent == 0.0
+    assert spec.knob("width").centre_detent == 0.05
+    assert "line 4" in refusal(tmp_path, '[panel.knobs.tone]\nparam = "eq.tone_db"\npot = 1\ncentre_detent = 0.3\n')
+
+
 def test_header_comments_do_not_hide_lines(tmp_path):
     msg = refusal(tmp_path, '[panel.knobs.glue]   # one knob\npot = 2\nmacro = "glew"\n')
     assert "line 3" in msg

@@ -121,7 +121,10 @@ def test_pot_turn_reaches_the_state_within_100ms_through_the_panel_loop(box):
     assert wait_for(lambda: panel.knobs["width"].picked_up)
     t0 = time.monotonic()
     chip.channels[ch] = 767                              # the loop (not the test) reads the ADC
-    assert wait_for(lambda: control.state.get("st.width") == pytest.approx(767 / 1023 * 200))
+    # WIDTH has a centre detent (100 % over 2 x 2.5 % of the travel): above it, a straight line to 200 %
+    d = SPEC.knob("width").centre_detent
+    assert d == 0.025
+    assert wait_for(lambda: control.state.get("st.width") == pytest.approx(100 + (767 / 1023 - 0.5 - d) / (0.5 - d) * 100))
     assert time.monotonic() - t0 < 0.1
 
 
@@ -162,8 +165,25 @@ def test_tone_knob_tilts_and_leaves_the_eq_bands_alone(box):
     panel.set_pot("tone", 0.5)                            # centre = flat: picked up here
     panel.set_pot("tone", 0.75)
     pc.flush()
-    assert control.state.get("eq.tone_db") == pytest.approx(3.0, abs=0.02)   # -6..+6 dB over the travel
+    # 0..+6 dB from the edge of the centre detent to the end of the travel
+    d = SPEC.knob("tone").centre_detent
+    assert control.state.get("eq.tone_db") == pytest.approx((0.25 - d) / (0.5 - d) * 6, abs=0.02)
     assert {k: control.state.get(k) for k in bands} == bands
+
+
+def test_tone_knob_left_near_the_centre_is_exactly_flat(box):
+    """A real pot at its centre reads a few counts either way; the detent makes that exactly 0 dB, so the
+    tone stage is skipped (bit for bit) instead of running a fraction of a dB off."""
+    pc, control, panel = box()
+    control.state.set({"eq.tone_db": 0.0}, "test")
+    panel.set_pot("tone", 0.5)                            # picked up at the centre
+    panel.set_pot("tone", 0.7)
+    pc.flush()
+    assert control.state.get("eq.tone_db") > 2.0
+    for pos in (0.515, 0.49, 0.505, 0.488, 0.512):        # back to the centre, left a count or ten off it
+        panel.set_pot("tone", pos)
+    pc.flush()
+    assert control.state.get("eq.tone_db") == 0.0        # exactly: not 0.02 dB, not -0.01 dB
 
 
 def test_also_set_writes_its_values_with_the_knob(box):

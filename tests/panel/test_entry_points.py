@@ -93,16 +93,17 @@ def test_a_turn_of_a_physical_pot_moves_the_parameter_and_rearms_pickup(physical
     knob = panel.knobs["width"]
     chip.channels[3] = 512
     knob.poll()
-    knob.set_position(512 / 1023)  # picked up: the shaft points at the value
+    assert knob.physical == 0.5    # in WIDTH's centre detent: exactly 100 %
+    knob.set_position(0.5)  # picked up: the shaft points at the value
     assert knob.picked_up
     got.clear()
-    assert panel.turn("width", 10) == pytest.approx(512 / 1023 + 0.10)
-    assert got == [("width", pytest.approx(512 / 1023 + 0.10))]
-    assert not knob.picked_up and knob.pickup_direction == 1 and knob.physical == pytest.approx(512 / 1023)
+    assert panel.turn("width", 10) == pytest.approx(0.60)
+    assert got == [("width", pytest.approx(0.60))]
+    assert not knob.picked_up and knob.pickup_direction == 1 and knob.physical == 0.5
     # a hand turning the shaft up through the new value picks it up and takes over from there
     chip.channels[3] = 700
     knob.poll()
-    assert knob.picked_up and knob.position == pytest.approx(700 / 1023)
+    assert knob.picked_up and knob.position == knob.physical > 0.6
 
 
 def test_the_simulated_panel_keeps_driving_real_edges():

@@ -121,3 +121,32 @@ def test_a_parameter_brought_to_the_knob_picks_it_up(chip_and_factory):
     assert not knob.picked_up
     knob.set_position(0.0)                # e.g. the web UI set the parameter to where the knob is
     assert knob.picked_up
+
+
+def test_centre_detent_reads_exactly_the_centre_and_keeps_both_ends(chip_and_factory):
+    chip, f = chip_and_factory
+    knob = make(f, takeover="jump", centre_detent=0.025, hysteresis=0)
+    band = 0.025 * 1023                              # counts each side of 511.5
+    seen = []
+    for raw in range(1024):
+        chip.channels[0] = raw
+        knob.poll()
+        seen.append(knob.position)
+        if abs(raw - 511.5) <= band:
+            assert knob.position == 0.5, raw          # exactly: the parameter's neutral value
+    assert seen[0] == 0.0 and seen[-1] == 1.0        # the whole range is still reachable
+    assert all(b >= a for a, b in zip(seen, seen[1:], strict=False))      # never backwards
+    steps = [b - a for a, b in zip(seen, seen[1:], strict=False)]
+    assert max(steps) < 1.1 / 1023                   # no jump at the detent's edges: ~1 count per count
+    knob.close()
+
+
+def test_centre_detent_picks_up_a_centred_parameter_anywhere_in_the_detent(chip_and_factory):
+    chip, f = chip_and_factory
+    knob = make(f, centre_detent=0.025, position=0.5)
+    chip.channels[0] = 490                            # 2.1 % of the travel below the centre: beyond the
+    knob.poll()                                       # 2 % pick-up window, but inside the detent
+    assert knob.picked_up and knob.physical == 0.5
+    knob.close()
+    with pytest.raises(ValueError):
+        make(f, centre_detent=0.3)
