@@ -51,7 +51,8 @@ RT_RERUNS = 2
 # session, a 100 ms panel path, a kill at a random moment). A new module is in the second part
 # unless it is added here.
 PARALLEL_MODULES = {
-    "tests/dsp/*", "tests/test_master.py", "tests/test_master_split.py", "tests/test_analyze.py",
+    "tests/dsp/*", "tests/test_master.py", "tests/test_master_split.py", "tests/firmware/test_album.py",
+    "tests/test_analyze.py",
     "tests/test_wav_reader.py", "tests/test_schema.py", "tests/test_presets_cli.py",
     "tests/hw/test_audio_formats.py", "tests/system/test_installer.py", "tests/system/test_units.py",
     "tests/reliability/test_rel_api_fuzz.py", "tests/reliability/test_rel_config_fuzz.py",
