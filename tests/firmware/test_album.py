@@ -282,3 +282,20 @@ def test_unreachable_target_is_reported_and_the_album_still_written(masterbox_cm
     assert ff["true_peak_dbtp"] <= -9.0 + 0.1
     text = run_cli(masterbox_cmd, "album", out, *inputs, "--target-lufs", "-5", "--ceiling-dbtp", "-9").stdout
     assert a["message"] in text and "shared drive" in text and "album" in text
+
+
+def test_mixed_mono_and_stereo_album_pools_what_each_file_measures(masterbox_cmd, tmp_path):
+    """A mono track counts as the mono file measures (its one channel), not as the dual mono the
+    chain hears: the reported album loudness is pyloudnorm's blocks of the files, pooled."""
+    mono = write_tracks(tmp_path / "m", [("a-mono.wav", 5.0, 8, -8.0)], mono=True)[0]
+    stereo = write_tracks(tmp_path / "s", [("b-stereo.wav", 5.0, 9, -12.0)])[0]
+    out = tmp_path / "out"
+    out.mkdir()
+    doc = json.loads(run_cli(masterbox_cmd, "album", out, mono, stereo, "--json").stdout)
+    a = doc["album"]
+    outs = [sf.read(out / p.name)[0] for p in (mono, stereo)]
+    assert outs[0].ndim == 1 and outs[1].shape[1] == 2
+    assert a["output"]["integrated_lufs"] == pytest.approx(pooled_blocks_lufs(outs, RATE), abs=0.02)
+    assert a["input"]["integrated_lufs"] == pytest.approx(
+        pooled_blocks_lufs([sf.read(p)[0] for p in (mono, stereo)], RATE), abs=0.02)
+    assert pooled_blocks_lufs(outs, RATE) == pytest.approx(TARGET, abs=0.5)
