@@ -416,22 +416,20 @@ def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, 
     def one_pass() -> None:
         """Render at ``drive`` into the temporary file (each pass overwrites it)."""
         vals["out.drive_db"] = drive
-
-        def render(out_write):
-            if split and split[0].run(vals, out_write):
-                return
-            if split:
-                split.clear()       # a fault reset: this input needs whole-chain passes
-                result.notes.append("the chain reset itself on this input: searched with whole-chain passes")
-            chain.set_split(SPLIT_ALL)
-            chain.reset()
-            chain.set_values(vals)
-            render_pass(src, chain, out_write)
-            count_faults()
-
-        with _open_output(tmp, rate, channels, fmt, bit_depth) as out:
-            render(out.write)
         result.passes += 1
+        if split:
+            with _open_output(tmp, rate, channels, fmt, bit_depth) as out:
+                if split[0].run(vals, out.write):
+                    return
+            split.clear()       # a fault reset: this input needs whole-chain passes
+            result.notes.append("the chain reset itself on this input: searched with whole-chain passes")
+        chain.set_split(SPLIT_ALL)
+        chain.reset()
+        chain.set_values(vals)
+        # opened afresh: what a split pass that could not stand wrote is thrown away, not appended to
+        with _open_output(tmp, rate, channels, fmt, bit_depth) as out:
+            render_pass(src, chain, out.write)
+        count_faults()
 
     try:
         anchor = None         # (a drive where the limiter is idle, the loudness there): costs no pass

@@ -104,3 +104,26 @@ def test_silent_input_is_written_and_said(tmp_path):
     assert res.measured_lufs is None and any("silent" in n for n in res.notes)
     y = sf.read(tmp_path / "out.wav")[0]
     assert y.shape == (RATE, 2) and np.max(np.abs(y)) <= 2.0 ** -19     # (shaped) dither only, below -114 dBFS
+
+
+def test_a_split_pass_that_cannot_stand_is_replaced_not_appended_to(tmp_path, monkeypatch):
+    """If the chain ever reset itself during a split pass (a fault; never seen with sane input), the
+    pass is redone with the whole chain into a fresh file: the output is the whole-chain render,
+    with the input's length, not that render after the split pass's output."""
+    from firmware import render
+
+    src = programme(tmp_path / "in.wav", 8.0, seed=4, peak=-12.0)
+    run = render._SplitPasses.run
+
+    def faulty(self, values, write):
+        run(self, values, write)          # it has written the whole pass by then
+        return False
+
+    monkeypatch.setattr(render._SplitPasses, "run", faulty)
+    res = master_file(src, tmp_path / "out.wav", values("streaming"), target_lufs=-14.0)
+    assert any("reset itself" in n for n in res.notes)
+    monkeypatch.undo()
+    whole = master_file(src, tmp_path / "whole.wav", values("streaming"), target_lufs=-14.0, budget_bytes=0)
+    assert sf.info(str(tmp_path / "out.wav")).frames == sf.info(str(src)).frames
+    assert res.drive_db == whole.drive_db
+    assert (tmp_path / "out.wav").read_bytes() == (tmp_path / "whole.wav").read_bytes()
