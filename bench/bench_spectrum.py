@@ -61,11 +61,10 @@ def run(quick: bool = False) -> dict:
         for period in (64, 128, 256):
             blocks = [np.ascontiguousarray(x[k:k + period]) for k in range(0, len(x) - period, period)]
             out = np.zeros((period, 2))
-            it = iter(blocks * 2)
-            taps = _times_us(lambda: tap(w.ring, w.head, next(it), out), len(blocks))
-            it = iter(blocks)
-            yv = y[:period]
-            proc = _times_us(lambda: chain.process(next(it), yv), len(blocks))
+            feed = iter(blocks)
+            taps = _times_us(lambda feed=feed, out=out: tap(w.ring, w.head, next(feed), out), len(blocks))
+            feed = iter(blocks)
+            proc = _times_us(lambda feed=feed, yv=y[:period]: chain.process(next(feed), yv), len(blocks))
             p50 = float(np.percentile(taps, 50))
             results[f"tap_us_{period}"] = (f"p50 {p50:.2f}, p99 {np.percentile(taps, 99):.2f}, max {taps.max():.1f} "
                                            f"= {100 * p50 / float(np.percentile(proc, 50)):.2f} % of the chain's p50 "

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from firmware import paths
+from firmware.capture_master import MasterJobs
 from firmware.captures import CaptureIndex
 from firmware.learn import Learner
 from firmware.presets import Preset, PresetStore
@@ -79,6 +80,7 @@ class Control:
         self.presets = presets if presets is not None else PresetStore()
         self.state = state if state is not None else StateStore(presets=self.presets, safe_mode=safe_mode)
         self.captures = captures if captures is not None else CaptureIndex(paths.captures_dir())
+        self.mastering = MasterJobs(self.captures)   # "Master" on the Captures page (firmware/capture_master.py)
         self.engine = engine if engine is not None else self._make_engine()
         self.meters = meters if meters is not None else self._make_meters()
         self._unavailable, self._refused = _engine_error_types()
@@ -352,6 +354,7 @@ class Control:
     def close(self) -> None:
         self._closed.set()
         self.learner.stop()
+        self.mastering.cancel()      # its child runs in a session of its own: it would outlive us
         self._unsubscribe()
         if self._watcher is not None:
             self._watcher.join(2.0)

@@ -52,7 +52,8 @@ def map_error(e: Exception) -> ApiError | None:
     low = msg.lower()
     if "not found" in reasons or low.startswith(("no preset named", "no capture named")):
         return ApiError(404, msg)
-    if any("exists" in r or "factory preset" in r for r in reasons) or "being recorded" in low:
+    if any("exists" in r or "factory preset" in r for r in reasons) or "being recorded" in low \
+            or low.startswith("busy:"):
         return ApiError(409, msg)
     if isinstance(e, FileNotFoundError):
         return ApiError(404, msg)

@@ -124,7 +124,8 @@ def test_pot_turn_reaches_the_state_within_100ms_through_the_panel_loop(box):
     # WIDTH has a centre detent (100 % over 2 x 2.5 % of the travel): above it, a straight line to 200 %
     d = SPEC.knob("width").centre_detent
     assert d == 0.025
-    assert wait_for(lambda: control.state.get("st.width") == pytest.approx(100 + (767 / 1023 - 0.5 - d) / (0.5 - d) * 100))
+    want = 100 + (767 / 1023 - 0.5 - d) / (0.5 - d) * 100
+    assert wait_for(lambda: control.state.get("st.width") == pytest.approx(want))
     assert time.monotonic() - t0 < 0.1
 
 

@@ -341,6 +341,43 @@ def test_spectrum_is_drawn_while_the_page_is_visible(box, browser):
     ctx.close()
 
 
+def test_a_capture_is_mastered_from_the_captures_page(box, browser, _isolated_home, shots):
+    """"Master…" on a capture: the box's current settings, the target from the form, a new capture with
+    its analysis in the list; the loudness measured by pyloudnorm."""
+    import pyloudnorm
+    import soundfile as sf
+    from playwright.sync_api import expect
+
+    from dsp.programme import render_programme
+
+    (_isolated_home / "captures").mkdir(exist_ok=True)
+    sf.write(str(_isolated_home / "captures" / "desk-mix.wav"), render_programme(10, 48000, seed=8, peak_dbfs=-10),
+             48000, subtype="PCM_24")
+    ctx, page, errors = logged_in(browser, box)
+    page.click('a.tab[href="/captures"]')
+    item = page.locator('#capture-list li[data-capture="desk-mix"]')
+    expect(item).to_be_visible(timeout=10000)
+    item.locator('[data-action="master"]').click()
+    form = item.locator(".master-form")
+    expect(form).to_be_visible()
+    form.locator('[data-field="target"]').fill("-16")
+    page.screenshot(path=str(shots / "captures-master-form.png"))
+    form.locator('[data-action="master-start"]').click()
+    strip = page.locator("#mastering")
+    expect(strip).to_have_attribute("data-state", "running")
+    expect(page.locator('[data-action="master"]').first).to_be_disabled()          # one job at a time
+    expect(strip).to_have_attribute("data-state", "done", timeout=120000)
+    expect(strip).to_contain_text("Mastered desk-mix → desk-mix-master: -16.0 LUFS")
+    new = page.locator('#capture-list li[data-capture="desk-mix-master"]')
+    expect(new).to_be_visible(timeout=10000)
+    expect(new.locator(".title small")).to_contain_text("master", timeout=20000)   # its sidecar: tap "master"
+    page.screenshot(path=str(shots / "captures-master.png"))
+    y, rate = sf.read(str(_isolated_home / "captures" / "desk-mix-master.wav"))
+    assert pyloudnorm.Meter(rate).integrated_loudness(y) == pytest.approx(-16.0, abs=0.5)
+    assert not errors, errors
+    ctx.close()
+
+
 def test_chain_slider_changes_parameter_live(box, browser):
     control = box.control
     from playwright.sync_api import expect

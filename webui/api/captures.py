@@ -13,6 +13,7 @@ from pathlib import Path
 from flask import current_app, jsonify, send_file
 
 from webui.api import bp
+from webui.api.live import current_request_has_body
 from webui.backend import call, control, engine_reply, jsonable
 from webui.errors import ApiError, check_name, field, json_body
 
@@ -70,6 +71,42 @@ def loudness(name):
         return jsonify(cache.get(path))
     except curves.CurveError as e:
         raise ApiError(422, str(e)) from None
+
+
+@bp.post("/captures/<path:name>/master")
+def master_capture(name):
+    """Master this capture offline with the box's current settings (firmware/capture_master.py)."""
+    from firmware.capture_master import BIT_DEPTHS
+
+    name = check_name(name, "capture name")
+    data = json_body() if current_request_has_body() else {}
+    c = control()
+    snap = c.state.snapshot()
+    target = field(data, "target_lufs", (int, float), required=False, default=snap["values"]["target.lufs"])
+    if data.get("level", True) is False:
+        target = None
+    bit_depth = field(data, "bit_depth", str, required=False, default="24")
+    if bit_depth not in BIT_DEPTHS:
+        raise ApiError(400, f"bit_depth must be one of {', '.join(BIT_DEPTHS)}")
+    if target is not None:
+        from dsp import schema
+
+        target = call(schema.BY_ID["target.lufs"].check, target)
+    job = call(c.mastering.start, name, snap["values"], target_lufs=target, bit_depth=bit_depth,
+               preset=snap.get("active_preset"))
+    return jsonify({"job": jsonable(job)}), 202
+
+
+@bp.get("/mastering")
+def mastering_status():
+    """The running mastering job, or the last one (null before the first)."""
+    return jsonify({"job": jsonable(control().mastering.status())})
+
+
+@bp.delete("/mastering")
+def mastering_cancel():
+    """Stop the running mastering job; nothing is written."""
+    return jsonify({"job": jsonable(call(control().mastering.cancel))})
 
 
 @bp.delete("/captures/<path:name>")

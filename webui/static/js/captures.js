@@ -1,4 +1,5 @@
-/* Captures page: start/stop, list with analysis, QC, streaming preview, loudness plot, download, delete. */
+/* Captures page: start/stop, list with analysis, QC, streaming preview, loudness plot, download, delete,
+   and "Master": a capture through `masterbox master` with the box's current settings (firmware/capture_master.py). */
 "use strict";
 (() => {
   const { api, el, fmt, fail, toast, on } = MB;
@@ -111,6 +112,8 @@
         el("button", { class: "btn btn-small", "data-action": "details", onclick: () => {
           if (open.has(name)) { open.delete(name); box.remove(); } else { open.add(name); li.append(box); details(name, box); }
         } }, "Details"),
+        el("button", { class: "btn btn-small", "data-action": "master", disabled: c.recording || mastering || null,
+          onclick: () => masterForm(li, name) }, "Master…"),
         el("a", { class: "btn btn-small btn-primary", href: `/api/v1/captures/${enc(name)}/download`, download: c.file, "data-action": "download" }, "Download"),
         el("button", { class: "btn btn-small btn-danger", "data-action": "delete", disabled: c.recording || null, onclick: async () => {
           if (!confirm(`Delete the capture “${name}”?`)) return;
@@ -119,6 +122,57 @@
     if (open.has(name)) { li.append(box); details(name, box); }
     return li;
   }
+  // -- mastering a capture -------------------------------------------------------------
+  const mstrip = document.getElementById("mastering"), mtext = document.getElementById("mastering-text");
+  const mcancel = document.getElementById("mastering-cancel");
+  let mastering = false, masterTimer = null;
+  async function masterForm(li, name) {
+    const old = li.querySelector(".master-form");
+    if (old) { old.remove(); return; }
+    let values = {}, preset = null;
+    try { const s = await api("GET", "/state"); values = s.values; preset = s.active_preset; } catch (e) { fail(e); return; }
+    const target = el("input", { type: "number", step: "0.5", min: "-36", max: "-5", value: String(values["target.lufs"]), "data-field": "target" });
+    const level = el("input", { type: "checkbox", checked: true, "data-field": "level" });
+    const depth = el("select", { "data-field": "bit-depth" }, ["24", "16", "32f"].map((d) => el("option", { value: d, text: d === "32f" ? "32-bit float" : `${d}-bit` })));
+    level.addEventListener("change", () => { target.disabled = !level.checked; });
+    const form = el("div", { class: "master-form" },
+      el("p", { class: "muted small", text: `Through the chain with the box's current settings (${preset || "no preset"}), `
+        + "measured first, so the loudness lands on the target. Written as a new capture." }),
+      el("label", { class: "inline" }, level, "Loudness target"), el("span", { class: "inline" }, target, "LUFS"),
+      el("label", { class: "inline" }, "Word length", depth),
+      el("button", { class: "btn btn-small btn-primary", "data-action": "master-start", onclick: async () => {
+        const body = { bit_depth: depth.value, level: level.checked };
+        if (level.checked) body.target_lufs = parseFloat(target.value);
+        try { showJob((await api("POST", `/captures/${enc(name)}/master`, body)).job); form.remove(); } catch (e) { fail(e); }
+      } }, "Master"));
+    li.append(form);
+  }
+  function showJob(job) {
+    clearTimeout(masterTimer);
+    const was = mastering;
+    mastering = !!job && job.state === "running";
+    mstrip.classList.toggle("hidden", !job);
+    mcancel.classList.toggle("hidden", !mastering);
+    if (job) {
+      const r = job.result && job.result.output;
+      mtext.textContent = {
+        running: `Mastering ${job.capture} → ${job.output}…`,
+        done: `Mastered ${job.capture} → ${job.output}` + (r ? `: ${fmt(r.integrated_lufs, 1, "LUFS")}, true peak ${fmt(r.true_peak_dbtp, 1, "dBTP")}` : "")
+          + (job.result && job.result.message ? ` (${job.result.message})` : ""),
+        failed: `Mastering ${job.capture} failed: ${job.error}`,
+        cancelled: `Mastering ${job.capture} cancelled; nothing was written.`,
+      }[job.state] || job.state;
+      mstrip.dataset.state = job.state;
+    }
+    list.querySelectorAll('[data-action="master"]').forEach((b) => {
+      b.disabled = mastering || b.closest("li").querySelector(".badge.hot") != null;
+    });
+    if (mastering) masterTimer = setTimeout(pollJob, 1000);
+    else if (was) load();           // the new capture (or nothing, if it failed)
+  }
+  async function pollJob() { try { showJob((await api("GET", "/mastering")).job); } catch (e) { masterTimer = setTimeout(pollJob, 3000); } }
+  mcancel.addEventListener("click", async () => { try { showJob((await api("DELETE", "/mastering")).job); } catch (e) { fail(e); } });
+
   let cache = [];
   function render(items) {
     cache = items;
@@ -140,6 +194,7 @@
   });
   (async () => {
     load();
+    pollJob();                       // a job started earlier (or from another browser) shows here too
     try { const s = await api("GET", "/system"); document.getElementById("captures-disk").textContent = `${bytes(s.disk.free_bytes)} free`; } catch (e) { /* optional */ }
   })();
 })();

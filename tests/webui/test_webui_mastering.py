@@ -1,0 +1,105 @@
+"""Mastering a capture from the web UI (firmware/capture_master.py): the real ``masterbox master`` in a
+child process, with the box's current settings; loudness and true peak measured by pyloudnorm and ffmpeg,
+the settings' effect by the mid/side balance of the files."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pyloudnorm
+import pytest
+import soundfile as sf
+
+from dsp.programme import render_programme
+from firmware.capture_master import set_arguments
+from firmware.capture_writer import MARKER_SUFFIX
+from tests.signals import ffmpeg_ebur128
+
+RATE = 48000
+
+
+def _capture(home, name, seconds, peak_dbfs=-12.0):
+    x = render_programme(seconds, RATE, seed=5, peak_dbfs=peak_dbfs)
+    path = home / "captures" / f"{name}.wav"
+    sf.write(str(path), x, RATE, subtype="PCM_24")
+    return path
+
+
+def _side_to_mid_db(x):
+    m, s = (x[:, 0] + x[:, 1]) / 2, (x[:, 0] - x[:, 1]) / 2
+    return 10 * np.log10(np.mean(s ** 2) / np.mean(m ** 2))
+
+
+def test_every_parameter_survives_the_command_line():
+    from dsp import schema
+
+    values = schema.defaults() | {"st.width": 37.5, "mb.on": True, "dither.mode": "tpdf", "eq.tone_db": -1.25}
+    args = set_arguments(values)
+    parsed = dict(schema.parse_assignment(a) for a in args[1::2])
+    assert args[0::2] == ["--set"] * len(values) and parsed == values
+
+
+def test_a_capture_is_mastered_with_the_box_settings(api, control, _isolated_home, tmp_path):
+    src = _capture(_isolated_home, "mix-input", 12.0)
+    control.state.set({"st.width": 50.0, "target.lufs": -14.0, "lim.ceiling_dbtp": -1.0}, "test")
+    r = api.req("POST", "/api/v1/captures/mix-input/master", json={"bit_depth": "24"})
+    assert r.status_code == 202, r.get_json()
+    assert r.get_json()["job"]["state"] == "running" and r.get_json()["job"]["output"] == "mix-input-master"
+    job = control.mastering.wait(300)
+    assert job["state"] == "done", job
+    out = _isolated_home / "captures" / "mix-input-master.wav"
+    y, rate = sf.read(str(out))
+    x, _ = sf.read(str(src))
+    assert rate == RATE and y.shape == x.shape and sf.info(str(out)).subtype == "PCM_24"
+    # the target, as two independent meters measure it, and the ceiling
+    assert pyloudnorm.Meter(RATE).integrated_loudness(y) == pytest.approx(-14.0, abs=0.5)
+    ff = ffmpeg_ebur128(out, tmp_path)
+    assert ff["integrated_lufs"] == pytest.approx(-14.0, abs=0.5) and ff["true_peak_dbtp"] <= -1.0 + 0.1
+    # the box's width (50 %) was used: the side falls 6 dB against the mid (the limiter is linked)
+    assert _side_to_mid_db(y) - _side_to_mid_db(x) == pytest.approx(20 * np.log10(0.5), abs=0.3)
+    # it is a capture like any other: listed with its analysis, and says where it came from
+    rows = {c["name"]: c for c in api.get("/api/v1/captures").get_json()["captures"]}
+    assert rows["mix-input-master"]["summary"]["tap"] == "master"
+    assert rows["mix-input-master"]["summary"]["integrated_lufs"] == pytest.approx(-14.0, abs=0.5)
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["mastered_from"] == "mix-input" and side["target_lufs"] == -14.0
+    status = api.get("/api/v1/mastering").get_json()["job"]
+    assert status["state"] == "done" and status["result"]["target_reached"] is True
+    # again: a new name, the first master is kept
+    assert api.req("POST", "/api/v1/captures/mix-input/master", json={"level": False}).status_code == 202
+    job = control.mastering.wait(300)
+    assert job["state"] == "done" and job["output"] == "mix-input-master-2" and job["target_lufs"] is None
+    assert out.exists()
+    leftovers = [p.name for p in (_isolated_home / "captures").iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_refusals_busy_and_cancel_leave_nothing_behind(api, control, _isolated_home):
+    _capture(_isolated_home, "long-mix", 240.0)
+    assert api.req("POST", "/api/v1/captures/nope/master", json={}).status_code == 404
+    assert api.req("POST", "/api/v1/captures/long-mix/master", json={"bit_depth": "12"}).status_code == 400
+    assert api.req("POST", "/api/v1/captures/long-mix/master", json={"target_lufs": "loud"}).status_code == 400
+    assert api.req("POST", "/api/v1/captures/long-mix/master", json={"target_lufs": -90}).status_code in (400, 422)
+    assert api.get("/api/v1/mastering").get_json() == {"job": None}
+    # a capture being recorded is not mastered
+    _capture(_isolated_home, "live-now", 1.0)
+    marker = _isolated_home / "captures" / f".x{MARKER_SUFFIX}"
+    marker.write_text(json.dumps({"files": ["live-now.wav"]}))
+    assert api.req("POST", "/api/v1/captures/live-now/master", json={}).status_code == 409
+    marker.unlink()
+    # one job at a time; a cancel stops it and writes nothing
+    assert api.req("POST", "/api/v1/captures/long-mix/master", json={}).status_code == 202
+    r = api.req("POST", "/api/v1/captures/live-now/master", json={})
+    assert r.status_code == 409 and "busy" in r.get_json()["error"]
+    pid = control.mastering._proc.pid
+    job = api.req("DELETE", "/api/v1/mastering").get_json()["job"]
+    assert job["state"] == "cancelled"
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    names = sorted(p.name for p in (_isolated_home / "captures").iterdir())
+    assert names == ["live-now.wav", "long-mix.wav"], names
+    # and the box can master again at once
+    assert api.req("POST", "/api/v1/captures/live-now/master", json={}).status_code == 202
+    assert control.mastering.wait(300)["state"] == "done"
