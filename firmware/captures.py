@@ -339,21 +339,25 @@ class CaptureIndex:
         os.replace(tmp, dest)
         return dest
 
-    def analyze_pending(self, timeout: float = 3600, older_than_s: float = 0.0) -> list[str]:
+    def analyze_pending(self, timeout: float = 3600, older_than_s: float = 0.0,
+                        skip=frozenset()) -> tuple[list[str], list[tuple[str, float]]]:
         """Write missing sidecars of finished captures in one worker subprocess (no numba here).
 
-        ``older_than_s`` skips captures finished moments ago, whose sidecar the engine is writing.
-        Returns the names that have a sidecar now.
+        ``older_than_s`` skips captures finished moments ago, whose sidecar the engine is writing;
+        ``skip`` holds ``(name, mtime)`` pairs not to try again. Returns the names that have a
+        sidecar now, and the ``(name, mtime)`` of every capture tried.
         """
         import time
 
-        pending = [r for r in self.list() if r["analysis"] == "pending" and time.time() - r["mtime"] >= older_than_s]
+        pending = [r for r in self.list() if r["analysis"] == "pending" and time.time() - r["mtime"] >= older_than_s
+                   and (r["name"], r["mtime"]) not in skip]
         if not pending:
-            return []
+            return [], []
         subprocess.run([sys.executable, "-m", "firmware.captures", "sidecar",
                         *[str(self.directory / r["file"]) for r in pending]],
                        capture_output=True, text=True, timeout=timeout)
-        return [r["name"] for r in pending if sidecar_path(self.directory / r["file"]).exists()]
+        done = [r["name"] for r in pending if sidecar_path(self.directory / r["file"]).exists()]
+        return done, [(r["name"], r["mtime"]) for r in pending]
 
 
 WORKER_NICE = 10  # the analysis worker yields the CPU to the audio engine

@@ -34,6 +34,7 @@ from firmware.state import StateStore
 log = logging.getLogger("masterbox.control")
 WATCH_S = 0.5
 ANALYZE_DELAY_S = 20.0
+ANALYZE_EVERY_S = 60.0  # then a look for WAVs without a sidecar (copied in by hand, a writer that died)
 
 
 class EngineUnavailableFallback(RuntimeError):
@@ -147,10 +148,13 @@ class Control:
         return reply
 
     def _analyze_leftovers(self) -> None:
-        """Finalise captures a crash left unfinished, then write their sidecars, off the boot path.
+        """Finalise captures a crash left unfinished, then write their sidecars, off the boot path;
+        then keep looking every :data:`ANALYZE_EVERY_S` for captures that still have none (a WAV
+        copied into the folder, an analysis worker that was killed), so none stays "analysing".
 
         The repair only touches files whose recording process is gone (marker pid), so it is
-        safe while a new engine records.
+        safe while a new engine records. A file the worker could not analyse is not tried again
+        until it changes.
         """
         from firmware.capture_writer import repair_unfinished
 
@@ -159,14 +163,17 @@ class Control:
                 log.warning("capture %s finalised after a crash: %s", r.get("file"), r)
         except OSError:
             log.exception("repairing unfinished captures failed")
-        if self._closed.wait(ANALYZE_DELAY_S):
-            return
-        try:
-            done = self.captures.analyze_pending(older_than_s=60.0)
-            if done:
-                log.info("analysed %d capture(s) left without a sidecar", len(done))
-        except Exception:
-            log.exception("analysing leftover captures failed")
+        failed: set[tuple[str, float]] = set()
+        wait = ANALYZE_DELAY_S
+        while not self._closed.wait(wait):
+            wait = ANALYZE_EVERY_S
+            try:
+                done, tried = self.captures.analyze_pending(older_than_s=60.0, skip=failed)
+                failed |= {t for t in tried if t[0] not in done}
+                if done:
+                    log.info("analysed %d capture(s) left without a sidecar", len(done))
+            except Exception:
+                log.exception("analysing leftover captures failed")
 
     def _watch_engine(self) -> None:
         while not self._closed.wait(WATCH_S):

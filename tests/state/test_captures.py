@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -145,7 +146,37 @@ def test_captures_left_without_sidecar_are_analysed_by_a_worker(tmp_path):
     s.stop()
     index = CaptureIndex(d)
     assert index.list()[0]["analysis"] == "pending"
-    assert index.analyze_pending(older_than_s=3600) == []  # too fresh: the engine may be writing it
-    assert len(index.analyze_pending()) == 1
+    assert index.analyze_pending(older_than_s=3600) == ([], [])  # too fresh: the engine may be writing it
+    mtime = index.list()[0]["mtime"]
+    name = index.list()[0]["name"]
+    assert index.analyze_pending(skip={(name, mtime)}) == ([], [])  # tried before, unchanged since
+    assert index.analyze_pending() == ([name], [(name, mtime)])
     row = index.list()[0]
     assert row["analysis"] == "done" and row["summary"]["integrated_lufs"] == pytest.approx(-10.46, abs=0.1)
+
+
+def test_a_wav_copied_in_while_the_box_runs_gets_its_analysis(tmp_path, monkeypatch):
+    """Not only at start-up: the control process keeps looking for captures without a sidecar."""
+    import os
+
+    from firmware import control as control_mod
+    from firmware.control import Control
+
+    monkeypatch.setattr(control_mod, "ANALYZE_DELAY_S", 0.05)
+    monkeypatch.setattr(control_mod, "ANALYZE_EVERY_S", 0.2)
+    d = tmp_path / "captures"
+    d.mkdir()
+    c = Control(captures=CaptureIndex(d), watch=True)
+    try:
+        time.sleep(0.5)                                   # the first look found nothing
+        wav = d / "from-a-laptop.wav"
+        sf.write(str(wav), _tone(2.0), 48000, subtype="PCM_24")
+        old = time.time() - 120
+        os.utime(wav, (old, old))                         # finished long ago (not one being written)
+        deadline = time.monotonic() + 60
+        while c.captures.list()[0]["analysis"] != "done":
+            assert time.monotonic() < deadline, c.captures.list()
+            time.sleep(0.1)
+        assert c.captures.list()[0]["summary"]["integrated_lufs"] == pytest.approx(-10.46, abs=0.1)
+    finally:
+        c.close()
