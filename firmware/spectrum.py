@@ -101,19 +101,17 @@ class SpectrumAnalyser:
             return self._cached
 
     def _analyse(self) -> dict | None:
+        # a one-frame read first: it (re)attaches to the engine's current file, whose rate may
+        # differ from the last one's (an engine restarted with other settings)
+        if not self.reader.latest(1):
+            return None
         layout = self._layout
-        rate = getattr(self.reader, "rate", None)
-        if layout is None or layout.rate != rate:
-            if not self.reader.latest(1):     # attaches, and tells the rate
-                return None
+        if layout is None or layout.rate != self.reader.rate:
             layout = self._layout = BandLayout(self.reader.rate)
         got = self.reader.latest(layout.n)
-        if got is None:
+        if got is None or got[0] != layout.rate:   # replaced again in between: the next look
             return None
         rate, x = got
-        if rate != layout.rate:               # the engine restarted at another rate
-            self._layout = None
-            return None
         np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)  # a broken input reads as silence
         signals = np.empty((3, layout.n))
         np.add(x[:, 0], x[:, 1], out=signals[0])

@@ -214,3 +214,18 @@ def test_reader_never_returns_a_torn_window(tmp_path):
         p.join()
     assert seen > 10
     os.unlink(path)
+
+
+def test_an_engine_restarted_at_another_rate_is_followed(tmp_path):
+    """The control process outlives engines: a new one at another rate replaces the file."""
+    path = tmp_path / "scope.shm"
+    an = SpectrumAnalyser(ScopeReader(path), min_interval=0)
+    for rate in (96000, 44100, 88200, 48000):
+        w = ScopeWriter(rate, path)
+        n = fft_size(rate)
+        s = _sine(rate, n, 1000.0, 0.5)
+        _fill(w, np.stack([s, s], 1), np.stack([s, s], 1))
+        r = an.latest()
+        assert r["rate"] == rate and r["fft_size"] == n, rate
+        assert abs(r["out_mid_db"][r["bands_hz"].index(1000.0)] - 20 * math.log10(0.5)) < 0.1
+        w.close(remove=False)             # a killed engine leaves its file; the next one replaces it
