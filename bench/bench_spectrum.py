@@ -6,10 +6,13 @@
 Figures, never pass/fail.
 
 * ``tap_us_*``: :func:`dsp.scope_tap.tap_block` per block (64/128/256 frames at 48 kHz), timed one
-  call at a time with ``perf_counter_ns`` into the memory-mapped ring of a real
-  :class:`firmware.scope_shm.ScopeWriter`: p50 / p99 / max in microseconds, and p50 as a share of
-  the ``streaming`` chain's own p50 block time measured in the same run (``Chain.process``,
-  demo programme). This is the audio loop's whole share of the analyser.
+  call at a time with ``perf_counter_ns`` into the engine's own ring (as
+  :meth:`firmware.engine.Engine.attach_scope` makes it): p50 / p99 / max in microseconds, and p50 as
+  a share of the ``streaming`` chain's own p50 block time measured in the same run
+  (``Chain.process``, demo programme). This is the audio loop's whole share of the analyser.
+* ``publish_us``: :func:`dsp.scope_tap.publish`, the meter publisher's copy of one 40 ms tick
+  (1920 frames) into the memory-mapped ring of a real :class:`firmware.scope_shm.ScopeWriter`
+  (without the interpreter lock): p50 / p99 / max.
 * ``analysis_ms_*``: one :meth:`firmware.spectrum.SpectrumAnalyser.latest` (read the ring, window,
   three FFTs, bands) at 48 and 96 kHz, CPU time (``thread_time``), median of the runs, and the
   share of one core it takes at its 10 Hz ceiling while a Live page is visible.
@@ -50,11 +53,12 @@ def _times_us(fn, n: int) -> np.ndarray:
 
 def run(quick: bool = False) -> dict:
     results: dict = {}
-    tap = warm()
+    tap, publish = warm()
     seconds = 10 if quick else 60
     x = render_programme(seconds, RATE, seed=3, peak_dbfs=-6.0)
     with tempfile.TemporaryDirectory() as d:
         w = ScopeWriter(RATE, Path(d) / "scope.shm")
+        own, head, done = np.zeros_like(w.ring), np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
         chain = Chain(RATE, max_block=256)
         chain.set_values({**schema.defaults(), **PresetStore().get("streaming").params})
         y = np.zeros((256, 2))
@@ -62,13 +66,24 @@ def run(quick: bool = False) -> dict:
             blocks = [np.ascontiguousarray(x[k:k + period]) for k in range(0, len(x) - period, period)]
             out = np.zeros((period, 2))
             feed = iter(blocks)
-            taps = _times_us(lambda feed=feed, out=out: tap(w.ring, w.head, next(feed), out), len(blocks))
+            taps = _times_us(lambda feed=feed, out=out: tap(own, head, next(feed), out), len(blocks))
             feed = iter(blocks)
             proc = _times_us(lambda feed=feed, yv=y[:period]: chain.process(next(feed), yv), len(blocks))
             p50 = float(np.percentile(taps, 50))
             results[f"tap_us_{period}"] = (f"p50 {p50:.2f}, p99 {np.percentile(taps, 99):.2f}, max {taps.max():.1f} "
                                            f"= {100 * p50 / float(np.percentile(proc, 50)):.2f} % of the chain's p50 "
                                            f"block ({np.percentile(proc, 50):.1f} us)")
+        tick = np.zeros((1920, 2))
+
+        def one_tick():
+            tap(own, head, tick, tick)
+            t0 = time.perf_counter_ns()
+            publish(own, head, w.ring, w.head, done)
+            return (time.perf_counter_ns() - t0) / 1000
+
+        pub = np.array([one_tick() for _ in range(200 if quick else 1500)])
+        results["publish_us"] = (f"p50 {np.percentile(pub, 50):.1f}, p99 {np.percentile(pub, 99):.1f}, "
+                                 f"max {pub.max():.1f} per 40 ms tick (1920 frames)")
         w.close()
         for rate in (48000, 96000):
             w = ScopeWriter(rate, Path(d) / "scope.shm")

@@ -107,8 +107,9 @@ class Engine:
 
     ``values``: full or partial user parameter values (schema defaults fill the rest).
     ``chain_factory(rate, max_block)``: builds the chain (default: :class:`dsp.chain.Chain`).
-    ``scope``: a :class:`firmware.scope_shm.ScopeWriter` the loop feeds every block (input and
-    output) for the web UI's spectrum analyser, or None.
+    ``scope``: a :class:`firmware.scope_shm.ScopeWriter` for the web UI's spectrum analyser, or
+    None (also :meth:`attach_scope`). The loop copies every block, in and out, into a ring of its
+    own; the meter publisher copies that into the writer's file (:mod:`dsp.scope_tap` says why).
     """
 
     def __init__(self, backend: AudioBackend, values: dict | None = None, *, bypass: bool = False,
@@ -141,8 +142,10 @@ class Engine:
         # np.zeros maps pages lazily; writing every page now keeps page faults out of the loop.
         self.capture_ring = np.zeros((max(int(CAPTURE_RING_SECONDS * self.rate), 4096), 4), dtype=np.float64)
         self.capture_ring.fill(0.0)
-        self.scope = scope
-        self._tap = None  # dsp.scope_tap.tap_block once the loader has it (the loop never compiles)
+        self.scope = None
+        self._tap = self._scope_publish = None  # dsp.scope_tap's kernels once the loader has them
+        if scope is not None:
+            self.attach_scope(scope)
         self._ready_chain = None
         self._stop = False
         self._load_error = ""
@@ -202,7 +205,7 @@ class Engine:
         if self.scope is not None:
             from dsp import scope_tap
 
-            self._tap = scope_tap.warm()
+            self._scope_publish, self._tap = scope_tap.warm()[::-1]
         chain = self.chain_factory(self.rate, self.period)
         chain.set_output_bits(self.backend.output_bits)
         chain.set_flat(self._params_pending)
@@ -237,6 +240,25 @@ class Engine:
             return
         self.latency_samples = int(chain.latency_samples)
         self._ready_chain = chain
+
+    def attach_scope(self, writer) -> None:
+        """Feed the spectrum analyser's file (a :class:`firmware.scope_shm.ScopeWriter`); before :meth:`run`.
+
+        The loop's own ring is made here, before mlockall, every page written (as the capture ring).
+        """
+        self.scope = writer
+        self._scope_ring = np.zeros_like(writer.ring)
+        self._scope_ring.fill(0.0)
+        self._scope_head = np.zeros(1, dtype=np.int64)
+        self._scope_done = np.zeros(1, dtype=np.int64)
+
+    def publish_scope(self) -> None:
+        """Copy what the loop appended to its ring into the analyser's file (the meter publisher's
+        thread, 25 Hz; the copy runs without the interpreter lock, so a page fault in the file's
+        filesystem never delays the loop)."""
+        k = self._scope_publish
+        if k is not None:
+            k(self._scope_ring, self._scope_head, self.scope.ring, self.scope.head, self._scope_done)
 
     # -- requests from other threads (never block the loop) ------------------------------
     def set_params(self, values: dict) -> dict:
@@ -333,8 +355,7 @@ class Engine:
         end_ns = perf() + int(duration * 1e9) if duration is not None else None
         chain = self.chain
         copyto, multiply, add = np.copyto, np.multiply, np.add
-        scope = self.scope
-        scope_ring, scope_head = (scope.ring, scope.head) if scope is not None else (None, None)
+        scope_ring, scope_head = (self._scope_ring, self._scope_head) if self.scope is not None else (None, None)
         while not self._stop:
             st = b.read(x)
             if st != OK:

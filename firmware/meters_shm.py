@@ -224,6 +224,9 @@ class MeterPublisher:
             try:
                 self.latest = self.snapshot()
                 self.writer.publish(self.latest)
+                publish_scope = getattr(self.engine, "publish_scope", None)
+                if publish_scope is not None:
+                    publish_scope()         # the spectrum analyser's audio (firmware/scope_shm.py)
             except Exception:  # noqa: BLE001 - a meter glitch must never take the engine down
                 log.exception("publishing meters failed")
 

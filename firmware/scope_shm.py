@@ -1,25 +1,24 @@
 """The last moments of audio, before and after the chain, from the engine to the spectrum analyser.
 
-The engine's audio loop appends every block to a ring of float32 samples in
-``run_dir()/scope.shm`` (one compiled copy, :func:`dsp.scope_tap.tap_block`); the control
-process maps the same file and copies the newest frames out when a page wants a spectrum
-(:mod:`firmware.spectrum`). All the analysis cost lands in the control process, and only while
-someone is looking; the audio loop never learns whether anyone reads. Layout (little endian)::
+The engine's audio loop appends every block to a ring in its own memory, and its meter publisher
+copies that, 25 times a second, into the same rows of a ring of float32 samples in
+``run_dir()/scope.shm`` (:mod:`dsp.scope_tap` says why two copies); the control process maps the
+file and copies the newest frames out when a page wants a spectrum (:mod:`firmware.spectrum`).
+All the analysis cost lands in the control process, and only while someone is looking; the audio
+loop never learns whether anyone reads. Layout (little endian)::
 
     0   8 bytes  magic b"MBSCOPE1"
     8   u32      layout version
     12  u32      sample rate
     16  u32      ring frames
     20  u32      columns (4: input L, input R, output L, output R)
-    24  i64      frames ever written (the loop advances it after each block's samples)
+    24  i64      frames ever written (advanced after the samples are in place)
     32  i64      writer pid
     40  24 bytes reserved (zero)
     64  f32 * frames * columns, row-major
 
-A reader takes the count, copies the rows behind it, and takes the count again: if the loop has
-meanwhile written over the oldest rows it copied, it copies again. The newest block may still be
-arriving while the count says it is there (nothing orders the stores); a display window of half a
-second tapers its ends to zero, so a few samples from the ring's previous lap cannot be seen.
+A reader takes the count, copies the rows behind it, and takes the count again: if the writer has
+meanwhile written over the oldest rows it copied, it copies again.
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ LAYOUT_VERSION = 1
 COLUMNS = 4
 HEADER = 64
 RING_SECONDS = 1.5  # the analyser reads at most ~0.75 s (firmware/spectrum.py); twice that is plenty
-MAX_BLOCK = 8192  # the engine's longest period: how far the loop may be writing ahead of the count
+MAX_BLOCK = 8192  # how far the writer may be writing ahead of the count (dsp.scope_tap.PUBLISH_STEP)
 _HEAD = struct.Struct("<8sIIIIqq")
 
 

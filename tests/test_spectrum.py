@@ -178,17 +178,22 @@ def test_reader_wraps_refuses_and_goes_quiet(tmp_path, monkeypatch):
 
 
 def _ramp_writer(path, seconds):
-    """The engine's compiled tap, as fast as it goes: every sample is its own frame number (mod 2^24)."""
-    from dsp.scope_tap import tap_block
+    """The engine's two copies as fast as they go (the loop's tap into its own ring, the publisher's
+    copy into the file, after every 1-300 blocks): every sample is its own frame number (mod 2^24)."""
+    from dsp.scope_tap import publish, tap_block
 
     w = ScopeWriter(48000, path)
+    own, head, done = np.zeros_like(w.ring), np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
     block = np.zeros((64, 2))
+    rng = np.random.default_rng(7)
     k = 0
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        block[:, 0] = block[:, 1] = (k + np.arange(64)) % (1 << 24)
-        tap_block(w.ring, w.head, block, block)
-        k += 64
+        for _ in range(int(rng.integers(1, 300))):
+            block[:, 0] = block[:, 1] = (k + np.arange(64)) % (1 << 24)
+            tap_block(own, head, block, block)
+            k += 64
+        publish(own, head, w.ring, w.head, done)
     w.close(remove=False)
 
 
@@ -229,3 +234,25 @@ def test_an_engine_restarted_at_another_rate_is_followed(tmp_path):
         assert r["rate"] == rate and r["fft_size"] == n, rate
         assert abs(r["out_mid_db"][r["bands_hz"].index(1000.0)] - 20 * math.log10(0.5)) < 0.1
         w.close(remove=False)             # a killed engine leaves its file; the next one replaces it
+
+
+def test_publish_copies_what_is_new_and_only_the_newest_ring_after_a_stall():
+    from dsp.scope_tap import publish
+
+    cap = 1000
+    src, dst = np.zeros((cap, 4), np.float32), np.zeros((cap, 4), np.float32)
+    head, dst_head, done = np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64)
+
+    def write(n):                 # what the loop's tap does: frame numbers, wrapping
+        for f in range(head[0], head[0] + n):
+            src[f % cap] = f
+        head[0] += n
+
+    write(300)
+    publish(src, head, dst, dst_head, done)
+    assert dst_head[0] == 300 and np.array_equal(dst[:300, 0], np.arange(300)) and not dst[300:].any()
+    write(2500)                   # the publisher stalled for 2.5 rings' worth
+    publish(src, head, dst, dst_head, done)
+    assert dst_head[0] == done[0] == 2800
+    rows = np.arange(1800, 2800)
+    assert np.array_equal(dst[rows % cap, 2], rows.astype(np.float32))

@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     # the spectrum analyser's ring sits beside the meters (before run(): the loader warms its tap);
     # without it the box only loses its analyser, so it is no reason not to pass audio
     try:
-        engine.scope = ScopeWriter(config.rate, Path(args.meters).with_name("scope.shm") if args.meters else None)
+        engine.attach_scope(ScopeWriter(config.rate, Path(args.meters).with_name("scope.shm") if args.meters else None))
     except OSError as e:
         logging.getLogger("masterbox.engine").warning("no spectrum analyser: %s", e)
 

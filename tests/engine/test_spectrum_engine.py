@@ -46,21 +46,24 @@ def test_the_analyser_shows_what_the_chain_did(tmp_path, masterbox_cmd):
         analyser = SpectrumAnalyser(ScopeReader(run / "scope.shm"), min_interval=0)
         deadline = time.monotonic() + 90
         readings = []
-        while len(readings) < 5:
+        while len(readings) < 7:
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
             assert time.monotonic() < deadline, "no spectrum from the engine"
             r = analyser.latest()
             if r is not None:
                 readings.append(r)
             time.sleep(0.2)
-        for r in readings:
-            assert r["rate"] == RATE
-            for f in TONES:
-                k = int(np.argmin(np.abs(np.log(np.array(r["bands_hz"]) / f))))  # the band holding f
-                assert abs(r["in_mid_db"][k] - 20 * math.log10(0.1)) < 0.1, (f, r["in_mid_db"][k])
-                # what the bell did to each tone, as scipy designs it (1 kHz: +6 dB; 100 Hz: +0.09 dB)
-                assert abs(r["out_mid_db"][k] - r["in_mid_db"][k] - _bell_gain_db(f)) < 0.1, f
-            assert max(r["out_side_db"]) < -100         # a mono input stays mono
+        assert all(r["rate"] == RATE for r in readings)
+        # the median of the readings: this engine runs without real-time priority, and a block it
+        # drops when the machine is busy (counted as an xrun) puts a phase jump into one window
+        med = {key: np.median([r[key] for r in readings], axis=0) for key in ("in_mid_db", "out_mid_db",
+                                                                              "out_side_db")}
+        for f in TONES:
+            k = int(np.argmin(np.abs(np.log(np.array(readings[0]["bands_hz"]) / f))))  # the band holding f
+            assert abs(med["in_mid_db"][k] - 20 * math.log10(0.1)) < 0.1, (f, med["in_mid_db"][k])
+            # what the bell did to each tone, as scipy designs it (1 kHz: +6 dB; 100 Hz: +0.09 dB)
+            assert abs(med["out_mid_db"][k] - med["in_mid_db"][k] - _bell_gain_db(f)) < 0.1, f
+        assert max(med["out_side_db"]) < -100           # a mono input stays mono
         os.killpg(proc.pid, 15)
         assert proc.wait(30) == 0
         assert analyser.latest() is None                 # the engine is gone: no spectrum, not a frozen one
