@@ -38,6 +38,7 @@ from dsp import schema
 from firmware import paths
 from firmware.atomic import write_atomic
 from firmware.presets import PresetError, PresetStore, migrate
+from firmware.undo import Step, UndoHistory
 
 log = logging.getLogger("masterbox.state")
 
@@ -120,6 +121,7 @@ class StateStore:
         self._closing = threading.Event()  # interrupts the debounce wait on close()
         self._version = 0
         self._written_version = 0
+        self.history = UndoHistory()   # undo / redo (firmware/undo.py); in memory only
         self._boot(force_safe=safe_mode)
         if self._version != self._written_version:
             self._dirty.set()  # first boot or restored from the backup: write state.json soon
@@ -199,7 +201,8 @@ class StateStore:
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {"values": dict(self._values), "active_preset": self.active_preset, "modified": self.modified,
-                    "safe_mode": self.safe_mode, "boot_report": list(self.boot_report)}
+                    "safe_mode": self.safe_mode, "boot_report": list(self.boot_report),
+                    "can_undo": self.history.can_undo, "can_redo": self.history.can_redo}
 
     # -- changing -----------------------------------------------------------------------
     def subscribe(self, callback: Callback) -> Callable[[], None]:
@@ -225,6 +228,7 @@ class StateStore:
             changes = {k: v for k, v in clean.items() if self._values.get(k) != v}
             if not changes:
                 return {}
+            self.history.record(self._step(), source, frozenset(changes))
             self._values.update(changes)
             self.modified = True
             self._changed()
@@ -242,6 +246,8 @@ class StateStore:
         clean = schema.validate(values)
         with self._lock:
             changes = {k: v for k, v in clean.items() if self._values.get(k) != v}
+            if changes or active_preset != self.active_preset or self.modified:
+                self.history.record(self._step(), source, None)
             self._values = dict(clean)
             self._extra_values = {}  # a whole new set: a newer firmware's leftovers no longer apply
             self.active_preset = active_preset
@@ -249,6 +255,33 @@ class StateStore:
             self._changed()
             subs = list(self._subs)
         self._notify(subs, changes, source)
+        return changes
+
+    def _step(self) -> Step:
+        return Step(dict(self._values), self.active_preset, self.modified)
+
+    def undo(self) -> dict[str, Any] | None:
+        """Take the last change back (a recall, a run of moves of one control: firmware/undo.py);
+        returns what changed, or None if there is nothing to undo."""
+        return self._restore(self.history.undo)
+
+    def redo(self) -> dict[str, Any] | None:
+        """Apply again what the last undo took back; None if there is nothing to redo."""
+        return self._restore(self.history.redo)
+
+    def _restore(self, pick: Callable[[Step], Step | None]) -> dict[str, Any] | None:
+        with self._lock:
+            step = pick(self._step())
+            if step is None:
+                return None
+            changes = {k: v for k, v in step.values.items() if self._values.get(k) != v}
+            self._values = dict(step.values)
+            self.active_preset, self.modified = step.active_preset, step.modified
+            if self.active_preset is not None and self.active_preset not in self.presets.names():
+                self.active_preset, self.modified = None, True     # deleted since: the values stay
+            self._changed()
+            subs = list(self._subs)
+        self._notify(subs, changes, "undo")
         return changes
 
     def mark_saved(self, name: str) -> None:

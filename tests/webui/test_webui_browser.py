@@ -378,6 +378,43 @@ def test_a_capture_is_mastered_from_the_captures_page(box, browser, _isolated_ho
     ctx.close()
 
 
+def test_undo_and_redo_on_the_chain_page(box, browser):
+    """A slider moved, taken back with the Undo button, redone with Ctrl+Shift+Z; a recall undone with Ctrl+Z."""
+    from playwright.sync_api import expect
+
+    control = box.control
+    ctx, page, errors = logged_in(browser, box)
+    page.goto(box.url + "/chain")
+    undo, redo = page.locator("#btn-undo"), page.locator("#btn-redo")
+    value = page.locator('[data-param="in.trim_db"]').locator("xpath=../..").locator(".pval")
+    before = control.state.get("in.trim_db")
+    slider = page.locator('input[data-param="in.trim_db"]')
+    slider.focus()
+    for _ in range(10):                              # one move of one control: one step
+        page.keyboard.press("ArrowRight")
+    deadline = time.monotonic() + 5
+    while control.state.get("in.trim_db") <= before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    moved = control.state.get("in.trim_db")
+    assert moved > before
+    expect(undo).to_be_enabled()
+    undo.click()
+    expect(value).to_have_text(f"{before:.2f} dB")
+    assert control.state.get("in.trim_db") == before
+    expect(redo).to_be_enabled()
+    page.keyboard.press("Control+Shift+Z")
+    expect(value).to_have_text(f"{moved:.2f} dB")
+    assert control.state.get("in.trim_db") == moved
+    # a preset recalled (here from the box itself, as the panel's PRESET button would) is one step too
+    control.recall("loud")
+    expect(page.locator('[data-param="out.drive_db"]').locator("xpath=../..").locator(".pval")).to_have_text("6.00 dB")
+    page.keyboard.press("Control+z")
+    expect(value).to_have_text(f"{moved:.2f} dB")
+    assert control.state.get("in.trim_db") == moved and control.state.modified
+    assert not errors, errors
+    ctx.close()
+
+
 def test_chain_slider_changes_parameter_live(box, browser):
     control = box.control
     from playwright.sync_api import expect

@@ -21,6 +21,8 @@ def state_snapshot() -> dict:
         "values": jsonable(snap["values"]),
         "active_preset": snap.get("active_preset"),
         "modified": bool(snap.get("modified")),
+        "can_undo": bool(snap.get("can_undo")),
+        "can_redo": bool(snap.get("can_redo")),
         "safe_mode": bool(snap.get("safe_mode")),
         "bypass": bool(getattr(c, "bypassed", False)),
         "learning": bool(getattr(learner, "running", False)),
@@ -40,6 +42,22 @@ def get_schema():
 
 @bp.get("/state")
 def get_state():
+    return jsonify(state_snapshot())
+
+
+@bp.post("/state/undo")
+def undo_state():
+    """Take the last change back (a recall, or one run of moves of one control: firmware/undo.py)."""
+    if control().state.undo() is None:
+        raise ApiError(409, "nothing to undo")
+    return jsonify(state_snapshot())
+
+
+@bp.post("/state/redo")
+def redo_state():
+    """Apply again what the last undo took back."""
+    if control().state.redo() is None:
+        raise ApiError(409, "nothing to redo")
     return jsonify(state_snapshot())
 
 

@@ -122,5 +122,29 @@ const MB = (() => {
     return n;
   }
 
+  /* Undo / redo (POST /state/undo, /state/redo; firmware/undo.py): the buttons #btn-undo / #btn-redo
+     where a page has them, and Ctrl+Z, Ctrl+Shift+Z or Ctrl+Y (Cmd on a Mac) on every page, except
+     while typing in a field (the browser's own undo is meant there). */
+  async function undo(which) {
+    try {
+      emit("state", await api("POST", `/state/${which}`, {}));
+      toast(which === "undo" ? "Undone" : "Redone");
+    } catch (e) { if (e.status === 409) toast(`Nothing to ${which}`); else fail(e); }
+  }
+  document.addEventListener("keydown", (ev) => {
+    if (!(ev.ctrlKey || ev.metaKey) || ev.altKey) return;
+    const t = ev.target, typing = t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName)
+      && !(t.tagName === "INPUT" && ["range", "checkbox", "radio", "button"].includes(t.type)));
+    if (typing) return;
+    const k = ev.key.toLowerCase();
+    if (k === "z" || k === "y") { ev.preventDefault(); undo(k === "y" || ev.shiftKey ? "redo" : "undo"); }
+  });
+  const btnUndo = document.getElementById("btn-undo"), btnRedo = document.getElementById("btn-redo");
+  if (btnUndo && btnRedo) {
+    btnUndo.addEventListener("click", () => undo("undo"));
+    btnRedo.addEventListener("click", () => undo("redo"));
+    on("state", (s) => { btnUndo.disabled = !s.can_undo; btnRedo.disabled = !s.can_redo; });
+  }
+
   return { api, toast, fail, el, svg, fmt, formatValue, on, ApiError, get csrf() { return csrf; } };
 })();
