@@ -104,10 +104,7 @@ class MeterWriter:
         self._file.close()
         self._map = None
         if remove:
-            try:
-                self.path.unlink()
-            except FileNotFoundError:
-                pass
+            self.path.unlink(missing_ok=True)
 
 
 class MeterReader:

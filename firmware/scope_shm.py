@@ -79,10 +79,7 @@ class ScopeWriter:
         self._file.close()
         self._map = None
         if remove:
-            try:
-                self.path.unlink()
-            except FileNotFoundError:
-                pass
+            self.path.unlink(missing_ok=True)
 
 
 class ScopeReader:

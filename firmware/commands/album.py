@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from firmware.album import master_album
     from firmware.analysis import ROUND_DIGITS, AnalysisError, analyze_file
     from firmware.cli import UserError
-    from firmware.commands.master import _resolve, faults_message
+    from firmware.commands.master import _resolve, faults_message, target_message
     from firmware.render import RenderError
 
     values, target, preset_name = _resolve(args)
@@ -84,15 +84,8 @@ def run(args: argparse.Namespace) -> int:
 
     album_in = album_side("input_analysis", res.input_lufs)
     album_out = album_side("output_analysis", res.measured_lufs)
-    message = None
-    got = res.measured_lufs
-    if target is not None and res.target_reached is False and got is None:
-        message = f"target {target:.1f} LUFS not applied: {'; '.join(res.notes)}"
-    elif target is not None and res.target_reached is False:
-        message = (f"target {target:.1f} LUFS not reached at a {values['lim.ceiling_dbtp']:.1f} dBTP ceiling: "
-                   f"the album is {got:.1f} LUFS, {abs(target - got):.1f} LU "
-                   f"{'short' if got < target else 'over'}"
-                   + (f" ({'; '.join(res.notes)})" if res.notes else ""))
+    message = target_message(target, res.target_reached, res.measured_lufs, values["lim.ceiling_dbtp"], res.notes,
+                             "the album")
     faults = [f"{t.src.name}: {faults_message(t.input_faults)}" for t in res.tracks if t.input_faults]
     if args.json:
         album = {"input": album_in, "output": album_out, "latency_samples": res.latency_samples,

@@ -48,6 +48,19 @@ def add_chain_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bit-depth", choices=("16", "24", "32f"), default="24", help="output word length (default 24)")
 
 
+def target_message(target: float | None, reached: bool | None, got: float | None, ceiling: float,
+                   notes: list[str], what: str) -> str | None:
+    """What to say when a target was not reached (None when it was, or there was none); ``what``
+    names the measured thing ("output", "the album")."""
+    if target is None or reached is not False:
+        return None
+    if got is None:
+        return f"target {target:.1f} LUFS not applied: {'; '.join(notes)}"
+    return (f"target {target:.1f} LUFS not reached at a {ceiling:.1f} dBTP ceiling: "
+            f"{what} is {got:.1f} LUFS, {abs(target - got):.1f} LU {'short' if got < target else 'over'}"
+            + (f" ({'; '.join(notes)})" if notes else ""))
+
+
 def faults_message(faults: int) -> str | None:
     """What to say about input samples the chain replaced by silence (None when there were none)."""
     if not faults:
@@ -131,15 +144,8 @@ def run(args: argparse.Namespace) -> int:
     for a in (before, after):
         a.pop("nonfinite_samples", None)    # the same keys for mono and stereo: input_faults says it
     faults = faults_message(res.input_faults)
-    message = None
-    got = after["integrated_lufs"]
-    if target is not None and res.target_reached is False and got is None:
-        message = f"target {target:.1f} LUFS not applied: {'; '.join(res.notes)}"
-    elif target is not None and res.target_reached is False:
-        message = (f"target {target:.1f} LUFS not reached at a {values['lim.ceiling_dbtp']:.1f} dBTP ceiling: "
-                   f"output is {got:.1f} LUFS, {abs(target - got):.1f} LU "
-                   f"{'short' if got < target else 'over'}"
-                   + (f" ({'; '.join(res.notes)})" if res.notes else ""))
+    message = target_message(target, res.target_reached, after["integrated_lufs"], values["lim.ceiling_dbtp"],
+                             res.notes, "output")
     if args.json:
         json.dump({"input": before, "output": after, "latency_samples": res.latency_samples,
                    "preset": preset_name, "target_lufs": target, "drive_db": round(res.drive_db, 3),

@@ -392,8 +392,12 @@ def test_undo_and_redo_on_the_chain_page(box, browser):
     slider.focus()
     for _ in range(10):                              # one move of one control: one step
         page.keyboard.press("ArrowRight")
-    deadline = time.monotonic() + 5
-    while control.state.get("in.trim_db") <= before and time.monotonic() < deadline:
+    # until the last key's change has landed: the value holds still for half a second
+    deadline, last, since = time.monotonic() + 10, None, time.monotonic()
+    while time.monotonic() - since < 0.5 and time.monotonic() < deadline:
+        now = control.state.get("in.trim_db")
+        if now != last:
+            last, since = now, time.monotonic()
         time.sleep(0.05)
     moved = control.state.get("in.trim_db")
     assert moved > before
