@@ -103,3 +103,13 @@ def test_refusals_busy_and_cancel_leave_nothing_behind(api, control, _isolated_h
     # and the box can master again at once
     assert api.req("POST", "/api/v1/captures/live-now/master", json={}).status_code == 202
     assert control.mastering.wait(300)["state"] == "done"
+
+
+def test_a_damaged_capture_fails_with_the_reason_and_writes_nothing(api, control, _isolated_home):
+    bad = _isolated_home / "captures" / "torn.wav"
+    bad.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + os.urandom(200))     # a header, then noise
+    assert api.req("POST", "/api/v1/captures/torn/master", json={}).status_code == 202
+    job = control.mastering.wait(300)
+    assert job["state"] == "failed" and "torn.wav" in job["error"], job
+    assert api.get("/api/v1/mastering").get_json()["job"]["error"] == job["error"]
+    assert sorted(p.name for p in (_isolated_home / "captures").iterdir()) == ["torn.wav"]
