@@ -2,7 +2,7 @@
 
 Defaults come from the ``[audio]`` section of the config file; options override them. The
 engine listens for control requests on ``run_dir()/engine.sock`` and publishes meters to
-``run_dir()/meters.shm`` (and the last second of audio for the spectrum analyser to ``scope.shm``
+``run_dir()/meters.shm`` (and the last 1.5 s of audio, for the spectrum analyser, to ``scope.shm``
 beside it) while it runs. It stops after ``--duration`` seconds, on SIGTERM or
 SIGINT, or on a ``stop`` request, and then writes ``--stats-json``.
 

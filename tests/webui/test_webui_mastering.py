@@ -81,6 +81,7 @@ def test_refusals_busy_and_cancel_leave_nothing_behind(api, control, _isolated_h
     assert api.req("POST", "/api/v1/captures/nope/master", json={}).status_code == 404
     assert api.req("POST", "/api/v1/captures/long-mix/master", json={"bit_depth": "12"}).status_code == 400
     assert api.req("POST", "/api/v1/captures/long-mix/master", json={"target_lufs": "loud"}).status_code == 400
+    assert api.req("POST", "/api/v1/captures/long-mix/master", json={"level": "no"}).status_code == 400
     assert api.req("POST", "/api/v1/captures/long-mix/master", json={"target_lufs": -90}).status_code in (400, 422)
     assert api.get("/api/v1/mastering").get_json() == {"job": None}
     # a capture being recorded is not mastered

@@ -83,7 +83,7 @@ def master_capture(name):
     c = control()
     snap = c.state.snapshot()
     target = field(data, "target_lufs", (int, float), required=False, default=snap["values"]["target.lufs"])
-    if data.get("level", True) is False:
+    if not field(data, "level", bool, required=False, default=True):
         target = None
     bit_depth = field(data, "bit_depth", str, required=False, default="24")
     if bit_depth not in BIT_DEPTHS:
