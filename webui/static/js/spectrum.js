@@ -10,22 +10,25 @@
   const EVERY = 125, BACKOFF = 1000;          // ms between requests; after a failure
   const TOP = 0, BOTTOM = -90, LO = 20, HI = 20000;
   const GRID_HZ = [50, 100, 200, 500, 1000, 2000, 5000, 10000];
-  let spectrum = null, timer = null;
+  let spectrum = null, timer = null, asking = false;
 
   async function tick() {
     timer = null;
-    if (document.hidden) return;              // visibilitychange starts it again
+    if (document.hidden || asking) return;    // visibilitychange starts it again; one request at a time
     let wait = EVERY;
+    asking = true;
     try {
       spectrum = (await api("GET", "/meters/spectrum")).spectrum;
       draw();
     } catch (e) { wait = BACKOFF; }
+    asking = false;
     if (!timer && !document.hidden) timer = setTimeout(tick, wait);
   }
   document.addEventListener("visibilitychange", () => { if (!document.hidden && !timer) tick(); });
   new ResizeObserver(() => draw()).observe(graph);
 
   const hzText = (f) => (f >= 1000 ? `${f / 1000}k` : String(f));
+  const bandText = (f) => (f >= 1000 ? `${(f / 1000).toFixed(f >= 10000 ? 0 : 1)} kHz` : `${Math.round(f)} Hz`);
   function draw() {
     const W = graph.clientWidth || 600, H = graph.clientHeight || 190;
     const fx = (f) => (Math.log(f / LO) / Math.log(HI / LO)) * W;
@@ -52,7 +55,7 @@
     graph.append(svg("path", { class: "in", "data-line": "in-mid", d: line(spectrum.in_mid_db) }));
     graph.append(svg("path", { class: "out", "data-line": "out-mid", d: out }));
     const peak = spectrum.out_mid_db.reduce((k, v, i, a) => (v > a[k] ? i : k), 0);
-    graph.setAttribute("aria-label", `Spectrum, 1/6 octave: the output's strongest band ${hzText(Math.round(hz[peak]))} Hz `
+    graph.setAttribute("aria-label", `Spectrum, 1/6 octave: the output's strongest band ${bandText(hz[peak])} `
       + `at ${fmt(spectrum.out_mid_db[peak], 1)} dB`);
   }
 
