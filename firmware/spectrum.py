@@ -75,30 +75,40 @@ def levels_db(mean_square: np.ndarray) -> list[float]:
     return np.round(np.maximum(db, FLOOR_DB), 1).tolist()
 
 
-class SpectrumAnalyser:
-    """Band levels of the engine's newest audio; :meth:`latest` is what the web UI serves.
+class SharedView:
+    """A view of the engine's newest audio that every web client shares: :meth:`latest` recomputes
+    it (``_analyse()``) when the last one is older than ``min_interval``, however many ask.
 
     ``reader``: a :class:`firmware.scope_shm.ScopeReader` (or anything with its ``latest(frames)``
     and ``rate``/``frames`` after a successful read).
     """
 
-    def __init__(self, reader, min_interval: float = MIN_INTERVAL_S):
+    def __init__(self, reader, min_interval: float):
         self.reader = reader
         self.min_interval = min_interval
         self._lock = threading.Lock()
-        self._layout: BandLayout | None = None
         self._cached: dict | None = None
         self._at = -math.inf
 
     def latest(self) -> dict | None:
-        """The newest analysis, recomputed when the last is older than ``min_interval``; None
-        when the engine is not running (or has not yet written ~0.7 s)."""
+        """The newest view; None when the engine is not running (or has not yet written enough)."""
         with self._lock:
             now = time.monotonic()
             if self._cached is None or now - self._at >= self.min_interval:
                 self._cached = self._analyse()   # no engine (None) costs a stat(): asked again at once
                 self._at = now
             return self._cached
+
+    def _analyse(self) -> dict | None:
+        raise NotImplementedError
+
+
+class SpectrumAnalyser(SharedView):
+    """Band levels of the engine's newest audio; :meth:`latest` is what the web UI serves."""
+
+    def __init__(self, reader, min_interval: float = MIN_INTERVAL_S):
+        super().__init__(reader, min_interval)
+        self._layout: BandLayout | None = None
 
     def _analyse(self) -> dict | None:
         # a one-frame read first: it (re)attaches to the engine's current file, whose rate may

@@ -256,3 +256,45 @@ def test_publish_copies_what_is_new_and_only_the_newest_ring_after_a_stall():
     assert dst_head[0] == done[0] == 2800
     rows = np.arange(1800, 2800)
     assert np.array_equal(dst[rows % cap, 2], rows.astype(np.float32))
+
+
+def test_vectorscope_shapes_and_numbers(tmp_path):
+    """Mono is a vertical line, left alone leans left, right alone leans right, anti-phase lies flat;
+    correlation and side/mid as their definitions give them."""
+    from firmware.vectorscope import POINTS, Vectorscope
+
+    rate = 48000
+    w = ScopeWriter(rate, tmp_path / "scope.shm")
+    vs = Vectorscope(ScopeReader(tmp_path / "scope.shm"), min_interval=0)
+    assert vs.latest() is None
+    s = _sine(rate, 4800, 440.0, 0.01)
+    zero = np.zeros_like(s)
+    for left, right, check in (
+        (s, s, lambda x, y: np.allclose(x, 0)),                  # mono: side 0
+        (s, zero, lambda x, y: np.allclose(y, -x, atol=1e-3)),   # left alone: up-left / down-right
+        (zero, s, lambda x, y: np.allclose(y, x, atol=1e-3)),    # right alone: up-right
+        (s, -s, lambda x, y: np.allclose(y, 0)),                 # anti-phase: no mid
+    ):
+        out = np.stack([left, right], axis=1)
+        _fill(w, out, out)
+        v = vs.latest()
+        pts = np.array(v["points"])
+        assert v["rate"] == rate and 0 < len(pts) <= POINTS
+        assert check(pts[:, 0], pts[:, 1])
+        assert np.abs(pts).max() == pytest.approx(0.9, abs=0.002)       # scaled to the display
+        # by the peak of mid and side over the 40 ms shown
+        lw, rw = left[-1920:], right[-1920:]
+        peak = max(np.abs(lw + rw).max(), np.abs(rw - lw).max()) / math.sqrt(2)
+        assert v["gain_db"] == pytest.approx(20 * math.log10(0.9 / peak), abs=0.05)
+    # the numbers: a wide stereo pair of independent noises (correlation ~0, side = mid)
+    rng = np.random.default_rng(3)
+    noise = rng.standard_normal((1920, 2)) * 0.1
+    _fill(w, noise, noise)
+    v = vs.latest()
+    tail = noise[-1920:]
+    want_corr = float(tail[:, 0] @ tail[:, 1] / np.sqrt((tail[:, 0] @ tail[:, 0]) * (tail[:, 1] @ tail[:, 1])))
+    assert v["correlation"] == pytest.approx(want_corr, abs=2e-3)
+    mid, side = tail.sum(axis=1), tail[:, 1] - tail[:, 0]
+    assert v["side_to_mid_db"] == pytest.approx(10 * math.log10((side @ side) / (mid @ mid)), abs=0.05)
+    w.close()
+    assert vs.latest() is None

@@ -37,6 +37,7 @@ class WebContext:
     curves: Any = None
     history: Any = None
     spectrum: Any = None
+    vectorscope: Any = None
 
     def read_meters(self) -> dict | None:
         """The engine's latest meter frame (None when no engine runs); never blocks on audio."""
@@ -55,6 +56,7 @@ def create_app(control, config: dict | None = None, *, data_dir: Path | None = N
     from firmware.passwords import PasswordFile, secret_key, web_dir
     from firmware.scope_shm import ScopeReader
     from firmware.spectrum import SpectrumAnalyser
+    from firmware.vectorscope import Vectorscope
     from webui import auth, errors, logbuffer, pages, security, sse
     from webui.api import bp as api_bp
     from webui.claim import ClaimWindow
@@ -119,7 +121,9 @@ def create_app(control, config: dict | None = None, *, data_dir: Path | None = N
 
     # the engine's audio tap sits beside its meters file (firmware/scope_shm.py)
     meters_path = getattr(getattr(control, "meters", None), "path", None)
-    ctx.spectrum = SpectrumAnalyser(ScopeReader(Path(meters_path).with_name("scope.shm") if meters_path else None))
+    scope_path = Path(meters_path).with_name("scope.shm") if meters_path else None
+    ctx.spectrum = SpectrumAnalyser(ScopeReader(scope_path))
+    ctx.vectorscope = Vectorscope(ScopeReader(scope_path))
     sources = {"meters": ctx.read_meters, "state": _state}
     if getattr(control, "panel", None) is not None:
         sources["panel"] = _panel

@@ -318,6 +318,16 @@ def test_spectrum_is_drawn_while_the_page_is_visible(box, browser):
     points = 'p => (p.getAttribute("d").match(/[ML]/g) || []).length'
     for line in ("out-mid", "in-mid", "out-side"):
         assert page.eval_on_selector(f'#spectrum-graph path[data-line="{line}"]', points) == 61
+    # the vectorscope beside it draws the box's points and names the correlation it measured
+    scope = page.locator("#vectorscope")
+    label = re.compile(r"^Vectorscope: correlation -?\d\.\d\d, side -?\d+\.\d dB")
+    expect(scope).to_have_attribute("aria-label", label)
+    assert 100 < int(scope.get_attribute("data-points")) <= 512
+    lit = page.evaluate("""() => { const c = document.querySelector("#vectorscope"), g = c.getContext("2d");
+        const d = g.getImageData(0, 0, c.width, c.height).data; let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i] > 150 && d[i + 1] > 100 && d[i + 2] < 120) n++;
+        return n; }""")
+    assert lit > 50                                   # amber points were drawn
     # the page's strongest band is the box's (the demo programme is bass-heavy; it moves, so compare
     # the level within a few dB)
     label = graph.get_attribute("aria-label")

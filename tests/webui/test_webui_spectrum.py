@@ -33,3 +33,21 @@ def test_spectrum_is_null_without_an_engine_then_follows_its_audio(api):
         w.close()
     time.sleep(0.15)                  # an analysis is served for up to 0.1 s
     assert api.get("/api/v1/meters/spectrum").get_json() == {"spectrum": None}
+
+
+def test_vectorscope_is_null_without_an_engine_then_shows_its_output(api):
+    assert api.get("/api/v1/meters/vectorscope").get_json() == {"vectorscope": None}
+    rate = 48000
+    w = ScopeWriter(rate)
+    try:
+        n = 4800
+        s = np.sin(2 * np.pi * 440 * np.arange(n) / rate) * 0.5
+        w.ring[:n] = np.stack([s, s, s, np.zeros(n)], axis=1)     # output: the left channel alone
+        w.head[0] = n
+        v = api.get("/api/v1/meters/vectorscope").get_json()["vectorscope"]
+        pts = np.array(v["points"])
+        assert v["rate"] == rate and len(pts) > 100
+        assert np.allclose(pts[:, 1], -pts[:, 0], atol=1e-3)      # one line, leaning left
+        assert v["correlation"] is None and v["side_to_mid_db"] == 0.0
+    finally:
+        w.close()

@@ -134,6 +134,13 @@ def meters_spectrum():
     return jsonify({"spectrum": current_app.extensions["masterbox"].spectrum.latest()})
 
 
+@bp.get("/meters/vectorscope")
+def meters_vectorscope():
+    """The output's last 40 ms as vectorscope points, with its correlation (``firmware.vectorscope``);
+    null when no engine runs."""
+    return jsonify({"vectorscope": current_app.extensions["masterbox"].vectorscope.latest()})
+
+
 @bp.get("/meters/history")
 def meters_history():
     """The short-term loudness of the last minutes, in and out (``webui.history``), oldest first."""
