@@ -131,7 +131,11 @@ def test_capture_learn_and_level_matched_ab_on_the_sim_engine(box):
     assert processed - unprocessed > 3.0  # the comparison below means something
     assert control.bypass(True, level_match=True)["ok"]
     time.sleep(3.5)  # a whole short-term window of the bypassed signal
-    matched = _within(meters, lambda m: m["out_short_term_lufs"] - processed, 1.5, 3.0)
+    # the dry signal is raised by what the chain added when bypass was pressed, wherever the looped
+    # programme is now (comparing with the processed level of an earlier moment of the loop was
+    # a comparison of two different passages: it failed now and then, 2026-11-23)
+    matched = _within(meters, lambda m: m["out_short_term_lufs"] - m["in_short_term_lufs"]
+                      - (processed - unprocessed), 1.0, 3.0)
     assert meters.read()["bypass"] is True
     assert control.bypass(True, level_match=False)["ok"]
     _within(meters, lambda m: m["out_short_term_lufs"] - m["in_short_term_lufs"], 1.0, 8.0)
