@@ -19,6 +19,7 @@ output's mid and the output's side (L-R)/2. Levels are rounded to 0.1 dB and flo
 
 from __future__ import annotations
 
+import abc
 import math
 import threading
 import time
@@ -75,15 +76,19 @@ def levels_db(mean_square: np.ndarray) -> list[float]:
     return np.round(np.maximum(db, FLOOR_DB), 1).tolist()
 
 
-class SharedView:
-    """A view of the engine's newest audio that every web client shares: :meth:`latest` recomputes
-    it (``_analyse()``) when the last one is older than ``min_interval``, however many ask.
+class SharedView(abc.ABC):
+    """A view of the engine's newest audio that every web client shares: :meth:`latest` takes a new
+    look when the last one is older than ``min_interval``, however many ask.
+
+    A look reads the newest :meth:`_frames` frames (a one-frame read first: it (re)attaches to the
+    engine's current file, whose rate may differ from the last one's), replaces NaN and infinities
+    by silence (a broken input), and hands them to :meth:`_view`.
 
     ``reader``: a :class:`firmware.scope_shm.ScopeReader` (or anything with its ``latest(frames)``
-    and ``rate``/``frames`` after a successful read).
+    and ``rate`` after a successful read).
     """
 
-    def __init__(self, reader, min_interval: float):
+    def __init__(self, reader, min_interval: float = MIN_INTERVAL_S):
         self.reader = reader
         self.min_interval = min_interval
         self._lock = threading.Lock()
@@ -95,34 +100,42 @@ class SharedView:
         with self._lock:
             now = time.monotonic()
             if self._cached is None or now - self._at >= self.min_interval:
-                self._cached = self._analyse()   # no engine (None) costs a stat(): asked again at once
+                self._cached = self._look()   # no engine (None) costs a stat(): asked again at once
                 self._at = now
             return self._cached
 
-    def _analyse(self) -> dict | None:
-        raise NotImplementedError
+    def _look(self) -> dict | None:
+        if not self.reader.latest(1):
+            return None
+        rate = self.reader.rate
+        got = self.reader.latest(self._frames(rate))
+        if got is None or got[0] != rate:          # replaced again in between: the next look
+            return None
+        x = got[1]
+        np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        return self._view(rate, x)
+
+    @abc.abstractmethod
+    def _frames(self, rate: int) -> int:
+        """How many of the newest frames a view needs at ``rate``."""
+
+    @abc.abstractmethod
+    def _view(self, rate: int, x: np.ndarray) -> dict:
+        """The view of ``x``: float64 ``(frames, 4)`` (in L, in R, out L, out R), all finite."""
 
 
 class SpectrumAnalyser(SharedView):
     """Band levels of the engine's newest audio; :meth:`latest` is what the web UI serves."""
 
-    def __init__(self, reader, min_interval: float = MIN_INTERVAL_S):
-        super().__init__(reader, min_interval)
-        self._layout: BandLayout | None = None
+    _layout: BandLayout | None = None
 
-    def _analyse(self) -> dict | None:
-        # a one-frame read first: it (re)attaches to the engine's current file, whose rate may
-        # differ from the last one's (an engine restarted with other settings)
-        if not self.reader.latest(1):
-            return None
+    def _frames(self, rate: int) -> int:
+        if self._layout is None or self._layout.rate != rate:
+            self._layout = BandLayout(rate)
+        return self._layout.n
+
+    def _view(self, rate: int, x: np.ndarray) -> dict:
         layout = self._layout
-        if layout is None or layout.rate != self.reader.rate:
-            layout = self._layout = BandLayout(self.reader.rate)
-        got = self.reader.latest(layout.n)
-        if got is None or got[0] != layout.rate:   # replaced again in between: the next look
-            return None
-        rate, x = got
-        np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)  # a broken input reads as silence
         signals = np.empty((3, layout.n))
         np.add(x[:, 0], x[:, 1], out=signals[0])
         np.add(x[:, 2], x[:, 3], out=signals[1])

@@ -9,7 +9,7 @@ says by how much, up to 60 dB), since what matters is the shape, not the level; 
 and ``side_to_mid_db`` of the same 40 ms are given as numbers.
 
 Like the spectrum (:mod:`firmware.spectrum`) it is computed in the control process from the
-engine's audio ring (:mod:`firmware.scope_shm`), at most :data:`MIN_INTERVAL_S` apart however
+engine's audio ring (:mod:`firmware.scope_shm`), at most :data:`firmware.spectrum.MIN_INTERVAL_S` apart however
 many pages ask, and only while one asks.
 """
 
@@ -23,24 +23,15 @@ from firmware.spectrum import FLOOR_DB, SharedView
 
 WINDOW_S = 0.040
 POINTS = 512
-MIN_INTERVAL_S = 0.1
 MAX_GAIN_DB = 60.0
 
 
 class Vectorscope(SharedView):
-    def __init__(self, reader, min_interval: float = MIN_INTERVAL_S):
-        super().__init__(reader, min_interval)
+    def _frames(self, rate: int) -> int:
+        return int(round(WINDOW_S * rate))
 
-    def _analyse(self) -> dict | None:
-        if not self.reader.latest(1):            # (re)attach: the rate may have changed
-            return None
-        got = self.reader.latest(int(round(WINDOW_S * self.reader.rate)))
-        if got is None:
-            return None
-        rate, x = got
+    def _view(self, rate: int, x: np.ndarray) -> dict:
         left, right = x[:, 2], x[:, 3]
-        np.nan_to_num(left, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-        np.nan_to_num(right, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
         mid = (left + right) / math.sqrt(2.0)
         side = (right - left) / math.sqrt(2.0)
         step = max(1, len(mid) // POINTS)
