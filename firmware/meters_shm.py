@@ -34,6 +34,7 @@ import numpy as np
 
 from firmware import paths
 from firmware.processes import pid_alive
+from firmware.shm_file import SharedFile
 
 MAGIC = b"MBMETER1"
 LAYOUT_VERSION = 1
@@ -68,14 +69,9 @@ class MeterWriter:
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(MAGIC + struct.pack("<IIQq", LAYOUT_VERSION, len(FIELDS), 0, os.getpid()))
-            f.write(np.full(len(FIELDS), np.nan).tobytes())
-        os.replace(tmp, self.path)  # readers never see a half-made file
-        self._file = open(self.path, "r+b")
-        self._map = mmap.mmap(self._file.fileno(), _size())
+        self._shared = SharedFile(self.path, MAGIC + struct.pack("<IIQq", LAYOUT_VERSION, len(FIELDS), 0, os.getpid())
+                                  + np.full(len(FIELDS), np.nan).tobytes(), _size())
+        self._map = self._shared.map
         self._seq = np.frombuffer(self._map, dtype="<u8", count=1, offset=16)
         self._values = np.frombuffer(self._map, dtype="<f8", count=len(FIELDS), offset=HEADER)
         self._row = np.full(len(FIELDS), np.nan)
@@ -100,11 +96,8 @@ class MeterWriter:
             return
         self.publish({"time": time.time(), "state": "stopped"})
         del self._seq, self._values
-        self._map.close()
-        self._file.close()
         self._map = None
-        if remove:
-            self.path.unlink(missing_ok=True)
+        self._shared.close(remove)
 
 
 class MeterReader:

@@ -33,6 +33,7 @@ import numpy as np
 
 from firmware import paths
 from firmware.processes import pid_alive
+from firmware.shm_file import SharedFile
 
 MAGIC = b"MBSCOPE1"
 LAYOUT_VERSION = 1
@@ -56,16 +57,11 @@ class ScopeWriter:
 
     def __init__(self, rate: int, path: str | Path | None = None):
         self.path = Path(path) if path is not None else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         frames = ring_frames(rate)
-        size = HEADER + 4 * frames * COLUMNS
-        tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(_HEAD.pack(MAGIC, LAYOUT_VERSION, int(rate), frames, COLUMNS, 0, os.getpid()))
-            f.truncate(size)  # zero samples; every page is touched below, before the loop runs
-        os.replace(tmp, self.path)  # readers never see a half-made file
-        self._file = open(self.path, "r+b")
-        self._map = mmap.mmap(self._file.fileno(), size)
+        # zero samples; every page is touched below, before the loop runs
+        self._shared = SharedFile(self.path, _HEAD.pack(MAGIC, LAYOUT_VERSION, int(rate), frames, COLUMNS, 0,
+                                                        os.getpid()), HEADER + 4 * frames * COLUMNS)
+        self._map = self._shared.map
         self.head = np.frombuffer(self._map, dtype="<i8", count=1, offset=24)
         self.ring = np.frombuffer(self._map, dtype="<f4", count=frames * COLUMNS, offset=HEADER)
         self.ring = self.ring.reshape(frames, COLUMNS)
@@ -75,11 +71,8 @@ class ScopeWriter:
         if self._map is None:
             return
         del self.head, self.ring
-        self._map.close()
-        self._file.close()
         self._map = None
-        if remove:
-            self.path.unlink(missing_ok=True)
+        self._shared.close(remove)
 
 
 class ScopeReader:
