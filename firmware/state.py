@@ -277,7 +277,7 @@ class StateStore:
             changes = {k: v for k, v in step.values.items() if self._values.get(k) != v}
             self._values = dict(step.values)
             self.active_preset, self.modified = step.active_preset, step.modified
-            if self.active_preset is not None and self.active_preset not in self.presets.names():
+            if self.active_preset is not None and not self.presets.exists(self.active_preset):
                 self.active_preset, self.modified = None, True     # deleted since: the values stay
             self._changed()
             subs = list(self._subs)
