@@ -48,6 +48,7 @@ EXPORTS = {
     "meter_process": ("dsp.meter", (F2, F1, I1), (0,)),
     "meter_readings": ("dsp.meter", (F1, I1, F1), (0, 1)),
     "meter_reset": ("dsp.meter", (F1, I1), ()),
+    "meter_restart": ("dsp.meter", (F1, I1), ()),
     "pcm16_le": ("dsp.pcm", (F2, B1), (0,)),
     "pcm24_le": ("dsp.pcm", (F2, B1), (0,)),
 }

@@ -525,8 +525,33 @@ def meter_process(x, f, i):
 
 @njit(cache=True)
 def meter_reset(f, i):
-    """Forget everything measured; keep the configuration. Allocates nothing."""
+    """Forget everything measured and heard; keep the configuration. Allocates nothing.
+
+    For a meter about to measure a new stream. In the middle of a stream use
+    :func:`meter_restart`.
+    """
     f[i[I_F_DYNAMIC] :] = 0.0
+    i[I_DYNAMIC:] = 0
+
+
+@njit(cache=True)
+def meter_restart(f, i):
+    """Forget everything measured, but not the last samples heard. Allocates nothing.
+
+    Why: a user resets the meters while the programme plays. The K-weighting filters and the
+    true-peak interpolator hold the signal's recent past; zeroing them would make the stream
+    restart with a step from silence, and the interpolator reads a step from silence to a
+    sample near full scale as an inter-sample peak up to ~1 dB higher than the signal has (a
+    limited master at -1 dBTP read -0.3 dBTP after a reset). Everything the readings are made
+    of (hop energies, windows, maxima, peaks, histograms) starts again; the filters' memory is
+    carried over, as it is from one block to the next.
+    """
+    nch = i[I_CHANNELS]
+    o_filter = i[I_O_FILTER]
+    o_tphist = i[I_O_TPHIST]
+    f[i[I_F_DYNAMIC] : o_filter] = 0.0
+    f[o_filter + 4 * nch : o_tphist] = 0.0
+    f[o_tphist + nch * (i[I_TAPS] - 1) :] = 0.0
     i[I_DYNAMIC:] = 0
 
 
@@ -663,6 +688,7 @@ class LoudnessMeter:
         self._process = aot.kernel("meter_process", meter_process)
         self._readings = aot.kernel("meter_readings", meter_readings)
         self._reset = aot.kernel("meter_reset", meter_reset)
+        self._restart = aot.kernel("meter_restart", meter_restart)
 
     @property
     def oversampling(self) -> int:
@@ -691,7 +717,16 @@ class LoudnessMeter:
         return {k: (None if math.isnan(v) else float(v)) for k, v in zip(READING_KEYS, self._out, strict=True)}
 
     def reset(self) -> None:
+        """Start again as a new meter: for a new stream (see :meth:`restart` for the same one)."""
         self._reset(self.f, self.i)
+
+    def restart(self) -> None:
+        """Start the measurement again in the middle of a stream (the user's "reset meters").
+
+        The readings start from nothing; the filters keep the signal's recent past, so the
+        reset cannot itself show a true peak the signal does not have (:func:`meter_restart`).
+        """
+        self._restart(self.f, self.i)
 
 
 def warm() -> None:
@@ -699,4 +734,5 @@ def warm() -> None:
     m = LoudnessMeter(48000, 2)
     m.process(np.zeros((4800 * 5, 2)))
     m.readings()
+    m.restart()
     m.reset()

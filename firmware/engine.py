@@ -387,8 +387,8 @@ class Engine:
                     chain.set_bypass(bp)
                     self._bypass_applied = bp
                 if self._reset_requested != self._reset_done:
-                    chain.input_meter.reset()
-                    chain.output_meter.reset()
+                    chain.input_meter.restart()
+                    chain.output_meter.restart()
                     self._reset_done = self._reset_requested
                 chain.process(x, y)
                 k = self._xfade_k

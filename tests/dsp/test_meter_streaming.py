@@ -245,3 +245,62 @@ def test_true_peak_kernel_equals_a_plain_numpy_convolution(rate, hot):
     for k in range(0, x.shape[0], 777):
         m.process(x[k : k + 777])
     assert m.readings()["true_peak_dbtp"] == pytest.approx(20 * np.log10(expected), abs=1e-9)
+
+
+@pytest.fixture(scope="module")
+def limited_master() -> np.ndarray:
+    """Programme through the `loud` preset driven hard: most blocks hold samples near the ceiling."""
+    from dsp.chain import Chain
+    from firmware.presets import PresetStore
+
+    x = render_programme(10.0, RATE, seed=3)
+    chain = Chain(RATE)
+    chain.set_values({**PresetStore().get("loud").params, "out.drive_db": 10.8})
+    y = np.zeros_like(x)
+    for _ in range(2):  # the second pass runs with the limiter settled
+        for i in range(0, len(x), 256):
+            chain.process(x[i : i + 256], y[i : i + 256])
+    return y
+
+
+def _true_peak_oracle(x: np.ndarray) -> float:
+    """dBTP of the whole stream by scipy's polyphase 4x resampler (not the meter's interpolator)."""
+    from scipy.signal import resample_poly
+
+    return 20.0 * math.log10(np.abs(resample_poly(x, 4, 1, axis=0)).max())
+
+
+def test_restart_mid_stream_reads_no_peak_the_signal_does_not_have(limited_master):
+    """The user's "reset meters" while music plays (the engine calls ``restart``): the readings
+    start again, and the reset itself never shows an over. A plain ``reset`` in the same places
+    does (its interpolator restarts from silence), which shows the places are ones that matter.
+    """
+    y = limited_master
+    truth = _true_peak_oracle(y)
+    hop = RATE // 10
+    worst = {"restart": -99.0, "reset": -99.0}
+    for k in range(hop, len(y) - hop, 256):  # every block boundary of the engine's stream
+        for how in worst:
+            m = LoudnessMeter(RATE, 2)
+            m.process(y[k - hop : k])  # the filters' memory is far shorter than 100 ms
+            getattr(m, how)()
+            assert m.frames == 0 and m.readings()["true_peak_dbtp"] is None
+            m.process(y[k : k + hop])
+            worst[how] = max(worst[how], m.readings()["true_peak_dbtp"])
+    worst_restart, worst_reset = worst["restart"], worst["reset"]
+    print(f"\n    stream true peak {truth:.2f} dBTP (scipy 4x); after a restart the meter read at most "
+          f"{worst_restart:.2f}, after a full reset {worst_reset:.2f}")
+    assert worst_restart <= truth + 0.05
+    assert worst_reset > truth + 0.2
+
+
+def test_restart_measures_loudness_from_the_restart_on(limited_master):
+    """After ``restart`` the integrated loudness is that of the audio since, as pyloudnorm reads it."""
+    y = limited_master
+    k = int(1.3 * RATE)
+    m = LoudnessMeter(RATE, 2)
+    m.process(y[:k])
+    m.restart()
+    m.process(y[k:])
+    expected = pyloudnorm.Meter(RATE).integrated_loudness(y[k:])
+    assert m.readings()["integrated_lufs"] == pytest.approx(expected, abs=0.05)
