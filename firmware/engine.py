@@ -280,7 +280,11 @@ class Engine:
         self._reset_requested += 1
 
     def stall_once(self, seconds: float) -> None:
-        """Diagnostics: sleep once inside the loop (forces an xrun; used by the fault tests)."""
+        """Diagnostics: overrun once, spinning inside the loop (forces an xrun; used by the fault tests).
+
+        It spins rather than sleeps, as a block whose processing took too long would: nothing
+        below the loop's priority runs on its CPU meanwhile (tests/host_witness.py relies on it).
+        """
         self._stall_s = float(seconds)
 
     def request_stop(self) -> None:
@@ -405,7 +409,9 @@ class Engine:
             if tap is not None:
                 tap(scope_ring, scope_head, x, y)
             if self._stall_s:
-                time.sleep(self._stall_s)
+                until = perf() + int(self._stall_s * 1e9)
+                while perf() < until:
+                    pass
                 self._stall_s = 0.0
             t1 = perf()
             b.write(y)

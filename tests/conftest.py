@@ -80,3 +80,13 @@ def pytest_collection_modifyitems(config, items):
         if _parallel_module(Path(str(item.path))) and not item.get_closest_marker("realtime") \
                 and not item.get_closest_marker("browser"):
             item.add_marker(pytest.mark.parallel)
+
+
+@pytest.fixture
+def host_witness():
+    """Stalls of the machine itself for the whole test, to tell the host's xruns from ours
+    (tests/host_witness.py). Call ``stop()`` before reading them."""
+    from tests.host_witness import HostWitness
+
+    with HostWitness() as witness:
+        yield witness

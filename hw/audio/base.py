@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 OK, XRUN, LOST = 0, 1, 2
-XRUN_LOG_SIZE = 32
+XRUN_LOG_SIZE = 1024   # in the stats file: enough to place every xrun of a test run in time (tests/host_witness.py)
 STATUS_NAMES = {OK: "ok", XRUN: "xrun", LOST: "lost"}
 
 
