@@ -6,7 +6,9 @@ LEARN, before the song is over); ``masterbox master`` measures the whole file fi
 the *input* tap, the mix as the desk sent it) goes through ``masterbox master`` with the box's
 current settings (every parameter as it is now, whatever preset they came from), and the result is
 a new capture ``<name>-master.wav`` with its own analysis sidecar (``tap`` = ``"master"``,
-``mastered_from`` = the source), listed, downloadable and deletable like any other.
+``mastered_from`` = the source), listed, downloadable and deletable like any other. While it runs,
+the job's ``progress`` says which pass it is in and how far (``master --progress``): a long
+capture takes minutes on the box.
 
 It runs in a child process (``python -m firmware.capture_master``, which calls the ``master``
 command and then writes the sidecar): the control process never imports numba, and a child at
@@ -29,6 +31,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from firmware.commands.master import parse_progress
 
 BIT_DEPTHS = ("16", "24", "32f")
 SUFFIX = "-master"
@@ -90,13 +94,13 @@ class MasterJobs:
                     "started": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
                     "target_lufs": target_lufs, "bit_depth": bit_depth}
             args = [str(src), str(dst), "--preset", "transparent", *set_arguments(values),
-                    "--bit-depth", bit_depth, "--json"]
+                    "--bit-depth", bit_depth, "--json", "--progress"]
             if target_lufs is not None:
                 args += ["--target-lufs", repr(float(target_lufs))]
             cmd = [*self.python, "-m", "firmware.capture_master", json.dumps(meta), *args]
             self._job = {"capture": name, "output": out_name, "state": "running", "target_lufs": target_lufs,
                          "bit_depth": bit_depth, "preset": preset, "started": time.time(), "finished": None,
-                         "result": None, "error": None}
+                         "progress": None, "result": None, "error": None}
             self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                           start_new_session=True)
             self._thread = threading.Thread(target=self._follow, args=(self._proc, self._job, dst),
@@ -105,7 +109,19 @@ class MasterJobs:
             return dict(self._job)
 
     def _follow(self, proc: subprocess.Popen, job: dict, dst: Path) -> None:
-        out, err = proc.communicate()
+        # stderr line by line as it comes: the progress of each pass; the rest is kept for the
+        # error message. stdout is one JSON line at the end (far below a pipe's buffer).
+        err = []
+        for line in proc.stderr:
+            step = parse_progress(line)
+            if step is not None:
+                with self._lock:
+                    job["progress"] = step
+            else:
+                err.append(line)
+        out = proc.stdout.read()
+        proc.wait()
+        err = "".join(err)
         with self._lock:
             job["finished"] = time.time()
             if proc.returncode == 0:        # done, even if a cancel came too late to stop it

@@ -161,8 +161,11 @@ def _input_blocks(snd, latency: int):
         yield x[:n]
 
 
-def _run(blocks, chain, write: Callable | None, mono: bool) -> None:
-    """Each block of ``blocks`` through ``chain``; ``write(y)`` gets the latency-compensated output."""
+def _run(blocks, chain, write: Callable | None, mono: bool, tick: Callable[[int], None] | None = None) -> None:
+    """Each block of ``blocks`` through ``chain``; ``write(y)`` gets the latency-compensated output.
+
+    ``tick(frames)`` is told after each block how many frames it held (progress).
+    """
     import numpy as np
 
     y = np.zeros((BLOCK, 2))
@@ -176,12 +179,36 @@ def _run(blocks, chain, write: Callable | None, mono: bool) -> None:
         if write is not None and start < n:
             out = yv[start:]
             write(out[:, :1] if mono else out)
+        if tick is not None:
+            tick(n)
 
 
-def render_pass(src: Path, chain, write: Callable | None = None) -> None:
+def render_pass(src: Path, chain, write: Callable | None = None, tick: Callable[[int], None] | None = None) -> None:
     """Stream ``src`` through ``chain`` once; ``write(y)`` receives latency-compensated output blocks."""
     with _open_input(src) as snd:
-        _run(_input_blocks(snd, chain.latency_samples), chain, write, snd.channels == 1)
+        _run(_input_blocks(snd, chain.latency_samples), chain, write, snd.channels == 1, tick)
+
+
+class _Ticker:
+    """Turns blocks done into ``fraction(stage, 0..1)`` calls for one pass over ``total`` frames."""
+
+    def __init__(self, fraction: Callable[[str, float], None] | None, total: int):
+        self.fraction = fraction
+        self.total = max(int(total), 1)
+        self.stage = ""
+        self.done = 0
+
+    def start(self, stage: str) -> Callable[[int], None] | None:
+        """A new pass called ``stage``; returns the ``tick`` for :func:`_run` (None without a listener)."""
+        if self.fraction is None:
+            return None
+        self.stage, self.done = stage, 0
+        self.fraction(stage, 0.0)
+        return self.tick
+
+    def tick(self, frames: int) -> None:
+        self.done += frames
+        self.fraction(self.stage, min(self.done / self.total, 1.0))
 
 
 def pre_budget_bytes() -> int:
@@ -209,7 +236,8 @@ class _SplitPasses:
     (:meth:`dsp.chain.Chain.set_split`).
     """
 
-    def __init__(self, src: Path, chain, frames: int, values: Mapping[str, Any]):
+    def __init__(self, src: Path, chain, frames: int, values: Mapping[str, Any],
+                 tick: Callable[[int], None] | None = None):
         import numpy as np
 
         from dsp.chain import SPLIT_PRE
@@ -232,10 +260,12 @@ class _SplitPasses:
                 n = len(x)
                 chain.process(x, self.pre[o:o + n])
                 o += n
+                if tick is not None:
+                    tick(n)
         if o != len(self.pre):
             raise RenderError(f"{src}: the file changed while it was read ({o - latency} of {frames} frames)")
 
-    def run(self, values: Mapping[str, Any], write: Callable | None) -> bool:
+    def run(self, values: Mapping[str, Any], write: Callable | None, tick: Callable[[int], None] | None = None) -> bool:
         """One pass at ``values`` (only the drive may differ); False if it cannot stand for a whole-chain pass."""
         from dsp.chain import SPLIT_POST
 
@@ -244,7 +274,7 @@ class _SplitPasses:
         chain.reset()
         chain.set_values(values)
         pre = self.pre
-        _run((pre[o:o + BLOCK] for o in range(0, len(pre), BLOCK)), chain, write, self.mono)
+        _run((pre[o:o + BLOCK] for o in range(0, len(pre), BLOCK)), chain, write, self.mono, tick)
         # a fault reset (never seen with sane input) would also have cleared the first part
         return chain.resets == 0
 
@@ -327,13 +357,15 @@ def search_drive(drive: float, target_lufs: float | None, anchor: tuple[float, f
 
 def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", target_lufs: float | None = None,
                 progress: Callable[[str], None] | None = None, budget_bytes: int | None = None,
-                rate: int | None = None) -> RenderResult:
+                rate: int | None = None, fraction: Callable[[str, float], None] | None = None) -> RenderResult:
     """Render ``src`` to ``dst`` through the chain with ``values`` (a full set of user values).
 
     With ``target_lufs`` the output drive is searched so the integrated loudness lands on it.
     ``budget_bytes`` caps the memory of the split search (default :func:`pre_budget_bytes`).
     ``rate`` converts the input to that sample rate first (:mod:`firmware.rate_convert`); the
-    chain runs at it and the output has it.
+    chain runs at it and the output has it. ``fraction(stage, done)`` follows each pass as it goes
+    (``stage``: "converting", "measuring", "pass N"; ``done``: 0..1 of that pass; the number of
+    passes is not known in advance).
     """
     src, dst = Path(src), Path(dst)
     if rate is not None and bit_depth in SUBTYPES:     # (a bad bit depth: _master says so)
@@ -344,9 +376,10 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
             rate_in = snd.samplerate
         if rate != rate_in:
             return _master_converted(src, dst, values, rate, rate_in, bit_depth=bit_depth,
-                                     target_lufs=target_lufs, progress=progress, budget_bytes=budget_bytes)
+                                     target_lufs=target_lufs, progress=progress, budget_bytes=budget_bytes,
+                                     fraction=fraction)
     return _master(src, dst, values, bit_depth=bit_depth, target_lufs=target_lufs, progress=progress,
-                   budget_bytes=budget_bytes)
+                   budget_bytes=budget_bytes, fraction=fraction)
 
 
 def _master_converted(src: Path, dst: Path, values, rate: int, rate_in: int, **kw) -> RenderResult:
@@ -361,6 +394,8 @@ def _master_converted(src: Path, dst: Path, values, rate: int, rate_in: int, **k
     try:
         if progress:
             progress(f"converting {rate_in} Hz -> {rate} Hz before the chain")
+        if kw.get("fraction"):
+            kw["fraction"]("converting", 0.0)
         faults = convert_file(src, converted, rate, _open_input)
         result = _master(converted, dst, values, **kw)
     finally:
@@ -371,7 +406,8 @@ def _master_converted(src: Path, dst: Path, values, rate: int, rate_in: int, **k
 
 
 def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, target_lufs: float | None,
-            progress: Callable[[str], None] | None, budget_bytes: int | None) -> RenderResult:
+            progress: Callable[[str], None] | None, budget_bytes: int | None,
+            fraction: Callable[[str, float], None] | None = None) -> RenderResult:
     """:func:`master_file` at the input's own rate."""
     from dsp.chain import SPLIT_ALL, SPLIT_PRE, Chain
 
@@ -396,6 +432,7 @@ def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, 
     tmp = Path(tmp_name)
     result = RenderResult(chain.latency_samples, drive, 0, target_lufs, None, None, None)
     split: list[_SplitPasses] = []
+    ticker = _Ticker(fraction, frames + chain.latency_samples)
 
     def file_lufs(chain_lufs: float | None) -> float | None:
         """The file's loudness from the chain's meter, which hears a mono file as dual mono.
@@ -417,10 +454,12 @@ def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, 
         """Render at ``drive`` into the temporary file (each pass overwrites it)."""
         vals["out.drive_db"] = drive
         result.passes += 1
+        tick = ticker.start(f"pass {result.passes}")
         if split:
             with _open_output(tmp, rate, channels, fmt, bit_depth) as out:
-                if split[0].run(vals, out.write):
+                if split[0].run(vals, out.write, tick):
                     return
+            tick = ticker.start(f"pass {result.passes}")
             split.clear()       # a fault reset: this input needs whole-chain passes
             result.notes.append("the chain reset itself on this input: searched with whole-chain passes")
         chain.set_split(SPLIT_ALL)
@@ -428,7 +467,7 @@ def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, 
         chain.set_values(vals)
         # opened afresh: what a split pass that could not stand wrote is thrown away, not appended to
         with _open_output(tmp, rate, channels, fmt, bit_depth) as out:
-            render_pass(src, chain, out.write)
+            render_pass(src, chain, out.write, tick)
         count_faults()
 
     try:
@@ -437,15 +476,16 @@ def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, 
             # the first part of the chain, once: its loudness and true peak give the first guess
             vals["out.drive_db"] = drive
             result.passes_before_drive = 1
+            tick = ticker.start("measuring")
             if (frames + chain.latency_samples) * 16 <= budget:
-                split.append(_SplitPasses(src, chain, frames, vals))
+                split.append(_SplitPasses(src, chain, frames, vals, tick))
                 if channels == 2:
                     result.input_analysis = meter_analysis(chain.input_meter, frames, rate, channels)
             else:
                 chain.set_split(SPLIT_PRE)     # too long to keep: measure only, then whole-chain passes
                 chain.reset()
                 chain.set_values(vals)
-                render_pass(src, chain, None)
+                render_pass(src, chain, None, tick)
             count_faults()
             pre = chain.output_meter.readings()
             pre_lufs = file_lufs(pre["integrated_lufs"])

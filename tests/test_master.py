@@ -234,3 +234,29 @@ def test_wav_output_is_what_libsndfile_writes_for_the_same_samples(masterbox_cmd
     again = tmp_path / "again.wav"
     sf.write(again, y, rate, subtype=f"PCM_{bits}", format="WAV")
     assert out.read_bytes() == again.read_bytes()
+
+
+def test_progress_follows_every_pass_and_changes_nothing(masterbox_cmd, song, tmp_path):
+    """``--progress`` (what the web UI reads while a capture is mastered): one line per whole percent
+    of each pass, the measuring pass first, then as many passes as the JSON reports, each to 100 %;
+    the file is the same as without it."""
+    from firmware.commands.master import parse_progress
+
+    quiet = master(masterbox_cmd, song, tmp_path / "a.wav", "--preset", "loud", "--json")
+    told = master(masterbox_cmd, song, tmp_path / "b.wav", "--preset", "loud", "--json", "--progress")
+    assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
+    doc = json.loads(told.stdout)
+    assert json.loads(quiet.stdout)["passes"] == doc["passes"]
+    steps = [parse_progress(ln) for ln in told.stderr.splitlines() if ln.startswith("progress: ")]
+    assert steps and None not in steps, told.stderr
+    stages = list(dict.fromkeys(s["stage"] for s in steps))
+    assert stages == ["measuring"] + [f"pass {k}" for k in range(1, doc["passes"] + 1)], stages
+    for stage in stages:
+        pct = [s["percent"] for s in steps if s["stage"] == stage]
+        assert pct[0] == 0 and pct[-1] == 100 and pct == sorted(pct) and len(pct) > 5, (stage, pct)
+    # without a target: one pass; with a rate conversion, said first
+    told = master(masterbox_cmd, song, tmp_path / "c.wav", "--preset", "transparent", "--rate", "44100",
+                  "--progress")
+    stages = list(dict.fromkeys(parse_progress(ln)["stage"] for ln in told.stderr.splitlines()
+                                if ln.startswith("progress: ")))
+    assert stages == ["converting", "pass 1"], told.stderr

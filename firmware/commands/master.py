@@ -1,5 +1,5 @@
 """``masterbox master IN OUT [--preset P] [--target-lufs X] [--ceiling-dbtp Y] [--set id=v ...]
-[--bit-depth 16|24|32f] [--rate HZ] [--json]``
+[--bit-depth 16|24|32f] [--rate HZ] [--json] [--progress]``
 
 Masters a file through the box's own chain (same kernel, same sound). Parameters come from
 the preset (factory or user, default ``streaming``), then ``--ceiling-dbtp`` and each
@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output sample rate, e.g. 44100 (default: the input's); the input is converted "
                         "before the chain, so the ceiling holds at this rate")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--progress", action="store_true",
+                   help="report each pass as it goes on stderr: 'progress: STAGE N%%' lines (the web UI "
+                        "reads them)")
     p.set_defaults(func=run)
 
 
@@ -120,6 +123,32 @@ def _fmt(v, unit):
     return "undefined" if v is None else f"{v:.1f} {unit}"
 
 
+PROGRESS_PREFIX = "progress: "
+
+
+def progress_printer(stream=None):
+    """``fraction(stage, done)`` that prints ``progress: STAGE N%`` when the whole percent or the stage changes."""
+    last: list = [None]
+
+    def fraction(stage: str, done: float) -> None:
+        now = (stage, int(done * 100))
+        if now != last[0]:
+            last[0] = now
+            print(f"{PROGRESS_PREFIX}{stage} {now[1]}%", file=stream or sys.stderr, flush=True)
+
+    return fraction
+
+
+def parse_progress(line: str) -> dict | None:
+    """``{"stage", "percent"}`` from a line :func:`progress_printer` wrote, else None."""
+    if not line.startswith(PROGRESS_PREFIX):
+        return None
+    stage, _, pct = line[len(PROGRESS_PREFIX):].rstrip().rpartition(" ")
+    if not stage or not pct.endswith("%") or not pct[:-1].isdigit():
+        return None
+    return {"stage": stage, "percent": int(pct[:-1])}
+
+
 def run(args: argparse.Namespace) -> int:
     from firmware.analysis import AnalysisError, analyze_file
     from firmware.cli import UserError
@@ -129,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     say = (lambda m: print(m, file=sys.stderr)) if not args.json else None
     try:
         res = master_file(args.input, args.output, values, bit_depth=args.bit_depth, target_lufs=target,
-                          progress=say, rate=args.rate)
+                          progress=say, rate=args.rate, fraction=progress_printer() if args.progress else None)
     except RenderError as e:
         raise UserError(str(e)) from None
     except OSError as e:

@@ -361,7 +361,8 @@ def test_a_capture_is_mastered_from_the_captures_page(box, browser, _isolated_ho
     from dsp.programme import render_programme
 
     (_isolated_home / "captures").mkdir(exist_ok=True)
-    sf.write(str(_isolated_home / "captures" / "desk-mix.wav"), render_programme(10, 48000, seed=8, peak_dbfs=-10),
+    # four minutes: long enough to see the job's progress while it runs
+    sf.write(str(_isolated_home / "captures" / "desk-mix.wav"), render_programme(240, 48000, seed=8, peak_dbfs=-10),
              48000, subtype="PCM_24")
     ctx, page, errors = logged_in(browser, box)
     page.click('a.tab[href="/captures"]')
@@ -376,6 +377,9 @@ def test_a_capture_is_mastered_from_the_captures_page(box, browser, _isolated_ho
     strip = page.locator("#mastering")
     expect(strip).to_have_attribute("data-state", "running")
     expect(page.locator('[data-action="master"]').first).to_be_disabled()          # one job at a time
+    expect(page.locator("#mastering-progress")).to_be_visible(timeout=60000)       # how far this pass is
+    expect(strip).to_contain_text(re.compile(r"\((measuring|pass \d)\)…"))
+    page.screenshot(path=str(shots / "captures-mastering.png"))
     expect(strip).to_have_attribute("data-state", "done", timeout=120000)
     expect(strip).to_contain_text("Mastered desk-mix → desk-mix-master: -16.0 LUFS")
     new = page.locator('#capture-list li[data-capture="desk-mix-master"]')

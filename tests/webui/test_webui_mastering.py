@@ -16,6 +16,7 @@ from dsp.programme import render_programme
 from firmware.capture_master import set_arguments
 from firmware.capture_writer import MARKER_SUFFIX
 from tests.signals import ffmpeg_ebur128
+from tests.waiting import wait_for
 
 RATE = 48000
 
@@ -67,6 +68,7 @@ def test_a_capture_is_mastered_with_the_box_settings(api, control, _isolated_hom
     assert side["mastered_from"] == "mix-input" and side["target_lufs"] == -14.0
     status = api.get("/api/v1/mastering").get_json()["job"]
     assert status["state"] == "done" and status["result"]["target_reached"] is True
+    assert status["progress"] == {"stage": f"pass {status['result']['passes']}", "percent": 100}
     # again: a new name, the first master is kept
     assert api.req("POST", "/api/v1/captures/mix-input/master", json={"level": False}).status_code == 202
     job = control.mastering.wait(300)
@@ -95,6 +97,11 @@ def test_refusals_busy_and_cancel_leave_nothing_behind(api, control, _isolated_h
     r = api.req("POST", "/api/v1/captures/live-now/master", json={})
     assert r.status_code == 409 and "busy" in r.get_json()["error"]
     pid = control.mastering._proc.pid
+    # while it runs, the job says how far it is (240 s of audio: the measuring pass alone takes a while)
+    seen = wait_for(lambda: (api.get("/api/v1/mastering").get_json()["job"]["progress"] or {}).get("percent"),
+                    120, step=0.05, what="the job's progress")
+    step = api.get("/api/v1/mastering").get_json()["job"]["progress"]
+    assert step["stage"] in ("measuring", "pass 1") and 0 < seen <= 100, step
     job = api.req("DELETE", "/api/v1/mastering").get_json()["job"]
     assert job["state"] == "cancelled"
     with pytest.raises(ProcessLookupError):

@@ -124,7 +124,7 @@
   }
   // -- mastering a capture -------------------------------------------------------------
   const mstrip = document.getElementById("mastering"), mtext = document.getElementById("mastering-text");
-  const mcancel = document.getElementById("mastering-cancel");
+  const mcancel = document.getElementById("mastering-cancel"), mbar = document.getElementById("mastering-progress");
   let mastering = false, masterTimer = null;
   async function masterForm(li, name) {
     const old = li.querySelector(".master-form");
@@ -156,13 +156,16 @@
     if (job) {
       const r = job.result && job.result.output;
       mtext.textContent = {
-        running: `Mastering ${job.capture} → ${job.output}…`,
+        running: `Mastering ${job.capture} → ${job.output}` + (job.progress ? ` (${job.progress.stage})` : "") + "…",
         done: `Mastered ${job.capture} → ${job.output}` + (r ? `: ${fmt(r.integrated_lufs, 1, "LUFS")}, true peak ${fmt(r.true_peak_dbtp, 1, "dBTP")}` : "")
           + (job.result && job.result.message ? ` (${job.result.message})` : ""),
         failed: `Mastering ${job.capture} failed: ${job.error}`,
         cancelled: `Mastering ${job.capture} cancelled; nothing was written.`,
       }[job.state] || job.state;
       mstrip.dataset.state = job.state;
+      // how far the current pass is (the number of passes is not known in advance)
+      mbar.classList.toggle("hidden", !(mastering && job.progress));
+      if (mastering && job.progress) mbar.value = job.progress.percent;
     }
     list.querySelectorAll('[data-action="master"]').forEach((b) => {
       b.disabled = mastering || b.closest("li").querySelector(".badge.hot") != null;
