@@ -115,8 +115,8 @@ def test_a_split_pass_that_cannot_stand_is_replaced_not_appended_to(tmp_path, mo
     src = programme(tmp_path / "in.wav", 8.0, seed=4, peak=-12.0)
     run = render._SplitPasses.run
 
-    def faulty(self, values, write):
-        run(self, values, write)          # it has written the whole pass by then
+    def faulty(self, values, write, tick=None):
+        run(self, values, write, tick)    # it has written the whole pass by then
         return False
 
     monkeypatch.setattr(render._SplitPasses, "run", faulty)
