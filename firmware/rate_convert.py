@@ -14,13 +14,14 @@ from pathlib import Path
 READ = 1 << 16      # frames read per step
 
 
-def convert_file(src: Path, dst: Path, rate_out: int, open_input: Callable) -> int:
+def convert_file(src: Path, dst: Path, rate_out: int, open_input: Callable,
+                 tick: Callable[[int], None] | None = None) -> int:
     """Write ``src`` at ``rate_out`` into ``dst`` (32-bit float WAV, RF64 when large).
 
     Returns how many input samples were replaced by silence. Samples that are NaN, infinite
     or beyond +80 dBFS become 0 *before* the filter, as the chain would treat them, instead of
     spreading over the filter's length. ``open_input`` opens ``src`` the way the renderer does
-    (its checks and messages).
+    (its checks and messages). ``tick(frames)`` is told the input frames read after each block.
     """
     import numpy as np
     import soundfile as sf
@@ -47,4 +48,6 @@ def convert_file(src: Path, dst: Path, rate_out: int, open_input: Callable) -> i
                 out.write(y)
                 if not len(got):
                     break
+                if tick is not None:
+                    tick(len(got))
     return faults

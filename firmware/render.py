@@ -373,16 +373,16 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
             raise RenderError(f"sample rate {rate} Hz: the chain runs at {MIN_RATE}..{MAX_RATE} Hz")
         _check_paths(src, dst, bit_depth)               # before a conversion that takes a while
         with _open_input(src) as snd:
-            rate_in = snd.samplerate
+            rate_in, frames_in = snd.samplerate, snd.frames
         if rate != rate_in:
-            return _master_converted(src, dst, values, rate, rate_in, bit_depth=bit_depth,
+            return _master_converted(src, dst, values, rate, rate_in, frames_in, bit_depth=bit_depth,
                                      target_lufs=target_lufs, progress=progress, budget_bytes=budget_bytes,
                                      fraction=fraction)
     return _master(src, dst, values, bit_depth=bit_depth, target_lufs=target_lufs, progress=progress,
                    budget_bytes=budget_bytes, fraction=fraction)
 
 
-def _master_converted(src: Path, dst: Path, values, rate: int, rate_in: int, **kw) -> RenderResult:
+def _master_converted(src: Path, dst: Path, values, rate: int, rate_in: int, frames_in: int, **kw) -> RenderResult:
     """:func:`master_file` with a rate conversion first, into a temporary file next to ``dst``."""
     from firmware.rate_convert import convert_file
 
@@ -394,9 +394,8 @@ def _master_converted(src: Path, dst: Path, values, rate: int, rate_in: int, **k
     try:
         if progress:
             progress(f"converting {rate_in} Hz -> {rate} Hz before the chain")
-        if kw.get("fraction"):
-            kw["fraction"]("converting", 0.0)
-        faults = convert_file(src, converted, rate, _open_input)
+        tick = _Ticker(kw.get("fraction"), frames_in).start("converting")
+        faults = convert_file(src, converted, rate, _open_input, tick)
         result = _master(converted, dst, values, **kw)
     finally:
         converted.unlink(missing_ok=True)

@@ -257,6 +257,7 @@ def test_progress_follows_every_pass_and_changes_nothing(masterbox_cmd, song, tm
     # without a target: one pass; with a rate conversion, said first
     told = master(masterbox_cmd, song, tmp_path / "c.wav", "--preset", "transparent", "--rate", "44100",
                   "--progress")
-    stages = list(dict.fromkeys(parse_progress(ln)["stage"] for ln in told.stderr.splitlines()
-                                if ln.startswith("progress: ")))
-    assert stages == ["converting", "pass 1"], told.stderr
+    steps = [parse_progress(ln) for ln in told.stderr.splitlines() if ln.startswith("progress: ")]
+    assert list(dict.fromkeys(s["stage"] for s in steps)) == ["converting", "pass 1"], told.stderr
+    converting = [s["percent"] for s in steps if s["stage"] == "converting"]
+    assert converting[0] == 0 and converting[-1] == 100 and converting == sorted(converting), converting
