@@ -1,7 +1,8 @@
 """Found while measuring the load (issue 9): starting and stopping captures on a streaming engine
 must not disturb the audio loop ("the capture writer never blocks the loop", ARCHITECTURE.md).
 On the JACK-paced rig, six capture start/stop cycles (both taps) on an otherwise idle engine: no
-xrun, and no block whose processing took longer than one period.
+xrun of ours, and no block whose processing took longer than one period unless the machine itself
+stalled meanwhile (tests/host_witness.py).
 
 It failed (2026-11-22/23) for three reasons, each found with loop timestamps and fixed (see
 docs/engine.md, "Captures and the loop"): with mlockall(MCL_FUTURE), starting the writer and the
