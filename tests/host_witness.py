@@ -1,21 +1,24 @@
 """A witness of the machine's own stalls, so a real-time test can tell our xruns from the host's.
 
 Why: these tests run on shared virtual machines. The hypervisor takes a virtual CPU away for
-milliseconds at a time (on 2026-11-23 this idle 2-core VM lost a CPU for >= 1.5 ms 40-90 times
-a second, for up to 300 ms), and a 128-frame stream with two periods (5.3 ms of buffer) cannot
+milliseconds at a time (on 2026-11-23 this idle 2-core VM lost a CPU for >= 1.5 ms up to 40-90
+times a second, for up to 300 ms), and a 128-frame stream with two periods (5.3 ms of buffer) cannot
 survive that whatever the engine does. A real box has no hypervisor. So beside the engine runs
 one tiny process per CPU, pinned to it, at a SCHED_FIFO priority above the engine's loop
-(80 > 70), that sleeps 1 ms at a time and writes down every wake-up that came
-:data:`MIN_LOST_S` or more late. Being above the engine, the engine's own work cannot delay it:
+(80 > 70), that sleeps 0.5 ms at a time and writes down every wake-up that came
+:data:`MIN_LOST_S` (1 ms) or more late. Being above the engine, the engine's own work cannot delay it:
 it is late only when its CPU did not run at all (the hypervisor, or the kernel's own
 highest-priority work). An engine xrun is *the host's* when such a stall ended just before the
 engine noticed it (:data:`BEFORE_S` before .. :data:`AFTER_S` after the xrun's time); every other
 xrun is *ours*, and the tests assert there are none of those.
 
-How well it tells them apart was measured on the JACK rig (three 60 s streams, 12-32 xruns
-each, 2026-11-23): 88-100 % of the xruns had a stall of >= 1.5 ms ending in that window, against
-8-22 % of random moments, so an xrun of the engine's own making still fails a test at least
-four times out of five even on a host this noisy (on a quiet one, nearly always). That the
+How well it tells them apart was measured on the JACK rig (2026-11-23). First with 1 ms sleeps
+and a 1.5 ms threshold, in a very noisy hour (three 60 s streams, 12-32 xruns each): 88-100 % of
+the xruns had a witnessed stall ending in that window, against 8-22 % of random moments. Sleeping
+1 ms, a 2 ms stall can show as only 1 ms late, and some xruns went unexplained; with 0.5 ms sleeps
+and a 1 ms threshold, in a calmer hour (three 60 s streams, 7 xruns, stalls 239-686 a minute), all
+7 were explained against 2-4 % of random moments. So an xrun of the engine's own making fails
+a test nearly always on a calm host, and still most of the time on a noisy one. That the
 witness cannot mistake the engine's own overrun for the host's is tested too: the engine's loop
 is made to spin for 60 ms, and the witness must not see a stall there
 (``tests/engine/test_realtime_jack.py``).
@@ -33,8 +36,8 @@ import subprocess
 import sys
 
 PRIORITY = 80           # above the engine's loop (firmware.rt: 70) and the test rig's jackd (60)
-INTERVAL_S = 0.001
-MIN_LOST_S = 0.0015     # a late wake-up this long or longer is a stall of the machine
+INTERVAL_S = 0.0005     # a stall shows as a wake-up at most this much less late than it was long
+MIN_LOST_S = 0.001      # a late wake-up this long or longer is a stall of the machine
 BEFORE_S = 0.015        # the engine notices an xrun at its next read or write after the stall
 AFTER_S = 0.003         # (and the witness may wake a little after the engine)
 

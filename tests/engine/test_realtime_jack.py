@@ -78,8 +78,9 @@ def test_sixty_seconds_at_128_frames_without_an_xrun(tmp_path, alsa_rig, jack_se
     assert 59.5 - lost_s <= streamed_s <= 60.5, (streamed_s, lost_s)
     assert 59.0 <= wall <= 62.0, wall
     assert stats["io_latency_samples"] == 256
+    # what reached the device is what the loop wrote (an xrun may drop what the buffer held)
     played = alsa_rig.outfile.stat().st_size // 8
-    assert abs(played - stats["blocks"] * JACK_PERIOD) <= 4 * JACK_PERIOD
+    assert abs(played - stats["blocks"] * JACK_PERIOD) <= (4 + 2 * stats["xruns"]) * JACK_PERIOD, (played, stats)
 
 
 def test_stalled_loop_xrun_is_counted_and_recovered(tmp_path, alsa_rig, jack_server, host_witness):
