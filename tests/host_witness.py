@@ -41,7 +41,8 @@ MIN_LOST_S = 0.001      # a late wake-up this long or longer is a stall of the m
 BEFORE_S = 0.015        # the engine notices an xrun at its next read or write after the stall
 AFTER_S = 0.003         # (and the witness may wake a little after the engine)
 
-# the child: pinned, FIFO, sleep 1 ms at a time; late wake-ups as [start, end] (CLOCK_MONOTONIC)
+# the child: pinned, FIFO, short sleeps; late wake-ups as [start, end] (CLOCK_MONOTONIC); it also
+# ends by itself if the test that started it is gone
 _CHILD = """
 import json, os, signal, sys, time
 cpu, prio, interval, min_lost = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
@@ -55,6 +56,7 @@ stop = []
 signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
 stalls = []
 mono, sleep = time.monotonic, time.sleep
+parent, n = os.getppid(), 0
 prev = mono()
 print(json.dumps({"ready": True}), flush=True)
 while not stop:
@@ -63,6 +65,9 @@ while not stop:
     if now - prev - interval >= min_lost:
         stalls.append([prev + interval, now])
     prev = now
+    n += 1
+    if n % 2000 == 0 and os.getppid() != parent:
+        break
 print(json.dumps({"available": True, "stalls": stalls}), flush=True)
 """
 
