@@ -33,12 +33,13 @@ $(STAMP): pyproject.toml debian-packages.txt
 # Two parts (tests/conftest.py, PARALLEL_MODULES): the tests that may share the machine on
 # TEST_WORKERS processes at once, then the real-time, engine and timing tests one at a time.
 # Both parts always run; the result fails if either fails or if neither collected a test. Each
-# prints its slowest tests (docs/testing.md says where the time goes).
+# prints its slowest tests (docs/testing.md says where the time goes); the second also says why a
+# real-time test was run again (-rR).
 test: install
 	@$(PY) -m firmware.warmup --quiet
 	@set +e; \
 	$(PY) -m pytest -q -m "not slow and parallel" -n $(TEST_WORKERS) --durations=15 $(PYTEST_ARGS); rc1=$$?; \
-	$(PY) -m pytest -q -m "not slow and not parallel" --durations=25 $(PYTEST_ARGS); rc2=$$?; \
+	$(PY) -m pytest -q -m "not slow and not parallel" --durations=25 -rfER $(PYTEST_ARGS); rc2=$$?; \
 	if [ $$rc1 = 5 ] && [ $$rc2 = 5 ]; then echo "pytest collected no tests: that is a failure, not a pass"; exit 1; fi; \
 	for rc in $$rc1 $$rc2; do if [ $$rc != 0 ] && [ $$rc != 5 ]; then exit $$rc; fi; done
 
