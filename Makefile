@@ -33,8 +33,8 @@ $(STAMP): pyproject.toml debian-packages.txt
 # Two parts (tests/conftest.py, PARALLEL_MODULES): the tests that may share the machine on
 # TEST_WORKERS processes at once, then the real-time, engine and timing tests one at a time.
 # Both parts always run; the result fails if either fails or if neither collected a test. Each
-# prints its slowest tests (docs/testing.md says where the time goes); the second also says why a
-# real-time test was run again (-rR).
+# prints its slowest tests (docs/testing.md says where the time goes); the second also names the
+# real-time tests it ran again (-rR).
 test: install
 	@$(PY) -m firmware.warmup --quiet
 	@set +e; \
