@@ -738,5 +738,4 @@ def warm() -> None:
     m = LoudnessMeter(48000, 2)
     m.process(np.zeros((4800 * 5, 2)))
     m.readings()
-    m.restart()
     m.reset()

@@ -111,17 +111,17 @@ class MasterJobs:
     def _follow(self, proc: subprocess.Popen, job: dict, dst: Path) -> None:
         # stderr line by line as it comes: the progress of each pass; the rest is kept for the
         # error message. stdout is one JSON line at the end (far below a pipe's buffer).
-        err = []
+        other = []
         for line in proc.stderr:
             step = parse_progress(line)
             if step is not None:
                 with self._lock:
                     job["progress"] = step
             else:
-                err.append(line)
+                other.append(line)
         out = proc.stdout.read()
         proc.wait()
-        err = "".join(err)
+        err = "".join(other)
         with self._lock:
             job["finished"] = time.time()
             if proc.returncode == 0:        # done, even if a cancel came too late to stop it

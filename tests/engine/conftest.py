@@ -34,6 +34,12 @@ from tests.waiting import wait_for  # noqa: F401  (the engine tests import it fr
 JACK_RATE = 48000
 JACK_PERIOD = 128
 JACK_FIFO_PRIORITY = 60  # below the engine's loop (70), above every ordinary process
+XRUN_LOSS_PERIODS = 4    # what one xrun may cost the stream: the buffer (2 periods) and the restart (2)
+
+
+def xrun_loss_s(xruns: int) -> float:
+    """Seconds of the rig's stream that ``xruns`` xruns may have lost (the host's, tests/host_witness.py)."""
+    return xruns * XRUN_LOSS_PERIODS * JACK_PERIOD / JACK_RATE
 
 
 def _may_use_fifo() -> bool:

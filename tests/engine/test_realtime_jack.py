@@ -16,7 +16,7 @@ import pytest
 from firmware.control_client import EngineClient
 from firmware.meters_shm import MeterReader
 from hw.audio.formats import to_bytes
-from tests.engine.conftest import JACK_PERIOD, JACK_RATE, programme, read_stats, start_engine, wait_for
+from tests.engine.conftest import JACK_PERIOD, JACK_RATE, programme, read_stats, start_engine, wait_for, xrun_loss_s
 
 pytestmark = pytest.mark.realtime
 
@@ -71,10 +71,9 @@ def test_sixty_seconds_at_128_frames_without_an_xrun(tmp_path, alsa_rig, jack_se
           f"block p99.9 {stats['block_time_us']['p999']} us, max load {stats['max_load']}")
     assert ours == [], (ours, stats, host_witness.summary(wall))
     assert stats["device_errors"] == 0 and stats["dropouts"] == stats["xruns"]
-    # paced by JACK's clock: 60 s of audio took 60 s (not faster, not slower); an xrun loses at
-    # most the buffer and the restart (2 + 2 periods)
+    # paced by JACK's clock: 60 s of audio took 60 s (not faster, not slower), less what xruns lost
     streamed_s = stats["blocks"] * JACK_PERIOD / JACK_RATE
-    lost_s = stats["xruns"] * 4 * JACK_PERIOD / JACK_RATE
+    lost_s = xrun_loss_s(stats["xruns"])
     assert 59.5 - lost_s <= streamed_s <= 60.5, (streamed_s, lost_s)
     assert 59.0 <= wall <= 62.0, wall
     assert stats["io_latency_samples"] == 256
@@ -115,7 +114,7 @@ def test_stalled_loop_xrun_is_counted_and_recovered(tmp_path, alsa_rig, jack_ser
     # any other xrun is the host's
     others = [x for x in host_witness.ours(stats) if x not in overrun]
     assert others == [], (others, host_witness.summary())
-    assert stats["blocks"] * JACK_PERIOD / JACK_RATE > 3.8 - len(stats["xrun_log"]) * 4 * JACK_PERIOD / JACK_RATE
+    assert stats["blocks"] * JACK_PERIOD / JACK_RATE > 3.8 - xrun_loss_s(len(stats["xrun_log"]))
 
 
 def test_device_removed_mid_stream_comes_back_by_itself(tmp_path, alsa_rig, jack_server):
