@@ -46,6 +46,7 @@ from firmware.render import (
     _open_input,
     _open_output,
     _SplitPasses,
+    _Ticker,
     first_guess,
     meter_analysis,
     pre_budget_bytes,
@@ -143,11 +144,18 @@ def pooled_integrated(hists: Sequence) -> float | None:
     return LUFS_OFFSET + 10.0 * math.log10(ms) if ms > 0.0 else None
 
 
-def check_album(outdir, inputs: Sequence, bit_depth: str) -> tuple[Path, list[AlbumTrack], int]:
+def master_name(src: Path, suffix: str = "") -> str:
+    """The file name of ``src``'s master: its own, with ``suffix`` before the extension."""
+    return f"{src.stem}{suffix}{src.suffix}"
+
+
+def check_album(outdir, inputs: Sequence, bit_depth: str, suffix: str = "") -> tuple[Path, list[AlbumTrack], int]:
     """(OUTDIR, the tracks, their sample rate); RenderError for anything that must be fixed first.
 
-    Reads only the inputs' headers; writes nothing.
+    Each master is OUTDIR/:func:`master_name`. Reads only the inputs' headers; writes nothing.
     """
+    if any(c in suffix for c in ("/", "\\", "\x00")) or suffix in (".", ".."):
+        raise RenderError(f"the suffix {suffix!r} would not be part of a file name")
     if bit_depth not in SUBTYPES:
         raise RenderError(f"bit depth must be one of {', '.join(SUBTYPES)}, got {bit_depth!r}")
     if not inputs:
@@ -162,12 +170,13 @@ def check_album(outdir, inputs: Sequence, bit_depth: str) -> tuple[Path, list[Al
     srcs = [Path(p) for p in inputs]
     seen: dict[str, Path] = {}
     for src in srcs:
-        if src.name in seen:
-            raise RenderError(f"two inputs share the file name {src.name!r} ({seen[src.name]} and {src}): "
-                              f"both masters would be {outdir / src.name}; rename one")
-        seen[src.name] = src
+        name = master_name(src, suffix)
+        if name in seen:
+            raise RenderError(f"two inputs share the file name {src.name!r} ({seen[name]} and {src}): "
+                              f"both masters would be {outdir / name}; rename one")
+        seen[name] = src
     for src in srcs:
-        dst = outdir / src.name
+        dst = outdir / master_name(src, suffix)
         for other in srcs:
             if dst.exists() and other.exists() and os.path.samefile(dst, other):
                 raise RenderError(f"refusing to overwrite the input {other}: the master of {src} would be "
@@ -175,7 +184,7 @@ def check_album(outdir, inputs: Sequence, bit_depth: str) -> tuple[Path, list[Al
     tracks = []
     rates = {}
     for src in srcs:
-        dst = outdir / src.name
+        dst = outdir / master_name(src, suffix)
         fmt = _check_paths(src, dst, bit_depth)
         with _open_input(src) as snd:
             rate, channels, frames = snd.samplerate, snd.channels, snd.frames
@@ -195,16 +204,21 @@ def check_album(outdir, inputs: Sequence, bit_depth: str) -> tuple[Path, list[Al
 
 def master_album(outdir, inputs: Sequence, values: Mapping[str, Any], *, bit_depth: str = "24",
                  target_lufs: float | None = None, progress: Callable[[str], None] | None = None,
-                 budget_bytes: int | None = None) -> AlbumResult:
-    """Master ``inputs`` into ``outdir`` (same file names) through the chain with ``values``, one shared drive.
+                 budget_bytes: int | None = None, suffix: str = "",
+                 fraction: Callable[[str, float], None] | None = None) -> AlbumResult:
+    """Master ``inputs`` into ``outdir`` through the chain with ``values``, one shared drive.
 
-    With ``target_lufs`` the drive is searched so the album's pooled integrated loudness lands on
-    it. ``budget_bytes`` caps the memory the search keeps (default :func:`firmware.render.pre_budget_bytes`).
+    Each master is named :func:`master_name` (the input's file name, ``suffix`` before its
+    extension). With ``target_lufs`` the drive is searched so the album's pooled integrated
+    loudness lands on it. ``budget_bytes`` caps the memory the search keeps (default
+    :func:`firmware.render.pre_budget_bytes`). ``fraction(stage, 0..1)`` hears how far each pass
+    over the whole album is ("measuring", "pass 1", ...), as ``master_file``'s does.
     """
     from dsp.chain import SPLIT_ALL, SPLIT_PRE, Chain
 
-    outdir, tracks, rate = check_album(outdir, inputs, bit_depth)
+    outdir, tracks, rate = check_album(outdir, inputs, bit_depth, suffix)
     chain = Chain(rate, 2, max_block=BLOCK)
+    ticker = _Ticker(fraction, sum(t.frames for t in tracks) + len(tracks) * chain.latency_samples)
     chain.set_output_bits(None if bit_depth == "32f" else int(bit_depth))
     vals = dict(values)
     drive = float(vals.get("out.drive_db", 0.0))
@@ -221,11 +235,11 @@ def master_album(outdir, inputs: Sequence, values: Mapping[str, Any], *, bit_dep
         if t.channels == 2:
             t.input_analysis = meter_analysis(chain.input_meter, t.frames, rate, t.channels)
 
-    def render_track(t: AlbumTrack) -> None:
+    def render_track(t: AlbumTrack, tick) -> None:
         """``t`` at ``vals`` into its temporary file (overwritten), from a fresh chain."""
         if t.split is not None:
             with _open_output(t.tmp, rate, t.channels, t.fmt, bit_depth) as out:
-                ok = t.split.run(vals, out.write)
+                ok = t.split.run(vals, out.write, tick)
             if ok:
                 return
             t.split = None          # a fault reset: this track needs whole-chain passes (and is rewritten)
@@ -234,7 +248,7 @@ def master_album(outdir, inputs: Sequence, values: Mapping[str, Any], *, bit_dep
         chain.reset()
         chain.set_values(vals)
         with _open_output(t.tmp, rate, t.channels, t.fmt, bit_depth) as out:
-            render_pass(t.src, chain, out.write)
+            render_pass(t.src, chain, out.write, tick)
         took_input(t)
 
     def album_pass(d: float) -> float | None:
@@ -242,8 +256,9 @@ def master_album(outdir, inputs: Sequence, values: Mapping[str, Any], *, bit_dep
         nonlocal drive
         drive = d
         vals["out.drive_db"] = drive
+        tick = ticker.start(f"pass {result.passes + 1}")
         for t in tracks:
-            render_track(t)
+            render_track(t, tick)
             t.output_hist = histogram(chain.output_meter, t.channels)
             lufs = chain.output_meter.readings()["integrated_lufs"]
             t.measured_lufs = lufs if lufs is None or t.channels == 2 else lufs - DUAL_MONO_DB
@@ -268,17 +283,18 @@ def master_album(outdir, inputs: Sequence, values: Mapping[str, Any], *, bit_dep
             kept = 0
             pre_hists = []
             pre_peak = -math.inf
+            tick = ticker.start("measuring")
             for t in tracks:
                 need = (t.frames + chain.latency_samples) * 16
                 if kept + need <= budget:
-                    t.split = _SplitPasses(t.src, chain, t.frames, vals)
+                    t.split = _SplitPasses(t.src, chain, t.frames, vals, tick)
                     kept += need
                     result.kept_in_memory += 1
                 else:
                     chain.set_split(SPLIT_PRE)          # too much to keep: measure only, whole-chain passes
                     chain.reset()
                     chain.set_values(vals)
-                    render_pass(t.src, chain, None)
+                    render_pass(t.src, chain, None, tick)
                 took_input(t)
                 pre_hists.append(histogram(chain.output_meter, t.channels))
                 peak = chain.output_meter.readings()["true_peak_dbtp"]

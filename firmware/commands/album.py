@@ -1,5 +1,5 @@
 """``masterbox album OUTDIR IN1 IN2 ... [--preset P] [--target-lufs X] [--ceiling-dbtp Y]
-[--set id=v ...] [--bit-depth 16|24|32f] [--json]``
+[--set id=v ...] [--bit-depth 16|24|32f] [--suffix S] [--json] [--progress]``
 
 Masters an album: every track through the same chain as ``masterbox master`` (a fresh chain
 per track: nothing of one song bleeds into the next) with the same parameters and ONE output
@@ -9,9 +9,9 @@ within +-0.5 LU of the target when the ceiling allows. The songs keep their rela
 ballad stays quieter than the single) wherever the limiter leaves them alone. Parameters and
 target come from the preset and the flags exactly as for ``masterbox master``.
 
-Each master is written to OUTDIR under its input's file name (same container, length and
-sample rate as the input, latency compensated, dithered when the word length is reduced),
-through a temporary file renamed at the end. Nothing is written when OUTDIR is missing or not
+Each master is written to OUTDIR under its input's file name, with ``--suffix`` before the
+extension if given (same container, length and sample rate as the input, latency compensated,
+dithered when the word length is reduced), through a temporary file renamed at the end. Nothing is written when OUTDIR is missing or not
 writable, an output would overwrite an input, two inputs share a file name, an input cannot be
 read, or the tracks do not share one sample rate (there is no ``--rate`` here: convert first).
 Prints each track's input and output analysis and the album's loudness (``--json``: one object).
@@ -39,7 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", metavar="IN", nargs="+",
                    help="the tracks, in album order (WAV, FLAC, AIFF; mono or stereo; one sample rate)")
     add_chain_options(p)
+    p.add_argument("--suffix", default="", metavar="S",
+                   help="added to each master's file name before its extension, e.g. --suffix=-master "
+                        "(then OUTDIR may be the inputs' own folder)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--progress", action="store_true",
+                   help="report each pass over the album as it goes on stderr: 'progress: STAGE N%%' lines")
     p.set_defaults(func=run)
 
 
@@ -51,14 +56,15 @@ def run(args: argparse.Namespace) -> int:
     from firmware.album import master_album
     from firmware.analysis import ROUND_DIGITS, AnalysisError, analyze_file
     from firmware.cli import UserError
-    from firmware.commands.master import _resolve, faults_message, target_message
+    from firmware.commands.master import _resolve, faults_message, progress_printer, target_message
     from firmware.render import RenderError
 
     values, target, preset_name = _resolve(args)
     say = (lambda m: print(m, file=sys.stderr)) if not args.json else None
     try:
         res = master_album(args.outdir, args.inputs, values, bit_depth=args.bit_depth, target_lufs=target,
-                           progress=say)
+                           progress=say, suffix=args.suffix,
+                           fraction=progress_printer() if args.progress else None)
     except RenderError as e:
         raise UserError(str(e)) from None
     except OSError as e:

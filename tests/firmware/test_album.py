@@ -190,6 +190,34 @@ def test_no_target_is_one_pass_at_the_drive_as_set(masterbox_cmd, tmp_path):
     assert a["input"]["integrated_lufs"] == pytest.approx(a["output"]["integrated_lufs"], abs=0.01)
 
 
+def test_suffix_writes_beside_the_inputs_and_progress_covers_each_pass(masterbox_cmd, tmp_path):
+    """``--suffix`` names the masters so they can go into the inputs' own folder (the Captures page
+    does this); the bytes are those of an album written under the inputs' names elsewhere.
+    ``--progress`` reports every pass over the whole album, from 0 to 100 %."""
+    from firmware.commands.master import parse_progress
+
+    inputs = write_tracks(tmp_path / "in", [(n, 3.0, s, p) for n, _, s, p in TRACKS[:2]])
+    (tmp_path / "plain").mkdir()
+    run_cli(masterbox_cmd, "album", tmp_path / "plain", *inputs, "--json")
+    proc = run_cli(masterbox_cmd, "album", tmp_path / "in", *inputs, "--suffix=-master", "--json", "--progress")
+    doc = json.loads(proc.stdout)
+    names = [f"{p.stem}-master.wav" for p in inputs]
+    assert [Path(t["output"]).name for t in doc["tracks"]] == names
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == sorted([p.name for p in inputs] + names)
+    for p, name in zip(inputs, names, strict=True):
+        assert (tmp_path / "in" / name).read_bytes() == (tmp_path / "plain" / p.name).read_bytes()
+    steps = [parse_progress(line) for line in proc.stderr.splitlines() if parse_progress(line)]
+    stages = list(dict.fromkeys(s["stage"] for s in steps))
+    assert stages == ["measuring"] + [f"pass {k + 1}" for k in range(doc["album"]["passes"])], stages
+    for stage in stages:
+        pct = [s["percent"] for s in steps if s["stage"] == stage]
+        assert pct[0] == 0 and pct[-1] == 100 and pct == sorted(pct), (stage, pct)
+    # a suffix that is not part of a file name is refused before anything is written
+    bad = run_cli(masterbox_cmd, "album", tmp_path / "in", *inputs, "--suffix", "/../x", check=False)
+    assert bad.returncode == 2 and "suffix" in bad.stderr
+    assert len(list((tmp_path / "in").iterdir())) == 4
+
+
 def test_refusals_write_nothing(masterbox_cmd, tmp_path):
     inputs = write_tracks(tmp_path / "in", [(n, 3.0, s, p) for n, _, s, p in TRACKS])
     out = tmp_path / "out"
@@ -242,11 +270,11 @@ def test_a_failure_during_the_passes_leaves_no_temporary_file(tmp_path, monkeypa
     if fault == "render":
         real = album_mod.render_pass
 
-        def failing(src, chain, write=None):
+        def failing(src, chain, write=None, tick=None):
             calls.append(src)
             if len(calls) == 5:                     # 3 first-part runs, then the 2nd track's first pass
                 raise RenderError(f"{src}: the file changed while it was read")
-            real(src, chain, write)
+            real(src, chain, write, tick)
 
         monkeypatch.setattr(album_mod, "render_pass", failing)
         expect = pytest.raises(RenderError, match="changed while it was read")
