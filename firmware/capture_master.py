@@ -10,12 +10,17 @@ a new capture ``<name>-master.wav`` with its own analysis sidecar (``tap`` = ``"
 the job's ``progress`` says which pass it is in and how far (``master --progress``): a long
 capture takes minutes on the box.
 
-It runs in a child process (``python -m firmware.capture_master``, which calls the ``master``
-command and then writes the sidecar): the control process never imports numba, and a child at
+Several captures (the songs of an EP recorded through the box) can be mastered as an album:
+``masterbox album`` with the same settings, one shared drive so the *album's* loudness lands on the
+target and the songs keep their relative levels; each becomes ``<name>-album.wav`` with a sidecar
+that also names the album's captures (``album``).
+
+It runs in a child process (``python -m firmware.capture_master``, which calls the ``master`` or
+``album`` command and then writes the sidecars): the control process never imports numba, and a child at
 the lowest CPU priority there is (nice 19 and ``SCHED_IDLE``) only gets the CPU the engine
 (``SCHED_FIFO``), the capture writer and the web server leave over. One job at a time; a cancel
-kills the child and removes its temporary file (``master`` writes beside its output and renames
-at the end, so a cancelled or failed job leaves no half-written capture).
+kills the child and removes its temporary files (both commands write beside their outputs and
+rename at the end, so a cancelled or failed job leaves no half-written capture).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from firmware.commands.master import parse_progress
 
 BIT_DEPTHS = ("16", "24", "32f")
 SUFFIX = "-master"
+ALBUM_SUFFIX = "-album"
 
 
 class MasterJobError(ValueError):
@@ -67,48 +73,85 @@ class MasterJobs:
         self._proc: subprocess.Popen | None = None
         self._thread: threading.Thread | None = None
 
-    def _output_name(self, name: str) -> str:
+    def _free_suffix(self, names: list[str], base: str) -> str:
+        """``base``, or ``base-2``, ``base-3``, ...: the first under which no capture of ``names`` has a
+        master yet (nor a temporary file of one being written)."""
         directory = Path(self.captures.directory)
-        base = f"{name}{SUFFIX}"
-        stem, k = base, 2
-        while (directory / f"{stem}.wav").exists() or any(directory.glob(f".{stem}.wav.*.tmp")):
-            stem, k = f"{base}-{k}", k + 1
-        return stem
+        suffix, k = base, 2
+        while any((directory / f"{n}{suffix}.wav").exists() or any(directory.glob(f".{n}{suffix}.wav.*.tmp"))
+                  for n in names):
+            suffix, k = f"{base}-{k}", k + 1
+        return suffix
 
     def start(self, name: str, values: Mapping[str, Any], *, target_lufs: float | None, bit_depth: str = "24",
               preset: str | None = None) -> dict[str, Any]:
         """Master capture ``name`` with ``values`` (every parameter) towards ``target_lufs`` (None: keep
         the level the chain gives); returns the job's status. Raises CaptureError (unknown name) or
         MasterJobError (busy, being recorded, bad bit depth)."""
+        return self._start("master", [name], values, target_lufs, bit_depth, preset)
+
+    def start_album(self, names: list[str], values: Mapping[str, Any], *, target_lufs: float | None,
+                    bit_depth: str = "24", preset: str | None = None) -> dict[str, Any]:
+        """Master captures ``names`` as one album (``masterbox album``: the same chain and ONE drive,
+        so the album's loudness lands on ``target_lufs`` and the songs keep their relative levels);
+        each becomes ``<name>-album.wav``. Raises as :meth:`start` does, and MasterJobError for fewer
+        than two captures, one named twice, or captures of different sample rates."""
+        names = list(names)
+        if len(names) < 2:
+            raise MasterJobError("an album needs at least two captures")
+        if len(set(names)) != len(names):
+            raise MasterJobError("a capture is named twice in the album")
+        return self._start("album", names, values, target_lufs, bit_depth, preset)
+
+    def _start(self, kind: str, names: list[str], values: Mapping[str, Any], target_lufs: float | None,
+               bit_depth: str, preset: str | None) -> dict[str, Any]:
         if bit_depth not in BIT_DEPTHS:
             raise MasterJobError(f"bit depth must be one of {', '.join(BIT_DEPTHS)}, got {bit_depth!r}")
-        src = self.captures.path(name)            # CaptureError when there is no such capture
-        if self.captures.get(name).get("recording"):
-            raise MasterJobError(f"{name!r} is being recorded; stop the capture first")
+        srcs = [self.captures.path(n) for n in names]       # CaptureError when there is no such capture
+        rows = [self.captures.get(n) for n in names]
+        for n, row in zip(names, rows, strict=True):
+            if row.get("recording"):
+                raise MasterJobError(f"{n!r} is being recorded; stop the capture first")
+        rates = [row.get("sample_rate") or _file_rate(src) for row, src in zip(rows, srcs, strict=True)]
+        if len({r for r in rates if r}) > 1:
+            listed = ", ".join(f"{n} {r} Hz" for n, r in zip(names, rates, strict=True) if r)
+            raise MasterJobError(f"the captures of an album must share one sample rate ({listed}); "
+                                 "master them one by one, or convert first")
         with self._lock:
             if self._job is not None and self._job["state"] == "running":
-                raise MasterJobError(f"busy: {self._job['capture']!r} is being mastered; wait or cancel it")
-            out_name = self._output_name(name)
-            dst = Path(self.captures.directory) / f"{out_name}.wav"
-            meta = {"preset": preset, "tap": "master", "mastered_from": name,
-                    "started": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-                    "target_lufs": target_lufs, "bit_depth": bit_depth}
-            args = [str(src), str(dst), "--preset", "transparent", *set_arguments(values),
-                    "--bit-depth", bit_depth, "--json", "--progress"]
+                what = self._job["capture"] or "an album"
+                raise MasterJobError(f"busy: {what!r} is being mastered; wait or cancel it")
+            suffix = self._free_suffix(names, SUFFIX if kind == "master" else ALBUM_SUFFIX)
+            outs = [f"{n}{suffix}" for n in names]
+            dsts = [Path(self.captures.directory) / f"{o}.wav" for o in outs]
+            started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+            sidecars = {str(d): {"preset": preset, "tap": "master", "mastered_from": n, "started": started,
+                                 "target_lufs": target_lufs, "bit_depth": bit_depth}
+                        | ({"album": names} if kind == "album" else {})
+                        for n, d in zip(names, dsts, strict=True)}
+            if kind == "master":
+                args = [str(srcs[0]), str(dsts[0])]
+            else:
+                args = [str(self.captures.directory), *map(str, srcs), f"--suffix={suffix}"]
+            args += ["--preset", "transparent", *set_arguments(values), "--bit-depth", bit_depth, "--json",
+                     "--progress"]
             if target_lufs is not None:
                 args += ["--target-lufs", repr(float(target_lufs))]
-            cmd = [*self.python, "-m", "firmware.capture_master", json.dumps(meta), *args]
-            self._job = {"capture": name, "output": out_name, "state": "running", "target_lufs": target_lufs,
+            cmd = [*self.python, "-m", "firmware.capture_master", json.dumps(sidecars), kind, *args]
+            single = kind == "master"
+            self._job = {"kind": kind, "captures": names, "outputs": outs,
+                         "capture": names[0] if single else None, "output": outs[0] if single else None,
+                         "state": "running", "target_lufs": target_lufs,
                          "bit_depth": bit_depth, "preset": preset, "started": time.time(), "finished": None,
                          "progress": None, "result": None, "error": None}
             self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                           start_new_session=True)
-            self._thread = threading.Thread(target=self._follow, args=(self._proc, self._job, dst),
+            self._thread = threading.Thread(target=self._follow, args=(self._proc, self._job, dsts),
                                             name="capture-master", daemon=True)
             self._thread.start()
             return dict(self._job)
 
-    def _follow(self, proc: subprocess.Popen, job: dict, dst: Path) -> None:
+    def _follow(self, proc: subprocess.Popen, job: dict, dsts: list[Path]) -> None:
         # stderr line by line as it comes: the progress of each pass; the rest is kept for the
         # error message. stdout is one JSON line at the end (far below a pipe's buffer).
         other = []
@@ -135,14 +178,12 @@ class MasterJobs:
             else:
                 lines = [ln for ln in err.strip().splitlines() if ln.strip()]
                 job["state"] = "failed"
-                job["error"] = lines[-1].removeprefix("masterbox master: ") if lines else \
+                job["error"] = lines[-1].removeprefix(f"masterbox {job['kind']}: ") if lines else \
                     f"the mastering process ended with code {proc.returncode}"
             if job["state"] != "done":
-                self._remove_leftovers(dst)
-
-    def _remove_leftovers(self, dst: Path) -> None:
-        for tmp in dst.parent.glob(f".{dst.name}.*.tmp"):
-            tmp.unlink(missing_ok=True)
+                for dst in dsts:
+                    for tmp in dst.parent.glob(f".{dst.name}.*.tmp"):
+                        tmp.unlink(missing_ok=True)
 
     def status(self) -> dict[str, Any] | None:
         """The running job, or the last one (None before the first)."""
@@ -171,6 +212,18 @@ class MasterJobs:
         return self.status()
 
 
+def _file_rate(path: Path) -> int | None:
+    """The sample rate in a WAV's header when the capture index does not know it (a file not written
+    by the box and not analysed yet); None if this reader cannot tell (the job reports what is wrong)."""
+    from firmware.wav_reader import open_wav
+
+    reader = open_wav(path)
+    if reader is None:
+        return None
+    with reader:
+        return reader.samplerate
+
+
 def _lowest_priority() -> None:
     try:
         os.nice(19)
@@ -183,16 +236,21 @@ def _lowest_priority() -> None:
 
 
 def main(argv: list[str]) -> int:
-    """The child: ``python -m firmware.capture_master META_JSON IN OUT [master options...]``."""
+    """The child: ``python -m firmware.capture_master SIDECARS_JSON master|album ARGS...``.
+
+    Runs ``masterbox master ARGS`` or ``masterbox album ARGS``; when it succeeds, writes each
+    output's analysis sidecar with its entry of SIDECARS_JSON (``{output path: extra keys}``).
+    """
     _lowest_priority()
-    meta = json.loads(argv[0])
+    sidecars = json.loads(argv[0])
     from firmware.cli import main as cli_main
 
-    code = cli_main(["master", *argv[1:]])
+    code = cli_main(argv[1:])
     if code == 0:
         from firmware.captures import write_sidecar
 
-        write_sidecar(argv[2], meta)
+        for path, meta in sidecars.items():
+            write_sidecar(path, meta)
     return code
 
 

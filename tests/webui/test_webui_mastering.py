@@ -121,3 +121,77 @@ def test_a_damaged_capture_fails_with_the_reason_and_writes_nothing(api, control
     assert job["state"] == "failed" and "torn.wav" in job["error"], job
     assert api.get("/api/v1/mastering").get_json()["job"]["error"] == job["error"]
     assert sorted(p.name for p in (_isolated_home / "captures").iterdir()) == ["torn.wav"]
+
+
+def test_captures_are_mastered_as_an_album(api, control, _isolated_home, tmp_path):
+    """Two songs of an EP through ``masterbox album``: the album (played back to back, measured by
+    ffmpeg) lands on the target, the quiet song stays quieter by what it was, each new capture
+    says which album it belongs to."""
+    loud = _capture(_isolated_home, "song-loud", 8.0, peak_dbfs=-3.0)
+    quiet = _capture(_isolated_home, "song-quiet", 8.0, peak_dbfs=-21.0)
+    control.state.set({"target.lufs": -14.0, "lim.ceiling_dbtp": -1.0}, "test")
+    r = api.req("POST", "/api/v1/mastering/album", json={"captures": ["song-loud", "song-quiet"]})
+    assert r.status_code == 202, r.get_json()
+    job = r.get_json()["job"]
+    assert (job["kind"], job["captures"], job["outputs"]) == \
+        ("album", ["song-loud", "song-quiet"], ["song-loud-album", "song-quiet-album"])
+    job = control.mastering.wait(300)
+    assert job["state"] == "done", job
+    outs = [_isolated_home / "captures" / f"{n}.wav" for n in job["outputs"]]
+    ys = [sf.read(str(p))[0] for p in outs]
+    both = tmp_path / "album.wav"
+    sf.write(str(both), np.concatenate(ys), RATE, subtype="FLOAT")
+    assert ffmpeg_ebur128(both, tmp_path)["integrated_lufs"] == pytest.approx(-14.0, abs=0.5)
+    for p in outs:
+        assert ffmpeg_ebur128(p, tmp_path)["true_peak_dbtp"] <= -1.0 + 0.1
+    meter = pyloudnorm.Meter(RATE)
+    gap_in = meter.integrated_loudness(sf.read(str(loud))[0]) - meter.integrated_loudness(sf.read(str(quiet))[0])
+    gap_out = meter.integrated_loudness(ys[0]) - meter.integrated_loudness(ys[1])
+    assert gap_in > 10 and 0 < gap_out <= gap_in + 0.5, (gap_in, gap_out)   # the limiter may only narrow it
+    for n, p in zip(["song-loud", "song-quiet"], outs, strict=True):
+        side = json.loads(p.with_suffix(".json").read_text())
+        assert side["mastered_from"] == n and side["album"] == ["song-loud", "song-quiet"] and side["tap"] == "master"
+    status = api.get("/api/v1/mastering").get_json()["job"]
+    assert status["result"]["album"]["target_reached"] is True and len(status["result"]["tracks"]) == 2
+    assert status["progress"] == {"stage": f"pass {status['result']['album']['passes']}", "percent": 100}
+    # again: new names, the first masters are kept
+    assert api.req("POST", "/api/v1/mastering/album", json={"captures": ["song-quiet", "song-loud"],
+                                                             "level": False}).status_code == 202
+    job = control.mastering.wait(300)
+    assert job["state"] == "done" and job["outputs"] == ["song-quiet-album-2", "song-loud-album-2"], job
+    assert all(p.exists() for p in outs)
+    assert [p.name for p in (_isolated_home / "captures").iterdir() if p.name.startswith(".")] == []
+
+
+def test_album_refusals_write_nothing(api, control, _isolated_home):
+    for name in ("a", "b"):
+        _capture(_isolated_home, name, 2.0)
+    path = _isolated_home / "captures" / "c44.wav"
+    sf.write(str(path), render_programme(2.0, 44100, seed=6, peak_dbfs=-12.0), 44100, subtype="PCM_24")
+    before = sorted(p.name for p in (_isolated_home / "captures").iterdir())
+
+    def refused(body, status, words):
+        r = api.req("POST", "/api/v1/mastering/album", json=body)
+        assert r.status_code == status and words in r.get_json()["error"], (body, r.status_code, r.get_json())
+
+    refused({"captures": ["a"]}, 400, "at least two")
+    refused({"captures": ["a", "a"]}, 400, "twice")
+    refused({"captures": ["a", "nope"]}, 404, "nope")
+    refused({"captures": ["a", "c44"]}, 400, "one sample rate")
+    refused({"captures": "a,b"}, 400, "captures")
+    refused({"captures": ["a", 3]}, 400, "captures")
+    refused({"captures": ["a", "../b"]}, 400, "capture name")
+    refused({"captures": ["a", "b"], "bit_depth": "12"}, 400, "bit_depth")
+    refused({"captures": ["a", "b"], "tracks": 2}, 400, "unknown field")
+    refused({}, 400, "captures")
+    marker = _isolated_home / "captures" / f".x{MARKER_SUFFIX}"
+    marker.write_text(json.dumps({"files": ["b.wav"]}))
+    refused({"captures": ["a", "b"]}, 409, "being recorded")
+    marker.unlink()
+    assert api.get("/api/v1/mastering").get_json() == {"job": None}
+    # one job at a time, whichever kind
+    assert api.req("POST", "/api/v1/captures/c44/master", json={}).status_code == 202
+    refused({"captures": ["a", "b"]}, 409, "busy")
+    assert control.mastering.wait(300)["state"] == "done"
+    assert sorted(p.name for p in (_isolated_home / "captures").iterdir()) == \
+        sorted(before + ["c44-master.wav", "c44-master.json"])

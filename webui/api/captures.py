@@ -1,4 +1,5 @@
-"""Captures: start/stop, list with analysis, loudness curve, download (HTTP Range, streamed), delete.
+"""Captures: start/stop, list with analysis, loudness curve, download (HTTP Range, streamed), delete,
+and mastering them offline (one capture, or several as an album; firmware/capture_master.py).
 
 Downloads are confined to the captures folder: the capture index names the file, and it
 must resolve to a regular file directly inside that folder (a symlink leading out is
@@ -18,6 +19,7 @@ from webui.backend import call, control, engine_reply, jsonable
 from webui.errors import ApiError, check_name, field, json_body
 
 TAPS = ("output", "input", "both")
+MAX_ALBUM_TRACKS = 99          # a CD's limit
 FORMATS = ("PCM_24", "FLOAT")
 
 
@@ -73,16 +75,11 @@ def loudness(name):
         raise ApiError(422, str(e)) from None
 
 
-@bp.post("/captures/<path:name>/master")
-def master_capture(name):
-    """Master this capture offline with the box's current settings (firmware/capture_master.py)."""
+def _mastering_options(data: dict, values: dict) -> tuple[float | None, str]:
+    """(target LUFS or None, bit depth) from a mastering request; the target defaults to the box's."""
     from firmware.capture_master import BIT_DEPTHS
 
-    name = check_name(name, "capture name")
-    data = json_body() if current_request_has_body() else {}
-    c = control()
-    snap = c.state.snapshot()
-    target = field(data, "target_lufs", (int, float), required=False, default=snap["values"]["target.lufs"])
+    target = field(data, "target_lufs", (int, float), required=False, default=values["target.lufs"])
     if not field(data, "level", bool, required=False, default=True):
         target = None
     bit_depth = field(data, "bit_depth", str, required=False, default="24")
@@ -92,7 +89,37 @@ def master_capture(name):
         from dsp import schema
 
         target = call(schema.BY_ID["target.lufs"].check, target)
+    return target, bit_depth
+
+
+@bp.post("/captures/<path:name>/master")
+def master_capture(name):
+    """Master this capture offline with the box's current settings (firmware/capture_master.py)."""
+    name = check_name(name, "capture name")
+    data = json_body() if current_request_has_body() else {}
+    c = control()
+    snap = c.state.snapshot()
+    target, bit_depth = _mastering_options(data, snap["values"])
     job = call(c.mastering.start, name, snap["values"], target_lufs=target, bit_depth=bit_depth,
+               preset=snap.get("active_preset"))
+    return jsonify({"job": jsonable(job)}), 202
+
+
+@bp.post("/mastering/album")
+def master_album():
+    """Master several captures as one album (``masterbox album``: one shared drive) with the box's settings."""
+    data = json_body()
+    extra = set(data) - {"captures", "target_lufs", "level", "bit_depth"}
+    if extra:
+        raise ApiError(400, f"unknown field(s): {', '.join(sorted(extra))}")
+    names = field(data, "captures", list)
+    if not all(isinstance(n, str) for n in names) or len(names) > MAX_ALBUM_TRACKS:
+        raise ApiError(400, f"'captures' must be a list of at most {MAX_ALBUM_TRACKS} capture names")
+    names = [check_name(n, "capture name") for n in names]
+    c = control()
+    snap = c.state.snapshot()
+    target, bit_depth = _mastering_options(data, snap["values"])
+    job = call(c.mastering.start_album, names, snap["values"], target_lufs=target, bit_depth=bit_depth,
                preset=snap.get("active_preset"))
     return jsonify({"job": jsonable(job)}), 202
 
