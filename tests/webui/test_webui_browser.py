@@ -401,6 +401,55 @@ def test_a_capture_is_mastered_from_the_captures_page(box, browser, _isolated_ho
     ctx.close()
 
 
+def test_captures_are_mastered_as_an_album_from_the_captures_page(box, browser, _isolated_home, shots):
+    """Two captures ticked, "Master as album…": one job, one shared drive; the album played back to
+    back lands on the form's target (ffmpeg), and both new captures are listed."""
+    import numpy as np
+    import soundfile as sf
+    from playwright.sync_api import expect
+
+    from dsp.programme import render_programme
+    from tests.signals import ffmpeg_ebur128
+
+    folder = _isolated_home / "captures"
+    folder.mkdir(exist_ok=True)
+    for name, seed, peak in (("ep-1", 3, -4.0), ("ep-2", 4, -16.0)):
+        sf.write(str(folder / f"{name}.wav"), render_programme(15, 48000, seed=seed, peak_dbfs=peak), 48000,
+                 subtype="PCM_24")
+    ctx, page, errors = logged_in(browser, box)
+    page.click('a.tab[href="/captures"]')
+    bar, button = page.locator("#album-bar"), page.locator("#album-master")
+    expect(bar).to_be_visible(timeout=10000)
+    expect(button).to_be_disabled()                               # nothing ticked yet
+    page.locator('#capture-list li[data-capture="ep-1"] [data-action="album-pick"]').check()
+    expect(button).to_be_disabled()                               # one is not an album
+    page.locator('#capture-list li[data-capture="ep-2"] [data-action="album-pick"]').check()
+    expect(page.locator("#album-count")).to_have_text("2 ticked: ep-1, ep-2")
+    button.click()
+    form = bar.locator(".master-form")
+    expect(form).to_contain_text("ep-1-album, ep-2-album")
+    form.locator('[data-field="target"]').fill("-16")
+    page.screenshot(path=str(shots / "captures-album-form.png"))
+    form.locator('[data-action="master-start"]').click()
+    strip = page.locator("#mastering")
+    expect(strip).to_have_attribute("data-state", "done", timeout=120000)
+    expect(strip).to_contain_text(re.compile(r"Mastered the album of 2 → ep-1-album, ep-2-album: -1[56]\.\d LUFS"))
+    for name in ("ep-1-album", "ep-2-album"):
+        expect(page.locator(f'#capture-list li[data-capture="{name}"] .title small')).to_contain_text(
+            "master", timeout=20000)
+    expect(page.locator('[data-action="album-pick"]:checked')).to_have_count(0)    # the ticks went with the job
+    new = page.locator('#capture-list li[data-capture="ep-2-album"]')
+    new.locator('[data-action="details"]').click()
+    expect(new.locator('[data-field="mastered-from"]')).to_have_text(
+        "Mastered from ep-2, as one of the album ep-1, ep-2 towards -16.0 LUFS.")
+    page.screenshot(path=str(shots / "captures-album.png"))
+    ys = [sf.read(str(folder / f"{n}.wav"))[0] for n in ("ep-1-album", "ep-2-album")]
+    sf.write(str(folder.parent / "ep.wav"), np.concatenate(ys), 48000, subtype="FLOAT")
+    assert ffmpeg_ebur128(folder.parent / "ep.wav", folder.parent)["integrated_lufs"] == pytest.approx(-16.0, abs=0.5)
+    assert not errors, errors
+    ctx.close()
+
+
 def test_undo_and_redo_on_the_chain_page(box, browser):
     """A slider moved, taken back with the Undo button, redone with Ctrl+Shift+Z; a recall undone with Ctrl+Z."""
     from playwright.sync_api import expect

@@ -1,5 +1,6 @@
 /* Captures page: start/stop, list with analysis, QC, streaming preview, loudness plot, download, delete,
-   and "Master": a capture through `masterbox master` with the box's current settings (firmware/capture_master.py). */
+   "Master": a capture through `masterbox master` with the box's current settings, and "Master as album":
+   the ticked captures through `masterbox album`, one shared drive (firmware/capture_master.py). */
 "use strict";
 (() => {
   const { api, el, fmt, fail, toast, on } = MB;
@@ -78,6 +79,11 @@
       const keys = ["integrated_lufs", "loudness_range_lu", "true_peak_dbtp", "sample_peak_dbfs", "max_momentary_lufs", "max_short_term_lufs", "plr_db", "duration_s", "sample_rate", "dropped_frames", "stop_reason"];
       const summary = {};
       for (const k of keys) if (k in side) summary[k] = side[k];
+      if (side.mastered_from) {
+        box.append(el("p", { class: "muted small", "data-field": "mastered-from", text: `Mastered from ${side.mastered_from}`
+          + (side.album ? `, as one of the album ${side.album.join(", ")}` : "")
+          + (side.target_lufs != null ? ` towards ${fmt(side.target_lufs, 1, "LUFS")}` : "") + "." }));
+      }
       box.append(el("div", {}, el("h3", { text: "Analysis" }), kv(summary)));
       if (side.qc) box.append(el("div", {}, el("h3", { text: "Quality check" }), kv(side.qc)));
       if (side.streaming) {
@@ -99,7 +105,14 @@
   function row(c) {
     const sm = c.summary || {}, name = c.name;
     const box = el("div", { class: "details" });
-    const li = el("li", { "data-capture": name },
+    const pick = el("input", { type: "checkbox", class: "album-pick", "data-action": "album-pick", checked: picked.includes(name) || null,
+      disabled: c.recording || null, title: "Tick two or more captures to master them as an album", "aria-label": `${name} in the album` });
+    pick.addEventListener("change", () => {
+      picked = picked.filter((n) => n !== name);
+      if (pick.checked) picked.push(name);       // album order: the order they were ticked
+      albumBar();
+    });
+    const li = el("li", { "data-capture": name }, pick,
       el("div", { class: "title" }, name,
         c.recording ? el("span", { class: "badge hot", text: "recording" }) : c.analysis === "pending" ? el("span", { class: "badge", text: "analysing" }) : null,
         el("small", { text: [sm.preset && `preset ${sm.preset}`, sm.tap, c.sample_rate && `${c.sample_rate / 1000} kHz`, bytes(c.size_bytes)].filter(Boolean).join(" · ") })),
@@ -126,27 +139,53 @@
   const mstrip = document.getElementById("mastering"), mtext = document.getElementById("mastering-text");
   const mcancel = document.getElementById("mastering-cancel"), mbar = document.getElementById("mastering-progress");
   let mastering = false, masterTimer = null;
-  async function masterForm(li, name) {
-    const old = li.querySelector(".master-form");
-    if (old) { old.remove(); return; }
+  // the form of a job (one capture or an album): target, word length, start; null if the state cannot be read
+  async function jobForm(text, label, start) {
     let values = {}, preset = null;
-    try { const s = await api("GET", "/state"); values = s.values; preset = s.active_preset; } catch (e) { fail(e); return; }
+    try { const s = await api("GET", "/state"); values = s.values; preset = s.active_preset; } catch (e) { fail(e); return null; }
     const target = el("input", { type: "number", step: "0.5", min: "-36", max: "-5", value: String(values["target.lufs"]), "data-field": "target" });
     const level = el("input", { type: "checkbox", checked: true, "data-field": "level" });
     const depth = el("select", { "data-field": "bit-depth" }, ["24", "16", "32f"].map((d) => el("option", { value: d, text: d === "32f" ? "32-bit float" : `${d}-bit` })));
     level.addEventListener("change", () => { target.disabled = !level.checked; });
     const form = el("div", { class: "master-form" },
-      el("p", { class: "muted small", text: `Through the chain with the box's current settings (${preset || "no preset"}), `
-        + "measured first, so the loudness lands on the target. Written as a new capture." }),
+      el("p", { class: "muted small", text: `Through the chain with the box's current settings (${preset || "no preset"}), ${text}` }),
       el("label", { class: "inline" }, level, "Loudness target"), el("span", { class: "inline" }, target, "LUFS"),
       el("label", { class: "inline" }, "Word length", depth),
       el("button", { class: "btn btn-small btn-primary", "data-action": "master-start", onclick: async () => {
         const body = { bit_depth: depth.value, level: level.checked };
         if (level.checked) body.target_lufs = parseFloat(target.value);
-        try { showJob((await api("POST", `/captures/${enc(name)}/master`, body)).job); form.remove(); } catch (e) { fail(e); }
-      } }, "Master"));
-    li.append(form);
+        try { showJob(await start(body)); form.remove(); } catch (e) { fail(e); }
+      } }, label));
+    return form;
   }
+  async function masterForm(li, name) {
+    const old = li.querySelector(".master-form");
+    if (old) { old.remove(); return; }
+    const form = await jobForm("measured first, so the loudness lands on the target. Written as a new capture.", "Master",
+      async (body) => (await api("POST", `/captures/${enc(name)}/master`, body)).job);
+    if (form) li.append(form);
+  }
+  // -- mastering ticked captures as an album ----------------------------------------------
+  const abar = document.getElementById("album-bar"), abutton = document.getElementById("album-master");
+  let picked = [];
+  function albumBar() {
+    const here = new Set(cache.map((c) => c.name));
+    picked = picked.filter((n) => here.has(n));        // deleted meanwhile
+    abar.classList.toggle("hidden", cache.filter((c) => !c.recording).length < 2);
+    document.getElementById("album-count").textContent = picked.length ? `${picked.length} ticked: ${picked.join(", ")}` : "Tick two or more captures";
+    abutton.disabled = picked.length < 2 || mastering;
+    const form = abar.querySelector(".master-form");
+    if (form && picked.length < 2) form.remove();
+  }
+  abutton.addEventListener("click", async () => {
+    const old = abar.querySelector(".master-form");
+    if (old) { old.remove(); return; }
+    const names = [...picked];
+    const form = await jobForm(`${names.length === 2 ? "both" : `all ${names.length}`} with one shared drive: the album's loudness lands on the target and the songs keep `
+      + `their levels against each other. Each is written as a new capture (${names.map((n) => `${n}-album`).join(", ")}).`, "Master album",
+      async (body) => { const job = (await api("POST", "/mastering/album", { ...body, captures: names })).job; picked = []; load(true); return job; });
+    if (form) abar.append(form);
+  });
   function showJob(job) {
     clearTimeout(masterTimer);
     const was = mastering;
@@ -154,13 +193,15 @@
     mstrip.classList.toggle("hidden", !job);
     mcancel.classList.toggle("hidden", !mastering);
     if (job) {
-      const r = job.result && job.result.output;
+      const album = job.kind === "album", res = job.result && (album ? job.result.album : job.result);
+      const r = res && res.output, what = album ? `the album of ${job.captures.length}` : job.capture;
+      const into = album ? job.outputs.join(", ") : job.output;
       mtext.textContent = {
-        running: `Mastering ${job.capture} → ${job.output}` + (job.progress ? ` (${job.progress.stage})` : "") + "…",
-        done: `Mastered ${job.capture} → ${job.output}` + (r ? `: ${fmt(r.integrated_lufs, 1, "LUFS")}, true peak ${fmt(r.true_peak_dbtp, 1, "dBTP")}` : "")
-          + (job.result && job.result.message ? ` (${job.result.message})` : ""),
-        failed: `Mastering ${job.capture} failed: ${job.error}`,
-        cancelled: `Mastering ${job.capture} cancelled; nothing was written.`,
+        running: `Mastering ${what} → ${into}` + (job.progress ? ` (${job.progress.stage})` : "") + "…",
+        done: `Mastered ${what} → ${into}` + (r ? `: ${fmt(r.integrated_lufs, 1, "LUFS")}, true peak ${fmt(r.true_peak_dbtp, 1, "dBTP")}` : "")
+          + (res && res.message ? ` (${res.message})` : ""),
+        failed: `Mastering ${what} failed: ${job.error}`,
+        cancelled: `Mastering ${what} cancelled; nothing was written.`,
       }[job.state] || job.state;
       mstrip.dataset.state = job.state;
       // how far the current pass is (the number of passes is not known in advance)
@@ -170,6 +211,7 @@
     list.querySelectorAll('[data-action="master"]').forEach((b) => {
       b.disabled = mastering || b.closest("li").querySelector(".badge.hot") != null;
     });
+    albumBar();
     if (mastering) masterTimer = setTimeout(pollJob, 1000);
     else if (was) load();           // the new capture (or nothing, if it failed)
   }
@@ -180,12 +222,13 @@
   function render(items) {
     cache = items;
     list.replaceChildren(...(items.length ? items.map(row) : [el("li", { class: "muted", text: "No captures yet. Start one above or with the CAPTURE button on the box." })]));
+    albumBar();
   }
-  async function load() {
+  async function load(again) {
     try {
       const r = await api("GET", "/captures");
       const now = JSON.stringify(r.captures);
-      if (now !== shown) { render(r.captures); shown = now; }   // unchanged: open details are not re-fetched
+      if (now !== shown || again) { render(r.captures); shown = now; }   // unchanged: open details are not re-fetched
       setCapturing(!!(r.status && r.status.capturing));
       // an analysis still being written: look again until it is there (no reload needed)
       clearTimeout(pendingTimer);
