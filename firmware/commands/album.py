@@ -11,9 +11,11 @@ target come from the preset and the flags exactly as for ``masterbox master``.
 
 Each master is written to OUTDIR under its input's file name, with ``--suffix`` before the
 extension if given (same container, length and sample rate as the input, latency compensated,
-dithered when the word length is reduced), through a temporary file renamed at the end. Nothing is written when OUTDIR is missing or not
-writable, an output would overwrite an input, two inputs share a file name, an input cannot be
-read, or the tracks do not share one sample rate (there is no ``--rate`` here: convert first).
+dithered when the word length is reduced), through a temporary file renamed at the end.
+Nothing is written when OUTDIR is missing or not writable, an output would overwrite an input,
+two inputs share a file name, an input cannot be read, or the tracks do not share one sample
+rate (there is no ``--rate`` here: convert first). ``--progress`` prints ``progress: STAGE N%``
+lines on stderr for each pass over the whole album, as ``master --progress`` does.
 Prints each track's input and output analysis and the album's loudness (``--json``: one object).
 """
 
