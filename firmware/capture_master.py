@@ -119,8 +119,8 @@ class MasterJobs:
                                  "master them one by one, or convert first")
         with self._lock:
             if self._job is not None and self._job["state"] == "running":
-                what = self._job["capture"] or "an album"
-                raise MasterJobError(f"busy: {what!r} is being mastered; wait or cancel it")
+                what = repr(self._job["capture"]) if self._job["kind"] == "master" else "an album"
+                raise MasterJobError(f"busy: {what} is being mastered; wait or cancel it")
             suffix = self._free_suffix(names, SUFFIX if kind == "master" else ALBUM_SUFFIX)
             outs = [f"{n}{suffix}" for n in names]
             dsts = [Path(self.captures.directory) / f"{o}.wav" for o in outs]
