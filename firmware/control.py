@@ -148,7 +148,8 @@ class Control:
         return reply
 
     def _analyze_leftovers(self) -> None:
-        """Finalise captures a crash left unfinished, then write their sidecars, off the boot path;
+        """Finalise captures a crash left unfinished and remove the temporary files of masters cut off
+        mid-way, then write the captures' sidecars, off the boot path;
         then keep looking every :data:`ANALYZE_EVERY_S` for captures that still have none (a WAV
         copied into the folder, an analysis worker that was killed), so none stays "analysing".
 
@@ -163,6 +164,12 @@ class Control:
                 log.warning("capture %s finalised after a crash: %s", r.get("file"), r)
         except OSError:
             log.exception("repairing unfinished captures failed")
+        try:
+            for name, size in self.captures.remove_stale_temporaries():
+                log.warning("removed %s (%.1f MB), the temporary file of a master cut off before it was "
+                            "finished", name, size / 1e6)
+        except OSError:
+            log.exception("removing temporary files from the captures folder failed")
         failed: set[tuple[str, float]] = set()
         wait = ANALYZE_DELAY_S
         while not self._closed.wait(wait):

@@ -180,3 +180,61 @@ def test_a_wav_copied_in_while_the_box_runs_gets_its_analysis(tmp_path, monkeypa
         assert c.captures.list()[0]["summary"]["integrated_lufs"] == pytest.approx(-10.46, abs=0.1)
     finally:
         c.close()
+
+
+def test_a_master_cut_off_mid_way_leaves_no_hidden_file_for_good(tmp_path, monkeypatch, masterbox_cmd):
+    """A power cut or a kill during "Master…" leaves ``master``'s temporary file in the captures folder,
+    hidden from the list and as big as the master. The next control process removes it; a temporary
+    file some process still holds open, or one written a moment ago, is left alone."""
+    import os
+    import signal
+    import sys
+
+    from dsp.programme import render_programme
+    from firmware import control as control_mod
+    from firmware.commands.master import parse_progress
+    from firmware.control import Control
+
+    d = tmp_path / "captures"
+    d.mkdir()
+    sf.write(str(d / "long.wav"), render_programme(240.0, 48000, seed=2, peak_dbfs=-12.0), 48000, subtype="PCM_24")
+    job = subprocess.Popen([*masterbox_cmd, "master", str(d / "long.wav"), str(d / "long-master.wav"), "--progress"],
+                           stderr=subprocess.PIPE, text=True, start_new_session=True)
+    for line in job.stderr:                      # killed in the middle of its first pass at the drive
+        step = parse_progress(line)
+        if step and step["stage"] == "pass 1" and step["percent"] >= 50:
+            break
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    cut = [p for p in d.iterdir() if p.name.startswith(".long-master.wav.")]
+    assert len(cut) == 1 and cut[0].stat().st_size > 1_000_000, cut
+    held = d / ".other-master.wav.abc123.tmp"
+    held.write_bytes(b"\0" * 4096)
+    fresh = d / ".x-master.wav.def456.tmp"
+    fresh.write_bytes(b"\0" * 4096)
+    long_ago = time.time() - 3600
+    for p in (cut[0], held):
+        os.utime(p, (long_ago, long_ago))
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; f = open(sys.argv[1], 'rb'); "
+                               "print('open', flush=True); time.sleep(120)", str(held)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        monkeypatch.setattr(control_mod, "ANALYZE_DELAY_S", 0.05)
+        c = Control(captures=CaptureIndex(d), watch=True)
+        try:
+            deadline = time.monotonic() + 30
+            while cut[0].exists():
+                assert time.monotonic() < deadline, sorted(p.name for p in d.iterdir())
+                time.sleep(0.05)
+        finally:
+            c.close()
+        assert held.exists() and fresh.exists()
+        assert [r["name"] for r in CaptureIndex(d).list()] == ["long"]       # and the capture is untouched
+    finally:
+        holder.kill()
+        holder.wait()
+    # once nothing holds it and it has not changed for a while, it goes too
+    os.utime(held, (long_ago, long_ago))
+    assert CaptureIndex(d).remove_stale_temporaries() == [(held.name, 4096)]
+    assert fresh.exists()
