@@ -12,6 +12,9 @@ of the machine they run on.
   (median; the writer gathers changes for 250 ms by design).
 * ``capture_push_us_*``: ``CaptureSession.push`` of 128 frames, both taps, paced at about real
   time with the writer thread draining next to it (median, 99.9th percentile, max).
+* ``zip_*``: the ZIP of ticked captures (``GET /api/v1/captures.zip``, :mod:`webui.zipstream`)
+  built from a 256 MB file: CPU seconds per GB, against reading the same file in the same
+  chunks (median; the ratio is what the CRC and the copies add), and the bytes the ZIP adds.
 """
 
 from __future__ import annotations
@@ -102,12 +105,47 @@ def _capture(tmp: Path, blocks: int) -> dict:
             "capture_push_us_max": round(float(ts.max()), 1), "capture_dropped_frames": st["dropped_frames"]}
 
 
+def _zip(tmp: Path, repeats: int, megabytes: int) -> dict:
+    """The ZIP of ticked captures (webui/zipstream.py) against reading the same file in the same chunks."""
+    import os
+    import resource
+
+    from webui.zipstream import CHUNK, zip_stream
+
+    wav = tmp / "big.wav"
+    with open(wav, "wb") as f:
+        for _ in range(megabytes):
+            f.write(os.urandom(1 << 20))
+    size = wav.stat().st_size
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    plain, zipped = [], []
+    for _ in range(repeats):            # alternating, so both see the same machine
+        c0 = cpu()
+        with open(wav, "rb") as f:
+            while f.read(CHUNK):
+                pass
+        plain.append(cpu() - c0)
+        c0 = cpu()
+        n = sum(len(b) for b in zip_stream([("big.wav", wav)]))
+        zipped.append(cpu() - c0)
+    med_plain, med_zip = statistics.median(plain), statistics.median(zipped)
+    return {"zip_megabytes": megabytes, "zip_overhead_bytes": n - size,
+            "zip_cpu_s_per_gb": round(med_zip / size * 1e9, 3),
+            "zip_plain_read_cpu_s_per_gb": round(med_plain / size * 1e9, 3),
+            "zip_cpu_ratio_vs_plain_read": round(med_zip / med_plain, 2) if med_plain > 0 else None}
+
+
 def run(quick: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         out = _presets(tmp, 5 if quick else 20)
         out.update(_state(tmp, 5 if quick else 15))
         out.update(_capture(tmp, 2000 if quick else 20000))
+        out.update(_zip(tmp, 3 if quick else 7, 64 if quick else 256))
     return out
 
 

@@ -402,8 +402,10 @@ def test_a_capture_is_mastered_from_the_captures_page(box, browser, _isolated_ho
 
 
 def test_captures_are_mastered_as_an_album_from_the_captures_page(box, browser, _isolated_home, shots):
-    """Two captures ticked, "Master as album…": one job, one shared drive; the album played back to
-    back lands on the form's target (ffmpeg), and both new captures are listed."""
+    """Two captures ticked: downloaded as one ZIP; "Master as album…": one job, one shared drive; the
+    album played back to back lands on the form's target (ffmpeg), and both new captures are listed."""
+    import zipfile
+
     import numpy as np
     import soundfile as sf
     from playwright.sync_api import expect
@@ -425,6 +427,11 @@ def test_captures_are_mastered_as_an_album_from_the_captures_page(box, browser, 
     expect(button).to_be_disabled()                               # one is not an album
     page.locator('#capture-list li[data-capture="ep-2"] [data-action="album-pick"]').check()
     expect(page.locator("#album-count")).to_have_text("2 ticked: ep-1, ep-2")
+    with page.expect_download() as dl:                           # the two as one ZIP
+        page.click("#album-zip")
+    with zipfile.ZipFile(dl.value.path()) as zf:
+        wavs = [n for n in zf.namelist() if n.endswith(".wav")]
+        assert wavs == ["ep-1.wav", "ep-2.wav"] and zf.read("ep-2.wav") == (folder / "ep-2.wav").read_bytes()
     button.click()
     form = bar.locator(".master-form")
     expect(form).to_contain_text("ep-1-album, ep-2-album")

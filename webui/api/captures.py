@@ -1,5 +1,6 @@
 """Captures: start/stop, list with analysis, loudness curve, download (HTTP Range, streamed), delete,
-and mastering them offline (one capture, or several as an album; firmware/capture_master.py).
+several as one streamed ZIP, and mastering them offline (one capture, or several as an album;
+firmware/capture_master.py).
 
 Downloads are confined to the captures folder: the capture index names the file, and it
 must resolve to a regular file directly inside that folder (a symlink leading out is
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import current_app, jsonify, send_file
+from flask import Response, current_app, jsonify, request, send_file
 
 from webui.api import bp
 from webui.api.live import current_request_has_body
@@ -20,6 +21,7 @@ from webui.errors import ApiError, check_name, field, json_body
 
 TAPS = ("output", "input", "both")
 MAX_ALBUM_TRACKS = 99          # a CD's limit
+MAX_ZIP_CAPTURES = 200
 FORMATS = ("PCM_24", "FLOAT")
 
 
@@ -48,6 +50,33 @@ def list_captures():
 def show_capture(name):
     name = check_name(name, "capture name")
     return jsonify(jsonable(call(_index().get, name)))
+
+
+@bp.get("/captures.zip")
+def download_several():
+    """The captures named by ``?name=A&name=B...`` and their analysis sidecars as one ZIP, streamed."""
+    import datetime as _dt
+
+    from firmware.captures import sidecar_path
+    from webui.zipstream import zip_stream
+
+    names = list(dict.fromkeys(check_name(n, "capture name") for n in request.args.getlist("name")))
+    if not names or len(names) > MAX_ZIP_CAPTURES:
+        raise ApiError(400, f"name one to {MAX_ZIP_CAPTURES} captures: ?name=A&name=B")
+    members = []
+    for name in names:
+        rec = call(_index().get, name)
+        if rec.get("recording"):
+            raise ApiError(409, f"{name!r} is still being recorded")
+        wav = confined(call(_index().path, name))
+        members.append((wav.name, wav))
+        side = sidecar_path(wav)
+        if side.is_file() and side.resolve().parent == wav.parent:
+            members.append((side.name, side))
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M")
+    return Response(zip_stream(members), mimetype="application/zip", direct_passthrough=True,
+                    headers={"Content-Disposition": f'attachment; filename="masterbox-captures-{stamp}.zip"',
+                             "Cache-Control": "no-store"})
 
 
 @bp.get("/captures/<path:name>/download")

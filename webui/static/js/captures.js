@@ -106,7 +106,7 @@
     const sm = c.summary || {}, name = c.name;
     const box = el("div", { class: "details" });
     const pick = el("input", { type: "checkbox", class: "album-pick", "data-action": "album-pick", checked: picked.includes(name) || null,
-      disabled: c.recording || null, title: "Tick two or more captures to master them as an album", "aria-label": `${name} in the album` });
+      disabled: c.recording || null, title: "Tick to download captures together, or to master two or more as an album", "aria-label": `${name} in the album` });
     pick.addEventListener("change", () => {
       picked = picked.filter((n) => n !== name);
       if (pick.checked) picked.push(name);       // album order: the order they were ticked
@@ -167,13 +167,19 @@
   }
   // -- mastering ticked captures as an album ----------------------------------------------
   const abar = document.getElementById("album-bar"), abutton = document.getElementById("album-master");
+  const azip = document.getElementById("album-zip");
   let picked = [];
   function albumBar() {
-    const here = new Set(cache.map((c) => c.name));
-    picked = picked.filter((n) => here.has(n));        // deleted meanwhile
-    abar.classList.toggle("hidden", cache.filter((c) => !c.recording).length < 2);
-    document.getElementById("album-count").textContent = picked.length ? `${picked.length} ticked: ${picked.join(", ")}` : "Tick two or more captures";
+    const here = new Set(cache.filter((c) => !c.recording).map((c) => c.name));
+    picked = picked.filter((n) => here.has(n));        // deleted (or recording again) meanwhile
+    abar.classList.toggle("hidden", here.size === 0);
+    document.getElementById("album-count").textContent = picked.length ? `${picked.length} ticked: ${picked.join(", ")}`
+      : "Tick captures to download them together, or two or more to master them as an album";
     abutton.disabled = picked.length < 2 || mastering;
+    // the ticked captures and their analyses as one ZIP (GET /captures.zip, streamed)
+    if (picked.length) azip.href = "/api/v1/captures.zip?" + picked.map((n) => `name=${enc(n)}`).join("&");
+    else azip.removeAttribute("href");
+    azip.setAttribute("aria-disabled", picked.length ? "false" : "true");
     const form = abar.querySelector(".master-form");
     if (form && picked.length < 2) form.remove();
   }
