@@ -1,6 +1,7 @@
 /* Captures page: start/stop, list with analysis, QC, streaming preview, loudness plot, download, delete,
    "Master": a capture through `masterbox master` with the box's current settings, and "Master as album":
-   the ticked captures through `masterbox album`, one shared drive (firmware/capture_master.py). */
+   the ticked captures through `masterbox album`, one shared drive (firmware/capture_master.py), and
+   "Download ticked": the ticked captures and their analyses as one ZIP. */
 "use strict";
 (() => {
   const { api, el, fmt, fail, toast, on } = MB;
@@ -106,7 +107,7 @@
     const sm = c.summary || {}, name = c.name;
     const box = el("div", { class: "details" });
     const pick = el("input", { type: "checkbox", class: "album-pick", "data-action": "album-pick", checked: picked.includes(name) || null,
-      disabled: c.recording || null, title: "Tick to download captures together, or to master two or more as an album", "aria-label": `${name} in the album` });
+      disabled: c.recording || null, title: "Tick to download captures together, or to master two or more as an album", "aria-label": `Tick ${name}` });
     pick.addEventListener("change", () => {
       picked = picked.filter((n) => n !== name);
       if (pick.checked) picked.push(name);       // album order: the order they were ticked
