@@ -84,11 +84,12 @@ class MasterJobs:
         return suffix
 
     def start(self, name: str, values: Mapping[str, Any], *, target_lufs: float | None, bit_depth: str = "24",
-              preset: str | None = None) -> dict[str, Any]:
+              preset: str | None = None, rate: int | None = None) -> dict[str, Any]:
         """Master capture ``name`` with ``values`` (every parameter) towards ``target_lufs`` (None: keep
-        the level the chain gives); returns the job's status. Raises CaptureError (unknown name) or
+        the level the chain gives), converted to ``rate`` first if given (``master --rate``: a 44.1 kHz
+        CD master of a 48 kHz capture); returns the job's status. Raises CaptureError (unknown name) or
         MasterJobError (busy, being recorded, bad bit depth)."""
-        return self._start("master", [name], values, target_lufs, bit_depth, preset)
+        return self._start("master", [name], values, target_lufs, bit_depth, preset, rate)
 
     def start_album(self, names: list[str], values: Mapping[str, Any], *, target_lufs: float | None,
                     bit_depth: str = "24", preset: str | None = None) -> dict[str, Any]:
@@ -104,7 +105,7 @@ class MasterJobs:
         return self._start("album", names, values, target_lufs, bit_depth, preset)
 
     def _start(self, kind: str, names: list[str], values: Mapping[str, Any], target_lufs: float | None,
-               bit_depth: str, preset: str | None) -> dict[str, Any]:
+               bit_depth: str, preset: str | None, rate: int | None = None) -> dict[str, Any]:
         if bit_depth not in BIT_DEPTHS:
             raise MasterJobError(f"bit depth must be one of {', '.join(BIT_DEPTHS)}, got {bit_depth!r}")
         srcs = [self.captures.path(n) for n in names]       # CaptureError when there is no such capture
@@ -130,7 +131,7 @@ class MasterJobs:
                         | ({"album": names} if kind == "album" else {})
                         for n, d in zip(names, dsts, strict=True)}
             if kind == "master":
-                args = [str(srcs[0]), str(dsts[0])]
+                args = [str(srcs[0]), str(dsts[0]), *(["--rate", str(rate)] if rate else [])]
             else:
                 args = [str(self.captures.directory), *map(str, srcs), f"--suffix={suffix}"]
             args += ["--preset", "transparent", *set_arguments(values), "--bit-depth", bit_depth, "--json",
@@ -141,7 +142,7 @@ class MasterJobs:
             single = kind == "master"
             self._job = {"kind": kind, "captures": names, "outputs": outs,
                          "capture": names[0] if single else None, "output": outs[0] if single else None,
-                         "state": "running", "target_lufs": target_lufs,
+                         "state": "running", "target_lufs": target_lufs, "rate": rate,
                          "bit_depth": bit_depth, "preset": preset, "started": time.time(), "finished": None,
                          "progress": None, "result": None, "error": None}
             self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

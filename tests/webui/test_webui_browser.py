@@ -14,6 +14,7 @@ else into the test's temporary folder.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -361,8 +362,8 @@ def test_spectrum_is_drawn_while_the_page_is_visible(box, browser):
 
 
 def test_a_capture_is_mastered_from_the_captures_page(box, browser, _isolated_home, shots):
-    """"Master…" on a capture: the box's current settings, the target from the form, a new capture with
-    its analysis in the list; the loudness measured by pyloudnorm."""
+    """"Master…" on a capture with a preset chosen in the form (its target follows, then is changed)
+    at 44.1 kHz: a new capture with its analysis in the list; the loudness measured by pyloudnorm."""
     import pyloudnorm
     import soundfile as sf
     from playwright.sync_api import expect
@@ -380,7 +381,10 @@ def test_a_capture_is_mastered_from_the_captures_page(box, browser, _isolated_ho
     item.locator('[data-action="master"]').click()
     form = item.locator(".master-form")
     expect(form).to_be_visible()
-    form.locator('[data-field="target"]').fill("-16")
+    form.locator('[data-field="preset"]').select_option("loud")                   # its settings and its target
+    expect(form.locator('[data-field="target"]')).to_have_value("-9")
+    form.locator('[data-field="target"]').fill("-16")                              # then a target of one's own
+    form.locator('[data-field="rate"]').select_option("44100")                     # a 44.1 kHz delivery
     page.screenshot(path=str(shots / "captures-master-form.png"))
     form.locator('[data-action="master-start"]').click()
     strip = page.locator("#mastering")
@@ -396,7 +400,8 @@ def test_a_capture_is_mastered_from_the_captures_page(box, browser, _isolated_ho
     expect(new.locator(".title small")).to_contain_text("master", timeout=20000)   # its sidecar: tap "master"
     page.screenshot(path=str(shots / "captures-master.png"))
     y, rate = sf.read(str(_isolated_home / "captures" / "desk-mix-master.wav"))
-    assert pyloudnorm.Meter(rate).integrated_loudness(y) == pytest.approx(-16.0, abs=0.5)
+    assert rate == 44100 and pyloudnorm.Meter(rate).integrated_loudness(y) == pytest.approx(-16.0, abs=0.5)
+    assert json.loads((_isolated_home / "captures" / "desk-mix-master.json").read_text())["preset"] == "loud"
     assert not errors, errors
     ctx.close()
 

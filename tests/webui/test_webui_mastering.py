@@ -195,3 +195,30 @@ def test_album_refusals_write_nothing(api, control, _isolated_home):
     assert control.mastering.wait(300)["state"] == "done"
     assert sorted(p.name for p in (_isolated_home / "captures").iterdir()) == \
         sorted(before + ["c44-master.wav", "c44-master.json"])
+
+
+def test_a_capture_is_mastered_with_a_preset_at_another_rate(api, control, _isolated_home, tmp_path):
+    """A CD master of a 48 kHz capture: a preset's settings and target (``loud``: -9 LUFS), not the
+    box's, and 44.1 kHz 16-bit; the box's own settings are not touched."""
+    _capture(_isolated_home, "desk", 10.0)
+    before = control.state.snapshot()
+    r = api.req("POST", "/api/v1/captures/desk/master", json={"preset": "loud", "rate": 44100, "bit_depth": "16"})
+    assert r.status_code == 202, r.get_json()
+    assert (r.get_json()["job"]["preset"], r.get_json()["job"]["target_lufs"], r.get_json()["job"]["rate"]) == \
+        ("loud", -9.0, 44100)
+    job = control.mastering.wait(300)
+    assert job["state"] == "done", job
+    out = _isolated_home / "captures" / "desk-master.wav"
+    info = sf.info(str(out))
+    assert (info.samplerate, info.subtype, info.channels) == (44100, "PCM_16", 2)
+    assert abs(info.frames - 10.0 * 44100) <= 1
+    ff = ffmpeg_ebur128(out, tmp_path)
+    assert ff["integrated_lufs"] == pytest.approx(-9.0, abs=0.5) and ff["true_peak_dbtp"] <= -1.0 + 0.1
+    assert json.loads(out.with_suffix(".json").read_text())["preset"] == "loud"
+    assert control.state.snapshot() == before
+    # refused before anything runs
+    for body, status in (({"preset": "no-such"}, 404), ({"preset": "../loud"}, 400), ({"rate": 22050}, 400),
+                         ({"rate": "44100"}, 400), ({"speed": 2}, 400)):
+        assert api.req("POST", "/api/v1/captures/desk/master", json=body).status_code == status, body
+    r = api.req("POST", "/api/v1/mastering/album", json={"captures": ["desk", "desk-master"], "rate": 44100})
+    assert r.status_code == 400 and "rate" in r.get_json()["error"]

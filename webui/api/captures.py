@@ -22,6 +22,7 @@ from webui.errors import ApiError, check_name, field, json_body
 TAPS = ("output", "input", "both")
 MAX_ALBUM_TRACKS = 99          # a CD's limit
 MAX_ZIP_CAPTURES = 200
+OUTPUT_RATES = (44100, 48000, 88200, 96000)   # a master's delivery rate (master --rate)
 FORMATS = ("PCM_24", "FLOAT")
 
 
@@ -104,10 +105,20 @@ def loudness(name):
         raise ApiError(422, str(e)) from None
 
 
-def _mastering_options(data: dict, values: dict) -> tuple[float | None, str]:
-    """(target LUFS or None, bit depth) from a mastering request; the target defaults to the box's."""
+def _mastering_options(data: dict) -> dict:
+    """What a mastering request asks for, checked: ``values`` (every parameter: the box's current
+    settings, or those of ``preset``), ``preset``, ``target_lufs`` (default: the settings' target;
+    None with ``level: false``) and ``bit_depth``."""
+    from dsp import schema
     from firmware.capture_master import BIT_DEPTHS
 
+    preset = field(data, "preset", str, required=False)
+    if preset is None:
+        snap = control().state.snapshot()
+        values, preset = snap["values"], snap.get("active_preset")
+    else:
+        p = call(control().presets.get, check_name(preset, "preset name"))
+        values, preset = call(schema.validate, p.params), p.name
     target = field(data, "target_lufs", (int, float), required=False, default=values["target.lufs"])
     if not field(data, "level", bool, required=False, default=True):
         target = None
@@ -115,22 +126,29 @@ def _mastering_options(data: dict, values: dict) -> tuple[float | None, str]:
     if bit_depth not in BIT_DEPTHS:
         raise ApiError(400, f"bit_depth must be one of {', '.join(BIT_DEPTHS)}")
     if target is not None:
-        from dsp import schema
-
         target = call(schema.BY_ID["target.lufs"].check, target)
-    return target, bit_depth
+    return {"values": values, "preset": preset, "target_lufs": target, "bit_depth": bit_depth}
+
+
+def _refuse_unknown(data: dict, known: set[str]) -> None:
+    extra = set(data) - known
+    if extra:
+        raise ApiError(400, f"unknown field(s): {', '.join(sorted(extra))}")
+
+
+JOB_FIELDS = {"preset", "target_lufs", "level", "bit_depth"}
 
 
 @bp.post("/captures/<path:name>/master")
 def master_capture(name):
-    """Master this capture offline with the box's current settings (firmware/capture_master.py)."""
+    """Master this capture offline with the box's current settings or a preset's (firmware/capture_master.py)."""
     name = check_name(name, "capture name")
     data = json_body() if current_request_has_body() else {}
-    c = control()
-    snap = c.state.snapshot()
-    target, bit_depth = _mastering_options(data, snap["values"])
-    job = call(c.mastering.start, name, snap["values"], target_lufs=target, bit_depth=bit_depth,
-               preset=snap.get("active_preset"))
+    _refuse_unknown(data, JOB_FIELDS | {"rate"})
+    rate = field(data, "rate", int, required=False)
+    if rate is not None and rate not in OUTPUT_RATES:
+        raise ApiError(400, f"rate must be one of {', '.join(map(str, OUTPUT_RATES))} (or absent: the capture's)")
+    job = call(control().mastering.start, name, **_mastering_options(data), rate=rate)
     return jsonify({"job": jsonable(job)}), 202
 
 
@@ -138,18 +156,12 @@ def master_capture(name):
 def master_album():
     """Master several captures as one album (``masterbox album``: one shared drive) with the box's settings."""
     data = json_body()
-    extra = set(data) - {"captures", "target_lufs", "level", "bit_depth"}
-    if extra:
-        raise ApiError(400, f"unknown field(s): {', '.join(sorted(extra))}")
+    _refuse_unknown(data, JOB_FIELDS | {"captures"})
     names = field(data, "captures", list)
     if not all(isinstance(n, str) for n in names) or len(names) > MAX_ALBUM_TRACKS:
         raise ApiError(400, f"'captures' must be a list of at most {MAX_ALBUM_TRACKS} capture names")
     names = [check_name(n, "capture name") for n in names]
-    c = control()
-    snap = c.state.snapshot()
-    target, bit_depth = _mastering_options(data, snap["values"])
-    job = call(c.mastering.start_album, names, snap["values"], target_lufs=target, bit_depth=bit_depth,
-               preset=snap.get("active_preset"))
+    job = call(control().mastering.start_album, names, **_mastering_options(data))
     return jsonify({"job": jsonable(job)}), 202
 
 

@@ -140,21 +140,39 @@
   const mstrip = document.getElementById("mastering"), mtext = document.getElementById("mastering-text");
   const mcancel = document.getElementById("mastering-cancel"), mbar = document.getElementById("mastering-progress");
   let mastering = false, masterTimer = null;
-  // the form of a job (one capture or an album): target, word length, start; null if the state cannot be read
-  async function jobForm(text, label, start) {
-    let values = {}, preset = null;
-    try { const s = await api("GET", "/state"); values = s.values; preset = s.active_preset; } catch (e) { fail(e); return null; }
+  // the form of a job (one capture or an album): settings (the box's or a preset's), target, word length,
+  // for one capture the sample rate; null if the state cannot be read
+  async function jobForm(text, label, start, withRate) {
+    let values = {}, active = null, presets = [];
+    try {
+      const [s, p] = await Promise.all([api("GET", "/state"), api("GET", "/presets")]);
+      values = s.values; active = s.active_preset; presets = p.presets.filter((r) => r.name);
+    } catch (e) { fail(e); return null; }
     const target = el("input", { type: "number", step: "0.5", min: "-36", max: "-5", value: String(values["target.lufs"]), "data-field": "target" });
     const level = el("input", { type: "checkbox", checked: true, "data-field": "level" });
     const depth = el("select", { "data-field": "bit-depth" }, ["24", "16", "32f"].map((d) => el("option", { value: d, text: d === "32f" ? "32-bit float" : `${d}-bit` })));
+    const settings = el("select", { "data-field": "preset" },
+      el("option", { value: "", text: `the box's current settings${active ? ` (${active})` : ""}` }),
+      presets.map((r) => el("option", { value: r.name, text: `preset ${r.name}` })));
+    // a preset brings its own target (its delivery: streaming, CD, broadcast...)
+    settings.addEventListener("change", () => {
+      const row = presets.find((r) => r.name === settings.value);
+      target.value = String(row && row.target_lufs != null ? row.target_lufs : values["target.lufs"]);
+    });
+    const rate = withRate ? el("select", { "data-field": "rate" }, el("option", { value: "", text: "as captured" }),
+      [44100, 48000, 88200, 96000].map((r) => el("option", { value: String(r), text: `${r / 1000} kHz` }))) : null;
     level.addEventListener("change", () => { target.disabled = !level.checked; });
     const form = el("div", { class: "master-form" },
-      el("p", { class: "muted small", text: `Through the chain with the box's current settings (${preset || "no preset"}), ${text}` }),
+      el("p", { class: "muted small", text: `Through the chain, ${text}` }),
+      el("label", { class: "inline" }, "Settings", settings),
       el("label", { class: "inline" }, level, "Loudness target"), el("span", { class: "inline" }, target, "LUFS"),
       el("label", { class: "inline" }, "Word length", depth),
+      rate ? el("label", { class: "inline" }, "Sample rate", rate) : null,
       el("button", { class: "btn btn-small btn-primary", "data-action": "master-start", onclick: async () => {
         const body = { bit_depth: depth.value, level: level.checked };
         if (level.checked) body.target_lufs = parseFloat(target.value);
+        if (settings.value) body.preset = settings.value;
+        if (rate && rate.value) body.rate = parseInt(rate.value, 10);
         try { showJob(await start(body)); form.remove(); } catch (e) { fail(e); }
       } }, label));
     return form;
@@ -163,7 +181,7 @@
     const old = li.querySelector(".master-form");
     if (old) { old.remove(); return; }
     const form = await jobForm("measured first, so the loudness lands on the target. Written as a new capture.", "Master",
-      async (body) => (await api("POST", `/captures/${enc(name)}/master`, body)).job);
+      async (body) => (await api("POST", `/captures/${enc(name)}/master`, body)).job, true);
     if (form) li.append(form);
   }
   // -- mastering ticked captures as an album ----------------------------------------------
