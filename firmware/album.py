@@ -68,10 +68,17 @@ class AlbumTrack:
     input_analysis: dict | None = None     # from the chain's meters (stereo tracks), else None
     output_analysis: dict | None = None
     measured_lufs: float | None = None     # the track's own output loudness at the final drive
+    rate: int = 0                          # the input's sample rate
+    converted: Path | None = None          # the input converted to the album's rate (--rate), or None
     tmp: Path | None = None
     split: Any = None                      # its first part kept in memory (_SplitPasses), or None
     input_hist: Any = None                 # (energy sums, counts) of its gating blocks, as the file measures
     output_hist: Any = None
+
+    @property
+    def source(self) -> Path:
+        """The file the chain reads: the input, or its conversion to the album's rate."""
+        return self.converted or self.src
 
 
 @dataclass
@@ -149,11 +156,15 @@ def master_name(src: Path, suffix: str = "") -> str:
     return f"{src.stem}{suffix}{src.suffix}"
 
 
-def check_album(outdir, inputs: Sequence, bit_depth: str, suffix: str = "") -> tuple[Path, list[AlbumTrack], int]:
-    """(OUTDIR, the tracks, their sample rate); RenderError for anything that must be fixed first.
+def check_album(outdir, inputs: Sequence, bit_depth: str, suffix: str = "",
+                rate: int | None = None) -> tuple[Path, list[AlbumTrack], int]:
+    """(OUTDIR, the tracks, the album's sample rate); RenderError for anything that must be fixed first.
 
-    Each master is OUTDIR/:func:`master_name`. Reads only the inputs' headers; writes nothing.
+    Each master is OUTDIR/:func:`master_name`. Without ``rate`` the tracks must share one sample
+    rate; with it, any rate will do (each is converted). Reads only the inputs' headers; writes nothing.
     """
+    if rate is not None and not MIN_RATE <= rate <= MAX_RATE:
+        raise RenderError(f"sample rate {rate} Hz: the chain runs at {MIN_RATE}..{MAX_RATE} Hz")
     if any(c in suffix for c in ("/", "\\", "\x00")) or suffix in (".", ".."):
         raise RenderError(f"the suffix {suffix!r} would not be part of a file name")
     if bit_depth not in SUBTYPES:
@@ -187,38 +198,84 @@ def check_album(outdir, inputs: Sequence, bit_depth: str, suffix: str = "") -> t
         dst = outdir / master_name(src, suffix)
         fmt = _check_paths(src, dst, bit_depth)
         with _open_input(src) as snd:
-            rate, channels, frames = snd.samplerate, snd.channels, snd.frames
-        if rate < MIN_RATE or rate > MAX_RATE:
-            raise RenderError(f"{src}: unsupported sample rate {rate} Hz")
-        bytes_out = frames * channels * {"16": 2, "24": 3, "32f": 4}[bit_depth]
-        if fmt == "WAV" and bytes_out > RF64_BYTES:
-            fmt = "RF64"
-        tracks.append(AlbumTrack(src, dst, frames, channels, fmt))
-        rates.setdefault(rate, []).append(src.name)
-    if len(rates) > 1:
+            rate_in, channels, frames = snd.samplerate, snd.channels, snd.frames
+        if rate_in < MIN_RATE or rate_in > MAX_RATE:
+            raise RenderError(f"{src}: unsupported sample rate {rate_in} Hz")
+        tracks.append(AlbumTrack(src, dst, frames, channels, fmt, rate=rate_in))
+        rates.setdefault(rate_in, []).append(src.name)
+    if rate is None and len(rates) > 1:
         listed = "; ".join(f"{r} Hz: {', '.join(names)}" for r, names in sorted(rates.items()))
-        raise RenderError(f"the tracks do not share one sample rate ({listed}); convert them to one rate "
-                          "first (e.g. masterbox master --rate HZ, or any converter)")
-    return outdir, tracks, next(iter(rates))
+        raise RenderError(f"the tracks do not share one sample rate ({listed}); give the album one with "
+                          "--rate HZ (each track is converted first)")
+    album_rate = rate or next(iter(rates))
+    for t in tracks:
+        _choose_container(t, album_rate, bit_depth)
+    return outdir, tracks, album_rate
+
+
+def _choose_container(t: AlbumTrack, rate: int, bit_depth: str) -> None:
+    """RF64 instead of WAV when ``t``'s master at ``rate`` would pass the 4 GB of a RIFF header."""
+    frames = t.frames if t.rate == rate else t.frames * rate // t.rate + 1
+    if t.fmt == "WAV" and frames * t.channels * {"16": 2, "24": 3, "32f": 4}[bit_depth] > RF64_BYTES:
+        t.fmt = "RF64"
+
+
+def _convert(tracks: list[AlbumTrack], rate: int, outdir: Path, ticker: _Ticker,
+             progress: Callable[[str], None] | None) -> None:
+    """Each track not at ``rate`` converted into a temporary file in OUTDIR (``t.converted``; the
+    caller deletes them), as ``master --rate`` converts: the ceiling then holds at ``rate``."""
+    from firmware.rate_convert import convert_file
+
+    todo = [t for t in tracks if t.rate != rate]
+    if not todo:
+        return
+    ticker.total = max(sum(t.frames for t in todo), 1)
+    tick = ticker.start("converting")
+    for t in todo:
+        if progress:
+            progress(f"converting {t.src.name}: {t.rate} Hz -> {rate} Hz before the chain")
+        fd, name = tempfile.mkstemp(dir=str(outdir), prefix=f".{t.dst.name}.{rate}.", suffix=".tmp.wav")
+        os.close(fd)
+        t.converted = Path(name)
+        t.input_faults = convert_file(t.src, t.converted, rate, _open_input, tick)
+        with _open_input(t.converted) as snd:
+            t.frames = snd.frames
 
 
 def master_album(outdir, inputs: Sequence, values: Mapping[str, Any], *, bit_depth: str = "24",
                  target_lufs: float | None = None, progress: Callable[[str], None] | None = None,
-                 budget_bytes: int | None = None, suffix: str = "",
+                 budget_bytes: int | None = None, suffix: str = "", rate: int | None = None,
                  fraction: Callable[[str, float], None] | None = None) -> AlbumResult:
     """Master ``inputs`` into ``outdir`` through the chain with ``values``, one shared drive.
 
     Each master is named :func:`master_name` (the input's file name, ``suffix`` before its
     extension). With ``target_lufs`` the drive is searched so the album's pooled integrated
     loudness lands on it. ``budget_bytes`` caps the memory the search keeps (default
-    :func:`firmware.render.pre_budget_bytes`). ``fraction(stage, 0..1)`` hears how far each pass
-    over the whole album is ("measuring", "pass 1", ...), as ``master_file``'s does.
+    :func:`firmware.render.pre_budget_bytes`). ``rate`` converts every track not at it first
+    (the album is mastered and delivered at it: a 44.1 kHz CD from 48 kHz recordings); without it
+    the tracks must share one rate. ``fraction(stage, 0..1)`` hears how far each pass over the
+    whole album is ("converting", "measuring", "pass 1", ...), as ``master_file``'s does.
     """
+    outdir, tracks, rate = check_album(outdir, inputs, bit_depth, suffix, rate)
+    try:
+        ticker = _Ticker(fraction, 1)
+        _convert(tracks, rate, outdir, ticker, progress)
+        return _master_album(outdir, tracks, rate, values, bit_depth, target_lufs, progress, budget_bytes,
+                             ticker)
+    finally:
+        for t in tracks:
+            if t.converted is not None:
+                t.converted.unlink(missing_ok=True)
+
+
+def _master_album(outdir: Path, tracks: list[AlbumTrack], rate: int, values: Mapping[str, Any], bit_depth: str,
+                  target_lufs: float | None, progress: Callable[[str], None] | None, budget_bytes: int | None,
+                  ticker: _Ticker) -> AlbumResult:
+    """:func:`master_album` once the tracks are checked (and converted): the drive search and the writes."""
     from dsp.chain import SPLIT_ALL, SPLIT_PRE, Chain
 
-    outdir, tracks, rate = check_album(outdir, inputs, bit_depth, suffix)
     chain = Chain(rate, 2, max_block=BLOCK)
-    ticker = _Ticker(fraction, sum(t.frames for t in tracks) + len(tracks) * chain.latency_samples)
+    ticker.total = sum(t.frames for t in tracks) + len(tracks) * chain.latency_samples
     chain.set_output_bits(None if bit_depth == "32f" else int(bit_depth))
     vals = dict(values)
     drive = float(vals.get("out.drive_db", 0.0))
@@ -248,7 +305,7 @@ def master_album(outdir, inputs: Sequence, values: Mapping[str, Any], *, bit_dep
         chain.reset()
         chain.set_values(vals)
         with _open_output(t.tmp, rate, t.channels, t.fmt, bit_depth) as out:
-            render_pass(t.src, chain, out.write, tick)
+            render_pass(t.source, chain, out.write, tick)
         took_input(t)
 
     def album_pass(d: float) -> float | None:
@@ -287,14 +344,14 @@ def master_album(outdir, inputs: Sequence, values: Mapping[str, Any], *, bit_dep
             for t in tracks:
                 need = (t.frames + chain.latency_samples) * 16
                 if kept + need <= budget:
-                    t.split = _SplitPasses(t.src, chain, t.frames, vals, tick)
+                    t.split = _SplitPasses(t.source, chain, t.frames, vals, tick)
                     kept += need
                     result.kept_in_memory += 1
                 else:
                     chain.set_split(SPLIT_PRE)          # too much to keep: measure only, whole-chain passes
                     chain.reset()
                     chain.set_values(vals)
-                    render_pass(t.src, chain, None, tick)
+                    render_pass(t.source, chain, None, tick)
                 took_input(t)
                 pre_hists.append(histogram(chain.output_meter, t.channels))
                 peak = chain.output_meter.readings()["true_peak_dbtp"]

@@ -92,17 +92,18 @@ class MasterJobs:
         return self._start("master", [name], values, target_lufs, bit_depth, preset, rate)
 
     def start_album(self, names: list[str], values: Mapping[str, Any], *, target_lufs: float | None,
-                    bit_depth: str = "24", preset: str | None = None) -> dict[str, Any]:
+                    bit_depth: str = "24", preset: str | None = None, rate: int | None = None) -> dict[str, Any]:
         """Master captures ``names`` as one album (``masterbox album``: the same chain and ONE drive,
-        so the album's loudness lands on ``target_lufs`` and the songs keep their relative levels);
-        each becomes ``<name>-album.wav``. Raises as :meth:`start` does, and MasterJobError for fewer
-        than two captures, one named twice, or captures of different sample rates."""
+        so the album's loudness lands on ``target_lufs`` and the songs keep their relative levels) at
+        ``rate`` (default: the captures' own); each becomes ``<name>-album.wav``. Raises as
+        :meth:`start` does, and MasterJobError for fewer than two captures, one named twice, or
+        captures of different sample rates without a ``rate``."""
         names = list(names)
         if len(names) < 2:
             raise MasterJobError("an album needs at least two captures")
         if len(set(names)) != len(names):
             raise MasterJobError("a capture is named twice in the album")
-        return self._start("album", names, values, target_lufs, bit_depth, preset)
+        return self._start("album", names, values, target_lufs, bit_depth, preset, rate)
 
     def _start(self, kind: str, names: list[str], values: Mapping[str, Any], target_lufs: float | None,
                bit_depth: str, preset: str | None, rate: int | None = None) -> dict[str, Any]:
@@ -114,10 +115,10 @@ class MasterJobs:
             if row.get("recording"):
                 raise MasterJobError(f"{n!r} is being recorded; stop the capture first")
         rates = [row.get("sample_rate") or _file_rate(src) for row, src in zip(rows, srcs, strict=True)]
-        if len({r for r in rates if r}) > 1:
+        if rate is None and len({r for r in rates if r}) > 1:
             listed = ", ".join(f"{n} {r} Hz" for n, r in zip(names, rates, strict=True) if r)
             raise MasterJobError(f"the captures of an album must share one sample rate ({listed}); "
-                                 "master them one by one, or convert first")
+                                 "choose a sample rate for the album")
         with self._lock:
             if self._job is not None and self._job["state"] == "running":
                 what = repr(self._job["capture"]) if self._job["kind"] == "master" else "an album"
@@ -131,9 +132,11 @@ class MasterJobs:
                         | ({"album": names} if kind == "album" else {})
                         for n, d in zip(names, dsts, strict=True)}
             if kind == "master":
-                args = [str(srcs[0]), str(dsts[0]), *(["--rate", str(rate)] if rate else [])]
+                args = [str(srcs[0]), str(dsts[0])]
             else:
                 args = [str(self.captures.directory), *map(str, srcs), f"--suffix={suffix}"]
+            if rate:
+                args += ["--rate", str(rate)]
             args += ["--preset", "transparent", *set_arguments(values), "--bit-depth", bit_depth, "--json",
                      "--progress"]
             if target_lufs is not None:

@@ -1,5 +1,5 @@
 """``masterbox album OUTDIR IN1 IN2 ... [--preset P] [--target-lufs X] [--ceiling-dbtp Y]
-[--set id=v ...] [--bit-depth 16|24|32f] [--suffix S] [--json] [--progress]``
+[--set id=v ...] [--bit-depth 16|24|32f] [--rate HZ] [--suffix S] [--json] [--progress]``
 
 Masters an album: every track through the same chain as ``masterbox master`` (a fresh chain
 per track: nothing of one song bleeds into the next) with the same parameters and ONE output
@@ -14,8 +14,10 @@ extension if given (same container, length and sample rate as the input, latency
 dithered when the word length is reduced), through a temporary file renamed at the end.
 Nothing is written when OUTDIR is missing or not writable, an output would overwrite an input,
 two inputs share a file name, an input cannot be read, or the tracks do not share one sample
-rate (there is no ``--rate`` here: convert first). ``--progress`` prints ``progress: STAGE N%``
-lines on stderr for each pass over the whole album, as ``master --progress`` does.
+rate and no ``--rate`` gives the album one (each track not at it is converted first, as
+``master --rate`` does, so the ceiling holds at the delivered rate: a 44.1 kHz CD from 48 kHz
+recordings). ``--progress`` prints ``progress: STAGE N%`` lines on stderr for each pass over the
+whole album ("converting", "measuring", "pass N"), as ``master --progress`` does.
 Prints each track's input and output analysis and the album's loudness (``--json``: one object).
 """
 
@@ -41,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", metavar="IN", nargs="+",
                    help="the tracks, in album order (WAV, FLAC, AIFF; mono or stereo; one sample rate)")
     add_chain_options(p)
+    p.add_argument("--rate", type=int, default=None, metavar="HZ",
+                   help="the album's sample rate, e.g. 44100 (default: the tracks' own, which must then be one); "
+                        "tracks at another rate are converted before the chain")
     p.add_argument("--suffix", default="", metavar="S",
                    help="added to each master's file name before its extension, e.g. --suffix=-master "
                         "(then OUTDIR may be the inputs' own folder)")
@@ -65,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     say = (lambda m: print(m, file=sys.stderr)) if not args.json else None
     try:
         res = master_album(args.outdir, args.inputs, values, bit_depth=args.bit_depth, target_lufs=target,
-                           progress=say, suffix=args.suffix,
+                           progress=say, suffix=args.suffix, rate=args.rate,
                            fraction=progress_printer() if args.progress else None)
     except RenderError as e:
         raise UserError(str(e)) from None
@@ -80,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
             for a in (before, after):
                 a.pop("nonfinite_samples", None)    # the same keys for mono and stereo (as master)
             tracks.append({"input": str(t.src), "output": str(t.dst), "input_analysis": before,
-                           "output_analysis": after, "input_faults": t.input_faults})
+                           "output_analysis": after, "input_faults": t.input_faults,
+                           "converted_from_rate": t.rate if t.rate != res.sample_rate else None})
     except AnalysisError as e:
         raise UserError(str(e)) from None
 
@@ -107,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         for line in ([message] if message else []) + faults:
             print(f"masterbox album: {line}", file=sys.stderr)
         return 0
+    converted = sum(1 for t in res.tracks if t.rate != res.sample_rate)
     width = max([len("album")] + [len(t.src.name) for t in res.tracks]) + 2
     head = "".join(f"{f'{unit} in':>8}{f'{unit} out':>9}" for _, unit in TEXT_COLUMNS)
     print(f"{'track':<{width}}{head}")
@@ -118,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
     before = " (+1 before the drive)" if res.passes_before_drive else ""
     print(f"preset {preset_name}, shared drive {res.drive_db:+.2f} dB, {res.passes} pass"
           f"{'es' if res.passes != 1 else ''}{before}, latency {res.latency_samples} samples compensated, "
-          f"{args.bit_depth}{'' if args.bit_depth == '32f' else '-bit'} at {res.sample_rate} Hz, "
+          f"{args.bit_depth}{'' if args.bit_depth == '32f' else '-bit'} at {res.sample_rate} Hz"
+          + (f" ({converted} converted)" if converted else "") + ", "
           f"{len(res.tracks)} track{'s' if len(res.tracks) != 1 else ''} -> {args.outdir}")
     if target is not None and any(t.channels == 1 for t in res.tracks):
         print("mono tracks count as the mono files measure (BS.1770); played on two speakers they sound 3 dB louder")

@@ -218,6 +218,37 @@ def test_suffix_writes_beside_the_inputs_and_progress_covers_each_pass(masterbox
     assert len(list((tmp_path / "in").iterdir())) == 4
 
 
+def test_rate_masters_an_album_of_mixed_rates_at_one(masterbox_cmd, tmp_path):
+    """A CD from recordings at 48 and 44.1 kHz: ``--rate 44100`` converts the 48 kHz track first; the
+    album (played back to back, ffmpeg) lands on the target, every master is 44.1 kHz with the
+    converted length, its true peak (ffmpeg, at 44.1 kHz) within the ceiling, and no converted
+    copy is left behind."""
+    from firmware.commands.master import parse_progress
+
+    a = write_tracks(tmp_path / "in", [("a-48k.wav", 6.0, 1, -2.0)], rate=48000)[0]
+    b = write_tracks(tmp_path / "in", [("b-44k.wav", 5.0, 2, -14.0)], rate=44100)[0]
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = run_cli(masterbox_cmd, "album", out, a, b, "--rate", "44100", "--bit-depth", "16", "--json", "--progress")
+    doc = json.loads(proc.stdout)
+    assert [t["converted_from_rate"] for t in doc["tracks"]] == [48000, None]
+    assert doc["album"]["sample_rate"] == 44100 and doc["album"]["target_reached"] is True
+    infos = [sf.info(out / p.name) for p in (a, b)]
+    assert [(i.samplerate, i.subtype) for i in infos] == [(44100, "PCM_16")] * 2
+    assert abs(infos[0].frames - 6.0 * 44100) <= 1 and infos[1].frames == sf.info(b).frames
+    y, rate = played_back_to_back([out / p.name for p in (a, b)], tmp_path / "cd.wav")
+    assert rate == 44100 and ffmpeg_ebur128(tmp_path / "cd.wav", tmp_path)["integrated_lufs"] == \
+        pytest.approx(TARGET, abs=0.5)
+    for p in (a, b):
+        assert ffmpeg_ebur128(out / p.name, tmp_path)["true_peak_dbtp"] <= CEILING + 0.1
+    assert sorted(p.name for p in out.iterdir()) == [a.name, b.name]              # no converted copy left
+    stages = list(dict.fromkeys(s["stage"] for s in map(parse_progress, proc.stderr.splitlines()) if s))
+    assert stages[:2] == ["converting", "measuring"], stages
+    # without --rate, the same inputs are refused, and the message says what to do
+    bad = run_cli(masterbox_cmd, "album", out, a, b, check=False)
+    assert bad.returncode == 2 and "--rate" in bad.stderr
+
+
 def test_refusals_write_nothing(masterbox_cmd, tmp_path):
     inputs = write_tracks(tmp_path / "in", [(n, 3.0, s, p) for n, _, s, p in TRACKS])
     out = tmp_path / "out"

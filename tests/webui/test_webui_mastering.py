@@ -178,6 +178,7 @@ def test_album_refusals_write_nothing(api, control, _isolated_home):
     refused({"captures": ["a", "a"]}, 400, "twice")
     refused({"captures": ["a", "nope"]}, 404, "nope")
     refused({"captures": ["a", "c44"]}, 400, "one sample rate")
+    refused({"captures": ["a", "c44"], "rate": 22050}, 400, "rate")
     refused({"captures": "a,b"}, 400, "captures")
     refused({"captures": ["a", 3]}, 400, "captures")
     refused({"captures": ["a", "../b"]}, 400, "capture name")
@@ -220,5 +221,12 @@ def test_a_capture_is_mastered_with_a_preset_at_another_rate(api, control, _isol
     for body, status in (({"preset": "no-such"}, 404), ({"preset": "../loud"}, 400), ({"rate": 22050}, 400),
                          ({"rate": "44100"}, 400), ({"speed": 2}, 400)):
         assert api.req("POST", "/api/v1/captures/desk/master", json=body).status_code == status, body
-    r = api.req("POST", "/api/v1/mastering/album", json={"captures": ["desk", "desk-master"], "rate": 44100})
-    assert r.status_code == 400 and "rate" in r.get_json()["error"]
+    # the 48 kHz capture and its 44.1 kHz master: an album only at one rate, given for it
+    r = api.req("POST", "/api/v1/mastering/album", json={"captures": ["desk", "desk-master"]})
+    assert r.status_code == 400 and "sample rate" in r.get_json()["error"]
+    r = api.req("POST", "/api/v1/mastering/album", json={"captures": ["desk", "desk-master"], "rate": 48000})
+    assert r.status_code == 202, r.get_json()
+    job = control.mastering.wait(300)
+    assert job["state"] == "done", job
+    assert [sf.info(str(_isolated_home / "captures" / f"{n}.wav")).samplerate for n in job["outputs"]] == [48000] * 2
+    assert [t["converted_from_rate"] for t in job["result"]["tracks"]] == [None, 44100]

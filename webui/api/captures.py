@@ -108,7 +108,7 @@ def loudness(name):
 def _mastering_options(data: dict) -> dict:
     """What a mastering request asks for, checked: ``values`` (every parameter: the box's current
     settings, or those of ``preset``), ``preset``, ``target_lufs`` (default: the settings' target;
-    None with ``level: false``) and ``bit_depth``."""
+    None with ``level: false``), ``bit_depth`` and ``rate`` (None: the captures' own)."""
     from dsp import schema
     from firmware.capture_master import BIT_DEPTHS
 
@@ -127,7 +127,10 @@ def _mastering_options(data: dict) -> dict:
         raise ApiError(400, f"bit_depth must be one of {', '.join(BIT_DEPTHS)}")
     if target is not None:
         target = call(schema.BY_ID["target.lufs"].check, target)
-    return {"values": values, "preset": preset, "target_lufs": target, "bit_depth": bit_depth}
+    rate = field(data, "rate", int, required=False)
+    if rate is not None and rate not in OUTPUT_RATES:
+        raise ApiError(400, f"rate must be one of {', '.join(map(str, OUTPUT_RATES))} (or absent: the captures' own)")
+    return {"values": values, "preset": preset, "target_lufs": target, "bit_depth": bit_depth, "rate": rate}
 
 
 def _refuse_unknown(data: dict, known: set[str]) -> None:
@@ -136,7 +139,7 @@ def _refuse_unknown(data: dict, known: set[str]) -> None:
         raise ApiError(400, f"unknown field(s): {', '.join(sorted(extra))}")
 
 
-JOB_FIELDS = {"preset", "target_lufs", "level", "bit_depth"}
+JOB_FIELDS = {"preset", "target_lufs", "level", "bit_depth", "rate"}
 
 
 @bp.post("/captures/<path:name>/master")
@@ -144,11 +147,8 @@ def master_capture(name):
     """Master this capture offline with the box's current settings or a preset's (firmware/capture_master.py)."""
     name = check_name(name, "capture name")
     data = json_body() if current_request_has_body() else {}
-    _refuse_unknown(data, JOB_FIELDS | {"rate"})
-    rate = field(data, "rate", int, required=False)
-    if rate is not None and rate not in OUTPUT_RATES:
-        raise ApiError(400, f"rate must be one of {', '.join(map(str, OUTPUT_RATES))} (or absent: the capture's)")
-    job = call(control().mastering.start, name, **_mastering_options(data), rate=rate)
+    _refuse_unknown(data, JOB_FIELDS)
+    job = call(control().mastering.start, name, **_mastering_options(data))
     return jsonify({"job": jsonable(job)}), 202
 
 

@@ -141,8 +141,8 @@
   const mcancel = document.getElementById("mastering-cancel"), mbar = document.getElementById("mastering-progress");
   let mastering = false, masterTimer = null;
   // the form of a job (one capture or an album): settings (the box's or a preset's), target, word length,
-  // for one capture the sample rate; null if the state cannot be read
-  async function jobForm(text, label, start, withRate) {
+  // sample rate; null if the state cannot be read
+  async function jobForm(text, label, start) {
     let values = {}, active = null, presets = [];
     try {
       const [s, p] = await Promise.all([api("GET", "/state"), api("GET", "/presets")]);
@@ -159,20 +159,20 @@
       const row = presets.find((r) => r.name === settings.value);
       target.value = String(row && row.target_lufs != null ? row.target_lufs : values["target.lufs"]);
     });
-    const rate = withRate ? el("select", { "data-field": "rate" }, el("option", { value: "", text: "as captured" }),
-      [44100, 48000, 88200, 96000].map((r) => el("option", { value: String(r), text: `${r / 1000} kHz` }))) : null;
+    const rate = el("select", { "data-field": "rate" }, el("option", { value: "", text: "as captured" }),
+      [44100, 48000, 88200, 96000].map((r) => el("option", { value: String(r), text: `${r / 1000} kHz` })));
     level.addEventListener("change", () => { target.disabled = !level.checked; });
     const form = el("div", { class: "master-form" },
       el("p", { class: "muted small", text: `Through the chain, ${text}` }),
       el("label", { class: "inline" }, "Settings", settings),
       el("label", { class: "inline" }, level, "Loudness target"), el("span", { class: "inline" }, target, "LUFS"),
       el("label", { class: "inline" }, "Word length", depth),
-      rate ? el("label", { class: "inline" }, "Sample rate", rate) : null,
+      el("label", { class: "inline" }, "Sample rate", rate),
       el("button", { class: "btn btn-small btn-primary", "data-action": "master-start", onclick: async () => {
         const body = { bit_depth: depth.value, level: level.checked };
         if (level.checked) body.target_lufs = parseFloat(target.value);
         if (settings.value) body.preset = settings.value;
-        if (rate && rate.value) body.rate = parseInt(rate.value, 10);
+        if (rate.value) body.rate = parseInt(rate.value, 10);
         try { showJob(await start(body)); form.remove(); } catch (e) { fail(e); }
       } }, label));
     return form;
@@ -181,7 +181,7 @@
     const old = li.querySelector(".master-form");
     if (old) { old.remove(); return; }
     const form = await jobForm("measured first, so the loudness lands on the target. Written as a new capture.", "Master",
-      async (body) => (await api("POST", `/captures/${enc(name)}/master`, body)).job, true);
+      async (body) => (await api("POST", `/captures/${enc(name)}/master`, body)).job);
     if (form) li.append(form);
   }
   // -- mastering ticked captures as an album ----------------------------------------------
