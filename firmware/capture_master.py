@@ -184,10 +184,11 @@ class MasterJobs:
                 job["state"] = "failed"
                 job["error"] = lines[-1].removeprefix(f"masterbox {job['kind']}: ") if lines else \
                     f"the mastering process ended with code {proc.returncode}"
-            if job["state"] != "done":
+            if job["state"] != "done":     # the output's temporary file, and a rate conversion's
                 for dst in dsts:
-                    for tmp in dst.parent.glob(f".{dst.name}.*.tmp"):
-                        tmp.unlink(missing_ok=True)
+                    for pattern in (f".{dst.name}.*.tmp", f".{dst.name}.*.tmp.wav"):
+                        for tmp in dst.parent.glob(pattern):
+                            tmp.unlink(missing_ok=True)
 
     def status(self) -> dict[str, Any] | None:
         """The running job, or the last one (None before the first)."""

@@ -230,3 +230,15 @@ def test_a_capture_is_mastered_with_a_preset_at_another_rate(api, control, _isol
     assert job["state"] == "done", job
     assert [sf.info(str(_isolated_home / "captures" / f"{n}.wav")).samplerate for n in job["outputs"]] == [48000] * 2
     assert [t["converted_from_rate"] for t in job["result"]["tracks"]] == [None, 44100]
+
+
+def test_a_cancel_while_converting_leaves_nothing_behind(api, control, _isolated_home):
+    """A master at another rate converts the capture first, into a file of its own beside the
+    output; a cancel then removes that too."""
+    _capture(_isolated_home, "long-take", 240.0)
+    assert api.req("POST", "/api/v1/captures/long-take/master", json={"rate": 44100}).status_code == 202
+    wait_for(lambda: (api.get("/api/v1/mastering").get_json()["job"]["progress"] or {}).get("stage") == "converting"
+             and any(p.name.endswith(".tmp.wav") for p in (_isolated_home / "captures").iterdir()),
+             120, step=0.02, what="the conversion to start")
+    assert api.req("DELETE", "/api/v1/mastering").get_json()["job"]["state"] == "cancelled"
+    assert sorted(p.name for p in (_isolated_home / "captures").iterdir()) == ["long-take.wav"]
