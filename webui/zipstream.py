@@ -3,7 +3,7 @@
 The captures of a session (an album's masters, the takes of a day) are downloaded together.
 WAV does not compress, so the members are stored as they are (``ZIP_STORED``), and
 :mod:`zipfile` writes to a stream it cannot seek in by putting each member's CRC and sizes
-after its data (a data descriptor); ZIP64 records are used for members of 2 GiB or more, so an
+after its data (a data descriptor); ZIP64 records are used for members of about 2 GiB or more, so an
 RF64 capture of several hours fits. Every ZIP reader (Info-ZIP, Windows, macOS, Python) reads it.
 """
 

@@ -22,7 +22,7 @@ from webui.errors import ApiError, check_name, field, json_body
 TAPS = ("output", "input", "both")
 MAX_ALBUM_TRACKS = 99          # a CD's limit
 MAX_ZIP_CAPTURES = 200
-OUTPUT_RATES = (44100, 48000, 88200, 96000)   # a master's delivery rate (master --rate)
+OUTPUT_RATES = (44100, 48000, 88200, 96000)   # delivery rates a job may convert to (master/album --rate)
 FORMATS = ("PCM_24", "FLOAT")
 
 
