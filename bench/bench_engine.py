@@ -12,6 +12,8 @@ subprocess, exactly as on the box. Nothing here passes or fails; it prints what 
 * start-up: from spawning the process to the first dry period and to the first processed
   period, with a warm kernel cache and with a cold one (an empty NUMBA_CACHE_DIR: everything
   compiles; not run with --quick).
+* ``--pinning``: only the A/B of ``--cpu`` (the loop on the last CPU alone) against no pin, at
+  64 frames, runs alternating (:func:`pinning_ab`).
 """
 
 from __future__ import annotations
@@ -112,6 +114,37 @@ def _startup(work: Path, cold: bool) -> dict:
     return out
 
 
+def pinning_ab(seconds: float = 20.0, repeats: int = 3, period: int = 64) -> dict:
+    """``--cpu`` against no pin on the rig at ``period`` frames, runs alternating (``--pinning``).
+
+    The loop pinned to the last CPU, or free to move. On a machine without ``isolcpus`` other
+    work still lands on that CPU; what this shows is what pinning alone does to the block times
+    and xruns here (the Pi, with a core isolated, is what the option is for).
+    """
+    cpu = (os.cpu_count() or 1) - 1
+    rows: dict[str, list] = {"pinned": [], "free": []}
+    with tempfile.TemporaryDirectory(prefix="mb-bench-pin-") as tmp:
+        server, rig, env = _rig(Path(tmp), period)
+        try:
+            for _ in range(repeats):
+                for label, extra in (("pinned", ["--cpu", str(cpu)]), ("free", [])):
+                    s, _ = _engine([*_stream_args(period, seconds), *extra], env, timeout=seconds + 600)
+                    rows[label].append({"p999_us": s["block_time_us"]["p999"], "max_us": s["block_time_us"]["max"],
+                                        "xruns": s["xruns"], "cpu": s["cpu"]})
+        finally:
+            server.cleanup()
+            rig.outfile.unlink(missing_ok=True)
+
+    def median(label, key):
+        vals = sorted(r[key] for r in rows[label])
+        return vals[len(vals) // 2]
+
+    return {"period": period, "seconds_per_run": seconds, "runs_each": repeats, "pinned_cpu": cpu,
+            "machine": f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end",
+            **{f"{label}_{key}_median": median(label, key) for label in rows for key in ("p999_us", "max_us", "xruns")},
+            "runs": rows}
+
+
 def run(quick: bool = False) -> dict:
     seconds = 8.0 if quick else 60.0
     out: dict = {
@@ -132,4 +165,7 @@ def run(quick: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(quick="--quick" in sys.argv), indent=2))
+    if "--pinning" in sys.argv:
+        print(json.dumps(pinning_ab(), indent=2))
+    else:
+        print(json.dumps(run(quick="--quick" in sys.argv), indent=2))

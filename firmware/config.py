@@ -88,7 +88,7 @@ RULES: dict[str, dict[str, Any]] = {
         "playback_device": _text, "rate": _one_of(44100, 48000, 88200, 96000),
         "period": _number(16, 8192, integer=True), "periods": _number(2, 16, integer=True),
         "format": _one_of("S16_LE", "S24_LE", "S24_3LE", "S32_LE", "FLOAT_LE"),
-        "cpu_latency_us": _number(-1, 100000, integer=True),
+        "cpu_latency_us": _number(-1, 100000, integer=True), "cpu": _number(-1, 1023, integer=True),
     },
     "web": {
         "host": _text, "port": _number(0, 65535, integer=True), "threads": _number(2, 256, integer=True),

@@ -115,7 +115,7 @@ class Engine:
     def __init__(self, backend: AudioBackend, values: dict | None = None, *, bypass: bool = False,
                  preset: str = "", chain_factory: Callable[[int, int], Any] | None = None,
                  wait_ready: bool = False, xfade_ms: float = XFADE_MS, realtime: bool = True,
-                 cpu_latency_us: int = -1, scope=None):
+                 cpu_latency_us: int = -1, cpu: int = -1, scope=None):
         self.backend = backend
         self.rate = backend.rate
         self.period = backend.period
@@ -125,6 +125,8 @@ class Engine:
         self.realtime = realtime
         self.cpu_latency_us = int(cpu_latency_us) if realtime else -1  # rt.CpuLatencyHold while running
         self.cpu_latency_held = False
+        self.cpu = int(cpu)         # >= 0: the loop runs on this CPU alone (rt.pin_thread)
+        self.cpu_pinned = False
         self.values = schema.validate({**schema.defaults(), **(values or {})})
         # -- mailboxes written by other threads, read by the loop at block boundaries --------
         self._params_pending = prepare_flat(schema.to_flat(self.values))
@@ -325,6 +327,11 @@ class Engine:
             self.rt_report = rt.enter_realtime()
             for w in self.rt_report["warnings"]:
                 log.warning("%s", w)
+        if self.cpu >= 0:  # after the loader thread exists (it would inherit the CPU)
+            warning = rt.pin_thread(self.cpu)
+            self.cpu_pinned = warning is None
+            if warning:
+                log.warning("%s", warning)
         try:
             # a full collection first, before the device runs; idle CPUs kept quick to wake
             with rt.quiet_gc(), rt.CpuLatencyHold(self.cpu_latency_us) as hold:
@@ -495,6 +502,7 @@ class Engine:
                 "started_monotonic": round(self._t_start, 4),
                 "sched_fifo": bool(self.rt_report.get("sched_fifo")), "mlockall": bool(self.rt_report.get("mlockall")),
                 "cpu_latency_us": self.cpu_latency_us if self.cpu_latency_held else None,
+                "cpu": self.cpu if self.cpu_pinned else None,
             },
         )
 

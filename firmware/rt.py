@@ -180,6 +180,30 @@ def lift_threads(tids, priority: int = RT_PRIORITY) -> int:
     return lifted
 
 
+def pin_thread(cpu: int) -> str | None:
+    """Run the calling thread on CPU ``cpu`` alone; None when done, else a warning saying why not.
+
+    For the audio loop on a core of its own: with ``isolcpus=N`` (and ``irqaffinity`` keeping
+    interrupts elsewhere) on the kernel command line, nothing else is scheduled there, so neither
+    the web server, a mastering job nor the kernel's housekeeping shares its caches or delays
+    its wake-up. An isolated CPU is outside every process's default affinity, so ``cpu`` is
+    checked against the CPUs that exist, not the ones this process may use now. Only the calling
+    thread moves (Linux's affinity is per thread); threads it starts later inherit it, which is
+    why the engine pins the loop after its helper threads exist.
+    """
+    if cpu < 0:
+        return None
+    present = os.cpu_count() or 1
+    if cpu >= present:
+        return (f"the audio loop cannot run on CPU {cpu}: this machine has CPUs 0..{present - 1}; "
+                "it runs on any CPU ([audio] cpu)")
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError as e:
+        return f"running the audio loop on CPU {cpu} refused ({e.strerror or e}); it runs on any CPU ([audio] cpu)"
+    return None
+
+
 def leave_realtime() -> None:
     """Back to normal scheduling for the calling thread (used before the engine exits)."""
     with contextlib.suppress(PermissionError, OSError):

@@ -47,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cpu-latency-us", type=int, metavar="US",
                    help="hold every CPU's wake-up latency at or below this while running (0: idle CPUs poll; "
                         "-1: leave the system's idle states alone; default: [audio] cpu_latency_us, -1)")
+    p.add_argument("--cpu", type=int, metavar="N",
+                   help="run the audio loop on CPU N alone (e.g. one kept free with isolcpus=N; -1: any CPU; "
+                        "default: [audio] cpu, -1)")
     p.add_argument("--socket", help="control socket path (default: run_dir()/engine.sock)")
     p.add_argument("--meters", help="meters file path (default: run_dir()/meters.shm)")
     p.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr")
@@ -145,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
     engine = Engine(backend, values, bypass=args.bypass, preset=preset, wait_ready=args.wait_ready,
                     realtime=not args.no_realtime,
                     cpu_latency_us=args.cpu_latency_us if args.cpu_latency_us is not None
-                    else int(audio.get("cpu_latency_us", -1)))
+                    else int(audio.get("cpu_latency_us", -1)),
+                    cpu=args.cpu if args.cpu is not None else int(audio.get("cpu", -1)))
     storage = cfg.get("storage", {})
     server = ControlServer(engine, args.socket, capture_floor_mb=int(storage.get("free_space_floor_mb", 500)))
     try:

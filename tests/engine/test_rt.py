@@ -9,6 +9,7 @@ import resource
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -181,3 +182,49 @@ def test_the_engine_holds_the_configured_cpu_latency_while_it_runs(setting):
     else:
         assert out == {"during": before, "reported": None}   # -1: the engine asked for nothing
     assert _kernel_cpu_latency_us() == before
+
+
+def _cpus_allowed(pid: int, tid: int) -> str:
+    with open(f"/proc/{pid}/task/{tid}/status") as f:
+        return next(line.split()[1] for line in f if line.startswith("Cpus_allowed_list:"))
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one CPU: nothing to pin to apart from the rest")
+def test_the_audio_loop_runs_on_the_configured_cpu_alone(tmp_path):
+    """``--cpu 1``: the engine's audio loop (its main thread) may run on CPU 1 only, as the kernel
+    reports it, while its other threads (meter publisher, control channel, chain loader) keep
+    every CPU; a CPU the machine does not have is a warning, and the audio runs anyway."""
+    from tests.engine.conftest import engine_cmd, read_stats
+
+    every = f"0-{os.cpu_count() - 1}"
+    stats_path = tmp_path / "stats.json"
+    proc = subprocess.Popen(engine_cmd("--backend", "sim", "--no-realtime", "--cpu", "1", "--duration", "6",
+                                       "--stats-json", str(stats_path), "--socket", str(tmp_path / "e.sock"),
+                                       "--meters", str(tmp_path / "m.shm")),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (seen.get(proc.pid) == "1" and len(seen) >= 3):
+            try:
+                seen = {int(t): _cpus_allowed(proc.pid, int(t)) for t in os.listdir(f"/proc/{proc.pid}/task")}
+            except (FileNotFoundError, ProcessLookupError, StopIteration):
+                pass
+            time.sleep(0.05)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert seen.get(proc.pid) == "1", seen
+    others = {tid: cpus for tid, cpus in seen.items() if tid != proc.pid}
+    assert others and all(cpus == every for cpus in others.values()), seen
+    stats = read_stats(stats_path)
+    assert stats["cpu"] == 1 and stats["blocks"] > 0
+
+    r = subprocess.run(engine_cmd("--backend", "sim", "--no-realtime", "--cpu", "64", "--duration", "1",
+                                  "--stats-json", str(stats_path), "--socket", str(tmp_path / "e2.sock"),
+                                  "--meters", str(tmp_path / "m2.shm")),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "cannot run on CPU 64" in r.stderr, r.stderr
+    stats = read_stats(stats_path)
+    assert stats["cpu"] is None and stats["blocks"] > 0
