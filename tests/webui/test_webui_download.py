@@ -63,12 +63,12 @@ def test_large_download_streams_with_range(control, _isolated_home):
 
 
 def test_several_captures_download_as_one_streamed_zip(control, _isolated_home, tmp_path):
-    """Ticked captures and their sidecars as one ZIP: streamed under waitress (a 300 MB member
+    """Ticked captures and their sidecars as one ZIP (names as people type them): streamed under waitress (a 300 MB member
     does not grow the server's memory), checked by Info-ZIP's ``unzip -t`` (every CRC) and
     member by member against the files."""
     folder = _isolated_home / "captures"
-    small = write_wav(folder / "take-1.wav", seconds=0.5)
-    (folder / "take-1.json").write_text('{"integrated_lufs": -14.0}\n')
+    small = write_wav(folder / "Take 1 – Süß.wav", seconds=0.5)
+    (folder / "Take 1 – Süß.json").write_text('{"integrated_lufs": -14.0}\n')
     big = write_wav(folder / "take-2.wav", seconds=0.5)
     with open(big, "r+b") as f:
         f.truncate(SIZE)
@@ -78,7 +78,7 @@ def test_several_captures_download_as_one_streamed_zip(control, _isolated_home, 
     try:
         conn, cookie = _logged_in(server.port)
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
-        conn.request("GET", "/api/v1/captures.zip?name=take-1&name=take-2&name=take-1", headers={"Cookie": cookie})
+        conn.request("GET", "/api/v1/captures.zip?name=Take%201%20%E2%80%93%20S%C3%BC%C3%9F&name=take-2&name=Take%201%20%E2%80%93%20S%C3%BC%C3%9F", headers={"Cookie": cookie})
         r = conn.getresponse()
         assert r.status == 200 and r.getheader("Content-Type") == "application/zip"
         assert re.fullmatch(r'attachment; filename="masterbox-captures-\d{8}-\d{4}\.zip"',
@@ -92,9 +92,9 @@ def test_several_captures_download_as_one_streamed_zip(control, _isolated_home, 
         test = subprocess.run(["unzip", "-t", str(archive)], capture_output=True, text=True)
         assert test.returncode == 0 and "No errors detected" in test.stdout, test.stdout + test.stderr
         with zipfile.ZipFile(archive) as zf:
-            assert zf.namelist() == ["take-1.wav", "take-1.json", "take-2.wav"]     # once each, in order
-            assert zf.read("take-1.wav") == small.read_bytes()
-            assert zf.read("take-1.json") == (folder / "take-1.json").read_bytes()
+            assert zf.namelist() == ["Take 1 – Süß.wav", "Take 1 – Süß.json", "take-2.wav"]     # once each, in order
+            assert zf.read("Take 1 – Süß.wav") == small.read_bytes()
+            assert zf.read("Take 1 – Süß.json") == (folder / "Take 1 – Süß.json").read_bytes()
             assert zf.getinfo("take-2.wav").file_size == SIZE
             with zf.open("take-2.wav") as m, open(big, "rb") as f:
                 assert m.read(1 << 16) == f.read(1 << 16)
@@ -107,10 +107,10 @@ def test_several_captures_download_as_one_streamed_zip(control, _isolated_home, 
 
         assert status("") == 400
         assert status("?name=..%2Fetc") == 400
-        assert status("?name=take-1&name=nope") == 404
+        assert status("?name=take-2&name=nope") == 404
         marker = folder / ".t.recording"
-        marker.write_text(json.dumps({"files": ["take-1.wav"]}))
-        assert status("?name=take-1") == 409
+        marker.write_text(json.dumps({"files": ["take-2.wav"]}))
+        assert status("?name=take-2") == 409
         marker.unlink()
         conn.close()
     finally:

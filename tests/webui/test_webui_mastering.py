@@ -126,15 +126,15 @@ def test_a_damaged_capture_fails_with_the_reason_and_writes_nothing(api, control
 def test_captures_are_mastered_as_an_album(api, control, _isolated_home, tmp_path):
     """Two songs of an EP through ``masterbox album``: the album (played back to back, measured by
     ffmpeg) lands on the target, the quiet song stays quieter by what it was, each new capture
-    says which album it belongs to."""
-    loud = _capture(_isolated_home, "song-loud", 8.0, peak_dbfs=-3.0)
-    quiet = _capture(_isolated_home, "song-quiet", 8.0, peak_dbfs=-21.0)
+    says which album it belongs to. Names as people type them (spaces, accents, a dash)."""
+    loud = _capture(_isolated_home, "Süße Lied – laut", 8.0, peak_dbfs=-3.0)
+    quiet = _capture(_isolated_home, "song quiet", 8.0, peak_dbfs=-21.0)
     control.state.set({"target.lufs": -14.0, "lim.ceiling_dbtp": -1.0}, "test")
-    r = api.req("POST", "/api/v1/mastering/album", json={"captures": ["song-loud", "song-quiet"]})
+    r = api.req("POST", "/api/v1/mastering/album", json={"captures": ["Süße Lied – laut", "song quiet"]})
     assert r.status_code == 202, r.get_json()
     job = r.get_json()["job"]
     assert (job["kind"], job["captures"], job["outputs"]) == \
-        ("album", ["song-loud", "song-quiet"], ["song-loud-album", "song-quiet-album"])
+        ("album", ["Süße Lied – laut", "song quiet"], ["Süße Lied – laut-album", "song quiet-album"])
     job = control.mastering.wait(300)
     assert job["state"] == "done", job
     outs = [_isolated_home / "captures" / f"{n}.wav" for n in job["outputs"]]
@@ -148,17 +148,17 @@ def test_captures_are_mastered_as_an_album(api, control, _isolated_home, tmp_pat
     gap_in = meter.integrated_loudness(sf.read(str(loud))[0]) - meter.integrated_loudness(sf.read(str(quiet))[0])
     gap_out = meter.integrated_loudness(ys[0]) - meter.integrated_loudness(ys[1])
     assert gap_in > 10 and 0 < gap_out <= gap_in + 0.5, (gap_in, gap_out)   # the limiter may only narrow it
-    for n, p in zip(["song-loud", "song-quiet"], outs, strict=True):
+    for n, p in zip(["Süße Lied – laut", "song quiet"], outs, strict=True):
         side = json.loads(p.with_suffix(".json").read_text())
-        assert side["mastered_from"] == n and side["album"] == ["song-loud", "song-quiet"] and side["tap"] == "master"
+        assert side["mastered_from"] == n and side["album"] == ["Süße Lied – laut", "song quiet"] and side["tap"] == "master"
     status = api.get("/api/v1/mastering").get_json()["job"]
     assert status["result"]["album"]["target_reached"] is True and len(status["result"]["tracks"]) == 2
     assert status["progress"] == {"stage": f"pass {status['result']['album']['passes']}", "percent": 100}
     # again: new names, the first masters are kept
-    assert api.req("POST", "/api/v1/mastering/album", json={"captures": ["song-quiet", "song-loud"],
+    assert api.req("POST", "/api/v1/mastering/album", json={"captures": ["song quiet", "Süße Lied – laut"],
                                                              "level": False}).status_code == 202
     job = control.mastering.wait(300)
-    assert job["state"] == "done" and job["outputs"] == ["song-quiet-album-2", "song-loud-album-2"], job
+    assert job["state"] == "done" and job["outputs"] == ["song quiet-album-2", "Süße Lied – laut-album-2"], job
     assert all(p.exists() for p in outs)
     assert [p.name for p in (_isolated_home / "captures").iterdir() if p.name.startswith(".")] == []
 
