@@ -7,6 +7,7 @@ import json
 import re
 import resource
 import subprocess
+import urllib.parse
 import zipfile
 
 from mbweb_helpers import PASSWORD, set_password, write_wav
@@ -18,7 +19,9 @@ SIZE = 300 * 1024 * 1024
 
 
 def _logged_in(port: int) -> tuple[http.client.HTTPConnection, str]:
-    """A connection to the server on ``port`` and the session cookie of a login."""
+    """Ticked captures and their sidecars as one ZIP (names as people type them): streamed under
+    waitress (a 300 MB member does not grow the server's memory), checked by Info-ZIP's ``unzip -t``
+    (every CRC) and member by member against the files."""A connection to the server on ``port`` and the session cookie of a login."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     conn.request("GET", "/api/v1/auth/session")
     r = conn.getresponse()
@@ -63,7 +66,9 @@ def test_large_download_streams_with_range(control, _isolated_home):
 
 
 def test_several_captures_download_as_one_streamed_zip(control, _isolated_home, tmp_path):
-    """Ticked captures and their sidecars as one ZIP (names as people type them): streamed under waitress (a 300 MB member
+    """Ticked captures and their sidecars as one ZIP (names as people type them): streamed under
+    waitress (a 300 MB member does not grow the server's memory), checked by Info-ZIP's ``unzip -t``
+    (every CRC) and member by member against the files."""Ticked captures and their sidecars as one ZIP (names as people type them): streamed under waitress (a 300 MB member
     does not grow the server's memory), checked by Info-ZIP's ``unzip -t`` (every CRC) and
     member by member against the files."""
     folder = _isolated_home / "captures"
@@ -78,7 +83,8 @@ def test_several_captures_download_as_one_streamed_zip(control, _isolated_home, 
     try:
         conn, cookie = _logged_in(server.port)
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
-        conn.request("GET", "/api/v1/captures.zip?name=Take%201%20%E2%80%93%20S%C3%BC%C3%9F&name=take-2&name=Take%201%20%E2%80%93%20S%C3%BC%C3%9F", headers={"Cookie": cookie})
+        first = urllib.parse.quote("Take 1 – Süß")
+        conn.request("GET", f"/api/v1/captures.zip?name={first}&name=take-2&name={first}", headers={"Cookie": cookie})
         r = conn.getresponse()
         assert r.status == 200 and r.getheader("Content-Type") == "application/zip"
         assert re.fullmatch(r'attachment; filename="masterbox-captures-\d{8}-\d{4}\.zip"',
@@ -118,7 +124,9 @@ def test_several_captures_download_as_one_streamed_zip(control, _isolated_home, 
 
 
 def test_zip_members_of_2_gib_and_more_get_zip64_records(tmp_path, monkeypatch):
-    """ZIP64 as it is used for a capture of 2 GiB or more, shown on a small file by lowering
+    """Ticked captures and their sidecars as one ZIP (names as people type them): streamed under
+    waitress (a 300 MB member does not grow the server's memory), checked by Info-ZIP's ``unzip -t``
+    (every CRC) and member by member against the files."""ZIP64 as it is used for a capture of 2 GiB or more, shown on a small file by lowering
     zipfile's limit (writing 2 GiB here would only take time): Info-ZIP reads it and every CRC."""
     from webui.zipstream import zip_stream
 
@@ -137,7 +145,9 @@ def test_zip_members_of_2_gib_and_more_get_zip64_records(tmp_path, monkeypatch):
 
 
 def _local_extra_ids(data: bytes) -> list[int]:
-    """The header IDs of the extra fields of the first member's local header."""
+    """Ticked captures and their sidecars as one ZIP (names as people type them): streamed under
+    waitress (a 300 MB member does not grow the server's memory), checked by Info-ZIP's ``unzip -t``
+    (every CRC) and member by member against the files."""The header IDs of the extra fields of the first member's local header."""
     import struct
 
     assert data[:4] == b"PK\x03\x04"
