@@ -19,9 +19,7 @@ SIZE = 300 * 1024 * 1024
 
 
 def _logged_in(port: int) -> tuple[http.client.HTTPConnection, str]:
-    """Ticked captures and their sidecars as one ZIP (names as people type them): streamed under
-    waitress (a 300 MB member does not grow the server's memory), checked by Info-ZIP's ``unzip -t``
-    (every CRC) and member by member against the files."""A connection to the server on ``port`` and the session cookie of a login."""
+    """A connection to the server on ``port`` and the session cookie of a login."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     conn.request("GET", "/api/v1/auth/session")
     r = conn.getresponse()
@@ -68,9 +66,7 @@ def test_large_download_streams_with_range(control, _isolated_home):
 def test_several_captures_download_as_one_streamed_zip(control, _isolated_home, tmp_path):
     """Ticked captures and their sidecars as one ZIP (names as people type them): streamed under
     waitress (a 300 MB member does not grow the server's memory), checked by Info-ZIP's ``unzip -t``
-    (every CRC) and member by member against the files."""Ticked captures and their sidecars as one ZIP (names as people type them): streamed under waitress (a 300 MB member
-    does not grow the server's memory), checked by Info-ZIP's ``unzip -t`` (every CRC) and
-    member by member against the files."""
+    (every CRC) and member by member against the files."""
     folder = _isolated_home / "captures"
     small = write_wav(folder / "Take 1 – Süß.wav", seconds=0.5)
     (folder / "Take 1 – Süß.json").write_text('{"integrated_lufs": -14.0}\n')
@@ -124,9 +120,7 @@ def test_several_captures_download_as_one_streamed_zip(control, _isolated_home, 
 
 
 def test_zip_members_of_2_gib_and_more_get_zip64_records(tmp_path, monkeypatch):
-    """Ticked captures and their sidecars as one ZIP (names as people type them): streamed under
-    waitress (a 300 MB member does not grow the server's memory), checked by Info-ZIP's ``unzip -t``
-    (every CRC) and member by member against the files."""ZIP64 as it is used for a capture of 2 GiB or more, shown on a small file by lowering
+    """ZIP64 as it is used for a capture of 2 GiB or more, shown on a small file by lowering
     zipfile's limit (writing 2 GiB here would only take time): Info-ZIP reads it and every CRC."""
     from webui.zipstream import zip_stream
 
@@ -145,9 +139,7 @@ def test_zip_members_of_2_gib_and_more_get_zip64_records(tmp_path, monkeypatch):
 
 
 def _local_extra_ids(data: bytes) -> list[int]:
-    """Ticked captures and their sidecars as one ZIP (names as people type them): streamed under
-    waitress (a 300 MB member does not grow the server's memory), checked by Info-ZIP's ``unzip -t``
-    (every CRC) and member by member against the files."""The header IDs of the extra fields of the first member's local header."""
+    """The header IDs of the extra fields of the first member's local header."""
     import struct
 
     assert data[:4] == b"PK\x03\x04"
