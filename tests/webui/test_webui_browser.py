@@ -450,6 +450,12 @@ def test_captures_are_mastered_as_an_album_from_the_captures_page(box, browser, 
         expect(page.locator(f'#capture-list li[data-capture="{name}"] .title small')).to_contain_text(
             "master", timeout=20000)
     expect(page.locator('[data-action="album-pick"]:checked')).to_have_count(0)    # the ticks went with the job
+    for name in ("ep-1", "ep-2"):                                 # a second album's form names it as it will be
+        page.locator(f'#capture-list li[data-capture="{name}"] [data-action="album-pick"]').check()
+    button.click()
+    expect(bar.locator(".master-form")).to_contain_text("ep-1-album-2, ep-2-album-2")
+    button.click()                                                # (closed again, not started)
+    expect(bar.locator(".master-form")).to_have_count(0)
     new = page.locator('#capture-list li[data-capture="ep-2-album"]')
     new.locator('[data-action="details"]').click()
     expect(new.locator('[data-field="mastered-from"]')).to_have_text(

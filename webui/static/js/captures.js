@@ -206,8 +206,12 @@
     const old = abar.querySelector(".master-form");
     if (old) { old.remove(); return; }
     const names = [...picked];
+    // the names the box will give them: "-album", or "-album-2", ... when one of them is taken
+    const taken = new Set(cache.map((c) => c.name));
+    let suffix = "-album";
+    for (let k = 2; names.some((n) => taken.has(n + suffix)); k++) suffix = `-album-${k}`;
     const form = await jobForm(`${names.length === 2 ? "both" : `all ${names.length}`} with one shared drive: the album's loudness lands on the target and the songs keep `
-      + `their levels against each other. Each is written as a new capture (${names.map((n) => `${n}-album`).join(", ")}).`, "Master album",
+      + `their levels against each other. Each is written as a new capture (${names.map((n) => n + suffix).join(", ")}).`, "Master album",
       async (body) => { const job = (await api("POST", "/mastering/album", { ...body, captures: names })).job; picked = []; load(true); return job; });
     if (form) abar.append(form);
   });
