@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from firmware.commands.master import parse_progress
+from firmware.commands.master import PROGRESS_PREFIX, parse_progress
 
 BIT_DEPTHS = ("16", "24", "32f")
 SUFFIX = "-master"
@@ -105,6 +105,19 @@ class MasterJobs:
             raise MasterJobError("a capture is named twice in the album")
         return self._start("album", names, values, target_lufs, bit_depth, preset, rate)
 
+    def start_each(self, names: list[str], values: Mapping[str, Any], *, target_lufs: float | None,
+                   bit_depth: str = "24", preset: str | None = None, rate: int | None = None) -> dict[str, Any]:
+        """Master captures ``names`` one after the other, each on its own (``masterbox master``: each
+        lands on ``target_lufs``), as one job; each becomes ``<name>-master.wav``. A failure stops the
+        job there (the masters finished before it are kept); a cancel keeps them too. Raises as
+        :meth:`start` does, and MasterJobError for no capture or one named twice."""
+        names = list(names)
+        if not names:
+            raise MasterJobError("name at least one capture")
+        if len(set(names)) != len(names):
+            raise MasterJobError("a capture is named twice")
+        return self._start("each", names, values, target_lufs, bit_depth, preset, rate)
+
     def _start(self, kind: str, names: list[str], values: Mapping[str, Any], target_lufs: float | None,
                bit_depth: str, preset: str | None, rate: int | None = None) -> dict[str, Any]:
         if bit_depth not in BIT_DEPTHS:
@@ -115,16 +128,21 @@ class MasterJobs:
             if row.get("recording"):
                 raise MasterJobError(f"{n!r} is being recorded; stop the capture first")
         rates = [row.get("sample_rate") or _file_rate(src) for row, src in zip(rows, srcs, strict=True)]
-        if rate is None and len({r for r in rates if r}) > 1:
+        if kind == "album" and rate is None and len({r for r in rates if r}) > 1:
             listed = ", ".join(f"{n} {r} Hz" for n, r in zip(names, rates, strict=True) if r)
             raise MasterJobError(f"the captures of an album must share one sample rate ({listed}); "
                                  "choose a sample rate for the album")
         with self._lock:
             if self._job is not None and self._job["state"] == "running":
-                what = repr(self._job["capture"]) if self._job["kind"] == "master" else "an album"
-                raise MasterJobError(f"busy: {what} is being mastered; wait or cancel it")
-            suffix = self._free_suffix(names, SUFFIX if kind == "master" else ALBUM_SUFFIX)
-            outs = [f"{n}{suffix}" for n in names]
+                what = {"master": repr(self._job["capture"]), "album": "an album"}.get(
+                    self._job["kind"], f"{len(self._job['captures'])} captures")
+                raise MasterJobError(f"busy: {what} {'is' if self._job['kind'] != 'each' else 'are'} being "
+                                     "mastered; wait or cancel it")
+            if kind == "album":
+                suffix = self._free_suffix(names, ALBUM_SUFFIX)
+                outs = [f"{n}{suffix}" for n in names]
+            else:                   # each its own first free "-master", "-master-2", ...
+                outs = [f"{n}{self._free_suffix([n], SUFFIX)}" for n in names]
             dsts = [Path(self.captures.directory) / f"{o}.wav" for o in outs]
             started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
             sidecars = {str(d): {"preset": preset, "tap": "master", "mastered_from": n, "started": started,
@@ -133,6 +151,8 @@ class MasterJobs:
                         for n, d in zip(names, dsts, strict=True)}
             if kind == "master":
                 args = [str(srcs[0]), str(dsts[0])]
+            elif kind == "each":
+                args = [json.dumps([[str(a), str(b)] for a, b in zip(srcs, dsts, strict=True)])]
             else:
                 args = [str(self.captures.directory), *map(str, srcs), f"--suffix={suffix}"]
             if rate:
@@ -157,7 +177,19 @@ class MasterJobs:
 
     def _follow(self, proc: subprocess.Popen, job: dict, dsts: list[Path]) -> None:
         # stderr line by line as it comes: the progress of each pass; the rest is kept for the
-        # error message. stdout is one JSON line at the end (far below a pipe's buffer).
+        # error message. stdout (a JSON line per finished command) is read beside it, so a
+        # long "each" job cannot fill its pipe and stall.
+        results: list[dict] = []
+
+        def read_stdout() -> None:
+            for line in proc.stdout:
+                try:
+                    results.append(json.loads(line))
+                except ValueError:
+                    pass
+
+        reader = threading.Thread(target=read_stdout, name="capture-master-out", daemon=True)
+        reader.start()
         other = []
         for line in proc.stderr:
             step = parse_progress(line)
@@ -166,24 +198,27 @@ class MasterJobs:
                     job["progress"] = step
             else:
                 other.append(line)
-        out = proc.stdout.read()
+        reader.join()
         proc.wait()
         err = "".join(other)
         with self._lock:
             job["finished"] = time.time()
+            if job["kind"] == "each":
+                job["result"] = {"masters": results}        # those finished, also when it stopped
             if proc.returncode == 0:        # done, even if a cancel came too late to stop it
-                try:
-                    job["result"] = json.loads(out.strip().splitlines()[0])
+                if results:
+                    if job["kind"] != "each":
+                        job["result"] = results[0]
                     job["state"] = "done"
-                except (ValueError, IndexError):
+                else:
                     job["state"], job["error"] = "failed", "the mastering process gave no result"
             elif job["state"] == "cancelled":
                 pass
             else:
                 lines = [ln for ln in err.strip().splitlines() if ln.strip()]
                 job["state"] = "failed"
-                job["error"] = lines[-1].removeprefix(f"masterbox {job['kind']}: ") if lines else \
-                    f"the mastering process ended with code {proc.returncode}"
+                job["error"] = lines[-1].removeprefix("masterbox master: ").removeprefix("masterbox album: ") \
+                    if lines else f"the mastering process ended with code {proc.returncode}"
             if job["state"] != "done":     # the output's temporary file, and a rate conversion's
                 for dst in dsts:
                     for pattern in (f".{dst.name}.*.tmp", f".{dst.name}.*.tmp.wav"):
@@ -240,23 +275,53 @@ def _lowest_priority() -> None:
         pass
 
 
-def main(argv: list[str]) -> int:
-    """The child: ``python -m firmware.capture_master SIDECARS_JSON master|album ARGS...``.
+class _Numbered:
+    """stderr for one master of an "each" job: its progress lines say which one it is (``2/5 pass 1``)."""
 
-    Runs ``masterbox master ARGS`` or ``masterbox album ARGS``; when it succeeds, writes each
-    output's analysis sidecar with its entry of SIDECARS_JSON (``{output path: extra keys}``).
+    def __init__(self, stream, prefix: str):
+        self.stream, self.prefix = stream, prefix
+
+    def write(self, text: str) -> int:
+        if text.startswith(PROGRESS_PREFIX):
+            text = PROGRESS_PREFIX + self.prefix + text[len(PROGRESS_PREFIX):]
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def main(argv: list[str]) -> int:
+    """The child: ``python -m firmware.capture_master SIDECARS_JSON master|album ARGS...``, or
+    ``... SIDECARS_JSON each PAIRS_JSON OPTIONS...`` (``masterbox master IN OUT OPTIONS`` for each
+    ``[IN, OUT]`` in turn, stopping at the first that fails).
+
+    Writes each output's analysis sidecar, with its entry of SIDECARS_JSON (``{output path: extra
+    keys}``), as soon as that output is finished.
     """
     _lowest_priority()
     sidecars = json.loads(argv[0])
+    from firmware.captures import write_sidecar
     from firmware.cli import main as cli_main
 
-    code = cli_main(argv[1:])
-    if code == 0:
-        from firmware.captures import write_sidecar
-
-        for path, meta in sidecars.items():
-            write_sidecar(path, meta)
-    return code
+    if argv[1] != "each":
+        code = cli_main(argv[1:])
+        if code == 0:
+            for path, meta in sidecars.items():
+                write_sidecar(path, meta)
+        return code
+    pairs, options = json.loads(argv[2]), argv[3:]
+    for k, (src, dst) in enumerate(pairs, 1):
+        stderr = sys.stderr
+        sys.stderr = _Numbered(stderr, f"{k}/{len(pairs)} ")
+        try:
+            code = cli_main(["master", src, dst, *options])
+        finally:
+            sys.stderr = stderr
+        if code != 0:
+            return code
+        sys.stdout.flush()
+        write_sidecar(dst, sidecars[dst])
+    return 0
 
 
 if __name__ == "__main__":

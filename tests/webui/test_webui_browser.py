@@ -408,7 +408,8 @@ def test_a_capture_is_mastered_from_the_captures_page(box, browser, _isolated_ho
 
 def test_captures_are_mastered_as_an_album_from_the_captures_page(box, browser, _isolated_home, shots):
     """Two captures ticked: downloaded as one ZIP; "Master as album…": one job, one shared drive; the
-    album played back to back lands on the form's target (ffmpeg), and both new captures are listed."""
+    album played back to back lands on the form's target (ffmpeg), and both new captures are listed;
+    "Master each…": each lands on the target on its own."""
     import zipfile
 
     import numpy as np
@@ -456,6 +457,17 @@ def test_captures_are_mastered_as_an_album_from_the_captures_page(box, browser, 
     expect(bar.locator(".master-form")).to_contain_text("ep-1-album-2, ep-2-album-2")
     button.click()                                                # (closed again, not started)
     expect(bar.locator(".master-form")).to_have_count(0)
+    # "Master each": the same two, each on its own to the form's target, one job
+    page.click("#each-master")
+    form = bar.locator(".master-form")
+    expect(form).to_contain_text("ep-1-master, ep-2-master")
+    form.locator('[data-field="target"]').fill("-16")
+    form.locator('[data-action="master-start"]').click()
+    expect(strip).to_have_attribute("data-state", "done", timeout=120000)
+    expect(strip).to_contain_text("Mastered 2 captures one by one → ep-1-master, ep-2-master")
+    for name in ("ep-1-master", "ep-2-master"):
+        expect(page.locator(f'#capture-list li[data-capture="{name}"]')).to_be_visible(timeout=20000)
+        assert ffmpeg_ebur128(folder / f"{name}.wav", folder.parent)["integrated_lufs"] == pytest.approx(-16.0, abs=0.5)
     new = page.locator('#capture-list li[data-capture="ep-2-album"]')
     new.locator('[data-action="details"]').click()
     expect(new.locator('[data-field="mastered-from"]')).to_have_text(

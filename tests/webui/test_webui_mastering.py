@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import numpy as np
 import pyloudnorm
@@ -243,3 +244,42 @@ def test_a_cancel_while_converting_leaves_nothing_behind(api, control, _isolated
              120, step=0.02, what="the conversion to start")
     assert api.req("DELETE", "/api/v1/mastering").get_json()["job"]["state"] == "cancelled"
     assert sorted(p.name for p in (_isolated_home / "captures").iterdir()) == ["long-take.wav"]
+
+
+def test_captures_are_mastered_one_by_one_in_one_job(api, control, _isolated_home, tmp_path):
+    """"Master each": every capture lands on the target on its own (ffmpeg), unlike an album; the
+    progress says which one is being done; a damaged capture stops the job there, with the reason,
+    and the masters finished before it are kept and listed."""
+    _capture(_isolated_home, "take a", 6.0, peak_dbfs=-3.0)
+    _capture(_isolated_home, "take b", 6.0, peak_dbfs=-21.0)
+    control.state.set({"target.lufs": -14.0, "lim.ceiling_dbtp": -1.0}, "test")
+    r = api.req("POST", "/api/v1/mastering/each", json={"captures": ["take a", "take b"]})
+    assert r.status_code == 202, r.get_json()
+    assert (r.get_json()["job"]["kind"], r.get_json()["job"]["outputs"]) == ("each", ["take a-master", "take b-master"])
+    stages = set()
+    while (job := api.get("/api/v1/mastering").get_json()["job"])["state"] == "running":
+        if job["progress"]:
+            stages.add(job["progress"]["stage"].split(" ")[0])
+        time.sleep(0.02)
+    assert job["state"] == "done", job
+    assert stages <= {"1/2", "2/2"} and "2/2" in stages, stages
+    for name in ("take a-master", "take b-master"):
+        out = _isolated_home / "captures" / f"{name}.wav"
+        ff = ffmpeg_ebur128(out, tmp_path)
+        assert ff["integrated_lufs"] == pytest.approx(-14.0, abs=0.5) and ff["true_peak_dbtp"] <= -1.0 + 0.1, name
+        assert json.loads(out.with_suffix(".json").read_text())["mastered_from"] == name.removesuffix("-master")
+    assert [m["target_reached"] for m in job["result"]["masters"]] == [True, True]
+    # a damaged capture in the middle: the first is mastered, the job stops at the second
+    (_isolated_home / "captures" / "torn.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + os.urandom(200))
+    r = api.req("POST", "/api/v1/mastering/each", json={"captures": ["take a", "torn", "take b"], "level": False})
+    assert r.status_code == 202, r.get_json()
+    job = control.mastering.wait(300)
+    assert job["state"] == "failed" and "torn.wav" in job["error"], job
+    assert job["outputs"] == ["take a-master-2", "torn-master", "take b-master-2"]
+    assert len(job["result"]["masters"]) == 1
+    names = sorted(p.name for p in (_isolated_home / "captures").iterdir())
+    assert "take a-master-2.wav" in names and "take a-master-2.json" in names
+    assert not any(n.startswith(("torn-master", "take b-master-2", ".")) for n in names), names
+    for body, status in (({"captures": []}, 400), ({"captures": ["take a", "take a"]}, 400),
+                         ({"captures": ["nope"]}, 404), ({"captures": ["take a"], "album": True}, 400)):
+        assert api.req("POST", "/api/v1/mastering/each", json=body).status_code == status, body

@@ -1,6 +1,6 @@
 """Captures: start/stop, list with analysis, loudness curve, download (HTTP Range, streamed), delete,
-several as one streamed ZIP, and mastering them offline (one capture, or several as an album;
-firmware/capture_master.py).
+several as one streamed ZIP, and mastering them offline (one capture, several one by one, or
+several as an album; firmware/capture_master.py).
 
 Downloads are confined to the captures folder: the capture index names the file, and it
 must resolve to a regular file directly inside that folder (a symlink leading out is
@@ -20,7 +20,7 @@ from webui.backend import call, control, engine_reply, jsonable
 from webui.errors import ApiError, check_name, field, json_body
 
 TAPS = ("output", "input", "both")
-MAX_ALBUM_TRACKS = 99          # a CD's limit
+MAX_ALBUM_TRACKS = 99          # a CD's limit (also for "each")
 MAX_ZIP_CAPTURES = 200
 OUTPUT_RATES = (44100, 48000, 88200, 96000)   # delivery rates a job may convert to (master/album --rate)
 FORMATS = ("PCM_24", "FLOAT")
@@ -152,16 +152,28 @@ def master_capture(name):
     return jsonify({"job": jsonable(job)}), 202
 
 
+def _captures_field(data: dict) -> list[str]:
+    names = field(data, "captures", list)
+    if not all(isinstance(n, str) for n in names) or len(names) > MAX_ALBUM_TRACKS:
+        raise ApiError(400, f"'captures' must be a list of at most {MAX_ALBUM_TRACKS} capture names")
+    return [check_name(n, "capture name") for n in names]
+
+
 @bp.post("/mastering/album")
 def master_album():
     """Master several captures as one album (``masterbox album``: one shared drive) with the box's settings."""
     data = json_body()
     _refuse_unknown(data, JOB_FIELDS | {"captures"})
-    names = field(data, "captures", list)
-    if not all(isinstance(n, str) for n in names) or len(names) > MAX_ALBUM_TRACKS:
-        raise ApiError(400, f"'captures' must be a list of at most {MAX_ALBUM_TRACKS} capture names")
-    names = [check_name(n, "capture name") for n in names]
-    job = call(control().mastering.start_album, names, **_mastering_options(data))
+    job = call(control().mastering.start_album, _captures_field(data), **_mastering_options(data))
+    return jsonify({"job": jsonable(job)}), 202
+
+
+@bp.post("/mastering/each")
+def master_each():
+    """Master several captures one by one, each on its own to the target, as one job."""
+    data = json_body()
+    _refuse_unknown(data, JOB_FIELDS | {"captures"})
+    job = call(control().mastering.start_each, _captures_field(data), **_mastering_options(data))
     return jsonify({"job": jsonable(job)}), 202
 
 

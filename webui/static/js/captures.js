@@ -1,7 +1,7 @@
 /* Captures page: start/stop, list with analysis, QC, streaming preview, loudness plot, download, delete,
    "Master": a capture through `masterbox master` with the box's current settings, and "Master as album":
    the ticked captures through `masterbox album`, one shared drive (firmware/capture_master.py), and
-   "Download ticked": the ticked captures and their analyses as one ZIP. */
+   "Master each": the ticked captures one by one, and "Download ticked": them and their analyses as one ZIP. */
 "use strict";
 (() => {
   const { api, el, fmt, fail, toast, on } = MB;
@@ -186,25 +186,40 @@
   }
   // -- mastering ticked captures as an album ----------------------------------------------
   const abar = document.getElementById("album-bar"), abutton = document.getElementById("album-master");
-  const azip = document.getElementById("album-zip");
+  const azip = document.getElementById("album-zip"), ebutton = document.getElementById("each-master");
   let picked = [];
   function albumBar() {
     const here = new Set(cache.filter((c) => !c.recording).map((c) => c.name));
     picked = picked.filter((n) => here.has(n));        // deleted (or recording again) meanwhile
     abar.classList.toggle("hidden", here.size === 0);
     document.getElementById("album-count").textContent = picked.length ? `${picked.length} ticked: ${picked.join(", ")}`
-      : "Tick captures to download them together, or two or more to master them as an album";
+      : "Tick captures to download them together, master each on its own, or master two or more as an album";
     abutton.disabled = picked.length < 2 || mastering;
+    ebutton.disabled = picked.length < 1 || mastering;
     // the ticked captures and their analyses as one ZIP (GET /captures.zip, streamed)
     if (picked.length) azip.href = "/api/v1/captures.zip?" + picked.map((n) => `name=${enc(n)}`).join("&");
     else azip.removeAttribute("href");
     azip.setAttribute("aria-disabled", picked.length ? "false" : "true");
     const form = abar.querySelector(".master-form");
-    if (form && picked.length < 2) form.remove();
+    if (form && picked.length < (form.dataset.kind === "album" ? 2 : 1)) form.remove();
   }
-  abutton.addEventListener("click", async () => {
+  // one form in the bar at a time; the button that opened it closes it again
+  function barForm(kind) {
     const old = abar.querySelector(".master-form");
-    if (old) { old.remove(); return; }
+    if (old) old.remove();
+    return !old || old.dataset.kind !== kind;
+  }
+  ebutton.addEventListener("click", async () => {
+    if (!barForm("each")) return;
+    const names = [...picked], taken = new Set(cache.map((c) => c.name));
+    const outs = names.map((n) => { let o = `${n}-master`; for (let k = 2; taken.has(o); k++) o = `${n}-master-${k}`; return o; });
+    const form = await jobForm(`each on its own, measured first so every one lands on the target (not an album: their levels `
+      + `against each other are not kept). Written as new captures (${outs.join(", ")}).`, `Master ${names.length}`,
+      async (body) => { const job = (await api("POST", "/mastering/each", { ...body, captures: names })).job; picked = []; load(true); return job; });
+    if (form) { form.dataset.kind = "each"; abar.append(form); }
+  });
+  abutton.addEventListener("click", async () => {
+    if (!barForm("album")) return;
     const names = [...picked];
     // the names the box will give them: "-album", or "-album-2", ... when one of them is taken
     const taken = new Set(cache.map((c) => c.name));
@@ -213,7 +228,7 @@
     const form = await jobForm(`${names.length === 2 ? "both" : `all ${names.length}`} with one shared drive: the album's loudness lands on the target and the songs keep `
       + `their levels against each other. Each is written as a new capture (${names.map((n) => n + suffix).join(", ")}).`, "Master album",
       async (body) => { const job = (await api("POST", "/mastering/album", { ...body, captures: names })).job; picked = []; load(true); return job; });
-    if (form) abar.append(form);
+    if (form) { form.dataset.kind = "album"; abar.append(form); }
   });
   function showJob(job) {
     clearTimeout(masterTimer);
@@ -222,15 +237,19 @@
     mstrip.classList.toggle("hidden", !job);
     mcancel.classList.toggle("hidden", !mastering);
     if (job) {
-      const album = job.kind === "album", res = job.result && (album ? job.result.album : job.result);
-      const r = res && res.output, what = album ? `the album of ${job.captures.length}` : job.capture;
-      const into = album ? job.outputs.join(", ") : job.output;
+      const album = job.kind === "album", each = job.kind === "each";
+      const res = job.result && (album ? job.result.album : each ? null : job.result);
+      const r = res && res.output;
+      const what = album ? `the album of ${job.captures.length}` : each ? `${job.captures.length} captures one by one` : job.capture;
+      const into = job.outputs.join(", ");
       mtext.textContent = {
         running: `Mastering ${what} → ${into}` + (job.progress ? ` (${job.progress.stage})` : "") + "…",
         done: `Mastered ${what} → ${into}` + (r ? `: ${fmt(r.integrated_lufs, 1, "LUFS")}, true peak ${fmt(r.true_peak_dbtp, 1, "dBTP")}` : "")
           + (res && res.message ? ` (${res.message})` : ""),
-        failed: `Mastering ${what} failed: ${job.error}`,
-        cancelled: `Mastering ${what} cancelled; nothing was written.`,
+        failed: `Mastering ${what} failed: ${job.error}`
+          + (each && job.result ? ` (${job.result.masters.length} of ${job.captures.length} finished and kept)` : ""),
+        cancelled: `Mastering ${what} cancelled; ` + (each && job.result && job.result.masters.length
+          ? `the ${job.result.masters.length} finished before it are kept.` : "nothing was written."),
       }[job.state] || job.state;
       mstrip.dataset.state = job.state;
       // how far the current pass is (the number of passes is not known in advance)
