@@ -152,29 +152,28 @@ def master_capture(name):
     return jsonify({"job": jsonable(job)}), 202
 
 
-def _captures_field(data: dict) -> list[str]:
+def _start_several(start):
+    """A job over the request's ``captures`` (checked names, at most MAX_ALBUM_TRACKS) started by ``start``."""
+    data = json_body()
+    _refuse_unknown(data, JOB_FIELDS | {"captures"})
     names = field(data, "captures", list)
     if not all(isinstance(n, str) for n in names) or len(names) > MAX_ALBUM_TRACKS:
         raise ApiError(400, f"'captures' must be a list of at most {MAX_ALBUM_TRACKS} capture names")
-    return [check_name(n, "capture name") for n in names]
+    names = [check_name(n, "capture name") for n in names]
+    job = call(start, names, **_mastering_options(data))
+    return jsonify({"job": jsonable(job)}), 202
 
 
 @bp.post("/mastering/album")
 def master_album():
     """Master several captures as one album (``masterbox album``: one shared drive) with the box's settings."""
-    data = json_body()
-    _refuse_unknown(data, JOB_FIELDS | {"captures"})
-    job = call(control().mastering.start_album, _captures_field(data), **_mastering_options(data))
-    return jsonify({"job": jsonable(job)}), 202
+    return _start_several(control().mastering.start_album)
 
 
 @bp.post("/mastering/each")
 def master_each():
     """Master several captures one by one, each on its own to the target, as one job."""
-    data = json_body()
-    _refuse_unknown(data, JOB_FIELDS | {"captures"})
-    job = call(control().mastering.start_each, _captures_field(data), **_mastering_options(data))
-    return jsonify({"job": jsonable(job)}), 202
+    return _start_several(control().mastering.start_each)
 
 
 @bp.get("/mastering")
