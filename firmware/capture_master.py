@@ -13,7 +13,9 @@ capture takes minutes on the box.
 Several captures (the songs of an EP recorded through the box) can be mastered as an album:
 ``masterbox album`` with the same settings, one shared drive so the *album's* loudness lands on the
 target and the songs keep their relative levels; each becomes ``<name>-album.wav`` with a sidecar
-that also names the album's captures (``album``).
+that also names the album's captures (``album``). Or one by one in one job ("each"): ``master`` on
+each in turn, every one to the target on its own. Any job may take a preset's settings instead of
+the box's, and convert to a delivery sample rate first.
 
 It runs in a child process (``python -m firmware.capture_master``, which calls the ``master`` or
 ``album`` command and then writes the sidecars): the control process never imports numba, and a child at
@@ -127,11 +129,12 @@ class MasterJobs:
         for n, row in zip(names, rows, strict=True):
             if row.get("recording"):
                 raise MasterJobError(f"{n!r} is being recorded; stop the capture first")
-        rates = [row.get("sample_rate") or _file_rate(src) for row, src in zip(rows, srcs, strict=True)]
-        if kind == "album" and rate is None and len({r for r in rates if r}) > 1:
-            listed = ", ".join(f"{n} {r} Hz" for n, r in zip(names, rates, strict=True) if r)
-            raise MasterJobError(f"the captures of an album must share one sample rate ({listed}); "
-                                 "choose a sample rate for the album")
+        if kind == "album" and rate is None:
+            rates = [row.get("sample_rate") or _file_rate(src) for row, src in zip(rows, srcs, strict=True)]
+            if len({r for r in rates if r}) > 1:
+                listed = ", ".join(f"{n} {r} Hz" for n, r in zip(names, rates, strict=True) if r)
+                raise MasterJobError(f"the captures of an album must share one sample rate ({listed}); "
+                                     "choose a sample rate for the album")
         with self._lock:
             if self._job is not None and self._job["state"] == "running":
                 what = {"master": repr(self._job["capture"]), "album": "an album"}.get(
