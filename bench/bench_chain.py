@@ -20,6 +20,10 @@ medians and ratios of CPU time (user + system), which load disturbs least.
     ``equalizer`` bands, ``acrossover`` into 3 bands with an ``acompressor`` each, ``amix``,
     gain, ``alimiter`` at -1 dB);
   - ``x42_limiter``: x42-dpl alone through ffmpeg's lv2 filter (true-peak mode, -1 dB);
+  - ``ffmpeg_chain_1thread``, ``x42_limiter_1thread``: the same two on one filter thread
+    (``-filter_complex_threads 1`` / ``-filter_threads 1``): ffmpeg's graph threads wait on each
+    other through futexes, and on this VM that costs more CPU than the filters themselves, so
+    these are the peers' own work (2026-11-24, docs/chain.md);
   - ``master_3s``: ``masterbox master`` (streaming, drive search) on a 3-second file of the same
     music: the fixed cost of a run (Python, numba, loading the kernels);
   - ``master_jit``, ``master_3s_jit``: ``master`` and ``master_3s`` with ``MASTERBOX_AOT=0``, i.e.
@@ -146,7 +150,8 @@ def process_figures(seconds: float, repeats: int) -> dict:
         short = work / "in_3s.wav"
         sf.write(short, music[:3 * RATE], RATE, subtype="PCM_24")
         outs = {k: work / f"{k}.wav" for k in ("master", "master_1pass", "ffmpeg_chain", "x42_limiter", "master_3s",
-                                               "master_jit", "master_3s_jit")}
+                                               "master_jit", "master_3s_jit", "ffmpeg_chain_1thread",
+                                               "x42_limiter_1thread")}
         env = dict(os.environ, MASTERBOX_HOME=str(work / "home"))
         env_jit = dict(env, MASTERBOX_AOT="0")
         mb = _masterbox()
@@ -167,6 +172,14 @@ def process_figures(seconds: float, repeats: int) -> dict:
                              str(outs["ffmpeg_chain"])],
             "x42_limiter": ["ffmpeg", "-nostats", "-hide_banner", "-y", "-i", str(src), "-af",
                             X42_FILTER.format(gain=f"{drive:.2f}"), "-c:a", "pcm_s24le", str(outs["x42_limiter"])],
+            # the same graphs on one filter thread: ffmpeg's graph threads synchronise through
+            # futexes, which on this VM cost more CPU than the filters (strace, docs/chain.md)
+            "ffmpeg_chain_1thread": ["ffmpeg", "-nostats", "-hide_banner", "-filter_complex_threads", "1", "-y",
+                                     "-i", str(src), "-filter_complex", FFMPEG_GRAPH.format(gain=f"{drive:.2f}"),
+                                     "-map", "[out]", "-c:a", "pcm_s24le", str(outs["ffmpeg_chain_1thread"])],
+            "x42_limiter_1thread": ["ffmpeg", "-nostats", "-hide_banner", "-filter_threads", "1", "-y", "-i",
+                                    str(src), "-af", X42_FILTER.format(gain=f"{drive:.2f}"), "-c:a", "pcm_s24le",
+                                    str(outs["x42_limiter_1thread"])],
             "master_3s": [*mb, "master", str(short), str(outs["master_3s"]), "--preset", "streaming", "--json"],
             "master_jit": [*mb, "master", str(src), str(outs["master_jit"]), "--preset", "streaming", "--json"],
             "master_3s_jit": [*mb, "master", str(short), str(outs["master_3s_jit"]), "--preset", "streaming",
@@ -198,6 +211,8 @@ def process_figures(seconds: float, repeats: int) -> dict:
         for ours in [k for k in ("master", "master_1pass", "master_jit", "master_before") if k in cmds]:
             out[f"cpu_ratio_{ours}_vs_ffmpeg_chain"] = round(out[f"{ours}_cpu_s"] / out["ffmpeg_chain_cpu_s"], 3)
             out[f"cpu_ratio_{ours}_vs_x42_limiter"] = round(out[f"{ours}_cpu_s"] / out["x42_limiter_cpu_s"], 3)
+            for peer in ("ffmpeg_chain_1thread", "x42_limiter_1thread"):
+                out[f"cpu_ratio_{ours}_vs_{peer}"] = round(out[f"{ours}_cpu_s"] / out[f"{peer}_cpu_s"], 3)
         out["commands"] = {k: ("MASTERBOX_AOT=0 " if k.endswith("_jit") else "")
                            + (f"PYTHONPATH={before} " if k.endswith("_before") else "") + " ".join(v)
                            for k, v in cmds.items()}
