@@ -36,6 +36,13 @@ def wants_json(req: Request) -> bool:
     return req.path.startswith("/api/") or req.accept_mimetypes.best == "application/json"
 
 
+def refuse_unknown(data: dict, known: set[str]) -> None:
+    """400 naming every field of ``data`` that is not one of ``known`` (and the known ones)."""
+    extra = set(data) - known
+    if extra:
+        raise ApiError(400, f"unknown field(s): {', '.join(sorted(extra))} (known: {', '.join(sorted(known))})")
+
+
 def json_body(limit: int = 64 * 1024) -> dict:
     """The request's JSON object, or an ApiError naming what is wrong with it."""
     if request.content_length is not None and request.content_length > limit:

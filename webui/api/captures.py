@@ -17,7 +17,7 @@ from flask import Response, current_app, jsonify, request, send_file
 from webui.api import bp
 from webui.api.live import current_request_has_body
 from webui.backend import call, control, engine_reply, jsonable
-from webui.errors import ApiError, check_name, field, json_body
+from webui.errors import ApiError, check_name, field, json_body, refuse_unknown
 
 TAPS = ("output", "input", "both")
 MAX_ALBUM_TRACKS = 99          # a CD's limit (also for "each")
@@ -133,12 +133,6 @@ def _mastering_options(data: dict) -> dict:
     return {"values": values, "preset": preset, "target_lufs": target, "bit_depth": bit_depth, "rate": rate}
 
 
-def _refuse_unknown(data: dict, known: set[str]) -> None:
-    extra = set(data) - known
-    if extra:
-        raise ApiError(400, f"unknown field(s): {', '.join(sorted(extra))}")
-
-
 JOB_FIELDS = {"preset", "target_lufs", "level", "bit_depth", "rate"}
 
 
@@ -147,7 +141,7 @@ def master_capture(name):
     """Master this capture offline with the box's current settings or a preset's (firmware/capture_master.py)."""
     name = check_name(name, "capture name")
     data = json_body() if current_request_has_body() else {}
-    _refuse_unknown(data, JOB_FIELDS)
+    refuse_unknown(data, JOB_FIELDS)
     job = call(control().mastering.start, name, **_mastering_options(data))
     return jsonify({"job": jsonable(job)}), 202
 
@@ -155,7 +149,7 @@ def master_capture(name):
 def _start_several(start):
     """A job over the request's ``captures`` (checked names, at most MAX_ALBUM_TRACKS) started by ``start``."""
     data = json_body()
-    _refuse_unknown(data, JOB_FIELDS | {"captures"})
+    refuse_unknown(data, JOB_FIELDS | {"captures"})
     names = field(data, "captures", list)
     if not all(isinstance(n, str) for n in names) or len(names) > MAX_ALBUM_TRACKS:
         raise ApiError(400, f"'captures' must be a list of at most {MAX_ALBUM_TRACKS} capture names")
@@ -207,9 +201,7 @@ def start():
     max_seconds = field(data, "max_seconds", (int, float), required=False)
     if max_seconds is not None and not (1 <= max_seconds <= 24 * 3600):
         raise ApiError(400, f"'max_seconds' must be between 1 and 86400 (got {max_seconds})")
-    extra = set(data) - {"tap", "format", "max_seconds"}
-    if extra:
-        raise ApiError(400, f"unknown field(s): {', '.join(sorted(extra))}")
+    refuse_unknown(data, {"tap", "format", "max_seconds"})
     reply = engine_reply(call(control().capture_start, tap=tap, fmt=fmt, max_seconds=max_seconds))
     return jsonify({"capturing": True, "engine": jsonable(reply)}), 201
 

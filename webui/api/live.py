@@ -7,7 +7,7 @@ from flask import current_app, jsonify
 from dsp import schema
 from webui.api import bp
 from webui.backend import call, control, engine_reply, jsonable
-from webui.errors import ApiError, field, json_body
+from webui.errors import ApiError, field, json_body, refuse_unknown
 from webui.sse import finite
 
 
@@ -68,9 +68,7 @@ def patch_state():
     values = field(data, "values", dict)
     if not values:
         raise ApiError(400, "'values' is empty: name at least one parameter")
-    unknown_keys = set(data) - {"values"}
-    if unknown_keys:
-        raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown_keys))}")
+    refuse_unknown(data, {"values"})
     try:
         clean = schema.validate(values, partial=True)
     except schema.SchemaErrors as e:

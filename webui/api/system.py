@@ -13,7 +13,7 @@ from firmware import paths
 from firmware.audio_settings import AudioApplyConflict
 from webui.api import bp
 from webui.backend import call, control, jsonable
-from webui.errors import ApiError, field, json_body
+from webui.errors import ApiError, field, json_body, refuse_unknown
 
 RATES = (44100, 48000, 88200, 96000)
 PERIODS = (32, 64, 128, 256, 512, 1024, 2048)
@@ -116,10 +116,7 @@ def set_audio():
     is running, a capture is recording, or nothing would restart the engine.
     """
     data = json_body()
-    known = {"device", "rate", "period", "periods"}
-    extra = set(data) - known
-    if extra:
-        raise ApiError(400, f"unknown field(s): {', '.join(sorted(extra))} (known: {', '.join(sorted(known))})")
+    refuse_unknown(data, {"device", "rate", "period", "periods"})
     out = {}
     device = field(data, "device", str, required=False)
     if device is not None:
