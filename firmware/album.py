@@ -39,7 +39,6 @@ from firmware.render import (
     DUAL_MONO_DB,
     MAX_RATE,
     MIN_RATE,
-    RF64_BYTES,
     SUBTYPES,
     RenderError,
     _check_paths,
@@ -47,6 +46,7 @@ from firmware.render import (
     _open_output,
     _SplitPasses,
     _Ticker,
+    container,
     first_guess,
     meter_analysis,
     pre_budget_bytes,
@@ -208,19 +208,13 @@ def check_album(outdir, inputs: Sequence, bit_depth: str, suffix: str = "",
         raise RenderError(f"the tracks do not share one sample rate ({listed}); give the album one with "
                           "--rate HZ (each track is converted first)")
     album_rate = rate or next(iter(rates))
-    for t in tracks:
-        _choose_container(t, album_rate, bit_depth)
+    for t in tracks:        # a converted track's length at the album's rate, rounded up
+        frames = t.frames if t.rate == album_rate else t.frames * album_rate // t.rate + 1
+        t.fmt = container(t.fmt, frames, t.channels, bit_depth)
     return outdir, tracks, album_rate
 
 
-def _choose_container(t: AlbumTrack, rate: int, bit_depth: str) -> None:
-    """RF64 instead of WAV when ``t``'s master at ``rate`` would pass the 4 GB of a RIFF header."""
-    frames = t.frames if t.rate == rate else t.frames * rate // t.rate + 1
-    if t.fmt == "WAV" and frames * t.channels * {"16": 2, "24": 3, "32f": 4}[bit_depth] > RF64_BYTES:
-        t.fmt = "RF64"
-
-
-def _convert(tracks: list[AlbumTrack], rate: int, outdir: Path, ticker: _Ticker,
+def _convert(tracks: list[AlbumTrack], rate: int, outdir: Path, fraction: Callable[[str, float], None] | None,
              progress: Callable[[str], None] | None) -> None:
     """Each track not at ``rate`` converted into a temporary file in OUTDIR (``t.converted``; the
     caller deletes them), as ``master --rate`` converts: the ceiling then holds at ``rate``."""
@@ -229,8 +223,7 @@ def _convert(tracks: list[AlbumTrack], rate: int, outdir: Path, ticker: _Ticker,
     todo = [t for t in tracks if t.rate != rate]
     if not todo:
         return
-    ticker.total = max(sum(t.frames for t in todo), 1)
-    tick = ticker.start("converting")
+    tick = _Ticker(fraction, sum(t.frames for t in todo)).start("converting")
     for t in todo:
         if progress:
             progress(f"converting {t.src.name}: {t.rate} Hz -> {rate} Hz before the chain")
@@ -258,10 +251,9 @@ def master_album(outdir, inputs: Sequence, values: Mapping[str, Any], *, bit_dep
     """
     outdir, tracks, rate = check_album(outdir, inputs, bit_depth, suffix, rate)
     try:
-        ticker = _Ticker(fraction, 1)
-        _convert(tracks, rate, outdir, ticker, progress)
+        _convert(tracks, rate, outdir, fraction, progress)
         return _master_album(outdir, tracks, rate, values, bit_depth, target_lufs, progress, budget_bytes,
-                             ticker)
+                             fraction)
     finally:
         for t in tracks:
             if t.converted is not None:
@@ -270,12 +262,12 @@ def master_album(outdir, inputs: Sequence, values: Mapping[str, Any], *, bit_dep
 
 def _master_album(outdir: Path, tracks: list[AlbumTrack], rate: int, values: Mapping[str, Any], bit_depth: str,
                   target_lufs: float | None, progress: Callable[[str], None] | None, budget_bytes: int | None,
-                  ticker: _Ticker) -> AlbumResult:
+                  fraction: Callable[[str, float], None] | None) -> AlbumResult:
     """:func:`master_album` once the tracks are checked (and converted): the drive search and the writes."""
     from dsp.chain import SPLIT_ALL, SPLIT_PRE, Chain
 
     chain = Chain(rate, 2, max_block=BLOCK)
-    ticker.total = sum(t.frames for t in tracks) + len(tracks) * chain.latency_samples
+    ticker = _Ticker(fraction, sum(t.frames for t in tracks) + len(tracks) * chain.latency_samples)
     chain.set_output_bits(None if bit_depth == "32f" else int(bit_depth))
     vals = dict(values)
     drive = float(vals.get("out.drive_db", 0.0))

@@ -28,11 +28,11 @@ def convert_file(src: Path, dst: Path, rate_out: int, open_input: Callable,
 
     from dsp.chain import BIG
     from dsp.resample import Resampler
-    from firmware.render import RF64_BYTES
+    from firmware.render import container
 
     with open_input(src) as snd:
         rate, channels, frames = snd.samplerate, snd.channels, snd.frames
-        fmt = "RF64" if frames * rate_out / rate * channels * 4 > RF64_BYTES else "WAV"
+        fmt = container("WAV", frames * rate_out // rate + 1, channels, "32f")   # the length rounded up
         r = Resampler(rate, rate_out, channels)
         buf = np.empty((READ, channels))
         faults = 0

@@ -189,6 +189,13 @@ def render_pass(src: Path, chain, write: Callable | None = None, tick: Callable[
         _run(_input_blocks(snd, chain.latency_samples), chain, write, snd.channels == 1, tick)
 
 
+def container(fmt: str, frames: int, channels: int, bit_depth: str) -> str:
+    """``fmt``, or RF64 for a WAV whose samples would pass what a RIFF header can hold."""
+    if fmt == "WAV" and frames * channels * {"16": 2, "24": 3, "32f": 4}[bit_depth] > RF64_BYTES:
+        return "RF64"
+    return fmt
+
+
 class _Ticker:
     """Turns blocks done into ``fraction(stage, 0..1)`` calls for one pass over ``total`` frames."""
 
@@ -421,9 +428,7 @@ def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, 
     chain.set_output_bits(None if bit_depth == "32f" else int(bit_depth))
     vals = dict(values)
     drive = float(vals.get("out.drive_db", 0.0))
-    bytes_out = frames * channels * {"16": 2, "24": 3, "32f": 4}[bit_depth]
-    if fmt == "WAV" and bytes_out > RF64_BYTES:
-        fmt = "RF64"
+    fmt = container(fmt, frames, channels, bit_depth)
     budget = pre_budget_bytes() if budget_bytes is None else budget_bytes
 
     fd, tmp_name = tempfile.mkstemp(dir=str(dst.parent), prefix=f".{dst.name}.", suffix=".tmp")
