@@ -130,7 +130,7 @@ class MasterJobs:
             if row.get("recording"):
                 raise MasterJobError(f"{n!r} is being recorded; stop the capture first")
         if kind == "album" and rate is None:
-            rates = [row.get("sample_rate") or _file_rate(src) for row, src in zip(rows, srcs, strict=True)]
+            rates = [row.get("sample_rate") for row in rows]
             if len({r for r in rates if r}) > 1:
                 listed = ", ".join(f"{n} {r} Hz" for n, r in zip(names, rates, strict=True) if r)
                 raise MasterJobError(f"the captures of an album must share one sample rate ({listed}); "
@@ -253,18 +253,6 @@ class MasterJobs:
         if t is not None:
             t.join(timeout)
         return self.status()
-
-
-def _file_rate(path: Path) -> int | None:
-    """The sample rate in a WAV's header when the capture index does not know it (a file not written
-    by the box and not analysed yet); None if this reader cannot tell (the job reports what is wrong)."""
-    from firmware.wav_reader import open_wav
-
-    reader = open_wav(path)
-    if reader is None:
-        return None
-    with reader:
-        return reader.samplerate
 
 
 def _lowest_priority() -> None:

@@ -46,7 +46,8 @@ from firmware.atomic import fsync_dir, write_atomic
 from firmware.capture_writer import HEADER_BYTES, MARKER_SUFFIX, parse_header
 
 SIDECAR_FORMAT = "masterbox-capture-analysis"
-WRITER_KEYS = ("preset", "tap", "started", "stop_reason", "writer_error", "dropped_frames", "sample_format")
+WRITER_KEYS = ("preset", "tap", "started", "stop_reason", "writer_error", "dropped_frames", "sample_format",
+               "source", "uploaded_from", "uploaded")
 SILENCE_DBFS = -60.0
 CLIP_LEVEL = 1.0 - 2.0 ** -15  # at full scale to 16-bit precision
 CLIP_RUN = 3
@@ -222,6 +223,13 @@ def analyze_capture(wav, extra: dict | None = None) -> dict[str, Any]:
     return doc
 
 
+def run_analysis(jobs: list, timeout: float) -> subprocess.CompletedProcess:
+    """Write the sidecars of ``jobs`` (``[file, facts]`` pairs; facts may be None) in one worker
+    process, ``python -m firmware.captures sidecar --jobs JSON``: the caller never imports numba."""
+    return subprocess.run([sys.executable, "-m", "firmware.captures", "sidecar", "--jobs", json.dumps(jobs)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
 def write_sidecar(wav, extra: dict | None = None) -> Path:
     """Analyse a finished capture and write ``NAME.json`` next to it (atomically)."""
     wav = Path(wav)
@@ -263,6 +271,18 @@ def _check_name(name: str) -> str:
     return name.removesuffix(".wav")
 
 
+def _foreign_facts(wav: Path) -> tuple[int | None, int | None, float | None]:
+    """(rate, channels, seconds) from the header of a WAV the box did not write, as far as
+    :mod:`firmware.wav_reader` reads it (None where it cannot: the analysis says it later)."""
+    from firmware.wav_reader import open_wav
+
+    reader = open_wav(wav)
+    if reader is None:
+        return None, None, None
+    with reader:
+        return reader.samplerate, reader.channels, reader.frames / reader.samplerate
+
+
 class CaptureIndex:
     """The captures folder as the control process sees it (no numba here)."""
 
@@ -290,13 +310,15 @@ class CaptureIndex:
         if hdr:
             rate, channels, fmt = hdr["rate"], hdr["channels"], hdr["fmt"]
             duration = hdr["data_bytes"] // hdr["block"] / rate
+        elif not sidecar_path(wav).exists():    # a WAV from elsewhere (uploaded, copied in), not analysed yet
+            rate, channels, duration = _foreign_facts(wav)
         side = sidecar_path(wav)
         summary = None
         if side.exists():
             try:
                 d = json.loads(side.read_text())
                 summary = {k: d.get(k) for k in ("integrated_lufs", "true_peak_dbtp", "loudness_range_lu",
-                                                   "preset", "tap", "stop_reason", "dropped_frames")}
+                                                   "preset", "tap", "stop_reason", "dropped_frames", "source")}
                 duration = d.get("duration_s", duration)
                 rate = rate or d.get("sample_rate")
                 channels = channels or d.get("channels")
@@ -307,6 +329,10 @@ class CaptureIndex:
                 "duration_s": duration, "sample_rate": rate, "channels": channels, "format": fmt,
                 "recording": is_rec, "analysis": "recording" if is_rec else ("done" if summary else "pending"),
                 "summary": summary}
+
+    def is_recording(self) -> bool:
+        """True while the engine records into this folder (a ``.NAME.recording`` marker names a file)."""
+        return bool(self._recording())
 
     def list(self) -> list[dict[str, Any]]:
         """Every capture, newest first."""
@@ -410,9 +436,7 @@ class CaptureIndex:
                    and (r["name"], r["mtime"]) not in skip]
         if not pending:
             return [], []
-        subprocess.run([sys.executable, "-m", "firmware.captures", "sidecar",
-                        *[str(self.directory / r["file"]) for r in pending]],
-                       capture_output=True, text=True, timeout=timeout)
+        run_analysis([[str(self.directory / r["file"]), None] for r in pending], timeout)
         done = [r["name"] for r in pending if sidecar_path(self.directory / r["file"]).exists()]
         return done, [(r["name"], r["mtime"]) for r in pending]
 

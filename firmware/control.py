@@ -26,7 +26,8 @@ from typing import Any
 
 from firmware import paths
 from firmware.capture_master import MasterJobs
-from firmware.captures import CaptureIndex
+from firmware.capture_upload import Uploads
+from firmware.captures import CaptureIndex, run_analysis
 from firmware.learn import Learner
 from firmware.presets import Preset, PresetStore
 from firmware.state import StateStore
@@ -82,6 +83,8 @@ class Control:
         self.state = state if state is not None else StateStore(presets=self.presets, safe_mode=safe_mode)
         self.captures = captures if captures is not None else CaptureIndex(paths.captures_dir())
         self.mastering = MasterJobs(self.captures)   # "Master" on the Captures page (firmware/capture_master.py)
+        floor_mb = float(self.config.get("storage", {}).get("free_space_floor_mb", 500))
+        self.uploads = Uploads(self.captures, int(floor_mb * 1024 * 1024), analyse=self._analyse_upload)
         self.engine = engine if engine is not None else self._make_engine()
         self.meters = meters if meters is not None else self._make_meters()
         self._unavailable, self._refused = _engine_error_types()
@@ -181,6 +184,18 @@ class Control:
                     log.info("analysed %d capture(s) left without a sidecar", len(done))
             except Exception:
                 log.exception("analysing leftover captures failed")
+
+    def _analyse_upload(self, wav, facts: dict) -> None:
+        """Write an uploaded capture's sidecar now, in the background (the page shows "analysing")."""
+        def work():
+            try:
+                r = run_analysis([[str(wav), facts]], timeout=24 * 3600)
+                if r.returncode != 0:
+                    log.warning("analysing the upload %s failed: %s", wav, r.stderr.strip()[-300:])
+            except Exception:
+                log.exception("analysing the upload %s failed", wav)
+
+        threading.Thread(target=work, name="upload-analysis", daemon=True).start()
 
     def _watch_engine(self) -> None:
         while not self._closed.wait(WATCH_S):
@@ -369,6 +384,7 @@ class Control:
         self._closed.set()
         self.learner.stop()
         self.mastering.cancel()      # its child runs in a session of its own: it would outlive us
+        self.uploads.close()
         self._unsubscribe()
         if self._watcher is not None:
             self._watcher.join(2.0)
