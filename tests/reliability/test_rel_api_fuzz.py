@@ -129,6 +129,7 @@ def fuzz_operation(op, home, app, control, engine, api) -> dict:
         if name is not None and "name" in (case.path_parameters or {}):
             case.path_parameters["name"] = name  # half the time a name that exists
         engine.capturing = None  # each example starts from an idle engine
+        control.mastering.wait(120)  # ... and no mastering job started earlier still writing its files
         before = snapshot(home, control, engine)
         r = send(api, case)
         seen[r.status_code] = seen.get(r.status_code, 0) + 1

@@ -406,6 +406,71 @@ def test_a_capture_is_mastered_from_the_captures_page(box, browser, _isolated_ho
     ctx.close()
 
 
+def test_a_mix_is_uploaded_through_a_dropped_link_then_mastered(box, browser, _isolated_home, tmp_path, shots):
+    """"Upload WAV…": a 10 MB mix goes in 4 MB pieces; the browser's second piece is cut off (the
+    connection reset), and the page asks the box where it got to and goes on. The capture lands
+    byte for byte, is analysed (pyloudnorm agrees) and shows where it came from; "Master…" then
+    brings it to -14 LUFS (ffmpeg). A file that is not a WAV is refused with the box's reason and
+    leaves nothing behind."""
+    import pyloudnorm
+    import soundfile as sf
+    from playwright.sync_api import expect
+
+    from dsp.programme import render_programme
+    from tests.signals import ffmpeg_ebur128
+
+    folder = _isolated_home / "captures"
+    folder.mkdir(exist_ok=True)
+    src = tmp_path / "Desk Mix v2.wav"
+    sf.write(str(src), render_programme(36, 48000, seed=11, peak_dbfs=-9), 48000, subtype="PCM_24")
+    assert src.stat().st_size > 2 * (4 << 20)                    # three pieces
+    ctx, page, errors = logged_in(browser, box)
+    cut = []
+
+    def drop_second_piece(route):
+        if route.request.method == "PUT" and "offset=4194304" in route.request.url and not cut:
+            cut.append(route.request.url)
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/uploads/**", drop_second_piece)
+    page.click('a.tab[href="/captures"]')
+    expect(page.locator("#capture-list")).to_contain_text("upload a WAV", timeout=10000)
+    page.set_input_files("#upload-pick", str(src))
+    expect(page.locator("#upload")).to_contain_text("Uploading Desk Mix v2.wav", timeout=10000)
+    item = page.locator('#capture-list li[data-capture="Desk Mix v2"]')
+    expect(item).to_be_visible(timeout=60000)
+    expect(page.locator("#upload")).to_be_hidden()
+    assert cut, "the second piece was never sent"
+    assert (folder / "Desk Mix v2.wav").read_bytes() == src.read_bytes()
+    expect(item.locator(".title small")).to_contain_text("uploaded", timeout=60000)   # analysed: its sidecar
+    side = json.loads((folder / "Desk Mix v2.json").read_text())
+    y, rate = sf.read(str(src))
+    assert side["integrated_lufs"] == pytest.approx(pyloudnorm.Meter(rate).integrated_loudness(y), abs=0.1)
+    item.locator('[data-action="details"]').click()
+    expect(item.locator('[data-field="uploaded-from"]')).to_contain_text("Uploaded from Desk Mix v2.wav on")
+    page.screenshot(path=str(shots / "captures-upload.png"))
+
+    item.locator('[data-action="master"]').click()
+    form = item.locator(".master-form")
+    form.locator('[data-field="target"]').fill("-14")
+    form.locator('[data-action="master-start"]').click()
+    expect(page.locator("#mastering")).to_have_attribute("data-state", "done", timeout=120000)
+    expect(page.locator('#capture-list li[data-capture="Desk Mix v2-master"]')).to_be_visible(timeout=20000)
+    assert ffmpeg_ebur128(folder / "Desk Mix v2-master.wav", tmp_path)["integrated_lufs"] == pytest.approx(-14, abs=0.5)
+
+    before = sorted(p.name for p in folder.iterdir())
+    fake = tmp_path / "not really.wav"
+    fake.write_bytes(b"ID3\x04" + bytes(20000))                  # an MP3 renamed
+    page.set_input_files("#upload-pick", str(fake))
+    expect(page.locator("#toast")).to_contain_text("does not start like a WAV file", timeout=10000)
+    expect(page.locator("#upload")).to_be_hidden()
+    assert sorted(p.name for p in folder.iterdir()) == before
+    assert not errors, errors
+    ctx.close()
+
+
 def test_captures_are_mastered_as_an_album_from_the_captures_page(box, browser, _isolated_home, shots):
     """Two captures ticked: downloaded as one ZIP; "Master as album…": one job, one shared drive; the
     album played back to back lands on the form's target (ffmpeg), and both new captures are listed;

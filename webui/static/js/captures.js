@@ -1,7 +1,8 @@
 /* Captures page: start/stop, list with analysis, QC, streaming preview, loudness plot, download, delete,
    "Master": a capture through `masterbox master` with the box's current settings, and "Master as album":
    the ticked captures through `masterbox album`, one shared drive (firmware/capture_master.py), and
-   "Master each": the ticked captures one by one, and "Download ticked": them and their analyses as one ZIP. */
+   "Master each": the ticked captures one by one, and "Download ticked": them and their analyses as one ZIP;
+   "Upload WAV…" (or a drop on the list) brings mixes from this computer in, in pieces, resuming after a dropped link. */
 "use strict";
 (() => {
   const { api, el, fmt, fail, toast, on } = MB;
@@ -80,6 +81,10 @@
       const keys = ["integrated_lufs", "loudness_range_lu", "true_peak_dbtp", "sample_peak_dbfs", "max_momentary_lufs", "max_short_term_lufs", "plr_db", "duration_s", "sample_rate", "dropped_frames", "stop_reason"];
       const summary = {};
       for (const k of keys) if (k in side) summary[k] = side[k];
+      if (side.uploaded_from) {
+        box.append(el("p", { class: "muted small", "data-field": "uploaded-from", text: `Uploaded from ${side.uploaded_from}`
+          + (side.uploaded ? ` on ${new Date(side.uploaded).toLocaleString()}` : "") + "." }));
+      }
       if (side.mastered_from) {
         box.append(el("p", { class: "muted small", "data-field": "mastered-from", text: `Mastered from ${side.mastered_from}`
           + (side.album ? `, as one of the album ${side.album.join(", ")}` : "")
@@ -116,7 +121,7 @@
     const li = el("li", { "data-capture": name }, pick,
       el("div", { class: "title" }, name,
         c.recording ? el("span", { class: "badge hot", text: "recording" }) : c.analysis === "pending" ? el("span", { class: "badge", text: "analysing" }) : null,
-        el("small", { text: [sm.preset && `preset ${sm.preset}`, sm.tap, c.sample_rate && `${c.sample_rate / 1000} kHz`, bytes(c.size_bytes)].filter(Boolean).join(" · ") })),
+        el("small", { text: [sm.source === "upload" && "uploaded", sm.preset && `preset ${sm.preset}`, sm.tap, c.sample_rate && `${c.sample_rate / 1000} kHz`, bytes(c.size_bytes)].filter(Boolean).join(" · ") })),
       el("div", { class: "stats" },
         el("span", {}, el("b", { text: "length" }), dur(c.duration_s)),
         el("span", {}, el("b", { text: "int" }), fmt(sm.integrated_lufs, 1, "LUFS")),
@@ -266,10 +271,77 @@
   async function pollJob() { try { showJob((await api("GET", "/mastering")).job); } catch (e) { masterTimer = setTimeout(pollJob, 3000); } }
   mcancel.addEventListener("click", async () => { try { showJob((await api("DELETE", "/mastering")).job); } catch (e) { fail(e); } });
 
+  // -- uploading mixes from this computer ----------------------------------------------------
+  // POST /uploads, then the file in pieces (PUT at the offset the box stands at): a dropped link
+  // costs one piece, the box says where to go on. Files go one after the other.
+  const ustrip = document.getElementById("upload"), utext = document.getElementById("upload-text");
+  const ubar = document.getElementById("upload-progress"), ucancel = document.getElementById("upload-cancel");
+  const upick = document.getElementById("upload-pick");
+  const RETRIES = 8;                  // a link down for about a minute, backing off to 15 s
+  let current = null;                 // {id, stop} of the upload running now
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  function showUpload(file, st, note) {
+    ustrip.classList.remove("hidden");
+    ustrip.dataset.state = "running";
+    const pct = st ? Math.floor(100 * st.offset / file.size) : 0;
+    utext.textContent = `Uploading ${file.name}: ${pct} % (${bytes(st ? st.offset : 0)} of ${bytes(file.size)})` + (note ? ` · ${note}` : "");
+    ubar.value = pct;
+  }
+  async function uploadOne(file, n, of) {
+    const label = of > 1 ? `${n}/${of} ` : "";
+    let st;
+    try { st = await api("POST", "/uploads", { file: file.name, size: file.size }); } catch (e) { fail(e); return false; }
+    current = { id: st.id, stop: false };
+    showUpload(file, st, label);
+    for (let tries = 0; st.state === "receiving" && !current.stop;) {
+      try {
+        st = await api("PUT", `/uploads/${st.id}?offset=${st.offset}`, file.slice(st.offset, st.offset + st.chunk_bytes));
+        tries = 0;
+      } catch (e) {
+        if (current.stop) break;
+        if (e.status === 409 && e.body && e.body.offset != null) { st = { ...st, offset: e.body.offset }; continue; }
+        if (e.status) { fail(e); return false; }   // the box refused (not a WAV, disk full...): it says why
+        if (++tries > RETRIES) { fail(new Error(`Upload of ${file.name} stopped: the box has not answered for a minute`)); return false; }
+        showUpload(file, st, `${label}connection lost, trying again…`);
+        await sleep(Math.min(1000 * 2 ** tries, 15000));
+        try { st = await api("GET", `/uploads/${st.id}`); } catch (e2) { /* still down: the next round asks again */ }
+      }
+      showUpload(file, st, label);
+    }
+    if (st.state !== "done") return false;          // cancelled
+    toast(`Uploaded ${file.name} as “${st.capture}”`);
+    load(true);
+    return true;
+  }
+  async function uploadAll(files) {
+    if (current) { toast("An upload is running: wait for it, or cancel it", true); return; }
+    const wavs = files.filter((f) => /\.wav$/i.test(f.name));
+    if (wavs.length < files.length) toast(`Only WAV files: ${files.length - wavs.length} left out`, true);
+    try {
+      for (let k = 0; k < wavs.length; k++) if (!(await uploadOne(wavs[k], k + 1, wavs.length))) break;
+    } finally {
+      current = null;
+      ustrip.classList.add("hidden");
+      load(true);
+    }
+  }
+  document.getElementById("upload-button").addEventListener("click", () => upick.click());
+  upick.addEventListener("change", () => { const files = [...upick.files]; upick.value = ""; uploadAll(files); });
+  ucancel.addEventListener("click", async () => {
+    if (!current) return;
+    current.stop = true;
+    try { await api("DELETE", `/uploads/${current.id}`); toast("Upload cancelled; nothing was kept"); } catch (e) { /* already gone */ }
+  });
+  // drop WAV files anywhere on the list
+  const card = document.getElementById("capture-card");
+  card.addEventListener("dragover", (ev) => { ev.preventDefault(); card.classList.add("drop"); });
+  card.addEventListener("dragleave", () => card.classList.remove("drop"));
+  card.addEventListener("drop", (ev) => { ev.preventDefault(); card.classList.remove("drop"); uploadAll([...ev.dataTransfer.files]); });
+
   let cache = [];
   function render(items) {
     cache = items;
-    list.replaceChildren(...(items.length ? items.map(row) : [el("li", { class: "muted", text: "No captures yet. Start one above or with the CAPTURE button on the box." })]));
+    list.replaceChildren(...(items.length ? items.map(row) : [el("li", { class: "muted", text: "No captures yet. Start one above or with the CAPTURE button on the box, or upload a WAV." })]));
     albumBar();
   }
   async function load(again) {
