@@ -15,11 +15,15 @@ of the machine they run on.
 * ``zip_*``: the ZIP of ticked captures (``GET /api/v1/captures.zip``, :mod:`webui.zipstream`)
   built from a 256 MB file: CPU seconds per GB, against reading the same file in the same
   chunks (median; the ratio is what the CRC and the copies add), and the bytes the ZIP adds.
+* ``upload_*``: a 256 MB WAV uploaded in pieces (``POST``/``PUT /api/v1/uploads``) to waitress on
+  loopback, the server in its own process: its CPU seconds per GB and the rate, against ``dd
+  conv=fsync`` of the same file onto the same disk (median, alternating).
 """
 
 from __future__ import annotations
 
 import json
+import resource
 import statistics
 import sys
 import tempfile
@@ -139,6 +143,99 @@ def _zip(tmp: Path, repeats: int, megabytes: int) -> dict:
             "zip_cpu_ratio_vs_plain_read": round(med_zip / med_plain, 2) if med_plain > 0 else None}
 
 
+_UPLOAD_SERVER = """
+import sys
+from pathlib import Path
+from firmware.captures import CaptureIndex
+from firmware.control import Control
+from firmware.presets import PresetStore
+from firmware.state import StateStore
+from webui import create_app
+from webui.server import ServerThread
+home = Path(sys.argv[1])
+presets = PresetStore(home / "presets")
+control = Control(state=StateStore(home / "state.json", presets=presets, autosave=False), presets=presets,
+                  captures=CaptureIndex(home / "captures"), watch=False)
+control.uploads.analyse = None      # the analysis is the recordings' cost, not the upload's
+app = create_app(control, {"web": {"threads": 4}})
+app.extensions["masterbox"].passwords.set(sys.argv[2])
+print(ServerThread(app, host="127.0.0.1", port=0).start().port, flush=True)
+sys.stdin.read()
+"""
+
+
+def _upload(tmp: Path, repeats: int, megabytes: int) -> dict:
+    """A WAV uploaded in pieces (firmware/capture_upload.py) through waitress on loopback, the server in a
+    process of its own: its CPU per GB and the wall-clock rate, against ``dd conv=fsync`` of the same file
+    onto the same disk (the least any durable way in costs: read the bytes, write them, flush them)."""
+    import os
+    import subprocess
+    import urllib.request
+
+    import numpy as np
+    import soundfile as sf
+
+    from firmware.capture_upload import CHUNK_BYTES
+
+    home = tmp / "upload-home"
+    (home / "captures").mkdir(parents=True)
+    src = tmp / "mix.wav"
+    frames = (megabytes << 20) // 6
+    sf.write(src, np.random.default_rng(1).uniform(-0.5, 0.5, (frames, 2)), 48000, subtype="PCM_24")
+    size = src.stat().st_size
+    env = {**os.environ, "MASTERBOX_HOME": str(home), "MASTERBOX_CONFIG": str(tmp / "none.toml"),
+           "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen([sys.executable, "-c", _UPLOAD_SERVER, str(home), "bench-password"], env=env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    clk = os.sysconf("SC_CLK_TCK")
+
+    def server_cpu() -> tuple[float, float]:
+        fields = Path(f"/proc/{server.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) / clk, int(fields[12]) / clk     # user, system
+
+    try:
+        url = f"http://127.0.0.1:{int(server.stdout.readline())}/api/v1"
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+
+        def call(method, path, body=None, ctype="application/json", csrf=None):
+            req = urllib.request.Request(url + path, data=body, method=method,
+                                         headers={"Content-Type": ctype, **({"X-CSRF-Token": csrf} if csrf else {})})
+            with opener.open(req, timeout=120) as r:
+                return json.loads(r.read())
+
+        csrf = call("GET", "/auth/session")["csrf_token"]
+        csrf = call("POST", "/auth/login", json.dumps({"password": "bench-password"}).encode(), csrf=csrf)["csrf_token"]
+        up_cpu, up_user, up_wall, cp_cpu = [], [], [], []
+        for k in range(repeats):         # alternating with dd, so both see the same machine
+            (u0, s0), t0 = server_cpu(), time.perf_counter()
+            st = call("POST", "/uploads", json.dumps({"file": f"mix{k}.wav", "size": size}).encode(), csrf=csrf)
+            with open(src, "rb") as f:
+                while st["state"] == "receiving":
+                    st = call("PUT", f"/uploads/{st['id']}?offset={st['offset']}", f.read(st["chunk_bytes"]),
+                              "application/octet-stream", csrf)
+            up_wall.append(time.perf_counter() - t0)
+            u1, s1 = server_cpu()
+            up_cpu.append(u1 + s1 - u0 - s0)
+            up_user.append(u1 - u0)
+            (home / "captures" / f"{st['capture']}.wav").unlink()
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            subprocess.run(["dd", f"if={src}", f"of={home / 'captures' / 'copy.wav'}", "bs=4M", "conv=fsync",
+                            "status=none"], check=True)
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cp_cpu.append(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime)
+            (home / "captures" / "copy.wav").unlink()
+    finally:
+        server.stdin.close()
+        server.wait(10)
+    med_up, med_cp = statistics.median(up_cpu), statistics.median(cp_cpu)
+    return {"upload_megabytes": round(size / 2**20), "upload_pieces": -(-size // CHUNK_BYTES),
+            "upload_server_cpu_s_per_gb": round(med_up / size * 1e9, 3),
+            "upload_server_user_cpu_s_per_gb": round(statistics.median(up_user) / size * 1e9, 3),
+            "upload_mb_per_s": round(size / 1e6 / statistics.median(up_wall), 1),
+            "upload_dd_cpu_s_per_gb": round(med_cp / size * 1e9, 3),
+            "upload_cpu_ratio_vs_dd": round(med_up / med_cp, 2) if med_cp > 0 else None}
+
+
 def run(quick: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -146,6 +243,7 @@ def run(quick: bool = False) -> dict:
         out.update(_state(tmp, 5 if quick else 15))
         out.update(_capture(tmp, 2000 if quick else 20000))
         out.update(_zip(tmp, 3 if quick else 7, 64 if quick else 256))
+        out.update(_upload(tmp, 3 if quick else 7, 64 if quick else 256))
     return out
 
 
