@@ -212,6 +212,12 @@ class Uploads:
         with self._lock:
             return [u.status() for u in self._active.values()]
 
+    def expire(self) -> None:
+        """Drop uploads nobody added to for :data:`IDLE_S` (the control's minute timer calls this, so an
+        abandoned upload gives its disk space back even when no further request comes)."""
+        with self._lock:
+            self._expire()
+
     def close(self) -> None:
         """Drop every unfinished upload (the control process is stopping)."""
         with self._lock:

@@ -154,7 +154,8 @@ class Control:
         """Finalise captures a crash left unfinished and remove the temporary files of masters cut off
         mid-way, then write the captures' sidecars, off the boot path;
         then keep looking every :data:`ANALYZE_EVERY_S` for captures that still have none (a WAV
-        copied into the folder, an analysis worker that was killed), so none stays "analysing".
+        copied into the folder, an analysis worker that was killed), so none stays "analysing", and
+        drop uploads abandoned for an hour (their files go with them).
 
         The repair only touches files whose recording process is gone (marker pid), so it is
         safe while a new engine records. A file the worker could not analyse is not tried again
@@ -177,6 +178,7 @@ class Control:
         wait = ANALYZE_DELAY_S
         while not self._closed.wait(wait):
             wait = ANALYZE_EVERY_S
+            self.uploads.expire()
             try:
                 done, tried = self.captures.analyze_pending(older_than_s=60.0, skip=failed)
                 failed |= {t for t in tried if t[0] not in done}

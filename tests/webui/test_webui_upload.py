@@ -170,7 +170,7 @@ def test_requests_that_do_not_fit_are_refused_before_anything_is_written(api, co
     assert _folder(control) == before
 
 
-def test_an_idle_upload_is_dropped_and_its_file_removed(api, control, monkeypatch):
+def test_an_idle_upload_is_dropped_and_its_file_removed(api, control):
     now = [1000.0]
     control.uploads.clock = lambda: now[0]
     uid = api.post("/api/v1/uploads", json={"file": "mix.wav", "size": 1000}).get_json()["id"]
@@ -178,6 +178,14 @@ def test_an_idle_upload_is_dropped_and_its_file_removed(api, control, monkeypatc
     now[0] += capture_upload.IDLE_S + 1
     assert api.get(f"/api/v1/uploads/{uid}").status_code == 404
     assert not any(n.startswith(PART_PREFIX) for n in _folder(control))
+    # with no request coming, the control's minute timer drops it all the same
+    api.post("/api/v1/uploads", json={"file": "mix.wav", "size": 1000})
+    now[0] += capture_upload.IDLE_S - 1
+    control.uploads.expire()
+    assert len(control.uploads.active()) == 1
+    now[0] += 2
+    control.uploads.expire()
+    assert control.uploads.active() == [] and not any(n.startswith(PART_PREFIX) for n in _folder(control))
 
 
 def test_a_part_left_by_a_power_cut_is_swept_at_start(control):
