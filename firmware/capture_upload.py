@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from firmware.analysis import MIN_DURATION_S
 from firmware.atomic import fsync_dir, ordinary_mode
 from firmware.capture_writer import _free_bytes
 
@@ -44,7 +45,6 @@ IDLE_S = 3600.0                       # an upload nobody added to for this long 
 FINISHED_KEPT_S = 3600.0              # how long a finished upload still answers (a retried last piece)
 PART_PREFIX = ".upload-"
 MAX_STEM = 100
-MIN_SECONDS = 0.4                     # one BS.1770 gating block: less has no loudness to measure
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
 
 
@@ -93,9 +93,9 @@ def wav_facts(path: Path) -> dict[str, Any]:
         rate, channels, frames = info.samplerate, info.channels, info.frames
     if channels not in (1, 2):
         raise UploadError(415, f"{channels} channels: the box masters mono or stereo")
-    if frames < MIN_SECONDS * rate:
+    if frames < MIN_DURATION_S * rate:   # one BS.1770 gating block: less has no loudness to measure
         raise UploadError(415, f"{frames / rate * 1000:.0f} ms of audio: too short to measure "
-                               f"(the box needs at least {MIN_SECONDS * 1000:.0f} ms)")
+                               f"(the box needs at least {MIN_DURATION_S * 1000:.0f} ms)")
     return {"sample_rate": int(rate), "channels": int(channels), "frames": int(frames)}
 
 
@@ -200,11 +200,14 @@ class Uploads:
         return done
 
     def cancel(self, uid: str) -> dict[str, Any]:
-        """Stop upload ``uid`` and remove what arrived of it."""
+        """Stop upload ``uid`` and remove what arrived of it; once finished, too late: its outcome."""
         up = self._get(uid)
         if up is None:
-            raise UploadError(404, f"no upload {uid!r}")
-        with up.lock:
+            return self.status(uid)     # finished (its outcome), else 404
+        with up.lock:                   # a piece being written finishes first
+            done = self._done(uid)
+            if done is not None:        # ... and it was the last one: too late to cancel
+                return done
             self._end(up)
         return {**up.status(), "state": "cancelled"}
 

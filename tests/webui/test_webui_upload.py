@@ -100,6 +100,8 @@ def test_a_dropped_link_resumes_where_the_box_got_to(api, control, tmp_path):
                     headers={"Content-Type": "application/octet-stream"})
     assert again.status_code == 200 and again.get_json()["capture"] == "take"
     assert api.get(f"/api/v1/uploads/{uid}").get_json()["state"] == "done"
+    gone = api.req("DELETE", f"/api/v1/uploads/{uid}")              # a cancel too late keeps the capture
+    assert gone.status_code == 200 and gone.get_json()["state"] == "done"
     assert (control.captures.directory / "take.wav").read_bytes() == data
     assert not [n for n in _folder(control) if n.startswith(".")]
 

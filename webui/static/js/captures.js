@@ -277,7 +277,7 @@
   const ustrip = document.getElementById("upload"), utext = document.getElementById("upload-text");
   const ubar = document.getElementById("upload-progress"), ucancel = document.getElementById("upload-cancel");
   const upick = document.getElementById("upload-pick");
-  const RETRIES = 8;                  // a link down for about a minute, backing off to 15 s
+  const RETRIES = 8;                  // a link down for a minute and a half: 2, 4, 8, then every 15 s
   let current = null;                 // {id, stop} of the upload running now
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   function showUpload(file, st, note) {
@@ -301,7 +301,7 @@
         if (current.stop) break;
         if (e.status === 409 && e.body && e.body.offset != null) { st = { ...st, offset: e.body.offset }; continue; }
         if (e.status) { fail(e); return false; }   // the box refused (not a WAV, disk full...): it says why
-        if (++tries > RETRIES) { fail(new Error(`Upload of ${file.name} stopped: the box has not answered for a minute`)); return false; }
+        if (++tries > RETRIES) { fail(new Error(`Upload of ${file.name} stopped: the box has not answered for a minute and a half`)); return false; }
         showUpload(file, st, `${label}connection lost, trying again…`);
         await sleep(Math.min(1000 * 2 ** tries, 15000));
         try { st = await api("GET", `/uploads/${st.id}`); } catch (e2) { /* still down: the next round asks again */ }
@@ -330,7 +330,10 @@
   ucancel.addEventListener("click", async () => {
     if (!current) return;
     current.stop = true;
-    try { await api("DELETE", `/uploads/${current.id}`); toast("Upload cancelled; nothing was kept"); } catch (e) { /* already gone */ }
+    try {
+      const r = await api("DELETE", `/uploads/${current.id}`);
+      toast(r.state === "done" ? `Too late to cancel: the last piece had arrived (“${r.capture}”)` : "Upload cancelled; nothing was kept");
+    } catch (e) { /* already gone */ }
   });
   // drop WAV files anywhere on the list
   const card = document.getElementById("capture-card");
