@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -53,3 +54,60 @@ def write_atomic(path: Path | str, data: bytes | str, mode: int = 0o644) -> None
             pass
         raise
     fsync_dir(path.parent)
+
+
+def open_files() -> set[tuple[int, int]]:
+    """(device, inode) of every file some process has open, as far as /proc lets us see."""
+    seen = set()
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            fds = list(fd_dir.iterdir())
+        except OSError:         # gone, or not ours to look at
+            continue
+        for fd in fds:
+            try:
+                st = fd.stat()
+            except OSError:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+    return seen
+
+
+def remove_stale_temporaries(directory: Path | str, older_than_s: float = 60.0) -> list[tuple[str, int]]:
+    """Delete the hidden temporary files (``.NAME.*.tmp``, ``.NAME.*.tmp.wav``) a power cut or a killed
+    process left in ``directory``; (name, bytes) of each.
+
+    :func:`write_atomic` and every writer that renames at the end leave one when cut off before
+    the rename. One that some process still holds open (a mastering child that outlived its
+    control process, an upload being received) or that changed in the last ``older_than_s`` is
+    left alone: another process may be writing it.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    now = time.time()
+    candidates = []
+    for tmp in directory.glob(".*"):
+        if not (tmp.name.endswith(".tmp") or tmp.name.endswith(".tmp.wav")):
+            continue
+        try:
+            st = tmp.lstat()
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(st.st_mode) and now - st.st_mtime >= older_than_s:
+            candidates.append((tmp, st))
+    if not candidates:
+        return []
+    busy = open_files()
+    removed = []
+    for tmp, st in candidates:
+        if (st.st_dev, st.st_ino) in busy:
+            continue
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append((tmp.name, st.st_size))
+    if removed:
+        fsync_dir(directory)
+    return removed

@@ -34,7 +34,6 @@ import json
 import math
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import time
@@ -42,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware import paths
-from firmware.atomic import fsync_dir, write_atomic
+from firmware.atomic import fsync_dir, remove_stale_temporaries, write_atomic
 from firmware.capture_writer import HEADER_BYTES, MARKER_SUFFIX, parse_header
 
 SIDECAR_FORMAT = "masterbox-capture-analysis"
@@ -247,23 +246,6 @@ def write_sidecar(wav, extra: dict | None = None) -> Path:
 
 
 # -- the index ----------------------------------------------------------------------------
-def _open_files() -> set[tuple[int, int]]:
-    """(device, inode) of every file some process has open, as far as /proc lets us see."""
-    seen = set()
-    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
-        try:
-            fds = list(fd_dir.iterdir())
-        except OSError:         # gone, or not ours to look at
-            continue
-        for fd in fds:
-            try:
-                st = fd.stat()
-            except OSError:
-                continue
-            seen.add((st.st_dev, st.st_ino))
-    return seen
-
-
 def _check_name(name: str) -> str:
     if (not isinstance(name, str) or not name or name != Path(name).name or name.startswith(".")
             or "/" in name or "\\" in name or ".." in name or "\x00" in name):
@@ -387,40 +369,12 @@ class CaptureIndex:
     def remove_stale_temporaries(self, older_than_s: float = 60.0) -> list[tuple[str, int]]:
         """Delete the temporary files a power cut or a killed job left in the folder; (name, bytes) of each.
 
-        ``master``, ``album`` and the sidecar writer write ``.NAME.*.tmp`` (a rate conversion
-        ``.NAME.*.tmp.wav``) and rename it at the end; cut off before that, the file stays,
-        hidden from the list and as big as the master was going to be. One that some process
-        still holds open (a mastering child that outlived its control process) or that changed
-        in the last ``older_than_s`` is left alone: another process may be writing it.
+        ``master``, ``album``, an upload and the sidecar writer write ``.NAME.*.tmp`` (a rate
+        conversion ``.NAME.*.tmp.wav``) and rename it at the end; cut off before that, the file
+        stays, hidden from the list and as big as the master was going to be
+        (:func:`firmware.atomic.remove_stale_temporaries` says which are left alone).
         """
-        if not self.directory.is_dir():
-            return []
-        now = time.time()
-        candidates = []
-        for tmp in self.directory.glob(".*"):
-            if not (tmp.name.endswith(".tmp") or tmp.name.endswith(".tmp.wav")):
-                continue
-            try:
-                st = tmp.lstat()
-            except FileNotFoundError:
-                continue
-            if stat.S_ISREG(st.st_mode) and now - st.st_mtime >= older_than_s:
-                candidates.append((tmp, st))
-        if not candidates:
-            return []
-        busy = _open_files()
-        removed = []
-        for tmp, st in candidates:
-            if (st.st_dev, st.st_ino) in busy:
-                continue
-            try:
-                tmp.unlink()
-            except FileNotFoundError:
-                continue
-            removed.append((tmp.name, st.st_size))
-        if removed:
-            fsync_dir(self.directory)
-        return removed
+        return remove_stale_temporaries(self.directory, older_than_s)
 
     def analyze_pending(self, timeout: float = 3600, older_than_s: float = 0.0,
                         skip=frozenset()) -> tuple[list[str], list[tuple[str, float]]]:
@@ -430,7 +384,6 @@ class CaptureIndex:
         ``skip`` holds ``(name, mtime)`` pairs not to try again. Returns the names that have a
         sidecar now, and the ``(name, mtime)`` of every capture tried.
         """
-        import time
 
         pending = [r for r in self.list() if r["analysis"] == "pending" and time.time() - r["mtime"] >= older_than_s
                    and (r["name"], r["mtime"]) not in skip]

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from firmware import paths
+from firmware.atomic import remove_stale_temporaries
 from firmware.capture_master import MasterJobs
 from firmware.capture_upload import Uploads
 from firmware.captures import CaptureIndex, run_analysis
@@ -170,10 +171,13 @@ class Control:
             log.exception("repairing unfinished captures failed")
         try:
             for name, size in self.captures.remove_stale_temporaries():
-                log.warning("removed %s (%.1f MB), the temporary file of a master cut off before it was "
-                            "finished", name, size / 1e6)
+                log.warning("removed %s (%.1f MB), the temporary file of a master or an upload cut off "
+                            "before it was finished", name, size / 1e6)
+            for folder in (self.presets.user_dir, self.state.path.parent):   # write_atomic's, a power cut's
+                for name, _size in remove_stale_temporaries(folder):
+                    log.warning("removed %s in %s, a write cut off before it was finished", name, folder)
         except OSError:
-            log.exception("removing temporary files from the captures folder failed")
+            log.exception("removing temporary files failed")
         failed: set[tuple[str, float]] = set()
         wait = ANALYZE_DELAY_S
         while not self._closed.wait(wait):

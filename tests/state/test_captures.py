@@ -238,3 +238,39 @@ def test_a_master_cut_off_mid_way_leaves_no_hidden_file_for_good(tmp_path, monke
     os.utime(held, (long_ago, long_ago))
     assert CaptureIndex(d).remove_stale_temporaries() == [(held.name, 4096)]
     assert fresh.exists()
+
+
+def test_writes_cut_off_in_the_preset_and_state_folders_are_swept_at_start(monkeypatch):
+    """``write_atomic``'s temporary file, left by a power cut between its write and its rename, is
+    removed by the next control process from the presets folder and the state's folder too; one
+    written a moment ago stays, and so do the preset and the state themselves."""
+    import os
+
+    from firmware import control as control_mod
+    from firmware.control import Control
+
+    monkeypatch.setattr(control_mod, "ANALYZE_DELAY_S", 30.0)     # only the sweep at start matters here
+    c = Control(watch=False)
+    c.presets.save("mine", c.state.values)
+    c.state.flush()
+    c.close()
+    preset_file = next(p for p in paths.presets_dir().iterdir() if p.suffix == ".json" and "mine" in p.name)
+    stale = [paths.presets_dir() / f".{preset_file.name}.k2j3x9.tmp",
+             paths.state_file().parent / f".{paths.state_file().name}.a1b2c3.tmp"]
+    fresh = paths.presets_dir() / f".{preset_file.name}.q8w7e6.tmp"
+    long_ago = time.time() - 3600
+    for p in (*stale, fresh):
+        p.write_text('{"half": ')
+    for p in stale:
+        os.utime(p, (long_ago, long_ago))
+    kept = preset_file.read_bytes()
+    c = Control(watch=True)
+    try:
+        deadline = time.monotonic() + 30
+        while any(p.exists() for p in stale):
+            assert time.monotonic() < deadline, [p.name for p in stale if p.exists()]
+            time.sleep(0.05)
+        assert fresh.exists() and preset_file.read_bytes() == kept
+        assert "mine" in [p["name"] for p in c.presets.list()]
+    finally:
+        c.close()
