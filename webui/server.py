@@ -22,6 +22,18 @@ log = logging.getLogger("masterbox.web.server")
 SSE_PATH = "/api/v1/events"
 
 
+class QuietStreamEnds(logging.Filter):
+    """Drops waitress's "Client disconnected while serving /api/v1/events": a browser leaving a page
+    ends its live stream that way every time, and one such line per page view buried the System
+    page's recent log and the journal. A disconnect anywhere else is still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != f"Client disconnected while serving {SSE_PATH}"
+
+
+_QUIET = QuietStreamEnds()
+
+
 class BacklogProbe:
     """Callable ``() -> int``: bytes waitress holds unsent for this request's connection."""
 
@@ -91,6 +103,7 @@ def make_server(app, host: str | None = None, port: int | None = None, **overrid
         clear_untrusted_proxy_headers=True,
     )
     opts.update(overrides)
+    logging.getLogger("waitress").addFilter(_QUIET)      # once: the same filter object is not added twice
     return create_server(BacklogMiddleware(app), **opts)
 
 

@@ -197,3 +197,29 @@ def test_many_reading_clients_all_get_frames(served):
     for t in threads:
         t.join(timeout=3)
     assert min(counts) >= 25, counts  # ~20 Hz for 2 s each, all eight at once
+
+
+def test_a_browser_leaving_a_page_does_not_fill_the_log(served, caplog):
+    """Every page view ends its live stream by disconnecting; waitress logs each such end ("Client
+    disconnected while serving /api/v1/events"), which buried the System page's recent log. Those
+    lines are dropped; the same message for any other path is kept."""
+    import logging
+
+    from webui.server import QuietStreamEnds
+
+    app, server = served
+    cookie = login_cookie(server.port)
+    with caplog.at_level(logging.INFO):
+        for _ in range(3):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            s.sendall(f"GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n\r\n".encode())
+            assert s.recv(4096).startswith(b"HTTP/1.1 200")
+            s.close()                                     # the browser goes to another page
+        time.sleep(1.5)                                   # frames at 20 Hz: the server has tried to write since
+    ends = [r.getMessage() for r in caplog.records if r.name == "waitress"]
+    assert not [m for m in ends if "/api/v1/events" in m], ends
+    other = logging.LogRecord("waitress", logging.INFO, __file__, 0, "Client disconnected while serving %s",
+                              ("/api/v1/captures/x/download",), None)
+    assert QuietStreamEnds().filter(other)
+    assert not QuietStreamEnds().filter(logging.LogRecord(
+        "waitress", logging.INFO, __file__, 0, "Client disconnected while serving /api/v1/events", None, None))
