@@ -289,14 +289,15 @@ class CaptureIndex:
         except OSError:
             pass
         rate = channels = fmt = duration = None
+        side = sidecar_path(wav)
+        analysed = side.exists()
         if hdr:
             rate, channels, fmt = hdr["rate"], hdr["channels"], hdr["fmt"]
             duration = hdr["data_bytes"] // hdr["block"] / rate
-        elif not sidecar_path(wav).exists():    # a WAV from elsewhere (uploaded, copied in), not analysed yet
+        elif not analysed:      # a WAV from elsewhere (uploaded, copied in), not analysed yet
             rate, channels, duration = _foreign_facts(wav)
-        side = sidecar_path(wav)
         summary = None
-        if side.exists():
+        if analysed:
             try:
                 d = json.loads(side.read_text())
                 summary = {k: d.get(k) for k in ("integrated_lufs", "true_peak_dbtp", "loudness_range_lu",
@@ -384,7 +385,6 @@ class CaptureIndex:
         ``skip`` holds ``(name, mtime)`` pairs not to try again. Returns the names that have a
         sidecar now, and the ``(name, mtime)`` of every capture tried.
         """
-
         pending = [r for r in self.list() if r["analysis"] == "pending" and time.time() - r["mtime"] >= older_than_s
                    and (r["name"], r["mtime"]) not in skip]
         if not pending:
