@@ -1,4 +1,4 @@
-"""Mixes brought into the captures folder from a browser: a WAV received in pieces, resumably.
+"""Mixes brought into the captures folder from a browser: a WAV, AIFF or FLAC file received in pieces, resumably.
 
 Why pieces. The web server refuses a request body over ``[web] max_body_bytes`` (8 MB) before
 it reads it, on every route and before the login is checked; that is what keeps a stranger on
@@ -9,9 +9,10 @@ the box got (:meth:`Uploads.status`) and goes on from there.
 
 Where it goes. The file grows hidden, as ``.upload-ID.tmp`` in the captures folder: on the
 captures' own disk, so the end is a rename, and swept at control start like every temporary
-file a power cut leaves there. It becomes a capture only when it is whole and reads as a WAV
-the box can master; then it takes a free name (``mix.wav``, ``mix-2.wav``, ...: never an
-existing capture's) and is analysed like a recording.
+file a power cut leaves there. It becomes a capture only when it is whole and reads as audio
+the box can master (an AIFF or FLAC is first copied into a WAV of the same word length); then
+it takes a free name (``mix.wav``, ``mix-2.wav``, ...: never an existing capture's) and is
+analysed like a recording.
 
 The recordings come first. An upload must leave the disk's free-space floor
 (``[storage] free_space_floor_mb``, where a recording stops) free, and while a capture is being
@@ -46,6 +47,16 @@ FINISHED_KEPT_S = 3600.0              # how long a finished upload still answers
 PART_PREFIX = ".upload-"
 MAX_STEM = 100
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+KINDS = {"wav": "wav", "aif": "aiff", "aiff": "aiff", "flac": "flac"}       # extension -> kind
+KIND_NAMES = {"wav": "WAV", "aiff": "AIFF", "flac": "FLAC"}
+_LIBSNDFILE_FORMATS = {"wav": ("WAV", "WAVEX", "RF64"), "aiff": ("AIFF",), "flac": ("FLAC",)}
+# what a file of each kind starts with (bytes 0-3, and 8-11 where given)
+_MAGIC = {"wav": ((b"RIFF", b"RF64"), (b"WAVE",)), "aiff": ((b"FORM",), (b"AIFF", b"AIFC")), "flac": ((b"fLaC",), None)}
+# a converted file keeps its words: libsndfile subtype -> (WAV subtype, the dtype that copies it exactly)
+_SAME_WORDS = {"PCM_S8": ("PCM_16", "int16"), "PCM_U8": ("PCM_16", "int16"), "PCM_16": ("PCM_16", "int16"),
+               "PCM_24": ("PCM_24", "int32"), "PCM_32": ("PCM_32", "int32"), "FLOAT": ("FLOAT", "float32"),
+               "DOUBLE": ("DOUBLE", "float64")}
+_WORD_BYTES = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
 
 
 class UploadError(Exception):
@@ -57,8 +68,9 @@ class UploadError(Exception):
         self.extra = extra
 
 
-def capture_stem(filename: str) -> str:
-    """The capture name a WAV called ``filename`` on the user's computer gets (before ``-2``...).
+def capture_name(filename: str) -> tuple[str, str]:
+    """The capture name a file called ``filename`` on the user's computer gets (before ``-2``...),
+    and its kind (a key of :data:`KINDS`, from its extension).
 
     Only the last path component counts; characters no file name should hold become ``_``,
     leading dots and spaces go (a hidden file would not be listed), and it is cut to
@@ -67,36 +79,67 @@ def capture_stem(filename: str) -> str:
     if not isinstance(filename, str):
         raise UploadError(400, "file name must be a string")
     base = re.split(r"[/\\]", filename.strip())[-1]
-    if not base.lower().endswith(".wav") or len(base) <= 4:
-        raise UploadError(415, f"{base or filename!r} is not a .wav file: export the mix as WAV (or RF64)")
-    stem = _UNSAFE.sub("_", base[:-4]).replace("..", "_").lstrip(". ").rstrip()
-    return stem[:MAX_STEM].rstrip() or "upload"
+    stem, dot, ext = base.rpartition(".")
+    if not dot or not stem or ext.lower() not in KINDS:
+        raise UploadError(415, f"{base or filename!r} is not a WAV, AIFF or FLAC file (by its name): export "
+                               "the mix as one of those")
+    stem = _UNSAFE.sub("_", stem).replace("..", "_").lstrip(". ").rstrip()
+    return stem[:MAX_STEM].rstrip() or "upload", KINDS[ext.lower()]
 
 
-def wav_facts(path: Path) -> dict[str, Any]:
-    """Rate, channels and length of a WAV the box can master, or :class:`UploadError` saying why not."""
+def audio_facts(path: Path, kind: str = "wav") -> dict[str, Any]:
+    """Rate, channels and length of a file of ``kind`` the box can master (a WAV as is, an AIFF or FLAC
+    once converted), or :class:`UploadError` saying why not."""
     from firmware.wav_reader import open_wav
 
-    reader = open_wav(path)
+    reader = open_wav(path) if kind == "wav" else None
+    subtype = None
     if reader is not None:
         with reader:
             rate, channels, frames = reader.samplerate, reader.channels, reader.frames
-    else:   # what our reader leaves to libsndfile (8-bit, 20 bits in 24, ...), as `master` does
+    else:   # what our reader leaves to libsndfile (8-bit, 20 bits in 24, AIFF, FLAC), as `master` does
         import soundfile as sf
 
+        name = KIND_NAMES[kind]
         try:
             info = sf.info(str(path))
         except Exception as e:  # libsndfile's words for a damaged or foreign file
-            raise UploadError(415, f"not a WAV file the box can read: {e}") from None
-        if info.format not in ("WAV", "WAVEX", "RF64"):
-            raise UploadError(415, f"a {info.format_info or info.format} file, not a WAV: export the mix as WAV")
+            raise UploadError(415, f"not a {name} file the box can read: {e}") from None
+        if info.format not in _LIBSNDFILE_FORMATS[kind]:
+            raise UploadError(415, f"a {info.format_info or info.format} file, not a {name}")
         rate, channels, frames = info.samplerate, info.channels, info.frames
+        subtype = info.subtype
     if channels not in (1, 2):
         raise UploadError(415, f"{channels} channels: the box masters mono or stereo")
     if frames < MIN_DURATION_S * rate:   # one BS.1770 gating block: less has no loudness to measure
         raise UploadError(415, f"{frames / rate * 1000:.0f} ms of audio: too short to measure "
                                f"(the box needs at least {MIN_DURATION_S * 1000:.0f} ms)")
-    return {"sample_rate": int(rate), "channels": int(channels), "frames": int(frames)}
+    facts = {"sample_rate": int(rate), "channels": int(channels), "frames": int(frames)}
+    return facts if subtype is None else {**facts, "subtype": subtype}
+
+
+def convert_to_wav(src: Path, dest: Path) -> str:
+    """Copy the samples of an AIFF or FLAC file into a WAV (RF64 past 4 GB) of the same word length,
+    exactly (integers as integers, floats as floats; 8-bit becomes 16); the WAV's subtype.
+
+    The captures folder, the analysis and the mastering jobs deal in WAV files, so a mix exported
+    as AIFF (Logic's long-time default) or FLAC becomes one on arrival instead of every reader
+    learning the others.
+    """
+    import soundfile as sf
+
+    with sf.SoundFile(str(src)) as f:
+        subtype, dtype = _SAME_WORDS.get(f.subtype, ("PCM_24", "int32"))
+        big = f.frames * f.channels * _WORD_BYTES[subtype] > 0xFFFFFFFF - 4096
+        with sf.SoundFile(str(dest), "w", f.samplerate, f.channels, subtype, format="RF64" if big else "WAV") as out:
+            for block in f.blocks(65536, dtype=dtype, always_2d=True):
+                out.write(block)
+    fd = os.open(dest, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return subtype
 
 
 @dataclass
@@ -104,6 +147,7 @@ class _Upload:
     id: str
     filename: str
     stem: str
+    kind: str
     size: int
     part: Path
     fd: int
@@ -114,6 +158,11 @@ class _Upload:
     def status(self) -> dict[str, Any]:
         return {"id": self.id, "file": self.filename, "size": self.size, "offset": self.offset,
                 "chunk_bytes": CHUNK_BYTES, "state": "receiving", "capture": None}
+
+
+def _starts_like(kind: str, data: bytes) -> bool:
+    first, then = _MAGIC[kind]
+    return data[:4] in first and (then is None or data[8:12] in then)
 
 
 class Uploads:
@@ -138,7 +187,7 @@ class Uploads:
     # -- the three requests of an upload ---------------------------------------------------
     def begin(self, filename: str, size: int) -> dict[str, Any]:
         """Make room for a WAV of ``size`` bytes called ``filename``; its status (offset 0)."""
-        stem = capture_stem(filename)
+        stem, kind = capture_name(filename)
         if isinstance(size, bool) or not isinstance(size, int) or size < 44:
             raise UploadError(400, "size must be the file's length in bytes (a WAV has at least 44)")
         directory = Path(self.captures.directory)
@@ -151,7 +200,7 @@ class Uploads:
             uid = secrets.token_hex(8)
             part = directory / f"{PART_PREFIX}{uid}.tmp"
             fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, ordinary_mode(part))
-            up = _Upload(uid, filename, stem, size, part, fd, self.clock())
+            up = _Upload(uid, filename, stem, kind, size, part, fd, self.clock())
             self._active[uid] = up
         return up.status()
 
@@ -177,10 +226,10 @@ class Uploads:
             if len(data) > CHUNK_BYTES or up.offset + len(data) > up.size:
                 raise UploadError(413, f"a piece of {len(data)} bytes at {offset} runs past the file's "
                                        f"{up.size} bytes (pieces are at most {CHUNK_BYTES})", offset=up.offset)
-            if up.offset == 0 and (data[:4] not in (b"RIFF", b"RF64") or data[8:12] != b"WAVE"):
+            if up.offset == 0 and not _starts_like(up.kind, data):
                 self._end(up)
-                raise UploadError(415, f"{up.filename!r} does not start like a WAV file (RIFF/RF64 ... WAVE); "
-                                       "nothing was kept")
+                raise UploadError(415, f"{up.filename!r} is named as {KIND_NAMES[up.kind]} but does not start "
+                                       "like one; nothing was kept")
             self._write(up, data)
             up.touched = self.clock()
             if up.offset < up.size:
@@ -271,16 +320,28 @@ class Uploads:
         up.offset += len(data)
 
     def _finish(self, up: _Upload) -> dict[str, Any]:
-        """The whole file is here: check it is a WAV, give it a free capture name, have it analysed."""
+        """The whole file is here: check it is one the box can master, make an AIFF or FLAC a WAV, give
+        it a free capture name, have it analysed."""
+        converted = up.part.with_name(up.part.name + ".wav")      # .upload-ID.tmp.wav: swept like the part
         try:
             os.fsync(up.fd)
-            facts = wav_facts(up.part)
+            facts = audio_facts(up.part, up.kind)
+            subtype = facts.pop("subtype", None)
+            if up.kind != "wav":            # room for the WAV beside it first (a FLAC's grows ~1.5-2x)
+                words = _SAME_WORDS.get(subtype, ("PCM_24", ""))[0]
+                self._room(facts["frames"] * facts["channels"] * _WORD_BYTES[words])
+                facts["converted_from"] = KIND_NAMES[up.kind]
+                facts["sample_format"] = convert_to_wav(up.part, converted)
+                os.replace(converted, up.part)          # the part is the WAV now, its fd the old file's
         except UploadError as e:
+            converted.unlink(missing_ok=True)
             self._end(up)
             raise UploadError(e.status, f"{up.filename!r}: {e}; nothing was kept") from None
-        except OSError as e:
+        except (OSError, RuntimeError) as e:    # soundfile's write errors are RuntimeErrors
+            converted.unlink(missing_ok=True)
             self._end(up)
-            raise UploadError(507 if e.errno == errno.ENOSPC else 500, f"finishing the upload failed: {e}") from None
+            full = isinstance(e, OSError) and e.errno == errno.ENOSPC or "No space" in str(e)
+            raise UploadError(507 if full else 500, f"finishing the upload failed: {e}") from None
         directory = Path(self.captures.directory)
         try:
             name = self._link_free(up, directory)
@@ -296,7 +357,8 @@ class Uploads:
             self._finished[up.id] = (self.clock(), result)
         if self.analyse is not None:
             self.analyse(directory / f"{name}.wav", {"source": "upload", "uploaded_from": up.filename,
-                                                     "uploaded": result["uploaded"]})
+                                                     "uploaded": result["uploaded"],
+                                                     "converted_from": facts.get("converted_from")})
         return result
 
     @staticmethod

@@ -46,7 +46,7 @@ from firmware.capture_writer import HEADER_BYTES, MARKER_SUFFIX, parse_header
 
 SIDECAR_FORMAT = "masterbox-capture-analysis"
 WRITER_KEYS = ("preset", "tap", "started", "stop_reason", "writer_error", "dropped_frames", "sample_format",
-               "source", "uploaded_from", "uploaded")
+               "source", "uploaded_from", "uploaded", "converted_from")
 SILENCE_DBFS = -60.0
 CLIP_LEVEL = 1.0 - 2.0 ** -15  # at full scale to 16-bit precision
 CLIP_RUN = 3

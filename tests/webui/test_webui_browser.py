@@ -407,7 +407,7 @@ def test_a_capture_is_mastered_from_the_captures_page(box, browser, _isolated_ho
 
 
 def test_a_mix_is_uploaded_through_a_dropped_link_then_mastered(box, browser, _isolated_home, tmp_path, shots):
-    """"Upload WAV…": a 10 MB mix goes in 4 MB pieces; the browser's second piece is cut off (the
+    """"Upload mix…": a 10 MB WAV goes in 4 MB pieces; the browser's second piece is cut off (the
     connection reset), and the page asks the box where it got to and goes on. The capture lands
     byte for byte, is analysed (pyloudnorm agrees) and shows where it came from; "Master…" then
     brings it to -14 LUFS (ffmpeg). A file that is not a WAV is refused with the box's reason and
@@ -436,7 +436,7 @@ def test_a_mix_is_uploaded_through_a_dropped_link_then_mastered(box, browser, _i
 
     page.route("**/api/v1/uploads/**", drop_second_piece)
     page.click('a.tab[href="/captures"]')
-    expect(page.locator("#capture-list")).to_contain_text("upload a WAV", timeout=10000)
+    expect(page.locator("#capture-list")).to_contain_text("upload a mix", timeout=10000)
     page.set_input_files("#upload-pick", str(src))
     expect(page.locator("#upload")).to_contain_text("Uploading Desk Mix v2.wav", timeout=10000)
     item = page.locator('#capture-list li[data-capture="Desk Mix v2"]')
@@ -464,7 +464,7 @@ def test_a_mix_is_uploaded_through_a_dropped_link_then_mastered(box, browser, _i
     fake = tmp_path / "not really.wav"
     fake.write_bytes(b"ID3\x04" + bytes(20000))                  # an MP3 renamed
     page.set_input_files("#upload-pick", str(fake))
-    expect(page.locator("#toast")).to_contain_text("does not start like a WAV file", timeout=10000)
+    expect(page.locator("#toast")).to_contain_text("is named as WAV but does not start like one", timeout=10000)
     expect(page.locator("#upload")).to_be_hidden()
     assert sorted(p.name for p in folder.iterdir()) == before
     assert not errors, errors

@@ -119,7 +119,44 @@ def test_a_name_in_use_or_hostile_never_replaces_or_escapes(api, control, tmp_pa
     assert not list(tmp_path.glob("etc*"))
 
 
-@pytest.mark.parametrize("case", ["mp3", "damaged", "too_short", "six_channels"])
+@pytest.mark.parametrize("fmt, subtype, wav_subtype, ext", [("AIFF", "PCM_24", "PCM_24", "aiff"),
+                                                            ("AIFF", "FLOAT", "FLOAT", "aif"),
+                                                            ("FLAC", "PCM_16", "PCM_16", "flac"),
+                                                            ("FLAC", "PCM_24", "PCM_24", "flac")])
+def test_an_aiff_or_flac_mix_becomes_a_wav_of_the_same_words(api, control, tmp_path, fmt, subtype, wav_subtype, ext):
+    """Logic's AIFF and a FLAC arrive as WAV captures holding exactly the same samples (read back by
+    libsndfile from both files), their word length kept, the sidecar saying what they were."""
+    rng = np.random.default_rng(3)
+    y = np.clip(0.3 * rng.standard_normal((RATE * 3, 2)), -1, 1)
+    src = tmp_path / f"Bounce 1.{ext}"
+    sf.write(src, y, RATE, subtype=subtype, format=fmt)
+    done = _send(api, src)
+    assert done["capture"] == "Bounce 1" and done["converted_from"] == fmt
+    wav = control.captures.directory / "Bounce 1.wav"
+    info = sf.info(str(wav))
+    assert (info.format, info.subtype, info.samplerate, info.frames) == ("WAV", wav_subtype, RATE, RATE * 3)
+    assert np.array_equal(sf.read(str(wav))[0], sf.read(str(src))[0])
+    assert not [n for n in _folder(control) if n.startswith(".")]
+    side = wait_until(lambda: api.get("/api/v1/captures/Bounce%201").get_json()["sidecar"], timeout=60)
+    assert side["converted_from"] == fmt and side["uploaded_from"] == src.name
+
+
+def test_a_flac_that_will_not_fit_once_a_wav_is_refused(api, control, tmp_path):
+    """A FLAC grows when it becomes a WAV: the room for the WAV is checked before the copy."""
+    src = tmp_path / "quiet.flac"
+    sf.write(src, np.zeros((RATE * 60, 2)), RATE, subtype="PCM_24", format="FLAC")     # silence packs small
+    data = src.read_bytes()
+    st = api.post("/api/v1/uploads", json={"file": src.name, "size": len(data)}).get_json()
+    free = os.statvfs(control.captures.directory)
+    control.uploads.floor_bytes = free.f_bavail * free.f_frsize - len(data) - (RATE * 60 * 2 * 3) // 2
+    r = api.req("PUT", f"/api/v1/uploads/{st['id']}?offset=0", data=data,
+                headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 507 and "not enough disk space" in r.get_json()["error"], r.get_json()
+    assert "nothing was kept" in r.get_json()["error"]
+    assert _folder(control) == []
+
+
+@pytest.mark.parametrize("case", ["mp3", "damaged", "too_short", "six_channels", "mp3_as_flac", "wav_as_aiff"])
 def test_what_is_not_a_usable_wav_is_refused_and_nothing_is_kept(api, control, tmp_path, case):
     before = _folder(control)
     if case == "mp3":
@@ -128,16 +165,23 @@ def test_what_is_not_a_usable_wav_is_refused_and_nothing_is_kept(api, control, t
         data = b"RIFF" + (5000).to_bytes(4, "little") + b"WAVEjunk" + bytes(5000)
     elif case == "too_short":
         data = _mix(tmp_path / "x.wav", seconds=0.2).read_bytes()
-    else:
+    elif case == "six_channels":
         sf.write(tmp_path / "x.wav", np.zeros((RATE, 6)), RATE, subtype="PCM_16")
         data = (tmp_path / "x.wav").read_bytes()
-    st = api.post("/api/v1/uploads", json={"file": "mix.wav", "size": len(data)}).get_json()
+    elif case == "mp3_as_flac":
+        data = b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(5000)
+    else:                           # a WAV given an .aiff name: the name says what the box expects
+        data = _mix(tmp_path / "x.wav", seconds=1.0).read_bytes()
+    name = {"mp3_as_flac": "mix.flac", "wav_as_aiff": "mix.aiff"}.get(case, "mix.wav")
+    st = api.post("/api/v1/uploads", json={"file": name, "size": len(data)}).get_json()
     r = api.req("PUT", f"/api/v1/uploads/{st['id']}?offset=0", data=data,
                 headers={"Content-Type": "application/octet-stream"})
     assert r.status_code == 415, r.get_json()
     msg = r.get_json()["error"]
-    assert {"mp3": "does not start like a WAV", "damaged": "not a WAV file the box can read",
-            "too_short": "too short", "six_channels": "6 channels"}[case] in msg
+    assert {"mp3": "named as WAV but does not start like one", "damaged": "not a WAV file the box can read",
+            "too_short": "too short", "six_channels": "6 channels",
+            "mp3_as_flac": "named as FLAC but does not start like one",
+            "wav_as_aiff": "named as AIFF but does not start like one"}[case] in msg
     assert "nothing was kept" in msg
     assert _folder(control) == before
     assert api.get(f"/api/v1/uploads/{st['id']}").status_code == 404
@@ -146,7 +190,7 @@ def test_what_is_not_a_usable_wav_is_refused_and_nothing_is_kept(api, control, t
 def test_requests_that_do_not_fit_are_refused_before_anything_is_written(api, control, tmp_path):
     before = _folder(control)
     r = api.post("/api/v1/uploads", json={"file": "mix.mp3", "size": 1000})
-    assert r.status_code == 415 and "not a .wav file" in r.get_json()["error"]
+    assert r.status_code == 415 and "is not a WAV, AIFF or FLAC file" in r.get_json()["error"]
     for body in ({"file": "mix.wav"}, {"file": "mix.wav", "size": "big"}, {"file": "mix.wav", "size": 10},
                  {"file": "mix.wav", "size": 1000, "path": "/"}):
         assert api.post("/api/v1/uploads", json=body).status_code == 400, body

@@ -2,7 +2,8 @@
    "Master": a capture through `masterbox master` with the box's current settings, and "Master as album":
    the ticked captures through `masterbox album`, one shared drive (firmware/capture_master.py), and
    "Master each": the ticked captures one by one, and "Download ticked": them and their analyses as one ZIP;
-   "Upload WAV…" (or a drop on the list) brings mixes from this computer in, in pieces, resuming after a dropped link. */
+   "Upload mix…" (or a drop on the list) brings WAV, AIFF or FLAC mixes from this computer in, in pieces, resuming
+   after a dropped link. */
 "use strict";
 (() => {
   const { api, el, fmt, fail, toast, on } = MB;
@@ -83,6 +84,7 @@
       for (const k of keys) if (k in side) summary[k] = side[k];
       if (side.uploaded_from) {
         box.append(el("p", { class: "muted small", "data-field": "uploaded-from", text: `Uploaded from ${side.uploaded_from}`
+          + (side.converted_from ? ` (${side.converted_from}, made a WAV of the same word length)` : "")
           + (side.uploaded ? ` on ${new Date(side.uploaded).toLocaleString()}` : "") + "." }));
       }
       if (side.mastered_from) {
@@ -315,8 +317,8 @@
   }
   async function uploadAll(files) {
     if (current) { toast("An upload is running: wait for it, or cancel it", true); return; }
-    const wavs = files.filter((f) => /\.wav$/i.test(f.name));
-    if (wavs.length < files.length) toast(`Only WAV files: ${files.length - wavs.length} left out`, true);
+    const wavs = files.filter((f) => /\.(wav|aiff?|flac)$/i.test(f.name));
+    if (wavs.length < files.length) toast(`Only WAV, AIFF or FLAC files: ${files.length - wavs.length} left out`, true);
     try {
       for (let k = 0; k < wavs.length; k++) if (!(await uploadOne(wavs[k], k + 1, wavs.length))) break;
     } finally {
@@ -344,7 +346,7 @@
   let cache = [];
   function render(items) {
     cache = items;
-    list.replaceChildren(...(items.length ? items.map(row) : [el("li", { class: "muted", text: "No captures yet. Start one above or with the CAPTURE button on the box, or upload a WAV." })]));
+    list.replaceChildren(...(items.length ? items.map(row) : [el("li", { class: "muted", text: "No captures yet. Start one above or with the CAPTURE button on the box, or upload a mix." })]));
     albumBar();
   }
   async function load(again) {
