@@ -17,7 +17,8 @@ of the machine they run on.
   chunks (median; the ratio is what the CRC and the copies add), and the bytes the ZIP adds.
 * ``upload_*``: a 256 MB WAV uploaded in pieces (``POST``/``PUT /api/v1/uploads``) to waitress on
   loopback, the server in its own process: its CPU seconds per GB and the rate, against ``dd
-  conv=fsync`` of the same file onto the same disk (median, alternating).
+  conv=fsync`` of the same file onto the same disk (median, alternating); ``capture_*_while_uploading``:
+  the capture ``push`` figures again while another process uploads as fast as it can onto the same disk.
 """
 
 from __future__ import annotations
@@ -164,41 +165,87 @@ sys.stdin.read()
 """
 
 
+_UPLOADER = """
+import json, os, sys, time, urllib.parse, urllib.request
+url, src, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+def call(method, path, body=None, ctype="application/json", csrf=None):
+    req = urllib.request.Request(url + path, data=body, method=method,
+                                 headers={"Content-Type": ctype, **({"X-CSRF-Token": csrf} if csrf else {})})
+    with opener.open(req, timeout=120) as r:
+        return json.loads(r.read())
+csrf = call("GET", "/auth/session")["csrf_token"]
+csrf = call("POST", "/auth/login", json.dumps({"password": "bench-password"}).encode(), csrf=csrf)["csrf_token"]
+size, sent, t0, k = os.path.getsize(src), 0, time.perf_counter(), 0
+while time.perf_counter() - t0 < seconds:        # the same file again and again, each removed once in
+    st = call("POST", "/uploads", json.dumps({"file": f"loop{k}.wav", "size": size}).encode(), csrf=csrf)
+    with open(src, "rb") as f:
+        while st["state"] == "receiving" and time.perf_counter() - t0 < seconds:
+            piece = f.read(st["chunk_bytes"])
+            st = call("PUT", f"/uploads/{st['id']}?offset={st['offset']}", piece, "application/octet-stream", csrf)
+            sent += len(piece)
+    if st["state"] == "done":
+        call("DELETE", "/captures/" + urllib.parse.quote(st["capture"]), csrf=csrf)
+    else:
+        call("DELETE", "/uploads/" + st["id"], csrf=csrf)
+    k += 1
+print(json.dumps({"megabytes": sent / 1e6, "seconds": time.perf_counter() - t0}))
+"""
+
+
+class _UploadServer:
+    """The web server with a Control in a process of its own, its captures under ``tmp/upload-home``."""
+
+    def __init__(self, tmp: Path):
+        import os
+        import subprocess
+
+        self.home = tmp / "upload-home"
+        (self.home / "captures").mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "MASTERBOX_HOME": str(self.home), "MASTERBOX_CONFIG": str(tmp / "none.toml"),
+               "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen([sys.executable, "-c", _UPLOAD_SERVER, str(self.home), "bench-password"],
+                                     env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.url = f"http://127.0.0.1:{int(self.proc.stdout.readline())}/api/v1"
+        self._clk = os.sysconf("SC_CLK_TCK")
+
+    def cpu(self) -> tuple[float, float]:
+        """(user, system) CPU seconds of the server so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) / self._clk, int(fields[12]) / self._clk
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(10)
+
+
+def _bench_wav(tmp: Path, megabytes: int) -> Path:
+    import numpy as np
+    import soundfile as sf
+
+    src = tmp / "mix.wav"
+    sf.write(src, np.random.default_rng(1).uniform(-0.5, 0.5, ((megabytes << 20) // 6, 2)), 48000, subtype="PCM_24")
+    return src
+
+
 def _upload(tmp: Path, repeats: int, megabytes: int) -> dict:
     """A WAV uploaded in pieces (firmware/capture_upload.py) through waitress on loopback, the server in a
     process of its own: its CPU per GB and the wall-clock rate, against ``dd conv=fsync`` of the same file
     onto the same disk (the least any durable way in costs: read the bytes, write them, flush them)."""
-    import os
     import subprocess
     import urllib.request
 
-    import numpy as np
-    import soundfile as sf
-
     from firmware.capture_upload import CHUNK_BYTES
 
-    home = tmp / "upload-home"
-    (home / "captures").mkdir(parents=True)
-    src = tmp / "mix.wav"
-    frames = (megabytes << 20) // 6
-    sf.write(src, np.random.default_rng(1).uniform(-0.5, 0.5, (frames, 2)), 48000, subtype="PCM_24")
+    src = _bench_wav(tmp, megabytes)
     size = src.stat().st_size
-    env = {**os.environ, "MASTERBOX_HOME": str(home), "MASTERBOX_CONFIG": str(tmp / "none.toml"),
-           "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen([sys.executable, "-c", _UPLOAD_SERVER, str(home), "bench-password"], env=env,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    clk = os.sysconf("SC_CLK_TCK")
-
-    def server_cpu() -> tuple[float, float]:
-        fields = Path(f"/proc/{server.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[11]) / clk, int(fields[12]) / clk     # user, system
-
+    server = _UploadServer(tmp)
+    home = server.home
     try:
-        url = f"http://127.0.0.1:{int(server.stdout.readline())}/api/v1"
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
 
         def call(method, path, body=None, ctype="application/json", csrf=None):
-            req = urllib.request.Request(url + path, data=body, method=method,
+            req = urllib.request.Request(server.url + path, data=body, method=method,
                                          headers={"Content-Type": ctype, **({"X-CSRF-Token": csrf} if csrf else {})})
             with opener.open(req, timeout=120) as r:
                 return json.loads(r.read())
@@ -207,14 +254,14 @@ def _upload(tmp: Path, repeats: int, megabytes: int) -> dict:
         csrf = call("POST", "/auth/login", json.dumps({"password": "bench-password"}).encode(), csrf=csrf)["csrf_token"]
         up_cpu, up_user, up_wall, cp_cpu = [], [], [], []
         for k in range(repeats):         # alternating with dd, so both see the same machine
-            (u0, s0), t0 = server_cpu(), time.perf_counter()
+            (u0, s0), t0 = server.cpu(), time.perf_counter()
             st = call("POST", "/uploads", json.dumps({"file": f"mix{k}.wav", "size": size}).encode(), csrf=csrf)
             with open(src, "rb") as f:
                 while st["state"] == "receiving":
                     st = call("PUT", f"/uploads/{st['id']}?offset={st['offset']}", f.read(st["chunk_bytes"]),
                               "application/octet-stream", csrf)
             up_wall.append(time.perf_counter() - t0)
-            u1, s1 = server_cpu()
+            u1, s1 = server.cpu()
             up_cpu.append(u1 + s1 - u0 - s0)
             up_user.append(u1 - u0)
             (home / "captures" / f"{st['capture']}.wav").unlink()
@@ -225,8 +272,8 @@ def _upload(tmp: Path, repeats: int, megabytes: int) -> dict:
             cp_cpu.append(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime)
             (home / "captures" / "copy.wav").unlink()
     finally:
-        server.stdin.close()
-        server.wait(10)
+        server.close()
+        src.unlink()
     med_up, med_cp = statistics.median(up_cpu), statistics.median(cp_cpu)
     return {"upload_megabytes": round(size / 2**20), "upload_pieces": -(-size // CHUNK_BYTES),
             "upload_server_cpu_s_per_gb": round(med_up / size * 1e9, 3),
@@ -234,6 +281,26 @@ def _upload(tmp: Path, repeats: int, megabytes: int) -> dict:
             "upload_mb_per_s": round(size / 1e6 / statistics.median(up_wall), 1),
             "upload_dd_cpu_s_per_gb": round(med_cp / size * 1e9, 3),
             "upload_cpu_ratio_vs_dd": round(med_up / med_cp, 2) if med_cp > 0 else None}
+
+
+def _capture_while_uploading(tmp: Path, blocks: int, megabytes: int) -> dict:
+    """The capture ``push`` figures (as :func:`_capture`) while another process uploads a WAV as fast as it
+    can into a captures folder on the same disk: does the recording keep up with the disk shared?"""
+    import subprocess
+
+    src = _bench_wav(tmp, megabytes)
+    server = _UploadServer(tmp)
+    try:
+        up = subprocess.Popen([sys.executable, "-c", _UPLOADER, server.url, str(src), str(blocks * 128 / 48000)],
+                              stdout=subprocess.PIPE, text=True)
+        time.sleep(0.5)                 # the uploader logged in and sending
+        cap = _capture(tmp / "during", blocks)
+        sent = json.loads(up.communicate(timeout=120)[0])
+    finally:
+        server.close()
+        src.unlink()
+    return {f"{k}_while_uploading": v for k, v in cap.items()} | {
+        "upload_mb_per_s_while_capturing": round(sent["megabytes"] / sent["seconds"], 1)}
 
 
 def run(quick: bool = False) -> dict:
@@ -244,6 +311,7 @@ def run(quick: bool = False) -> dict:
         out.update(_capture(tmp, 2000 if quick else 20000))
         out.update(_zip(tmp, 3 if quick else 7, 64 if quick else 256))
         out.update(_upload(tmp, 3 if quick else 7, 64 if quick else 256))
+        out.update(_capture_while_uploading(tmp, 2000 if quick else 20000, 64 if quick else 256))
     return out
 
 

@@ -274,3 +274,15 @@ def test_writes_cut_off_in_the_preset_and_state_folders_are_swept_at_start(monke
         assert "mine" in [p["name"] for p in c.presets.list()]
     finally:
         c.close()
+
+
+def test_a_wav_from_elsewhere_is_listed_with_its_rate_and_length_before_its_analysis(tmp_path):
+    """A WAV uploaded or copied in has no box header and no sidecar yet: its own header tells the list."""
+    d = tmp_path / "captures"
+    d.mkdir()
+    sf.write(str(d / "desk.wav"), np.zeros((44100 * 3, 2)), 44100, subtype="PCM_16")
+    sf.write(str(d / "odd.wav"), np.zeros((8000, 1)), 8000, subtype="PCM_U8")      # beyond our reader: unknown
+    rows = {r["name"]: r for r in CaptureIndex(d).list()}
+    assert (rows["desk"]["sample_rate"], rows["desk"]["channels"], rows["desk"]["analysis"]) == (44100, 2, "pending")
+    assert rows["desk"]["duration_s"] == pytest.approx(3.0)
+    assert (rows["odd"]["sample_rate"], rows["odd"]["duration_s"]) == (None, None)
