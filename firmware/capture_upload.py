@@ -70,7 +70,7 @@ class UploadError(Exception):
 
 def capture_name(filename: str) -> tuple[str, str]:
     """The capture name a file called ``filename`` on the user's computer gets (before ``-2``...),
-    and its kind (a key of :data:`KINDS`, from its extension).
+    and its kind ("wav", "aiff" or "flac", from its extension: :data:`KINDS`).
 
     Only the last path component counts; characters no file name should hold become ``_``,
     leading dots and spaces go (a hidden file would not be listed), and it is cut to
