@@ -165,32 +165,51 @@ sys.stdin.read()
 """
 
 
-_UPLOADER = """
-import json, os, sys, time, urllib.parse, urllib.request
-url, src, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
-opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
-def call(method, path, body=None, ctype="application/json", csrf=None):
-    req = urllib.request.Request(url + path, data=body, method=method,
-                                 headers={"Content-Type": ctype, **({"X-CSRF-Token": csrf} if csrf else {})})
-    with opener.open(req, timeout=120) as r:
-        return json.loads(r.read())
-csrf = call("GET", "/auth/session")["csrf_token"]
-csrf = call("POST", "/auth/login", json.dumps({"password": "bench-password"}).encode(), csrf=csrf)["csrf_token"]
-size, sent, t0, k = os.path.getsize(src), 0, time.perf_counter(), 0
-while time.perf_counter() - t0 < seconds:        # the same file again and again, each removed once in
-    st = call("POST", "/uploads", json.dumps({"file": f"loop{k}.wav", "size": size}).encode(), csrf=csrf)
+def _client(url: str):
+    """``call(method, path, body=None, ctype=JSON)`` -> the JSON answer, logged in to the bench server at ``url``."""
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    csrf = None
+
+    def call(method: str, path: str, body: bytes | None = None, ctype: str = "application/json"):
+        req = urllib.request.Request(url + path, data=body, method=method,
+                                     headers={"Content-Type": ctype, **({"X-CSRF-Token": csrf} if csrf else {})})
+        with opener.open(req, timeout=120) as r:
+            return json.loads(r.read())
+
+    csrf = call("GET", "/auth/session")["csrf_token"]
+    csrf = call("POST", "/auth/login", json.dumps({"password": "bench-password"}).encode())["csrf_token"]
+    return call
+
+
+def _send(call, src: Path, name: str, until: float = float("inf")) -> tuple[dict, int]:
+    """Upload ``src`` as ``name`` piece by piece (stopping at ``perf_counter() >= until``); the last
+    answer and the bytes sent."""
+    st = call("POST", "/uploads", json.dumps({"file": name, "size": src.stat().st_size}).encode())
+    sent = 0
     with open(src, "rb") as f:
-        while st["state"] == "receiving" and time.perf_counter() - t0 < seconds:
+        while st["state"] == "receiving" and time.perf_counter() < until:
             piece = f.read(st["chunk_bytes"])
-            st = call("PUT", f"/uploads/{st['id']}?offset={st['offset']}", piece, "application/octet-stream", csrf)
+            st = call("PUT", f"/uploads/{st['id']}?offset={st['offset']}", piece, "application/octet-stream")
             sent += len(piece)
-    if st["state"] == "done":
-        call("DELETE", "/captures/" + urllib.parse.quote(st["capture"]), csrf=csrf)
-    else:
-        call("DELETE", "/uploads/" + st["id"], csrf=csrf)
-    k += 1
-print(json.dumps({"megabytes": sent / 1e6, "seconds": time.perf_counter() - t0}))
-"""
+    return st, sent
+
+
+def _upload_loop(url: str, src: Path, seconds: float) -> None:
+    """The uploader process of :func:`_capture_while_uploading`: ``src`` again and again for ``seconds``,
+    each removed once in; prints the megabytes sent and the time taken as JSON."""
+    import urllib.parse
+
+    call = _client(url)
+    total, t0, k = 0, time.perf_counter(), 0
+    while time.perf_counter() - t0 < seconds:
+        st, sent = _send(call, src, f"loop{k}.wav", until=t0 + seconds)
+        total += sent
+        call("DELETE", "/captures/" + urllib.parse.quote(st["capture"]) if st["state"] == "done"
+             else "/uploads/" + st["id"])
+        k += 1
+    print(json.dumps({"megabytes": total / 1e6, "seconds": time.perf_counter() - t0}))
 
 
 class _UploadServer:
@@ -233,7 +252,6 @@ def _upload(tmp: Path, repeats: int, megabytes: int) -> dict:
     process of its own: its CPU per GB and the wall-clock rate, against ``dd conv=fsync`` of the same file
     onto the same disk (the least any durable way in costs: read the bytes, write them, flush them)."""
     import subprocess
-    import urllib.request
 
     from firmware.capture_upload import CHUNK_BYTES
 
@@ -242,24 +260,11 @@ def _upload(tmp: Path, repeats: int, megabytes: int) -> dict:
     server = _UploadServer(tmp)
     home = server.home
     try:
-        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
-
-        def call(method, path, body=None, ctype="application/json", csrf=None):
-            req = urllib.request.Request(server.url + path, data=body, method=method,
-                                         headers={"Content-Type": ctype, **({"X-CSRF-Token": csrf} if csrf else {})})
-            with opener.open(req, timeout=120) as r:
-                return json.loads(r.read())
-
-        csrf = call("GET", "/auth/session")["csrf_token"]
-        csrf = call("POST", "/auth/login", json.dumps({"password": "bench-password"}).encode(), csrf=csrf)["csrf_token"]
+        call = _client(server.url)
         up_cpu, up_user, up_wall, cp_cpu = [], [], [], []
         for k in range(repeats):         # alternating with dd, so both see the same machine
             (u0, s0), t0 = server.cpu(), time.perf_counter()
-            st = call("POST", "/uploads", json.dumps({"file": f"mix{k}.wav", "size": size}).encode(), csrf=csrf)
-            with open(src, "rb") as f:
-                while st["state"] == "receiving":
-                    st = call("PUT", f"/uploads/{st['id']}?offset={st['offset']}", f.read(st["chunk_bytes"]),
-                              "application/octet-stream", csrf)
+            st, _ = _send(call, src, f"mix{k}.wav")
             up_wall.append(time.perf_counter() - t0)
             u1, s1 = server.cpu()
             up_cpu.append(u1 + s1 - u0 - s0)
@@ -291,8 +296,9 @@ def _capture_while_uploading(tmp: Path, blocks: int, megabytes: int) -> dict:
     src = _bench_wav(tmp, megabytes)
     server = _UploadServer(tmp)
     try:
-        up = subprocess.Popen([sys.executable, "-c", _UPLOADER, server.url, str(src), str(blocks * 128 / 48000)],
-                              stdout=subprocess.PIPE, text=True)
+        loop = (f"import sys; sys.path[:0] = [{str(Path(__file__).parent)!r}, {str(ROOT)!r}]; import bench_storage; "
+                f"bench_storage._upload_loop({server.url!r}, bench_storage.Path({str(src)!r}), {blocks * 128 / 48000})")
+        up = subprocess.Popen([sys.executable, "-c", loop], stdout=subprocess.PIPE, text=True)
         time.sleep(0.5)                 # the uploader logged in and sending
         cap = _capture(tmp / "during", blocks)
         sent = json.loads(up.communicate(timeout=120)[0])
