@@ -38,6 +38,7 @@ from typing import Any
 from firmware.analysis import MIN_DURATION_S
 from firmware.atomic import fsync_dir, ordinary_mode
 from firmware.capture_writer import _free_bytes
+from firmware.render import RF64_BYTES
 
 CHUNK_BYTES = 4 << 20                 # under the web server's 8 MB body limit, with room to spare
 RECORDING_RESERVE_BYTES = 2 << 30     # ~2 h of 48 kHz 24-bit stereo, kept for a running recording
@@ -130,7 +131,7 @@ def convert_to_wav(src: Path, dest: Path) -> str:
 
     with sf.SoundFile(str(src)) as f:
         subtype, dtype = _SAME_WORDS.get(f.subtype, ("PCM_24", "int32"))
-        big = f.frames * f.channels * _WORD_BYTES[subtype] > 0xFFFFFFFF - 4096
+        big = f.frames * f.channels * _WORD_BYTES[subtype] > RF64_BYTES
         with sf.SoundFile(str(dest), "w", f.samplerate, f.channels, subtype, format="RF64" if big else "WAV") as out:
             for block in f.blocks(65536, dtype=dtype, always_2d=True):
                 out.write(block)
