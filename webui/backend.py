@@ -39,13 +39,15 @@ def call(fn: Callable, *args, **kwargs) -> Any:
 
 
 def map_error(e: Exception) -> ApiError | None:
-    """The box's refusal ``e`` as a 4xx carrying the box's own message (None: a real bug)."""
+    """The box's refusal ``e`` as a 4xx (or the status it names) carrying the box's own message (None: a real bug)."""
     name = type(e).__name__
     msg = str(e) or name
     if engine_unavailable(e):
         return ApiError(503, f"the audio engine is not running ({msg})")
     if name == "SchemaErrors":
         return ApiError(422, msg, errors=[{"param": x.field, "reason": x.reason} for x in e.errors])
+    if name == "UploadError":   # firmware.capture_upload names its answer (409 with the offset, 507, ...)
+        return ApiError(e.status, msg, **e.extra)
     reasons = []
     if name == "PresetError":
         reasons = [str(r) for f, r in getattr(e, "errors", None) or [] if isinstance(f, str)]

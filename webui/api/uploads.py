@@ -14,22 +14,14 @@ from __future__ import annotations
 
 from flask import jsonify, request
 
-from firmware.capture_upload import CHUNK_BYTES, UploadError
+from firmware.capture_upload import CHUNK_BYTES
 from webui.api import bp
-from webui.backend import control
+from webui.backend import call, control
 from webui.errors import ApiError, field, json_body, refuse_unknown
 
 
 def _uploads():
     return control().uploads
-
-
-def _answer(fn, *args):
-    """Run an upload step; its :class:`UploadError` becomes the HTTP answer it names."""
-    try:
-        return fn(*args)
-    except UploadError as e:
-        raise ApiError(e.status, str(e), **e.extra) from None
 
 
 @bp.get("/uploads")
@@ -42,7 +34,7 @@ def begin_upload():
     data = json_body()
     refuse_unknown(data, {"file", "size"})
     name, size = field(data, "file", str), field(data, "size", int)
-    return jsonify(_answer(_uploads().begin, name, size)), 201
+    return jsonify(call(_uploads().begin, name, size)), 201
 
 
 @bp.put("/uploads/<uid>")
@@ -52,14 +44,14 @@ def upload_piece(uid):
         raise ApiError(400, "offset must be given as ?offset=N, the byte the piece starts at")
     if request.mimetype != "application/octet-stream":
         raise ApiError(415, f"send the piece as application/octet-stream (got {request.mimetype or 'none'})")
-    return jsonify(_answer(_uploads().append, uid, int(raw), request.get_data(cache=False)))
+    return jsonify(call(_uploads().append, uid, int(raw), request.get_data(cache=False)))
 
 
 @bp.get("/uploads/<uid>")
 def upload_status(uid):
-    return jsonify(_answer(_uploads().status, uid))
+    return jsonify(call(_uploads().status, uid))
 
 
 @bp.delete("/uploads/<uid>")
 def cancel_upload(uid):
-    return jsonify(_answer(_uploads().cancel, uid))
+    return jsonify(call(_uploads().cancel, uid))
