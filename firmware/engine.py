@@ -470,7 +470,7 @@ class Engine:
         self._window_max_ns = 0
         return ns * 1e-9 * self.rate / self.period
 
-    def _xruns_loading(self) -> int:
+    def xruns_while_loading(self) -> int:
         """Of the xruns, those of the dry start-up (all of them while the chain is still loading)."""
         return int(self.xruns_loading if self.chain is not None else self.backend.xruns)
 
@@ -496,7 +496,7 @@ class Engine:
                 "max_block_at_s": round((self._max_at - self._t_perf0) * 1e-9, 3) if self._max_at else None,
                 # (seconds since start, CLOCK_MONOTONIC seconds, what): comparable across processes
                 "xrun_log": [[round(t - self._t_mono0, 3), round(t, 4), what] for t, what in self.backend.xrun_log],
-                "xruns_loading": self._xruns_loading(),
+                "xruns_loading": self.xruns_while_loading(),
                 "processed": self.chain is not None, "load_error": self._load_error or None,
                 "startup_s": {k: round(v, 4) for k, v in self.times.items()},
                 "started_monotonic": round(self._t_start, 4),
@@ -511,7 +511,7 @@ class Engine:
         cap = self.capture
         return {
             "state": self.state, "bypass": self.bypassed, "preset": self.preset,
-            "blocks": self.blocks, "xruns": int(self.backend.xruns), "xruns_loading": self._xruns_loading(),
+            "blocks": self.blocks, "xruns": int(self.backend.xruns), "xruns_loading": self.xruns_while_loading(),
             "device_errors": int(self.backend.device_errors),
             "device_lost": self.state == "device_lost", "last_device_error": self.backend.last_error or None,
             "latency_samples": int(self.latency_samples), "io_latency_samples": int(self.backend.io_latency_samples),

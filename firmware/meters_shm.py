@@ -37,7 +37,7 @@ from firmware.processes import pid_alive
 from firmware.shm_file import SharedFile
 
 MAGIC = b"MBMETER1"
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 STATES = ("stopped", "loading", "running", "device_lost")
 _LEVELS = ("peak_dbfs", "true_peak_dbtp", "momentary_lufs", "short_term_lufs", "integrated_lufs",
            "loudness_range_lu")
@@ -46,10 +46,11 @@ FIELDS: tuple[str, ...] = (
     *(f"in_{k}" for k in _LEVELS), *(f"out_{k}" for k in _LEVELS),
     "gr_low_db", "gr_mid_db", "gr_high_db", "gr_limiter_db", "correlation",
     "capturing", "capture_dropped", "learning", "rate", "latency_samples", "io_latency_samples",
+    "xruns_loading",
 )
 INDEX = {k: i for i, k in enumerate(FIELDS)}
-_INT_FIELDS = {"xruns", "dropouts", "device_errors", "blocks", "capture_dropped", "rate", "latency_samples",
-               "io_latency_samples"}
+_INT_FIELDS = {"xruns", "xruns_loading", "dropouts", "device_errors", "blocks", "capture_dropped", "rate",
+               "latency_samples", "io_latency_samples"}
 _BOOL_FIELDS = {"bypass", "capturing", "learning"}
 HEADER = 32
 STALE_AFTER_S = 5.0
@@ -228,7 +229,8 @@ class MeterPublisher:
         cap = e.capture
         out = {
             "time": time.time(), "state": e.state, "bypass": e.bypassed, "load": load, "max_load": self._max_load,
-            "xruns": b.xruns, "dropouts": b.xruns + e.device_losses, "device_errors": b.device_errors,
+            "xruns": b.xruns, "xruns_loading": e.xruns_while_loading(), "dropouts": b.xruns + e.device_losses,
+            "device_errors": b.device_errors,
             "blocks": e.blocks, "learning": self.learning, "rate": e.rate, "latency_samples": e.latency_samples,
             "io_latency_samples": b.io_latency_samples, "capturing": cap is not None,
         }

@@ -122,7 +122,8 @@ def describe_meters(path: str | None = None) -> Callable[[], str | None]:
         if m.get("load") is not None:
             parts.append(f"load {100 * float(m['load']):.0f}%")
         if m.get("xruns") is not None:
-            parts.append(f"xruns {int(m['xruns'])}")
+            at_start = m.get("xruns_loading") or 0
+            parts.append(f"xruns {int(m['xruns'])}" + (f" ({at_start} at start)" if at_start else ""))
         if m.get("bypass"):
             parts.append("bypassed")
         return ", ".join(parts)

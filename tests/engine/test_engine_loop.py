@@ -17,6 +17,8 @@ import soundfile as sf
 from dsp import schema
 from dsp.chain import Chain
 from firmware.engine import Engine, percentiles_from_histogram, prepare_flat
+from firmware.meters_shm import MeterPublisher, MeterReader, MeterWriter
+from firmware.watchdog import describe_meters
 from hw.audio import StreamConfig
 from hw.audio.sim import SimBackend
 
@@ -113,6 +115,13 @@ def test_xruns_of_the_dry_start_up_are_counted_apart(tmp_path):
         _wait(lambda: backend.xruns > before)
         st = engine.status()
         assert st["state"] == "running" and st["xruns_loading"] == loading and st["xruns"] > loading
+        # the shared meters (the Live page, `systemctl status`) carry the same split
+        writer = MeterWriter(tmp_path / "meters.shm")
+        writer.publish(MeterPublisher(engine, writer).snapshot())
+        m = MeterReader(tmp_path / "meters.shm").read()
+        assert m["xruns_loading"] == loading and m["xruns"] == st["xruns"]
+        assert describe_meters(str(tmp_path / "meters.shm"))().endswith(f"xruns {st['xruns']} ({loading} at start)")
+        writer.close()
         engine.request_stop()
         th.join(10)
         assert engine.stats().as_dict()["xruns_loading"] == loading

@@ -40,7 +40,9 @@
   function pct(v, lo, hi) { return Math.max(0, Math.min(100, 100 * (v - lo) / (hi - lo))); }
   let frames = 0, rateT0 = performance.now(), counted = false;
   const rateEl = document.getElementById("meter-rate");
-  const rateLine = (rate, m) => `${rate} · load ${fmt(m.load != null ? m.load * 100 : null, 0)} % · xruns ${m.xruns ?? "—"}`;
+  // the dry start-up's xruns (the chain still loading) are named apart, as on the System page
+  const xrunText = (m) => m.xruns == null ? "—" : String(m.xruns) + (m.xruns_loading ? ` (${m.xruns_loading} at start)` : "");
+  const rateLine = (rate, m) => `${rate} · load ${fmt(m.load != null ? m.load * 100 : null, 0)} % · xruns ${xrunText(m)}`;
   function showMeters(m) {
     if (!m) { rateEl.textContent = "engine not running"; frames = 0; counted = false; rateT0 = performance.now(); return; }
     frames++;
