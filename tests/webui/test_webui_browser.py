@@ -437,12 +437,19 @@ def test_a_mix_is_uploaded_through_a_dropped_link_then_mastered(box, browser, _i
     page.route("**/api/v1/uploads/**", drop_second_piece)
     page.click('a.tab[href="/captures"]')
     expect(page.locator("#capture-list")).to_contain_text("upload a mix", timeout=10000)
+    # every text the progress strip shows, in order
+    page.evaluate("""() => { window.uploadTexts = []; const t = document.getElementById("upload-text");
+        new MutationObserver(() => window.uploadTexts.push(t.textContent)).observe(t, {childList: true}); }""")
     page.set_input_files("#upload-pick", str(src))
     expect(page.locator("#upload")).to_contain_text("Uploading Desk Mix v2.wav", timeout=10000)
     item = page.locator('#capture-list li[data-capture="Desk Mix v2"]')
     expect(item).to_be_visible(timeout=60000)
     expect(page.locator("#upload")).to_be_hidden()
     assert cut, "the second piece was never sent"
+    texts = page.evaluate("window.uploadTexts")
+    assert any("connection lost, trying again" in t for t in texts), texts
+    # while the last piece is out, the strip says the box is checking the file, not a stuck percentage
+    assert any("last piece; the box checks the file…" in t and "(8.4 MB of" in t for t in texts), texts
     assert (folder / "Desk Mix v2.wav").read_bytes() == src.read_bytes()
     expect(item.locator(".title small")).to_contain_text("uploaded", timeout=60000)   # analysed: its sidecar
     side = json.loads((folder / "Desk Mix v2.json").read_text())

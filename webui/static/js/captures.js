@@ -296,6 +296,8 @@
     current = { id: st.id, stop: false };
     showUpload(file, st, label);
     for (let tries = 0; st.state === "receiving" && !current.stop;) {
+      // the last piece's answer waits for the box to check the file (and turn an AIFF or FLAC into a WAV)
+      if (st.offset + st.chunk_bytes >= file.size) showUpload(file, st, label + (/\.wav$/i.test(file.name) ? "last piece; the box checks the file…" : "last piece; the box checks the file and makes it a WAV…"));
       try {
         st = await api("PUT", `/uploads/${st.id}?offset=${st.offset}`, file.slice(st.offset, st.offset + st.chunk_bytes));
         tries = 0;
