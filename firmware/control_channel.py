@@ -26,6 +26,7 @@ from pathlib import Path
 from dsp import schema
 from firmware import paths
 from firmware.capture_writer import CaptureSession  # not at the first capture_start: an import holds the GIL
+from firmware.reference import ReferenceError, match_gain_db, open_prepared
 
 log = logging.getLogger("masterbox.control_channel")
 
@@ -310,6 +311,50 @@ class ControlServer:
             self.publisher.learning = False
             readings = dict(self.publisher.latest.get("_in_readings") or {}) or None
         return {"learning": False, "seconds": round(seconds, 3), "input": readings}
+
+    def cmd_reference_load(self, req) -> dict:
+        """Map a prepared reference track (:mod:`firmware.reference`) for the REF switch; it starts off."""
+        path = req.get("path")
+        if not isinstance(path, str) or not path:
+            raise RequestError("reference_load needs \"path\": a prepared reference file")
+        try:
+            samples, info = open_prepared(Path(path), self.engine.rate)
+        except ReferenceError as e:
+            raise RequestError(str(e)) from None
+        self.engine.load_reference(samples, info)
+        return {"reference": self.engine.reference_status()}
+
+    def cmd_reference(self, req) -> dict:
+        """REF on or off. On: level-matched to the master (its integrated loudness since the meters'
+        reset, else its short-term), its raise held under the limiter's ceiling, unless ``gain_db``."""
+        on = req.get("on")
+        if not isinstance(on, bool):
+            raise RequestError("reference needs \"on\": true or false")
+        gain_db = req.get("gain_db")
+        if gain_db is not None and (isinstance(gain_db, bool) or not isinstance(gain_db, (int, float))
+                                    or not -24.0 <= gain_db <= 24.0):
+            raise RequestError("gain_db must be a number of dB in -24..24, or null for a level match")
+        e = self.engine
+        ref = e.reference_status()
+        if ref is None:
+            raise RequestError("no reference track is loaded")
+        match: dict = {"matched_to": None}
+        if on and gain_db is None:
+            latest = self.publisher.latest if self.publisher is not None else {}
+            for key, what in (("out_integrated_lufs", "integrated"), ("out_short_term_lufs", "short_term")):
+                if latest.get(key) is not None:
+                    match = {"matched_to": what, "master_lufs": round(latest[key], 2)}
+                    break
+            gain_db, short = match_gain_db(match.get("master_lufs"), ref.get("integrated_lufs"),
+                                           ref.get("true_peak_dbtp"), float(e.values["lim.ceiling_dbtp"]))
+            match["short_by_db"] = short
+        e.set_reference(on, float(gain_db or 0.0), match)
+        return {"reference": e.reference_status()}
+
+    def cmd_reference_clear(self, req) -> dict:
+        """Drop the reference track (it fades out first if it was heard)."""
+        self.engine.load_reference(None)
+        return {"reference": None}
 
     def cmd_stall(self, req) -> dict:
         """Diagnostics: make the loop sleep once for ``ms`` milliseconds (forces an xrun)."""

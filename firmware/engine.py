@@ -17,6 +17,10 @@ Threads, and who may touch what:
 * the **publisher thread** copies the meters (see :mod:`firmware.meters_shm`) at 25 Hz, reading
   the chain's meter state without locking the loop.
 
+A reference track (:mod:`firmware.reference`) is mapped by the control thread and published like a
+parameter set, by one reference assignment; the loop swaps to it only once the old one has faded
+out, and mixes it after the capture and spectrum taps, so recordings and meters stay the master's.
+
 Start-up: audio passes dry (input copied to output) within a fraction of a second; once the
 chain is ready the output crossfades over ``XFADE_MS`` (raised cosine) from dry to processed,
 so no click. With ``wait_ready=True`` the chain is built before the device opens and processes
@@ -47,6 +51,7 @@ REOPEN_EVERY_S = 1.0
 LOADER_RT_S = 5.0
 PARAM_HISTORY = 64  # parameter arrays kept alive by the control thread (sets may outpace blocks)
 CAPTURE_RING_SECONDS = 8.0  # how long the disk may stall before a capture drops frames
+REF_GAIN_GLIDE_MS = 5.0     # a reference's new level match glides in over this (one-pole)
 
 
 def default_chain_factory(rate: int, max_block: int):
@@ -54,6 +59,16 @@ def default_chain_factory(rate: int, max_block: int):
     from dsp.chain import Chain
 
     return Chain(rate, channels=2, max_block=max_block)
+
+
+class LoadedReference:
+    """A prepared reference track the loop may play: its samples (mapped) and facts."""
+
+    __slots__ = ("samples", "info")
+
+    def __init__(self, samples: np.ndarray, info: dict):
+        self.samples = samples
+        self.info = info
 
 
 @dataclass
@@ -138,6 +153,11 @@ class Engine:
         self._reset_requested = 0
         self._reset_done = 0
         self._stall_s = 0.0
+        self._ref_pending: LoadedReference | None = None
+        self._ref_history: list[LoadedReference | None] = []  # the loop may still play the last ones
+        self._ref_on = False
+        self._ref_gain = 1.0
+        self.reference_match: dict = {}  # how the gain was chosen (control thread; for status)
         self.capture = None  # a CaptureSession, or None
         self.last_capture = None  # the newest session (its writer may still be draining the ring)
         # The capture ring is made once, here, before the loop and mlockall: 8 s of both taps.
@@ -158,6 +178,9 @@ class Engine:
         self.dry_blocks = 0
         self.xruns_loading = 0  # xruns before the chain took over (the dry start-up; see docs/engine.md)
         self.latency_samples = 0
+        self._ref_playing: LoadedReference | None = None
+        self._ref_state = np.zeros(3)  # dsp.reference_mix's state: fade, gain, position
+        self._ref_mix = None  # its kernel, once the loader has it
         self._x = np.zeros((self.period, 2), dtype=np.float64)
         self._y = np.zeros((self.period, 2), dtype=np.float64)
         self._tmp = np.zeros((self.period, 2), dtype=np.float64)
@@ -208,6 +231,9 @@ class Engine:
             from dsp import scope_tap
 
             self._scope_publish, self._tap = scope_tap.warm()[::-1]
+        from dsp import reference_mix
+
+        self._ref_mix = reference_mix.warm()
         chain = self.chain_factory(self.rate, self.period)
         chain.set_output_bits(self.backend.output_bits)
         chain.set_flat(self._params_pending)
@@ -280,6 +306,45 @@ class Engine:
 
     def reset_meters(self) -> None:
         self._reset_requested += 1
+
+    def load_reference(self, samples: np.ndarray | None, info: dict | None = None) -> None:
+        """Publish a reference track ((frames, 2) float32 at the engine's rate), or None to drop it.
+
+        It starts switched off; one that is playing fades out first (the loop swaps at silence).
+        The last few stay referenced here, so the loop never frees (unmaps) one.
+        """
+        if samples is not None and (samples.ndim != 2 or samples.shape[1] != 2 or samples.dtype != np.float32
+                                    or len(samples) == 0):
+            raise ValueError("a reference must be a non-empty (frames, 2) float32 array")
+        ref = LoadedReference(samples, dict(info or {})) if samples is not None else None
+        with self._lock:
+            self._ref_on = False
+            self.reference_match = {}
+            self._ref_history = [*self._ref_history[-3:], ref]
+            self._ref_pending = ref
+
+    def set_reference(self, on: bool, gain_db: float = 0.0, match: dict | None = None) -> None:
+        """Play the loaded reference in place of the master (crossfaded), at ``gain_db``."""
+        if on and self._ref_pending is None:
+            raise ValueError("no reference track is loaded")
+        if on:
+            self._ref_gain = 10.0 ** (float(gain_db) / 20.0)
+            self.reference_match = {"gain_db": round(float(gain_db), 2), **(match or {})}
+        self._ref_on = bool(on)
+
+    def reference_heard(self) -> bool:
+        """True while the reference is heard at all (switched on, or still fading out)."""
+        return self._ref_playing is not None and self._ref_state[0] > 0.0
+
+    def reference_status(self) -> dict | None:
+        """The loaded reference's facts, whether it is heard, its gain and where it stands."""
+        ref = self._ref_pending
+        if ref is None:
+            return None
+        playing = self._ref_playing is ref
+        return {**ref.info, "on": self._ref_on, "heard": playing and self.reference_heard(),
+                "position_s": round(float(self._ref_state[2]) / self.rate, 3) if playing else 0.0,
+                **self.reference_match}
 
     def stall_once(self, seconds: float) -> None:
         """Diagnostics: overrun once, spinning inside the loop (forces an xrun; used by the fault tests).
@@ -367,6 +432,9 @@ class Engine:
         chain = self.chain
         copyto, multiply, add = np.copyto, np.multiply, np.add
         scope_ring, scope_head = (self._scope_ring, self._scope_head) if self.scope is not None else (None, None)
+        rstate = self._ref_state
+        ref_fade = XFADE_MS * 1e-3 * self.rate
+        ref_coef = 1.0 - math.exp(-1.0 / (REF_GAIN_GLIDE_MS * 1e-3 * self.rate))
         while not self._stop:
             st = b.read(x)
             if st != OK:
@@ -415,6 +483,17 @@ class Engine:
             tap = self._tap
             if tap is not None:
                 tap(scope_ring, scope_head, x, y)
+            # the reference track, in place of the master (after the taps: captures and meters stay the master's)
+            playing = self._ref_playing
+            pending = self._ref_pending
+            if pending is not playing and rstate[0] <= 0.0:
+                playing = self._ref_playing = pending
+                rstate[2] = 0.0
+            ref_mix = self._ref_mix
+            if playing is not None and ref_mix is not None:
+                on = self._ref_on and playing is pending
+                if on or rstate[0] > 0.0:
+                    ref_mix(y, playing.samples, rstate, on, self._ref_gain, ref_fade, ref_coef)
             if self._stall_s:
                 until = perf() + int(self._stall_s * 1e9)
                 while perf() < until:
@@ -518,6 +597,7 @@ class Engine:
             "uptime_s": round(time.monotonic() - self._t_start, 3) if self._t_start else 0.0,
             "device": self.backend.describe(), "capturing": cap is not None,
             "capture": cap.status() if cap is not None else None,
+            "reference": self.reference_status(),
             "load_error": self._load_error or None,
         }
 

@@ -46,12 +46,12 @@ FIELDS: tuple[str, ...] = (
     *(f"in_{k}" for k in _LEVELS), *(f"out_{k}" for k in _LEVELS),
     "gr_low_db", "gr_mid_db", "gr_high_db", "gr_limiter_db", "correlation",
     "capturing", "capture_dropped", "learning", "rate", "latency_samples", "io_latency_samples",
-    "xruns_loading",
+    "xruns_loading", "reference",
 )
 INDEX = {k: i for i, k in enumerate(FIELDS)}
 _INT_FIELDS = {"xruns", "xruns_loading", "dropouts", "device_errors", "blocks", "capture_dropped", "rate",
                "latency_samples", "io_latency_samples"}
-_BOOL_FIELDS = {"bypass", "capturing", "learning"}
+_BOOL_FIELDS = {"bypass", "capturing", "learning", "reference"}
 HEADER = 32
 STALE_AFTER_S = 5.0
 log = logging.getLogger("masterbox.engine")
@@ -233,6 +233,7 @@ class MeterPublisher:
             "device_errors": b.device_errors,
             "blocks": e.blocks, "learning": self.learning, "rate": e.rate, "latency_samples": e.latency_samples,
             "io_latency_samples": b.io_latency_samples, "capturing": cap is not None,
+            "reference": e.reference_heard(),
         }
         if cap is not None:
             try:

@@ -23,6 +23,7 @@ WARM_MODULES = (
     "dsp.pcm",
     "dsp.capture_copy",  # the engine's capture push (its loader loads it before the loop needs it)
     "dsp.scope_tap",  # the engine's spectrum tap (likewise)
+    "dsp.reference_mix",  # the engine's reference track (likewise)
 )
 
 
