@@ -255,7 +255,8 @@ class MasterJobs:
         return self.status()
 
 
-def _lowest_priority() -> None:
+def lowest_priority() -> None:
+    """Nice 19 and SCHED_IDLE for this process: it only gets the CPU nothing else wants."""
     try:
         os.nice(19)
     except OSError:
@@ -289,7 +290,7 @@ def main(argv: list[str]) -> int:
     Writes each output's analysis sidecar, with its entry of SIDECARS_JSON (``{output path: extra
     keys}``), as soon as that output is finished.
     """
-    _lowest_priority()
+    lowest_priority()
     sidecars = json.loads(argv[0])
     from firmware.captures import write_sidecar
     from firmware.cli import main as cli_main

@@ -30,6 +30,7 @@ from firmware.capture_master import MasterJobs
 from firmware.capture_upload import Uploads
 from firmware.captures import CaptureIndex, run_analysis
 from firmware.learn import Learner
+from firmware.reference_track import ReferenceTrack
 from firmware.presets import Preset, PresetStore
 from firmware.state import StateStore
 
@@ -89,6 +90,7 @@ class Control:
         self.engine = engine if engine is not None else self._make_engine()
         self.meters = meters if meters is not None else self._make_meters()
         self._unavailable, self._refused = _engine_error_types()
+        self.reference = ReferenceTrack(self.captures, self.engine, self._engine_call)   # the Live page's REF
         self.bypassed = False
         self.learner = Learner(self.read_meters, self._reset_meters, self.state.get,
                                lambda db: self.state.set({"out.drive_db": db}, source="learn"),
@@ -149,6 +151,7 @@ class Control:
         reply = self._engine_call(self.engine.set_params, self.state.values)
         if reply.get("ok", True):
             self._engine_call(self.engine.bypass, self.bypassed, level_match=self.state.get("ab.level_match"))
+            self.reference.push()
         return reply
 
     def _analyze_leftovers(self) -> None:
@@ -384,7 +387,8 @@ class Control:
 
     def status(self) -> dict:
         return {"state": self.state.snapshot(), "bypass": self.bypassed, "engine": self.engine_status(),
-                "meters": self.read_meters(), "learn": self.learner.status()}
+                "meters": self.read_meters(), "learn": self.learner.status(),
+                "reference": (self.reference.info or {}).get("capture")}
 
     def close(self) -> None:
         self._closed.set()

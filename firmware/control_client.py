@@ -152,5 +152,16 @@ class EngineClient:
     def learn_stop(self) -> dict:
         return self.request("learn_stop")
 
+    def reference_load(self, path: str) -> dict:
+        """Map a prepared reference track (firmware/reference.py); returns its status (off)."""
+        return self.request("reference_load", path=str(path))["reference"]
+
+    def reference(self, on: bool, gain_db: float | None = None) -> dict:
+        """REF on (level-matched unless ``gain_db``) or off; returns the reference's status."""
+        return self.request("reference", on=bool(on), gain_db=gain_db)["reference"]
+
+    def reference_clear(self) -> dict:
+        return self.request("reference_clear")
+
     def stop_engine(self) -> dict:
         return self.request("stop")

@@ -334,7 +334,7 @@ class Engine:
 
     def reference_heard(self) -> bool:
         """True while the reference is heard at all (switched on, or still fading out)."""
-        return self._ref_playing is not None and self._ref_state[0] > 0.0
+        return self._ref_playing is not None and bool(self._ref_state[0] > 0.0)
 
     def reference_status(self) -> dict | None:
         """The loaded reference's facts, whether it is heard, its gain and where it stands."""

@@ -44,6 +44,11 @@ def state_file() -> Path:
     return data_root() / "state.json"
 
 
+def reference_file() -> Path:
+    """The reference track prepared for the engine (firmware/reference.py): a cache, remade at will."""
+    return data_root() / "cache" / "reference.f32"
+
+
 def run_dir() -> Path:
     """Sockets and shared-memory names of the running box (engine control socket, meters)."""
     env = os.environ.get("MASTERBOX_RUN")

@@ -1,0 +1,138 @@
+"""The control process's side of the reference track (the Live page's REF button).
+
+Which capture is the reference, getting it prepared at the engine's rate (a worker process,
+:mod:`firmware.reference`), handing it to the engine, switching it, and handing it again to an
+engine that restarted (at a new rate, after preparing it again). The control process imports no
+numba, so the preparation runs as ``python -m firmware.reference`` at the lowest CPU priority, as
+the master jobs do: a reference is prepared in a few seconds and never costs the audio a block.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from firmware import paths
+from firmware.capture_master import lowest_priority
+from firmware.reference import ReferenceError
+
+log = logging.getLogger("masterbox.control")
+PREPARE_TIMEOUT_S = 600.0
+
+
+class ReferenceTrack:
+    """``load(capture)``, ``switch(on)``, ``clear()``, ``status()``; ``push()`` after an engine restart.
+
+    ``engine_call(fn, *args)`` is the control's call into the engine (a dict with ``ok``);
+    ``engine`` its client; ``captures`` the capture index.
+    """
+
+    def __init__(self, captures, engine, engine_call: Callable[..., dict], path: Path | None = None,
+                 python: list[str] | None = None):
+        self.captures = captures
+        self.engine = engine
+        self._call = engine_call
+        self.path = Path(path) if path is not None else paths.reference_file()
+        self.python = python or [sys.executable]
+        self.info: dict | None = None       # the prepared reference's facts (+ "capture")
+        self.preparing: str | None = None   # the capture being prepared now
+        self.error: str | None = None       # why the last load failed
+        self._lock = threading.Lock()
+
+    # -- preparing --------------------------------------------------------------------------
+    def _engine_rate(self) -> int | None:
+        st = self._call(self.engine.status)
+        rate = (st.get("device") or {}).get("rate") if st.get("ok") else None
+        return int(rate) if isinstance(rate, int) else None
+
+    def _prepare(self, src: Path, rate: int) -> dict:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            r = subprocess.run([*self.python, "-m", "firmware.reference", str(src), str(self.path), str(rate)],
+                               capture_output=True, text=True, timeout=PREPARE_TIMEOUT_S,
+                               preexec_fn=lowest_priority)
+        except subprocess.TimeoutExpired:
+            raise ReferenceError(f"preparing {src.name} took more than {PREPARE_TIMEOUT_S:.0f} s") from None
+        if r.returncode != 0:
+            lines = r.stderr.strip().splitlines()
+            raise ReferenceError(lines[-1] if lines else f"preparing {src.name} failed (exit {r.returncode})")
+        return json.loads(r.stdout)
+
+    def load(self, capture: str) -> dict:
+        """Make ``capture`` the reference: prepare it, map it in the engine (switched off).
+
+        Raises CaptureError (no such capture), ReferenceError (not usable audio) or a "busy:" error
+        while another one is being prepared; an engine that is down answers ``ok: False``.
+        """
+        src = self.captures.path(capture)
+        with self._lock:
+            if self.preparing is not None:
+                raise ReferenceError(f"busy: {self.preparing} is being prepared as the reference")
+            self.preparing = capture
+        try:
+            rate = self._engine_rate()
+            if rate is None:
+                return {"ok": False, "error": "engine unavailable: its rate is not known"}
+            try:
+                info = self._prepare(src, rate)
+            except ReferenceError as e:
+                self.error = str(e)
+                raise
+            info["capture"] = capture
+            self.info, self.error = info, None
+        finally:
+            self.preparing = None
+        return self._hand_over()
+
+    def _hand_over(self) -> dict:
+        reply = self._call(self.engine.reference_load, str(self.path))
+        return {"ok": True, "reference": self.status()} if reply.get("ok") else reply
+
+    # -- switching --------------------------------------------------------------------------
+    def switch(self, on: bool, gain_db: float | None = None) -> dict:
+        """REF on (level-matched to the master unless ``gain_db``) or off."""
+        reply = self._call(self.engine.reference, on, gain_db)
+        return {"ok": True, "reference": self.status()} if reply.get("ok") else reply
+
+    def clear(self) -> dict:
+        self.info = None
+        reply = self._call(self.engine.reference_clear)
+        return {"ok": True, "reference": self.status()} if reply.get("ok") else reply
+
+    def status(self) -> dict[str, Any]:
+        """What the page shows: the capture, its facts, and the engine's side (on, gain, position)."""
+        engine_side = None
+        st = self._call(self.engine.status)
+        if st.get("ok"):
+            engine_side = st.get("reference")
+        return {"capture": (self.info or {}).get("capture"), "preparing": self.preparing, "error": self.error,
+                "prepared": self.info, "engine": engine_side}
+
+    def push(self) -> None:
+        """Give a (re)started engine the reference again, prepared anew if its rate changed; it starts off."""
+        info = self.info
+        if info is None:
+            return
+        rate = self._engine_rate()
+        if rate is None:
+            return
+        if rate != info.get("rate"):
+            threading.Thread(target=self._reprepare, args=(info["capture"],), name="reference-prepare",
+                             daemon=True).start()
+            return
+        reply = self._hand_over()
+        if not reply.get("ok"):
+            log.warning("the reference could not be given to the engine again: %s", reply.get("error"))
+
+    def _reprepare(self, capture: str) -> None:
+        try:
+            self.load(capture)
+        except Exception as e:  # noqa: BLE001 - logged; the page shows the error
+            self.error = f"preparing {capture} again at the engine's new rate failed: {e}"
+            log.warning("%s", self.error)
