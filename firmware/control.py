@@ -30,8 +30,8 @@ from firmware.capture_master import MasterJobs
 from firmware.capture_upload import Uploads
 from firmware.captures import CaptureIndex, run_analysis
 from firmware.learn import Learner
-from firmware.reference_track import ReferenceTrack
 from firmware.presets import Preset, PresetStore
+from firmware.reference_track import ReferenceTrack
 from firmware.state import StateStore
 
 log = logging.getLogger("masterbox.control")
