@@ -20,7 +20,7 @@ from typing import Any
 
 from firmware import paths
 from firmware.capture_master import lowest_priority
-from firmware.reference import ReferenceError
+from firmware.reference import ReferenceError, read_info
 
 log = logging.getLogger("masterbox.control")
 PREPARE_TIMEOUT_S = 600.0
@@ -40,10 +40,21 @@ class ReferenceTrack:
         self._call = engine_call
         self.path = Path(path) if path is not None else paths.reference_file()
         self.python = python or [sys.executable]
-        self.info: dict | None = None       # the prepared reference's facts (+ "capture")
+        self.info: dict | None = self._kept()   # the prepared reference's facts (+ "capture")
         self.preparing: str | None = None   # the capture being prepared now
         self.error: str | None = None       # why the last load failed
         self._lock = threading.Lock()
+
+    def _kept(self) -> dict | None:
+        """The reference prepared before this process started (a restart, a reboot): it stays the reference."""
+        if not self.path.exists():
+            return None
+        try:
+            info = read_info(self.path)
+        except ReferenceError as e:
+            log.warning("the prepared reference is not usable (%s); choose the reference again", e)
+            return None
+        return {**info, "capture": Path(str(info.get("name", ""))).stem or None}
 
     # -- preparing --------------------------------------------------------------------------
     def _engine_rate(self) -> int | None:

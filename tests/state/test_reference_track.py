@@ -1,0 +1,119 @@
+"""The control side of the reference track: preparing a capture (the real worker process), keeping it
+across a restart of the control process, and handing it to a restarted engine (prepared again at a new
+rate). The engine here is a recording stand-in; tests/engine/test_reference.py runs the real one."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from firmware.captures import CaptureError, CaptureIndex
+from firmware.reference import ReferenceError, read_info
+from firmware.reference_track import ReferenceTrack
+
+
+class _Engine:
+    """Answers status at ``rate`` and records what it was handed."""
+
+    def __init__(self, rate: int):
+        self.rate = rate
+        self.loaded: list[dict] = []
+
+    def status(self):
+        return {"device": {"rate": self.rate}, "reference": None}
+
+    def reference_load(self, path):
+        self.loaded.append(read_info(path))
+        return {"on": False}
+
+
+def _call(fn, *a):
+    reply = fn(*a)
+    return {"ok": True, **reply} if isinstance(reply, dict) else {"ok": True}
+
+
+@pytest.fixture
+def folder(tmp_path):
+    d = tmp_path / "captures"
+    d.mkdir()
+    rng = np.random.default_rng(4)
+    sf.write(str(d / "record.wav"), 0.1 * rng.standard_normal((44100 * 2, 2)), 44100, subtype="PCM_24")
+    (d / "notes.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk" + bytes(64))
+    return d
+
+
+def test_a_capture_is_prepared_kept_across_a_restart_and_prepared_again_at_a_new_rate(folder, tmp_path):
+    path = tmp_path / "cache" / "reference.f32"
+    engine = _Engine(48000)
+    track = ReferenceTrack(CaptureIndex(folder), engine, _call, path=path)
+    assert track.info is None and track.status()["capture"] is None
+    reply = track.load("record")
+    assert reply["ok"] and reply["reference"]["capture"] == "record"
+    assert engine.loaded[-1]["rate"] == 48000 and engine.loaded[-1]["frames"] == 2 * 48000
+    assert engine.loaded[-1]["source_rate"] == 44100
+
+    # the control process restarts: the reference is still the reference, and a new engine gets it
+    again = ReferenceTrack(CaptureIndex(folder), _Engine(48000), _call, path=path)
+    assert again.info["capture"] == "record"
+    again.push()
+    assert again.engine.loaded[-1]["frames"] == 2 * 48000
+
+    # an engine at another rate: prepared again at its rate (in the background), then handed over
+    at96 = _Engine(96000)
+    third = ReferenceTrack(CaptureIndex(folder), at96, _call, path=path)
+    third.push()
+    deadline = time.monotonic() + 60
+    while not at96.loaded and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert at96.loaded and at96.loaded[-1]["rate"] == 96000 and at96.loaded[-1]["frames"] == 2 * 96000
+
+
+def test_refusals_say_why_and_keep_the_reference(folder, tmp_path):
+    path = tmp_path / "reference.f32"
+    engine = _Engine(48000)
+    track = ReferenceTrack(CaptureIndex(folder), engine, _call, path=path)
+    with pytest.raises(CaptureError, match="no capture named 'nothing'"):
+        track.load("nothing")
+    track.load("record")
+    before = path.read_bytes()
+    with pytest.raises(ReferenceError, match="notes.wav"):
+        track.load("notes")
+    assert track.status()["error"] and track.info["capture"] == "record"
+    assert path.read_bytes() == before and len(engine.loaded) == 1   # the old reference stays, untouched
+
+    # a second load while one is being prepared is refused ("busy:", a 409 on the web)
+    started, release = threading.Event(), threading.Event()
+    slow = ReferenceTrack(CaptureIndex(folder), engine, _call, path=path)
+    real = slow._prepare
+
+    def held(src, rate):
+        started.set()
+        release.wait(30)
+        return real(src, rate)
+
+    slow._prepare = held
+    th = threading.Thread(target=slow.load, args=("record",))
+    th.start()
+    try:
+        assert started.wait(10)
+        with pytest.raises(ReferenceError, match="^busy: record is being prepared"):
+            slow.load("record")
+        assert slow.status()["preparing"] == "record"
+    finally:
+        release.set()
+        th.join(60)
+    assert slow.status()["preparing"] is None
+
+
+def test_an_engine_that_is_down_is_answered_not_raised(folder, tmp_path):
+    def down(fn, *a):
+        return {"ok": False, "error": "engine unavailable: no socket"}
+
+    track = ReferenceTrack(CaptureIndex(folder), _Engine(48000), down, path=tmp_path / "r.f32")
+    reply = track.load("record")
+    assert reply == {"ok": False, "error": "engine unavailable: its rate is not known"}
+    assert track.status()["engine"] is None
