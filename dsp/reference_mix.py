@@ -74,7 +74,12 @@ def new_state(gain: float = 1.0) -> np.ndarray:
 
 
 def warm():
-    """Load (or compile) :func:`mix` for the engine's one signature; returns it."""
-    y = np.zeros((4, 2))
-    mix(y, np.zeros((3, 2), dtype=np.float32), new_state(), True, 1.0, 2.0, 0.5)
+    """Load (or compile) :func:`mix` for the engine's one signature; returns it.
+
+    The engine's reference is a read-only array over a mapped file, which numba types apart from a
+    writable one: warming with a writable array would leave a compile for the loop's first call.
+    """
+    ref = np.zeros((3, 2), dtype=np.float32)
+    ref.setflags(write=False)
+    mix(np.zeros((4, 2)), ref, new_state(), True, 1.0, 2.0, 0.5)
     return mix

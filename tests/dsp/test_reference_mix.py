@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from dsp import reference_mix
 from dsp.reference_mix import S_FADE, S_GAIN, S_POS, mix, new_state
@@ -97,5 +98,16 @@ def test_a_new_gain_glides_while_heard_and_jumps_while_silent():
     assert st[S_GAIN] == pytest.approx(0.25, abs=1e-6)
 
 
-def test_warm_returns_the_kernel():
+def test_warm_loads_the_signature_the_engine_calls(tmp_path):
+    """The engine plays a read-only array over a mapped file (firmware.reference.open_prepared); numba
+    types that apart from a writable one, so warming must cover it or the loop's first call compiles."""
+    from firmware.reference import open_prepared, prepare
+
     assert reference_mix.warm() is mix
+    known = len(mix.signatures)
+    sf.write(str(tmp_path / "r.wav"), np.zeros((RATE, 2)), RATE, subtype="FLOAT")
+    prepare(tmp_path / "r.wav", tmp_path / "r.f32", RATE)
+    ref, _ = open_prepared(tmp_path / "r.f32", RATE)
+    assert not ref.flags.writeable
+    mix(np.zeros((128, 2)), ref, new_state(), True, 0.5, FADE, 0.01)
+    assert len(mix.signatures) == known
