@@ -486,14 +486,15 @@ class Engine:
             # the reference track, in place of the master (after the taps: captures and meters stay the master's)
             playing = self._ref_playing
             pending = self._ref_pending
-            if pending is not playing and rstate[0] <= 0.0:
-                playing = self._ref_playing = pending
-                rstate[2] = 0.0
-            ref_mix = self._ref_mix
-            if playing is not None and ref_mix is not None:
-                on = self._ref_on and playing is pending
-                if on or rstate[0] > 0.0:
-                    ref_mix(y, playing.samples, rstate, on, self._ref_gain, ref_fade, ref_coef)
+            if playing is not None or pending is not None:
+                if pending is not playing and rstate[0] <= 0.0:
+                    playing = self._ref_playing = pending
+                    rstate[2] = 0.0
+                ref_mix = self._ref_mix
+                if playing is not None and ref_mix is not None:
+                    on = self._ref_on and playing is pending
+                    if on or rstate[0] > 0.0:
+                        ref_mix(y, playing.samples, rstate, on, self._ref_gain, ref_fade, ref_coef)
             if self._stall_s:
                 until = perf() + int(self._stall_s * 1e9)
                 while perf() < until:
