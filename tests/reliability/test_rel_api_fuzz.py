@@ -68,11 +68,14 @@ CAPTURE = "2026-11-22_2100_mine_output"
 
 
 def restock(home: Path, control) -> None:
-    """Something for the fuzzer to find: a user preset and a finished capture (again after a delete)."""
+    """Something for the fuzzer to find: a user preset, a finished capture (again after a delete) and
+    a reference track to switch (that capture, prepared by the real worker; again after a clear)."""
     if not control.presets.exists("mine"):
         control.presets.save("mine", {**control.state.values, "out.drive_db": 2.0})
     if not (home / "captures" / f"{CAPTURE}.wav").exists():
         write_wav(home / "captures" / f"{CAPTURE}.wav", seconds=1.0)
+    if control.reference.info is None:
+        assert control.reference.load(CAPTURE)["ok"]
 
 
 def known_names(control) -> list[str]:
@@ -89,7 +92,8 @@ def snapshot(home: Path, control, engine) -> dict:
     st_ = control.state
     return {"values": dict(st_.values), "active": st_.active_preset, "bypass": control.bypassed,
             "presets": files(home / "presets"), "captures": files(home / "captures"),
-            "web": files(home / "web"), "engine_calls": len(engine.calls)}
+            "web": files(home / "web"), "engine_calls": len(engine.calls),
+            "reference": (control.reference.info or {}).get("capture"), "ref": engine.reference_status()}
 
 
 def send(api: Api, case):
@@ -128,6 +132,8 @@ def fuzz_operation(op, home, app, control, engine, api) -> dict:
     def one(case, name):
         if name is not None and "name" in (case.path_parameters or {}):
             case.path_parameters["name"] = name  # half the time a name that exists
+        if name is not None and isinstance(case.body, dict) and "capture" in case.body:
+            case.body["capture"] = CAPTURE      # ... also where the body names a capture (PUT /reference)
         engine.capturing = None  # each example starts from an idle engine
         control.mastering.wait(120)  # ... and no mastering job started earlier still writing its files
         before = snapshot(home, control, engine)

@@ -33,6 +33,10 @@ class StubEngine:
         self.params: dict = {}
         self.realistic = False
         self.preset = ""
+        self.ref_info: dict | None = None    # the loaded reference's facts (None: none loaded)
+        self.ref_on = False
+        self.ref_match: dict = {}            # its gain and how it was chosen
+        self.master_lufs: float | None = -14.0   # the output's integrated loudness a level match is taken from
 
     def _check(self):
         if not self.running:
@@ -43,7 +47,8 @@ class StubEngine:
     def status(self):
         self._check()
         return {"ok": True, "start_id": "stub", "backend": "sim", "rate": 48000, "period": 128,
-                "state": "running"}
+                "state": "running", "device": {"backend": "sim", "rate": 48000, "period": 128, "periods": 2},
+                "reference": self.reference_status()}
 
     def set_params(self, values):
         self._check()
@@ -89,6 +94,56 @@ class StubEngine:
         self.capturing = None
         return {"ok": True}
 
+    # -- the reference track: refuses and answers as firmware/control_channel.py does -----------
+    def reference_status(self) -> dict | None:
+        """As the engine's: the prepared file's facts, on/heard (no audio here: heard while on), the match."""
+        if self.ref_info is None:
+            return None
+        return {**self.ref_info, "on": self.ref_on, "heard": self.ref_on, "position_s": 0.0, **self.ref_match}
+
+    def reference_load(self, path):
+        """Map a prepared reference (its header read as the engine reads it); it starts off."""
+        from firmware.reference import ReferenceError, read_info
+
+        self._check()
+        try:
+            info = read_info(Path(path))
+        except ReferenceError as e:
+            return {"ok": False, "error": str(e)}
+        if info["rate"] != 48000:
+            return {"ok": False,
+                    "error": f"the reference was prepared at {info['rate']} Hz; the engine runs at 48000 Hz"}
+        self.ref_info, self.ref_on, self.ref_match = info, False, {}
+        self.calls.append(("reference_load", str(path)))
+        return self.reference_status()
+
+    def reference(self, on, gain_db=None):
+        """On: at ``gain_db``, else matched to ``master_lufs`` and held under the ceiling (the engine's rule)."""
+        from firmware.reference import match_gain_db
+
+        self._check()
+        if self.ref_info is None:
+            return {"ok": False, "error": "no reference track is loaded"}
+        match: dict = {"matched_to": None}
+        if on and gain_db is None:
+            if self.master_lufs is not None:
+                match = {"matched_to": "integrated", "master_lufs": self.master_lufs}
+            ceiling = self.params.get("lim.ceiling_dbtp", schema.BY_ID["lim.ceiling_dbtp"].default)
+            info = self.ref_info
+            gain_db, match["short_by_db"] = match_gain_db(match.get("master_lufs"), info.get("integrated_lufs"),
+                                                          info.get("true_peak_dbtp"), float(ceiling))
+        if on:
+            self.ref_match = {"gain_db": round(float(gain_db or 0.0), 2), **match}
+        self.ref_on = bool(on)
+        self.calls.append(("reference", bool(on), gain_db))
+        return self.reference_status()
+
+    def reference_clear(self):
+        self._check()
+        self.ref_info, self.ref_on, self.ref_match = None, False, {}
+        self.calls.append(("reference_clear",))
+        return {"ok": True, "reference": None}
+
 
 class StubMeters:
     """A meter frame that changes on every read, like the engine's shared memory at 20 Hz."""
@@ -113,6 +168,7 @@ class StubMeters:
             "out_short_term_lufs": -14.1, "out_integrated_lufs": -14.0, "out_loudness_range_lu": 5.1,
             "gr_low_db": 2.0, "gr_mid_db": 1.2, "gr_high_db": 0.6, "gr_limiter_db": 1.8 + wob / 3,
             "correlation": 0.82, "capturing": self.engine.capturing is not None, "capture_dropped": 0,
+            "reference": self.engine.ref_on,
         } | ({"rate": self.rate} if self.rate else {})
 
 

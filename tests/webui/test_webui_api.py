@@ -407,3 +407,169 @@ def test_pages_render(api):
     assert api.get("/static/js/live.js").status_code == 200
     r = api.get("/nope", headers={"Accept": "text/html"})
     assert r.status_code == 404 and b"<html" in r.data
+
+
+# -- reference track (REF) ------------------------------------------------------------------
+# The real ReferenceTrack (control.reference) prepares a real capture in its worker
+# (python -m firmware.reference); the stand-in engine maps it by its header and level-matches it
+# as the engine's control channel does, to the stand-in meters' master (-14 LUFS integrated).
+def _record(folder, name="record", seconds=3.0, rate=44100, peak_dbfs=-1.0):
+    import soundfile as sf
+
+    from dsp.programme import render_programme
+
+    path = folder / f"{name}.wav"
+    sf.write(str(path), render_programme(seconds, rate, seed=5, peak_dbfs=peak_dbfs), rate, subtype="PCM_24")
+    return path
+
+
+def test_reference_needs_login_and_csrf(api, anon, control, _isolated_home):
+    _record(_isolated_home / "captures")
+    calls = list(control.engine.calls)
+    for method, path, body in (("GET", "/api/v1/reference", None), ("PUT", "/api/v1/reference", {"capture": "record"}),
+                               ("POST", "/api/v1/reference/switch", {"on": True}),
+                               ("DELETE", "/api/v1/reference", None)):
+        r = anon.req(method, path, json=body)
+        assert r.status_code == 401, (method, path, r.get_data(as_text=True))
+        if method != "GET":
+            r = api.req(method, path, json=body, csrf=False)
+            assert r.status_code == 403 and "CSRF" in error_of(r), (method, path)
+    assert control.engine.calls == calls and control.reference.info is None
+
+
+def test_reference_load_switch_and_clear(api, control, _isolated_home):
+    import soundfile as sf
+
+    from dsp.meter import LoudnessMeter
+    from firmware.reference import match_gain_db, read_info
+
+    folder = _isolated_home / "captures"
+    _record(folder)
+    assert api.get("/api/v1/reference").get_json() == {"reference": {
+        "capture": None, "preparing": None, "error": None, "prepared": None, "engine": None}}
+
+    r = api.req("PUT", "/api/v1/reference", json={"capture": "record"})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    ref = r.get_json()["reference"]
+    prepared = ref["prepared"]
+    assert ref["capture"] == "record" and ref["preparing"] is None and ref["error"] is None
+    # prepared at the engine's rate from the 44.1 kHz capture, and handed to the engine switched off
+    assert (prepared["rate"], prepared["source_rate"], prepared["frames"]) == (48000, 44100, 3 * 48000)
+    assert prepared["truncated"] is False and prepared["duration_s"] == 3.0
+    assert control.engine.calls[-1] == ("reference_load", str(control.reference.path))
+    assert read_info(control.reference.path)["frames"] == prepared["frames"]
+    # its loudness, measured on what the engine will play: agrees with the box's meter on the capture itself
+    y, rate = sf.read(str(folder / "record.wav"))
+    meter = LoudnessMeter(rate, 2)
+    meter.process(y)
+    assert prepared["integrated_lufs"] == pytest.approx(meter.readings()["integrated_lufs"], abs=0.1)
+    assert ref["engine"]["on"] is False and ref["engine"]["heard"] is False
+    assert api.get("/api/v1/reference").get_json()["reference"] == ref
+
+    # REF on, level-matched: the engine's rule (the master's -14 LUFS, the raise held under the ceiling)
+    r = api.post("/api/v1/reference/switch", json={"on": True})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    eng = r.get_json()["reference"]["engine"]
+    gain, short = match_gain_db(-14.0, prepared["integrated_lufs"], prepared["true_peak_dbtp"], -1.0)
+    assert eng["on"] is True and eng["matched_to"] == "integrated" and eng["master_lufs"] == -14.0
+    assert (eng["gain_db"], eng["short_by_db"]) == (gain, short)
+    assert api.get("/api/v1/meters").get_json()["meters"]["reference"] is True      # the Live page's flag
+    # a gain given, and off again
+    r = api.post("/api/v1/reference/switch", json={"on": True, "gain_db": -6})
+    eng = r.get_json()["reference"]["engine"]
+    assert r.status_code == 200 and eng["gain_db"] == -6.0 and eng["matched_to"] is None
+    assert control.engine.calls[-1] == ("reference", True, -6.0)
+    r = api.post("/api/v1/reference/switch", json={"on": False, "gain_db": None})
+    assert r.status_code == 200 and r.get_json()["reference"]["engine"]["on"] is False
+    assert api.get("/api/v1/meters").get_json()["meters"]["reference"] is False
+
+    # cleared: nothing to switch any more
+    r = api.req("DELETE", "/api/v1/reference")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert r.get_json()["reference"] == {"capture": None, "preparing": None, "error": None, "prepared": None,
+                                         "engine": None}
+    calls = list(control.engine.calls)
+    r = api.post("/api/v1/reference/switch", json={"on": True})
+    assert r.status_code == 409 and "no reference is loaded" in error_of(r)
+    assert control.engine.calls == calls
+    assert api.req("DELETE", "/api/v1/reference").status_code == 200          # clearing twice is no error
+
+
+def test_reference_matched_to_a_master_without_loudness_is_0_db(api, control, _isolated_home):
+    _record(_isolated_home / "captures")
+    assert api.req("PUT", "/api/v1/reference", json={"capture": "record"}).status_code == 200
+    control.engine.master_lufs = None        # e.g. just after a meter reset, nothing measured yet
+    eng = api.post("/api/v1/reference/switch", json={"on": True}).get_json()["reference"]["engine"]
+    assert eng["gain_db"] == 0.0 and eng["matched_to"] is None and eng["short_by_db"] is None
+
+
+def test_reference_refusals_change_nothing(api, control, _isolated_home):
+    folder = _isolated_home / "captures"
+    _record(folder)
+    (folder / "junk.wav").write_bytes(b"RIFF0000WAVEjunk" + bytes(2000))
+    (folder / "tiny.wav").write_bytes(b"")
+    _record(folder, "growing", seconds=1.0)
+    (folder / f".growing{'.recording'}").write_text(json.dumps({"files": ["growing.wav"]}))
+    assert api.req("PUT", "/api/v1/reference", json={"capture": "record"}).status_code == 200
+    before, calls = api.get("/api/v1/reference").get_json(), list(control.engine.calls)
+    cases = [
+        ("PUT", {"capture": "nope"}, 404, "no capture named 'nope'"),
+        ("PUT", {}, 400, "missing field 'capture'"),
+        ("PUT", {"capture": None}, 400, "missing field 'capture'"),
+        ("PUT", {"capture": 5}, 400, "must be a string"),
+        ("PUT", {"capture": ""}, 400, "must not be empty"),
+        ("PUT", {"capture": "../state"}, 400, "path"),
+        ("PUT", {"capture": "record", "gain_db": 0}, 400, "unknown field(s): gain_db"),
+        ("PUT", [1], 400, "JSON object"),
+        ("PUT", {"capture": "growing"}, 409, "still being recorded"),
+        ("POST", {}, 400, "missing field 'on'"),
+        ("POST", {"on": "yes"}, 400, "'on' must be true or false"),
+        ("POST", {"on": 1}, 400, "'on' must be true or false"),
+        ("POST", {"on": True, "gain_db": 24.5}, 400, "-24..24"),
+        ("POST", {"on": True, "gain_db": -100}, 400, "-24..24"),
+        ("POST", {"on": True, "gain_db": "loud"}, 400, "'gain_db' must be"),
+        ("POST", {"on": True, "gain_db": True}, 400, "'gain_db' must be"),
+        ("POST", {"on": True, "gain_db": [1]}, 400, "'gain_db' must be"),
+        ("POST", {"on": True, "level_match": True}, 400, "unknown field(s): level_match"),
+    ]
+    for method, body, status, needle in cases:
+        path = "/api/v1/reference" if method == "PUT" else "/api/v1/reference/switch"
+        r = api.req(method, path, json=body)
+        assert r.status_code == status, (body, r.get_data(as_text=True))
+        assert needle in error_of(r), (body, error_of(r))
+    # NaN and infinity are not numbers of dB (Python's JSON reader takes them), nor is a 400-digit integer
+    for raw in ('{"on": true, "gain_db": NaN}', '{"on": true, "gain_db": Infinity}', '{"on": true, "gain_db": 1e400}',
+                '{"on": true, "gain_db": -1' + "0" * 400 + "}"):
+        r = api.req("POST", "/api/v1/reference/switch", data=raw, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and "-24..24" in error_of(r), raw
+    r = api.req("PUT", "/api/v1/reference", data='{"capture": "record"}', headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415
+    assert control.engine.calls == calls and api.get("/api/v1/reference").get_json() == before
+    # files that are not usable audio: the worker's reason, and the reference stays the one it was
+    for name in ("junk", "tiny"):
+        r = api.req("PUT", "/api/v1/reference", json={"capture": name})
+        assert r.status_code == 400, (name, r.get_data(as_text=True))
+        # named as the page names it, not by the box's folder
+        assert error_of(r).startswith(f"{name}.wav: not an audio file that can be read"), error_of(r)
+        now = api.get("/api/v1/reference").get_json()["reference"]
+        assert now["capture"] == "record" and now["error"] == error_of(r)     # the page can say why
+    assert control.engine.calls == calls
+
+
+def test_reference_while_busy_or_without_an_engine(api, control, _isolated_home):
+    _record(_isolated_home / "captures")
+    control.reference.preparing = "another"          # as while another request's worker prepares it
+    r = api.req("PUT", "/api/v1/reference", json={"capture": "record"})
+    assert r.status_code == 409 and "busy: another is being prepared" in error_of(r)
+    assert api.get("/api/v1/reference").get_json()["reference"]["preparing"] == "another"
+    control.reference.preparing = None
+    control.engine.running = False
+    r = api.req("PUT", "/api/v1/reference", json={"capture": "record"})
+    assert r.status_code == 503 and "not running" in error_of(r)
+    assert api.get("/api/v1/reference").get_json()["reference"]["engine"] is None
+    control.engine.running = True
+    assert api.req("PUT", "/api/v1/reference", json={"capture": "record"}).status_code == 200
+    control.engine.running = False
+    r = api.post("/api/v1/reference/switch", json={"on": True})
+    assert r.status_code == 503 and "not running" in error_of(r)
+    assert api.req("DELETE", "/api/v1/reference").status_code == 503

@@ -552,6 +552,114 @@ def test_captures_are_mastered_as_an_album_from_the_captures_page(box, browser, 
     ctx.close()
 
 
+def test_a_capture_becomes_the_reference_and_ref_plays_it_level_matched(box, browser, _isolated_home, shots):
+    """"Use as reference" on the Captures page: the box prepares a 44.1 kHz capture for the engine (the
+    real worker, the real engine at 48 kHz), the button busy meanwhile, then a toast and a "reference" tag.
+    On the Live page REF plays it: the button lights from the meters' flag, the engine says it is heard,
+    level-matched, and the note says how; REF again: off. A switch made elsewhere shows too, and the
+    transport still fits a phone with the note showing."""
+    import soundfile as sf
+    from playwright.sync_api import expect
+
+    from dsp.programme import render_programme
+
+    control = box.control
+    folder = _isolated_home / "captures"
+    folder.mkdir(exist_ok=True)
+    sf.write(str(folder / "record.wav"), render_programme(12, 44100, seed=21, peak_dbfs=-1), 44100, subtype="PCM_24")
+
+    def engine_ref() -> dict:
+        return control.engine.status()["reference"]
+
+    def wait_heard(heard: bool) -> None:
+        deadline = time.monotonic() + 5
+        while engine_ref()["heard"] is not heard:
+            assert time.monotonic() < deadline, engine_ref()
+            time.sleep(0.05)
+
+    ctx, page, errors = logged_in(browser, box)
+    expect(page).to_have_url(re.compile(r"/live$"))
+    ref = page.locator("#btn-ref")
+    expect(ref).to_be_disabled()                                   # nothing to play yet
+    expect(ref).to_have_attribute("title", re.compile("choose a reference on the Captures page"))
+    expect(page.locator("#ref-name")).to_have_text("no reference")
+
+    page.click('a.tab[href="/captures"]')
+    item = page.locator('#capture-list li[data-capture="record"]')
+    expect(item).to_be_visible(timeout=10000)
+    expect(item.locator('[data-field="reference"]')).to_have_count(0)
+    # every state the button passes through, however short the preparation is
+    page.evaluate("""() => { window.refButton = []; const list = document.getElementById("capture-list");
+        new MutationObserver(() => {
+            const b = list.querySelector('li[data-capture="record"] [data-action="reference"]');
+            if (b) window.refButton.push([b.getAttribute("aria-busy"), b.textContent, b.disabled]); })
+        .observe(list, {subtree: true, childList: true, characterData: true, attributes: true}); }""")
+    item.locator('[data-action="reference"]').click()
+    expect(page.locator("#toast")).to_have_text("“record” is the reference: press REF on the Live page", timeout=60000)
+    assert ["true", "Preparing…", True] in page.evaluate("window.refButton"), page.evaluate("window.refButton")
+    expect(item.locator('[data-action="reference"]')).to_have_text("Use as reference")
+    expect(item.locator('[data-action="reference"]')).to_be_enabled()
+    expect(item.locator('[data-field="reference"]')).to_have_text("reference")
+    item.screenshot(path=str(shots / "captures-reference.png"))
+    prepared = control.reference.info
+    assert prepared["capture"] == "record" and prepared["source_rate"] == 44100
+    assert prepared["rate"] == control.engine.status()["device"]["rate"] == 48000
+    assert engine_ref()["on"] is False                             # loaded switched off
+
+    page.click('a.tab[href="/live"]')
+    expect(ref).to_be_enabled()
+    expect(page.locator("#ref-name")).to_have_text("record")
+    expect(ref).to_have_attribute("aria-pressed", "false")
+    note = page.locator("#ref-note")
+    expect(note).to_be_hidden()
+    ref.click()
+    expect(ref).to_have_attribute("aria-pressed", "true")
+    wait_heard(True)
+    st = engine_ref()
+    assert st["on"] is True and st["matched_to"] == "integrated" and st["master_lufs"] is not None
+    gain = st["gain_db"]
+    shown = f"{'+' if gain > 0 else '−' if gain < 0 else ''}{abs(gain):.1f} dB"
+    expect(note).to_contain_text(f"Reference “record” · matched {shown} to the master's integrated loudness")
+    if st["short_by_db"] is not None:
+        expect(note).to_contain_text(f"held {st['short_by_db']:.1f} dB short to keep its peaks under the ceiling")
+    assert api_reference(page)["engine"]["heard"] is True
+    page.evaluate("window.scrollTo(0, 0)")
+    page.locator(".transport").screenshot(path=str(shots / "live-reference.png"))
+
+    # REF again: the master
+    ref.click()
+    expect(ref).to_have_attribute("aria-pressed", "false")
+    wait_heard(False)
+    expect(note).to_be_hidden()
+    # switched from elsewhere (another browser, a script): this page asked nothing, the meters' flag lights it
+    assert control.reference.switch(True)["ok"]
+    expect(ref).to_have_attribute("aria-pressed", "true", timeout=3000)
+    expect(note).to_contain_text("matched")
+
+    # a phone: the five buttons and the note fit its width
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                has_touch=True, storage_state=ctx.storage_state())
+    p2 = phone.new_page()
+    p2.goto(box.url + "/live")
+    expect(p2.locator("#btn-ref")).to_have_attribute("aria-pressed", "true")
+    expect(p2.locator("#ref-note")).to_contain_text("matched")
+    boxes = p2.eval_on_selector_all(".transport-buttons > *", "els => els.map(e => [e.id,"
+                                    " e.getBoundingClientRect().left, e.getBoundingClientRect().right])")
+    assert len(boxes) == 6 and all(0 <= left and right <= 390 for _, left, right in boxes), boxes
+    assert p2.evaluate("document.documentElement.scrollWidth") <= 390
+    p2.locator(".transport").screenshot(path=str(shots / "live-reference-phone.png"))
+    phone.close()
+    assert control.reference.switch(False)["ok"]
+    expect(ref).to_have_attribute("aria-pressed", "false", timeout=3000)
+    assert not errors, errors
+    ctx.close()
+
+
+def api_reference(page) -> dict:
+    """GET /api/v1/reference as the page's own session sees it."""
+    return page.evaluate("async () => (await (await fetch('/api/v1/reference')).json()).reference")
+
+
 def test_undo_and_redo_on_the_chain_page(box, browser):
     """A slider moved, taken back with the Undo button, redone with Ctrl+Shift+Z; a recall undone with Ctrl+Z."""
     from playwright.sync_api import expect

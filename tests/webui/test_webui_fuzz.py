@@ -14,7 +14,7 @@ JSON = st.recursive(JSON_LEAF, lambda inner: st.one_of(st.lists(inner, max_size=
                     max_leaves=12)
 KEYS = st.sampled_from(["values", "on", "level_match", "seconds", "name", "new_name", "description", "tap",
                         "format", "max_seconds", "detents", "hold_s", "password", "current", "new", "rate",
-                        "period", "periods", "device"])
+                        "period", "periods", "device", "capture", "gain_db"])
 BODY = st.one_of(JSON, st.dictionaries(KEYS, JSON, max_size=4),
                  st.builds(lambda v: {"values": v}, st.dictionaries(st.sampled_from(
                      ["in.trim_db", "eq1.type", "mb.on", "st.width", "nope", ""]), JSON, max_size=3)))
@@ -23,6 +23,7 @@ ENDPOINTS = [
     ("POST", "/api/v1/presets"), ("POST", "/api/v1/presets/loud/rename"), ("POST", "/api/v1/presets/loud/duplicate"),
     ("POST", "/api/v1/presets-import"), ("POST", "/api/v1/capture/start"), ("POST", "/api/v1/system/audio"),
     ("POST", "/api/v1/auth/password"), ("POST", "/api/v1/panel/knobs/width/turn"),
+    ("PUT", "/api/v1/reference"), ("POST", "/api/v1/reference/switch"),
 ]
 NAME = st.text(min_size=1, max_size=30)
 
@@ -31,7 +32,8 @@ SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[Heal
 
 def snapshot(control):
     presets = sorted((p["name"] or "", p["file"] or "") for p in control.presets.list())
-    return control.state.values, control.state.active_preset, presets, control.bypassed, control.engine.capturing
+    return (control.state.values, control.state.active_preset, presets, control.bypassed, control.engine.capturing,
+            control.reference.info, control.engine.reference_status())
 
 
 @SETTINGS

@@ -3,7 +3,7 @@
    the ticked captures through `masterbox album`, one shared drive (firmware/capture_master.py), and
    "Master each": the ticked captures one by one, and "Download ticked": them and their analyses as one ZIP;
    "Upload mix…" (or a drop on the list) brings WAV, AIFF or FLAC mixes from this computer in, in pieces, resuming
-   after a dropped link. */
+   after a dropped link; "Use as reference": the capture becomes the reference track the Live page's REF button plays. */
 "use strict";
 (() => {
   const { api, el, fmt, fail, toast, on } = MB;
@@ -123,6 +123,7 @@
     const li = el("li", { "data-capture": name }, pick,
       el("div", { class: "title" }, name,
         c.recording ? el("span", { class: "badge hot", text: "recording" }) : c.analysis === "pending" ? el("span", { class: "badge", text: "analysing" }) : null,
+        name === reference ? refTag() : null,
         el("small", { text: [sm.source === "upload" && "uploaded", sm.preset && `preset ${sm.preset}`, sm.tap, c.sample_rate && `${c.sample_rate / 1000} kHz`, bytes(c.size_bytes)].filter(Boolean).join(" · ") })),
       el("div", { class: "stats" },
         el("span", {}, el("b", { text: "length" }), dur(c.duration_s)),
@@ -135,6 +136,7 @@
         } }, "Details"),
         el("button", { class: "btn btn-small", "data-action": "master", disabled: c.recording || mastering || null,
           onclick: () => masterForm(li, name) }, "Master…"),
+        refButton(name, c.recording),
         el("a", { class: "btn btn-small btn-primary", href: `/api/v1/captures/${enc(name)}/download`, download: c.file, "data-action": "download" }, "Download"),
         el("button", { class: "btn btn-small btn-danger", "data-action": "delete", disabled: c.recording || null, onclick: async () => {
           if (!confirm(`Delete the capture “${name}”?`)) return;
@@ -143,6 +145,42 @@
     if (open.has(name)) { li.append(box); details(name, box); }
     return li;
   }
+  // -- the reference track (REF on the Live page) -------------------------------------------
+  // PUT /reference answers once the box has prepared the capture (a few seconds): the button says so
+  // meanwhile (one at a time); the buttons and the "reference" tag change in place, so open details
+  // and forms stay as they are.
+  let reference = null, preparing = null;
+  const refTag = () => el("span", { class: "badge ok", "data-field": "reference", title: "The Live page's REF button plays this capture", text: "reference" });
+  function refButton(name, recording) {
+    return el("button", { class: "btn btn-small", "data-action": "reference", disabled: recording || preparing !== null || null,
+      title: "Make this capture the reference track: REF on the Live page plays it in place of the master, at the master's loudness",
+      onclick: () => useAsReference(name) }, "Use as reference");
+  }
+  function showReference() {
+    list.querySelectorAll("li[data-capture]").forEach((li) => {
+      const name = li.dataset.capture, busy = preparing === name, b = li.querySelector('[data-action="reference"]');
+      b.disabled = preparing !== null || li.querySelector(".badge.hot") !== null;
+      b.setAttribute("aria-busy", busy ? "true" : "false");
+      b.textContent = busy ? "Preparing…" : "Use as reference";
+      const tag = li.querySelector('[data-field="reference"]');
+      if (name === reference && !tag) li.querySelector(".title small").before(refTag());
+      else if (name !== reference && tag) tag.remove();
+    });
+  }
+  async function useAsReference(name) {
+    preparing = name;
+    showReference();
+    try {
+      reference = (await api("PUT", "/reference", { capture: name })).reference.capture;
+      toast(`“${name}” is the reference: press REF on the Live page`);
+    } catch (e) { fail(e); }
+    preparing = null;
+    showReference();
+  }
+  async function loadReference() {
+    try { reference = (await api("GET", "/reference")).reference.capture; } catch (e) { /* the tag waits for the next look */ }
+  }
+
   // -- mastering a capture -------------------------------------------------------------
   const mstrip = document.getElementById("mastering"), mtext = document.getElementById("mastering-text");
   const mcancel = document.getElementById("mastering-cancel"), mbar = document.getElementById("mastering-progress");
@@ -353,9 +391,10 @@
   }
   async function load(again) {
     try {
-      const r = await api("GET", "/captures");
+      const [r] = await Promise.all([api("GET", "/captures"), loadReference()]);
       const now = JSON.stringify(r.captures);
       if (now !== shown || again) { render(r.captures); shown = now; }   // unchanged: open details are not re-fetched
+      showReference();
       setCapturing(!!(r.status && r.status.capturing));
       // an analysis still being written: look again until it is there (no reload needed)
       clearTimeout(pendingTimer);

@@ -1,4 +1,4 @@
-/* Live page: meters from the SSE stream, transport (preset, A/B, learn, capture), virtual front panel. */
+/* Live page: meters from the SSE stream, transport (preset, A/B, learn, capture, REF), virtual front panel. */
 "use strict";
 (() => {
   const { api, el, fmt, fail, toast, on } = MB;
@@ -44,7 +44,7 @@
   const xrunText = (m) => m.xruns == null ? "—" : String(m.xruns) + (m.xruns_loading ? ` (${m.xruns_loading} at start)` : "");
   const rateLine = (rate, m) => `${rate} · load ${fmt(m.load != null ? m.load * 100 : null, 0)} % · xruns ${xrunText(m)}`;
   function showMeters(m) {
-    if (!m) { rateEl.textContent = "engine not running"; frames = 0; counted = false; rateT0 = performance.now(); return; }
+    if (!m) { rateEl.textContent = "engine not running"; frames = 0; counted = false; rateT0 = performance.now(); refFlag(false); return; }
     frames++;
     const now = performance.now();
     // the first frame says the meters are live at once; the frame rate needs a second of frames
@@ -77,6 +77,7 @@
     setCapturing(!!m.capturing, m.capture_seconds);
     if (typeof m.bypass === "boolean") setPressed("btn-bypass", m.bypass);
     if (typeof m.learning === "boolean") setPressed("btn-learn", m.learning);
+    if (typeof m.reference === "boolean") refFlag(m.reference);
   }
   on("meters", showMeters);
 
@@ -114,6 +115,49 @@
       document.dispatchEvent(new Event("masterbox:meters-reset"));       // the history starts again too
     } catch (e) { fail(e); }
   });
+  // ---- REF: a capture (chosen on the Captures page) in place of the master, level-matched ----------
+  // Lit while the engine lets the reference be heard (the meters' "reference" flag, so a switch from
+  // another browser or a script shows here too); its name, and how it was matched, from GET /reference,
+  // asked again whenever that flag changes.
+  const refBtn = document.getElementById("btn-ref"), refName = document.getElementById("ref-name");
+  const refNote = document.getElementById("ref-note");
+  let refHeard = null;
+  const signedDb = (v) => `${v > 0 ? "+" : v < 0 ? "−" : ""}${Math.abs(v).toFixed(1)} dB`;
+  function refNoteText(r) {
+    const e = r.engine;
+    if (!e || !e.on) return "";
+    const head = `Reference “${r.capture}” · `;
+    if (e.matched_to) {
+      return head + `matched ${signedDb(e.gain_db)} to the master's ${e.matched_to === "short_term" ? "short-term" : "integrated"} loudness`
+        + (e.short_by_db != null ? `, held ${fmt(e.short_by_db, 1)} dB short to keep its peaks under the ceiling` : "");
+    }
+    // a level match with nothing to match to says how short it fell (null); a gain given does not
+    return head + ("short_by_db" in e ? "gain 0 dB (the master has no loudness yet)" : `gain ${signedDb(e.gain_db)}, as set`);
+  }
+  function showReference(r) {
+    const name = r && r.capture;
+    refBtn.disabled = !name;
+    refBtn.title = name ? `Hear “${name}” in place of the master, at the master's loudness`
+      : "No reference: choose a reference on the Captures page";
+    refName.textContent = name || "no reference";
+    const text = name ? refNoteText(r) : "";
+    refNote.textContent = text;
+    refNote.classList.toggle("hidden", !text);
+  }
+  async function loadReference() {
+    try { showReference((await api("GET", "/reference")).reference); } catch (e) { /* shown as it was; asked again on the next change */ }
+  }
+  function refFlag(heard) {
+    setPressed("btn-ref", heard);
+    if (refHeard !== null && heard !== refHeard) loadReference();
+    refHeard = heard;
+  }
+  refBtn.addEventListener("click", async () => {
+    try { showReference((await api("POST", "/reference/switch", { on: !pressed("btn-ref") })).reference); } catch (e) { fail(e); }
+  });
+  // chosen on the Captures page (here or in another browser) while this page was in the background
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) loadReference(); });
+
   function setCapturing(on_, seconds) {
     if (on_ && !capturing) captureSince = Date.now();
     capturing = on_;
@@ -276,6 +320,7 @@
       const s = await api("GET", "/schema");
       for (const p of s.params) schema[p.id] = p;
       showState(await api("GET", "/state"));
+      loadReference();
       await loadPresets();
       showPanel(await api("GET", "/panel"));
     } catch (e) { fail(e); }

@@ -1,0 +1,86 @@
+"""The reference track (the Live page's REF button): a capture played in place of the master,
+level-matched to it, so the master can be compared with a record one trusts at the same loudness.
+
+The box's side is :class:`firmware.reference_track.ReferenceTrack` (``control().reference``):
+``load`` prepares a capture at the engine's rate in a worker (a few seconds; the request waits for
+it) and hands it to the engine switched off; ``switch`` turns it on (the engine chooses the gain,
+held under the limiter's ceiling, unless ``gain_db`` names one) or off. Every answer carries the
+reference's status, so a page shows what the box did rather than what it asked for.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import jsonify
+
+from webui.api import bp
+from webui.backend import call, control, engine_reply, jsonable
+from webui.errors import ApiError, check_name, field, json_body, refuse_unknown
+
+GAIN_LIMIT_DB = 24.0     # the engine's own limit for a reference's gain (firmware/control_channel.py)
+
+
+def _reference():
+    return control().reference
+
+
+def _in_words(text: str | None) -> str | None:
+    """The worker names the file by its full path; the page knows the captures by name."""
+    if not text:
+        return text
+    return text.replace(f"{control().captures.directory}{os.sep}", "")
+
+
+def _status(status: dict) -> dict:
+    return jsonable({**status, "error": _in_words(status.get("error"))})
+
+
+def _answer(reply: dict):
+    """``{"reference": status}`` from ReferenceTrack's reply; its ``ok: False`` as 409/503."""
+    return jsonify({"reference": _status(engine_reply(reply)["reference"])})
+
+
+@bp.get("/reference")
+def get_reference():
+    """Which capture is the reference, its facts, and the engine's side (on, heard, gain, match)."""
+    return jsonify({"reference": _status(call(_reference().status))})
+
+
+@bp.put("/reference")
+def load_reference():
+    """Make a capture the reference: ``{"capture": name}``; answers once it is prepared and loaded (off)."""
+    data = json_body()
+    refuse_unknown(data, {"capture"})
+    name = check_name(field(data, "capture", str), "capture name")
+    # a recording is still growing: preparing it would take a cut-off copy of a file being written
+    if call(control().captures.get, name).get("recording"):
+        raise ApiError(409, f"{name!r} is still being recorded; stop the capture first")
+    try:
+        reply = call(_reference().load, name)
+    except ApiError as e:          # not usable audio, busy, no such capture: the box's reason
+        raise ApiError(e.status, _in_words(e.message), **e.extra) from None
+    return _answer(reply)
+
+
+@bp.post("/reference/switch")
+def switch_reference():
+    """REF on or off: ``{"on": bool, "gain_db": number | null}``; no gain: level-matched to the master."""
+    data = json_body()
+    refuse_unknown(data, {"on", "gain_db"})
+    on = field(data, "on", bool)
+    gain_db = field(data, "gain_db", (int, float), required=False)
+    # compared, not converted: NaN and infinities fail the comparison, and an integer of 400 digits
+    # (JSON allows it) is no float at all
+    if gain_db is not None and not -GAIN_LIMIT_DB <= gain_db <= GAIN_LIMIT_DB:
+        raise ApiError(400, f"'gain_db' must be a number of dB in -{GAIN_LIMIT_DB:g}..{GAIN_LIMIT_DB:g}, "
+                            "or null for a level match to the master")
+    if _reference().info is None:
+        raise ApiError(409, "no reference is loaded: choose one on the Captures page (Use as reference)")
+    return _answer(call(_reference().switch, on, None if gain_db is None else float(gain_db)))
+
+
+@bp.delete("/reference")
+def clear_reference():
+    """No reference any more (it fades out first if it was heard)."""
+    return _answer(call(_reference().clear))
