@@ -338,8 +338,9 @@ class ControlServer:
         ref = e.reference_status()
         if ref is None:
             raise RequestError("no reference track is loaded")
-        match: dict = {"matched_to": None}
+        match: dict = {"matched_to": "given"}      # a gain named by the request
         if on and gain_db is None:
+            match = {"matched_to": None}             # a match with nothing to match to: 0 dB
             latest = self.publisher.latest if self.publisher is not None else {}
             for key, what in (("out_integrated_lufs", "integrated"), ("out_short_term_lufs", "short_term")):
                 if latest.get(key) is not None:

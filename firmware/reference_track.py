@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -43,6 +44,7 @@ class ReferenceTrack:
         self.info: dict | None = self._kept()   # the prepared reference's facts (+ "capture")
         self.preparing: str | None = None   # the capture being prepared now
         self.error: str | None = None       # why the last load failed
+        self._cleared = 0                   # clears so far: a load prepared across one is dropped
         self._lock = threading.Lock()
 
     def _kept(self) -> dict | None:
@@ -72,20 +74,29 @@ class ReferenceTrack:
             raise ReferenceError(f"preparing {src.name} took more than {PREPARE_TIMEOUT_S:.0f} s") from None
         if r.returncode != 0:
             lines = r.stderr.strip().splitlines()
-            raise ReferenceError(lines[-1] if lines else f"preparing {src.name} failed (exit {r.returncode})")
+            # the worker names the file by its path; the pages know captures by name
+            why = lines[-1].replace(f"{src.parent}{os.sep}", "") if lines else f"failed (exit {r.returncode})"
+            raise ReferenceError(why if src.name in why else f"preparing {src.name}: {why}")
         return json.loads(r.stdout)
 
     def load(self, capture: str) -> dict:
         """Make ``capture`` the reference: prepare it, map it in the engine (switched off).
 
-        Raises CaptureError (no such capture), ReferenceError (not usable audio) or a "busy:" error
-        while another one is being prepared; an engine that is down answers ``ok: False``.
+        Raises CaptureError (no such capture, or one still being recorded: it would be a cut-off
+        copy), ReferenceError (not usable audio) or a "busy:" error while another one is being
+        prepared; an engine that is down answers ``ok: False``. A :meth:`clear` while it is being
+        prepared wins: the result is dropped.
         """
+        from firmware.captures import CaptureError
+
         src = self.captures.path(capture)
+        if self.captures.get(capture).get("recording"):
+            raise CaptureError(f"{capture!r} is being recorded; stop the capture first")
         with self._lock:
             if self.preparing is not None:
                 raise ReferenceError(f"busy: {self.preparing} is being prepared as the reference")
             self.preparing = capture
+            cleared = self._cleared
         try:
             rate = self._engine_rate()
             if rate is None:
@@ -96,7 +107,11 @@ class ReferenceTrack:
                 self.error = str(e)
                 raise
             info["capture"] = capture
-            self.info, self.error = info, None
+            with self._lock:
+                if self._cleared != cleared:
+                    self.path.unlink(missing_ok=True)
+                    return {"ok": True, "reference": self.status()}
+                self.info, self.error = info, None
         finally:
             self.preparing = None
         return self._hand_over()
@@ -112,9 +127,16 @@ class ReferenceTrack:
         return {"ok": True, "reference": self.status()} if reply.get("ok") else reply
 
     def clear(self) -> dict:
-        self.info = None
+        """No reference any more, here and in the engine, and not after a restart either (the
+        prepared file goes). An engine that is down has none to drop: that is no failure."""
+        with self._lock:
+            self._cleared += 1
+            self.info, self.error = None, None
+            self.path.unlink(missing_ok=True)
         reply = self._call(self.engine.reference_clear)
-        return {"ok": True, "reference": self.status()} if reply.get("ok") else reply
+        if not reply.get("ok") and "unavailable" not in str(reply.get("error", "")):
+            return reply
+        return {"ok": True, "reference": self.status()}
 
     def status(self) -> dict[str, Any]:
         """What the page shows: the capture, its facts, and the engine's side (on, gain, position)."""

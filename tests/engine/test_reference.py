@@ -96,6 +96,7 @@ def test_ref_replaces_the_master_after_a_clean_fade_and_the_capture_keeps_the_ma
         def on():
             reply = _ok(server, cmd="reference", on=True, gain_db=-6.0)
             assert reply["reference"]["on"] and reply["reference"]["gain_db"] == -6.0
+            assert reply["reference"]["matched_to"] == "given"
 
         def heard():
             seen["heard"] = engine.status()["reference"]["heard"]
@@ -139,8 +140,9 @@ def test_ref_replaces_the_master_after_a_clean_fade_and_the_capture_keeps_the_ma
     rec = next((tmp_path / "captures").glob("*.wav"))
     cap, _ = sf.read(str(rec), dtype="float64")
     start = int(np.flatnonzero(np.all(master[:n] == cap[0], axis=1))[0])
-    assert start < on_at and start + len(cap) > off_end
-    assert np.array_equal(cap, master[start:start + len(cap)])
+    m = min(len(cap), n - start)            # both runs went on for a moment after their last block asked
+    assert start < on_at and start + m > off_end
+    assert np.array_equal(cap[:m], master[start:start + m])
     assert engine.stats().xruns == 0
 
 

@@ -30,6 +30,9 @@ class _Engine:
         self.loaded.append(read_info(path))
         return {"on": False}
 
+    def reference_clear(self):
+        return {"reference": None}
+
 
 def _call(fn, *a):
     reply = fn(*a)
@@ -117,3 +120,36 @@ def test_an_engine_that_is_down_is_answered_not_raised(folder, tmp_path):
     reply = track.load("record")
     assert reply == {"ok": False, "error": "engine unavailable: its rate is not known"}
     assert track.status()["engine"] is None
+
+
+def test_a_clear_while_preparing_wins_and_lasts(folder, tmp_path):
+    path = tmp_path / "reference.f32"
+    engine = _Engine(48000)
+    track = ReferenceTrack(CaptureIndex(folder), engine, _call, path=path)
+    started, release = threading.Event(), threading.Event()
+    real = track._prepare
+
+    def held(src, rate):
+        started.set()
+        release.wait(30)
+        return real(src, rate)
+
+    track._prepare = held
+    result = {}
+    th = threading.Thread(target=lambda: result.update(track.load("record")))
+    th.start()
+    assert started.wait(10)
+    assert track.clear()["reference"]["capture"] is None
+    release.set()
+    th.join(60)
+    assert result["ok"] and result["reference"]["capture"] is None     # the prepared result was dropped
+    assert track.info is None and not path.exists() and engine.loaded == []
+    assert ReferenceTrack(CaptureIndex(folder), engine, _call, path=path).info is None   # nor back after a restart
+
+
+def test_a_capture_being_recorded_is_refused(folder, tmp_path):
+    (folder / ".record.recording").write_text('{"files": ["record.wav"]}')
+    track = ReferenceTrack(CaptureIndex(folder), _Engine(48000), _call, path=tmp_path / "r.f32")
+    with pytest.raises(CaptureError, match="'record' is being recorded"):
+        track.load("record")
+    assert not (tmp_path / "r.f32").exists()

@@ -124,8 +124,9 @@ class StubEngine:
         self._check()
         if self.ref_info is None:
             return {"ok": False, "error": "no reference track is loaded"}
-        match: dict = {"matched_to": None}
+        match: dict = {"matched_to": "given"}
         if on and gain_db is None:
+            match = {"matched_to": None}
             if self.master_lufs is not None:
                 match = {"matched_to": "integrated", "master_lufs": self.master_lufs}
             ceiling = self.params.get("lim.ceiling_dbtp", schema.BY_ID["lim.ceiling_dbtp"].default)

@@ -477,7 +477,7 @@ def test_reference_load_switch_and_clear(api, control, _isolated_home):
     # a gain given, and off again
     r = api.post("/api/v1/reference/switch", json={"on": True, "gain_db": -6})
     eng = r.get_json()["reference"]["engine"]
-    assert r.status_code == 200 and eng["gain_db"] == -6.0 and eng["matched_to"] is None
+    assert r.status_code == 200 and eng["gain_db"] == -6.0 and eng["matched_to"] == "given"
     assert control.engine.calls[-1] == ("reference", True, -6.0)
     r = api.post("/api/v1/reference/switch", json={"on": False, "gain_db": None})
     assert r.status_code == 200 and r.get_json()["reference"]["engine"]["on"] is False
@@ -521,7 +521,7 @@ def test_reference_refusals_change_nothing(api, control, _isolated_home):
         ("PUT", {"capture": "../state"}, 400, "path"),
         ("PUT", {"capture": "record", "gain_db": 0}, 400, "unknown field(s): gain_db"),
         ("PUT", [1], 400, "JSON object"),
-        ("PUT", {"capture": "growing"}, 409, "still being recorded"),
+        ("PUT", {"capture": "growing"}, 409, "'growing' is being recorded"),
         ("POST", {}, 400, "missing field 'on'"),
         ("POST", {"on": "yes"}, 400, "'on' must be true or false"),
         ("POST", {"on": 1}, 400, "'on' must be true or false"),
@@ -572,4 +572,13 @@ def test_reference_while_busy_or_without_an_engine(api, control, _isolated_home)
     control.engine.running = False
     r = api.post("/api/v1/reference/switch", json={"on": True})
     assert r.status_code == 503 and "not running" in error_of(r)
-    assert api.req("DELETE", "/api/v1/reference").status_code == 503
+    # a clear needs no engine (one that is down has no reference to drop), and lasts: the prepared copy goes,
+    # so a restart of the control process does not bring it back
+    from firmware import paths
+    from firmware.reference_track import ReferenceTrack
+
+    assert paths.reference_file().exists()
+    r = api.req("DELETE", "/api/v1/reference")
+    assert r.status_code == 200 and r.get_json()["reference"]["capture"] is None
+    assert not paths.reference_file().exists()
+    assert ReferenceTrack(control.captures, control.engine, control._engine_call).info is None

@@ -10,8 +10,6 @@ reference's status, so a page shows what the box did rather than what it asked f
 
 from __future__ import annotations
 
-import os
-
 from flask import jsonify
 
 from webui.api import bp
@@ -25,26 +23,15 @@ def _reference():
     return control().reference
 
 
-def _in_words(text: str | None) -> str | None:
-    """The worker names the file by its full path; the page knows the captures by name."""
-    if not text:
-        return text
-    return text.replace(f"{control().captures.directory}{os.sep}", "")
-
-
-def _status(status: dict) -> dict:
-    return jsonable({**status, "error": _in_words(status.get("error"))})
-
-
 def _answer(reply: dict):
     """``{"reference": status}`` from ReferenceTrack's reply; its ``ok: False`` as 409/503."""
-    return jsonify({"reference": _status(engine_reply(reply)["reference"])})
+    return jsonify({"reference": jsonable(engine_reply(reply)["reference"])})
 
 
 @bp.get("/reference")
 def get_reference():
     """Which capture is the reference, its facts, and the engine's side (on, heard, gain, match)."""
-    return jsonify({"reference": _status(call(_reference().status))})
+    return jsonify({"reference": jsonable(call(_reference().status))})
 
 
 @bp.put("/reference")
@@ -53,14 +40,8 @@ def load_reference():
     data = json_body()
     refuse_unknown(data, {"capture"})
     name = check_name(field(data, "capture", str), "capture name")
-    # a recording is still growing: preparing it would take a cut-off copy of a file being written
-    if call(control().captures.get, name).get("recording"):
-        raise ApiError(409, f"{name!r} is still being recorded; stop the capture first")
-    try:
-        reply = call(_reference().load, name)
-    except ApiError as e:          # not usable audio, busy, no such capture: the box's reason
-        raise ApiError(e.status, _in_words(e.message), **e.extra) from None
-    return _answer(reply)
+    # no such capture (404), still being recorded or busy (409), not usable audio (400): the box's reason
+    return _answer(call(_reference().load, name))
 
 
 @bp.post("/reference/switch")

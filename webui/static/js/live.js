@@ -127,12 +127,10 @@
     const e = r.engine;
     if (!e || !e.on) return "";
     const head = `Reference “${r.capture}” · `;
-    if (e.matched_to) {
-      return head + `matched ${signedDb(e.gain_db)} to the master's ${e.matched_to === "short_term" ? "short-term" : "integrated"} loudness`
-        + (e.short_by_db != null ? `, held ${fmt(e.short_by_db, 1)} dB short to keep its peaks under the ceiling` : "");
-    }
-    // a level match with nothing to match to says how short it fell (null); a gain given does not
-    return head + ("short_by_db" in e ? "gain 0 dB (the master has no loudness yet)" : `gain ${signedDb(e.gain_db)}, as set`);
+    if (e.matched_to === "given") return head + `gain ${signedDb(e.gain_db)}, as set`;
+    if (!e.matched_to) return head + "gain 0 dB (the master has no loudness yet)";
+    return head + `matched ${signedDb(e.gain_db)} to the master's ${e.matched_to === "short_term" ? "short-term" : "integrated"} loudness`
+      + (e.short_by_db != null ? `, held ${fmt(e.short_by_db, 1)} dB short to keep its peaks under the ceiling` : "");
   }
   function showReference(r) {
     const name = r && r.capture;
