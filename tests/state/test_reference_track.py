@@ -39,6 +39,20 @@ def _call(fn, *a):
     return {"ok": True, **reply} if isinstance(reply, dict) else {"ok": True}
 
 
+def _hold_preparing(track: ReferenceTrack) -> tuple[threading.Event, threading.Event]:
+    """Make ``track``'s worker wait: ``started`` is set once it would run, it runs once ``release`` is."""
+    started, release = threading.Event(), threading.Event()
+    real = track._prepare
+
+    def held(src, rate):
+        started.set()
+        release.wait(30)
+        return real(src, rate)
+
+    track._prepare = held
+    return started, release
+
+
 @pytest.fixture
 def folder(tmp_path):
     d = tmp_path / "captures"
@@ -89,16 +103,8 @@ def test_refusals_say_why_and_keep_the_reference(folder, tmp_path):
     assert path.read_bytes() == before and len(engine.loaded) == 1   # the old reference stays, untouched
 
     # a second load while one is being prepared is refused ("busy:", a 409 on the web)
-    started, release = threading.Event(), threading.Event()
     slow = ReferenceTrack(CaptureIndex(folder), engine, _call, path=path)
-    real = slow._prepare
-
-    def held(src, rate):
-        started.set()
-        release.wait(30)
-        return real(src, rate)
-
-    slow._prepare = held
+    started, release = _hold_preparing(slow)
     th = threading.Thread(target=slow.load, args=("record",))
     th.start()
     try:
@@ -126,15 +132,7 @@ def test_a_clear_while_preparing_wins_and_lasts(folder, tmp_path):
     path = tmp_path / "reference.f32"
     engine = _Engine(48000)
     track = ReferenceTrack(CaptureIndex(folder), engine, _call, path=path)
-    started, release = threading.Event(), threading.Event()
-    real = track._prepare
-
-    def held(src, rate):
-        started.set()
-        release.wait(30)
-        return real(src, rate)
-
-    track._prepare = held
+    started, release = _hold_preparing(track)
     result = {}
     th = threading.Thread(target=lambda: result.update(track.load("record")))
     th.start()
