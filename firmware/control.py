@@ -387,8 +387,7 @@ class Control:
 
     def status(self) -> dict:
         return {"state": self.state.snapshot(), "bypass": self.bypassed, "engine": self.engine_status(),
-                "meters": self.read_meters(), "learn": self.learner.status(),
-                "reference": (self.reference.info or {}).get("capture")}
+                "meters": self.read_meters(), "learn": self.learner.status()}
 
     def close(self) -> None:
         self._closed.set()

@@ -26,7 +26,7 @@ from pathlib import Path
 from dsp import schema
 from firmware import paths
 from firmware.capture_writer import CaptureSession  # not at the first capture_start: an import holds the GIL
-from firmware.reference import ReferenceError, match_gain_db, open_prepared
+from firmware.reference import MAX_GAIN_DB, ReferenceError, match_gain_db, open_prepared
 
 log = logging.getLogger("masterbox.control_channel")
 
@@ -332,8 +332,9 @@ class ControlServer:
             raise RequestError("reference needs \"on\": true or false")
         gain_db = req.get("gain_db")
         if gain_db is not None and (isinstance(gain_db, bool) or not isinstance(gain_db, (int, float))
-                                    or not -24.0 <= gain_db <= 24.0):
-            raise RequestError("gain_db must be a number of dB in -24..24, or null for a level match")
+                                    or not -MAX_GAIN_DB <= gain_db <= MAX_GAIN_DB):
+            raise RequestError(f"gain_db must be a number of dB in -{MAX_GAIN_DB:g}..{MAX_GAIN_DB:g}, "
+                               "or null for a level match")
         e = self.engine
         ref = e.reference_status()
         if ref is None:

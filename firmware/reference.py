@@ -5,7 +5,7 @@ times an hour. The box does it with its REF button (Live page): the engine plays
 place of the master, crossfaded (:mod:`dsp.reference_mix`), level-matched to the master.
 
 The audio loop cannot read a WAV, convert its rate or measure it, so a reference is **prepared**
-first, by a worker process of ordinary priority (``python -m firmware.reference SRC DST RATE``,
+first, by a worker process at the lowest CPU priority (``python -m firmware.reference SRC DST RATE``,
 started by the control process): the capture is read (any WAV, RF64, AIFF or FLAC the renderer
 reads; mono becomes two equal channels), NaN/infinite/absurd samples become silence as the
 chain would make them, it is converted to the engine's rate (soxr, :mod:`dsp.resample`), measured
@@ -38,6 +38,7 @@ MAGIC = b"MBREF001"
 DATA_OFFSET = 4096
 MAX_BYTES = 256 << 20          # of samples: 2 x float32 per frame
 FRAME_BYTES = 8
+MAX_GAIN_DB = 24.0             # a reference's gain, matched or given, stays within +-this
 READ = 1 << 16                 # frames read per step
 
 
@@ -167,7 +168,7 @@ def match_gain_db(master_lufs: float | None, reference_lufs: float | None, refer
                   ceiling_dbtp: float) -> tuple[float, float | None]:
     """The reference's gain for a level match: ``(gain_db, short_by_db)``.
 
-    The gain brings the reference's integrated loudness to the master's, within +-24 dB. Raising a
+    The gain brings the reference's integrated loudness to the master's, within +-:data:`MAX_GAIN_DB`. Raising a
     quiet reference must not push its true peak past the box's ceiling (the output never goes over
     it, reference or not), so the raise stops there and ``short_by_db`` says by how much the match
     fell short; None when the match is exact. With either loudness undefined the gain is 0 dB.
@@ -175,7 +176,7 @@ def match_gain_db(master_lufs: float | None, reference_lufs: float | None, refer
     if master_lufs is None or reference_lufs is None or not (math.isfinite(master_lufs)
                                                              and math.isfinite(reference_lufs)):
         return 0.0, None
-    want = min(24.0, max(-24.0, master_lufs - reference_lufs))
+    want = min(MAX_GAIN_DB, max(-MAX_GAIN_DB, master_lufs - reference_lufs))
     gain = want
     if reference_peak_dbtp is not None and math.isfinite(reference_peak_dbtp):
         gain = min(gain, ceiling_dbtp - reference_peak_dbtp)

@@ -110,21 +110,23 @@ class ReferenceTrack:
             with self._lock:
                 if self._cleared != cleared:
                     self.path.unlink(missing_ok=True)
-                    return {"ok": True, "reference": self.status()}
+                    return self._answer({"ok": True})
                 self.info, self.error = info, None
         finally:
             self.preparing = None
         return self._hand_over()
 
-    def _hand_over(self) -> dict:
-        reply = self._call(self.engine.reference_load, str(self.path))
+    def _answer(self, reply: dict) -> dict:
+        """The engine's refusal as it came, or ``ok`` with the whole status (what the page shows)."""
         return {"ok": True, "reference": self.status()} if reply.get("ok") else reply
+
+    def _hand_over(self) -> dict:
+        return self._answer(self._call(self.engine.reference_load, str(self.path)))
 
     # -- switching --------------------------------------------------------------------------
     def switch(self, on: bool, gain_db: float | None = None) -> dict:
         """REF on (level-matched to the master unless ``gain_db``) or off."""
-        reply = self._call(self.engine.reference, on, gain_db)
-        return {"ok": True, "reference": self.status()} if reply.get("ok") else reply
+        return self._answer(self._call(self.engine.reference, on, gain_db))
 
     def clear(self) -> dict:
         """No reference any more, here and in the engine, and not after a restart either (the
@@ -134,9 +136,7 @@ class ReferenceTrack:
             self.info, self.error = None, None
             self.path.unlink(missing_ok=True)
         reply = self._call(self.engine.reference_clear)
-        if not reply.get("ok") and "unavailable" not in str(reply.get("error", "")):
-            return reply
-        return {"ok": True, "reference": self.status()}
+        return self._answer({"ok": True} if "unavailable" in str(reply.get("error", "")) else reply)
 
     def status(self) -> dict[str, Any]:
         """What the page shows: the capture, its facts, and the engine's side (on, gain, position)."""

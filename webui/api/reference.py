@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from flask import jsonify
 
+from firmware.reference import MAX_GAIN_DB
 from webui.api import bp
 from webui.backend import call, control, engine_reply, jsonable
 from webui.errors import ApiError, check_name, field, json_body, refuse_unknown
-
-GAIN_LIMIT_DB = 24.0     # the engine's own limit for a reference's gain (firmware/control_channel.py)
 
 
 def _reference():
@@ -53,8 +52,8 @@ def switch_reference():
     gain_db = field(data, "gain_db", (int, float), required=False)
     # compared, not converted: NaN and infinities fail the comparison, and an integer of 400 digits
     # (JSON allows it) is no float at all
-    if gain_db is not None and not -GAIN_LIMIT_DB <= gain_db <= GAIN_LIMIT_DB:
-        raise ApiError(400, f"'gain_db' must be a number of dB in -{GAIN_LIMIT_DB:g}..{GAIN_LIMIT_DB:g}, "
+    if gain_db is not None and not -MAX_GAIN_DB <= gain_db <= MAX_GAIN_DB:
+        raise ApiError(400, f"'gain_db' must be a number of dB in -{MAX_GAIN_DB:g}..{MAX_GAIN_DB:g}, "
                             "or null for a level match to the master")
     if _reference().info is None:
         raise ApiError(409, "no reference is loaded: choose one on the Captures page (Use as reference)")
