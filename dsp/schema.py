@@ -145,6 +145,9 @@ EQ_DEFAULT_TYPES = ("low_shelf", "bell", "bell", "bell", "bell", "high_shelf")
 TONE_RANGE_DB = 6.0    # the tone control's treble gain either way (the bass goes the other way)
 MB_BANDS = ("low", "mid", "high")
 DITHER_MODES = ("off", "tpdf", "shaped")
+# how the box's output is listened to (dsp.monitor): engine state like bypass, not a preset parameter,
+# so no preset ever recalls a box into mono
+MONITOR_MODES = ("stereo", "mono", "side", "left", "right")
 
 
 def _build() -> tuple[Param, ...]:

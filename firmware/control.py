@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from dsp import schema
 from firmware import paths
 from firmware.atomic import remove_stale_temporaries
 from firmware.capture_master import MasterJobs
@@ -92,6 +93,7 @@ class Control:
         self._unavailable, self._refused = _engine_error_types()
         self.reference = ReferenceTrack(self.captures, self.engine, self._engine_call)   # the Live page's REF
         self.bypassed = False
+        self.monitor_mode = "stereo"   # the listening mode; like bypass, not saved: the box starts in stereo
         self.learner = Learner(self.read_meters, self._reset_meters, self.state.get,
                                lambda db: self.state.set({"out.drive_db": db}, source="learn"),
                                on_done=lambda status: self._engine_learning(False))
@@ -147,10 +149,11 @@ class Control:
             self._engine_call(self.engine.set_params, dict(changes))
 
     def push_all(self) -> dict:
-        """Send the whole state (and bypass) to the engine, e.g. after it restarted."""
+        """Send the whole state (bypass, listening mode, reference) to the engine, e.g. after it restarted."""
         reply = self._engine_call(self.engine.set_params, self.state.values)
         if reply.get("ok", True):
             self._engine_call(self.engine.bypass, self.bypassed, level_match=self.state.get("ab.level_match"))
+            self._engine_call(self.engine.monitor, self.monitor_mode)
             self.reference.push()
         return reply
 
@@ -290,6 +293,13 @@ class Control:
         self.bypassed = bool(on)
         return self._engine_call(self.engine.bypass, self.bypassed, level_match=self.state.get("ab.level_match"))
 
+    def monitor(self, mode: str) -> dict:
+        """Listen to the output in ``mode`` (:data:`dsp.schema.MONITOR_MODES`); kept for a restarted engine."""
+        if mode not in schema.MONITOR_MODES:
+            raise ValueError(f"unknown listening mode {mode!r}: one of {', '.join(schema.MONITOR_MODES)}")
+        self.monitor_mode = mode
+        return self._engine_call(self.engine.monitor, mode)
+
     def meters_reset(self) -> dict:
         return self._engine_call(self.engine.meters_reset)
 
@@ -386,7 +396,8 @@ class Control:
         return self._engine_call(self.engine.status)
 
     def status(self) -> dict:
-        return {"state": self.state.snapshot(), "bypass": self.bypassed, "engine": self.engine_status(),
+        return {"state": self.state.snapshot(), "bypass": self.bypassed, "monitor": self.monitor_mode,
+                "engine": self.engine_status(),
                 "meters": self.read_meters(), "learn": self.learner.status()}
 
     def close(self) -> None:

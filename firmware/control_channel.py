@@ -251,6 +251,14 @@ class ControlServer:
         self.engine.set_bypass(on)
         return {"bypass": on}
 
+    def cmd_monitor(self, req) -> dict:
+        """The listening mode (stereo, mono, side, left, right): the output only, crossfaded."""
+        mode = req.get("mode")
+        if mode not in schema.MONITOR_MODES:
+            raise RequestError(f"monitor needs \"mode\": one of {', '.join(schema.MONITOR_MODES)}")
+        self.engine.set_monitor(mode)
+        return {"monitor": mode}
+
     def cmd_meters_reset(self, req) -> dict:
         self.engine.reset_meters()
         return {}

@@ -136,6 +136,10 @@ class EngineClient:
     def bypass(self, on: bool, level_match: bool | None = None) -> dict:
         return self.request("bypass", on=bool(on), level_match=level_match)
 
+    def monitor(self, mode: str) -> dict:
+        """Listen to the output in stereo, mono, side, left or right (recordings stay stereo)."""
+        return self.request("monitor", mode=mode)
+
     def capture_start(self, tap: str = "output", fmt: str = "PCM_24", max_seconds: float | None = None,
                       preset: str = "") -> dict:
         return self.request("capture_start", tap=tap, fmt=fmt, max_seconds=max_seconds, preset=preset)["capture"]

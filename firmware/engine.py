@@ -52,6 +52,7 @@ LOADER_RT_S = 5.0
 PARAM_HISTORY = 64  # parameter arrays kept alive by the control thread (sets may outpace blocks)
 CAPTURE_RING_SECONDS = 8.0  # how long the disk may stall before a capture drops frames
 REF_GAIN_GLIDE_MS = 5.0     # a reference's new level match glides in over this (one-pole)
+MONITOR_FADE_MS = 20.0      # a change of listening mode (mono, side, ...) crossfades over this
 
 
 def default_chain_factory(rate: int, max_block: int):
@@ -158,6 +159,8 @@ class Engine:
         self._ref_on = False
         self._ref_gain = 1.0
         self.reference_match: dict = {}  # how the gain was chosen (control thread; for status)
+        self.monitor_mode = "stereo"  # how the output is listened to (dsp.monitor); set_monitor
+        self._monitor = 0  # its index in schema.MONITOR_MODES, read by the loop
         self.capture = None  # a CaptureSession, or None
         self.last_capture = None  # the newest session (its writer may still be draining the ring)
         # The capture ring is made once, here, before the loop and mlockall: 8 s of both taps.
@@ -181,6 +184,9 @@ class Engine:
         self._ref_playing: LoadedReference | None = None
         self._ref_state = np.zeros(3)  # dsp.reference_mix's state: fade, gain, position
         self._ref_mix = None  # its kernel, once the loader has it
+        self._mon_state = None  # dsp.monitor's state, and its kernel, once the loader has them
+        self._listen = None
+        self._mon_busy = False  # the last call left a mode other than plain stereo, or a fade, under way
         self._x = np.zeros((self.period, 2), dtype=np.float64)
         self._y = np.zeros((self.period, 2), dtype=np.float64)
         self._tmp = np.zeros((self.period, 2), dtype=np.float64)
@@ -234,6 +240,10 @@ class Engine:
         from dsp import reference_mix
 
         self._ref_mix = reference_mix.warm()
+        from dsp import monitor
+
+        self._mon_state = monitor.new_state()
+        self._listen = monitor.warm()
         chain = self.chain_factory(self.rate, self.period)
         chain.set_output_bits(self.backend.output_bits)
         chain.set_flat(self._params_pending)
@@ -331,6 +341,17 @@ class Engine:
             self._ref_gain = 10.0 ** (float(gain_db) / 20.0)
             self.reference_match = {"gain_db": round(float(gain_db), 2), **(match or {})}
         self._ref_on = bool(on)
+
+    def set_monitor(self, mode: str) -> None:
+        """Listen to the output in ``mode`` (one of :data:`dsp.schema.MONITOR_MODES`), crossfaded.
+
+        Applied after the capture and analyser taps and the reference track: what is recorded and
+        metered stays the stereo master.
+        """
+        if mode not in schema.MONITOR_MODES:
+            raise ValueError(f"unknown listening mode {mode!r}: one of {', '.join(schema.MONITOR_MODES)}")
+        self.monitor_mode = mode
+        self._monitor = schema.MONITOR_MODES.index(mode)
 
     def reference_heard(self) -> bool:
         """True while the reference is heard at all (switched on, or still fading out)."""
@@ -435,6 +456,7 @@ class Engine:
         rstate = self._ref_state
         ref_fade = XFADE_MS * 1e-3 * self.rate
         ref_coef = 1.0 - math.exp(-1.0 / (REF_GAIN_GLIDE_MS * 1e-3 * self.rate))
+        mon_fade = MONITOR_FADE_MS * 1e-3 * self.rate
         while not self._stop:
             st = b.read(x)
             if st != OK:
@@ -495,6 +517,12 @@ class Engine:
                     on = self._ref_on and playing is pending
                     if on or rstate[0] > 0.0:
                         ref_mix(y, playing.samples, rstate, on, self._ref_gain, ref_fade, ref_coef)
+            # the listening mode (mono, side, ...), last: it acts on whatever is heard, master or reference
+            mode = self._monitor
+            if mode or self._mon_busy:
+                listen = self._listen
+                if listen is not None:
+                    self._mon_busy = listen(y, self._mon_state, mode, mon_fade)
             if self._stall_s:
                 until = perf() + int(self._stall_s * 1e9)
                 while perf() < until:
@@ -598,7 +626,7 @@ class Engine:
             "uptime_s": round(time.monotonic() - self._t_start, 3) if self._t_start else 0.0,
             "device": self.backend.describe(), "capturing": cap is not None,
             "capture": cap.status() if cap is not None else None,
-            "reference": self.reference_status(),
+            "reference": self.reference_status(), "monitor": self.monitor_mode,
             "load_error": self._load_error or None,
         }
 

@@ -15,7 +15,8 @@ and retries if they differ or are odd. Layout (little endian)::
     24  i64      writer pid
     32  f64 * n  values, in FIELDS order; NaN means "undefined" (None to readers)
 
-``state`` is stored as an index into :data:`STATES`, booleans as 0/1.
+``state`` and ``monitor`` are stored as indices into their tuples of names (:data:`CHOICES`), booleans
+as 0/1.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
+from dsp import schema
 from firmware import paths
 from firmware.processes import pid_alive
 from firmware.shm_file import SharedFile
 
 MAGIC = b"MBMETER1"
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 STATES = ("stopped", "loading", "running", "device_lost")
 _LEVELS = ("peak_dbfs", "true_peak_dbtp", "momentary_lufs", "short_term_lufs", "integrated_lufs",
            "loudness_range_lu")
@@ -46,8 +48,9 @@ FIELDS: tuple[str, ...] = (
     *(f"in_{k}" for k in _LEVELS), *(f"out_{k}" for k in _LEVELS),
     "gr_low_db", "gr_mid_db", "gr_high_db", "gr_limiter_db", "correlation",
     "capturing", "capture_dropped", "learning", "rate", "latency_samples", "io_latency_samples",
-    "xruns_loading", "reference",
+    "xruns_loading", "reference", "monitor",
 )
+CHOICES = {"state": STATES, "monitor": schema.MONITOR_MODES}   # fields stored as the index of a name
 INDEX = {k: i for i, k in enumerate(FIELDS)}
 _INT_FIELDS = {"xruns", "xruns_loading", "dropouts", "device_errors", "blocks", "capture_dropped", "rate",
                "latency_samples", "io_latency_samples"}
@@ -84,8 +87,8 @@ class MeterWriter:
             i = INDEX.get(k)
             if i is None or v is None:
                 continue
-            if k == "state":
-                v = STATES.index(v)
+            if k in CHOICES:
+                v = CHOICES[k].index(v)
             row[i] = float(v)
         self._seq[0] += 1  # odd: writing
         self._values[:] = row
@@ -163,8 +166,9 @@ class MeterReader:
         for k, v in zip(FIELDS, vals.tolist(), strict=True):
             if math.isnan(v):
                 out[k] = None
-            elif k == "state":
-                out[k] = STATES[int(v)] if 0 <= int(v) < len(STATES) else "stopped"
+            elif k in CHOICES:
+                names = CHOICES[k]
+                out[k] = names[int(v)] if 0 <= int(v) < len(names) else names[0]
             elif k in _INT_FIELDS:
                 out[k] = int(v)
             elif k in _BOOL_FIELDS:
@@ -233,7 +237,7 @@ class MeterPublisher:
             "device_errors": b.device_errors,
             "blocks": e.blocks, "learning": self.learning, "rate": e.rate, "latency_samples": e.latency_samples,
             "io_latency_samples": b.io_latency_samples, "capturing": cap is not None,
-            "reference": e.reference_heard(),
+            "reference": e.reference_heard(), "monitor": e.monitor_mode,
         }
         if cap is not None:
             try:

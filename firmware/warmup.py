@@ -24,6 +24,7 @@ WARM_MODULES = (
     "dsp.capture_copy",  # the engine's capture push (its loader loads it before the loop needs it)
     "dsp.scope_tap",  # the engine's spectrum tap (likewise)
     "dsp.reference_mix",  # the engine's reference track (likewise)
+    "dsp.monitor",  # the engine's listening modes (likewise)
 )
 
 

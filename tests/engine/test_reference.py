@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,88 +23,41 @@ from firmware.reference import open_prepared, prepare
 from hw.audio import StreamConfig
 from hw.audio.sim import SimBackend
 from tests.engine.conftest import engine_cmd, wait_for
+from tests.engine.steered import PERIOD, RATE, ok, run_steered, write_noise
 
-RATE = 48000
-PERIOD = 128
 FADE = int(XFADE_MS * 1e-3 * RATE)
-
-
-def _noise(path: Path, seconds: float, seed: int, rate: int = RATE, level: float = 0.1) -> None:
-    rng = np.random.default_rng(seed)
-    sf.write(str(path), level * rng.standard_normal((int(seconds * rate), 2)), rate, subtype="FLOAT")
-
-
-class _Steered(SimBackend):
-    """The unpaced simulated device, calling ``steps[k]()`` just before its k-th read: requests land
-    at exactly the blocks the test names, however fast the loop runs."""
-
-    def __init__(self, *a, steps=None, **kw):
-        super().__init__(*a, **kw)
-        self.steps = steps or {}
-        self.reads = 0
-
-    def read(self, x):
-        step = self.steps.get(self.reads)
-        self.reads += 1
-        if step is not None:
-            step()
-        return super().read(x)
-
-
-def _run(src: Path, sink: Path, blocks: int, steps=None) -> tuple[Engine, ControlServer]:
-    """Run the engine unpaced for ``blocks`` blocks; ``steps(engine, server)`` gives {block: action}."""
-    backend = _Steered(StreamConfig(rate=RATE, period=PERIOD, format="FLOAT_LE"), source=src, sink=sink,
-                       paced=False)
-    engine = Engine(backend, {"out.drive_db": 3.0}, wait_ready=True, realtime=False)
-    server = ControlServer(engine, sink.with_suffix(".sock"), capture_dir=sink.parent / "captures")
-    if steps is not None:
-        backend.steps = steps(engine, server)
-    th = threading.Thread(target=lambda: engine.run(), daemon=True)
-    th.start()
-    try:
-        wait_for(lambda: engine.blocks >= blocks, 120, what=f"{blocks} blocks")
-    finally:
-        engine.request_stop()
-        th.join(20)
-    return engine, server
-
-
-def _ok(server: ControlServer, **req) -> dict:
-    reply = server.handle_line(json.dumps(req).encode())
-    assert reply["ok"], reply
-    return reply
 
 
 def test_ref_replaces_the_master_after_a_clean_fade_and_the_capture_keeps_the_master(tmp_path):
     src = tmp_path / "desk.wav"
-    _noise(src, 8.0, seed=1)
+    write_noise(src, 8.0, seed=1)
     ref_src = tmp_path / "record.wav"
-    _noise(ref_src, 3.0, seed=2, rate=44100, level=0.2)          # another rate: converted when prepared
+    write_noise(ref_src, 3.0, seed=2, rate=44100, level=0.2)          # another rate: converted when prepared
     prepared = tmp_path / "ref.f32"
     prepare(ref_src, prepared, RATE)
     ref, info = open_prepared(prepared, RATE)
     assert len(ref) == 3 * RATE and info["rate"] == RATE
 
-    _run(src, tmp_path / "master.wav", 2400)
+    run_steered(src, tmp_path / "master.wav", 2400)
     master, _ = sf.read(str(tmp_path / "master.wav"), dtype="float64")
 
     seen = {}
 
     def steps(engine, server):
         def on():
-            reply = _ok(server, cmd="reference", on=True, gain_db=-6.0)
+            reply = ok(server, cmd="reference", on=True, gain_db=-6.0)
             assert reply["reference"]["on"] and reply["reference"]["gain_db"] == -6.0
             assert reply["reference"]["matched_to"] == "given"
 
         def heard():
             seen["heard"] = engine.status()["reference"]["heard"]
 
-        return {50: lambda: _ok(server, cmd="reference_load", path=str(prepared)),
-                100: lambda: _ok(server, cmd="capture_start", tap="output", fmt="FLOAT"),
-                400: on, 1500: heard, 1700: lambda: _ok(server, cmd="reference", on=False)}
+        return {50: lambda: ok(server, cmd="reference_load", path=str(prepared)),
+                100: lambda: ok(server, cmd="capture_start", tap="output", fmt="FLOAT"),
+                400: on, 1500: heard, 1700: lambda: ok(server, cmd="reference", on=False)}
 
-    engine, server = _run(src, tmp_path / "with_ref.wav", 2400, steps)
-    _ok(server, cmd="capture_stop")
+    engine, server = run_steered(src, tmp_path / "with_ref.wav", 2400, steps)
+    ok(server, cmd="capture_stop")
     assert seen["heard"] is True
     out, _ = sf.read(str(tmp_path / "with_ref.wav"), dtype="float64")
     n = min(len(out), len(master))
@@ -157,7 +108,7 @@ def test_refusals_name_the_reason(tmp_path):
     bad = server.handle_line(json.dumps({"cmd": "reference_load", "path": str(junk)}).encode())
     assert not bad["ok"] and "is not a prepared reference" in bad["error"]
     src = tmp_path / "r.wav"
-    _noise(src, 1.0, seed=3, rate=44100)
+    write_noise(src, 1.0, seed=3, rate=44100)
     prepare(src, tmp_path / "r44.f32", 44100)
     bad = server.handle_line(json.dumps({"cmd": "reference_load", "path": str(tmp_path / "r44.f32")}).encode())
     assert not bad["ok"] and "prepared at 44100 Hz; the engine runs at 48000 Hz" in bad["error"]
@@ -186,7 +137,7 @@ def test_a_capture_becomes_the_reference_and_is_heard_at_the_masters_loudness(tm
     folder.mkdir()
     # a loud, steady record (turned down to the master, so its peaks never need the ceiling; steady, so
     # the part heard is as loud as the whole the match is taken from)
-    _noise(folder / "record.wav", 20, seed=7, rate=44100, level=0.2)
+    write_noise(folder / "record.wav", 20, seed=7, rate=44100, level=0.2)
     proc = subprocess.Popen(engine_cmd("--backend", "sim", "--wait-ready", "--duration", "20", "--output",
                                        str(sink)),
                             env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,

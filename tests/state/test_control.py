@@ -43,6 +43,9 @@ class FakeEngine:
     def bypass(self, on, level_match=None):
         return self._call("bypass", on, level_match=level_match)
 
+    def monitor(self, mode):
+        return self._call("monitor", mode)
+
     def capture_start(self, **kw):
         return self._call("capture_start", **kw)
 
@@ -86,10 +89,15 @@ def test_changes_are_pushed_and_engine_restart_gets_the_whole_state(control):
     eng.down = True
     c.set({"eq1.gain_db": 3.0})  # engine down: the change is kept in the state, no error
     assert c.bypass(True)["ok"] is False
+    assert c.monitor("mono")["ok"] is False
     eng.down, eng.start_id, eng.params = False, 2, {}
     assert c.check_engine()
     assert eng.params["eq1.gain_db"] == 3.0 and len(eng.params) == schema.COUNT
-    assert eng.calls[-1] == ("bypass", (True,), {"level_match": True})
+    assert ("bypass", (True,), {"level_match": True}) in eng.calls[-2:]
+    assert eng.calls[-1] == ("monitor", ("mono",), {})      # the listening mode asked while it was down
+    assert c.status()["monitor"] == "mono"
+    with pytest.raises(ValueError, match="one of stereo, mono, side, left, right"):
+        c.monitor("quad")
 
 
 def test_engine_restart_seen_by_uptime_going_back(control):

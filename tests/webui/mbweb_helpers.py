@@ -29,6 +29,7 @@ class StubEngine:
         self.calls: list[tuple] = []
         self.capturing: str | None = None
         self.bypassed = False
+        self.monitor_mode = "stereo"
         self.running = True
         self.params: dict = {}
         self.realistic = False
@@ -61,6 +62,15 @@ class StubEngine:
         self.bypassed = on
         self.calls.append(("bypass", on, level_match))
         return {"ok": True}
+
+    def monitor(self, mode):
+        """As the control channel's: refuses a mode it does not know."""
+        self._check()
+        if mode not in schema.MONITOR_MODES:
+            return {"ok": False, "error": f"unknown listening mode {mode!r}"}
+        self.monitor_mode = mode
+        self.calls.append(("monitor", mode))
+        return {"ok": True, "monitor": mode}
 
     def meters_reset(self):
         self._check()
