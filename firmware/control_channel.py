@@ -329,6 +329,7 @@ class ControlServer:
             samples, info = open_prepared(Path(path), self.engine.rate)
         except ReferenceError as e:
             raise RequestError(str(e)) from None
+        info.pop("spectrum", None)      # the page's business (GET /api/v1/reference), not the engine's
         self.engine.load_reference(samples, info)
         return {"reference": self.engine.reference_status()}
 

@@ -9,11 +9,13 @@ first, by a worker process at the lowest CPU priority (``python -m firmware.refe
 started by the control process): the capture is read (any WAV, RF64, AIFF or FLAC the renderer
 reads; mono becomes two equal channels), NaN/infinite/absurd samples become silence as the
 chain would make them, it is converted to the engine's rate (soxr, :mod:`dsp.resample`), measured
-(BS.1770 integrated loudness and 4x true peak, at that rate) and written as one file::
+(BS.1770 integrated loudness and 4x true peak, at that rate; and its long-term spectrum in the
+Live page analyser's bands, :class:`firmware.spectrum.LongTermSpectrum`, which the page draws
+beside the master's) and written as one file::
 
     0     8 bytes   magic b"MBREF001"
     8     u32       length of the JSON that follows
-    12    JSON      {"rate", "frames", "integrated_lufs", "true_peak_dbtp", "name", ...}
+    12    JSON      {"rate", "frames", "integrated_lufs", "true_peak_dbtp", "name", "spectrum", ...}
     4096  float32   frames x 2, interleaved
 
 written to a temporary name and renamed, so the engine never sees half of one. The engine maps
@@ -61,6 +63,7 @@ def prepare(src: Path, dst: Path, rate: int, tick: Callable[[int], None] | None 
     from dsp.chain import BIG
     from dsp.meter import LoudnessMeter
     from firmware.render import RenderError, _open_input
+    from firmware.spectrum import LongTermSpectrum
 
     src, dst = Path(src), Path(dst)
     try:
@@ -76,6 +79,7 @@ def prepare(src: Path, dst: Path, rate: int, tick: Callable[[int], None] | None 
 
             resampler = Resampler(rate_in, rate, 2)
         meter = LoudnessMeter(rate, 2)
+        spectrum = LongTermSpectrum(rate)
         limit = max_frames()
         written = 0
         replaced = 0
@@ -106,6 +110,7 @@ def prepare(src: Path, dst: Path, rate: int, tick: Callable[[int], None] | None 
                 y = y[:limit - written]
                 if len(y):
                     meter.process(np.ascontiguousarray(y))
+                    spectrum.add(y)
                     out.write(y.astype("<f4").tobytes())
                     written += len(y)
                 if written >= limit:
@@ -116,8 +121,8 @@ def prepare(src: Path, dst: Path, rate: int, tick: Callable[[int], None] | None 
                     "integrated_lufs": r.get("integrated_lufs"), "true_peak_dbtp": r.get("true_peak_dbtp"),
                     "sample_peak_dbfs": r.get("sample_peak_dbfs"),
                     "truncated": bool(written >= limit and snd.frames * rate > limit * rate_in),
-                    "replaced_samples": replaced}
-            head = json.dumps(info).encode()
+                    "replaced_samples": replaced, "spectrum": spectrum.levels()}
+            head = json.dumps(info).encode()      # ~1.5 KB with the spectrum: the header holds 4 KB
             out.seek(0)
             out.write(MAGIC + struct.pack("<I", len(head)) + head)
         if written < 0.4 * rate:

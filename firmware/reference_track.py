@@ -155,7 +155,7 @@ class ReferenceTrack:
         rate = self._engine_rate()
         if rate is None:
             return
-        if rate != info.get("rate"):
+        if rate != info.get("rate") or "spectrum" not in info:   # (prepared before spectra were kept)
             threading.Thread(target=self._reprepare, args=(info["capture"],), name="reference-prepare",
                              daemon=True).start()
             return
@@ -167,5 +167,5 @@ class ReferenceTrack:
         try:
             self.load(capture)
         except Exception as e:  # noqa: BLE001 - logged; the page shows the error
-            self.error = f"preparing {capture} again at the engine's new rate failed: {e}"
+            self.error = f"preparing {capture} again failed: {e}"
             log.warning("%s", self.error)

@@ -76,6 +76,54 @@ def levels_db(mean_square: np.ndarray) -> list[float]:
     return np.round(np.maximum(db, FLOOR_DB), 1).tolist()
 
 
+class LongTermSpectrum:
+    """The average spectrum of a whole recording, mid and side, in the analyser's bands.
+
+    What a mastering engineer compares a master with a reference by ("tonal balance"): not one
+    0.7 s look but the power in each band over the whole record. Fed in chunks of any size
+    (``add``); each full analysis frame (:func:`fft_size` frames, Hann, no overlap: over minutes of
+    music the frames' edges average out) adds its band powers; :meth:`levels` reads them as the
+    analyser's levels (dB re a full-scale sine), so a steady signal reads the same here as on the
+    Live page. A record shorter than one frame is repeated to fill one (its levels stay its own);
+    a partial frame at the end of a longer one is left out.
+    """
+
+    def __init__(self, rate: int):
+        self.layout = BandLayout(rate)
+        self._frame = np.zeros((2, self.layout.n))     # mid, side
+        self._fill = 0
+        self._sum = np.zeros((2, len(self.layout.centres)))
+        self._count = 0
+
+    def add(self, x: np.ndarray) -> None:
+        """Feed stereo samples ((frames, 2), finite)."""
+        n = self.layout.n
+        i = 0
+        while i < len(x):
+            take = min(n - self._fill, len(x) - i)
+            left, right = x[i:i + take, 0], x[i:i + take, 1]
+            np.add(left, right, out=self._frame[0, self._fill:self._fill + take])
+            np.subtract(left, right, out=self._frame[1, self._fill:self._fill + take])
+            self._fill += take
+            i += take
+            if self._fill == n:
+                self._analyse()
+
+    def _analyse(self) -> None:
+        self._sum += self.layout.band_powers(self._frame) * 0.25     # (L +- R) / 2: a quarter of the power
+        self._count += 1
+        self._fill = 0
+
+    def levels(self) -> dict:
+        """``{"mid_db": [...], "side_db": [...]}``: the mean power per band, as the analyser reads it."""
+        if self._count == 0 and self._fill > 0:
+            for row in self._frame:
+                row[:] = np.resize(row[:self._fill], row.shape)      # repeated
+            self._analyse()
+        mean = self._sum / max(self._count, 1)
+        return {"mid_db": levels_db(mean[0]), "side_db": levels_db(mean[1])}
+
+
 class SharedView(abc.ABC):
     """A view of the engine's newest audio that every web client shares: :meth:`latest` takes a new
     look when the last one is older than ``min_interval``, however many ask.

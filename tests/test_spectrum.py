@@ -298,3 +298,41 @@ def test_vectorscope_shapes_and_numbers(tmp_path):
     assert v["side_to_mid_db"] == pytest.approx(10 * math.log10((side @ side) / (mid @ mid)), abs=0.05)
     w.close()
     assert vs.latest() is None
+
+
+@pytest.mark.parametrize("rate", (44100, 96000))
+def test_long_term_spectrum_equals_scipy_welch_whatever_the_chunks(rate):
+    """Oracle: scipy's Welch average (Hann, one frame per segment, no overlap), mid and side, its bins
+    summed per band; fed in chunks of random sizes."""
+    from firmware.spectrum import LongTermSpectrum
+
+    lay = BandLayout(rate)
+    rng = np.random.default_rng(7)
+    n = lay.n * 5 + 1234                        # five whole frames and a partial one (left out)
+    x = np.stack([_pink(n, 1) * 0.2 + _sine(rate, n, 200.0, 0.3), _pink(n, 2) * 0.2], axis=1)
+    lts = LongTermSpectrum(rate)
+    cuts = sorted({0, n, *rng.integers(1, n, 40).tolist()})
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        lts.add(x[a:b])
+    got = lts.levels()
+    half = 2 ** (1 / 12)
+    for key, sig in (("mid_db", (x[:, 0] + x[:, 1]) / 2), ("side_db", (x[:, 0] - x[:, 1]) / 2)):
+        f, psd = signal.welch(sig[:lay.n * 5], fs=rate, window="hann", nperseg=lay.n, noverlap=0,
+                              detrend=False, scaling="density")
+        want = np.array([psd[(f >= c / half) & (f < c * half)].sum() * (f[1] - f[0]) for c in lay.centres])
+        want_db = np.maximum(10 * np.log10(2 * want), FLOOR_DB)
+        assert np.allclose(got[key], want_db, atol=0.051, rtol=0), key      # levels are rounded to 0.1 dB
+
+
+def test_long_term_spectrum_of_a_record_shorter_than_one_frame_keeps_its_levels():
+    from firmware.spectrum import LongTermSpectrum
+
+    rate = 48000
+    lay = BandLayout(rate)
+    k = int(np.argmin(abs(lay.centres - 1000.0)))
+    n = int(0.4 * rate)                         # the shortest reference the box takes
+    lts = LongTermSpectrum(rate)
+    lts.add(np.stack([_sine(rate, n, 1000.0, 0.5)] * 2, axis=1))
+    got = lts.levels()
+    assert abs(got["mid_db"][k] - 20 * math.log10(0.5)) < 0.5
+    assert max(got["side_db"]) == FLOOR_DB      # identical channels: nothing in the side

@@ -117,7 +117,9 @@ def test_refusals_name_the_reason(tmp_path):
     bad = server.handle_line(json.dumps({"cmd": "reference_load", "path": str(cut)}).encode())
     assert not bad["ok"] and "cut short or damaged" in bad["error"]
     prepare(src, tmp_path / "r48.f32", RATE)
-    assert server.handle_line(json.dumps({"cmd": "reference_load", "path": str(tmp_path / "r48.f32")}).encode())["ok"]
+    loaded = server.handle_line(json.dumps({"cmd": "reference_load", "path": str(tmp_path / "r48.f32")}).encode())
+    assert loaded["ok"] and loaded["reference"]["integrated_lufs"] is not None
+    assert "spectrum" not in loaded["reference"]                   # the page's, read from the file: not in status
     for gain in (40, "loud", True):
         bad = server.handle_line(json.dumps({"cmd": "reference", "on": True, "gain_db": gain}).encode())
         assert not bad["ok"] and "gain_db must be a number of dB in -24..24" in bad["error"]

@@ -89,6 +89,47 @@ def test_a_capture_is_prepared_kept_across_a_restart_and_prepared_again_at_a_new
     assert at96.loaded and at96.loaded[-1]["rate"] == 96000 and at96.loaded[-1]["frames"] == 2 * 96000
 
 
+def test_the_prepared_reference_carries_its_long_term_spectrum_and_an_old_one_is_prepared_again(folder, tmp_path):
+    """The Live page draws the reference's spectrum beside the master's: a 1 kHz tone in the mid and a
+    100 Hz one in the side, recorded at 44.1 kHz, read at their levels in the analyser's bands at the
+    engine's rate. A reference prepared before spectra were kept gets one when an engine is handed it."""
+    import json
+    import struct
+
+    from firmware.reference import DATA_OFFSET, MAGIC
+    from firmware.spectrum import band_centres
+
+    t = np.arange(44100 * 3) / 44100
+    mid, side = 0.5 * np.sin(2 * np.pi * 1000 * t), 0.05 * np.sin(2 * np.pi * 100 * t)
+    sf.write(str(folder / "tones.wav"), np.stack([mid + side, mid - side], axis=1), 44100, subtype="FLOAT")
+    path = tmp_path / "cache" / "reference.f32"
+    engine = _Engine(48000)
+    track = ReferenceTrack(CaptureIndex(folder), engine, _call, path=path)
+    spectrum = track.load("tones")["reference"]["prepared"]["spectrum"]
+    c = band_centres()
+    k1, k100 = int(np.argmin(abs(c - 1000))), int(np.argmin(abs(c - 100)))
+    assert spectrum["mid_db"][k1] == pytest.approx(-6.02, abs=0.1)
+    assert spectrum["side_db"][k100] == pytest.approx(-26.02, abs=0.1)
+    assert max(spectrum["mid_db"][:k1 - 2] + spectrum["mid_db"][k1 + 3:]) < -60     # nothing else
+    assert engine.loaded[-1]["spectrum"] == spectrum
+
+    # the file as the first version wrote it: the same header without "spectrum"
+    data = path.read_bytes()
+    (n,) = struct.unpack_from("<I", data, 8)
+    info = json.loads(data[12:12 + n])
+    del info["spectrum"]
+    head = json.dumps(info).encode()
+    path.write_bytes((MAGIC + struct.pack("<I", len(head)) + head).ljust(DATA_OFFSET, b"\0") + data[DATA_OFFSET:])
+    later = _Engine(48000)
+    restarted = ReferenceTrack(CaptureIndex(folder), later, _call, path=path)
+    assert "spectrum" not in restarted.info
+    restarted.push()
+    deadline = time.monotonic() + 60
+    while not later.loaded and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert later.loaded and later.loaded[-1]["spectrum"] == spectrum and restarted.info["spectrum"] == spectrum
+
+
 def test_refusals_say_why_and_keep_the_reference(folder, tmp_path):
     path = tmp_path / "reference.f32"
     engine = _Engine(48000)
