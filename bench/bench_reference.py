@@ -1,4 +1,5 @@
-"""The reference track's costs: in the audio loop, and to prepare one.
+"""The costs of what the engine does after the chain for listening: the reference track (in the audio
+loop, and to prepare one) and the listening modes (mono, side, ...).
 
     python bench/bench_reference.py                  # 3 rounds
     python bench/bench_reference.py --rounds 5 --json
@@ -8,11 +9,13 @@ Figures, never pass/fail.
 * **Loop**: what the engine does per 128-frame block at 48 kHz with the reference switched on,
   against the chain alone (the ``streaming`` preset on the demo programme): ``Chain.process``,
   then :func:`dsp.reference_mix.mix` over a prepared reference mapped as the engine maps it.
+  A third mode adds :func:`dsp.monitor.listen` in ``mono`` after it (REF heard in mono).
   Block time p50 / p99 / max in microseconds, the modes alternating round by round in one process,
-  medians over rounds; and the mix kernel alone in ns per stereo frame.
+  medians over rounds; and the mix and listen kernels alone in ns per stereo frame.
 * **Preparing**: ``python -m firmware.reference`` (the worker the control process starts) on a
   5-minute 44.1 kHz 24-bit stereo WAV converted to 48 kHz, and on a 48 kHz one (no conversion):
-  wall and CPU seconds of the whole process, medians over rounds; and the prepared file's size.
+  wall and CPU seconds of the whole process (reading, converting, measuring, the long-term spectrum,
+  writing), medians over rounds; and the prepared file's size.
 """
 
 from __future__ import annotations
@@ -37,8 +40,8 @@ RATE = 48000
 BLOCK = 128
 
 
-def _blocks(x: np.ndarray, ref: np.ndarray | None) -> np.ndarray:
-    from dsp import reference_mix, schema
+def _blocks(x: np.ndarray, ref: np.ndarray | None, mono: bool = False) -> np.ndarray:
+    from dsp import monitor, reference_mix, schema
     from dsp.chain import Chain
 
     chain = Chain(RATE, 2, BLOCK)
@@ -46,6 +49,8 @@ def _blocks(x: np.ndarray, ref: np.ndarray | None) -> np.ndarray:
     chain.set_values(schema.validate({**schema.defaults(), **preset}))
     state = reference_mix.new_state()
     fade = 0.05 * RATE
+    mstate = monitor.new_state()
+    mode = monitor.MODES.index("mono")
     y = np.zeros((BLOCK, 2))
     n = len(x) // BLOCK
     out = np.empty(n, dtype=np.int64)
@@ -56,6 +61,8 @@ def _blocks(x: np.ndarray, ref: np.ndarray | None) -> np.ndarray:
         chain.process(x[k * BLOCK:(k + 1) * BLOCK], y)
         if ref is not None:
             mix(y, ref, state, True, 0.5, fade, 0.01)
+        if mono:
+            monitor.listen(y, mstate, mode, 960.0)
         out[k] = perf() - t0
     return out
 
@@ -70,6 +77,19 @@ def _mix_alone(ref: np.ndarray, seconds: float = 20.0) -> float:
     t0 = time.process_time_ns()
     for _ in range(n):
         reference_mix.mix(y, ref, state, True, 0.5, 2400.0, 0.01)
+    return (time.process_time_ns() - t0) / (n * BLOCK)
+
+
+def _listen_alone(seconds: float = 20.0) -> float:
+    from dsp import monitor
+
+    state = monitor.new_state()
+    y = np.zeros((BLOCK, 2))
+    n = int(seconds * RATE) // BLOCK
+    monitor.listen(y, state, 1, 960.0)
+    t0 = time.process_time_ns()
+    for _ in range(n):
+        monitor.listen(y, state, 1, 960.0)
     return (time.process_time_ns() - t0) / (n * BLOCK)
 
 
@@ -104,15 +124,17 @@ def main(argv=None) -> int:
         sf.write(str(long48), render_programme(300, RATE, seed=4, peak_dbfs=-1.0), RATE, subtype="PCM_24")
         prepare(long44, tmp / "ref.f32", RATE)
         ref, _ = open_prepared(tmp / "ref.f32", RATE)
-        runs: dict[str, list] = {"chain": [], "chain+reference": []}
+        runs: dict[str, list] = {"chain": [], "chain+reference": [], "chain+reference+mono": []}
         for _ in range(args.rounds):
             for mode in runs:
-                ns = _blocks(x, ref if mode != "chain" else None)
+                ns = _blocks(x, ref if mode != "chain" else None, mono=mode.endswith("mono"))
                 runs[mode].append([np.percentile(ns, 50) / 1e3, np.percentile(ns, 99) / 1e3, ns.max() / 1e3])
         for mode, rows in runs.items():
             figures["loop"][mode] = {k: round(statistics.median(r[i] for r in rows), 2)
                                      for i, k in enumerate(("p50_us", "p99_us", "max_us"))}
         figures["loop"]["mix_ns_per_frame"] = round(statistics.median(_mix_alone(ref) for _ in range(args.rounds)), 2)
+        listen = statistics.median(_listen_alone() for _ in range(args.rounds))
+        figures["loop"]["listen_ns_per_frame"] = round(listen, 2)
         for name, src in (("5 min 44.1 kHz -> 48 kHz", long44), ("5 min 48 kHz", long48)):
             rows = [_prepare(src, tmp / "p.f32") for _ in range(args.rounds)]
             figures["prepare"][name] = {"wall_s": round(statistics.median(r[0] for r in rows), 2),
@@ -121,10 +143,11 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(figures))
     else:
-        for mode in ("chain", "chain+reference"):
+        for mode in runs:
             f = figures["loop"][mode]
-            print(f"{mode:16s} block p50 {f['p50_us']:7.2f} us  p99 {f['p99_us']:7.2f} us  max {f['max_us']:8.1f} us")
+            print(f"{mode:21s} block p50 {f['p50_us']:7.2f} us  p99 {f['p99_us']:7.2f} us  max {f['max_us']:8.1f} us")
         print(f"mix kernel alone: {figures['loop']['mix_ns_per_frame']} ns per stereo frame")
+        print(f"listen kernel alone (mono): {figures['loop']['listen_ns_per_frame']} ns per stereo frame")
         for name, f in figures["prepare"].items():
             print(f"prepare {name}: {f['wall_s']} s wall, {f['cpu_s']} s CPU, {f['file_mb']} MB")
     return 0

@@ -29,6 +29,9 @@ import math
 import numpy as np
 
 from dsp.jit import njit
+from dsp.schema import MONITOR_MODES
+
+MODES = MONITOR_MODES           # the names, in the order of the table's rows (the kernel's ``mode``)
 
 # one row per mode, in MODES order: (ll, lr, rl, rr)
 _TABLE = np.array([
@@ -38,6 +41,7 @@ _TABLE = np.array([
     (1.0, 0.0, 1.0, 0.0),       # left
     (0.0, 1.0, 0.0, 1.0),       # right
 ])
+assert len(_TABLE) == len(MODES)
 
 # fields of the kernel's state array
 S_FROM = 0      # 4 coefficients the current fade started from
