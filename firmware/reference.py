@@ -21,8 +21,9 @@ beside the master's) and written as one file::
 written to a temporary name and renamed, so the engine never sees half of one. The engine maps
 it (:func:`open_prepared`): no copy, no allocation in its process's heap, and mapping a file
 releases the interpreter lock (so the loop never waits on it). Only the first
-:data:`MAX_BYTES` of samples are kept (about 11 minutes at 48 kHz); a longer file is cut there,
-and the reply says so.
+:func:`max_bytes` of samples are kept: 256 MiB (about 11 minutes at 48 kHz), or an eighth of the
+board's memory if that is less (the engine locks its memory, and a 1 GB board has more to hold); a
+longer file is cut there, and the reply says so.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from pathlib import Path
 
 MAGIC = b"MBREF001"
 DATA_OFFSET = 4096
-MAX_BYTES = 256 << 20          # of samples: 2 x float32 per frame
+MAX_BYTES = 256 << 20          # of samples: 2 x float32 per frame; at most an eighth of the memory
 FRAME_BYTES = 8
 MAX_GAIN_DB = 24.0             # a reference's gain, matched or given, stays within +-this
 READ = 1 << 16                 # frames read per step
@@ -48,8 +49,19 @@ class ReferenceError(Exception):
     """The reference cannot be prepared or opened; the message says why, for a person to act on."""
 
 
-def max_frames() -> int:
-    return MAX_BYTES // FRAME_BYTES
+def max_bytes(memory: int | None = None) -> int:
+    """How many bytes of samples a reference may take on a board with ``memory`` bytes of RAM (this one's
+    when None): :data:`MAX_BYTES`, or an eighth of the memory if that is less."""
+    if memory is None:
+        try:
+            memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError):
+            memory = 0
+    return min(MAX_BYTES, memory // 8) if memory > 0 else MAX_BYTES
+
+
+def max_frames(memory: int | None = None) -> int:
+    return max_bytes(memory) // FRAME_BYTES
 
 
 def prepare(src: Path, dst: Path, rate: int, tick: Callable[[int], None] | None = None) -> dict:

@@ -192,3 +192,14 @@ def test_a_capture_being_recorded_is_refused(folder, tmp_path):
     with pytest.raises(CaptureError, match="'record' is being recorded"):
         track.load("record")
     assert not (tmp_path / "r.f32").exists()
+
+
+def test_a_reference_never_takes_more_than_an_eighth_of_the_memory():
+    from firmware.reference import FRAME_BYTES, MAX_BYTES, max_bytes, max_frames
+
+    gib = 1 << 30
+    assert max_bytes(4 * gib) == max_bytes(2 * gib) == MAX_BYTES == 256 << 20
+    assert max_bytes(1 * gib) == 128 << 20 and max_frames(1 * gib) == (128 << 20) // FRAME_BYTES
+    assert max_bytes(512 << 20) == 64 << 20
+    assert max_bytes(0) == MAX_BYTES                    # unknown memory: the fixed limit
+    assert 0 < max_bytes() <= MAX_BYTES                 # this machine's
