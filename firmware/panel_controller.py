@@ -14,7 +14,8 @@
                                                 shutdown command (``[system] shutdown_command``)
   PRESET-      previous preset                  held while the box starts: safe mode
   PRESET+      next preset                      hold 2 s: save into the active user preset
-  LEARN        start / stop loudness learning
+  LEARN        start / stop loudness learning   hold 1 s: mono check (listen in mono; held
+                                                again, or in any other listening mode: stereo)
   CAPTURE      start / stop a capture
   ===========  ==============================  =============================================
 
@@ -295,6 +296,12 @@ class PanelController:
         self.learning = not running
         self._check(reply, "learn")
 
+    def _mono(self):
+        """Mono check: stereo -> mono; any other listening mode (mono, side, L, R) -> stereo, so the
+        same hold always brings the speakers back to the stereo master."""
+        mode = "mono" if getattr(self.control, "monitor_mode", "stereo") == "stereo" else "stereo"
+        self._check(self.control.monitor(mode), "monitor")
+
     def _capture(self):
         m = self._read_meters() or {}
         running = bool(m.get("capturing", self.capturing))
@@ -309,6 +316,7 @@ class PanelController:
         ("preset_up", "short"): lambda self: self._preset_step(+1),
         ("preset_up", "long"): _save_preset,
         ("learn", "short"): _learn,
+        ("learn", "long"): _mono,
         ("capture", "short"): _capture,
     }
 
@@ -365,6 +373,8 @@ class PanelController:
             return "learning"
         if meters.get("capturing", self.capturing):
             return "capturing"
+        if meters.get("monitor", "stereo") not in (None, "stereo"):
+            return "monitor"        # the speakers hear mono, side or one channel, not the stereo master
         return "running"
 
     def meter_context(self, meters: dict | None) -> MeterContext:

@@ -186,6 +186,8 @@ class StatusLED(LED):
 
     ============  ==========================================
     running       steady on
+    monitor       on, with a short dip each second: the speakers hear mono, side or one
+                  channel, not the stereo master (a listening mode is on)
     capturing     slow blink, 1 Hz
     learning      fast blink, 4 Hz
     error         double flash once a second
@@ -199,6 +201,7 @@ class StatusLED(LED):
 
     PATTERNS: dict[str, tuple[tuple[bool, float], ...]] = {
         "running": ((True, 1.0),),
+        "monitor": ((True, 0.85), (False, 0.15)),
         "capturing": ((True, 0.5), (False, 0.5)),
         "learning": ((True, 0.125), (False, 0.125)),
         "error": ((True, 0.1), (False, 0.1), (True, 0.1), (False, 0.7)),

@@ -286,6 +286,28 @@ def test_learn_and_capture_buttons(box):
     assert not control.learner.running
 
 
+def test_learn_held_is_the_mono_check_and_the_status_led_says_so(box):
+    pc, control, panel = box()
+    by_hand(pc)
+    panel.hold("learn")
+    pc.flush()
+    assert control.monitor_mode == "mono" and control.engine.calls[-1] == ("monitor", ("mono",), {})
+    assert not control.learner.running                      # a long press is not also a short one
+    control.meters.reading["monitor"] = "mono"              # as the engine publishes it
+    pc.loop.tick()
+    assert panel.snapshot()["status"]["pattern"] == "monitor"
+    panel.hold("learn")
+    pc.flush()
+    assert control.monitor_mode == "stereo" and control.engine.calls[-1] == ("monitor", ("stereo",), {})
+    control.monitor("side")                                 # chosen on the web UI
+    panel.hold("learn")
+    pc.flush()
+    assert control.monitor_mode == "stereo"                 # from any listening mode: back to stereo
+    control.meters.reading["monitor"] = "stereo"
+    pc.loop.tick()
+    assert panel.snapshot()["status"]["pattern"] == "running"
+
+
 def test_safe_mode_boot_with_preset_down_held(box):
     panel = SimulatedPanel(SPEC)
     panel.press("preset_down")                            # held while the box starts
