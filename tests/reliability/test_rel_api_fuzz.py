@@ -5,7 +5,7 @@ of the web tests) by a logged-in client with a valid CSRF token, so the requests
 
 For every request:
 * never a 5xx (the engine stand-in is up, so 503 "engine down" is not an excuse either);
-* a refused request (4xx) changes nothing: state values, active preset, bypass, the user preset
+* a refused request (4xx) changes nothing: state values, active preset, bypass, listening mode, the user preset
   files (bytes), the captures folder, the password file, and the engine saw no call;
 * a GET changes nothing, whatever its status.
 
@@ -91,6 +91,7 @@ def snapshot(home: Path, control, engine) -> dict:
 
     st_ = control.state
     return {"values": dict(st_.values), "active": st_.active_preset, "bypass": control.bypassed,
+            "monitor": control.monitor_mode,
             "presets": files(home / "presets"), "captures": files(home / "captures"),
             "web": files(home / "web"), "engine_calls": len(engine.calls),
             "reference": (control.reference.info or {}).get("capture"), "ref": engine.reference_status()}

@@ -179,7 +179,7 @@ class StubMeters:
             "out_short_term_lufs": -14.1, "out_integrated_lufs": -14.0, "out_loudness_range_lu": 5.1,
             "gr_low_db": 2.0, "gr_mid_db": 1.2, "gr_high_db": 0.6, "gr_limiter_db": 1.8 + wob / 3,
             "correlation": 0.82, "capturing": self.engine.capturing is not None, "capture_dropped": 0,
-            "reference": self.engine.ref_on,
+            "reference": self.engine.ref_on, "monitor": self.engine.monitor_mode,
         } | ({"rate": self.rate} if self.rate else {})
 
 

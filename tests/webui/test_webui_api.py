@@ -167,6 +167,85 @@ def test_bypass_with_engine_down_is_kept_for_later(api, control):
     assert control.bypassed is True
 
 
+
+# -- listening modes (POST /monitor) ----------------------------------------------------------
+def test_monitor_every_mode_reaches_the_engine_and_the_state(api, control):
+    from dsp.schema import MONITOR_MODES
+
+    assert api.get("/api/v1/state").get_json()["monitor"] == "stereo"
+    for mode in (*MONITOR_MODES[1:], "stereo"):
+        control.engine.calls.clear()
+        r = api.post("/api/v1/monitor", json={"mode": mode})
+        assert r.status_code == 200, r.get_json()
+        body = r.get_json()
+        assert body["ok"] is True and body["monitor"] == mode, body
+        assert body["engine"] == {"ok": True, "monitor": mode}
+        assert control.engine.calls == [("monitor", mode)]
+        assert control.monitor_mode == control.engine.monitor_mode == mode
+        assert api.get("/api/v1/state").get_json()["monitor"] == mode
+
+
+@pytest.mark.parametrize("body, says", [
+    ({}, "missing field 'mode'"),
+    ({"mode": None}, "missing field 'mode'"),
+    ({"mode": "wide"}, "unknown listening mode 'wide'"),
+    ({"mode": "Mono"}, "unknown listening mode 'Mono'"),
+    ({"mode": " mono"}, "unknown listening mode ' mono'"),
+    ({"mode": ""}, "unknown listening mode ''"),
+    ({"mode": 1}, "must be a string"),
+    ({"mode": True}, "got a boolean"),
+    ({"mode": ["mono"]}, "must be a string"),
+    ({"mode": {"mode": "mono"}}, "must be a string"),
+    ({"mode": "mono", "level": 1}, "unknown field(s): level"),
+])
+def test_monitor_refuses_a_bad_body_naming_the_modes_and_sends_nothing(api, control, body, says):
+    from dsp.schema import MONITOR_MODES
+
+    assert api.post("/api/v1/monitor", json={"mode": "side"}).status_code == 200   # so "unchanged" shows
+    control.engine.calls.clear()
+    r = api.post("/api/v1/monitor", json=body)
+    assert r.status_code == 400, (body, r.get_json())
+    err = error_of(r)
+    assert says in err, err
+    if "unknown field" not in says:
+        assert "one of stereo, mono, side, left, right" in err and all(m in err for m in MONITOR_MODES), err
+    assert control.engine.calls == [] and control.monitor_mode == control.engine.monitor_mode == "side"
+
+
+def test_monitor_refuses_what_is_not_a_json_object(api, control):
+    control.engine.calls.clear()
+    r = api.post("/api/v1/monitor", data="mode=mono", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 415 and error_of(r)
+    for raw in ('"mono"', '["mono"]', "", "{mode: mono}"):
+        r = api.post("/api/v1/monitor", data=raw, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and error_of(r), raw
+    assert control.engine.calls == [] and control.monitor_mode == "stereo"
+
+
+def test_monitor_with_engine_down_is_kept_and_pushed_when_it_returns(api, control):
+    control.engine.running = False
+    r = api.post("/api/v1/monitor", json={"mode": "mono"})
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    assert body["ok"] is True and body["monitor"] == "mono"
+    assert body["engine"]["ok"] is False and "engine unavailable" in body["engine"]["error"], body
+    assert control.monitor_mode == "mono" and control.engine.monitor_mode == "stereo"
+    assert api.get("/api/v1/state").get_json()["monitor"] == "mono"
+    control.engine.running = True
+    control.push_all()          # what Control's watcher does when the engine comes back
+    assert control.engine.monitor_mode == "mono" and ("monitor", "mono") in control.engine.calls
+
+
+def test_monitor_needs_login_and_csrf(api, anon, control):
+    r = anon.post("/api/v1/monitor", json={"mode": "mono"})
+    assert r.status_code == 401, r.get_data(as_text=True)
+    r = api.req("POST", "/api/v1/monitor", json={"mode": "mono"}, csrf=False)
+    assert r.status_code == 403 and "CSRF" in error_of(r)
+    r = api.post("/api/v1/monitor", json={"mode": "mono"}, headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403 and "cross-site" in error_of(r)
+    assert api.get("/api/v1/monitor").status_code == 405        # GET never changes anything
+    assert not [c for c in control.engine.calls if c[0] == "monitor"] and control.monitor_mode == "stereo"
+
 def test_learn_start_stop(api, control):
     r = api.post("/api/v1/learn/start", json={"seconds": 5})
     assert r.status_code == 200 and r.get_json()["learn"]["state"] in ("listening", "adjusting")

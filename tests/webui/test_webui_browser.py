@@ -636,7 +636,7 @@ def test_a_capture_becomes_the_reference_and_ref_plays_it_level_matched(box, bro
     expect(ref).to_have_attribute("aria-pressed", "true", timeout=3000)
     expect(note).to_contain_text("matched")
 
-    # a phone: the five buttons and the note fit its width
+    # a phone: the five buttons, the note and the Listen row fit its width
     phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
                                 has_touch=True, storage_state=ctx.storage_state())
     p2 = phone.new_page()
@@ -645,13 +645,117 @@ def test_a_capture_becomes_the_reference_and_ref_plays_it_level_matched(box, bro
     expect(p2.locator("#ref-note")).to_contain_text("matched")
     boxes = p2.eval_on_selector_all(".transport-buttons > *", "els => els.map(e => [e.id,"
                                     " e.getBoundingClientRect().left, e.getBoundingClientRect().right])")
-    assert len(boxes) == 6 and all(0 <= left and right <= 390 for _, left, right in boxes), boxes
+    assert len(boxes) == 7 and all(0 <= left and right <= 390 for _, left, right in boxes), boxes
     assert p2.evaluate("document.documentElement.scrollWidth") <= 390
     p2.locator(".transport").screenshot(path=str(shots / "live-reference-phone.png"))
     phone.close()
     assert control.reference.switch(False)["ok"]
     expect(ref).to_have_attribute("aria-pressed", "false", timeout=3000)
     assert not errors, errors
+    ctx.close()
+
+
+def test_listen_modes_from_the_live_page_and_from_elsewhere(box, browser, shots):
+    """Listen: Mono pressed on the Live page reaches the real engine and lights Mono alone, in the warning
+    colour with a line saying the speakers are not hearing the stereo master (and the header pill says so);
+    Side pressed in another browser, Left set on the box itself and Right told to the engine directly light
+    here; the lit R pressed again is stereo; the row fits a phone."""
+    from playwright.sync_api import expect
+
+    control = box.control
+    modes = ("stereo", "mono", "side", "left", "right")
+
+    def engine_mode(mode: str) -> None:
+        """The engine itself (its status, and the meters every browser reads) is in ``mode``."""
+        deadline = time.monotonic() + 5
+        while (control.engine.status()["monitor"], (control.read_meters() or {}).get("monitor")) != (mode, mode):
+            assert time.monotonic() < deadline, (control.engine.status()["monitor"], control.read_meters())
+            time.sleep(0.05)
+
+    def lit(page, mode: str) -> None:
+        for m in modes:
+            expect(page.locator(f'.btn-listen[data-mode="{m}"]')).to_have_attribute(
+                "aria-pressed", "true" if m == mode else "false", timeout=5000)
+
+    ctx, page, errors = logged_in(browser, box)
+    expect(page).to_have_url(re.compile(r"/live$"))
+    expect(page.locator("#st-engine")).to_have_text("engine running", timeout=10000)
+    note, pill = page.locator("#listen-note"), page.locator("#st-engine")
+    lit(page, "stereo")
+    expect(note).to_be_hidden()
+    stereo_colour = page.locator('.btn-listen[data-mode="stereo"]').evaluate("b => getComputedStyle(b).color")
+
+    page.click('.btn-listen[data-mode="mono"]')
+    lit(page, "mono")
+    engine_mode("mono")
+    assert control.monitor_mode == "mono"
+    expect(note).to_have_text("Speakers: mono, (L+R)/2, not the stereo master (recordings and meters stay stereo)")
+    # the lit button is in the warning colour (yellow), not the green of stereo
+    mono_colour = page.locator('.btn-listen[data-mode="mono"]').evaluate("b => getComputedStyle(b).color")
+    assert mono_colour == "rgb(245, 211, 61)" and stereo_colour != mono_colour, (mono_colour, stereo_colour)
+    expect(pill).to_have_text("engine running · mono")
+    expect(pill).to_have_class(re.compile(r"\bwarn\b"))
+
+    # another browser presses Side: this page asked nothing, the meters light it
+    ctx2, other, errors2 = logged_in(browser, box)
+    expect(other).to_have_url(re.compile(r"/live$"))
+    lit(other, "mono")                                  # it opens showing the mode the box is in
+    other.click('.btn-listen[data-mode="side"]')
+    engine_mode("side")
+    lit(page, "side")
+    expect(note).to_contain_text("the side only, (L−R)/2")
+    page.evaluate("window.scrollTo(0, 0)")
+    page.mouse.move(5, 600)                            # no button in its hover colour
+    page.wait_for_timeout(300)
+    page.locator(".transport").screenshot(path=str(shots / "live-listen.png"))
+    # set on the box itself (a script, the control process): shown in both
+    control.monitor("left")
+    lit(page, "left")
+    lit(other, "left")
+    expect(pill).to_have_text("engine running · left")
+    # told to the engine itself over its control channel (not through Control: the state does not change),
+    # so only the meters' field can light it
+    assert control.engine.monitor("right")["monitor"] == "right"
+    lit(page, "right")
+    expect(pill).to_have_text("engine running · right")
+    # the lit R pressed again: stereo, as on a monitor controller
+    page.click('.btn-listen[data-mode="right"]')
+    lit(page, "stereo")
+    engine_mode("stereo")
+    lit(other, "stereo")
+    # Side, then Stereo
+    page.click('.btn-listen[data-mode="side"]')
+    engine_mode("side")
+    lit(page, "side")
+    page.click('.btn-listen[data-mode="stereo"]')
+    lit(page, "stereo")
+    engine_mode("stereo")
+    expect(note).to_be_hidden()
+    expect(pill).to_have_text("engine running")
+    expect(pill).to_have_class(re.compile(r"\bok\b"))
+    assert control.monitor_mode == "stereo"
+
+    # a phone, in Side: the Listen row and its note fit the width, each button a thumb's width
+    control.monitor("side")
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                has_touch=True, storage_state=ctx.storage_state())
+    p2 = phone.new_page()
+    p2.goto(box.url + "/live")
+    lit(p2, "side")
+    expect(p2.locator("#listen-note")).to_be_visible()
+    boxes = p2.eval_on_selector_all("#listen .btn-listen, #listen-note",
+                                    "els => els.map(e => { const r = e.getBoundingClientRect();"
+                                    " return [e.dataset.mode || e.id, r.left, r.right, r.width, r.height]; })")
+    assert len(boxes) == 6 and all(0 <= left and right <= 390 for _, left, right, _w, _h in boxes), boxes
+    assert all(w >= 44 and h >= 40 for m, _l, _r, w, h in boxes if m != "listen-note"), boxes
+    assert p2.evaluate("document.documentElement.scrollWidth") <= 390
+    p2.wait_for_timeout(300)
+    p2.locator(".transport").screenshot(path=str(shots / "live-listen-phone.png"))
+    phone.close()
+    assert control.monitor("stereo")["ok"]
+    lit(page, "stereo")
+    assert not errors and not errors2, (errors, errors2)
+    ctx2.close()
     ctx.close()
 
 

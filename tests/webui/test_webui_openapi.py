@@ -34,3 +34,15 @@ def test_every_api_route_is_documented(app):
         served.setdefault(path, set()).update(rule.methods - {"HEAD", "OPTIONS"})
     docs = documented()
     assert served == docs
+
+
+def test_the_listening_modes_are_the_boxs_own():
+    """The document spells out the modes (a YAML file cannot import them): the same five as dsp.schema."""
+    import yaml
+
+    from dsp.schema import MONITOR_MODES
+
+    doc = yaml.safe_load(OPENAPI.read_text())
+    body = doc["paths"]["/monitor"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert tuple(body["properties"]["mode"]["enum"]) == MONITOR_MODES
+    assert tuple(doc["components"]["schemas"]["State"]["properties"]["monitor"]["enum"]) == MONITOR_MODES

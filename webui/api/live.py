@@ -25,6 +25,7 @@ def state_snapshot() -> dict:
         "can_redo": bool(snap.get("can_redo")),
         "safe_mode": bool(snap.get("safe_mode")),
         "bypass": bool(getattr(c, "bypassed", False)),
+        "monitor": getattr(c, "monitor_mode", "stereo"),
         "learning": bool(getattr(learner, "running", False)),
         "learn": jsonable(learn),
     }
@@ -86,6 +87,27 @@ def post_bypass():
     # An engine that is down gets the bypass pushed when it comes back (Control's watcher),
     # so the request succeeded; "engine" says whether it is audible yet.
     return jsonify({**state_snapshot(), "engine": jsonable(reply)})
+
+
+@bp.post("/monitor")
+def post_monitor():
+    """The listening mode, ``{"mode": one of dsp.schema.MONITOR_MODES}``: what the speakers hear
+    (mono, side, one channel on both); recordings and meters stay the stereo master."""
+    data = json_body()
+    refuse_unknown(data, {"mode"})
+    modes = ", ".join(schema.MONITOR_MODES)
+    mode = data.get("mode")
+    if mode is None:
+        raise ApiError(400, f"missing field 'mode': one of {modes}")
+    if not isinstance(mode, str):
+        kind = "a boolean" if isinstance(mode, bool) else type(mode).__name__
+        raise ApiError(400, f"field 'mode' must be a string, one of {modes} (got {kind})")
+    if mode not in schema.MONITOR_MODES:
+        raise ApiError(400, f"unknown listening mode {mode[:40]!r}: one of {modes}")
+    reply = call(control().monitor, mode)
+    # As for bypass: an engine that is down gets the mode pushed when it comes back (Control's
+    # watcher), so the request succeeded; "engine" says whether it is heard yet.
+    return jsonify({**state_snapshot(), "ok": True, "engine": jsonable(reply)})
 
 
 @bp.post("/learn/start")

@@ -106,8 +106,12 @@ const MB = (() => {
     on("meters", (m) => {
       if (m && m.seq !== lastSeq) { lastSeq = m.seq; lastSeen = Date.now(); }
       const running = m && Date.now() - lastSeen < 2000;
-      pillEngine.textContent = running ? (m.bypass ? "engine · bypass" : "engine running") : "engine stopped";
-      pillEngine.className = "pill " + (running ? "ok" : "bad");
+      // a listening mode other than stereo (the Live page's Listen) shows on every page: the speakers
+      // are not hearing the stereo master
+      const mode = running && typeof m.monitor === "string" && m.monitor !== "stereo" ? m.monitor : null;
+      pillEngine.textContent = running ? (m.bypass ? "engine · bypass" : "engine running") + (mode ? ` · ${mode}` : "") : "engine stopped";
+      pillEngine.className = "pill " + (running ? (mode ? "warn" : "ok") : "bad");
+      pillEngine.title = mode ? `Audio engine; the speakers hear ${mode === "left" || mode === "right" ? `the ${mode} channel only` : mode === "side" ? "the side only" : "mono"} (Listen on the Live page)` : "Audio engine";
     });
     on("state", (s) => {
       pillPreset.textContent = (s.active_preset || "no preset") + (s.modified ? " •" : "");

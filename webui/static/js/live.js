@@ -1,4 +1,4 @@
-/* Live page: meters from the SSE stream, transport (preset, A/B, learn, capture, REF), virtual front panel. */
+/* Live page: meters from the SSE stream, transport (preset, A/B, learn, capture, REF, Listen), virtual front panel. */
 "use strict";
 (() => {
   const { api, el, fmt, fail, toast, on } = MB;
@@ -78,6 +78,7 @@
     if (typeof m.bypass === "boolean") setPressed("btn-bypass", m.bypass);
     if (typeof m.learning === "boolean") setPressed("btn-learn", m.learning);
     if (typeof m.reference === "boolean") refFlag(m.reference);
+    if (typeof m.monitor === "string" && performance.now() >= listenHeldUntil) showListen(m.monitor);
   }
   on("meters", showMeters);
 
@@ -156,6 +157,34 @@
   // chosen on the Captures page (here or in another browser) while this page was in the background
   document.addEventListener("visibilitychange", () => { if (!document.hidden) loadReference(); });
 
+  // ---- Listen: what the speakers hear (POST /monitor); recordings and meters stay the stereo master ----
+  // Lit from the meters' "monitor" field (the engine's mode, so a change from another browser or a script
+  // shows here too), and from the state's "monitor" (what the box keeps for an engine that is down).
+  // Pressing the lit Mono/Side/L/R again goes back to stereo, as on a monitor controller.
+  const listen = document.getElementById("listen"), listenNote = document.getElementById("listen-note");
+  const listenBtns = [...listen.querySelectorAll(".btn-listen")];
+  const LISTEN_NOTES = {
+    mono: "Speakers: mono, (L+R)/2", side: "Speakers: the side only, (L−R)/2",
+    left: "Speakers: the left channel only", right: "Speakers: the right channel only",
+  };
+  let listenHeldUntil = 0;   // a meter frame read before a click's reply must not undo what it shows
+  function showListen(mode) {
+    if (!listenBtns.some((b) => b.dataset.mode === mode)) return;
+    listen.dataset.mode = mode;
+    for (const b of listenBtns) b.setAttribute("aria-pressed", b.dataset.mode === mode ? "true" : "false");
+    const text = mode === "stereo" ? "" : `${LISTEN_NOTES[mode]}, not the stereo master (recordings and meters stay stereo)`;
+    if (listenNote.textContent !== text) listenNote.textContent = text;
+    listenNote.classList.toggle("hidden", !text);
+  }
+  for (const b of listenBtns) b.addEventListener("click", async () => {
+    const mode = b.dataset.mode !== "stereo" && b.getAttribute("aria-pressed") === "true" ? "stereo" : b.dataset.mode;
+    try {
+      const r = await api("POST", "/monitor", { mode });
+      listenHeldUntil = performance.now() + 300;
+      showListen(r.monitor);
+    } catch (e) { fail(e); }
+  });
+
   function setCapturing(on_, seconds) {
     if (on_ && !capturing) captureSince = Date.now();
     capturing = on_;
@@ -173,6 +202,7 @@
     setPressed("btn-levelmatch", !!s.values["ab.level_match"]);
     if (typeof s.bypass === "boolean") setPressed("btn-bypass", s.bypass);
     if (typeof s.learning === "boolean") setPressed("btn-learn", s.learning);
+    if (typeof s.monitor === "string") showListen(s.monitor);
     const ls = s.learn || {};
     document.getElementById("learn-status").textContent =
       ls.state === "listening" || ls.state === "adjusting" ? `${ls.state}${ls.measured_lufs != null ? ` ${fmt(ls.measured_lufs, 1)}` : ""}`
