@@ -150,6 +150,13 @@ DITHER_MODES = ("off", "tpdf", "shaped")
 MONITOR_MODES = ("stereo", "mono", "side", "left", "right")
 
 
+def monitor_mode_index(mode: object) -> int:
+    """The index of a listening mode's name in :data:`MONITOR_MODES`; ValueError naming them otherwise."""
+    if not isinstance(mode, str) or mode not in MONITOR_MODES:
+        raise ValueError(f"unknown listening mode {mode!r}: one of {', '.join(MONITOR_MODES)}")
+    return MONITOR_MODES.index(mode)
+
+
 def _build() -> tuple[Param, ...]:
     p: list[Param] = [
         # 1. input

@@ -295,8 +295,7 @@ class Control:
 
     def monitor(self, mode: str) -> dict:
         """Listen to the output in ``mode`` (:data:`dsp.schema.MONITOR_MODES`); kept for a restarted engine."""
-        if mode not in schema.MONITOR_MODES:
-            raise ValueError(f"unknown listening mode {mode!r}: one of {', '.join(schema.MONITOR_MODES)}")
+        schema.monitor_mode_index(mode)     # ValueError for a name it does not know
         self.monitor_mode = mode
         return self._engine_call(self.engine.monitor, mode)
 

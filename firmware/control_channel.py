@@ -254,9 +254,10 @@ class ControlServer:
     def cmd_monitor(self, req) -> dict:
         """The listening mode (stereo, mono, side, left, right): the output only, crossfaded."""
         mode = req.get("mode")
-        if mode not in schema.MONITOR_MODES:
-            raise RequestError(f"monitor needs \"mode\": one of {', '.join(schema.MONITOR_MODES)}")
-        self.engine.set_monitor(mode)
+        try:
+            self.engine.set_monitor(mode)
+        except ValueError as e:
+            raise RequestError(f"monitor needs \"mode\": {e}") from None
         return {"monitor": mode}
 
     def cmd_meters_reset(self, req) -> dict:

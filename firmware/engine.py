@@ -348,10 +348,8 @@ class Engine:
         Applied after the capture and analyser taps and the reference track: what is recorded and
         metered stays the stereo master.
         """
-        if mode not in schema.MONITOR_MODES:
-            raise ValueError(f"unknown listening mode {mode!r}: one of {', '.join(schema.MONITOR_MODES)}")
+        self._monitor = schema.monitor_mode_index(mode)
         self.monitor_mode = mode
-        self._monitor = schema.MONITOR_MODES.index(mode)
 
     def reference_heard(self) -> bool:
         """True while the reference is heard at all (switched on, or still fading out)."""
