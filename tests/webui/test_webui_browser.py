@@ -161,6 +161,11 @@ def test_login_recall_meters_knob_capture_download(box, browser, shots, tmp_path
     # turn the virtual WIDTH knob (a potentiometer: it first has to pick the value up, then the
     # parameter follows it): drag it upwards, as a thumb would
     expect(page.locator("#vpanel")).to_be_visible()
+    # LEARN says its long press, the mono check, for as long as the panel says it is held
+    learn = page.locator('#vpanel [data-button="learn"]')
+    expect(learn.locator("small")).to_have_text("start / stop · hold: mono")
+    expect(learn).to_have_attribute("title", "tap: start / stop learning the loudness · hold 1 s: mono check "
+                                             "(mono, held again stereo; from side, L or R: stereo)")
     width_before = control.state.get("st.width")
     shown_before = page.locator('.knob[data-name="width"] .kval').inner_text()
     page.locator('.knob[data-name="width"] .dial').scroll_into_view_if_needed()
@@ -400,6 +405,39 @@ def test_a_capture_is_mastered_from_the_captures_page(box, browser, _isolated_ho
     expect(new.locator(".title small")).to_contain_text("master", timeout=20000)   # its sidecar: tap "master"
     page.screenshot(path=str(shots / "captures-master.png"))
     y, rate = sf.read(str(_isolated_home / "captures" / "desk-mix-master.wav"))
+    # each row on one line at 1280 px: its four actions side by side, on the line of its name and figures
+    # (they wrapped under them once "Use as reference" was added; it and Delete are now under "More…")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    actions = """els => els.map(li => {
+        const t = li.querySelector(".title").getBoundingClientRect();
+        const b = [...li.querySelectorAll(".actions > .btn, .actions > details > summary")]
+            .map(e => e.getBoundingClientRect());
+        return [li.dataset.capture, t.top, t.bottom, b.map(r => [r.top, r.bottom, r.left, r.right, r.height])]; })"""
+    rows = page.eval_on_selector_all("#capture-list li[data-capture]", actions)
+    assert sorted(r[0] for r in rows) == ["desk-mix", "desk-mix-master"], rows
+    for name, top, bottom, buttons in rows:
+        assert len(buttons) == 4 and len({round(b[0]) for b in buttons}) == 1, (name, buttons)   # one line
+        assert buttons[0][0] < bottom and buttons[0][1] > top, (name, top, bottom, buttons)      # the title's
+    # a phone: every action on the screen and a thumb's size, the menu's too
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                has_touch=True, storage_state=ctx.storage_state())
+    p2 = phone.new_page()
+    p2.goto(box.url + "/captures")
+    expect(p2.locator('#capture-list li[data-capture="desk-mix-master"]')).to_be_visible(timeout=10000)
+    for name, _top, _bottom, buttons in p2.eval_on_selector_all("#capture-list li[data-capture]", actions):
+        assert len(buttons) == 4 and all(0 <= b[2] and b[3] <= 390 and b[4] >= 40 for b in buttons), (name, buttons)
+    row = p2.locator('#capture-list li[data-capture="desk-mix-master"]')
+    row.locator('[data-action="more"]').tap()
+    for action in ("reference", "delete"):
+        item = row.locator(f'[data-action="{action}"]')
+        expect(item).to_be_visible()
+        r = item.bounding_box()
+        assert r["x"] >= 0 and r["x"] + r["width"] <= 390 and r["height"] >= 40, (action, r)
+    assert p2.evaluate("document.documentElement.scrollWidth") <= 390
+    p2.screenshot(path=str(shots / "captures-phone.png"), full_page=True)
+    p2.locator("body").tap(position={"x": 20, "y": 20})            # a tap elsewhere closes it
+    expect(row.locator('[data-action="delete"]')).to_be_hidden()
+    phone.close()
     assert rate == 44100 and pyloudnorm.Meter(rate).integrated_loudness(y) == pytest.approx(-16.0, abs=0.5)
     assert json.loads((_isolated_home / "captures" / "desk-mix-master.json").read_text())["preset"] == "loud"
     assert not errors, errors
@@ -589,14 +627,22 @@ def test_a_capture_becomes_the_reference_and_ref_plays_it_level_matched(box, bro
     expect(item).to_be_visible(timeout=10000)
     expect(item.locator('[data-field="reference"]')).to_have_count(0)
     # every state the button passes through, however short the preparation is
-    page.evaluate("""() => { window.refButton = []; const list = document.getElementById("capture-list");
+    page.evaluate("""() => { window.refButton = []; window.moreButton = [];
+        const list = document.getElementById("capture-list");
         new MutationObserver(() => {
             const b = list.querySelector('li[data-capture="record"] [data-action="reference"]');
-            if (b) window.refButton.push([b.getAttribute("aria-busy"), b.textContent, b.disabled]); })
+            if (b) window.refButton.push([b.getAttribute("aria-busy"), b.textContent, b.disabled]);
+            const m = list.querySelector('li[data-capture="record"] [data-action="more"]');
+            if (m) window.moreButton.push([m.getAttribute("aria-busy"), m.textContent]); })
         .observe(list, {subtree: true, childList: true, characterData: true, attributes: true}); }""")
+    item.locator('[data-action="more"]').click()                 # it is in the row's "More…" menu
     item.locator('[data-action="reference"]').click()
+    expect(item.locator('[data-action="reference"]')).to_be_hidden()    # the choice closed the menu
     expect(page.locator("#toast")).to_have_text("“record” is the reference: press REF on the Live page", timeout=60000)
     assert ["true", "Preparing…", True] in page.evaluate("window.refButton"), page.evaluate("window.refButton")
+    # the closed menu's button says so meanwhile
+    assert ["true", "Preparing…"] in page.evaluate("window.moreButton"), page.evaluate("window.moreButton")
+    expect(item.locator('[data-action="more"]')).to_have_text("More…")
     expect(item.locator('[data-action="reference"]')).to_have_text("Use as reference")
     expect(item.locator('[data-action="reference"]')).to_be_enabled()
     expect(item.locator('[data-field="reference"]')).to_have_text("reference")
@@ -651,6 +697,258 @@ def test_a_capture_becomes_the_reference_and_ref_plays_it_level_matched(box, bro
     phone.close()
     assert control.reference.switch(False)["ok"]
     expect(ref).to_have_attribute("aria-pressed", "false", timeout=3000)
+    assert not errors, errors
+    ctx.close()
+
+
+def card_shot(page, selector: str, path: Path) -> None:
+    """A screenshot of one element, taken from the whole page (so the sticky header is not over it)."""
+    page.evaluate("window.scrollTo(0, 0)")
+    r = page.evaluate(f"""() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();
+        return {{x: r.left, y: r.top + window.scrollY, width: r.width, height: r.height}}; }}""")
+    page.screenshot(path=str(path), full_page=True, clip=r)
+
+
+def test_tonal_balance_against_the_reference(box, browser, _isolated_home, shots):
+    """"Compare with reference" on the spectrum card: off without a reference (and while the reference has
+    no long-term spectrum yet, until the box has one); on, the page averages the analyser readings it
+    receives (served here, known: the expected mean of powers and the five regions' differences are
+    worked out below with numpy) and draws the reference's long-term spectrum (measured by the box's real
+    worker) moved by REF's level match: the master's integrated loudness, else its short-term, minus the
+    reference's, within +-24 dB, 0 dB with neither. Reset average starts again. Fits a phone."""
+    import numpy as np
+    import soundfile as sf
+    from playwright.sync_api import expect
+
+    from dsp.programme import render_programme
+    from firmware.reference import MAX_GAIN_DB
+    from firmware.spectrum import band_centres
+
+    control = box.control
+    ctx, page, errors = logged_in(browser, box)
+    expect(page).to_have_url(re.compile(r"/live$"))
+    toggle, what = page.locator("#compare-toggle"), page.locator("#compare-what")
+    readings_shown, table = page.locator("#compare-time"), page.locator("#tonal-table")
+    expect(page.locator("#spectrum-graph")).to_have_attribute("aria-label", re.compile("strongest band"), timeout=10000)
+    # no reference: off, and it says why on the page itself (a phone shows no tooltips)
+    expect(toggle).to_be_disabled()
+    expect(toggle).to_have_attribute("title", re.compile("choose one on the Captures page"))
+    expect(what).to_contain_text("No reference: choose one on the Captures page")
+
+    folder = _isolated_home / "captures"
+    folder.mkdir(exist_ok=True)
+    sf.write(str(folder / "record.wav"), render_programme(12, 44100, seed=21, peak_dbfs=-1), 44100, subtype="PCM_24")
+    assert control.reference.load("record")["ok"]                 # the box's real worker prepares it
+    prepared = control.reference.info
+    ref_mid, ref_side = np.array(prepared["spectrum"]["mid_db"]), np.array(prepared["spectrum"]["side_db"])
+    ref_lufs = prepared["integrated_lufs"]
+    assert len(ref_mid) == len(ref_side) == 61 and -30 < ref_lufs < -3
+
+    # a reference prepared by older firmware has no spectrum until the box has prepared it again: off,
+    # saying so, and on by itself once the box has one (the page asks again)
+    def without_spectrum(route):
+        resp = route.fetch()
+        body = resp.json()
+        body["reference"]["prepared"].pop("spectrum", None)
+        route.fulfill(response=resp, json=body)
+
+    page.route("**/api/v1/reference", without_spectrum)
+    page.reload()
+    expect(what).to_have_text("“record” has no long-term spectrum yet: the box is preparing it again")
+    expect(toggle).to_be_disabled()
+    page.unroute("**/api/v1/reference")
+    expect(toggle).to_be_enabled(timeout=8000)
+    expect(what).to_have_text("reference: “record”")
+
+    # Known readings and loudness. The meters: the live stream refused (503), so the page polls
+    # GET /meters, whose loudness is set here; the analyser: readings served from a queue, and while
+    # it is empty a 503 (the page then waits a second and keeps what it had).
+    loud = {"out_integrated_lufs": -11.0, "out_short_term_lufs": -9.5}
+    bands = np.round(band_centres(), 1)
+    rng = np.random.default_rng(7)
+    slope = -20 - 25 * np.log10(bands / 20)                      # a falling, music-like spectrum
+
+    def reading() -> dict:
+        mid = np.round(slope + rng.uniform(-9, 9, 61), 1)
+        side = np.round(mid - 8 + rng.uniform(-6, 6, 61), 1)
+        return {"rate": 48000, "fft_size": 32768, "bands_hz": bands.tolist(), "in_mid_db": (mid - 2).tolist(),
+                "out_mid_db": mid.tolist(), "out_side_db": side.tolist()}
+
+    queue, served, held = [], [], []
+    baseline = reading()
+    mode = {"now": "baseline"}
+
+    def spectrum(route):
+        if mode["now"] == "baseline":
+            route.fulfill(json={"spectrum": baseline})
+        elif queue:
+            served.append(queue.pop(0))
+            route.fulfill(json={"spectrum": served[-1]})
+        else:
+            held.append(time.monotonic())
+            route.fulfill(status=503, json={"error": "held by the test"})
+
+    def meters(route):
+        resp = route.fetch()
+        body = resp.json()
+        if body["meters"]:
+            body["meters"].update(loud)
+        route.fulfill(response=resp, json=body)
+
+    page.route("**/api/v1/events", lambda route: route.fulfill(status=503, json={"error": "no stream here"}))
+    page.route("**/api/v1/meters", meters)
+    page.route("**/api/v1/meters/spectrum", spectrum)
+    page.reload()
+    expect(page.locator("#big-int")).to_have_text("-11.0", timeout=5000)     # the page reads these meters
+    expect(toggle).to_be_enabled()
+    expect(page.locator('#spectrum-graph path[data-line="out-mid"]')).to_have_count(1)
+    # no reading under way when the comparison starts: the next one is all the average sees
+    mode["now"] = "queue"
+    deadline = time.monotonic() + 5
+    while not held:
+        assert time.monotonic() < deadline
+        page.wait_for_timeout(20)
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-pressed", "true")
+    expect(readings_shown).to_have_text(re.compile(r"· 0 readings$"))
+    expect(page.locator("#tonal")).to_be_visible()
+    expect(what).to_have_text("against “record”")
+
+    def fy_of(graph_h: float):
+        return lambda v: 6 + (-max(-90.0, min(0.0, v)) / 90.0) * (graph_h - 26)
+
+    def path_points(line: str) -> np.ndarray:
+        d = page.get_attribute(f'#spectrum-graph path[data-line="{line}"]', "d")
+        return np.array([[float(x), float(y)] for x, y in re.findall(r"[ML](-?[\d.]+) (-?[\d.]+)", d)])
+
+    def check(expected_readings: list[dict], offset: float, aligned: str) -> None:
+        """The page shows the mean of powers of exactly ``expected_readings`` against the reference at ``offset``."""
+        n = len(expected_readings)
+        expect(page.locator('#spectrum-graph path[data-line="avg-mid"]')).to_have_attribute(
+            "data-readings", str(n), timeout=8000)
+        expect(readings_shown).to_have_text(re.compile(rf"^averaged \d+ s · {n} readings?$"))
+        ref_path = page.locator('#spectrum-graph path[data-line="ref-mid"]')
+        expect(ref_path).to_have_attribute("data-offset-db", f"{offset:.2f}")
+        expect(ref_path).to_have_attribute("data-aligned-to", aligned)
+        mean_power = {ch: np.mean([10 ** (np.array(r[f"out_{ch}_db"]) / 10) for r in expected_readings], axis=0)
+                      for ch in ("mid", "side")}
+        # the curves: the average and the reference as drawn, at the graph's scale (0 to -90 dB)
+        h = float(page.get_attribute("#spectrum-graph", "viewBox").split()[3])
+        fy = fy_of(h)
+        avg_db = 10 * np.log10(mean_power["mid"])
+        drawn_avg, drawn_ref = path_points("avg-mid"), path_points("ref-mid")
+        assert len(drawn_avg) == len(drawn_ref) == 61
+        visible = [k for k in range(61) if -90 < avg_db[k] < 0 and -90 < ref_mid[k] + offset < 0]
+        assert len(visible) > 20
+        for k in visible:
+            assert drawn_avg[k, 1] == pytest.approx(fy(avg_db[k]), abs=0.06), k
+            assert drawn_ref[k, 1] == pytest.approx(fy(ref_mid[k] + offset), abs=0.06), k
+        # the readout: the power sum in each region (a band by its centre; the lower edge in, the upper
+        # edge out; the 19.7 Hz band is "low" and the 20.2 kHz one "high")
+        edges = {"low": (0, 120), "low-mid": (120, 500), "mid": (500, 2000), "high-mid": (2000, 6000),
+                 "high": (6000, 1e9)}
+        for ch, ref_db in (("mid", ref_mid), ("side", ref_side)):
+            for region, (lo, hi) in edges.items():
+                sel = (bands >= lo) & (bands < hi)
+                ref_power = (10 ** ((ref_db[sel] + offset) / 10)).sum()
+                want = 10 * np.log10(mean_power[ch][sel].sum()) - 10 * np.log10(ref_power)
+                cell = table.locator(f'tr[data-channel="{ch}"] td[data-region="{region}"]')
+                assert float(cell.get_attribute("data-diff-db")) == pytest.approx(want, abs=2e-3), (ch, region)
+                text = cell.inner_text()
+                m = re.fullmatch(r"([+−]?)(\d+\.\d) dB", text)
+                assert m, text
+                shown = float(m[2]) * (-1 if m[1] == "−" else 1)
+                assert shown == pytest.approx(want, abs=0.051), (ch, region, text, want)
+                assert m[1] == ("" if m[2] == "0.0" else "+" if want > 0 else "−"), (text, want)    # signed
+                colour = "more" if want > 1 else "less" if want < -1 else ""
+                assert cell.get_attribute("class") == colour, (text, want)
+
+    def serve(k: int) -> None:
+        queue.extend(reading() for _ in range(k))
+        deadline = time.monotonic() + 10
+        while queue:
+            assert time.monotonic() < deadline, "the page stopped asking"
+            page.wait_for_timeout(20)
+
+    # six readings, the master's integrated loudness: the reference moved by -11.0 - its own
+    serve(6)
+    check(served, -11.0 - ref_lufs, "integrated")
+    legend = page.locator("#tonal-legend")
+    expect(legend).to_contain_text("aligned to the master's integrated loudness (−11.0 LUFS)")
+    expect(legend).to_contain_text(f"“record” {'+' if -11.0 - ref_lufs > 0 else '−'}{abs(-11.0 - ref_lufs):.1f} dB")
+    # no integrated loudness yet: its short-term
+    loud.update(out_integrated_lufs=None)
+    page.wait_for_timeout(400)                                   # two polls of the meters
+    serve(1)
+    check(served, -9.5 - ref_lufs, "short_term")
+    expect(legend).to_contain_text("aligned to the master's short-term loudness (−9.5 LUFS)")
+    # far quieter than the reference: REF's limit
+    loud.update(out_integrated_lufs=-60.0)
+    page.wait_for_timeout(400)
+    serve(1)
+    check(served, -MAX_GAIN_DB, "integrated")
+    expect(legend).to_contain_text("held at the 24 dB limit")
+    # no loudness at all (just after a meter reset): not moved
+    loud.update(out_integrated_lufs=None, out_short_term_lufs=None)
+    page.wait_for_timeout(400)
+    serve(1)
+    check(served, 0.0, "none")
+    expect(legend).to_contain_text("the master has no loudness yet")
+    # the other way round, +24 at most (the function the page draws with, called directly)
+    assert page.evaluate("Tonal.levelOffset({out_integrated_lufs: 2, out_short_term_lufs: null}, -40)") == {
+        "db": 24, "alignedTo": "integrated", "masterLufs": 2, "clamped": True}
+    seconds = int(re.search(r"averaged (\d+) s", readings_shown.inner_text())[1])
+    assert 1 <= seconds <= 30
+
+    # Reset average: only what comes after it
+    loud.update(out_integrated_lufs=-11.0, out_short_term_lufs=-9.5)
+    page.wait_for_timeout(400)
+    page.click("#compare-reset")
+    expect(readings_shown).to_have_text("averaged 0 s · 0 readings")
+    before = len(served)
+    serve(3)
+    check(served[before:], -11.0 - ref_lufs, "integrated")
+    # the live curves stay
+    for line in ("out-mid", "in-mid", "out-side"):
+        expect(page.locator(f'#spectrum-graph path[data-line="{line}"]')).to_have_count(1)
+    # off: the long-term curves and the readout go
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-pressed", "false")
+    expect(page.locator("#tonal")).to_be_hidden()
+    serve(1)
+    expect(page.locator('#spectrum-graph path[data-line="avg-mid"]')).to_have_count(0)
+    expect(page.locator('#spectrum-graph path[data-line="ref-mid"]')).to_have_count(0)
+
+    # the real thing, for the screenshots: the box's analyser and meters again, a few seconds averaged
+    page.unroute("**/api/v1/meters/spectrum")
+    page.unroute("**/api/v1/meters")
+    page.unroute("**/api/v1/events")
+    page.reload()
+    expect(page.locator("#spectrum-graph")).to_have_attribute("aria-label", re.compile("strongest band"), timeout=10000)
+    expect(page.locator("#big-int")).not_to_have_text("—", timeout=10000)
+    page.click("#compare-toggle")
+    expect(page.locator('#spectrum-graph path[data-line="avg-mid"]')).to_have_count(1, timeout=5000)
+    page.wait_for_timeout(6000)
+    assert page.get_attribute('#spectrum-graph path[data-line="ref-mid"]', "data-aligned-to") == "integrated"
+    page.mouse.move(5, 5)
+    card_shot(page, "#spectrum", shots / "live-compare.png")
+
+    # a phone: the card fits its width, the buttons a thumb's size
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                has_touch=True, storage_state=ctx.storage_state())
+    p2 = phone.new_page()
+    p2.goto(box.url + "/live")
+    p2.locator("#compare-toggle").click()
+    expect(p2.locator('#spectrum-graph path[data-line="avg-mid"]')).to_have_count(1, timeout=5000)
+    p2.wait_for_timeout(4000)
+    boxes = p2.eval_on_selector_all("#spectrum .compare-bar > :not(.hidden), #tonal-table, #tonal-legend",
+                                    "els => els.map(e => { const r = e.getBoundingClientRect();"
+                                    " return [e.id, r.left, r.right, r.height]; })")
+    assert all(0 <= left and right <= 390 for _, left, right, _h in boxes), boxes
+    assert all(h >= 40 for i, _l, _r, h in boxes if i in ("compare-toggle", "compare-reset")), boxes
+    assert p2.evaluate("document.documentElement.scrollWidth") <= 390
+    card_shot(p2, "#spectrum", shots / "live-compare-phone.png")
+    phone.close()
     assert not errors, errors
     ctx.close()
 

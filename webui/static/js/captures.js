@@ -3,7 +3,8 @@
    the ticked captures through `masterbox album`, one shared drive (firmware/capture_master.py), and
    "Master each": the ticked captures one by one, and "Download ticked": them and their analyses as one ZIP;
    "Upload mix…" (or a drop on the list) brings WAV, AIFF or FLAC mixes from this computer in, in pieces, resuming
-   after a dropped link; "Use as reference": the capture becomes the reference track the Live page's REF button plays. */
+   after a dropped link; "Use as reference" (in a row's "More…", with "Delete"): the capture becomes the reference
+   track the Live page's REF button plays. */
 "use strict";
 (() => {
   const { api, el, fmt, fail, toast, on } = MB;
@@ -136,15 +137,32 @@
         } }, "Details"),
         el("button", { class: "btn btn-small", "data-action": "master", disabled: c.recording || mastering || null,
           onclick: () => masterForm(li, name) }, "Master…"),
-        refButton(name, c.recording),
         el("a", { class: "btn btn-small btn-primary", href: `/api/v1/captures/${enc(name)}/download`, download: c.file, "data-action": "download" }, "Download"),
-        el("button", { class: "btn btn-small btn-danger", "data-action": "delete", disabled: c.recording || null, onclick: async () => {
-          if (!confirm(`Delete the capture “${name}”?`)) return;
-          try { await api("DELETE", `/captures/${enc(name)}`); toast(`Deleted ${name}`); load(); } catch (e) { fail(e); }
-        } }, "Delete")));
+        // the rarer actions behind "More…", so a row's actions stay on one line beside its figures
+        moreMenu(name, refButton(name, c.recording),
+          el("button", { class: "btn btn-small btn-danger", "data-action": "delete", disabled: c.recording || null, onclick: async () => {
+            if (!confirm(`Delete the capture “${name}”?`)) return;
+            try { await api("DELETE", `/captures/${enc(name)}`); toast(`Deleted ${name}`); load(); } catch (e) { fail(e); }
+          } }, "Delete"))));
     if (open.has(name)) { li.append(box); details(name, box); }
     return li;
   }
+  // "More…": a disclosure (details/summary: a tap, Enter or Space opens it) holding the row's rarer
+  // actions; a choice, a tap elsewhere or Escape closes it
+  function moreMenu(name, ...items) {
+    const menu = el("details", { class: "more" },
+      el("summary", { class: "btn btn-small", "data-action": "more", title: `More for “${name}”: use it as the reference, delete it` }, "More…"),
+      el("div", { class: "more-menu" }, items));
+    menu.addEventListener("click", (ev) => { if (ev.target.closest(".more-menu .btn")) menu.open = false; });
+    return menu;
+  }
+  document.addEventListener("click", (ev) => {
+    for (const d of list.querySelectorAll("details.more[open]")) if (!d.contains(ev.target)) d.open = false;
+  });
+  document.addEventListener("keydown", (ev) => {
+    const d = ev.key === "Escape" && ev.target.closest && ev.target.closest("details.more[open]");
+    if (d) { d.open = false; d.querySelector("summary").focus(); }
+  });
   // -- the reference track (REF on the Live page) -------------------------------------------
   // PUT /reference answers once the box has prepared the capture (a few seconds): the button says so
   // meanwhile (one at a time); the buttons and the "reference" tag change in place, so open details
@@ -162,6 +180,9 @@
       b.disabled = preparing !== null || li.querySelector(".badge.hot") !== null;
       b.setAttribute("aria-busy", busy ? "true" : "false");
       b.textContent = busy ? "Preparing…" : "Use as reference";
+      const more = li.querySelector('[data-action="more"]');     // it shows while its menu is closed
+      more.setAttribute("aria-busy", busy ? "true" : "false");
+      more.textContent = busy ? "Preparing…" : "More…";
       const tag = li.querySelector('[data-field="reference"]');
       if (name === reference && !tag) li.querySelector(".title small").before(refTag());
       else if (name !== reference && tag) tag.remove();

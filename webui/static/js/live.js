@@ -142,6 +142,8 @@
     const text = name ? refNoteText(r) : "";
     refNote.textContent = text;
     refNote.classList.toggle("hidden", !text);
+    // the spectrum card compares the master with the reference's long-term spectrum (spectrum.js)
+    document.dispatchEvent(new CustomEvent("masterbox:reference", { detail: r }));
   }
   async function loadReference() {
     try { showReference((await api("GET", "/reference")).reference); } catch (e) { /* shown as it was; asked again on the next change */ }
@@ -218,9 +220,15 @@
   //                     bars: {name: {leds: [bool]}}, needles: {name: {deflection}}, clip, status}
   const vpanel = document.getElementById("vpanel");
   const knobBox = document.getElementById("vpanel-knobs"), btnBox = document.getElementById("vpanel-buttons"), ledBox = document.getElementById("vpanel-leds");
+  // role: [label, what the button says under it, a tap, a long press] (as firmware/panel_controller.py maps them;
+  // how long a long press is comes from the panel itself)
   const BUTTONS = {
-    bypass: ["BYPASS", "hold 5 s: shut down"], preset_down: ["PRESET −", "previous preset"],
-    preset_up: ["PRESET +", "hold 2 s: save"], learn: ["LEARN", "start / stop"], capture: ["CAPTURE", "start / stop"],
+    bypass: ["BYPASS", "hold 5 s: shut down", "A/B (bypass)", "save the state and shut the box down"],
+    preset_down: ["PRESET −", "previous preset", "previous preset", ""],
+    preset_up: ["PRESET +", "hold 2 s: save", "next preset", "save into the active user preset"],
+    learn: ["LEARN", "start / stop · hold: mono", "start / stop learning the loudness",
+      "mono check (mono, held again stereo; from side, L or R: stereo)"],
+    capture: ["CAPTURE", "start / stop", "start / stop a capture", ""],
   };
   let panel = null, panelKey = "";
   const knobs = {};
@@ -297,11 +305,11 @@
       });
     }
     for (const [role, b] of Object.entries(p.buttons || {})) {
-      const [label, sub] = BUTTONS[role] || [role.toUpperCase(), ""];
+      const [label, sub, tap, long] = BUTTONS[role] || [role.toUpperCase(), "", "press", "long press"];
       // As on the box: the press lasts as long as it is held here; held for the button's hold
       // time or longer it is the long action (the button lights when that is reached).
       let downAt = 0, holdTimer = 0;
-      const btn = el("button", { class: "btn btn-big", "data-button": role, title: `tap: press · hold ${b.hold} s: long press` }, label, el("small", { text: sub }));
+      const btn = el("button", { class: "btn btn-big", "data-button": role, title: `tap: ${tap}` + (long ? ` · hold ${b.hold} s: ${long}` : "") }, label, el("small", { text: sub }));
       btn.addEventListener("pointerdown", () => {
         downAt = Date.now();
         clearTimeout(holdTimer);
