@@ -847,12 +847,17 @@ def test_tonal_balance_against_the_reference(box, browser, _isolated_home, shots
         # edge out; the 19.7 Hz band is "low" and the 20.2 kHz one "high")
         edges = {"low": (0, 120), "low-mid": (120, 500), "mid": (500, 2000), "high-mid": (2000, 6000),
                  "high": (6000, 1e9)}
+        quiet = []      # regions where both are under the graph's floor: "—", no number
         for ch, ref_db in (("mid", ref_mid), ("side", ref_side)):
             for region, (lo, hi) in edges.items():
                 sel = (bands >= lo) & (bands < hi)
                 ref_power = (10 ** ((ref_db[sel] + offset) / 10)).sum()
                 want = 10 * np.log10(mean_power[ch][sel].sum()) - 10 * np.log10(ref_power)
                 cell = table.locator(f'tr[data-channel="{ch}"] td[data-region="{region}"]')
+                if 10 * np.log10(mean_power[ch][sel].sum()) < -90 and 10 * np.log10(ref_power) < -90:
+                    assert cell.inner_text() == "—" and cell.get_attribute("data-diff-db") is None, (ch, region)
+                    quiet.append((ch, region))
+                    continue
                 assert float(cell.get_attribute("data-diff-db")) == pytest.approx(want, abs=2e-3), (ch, region)
                 text = cell.inner_text()
                 m = re.fullmatch(r"([+−]?)(\d+\.\d) dB", text)
@@ -897,6 +902,10 @@ def test_tonal_balance_against_the_reference(box, browser, _isolated_home, shots
     # the other way round, +24 at most (the function the page draws with, called directly)
     assert page.evaluate("Tonal.levelOffset({out_integrated_lufs: 2, out_short_term_lufs: null}, -40)") == {
         "db": 24, "alignedTo": "integrated", "masterLufs": 2, "clamped": True}
+    # a region with nothing in either (both under -90 dB: two noise floors) has no difference to read
+    regions = page.evaluate("Tonal.regionDifferences([50, 200, 1000], [-120, -40, -95], [-118, -43, -60], 0)")
+    assert regions[0]["diff_db"] is None and regions[1]["diff_db"] == pytest.approx(3.0)
+    assert regions[2]["diff_db"] == pytest.approx(-35.0)        # one of the two has something: a number
     seconds = int(re.search(r"averaged (\d+) s", readings_shown.inner_text())[1])
     assert 1 <= seconds <= 30
 

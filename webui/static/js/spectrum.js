@@ -170,12 +170,17 @@
                    side: Tonal.regionDifferences(hz, Tonal.averageDb(avg, "side"), sp.side_db, off.db) };
     for (const [channel, regions] of Object.entries(rows)) for (const r of regions) {
       const td = tonalTable.querySelector(`tr[data-channel="${channel}"] td[data-region="${r.name}"]`);
+      if (r.diff_db === null) {                       // nothing there in either: no number to read
+        td.textContent = "—"; td.className = ""; td.title = "nothing there in either"; delete td.dataset.diffDb;
+        continue;
+      }
+      td.title = "";
       const text = signed(r.diff_db);                // the unit is left out on a phone (the caption says dB)
       td.replaceChildren(text.slice(0, -3), el("span", { class: "unit", text: " dB" }));
       td.dataset.diffDb = r.diff_db.toFixed(3);
       td.className = r.diff_db > 1 ? "more" : r.diff_db < -1 ? "less" : "";
     }
-    return `; master minus “${ref.capture}”: ` + rows.mid.map((r) => `${r.name} ${signed(r.diff_db)}`).join(", ");
+    return `; master minus “${ref.capture}”: ` + rows.mid.map((r) => `${r.name} ${r.diff_db === null ? "—" : signed(r.diff_db)}`).join(", ");
   }
 
   // The vectorscope keeps a fading trace of the last few frames (persistence), as a CRT one would.

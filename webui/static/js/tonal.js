@@ -9,10 +9,13 @@
      +-MAX_OFFSET_DB (firmware.reference.MAX_GAIN_DB); 0 dB when either loudness is unknown.
    - The readout is master minus aligned reference in five regions, each the power sum of the bands
      whose centres fall in it (a region's lower edge included, its upper edge not; the analyser's
-     outermost bands, centred at 19.7 Hz and 20.2 kHz, belong to "low" and "high"). */
+     outermost bands, centred at 19.7 Hz and 20.2 kHz, belong to "low" and "high"). A region where
+     both are below QUIET_DB (the graph's floor: e.g. the side of the lows after "mono bass" in both)
+     has nothing to compare: its difference is null, not a number made of two noise floors. */
 "use strict";
 const Tonal = (() => {
   const MAX_OFFSET_DB = 24;
+  const QUIET_DB = -90;
   const REGIONS = [
     { name: "low", lo: -Infinity, hi: 120, label: "20–120 Hz" },
     { name: "low-mid", lo: 120, hi: 500, label: "120–500 Hz" },
@@ -60,9 +63,10 @@ const Tonal = (() => {
         if (f >= r.lo && f < r.hi) { m += power(masterDb[i]); ref += power(refDb[i] + offsetDb); bands++; }
       });
       const master_db = toDb(m), reference_db = toDb(ref);
-      return { name: r.name, label: r.label, bands, master_db, reference_db, diff_db: master_db - reference_db };
+      const quiet = master_db < QUIET_DB && reference_db < QUIET_DB;
+      return { name: r.name, label: r.label, bands, master_db, reference_db, diff_db: quiet ? null : master_db - reference_db };
     });
   }
 
-  return { MAX_OFFSET_DB, REGIONS, newAverage, addReading, averageDb, levelOffset, regionDifferences };
+  return { MAX_OFFSET_DB, QUIET_DB, REGIONS, newAverage, addReading, averageDb, levelOffset, regionDifferences };
 })();
