@@ -7,7 +7,7 @@ import os
 import struct
 import time
 
-from firmware.meters_shm import FIELDS, MeterReader, MeterWriter
+from firmware.meters_shm import CHOICES, FIELDS, MeterReader, MeterWriter
 
 
 def _writer(path, seconds):
@@ -16,9 +16,10 @@ def _writer(path, seconds):
     k = 0
     while time.monotonic() < end:
         k += 1
-        # every numeric field holds k: a reader that mixes two writes sees different values
-        w.publish({f: (k if f not in ("state", "time") else None) for f in FIELDS} | {"state": "running",
-                                                                                      "time": time.time()})
+        # every numeric field holds k: a reader that mixes two writes sees different values (the fields
+        # stored as a name's index, state and monitor, hold names)
+        w.publish({f: (k if f not in ("time", *CHOICES) else None) for f in FIELDS}
+                  | {"state": "running", "monitor": "mono", "time": time.time()})
     w.close(remove=False)
 
 
@@ -39,6 +40,7 @@ def test_reader_never_sees_a_half_written_row(tmp_path):
         values = {m[f] for f in ("load", "xruns", "blocks", "in_peak_dbfs", "gr_limiter_db", "correlation",
                                  "io_latency_samples")}
         assert len(values) == 1, values
+        assert m["state"] == "running" and m["monitor"] == "mono"
         seen += 1
     p.join()
     assert seen > 100
