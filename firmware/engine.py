@@ -159,8 +159,7 @@ class Engine:
         self._ref_on = False
         self._ref_gain = 1.0
         self.reference_match: dict = {}  # how the gain was chosen (control thread; for status)
-        self.monitor_mode = "stereo"  # how the output is listened to (dsp.monitor); set_monitor
-        self._monitor = 0  # its index in schema.MONITOR_MODES, read by the loop
+        self._monitor = 0  # how the output is listened to: an index in schema.MONITOR_MODES (set_monitor)
         self.capture = None  # a CaptureSession, or None
         self.last_capture = None  # the newest session (its writer may still be draining the ring)
         # The capture ring is made once, here, before the loop and mlockall: 8 s of both taps.
@@ -349,7 +348,11 @@ class Engine:
         metered stays the stereo master.
         """
         self._monitor = schema.monitor_mode_index(mode)
-        self.monitor_mode = mode
+
+    @property
+    def monitor_mode(self) -> str:
+        """The listening mode's name (``stereo``, ``mono``, ...)."""
+        return schema.MONITOR_MODES[self._monitor]
 
     def reference_heard(self) -> bool:
         """True while the reference is heard at all (switched on, or still fading out)."""
