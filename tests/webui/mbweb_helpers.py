@@ -66,8 +66,10 @@ class StubEngine:
     def monitor(self, mode):
         """As the control channel's: refuses a mode it does not know."""
         self._check()
-        if mode not in schema.MONITOR_MODES:
-            return {"ok": False, "error": f"unknown listening mode {mode!r}"}
+        try:
+            schema.monitor_mode_index(mode)
+        except ValueError as e:
+            return {"ok": False, "error": str(e)}
         self.monitor_mode = mode
         self.calls.append(("monitor", mode))
         return {"ok": True, "monitor": mode}
