@@ -276,14 +276,12 @@ class Control:
 
     def rename_preset(self, old: str, new: str) -> Preset:
         p = self.presets.rename(old, new)
-        if self.state.active_preset and self.state.active_preset.casefold() == old.casefold():
-            self.state.set_active_preset(p.name)
+        self.state.preset_renamed(old, p.name)
         return p
 
     def delete_preset(self, name: str) -> None:
         self.presets.delete(name)
-        if self.state.active_preset and self.state.active_preset.casefold() == name.casefold():
-            self.state.set_active_preset(self.state.active_preset, modified=True)  # values stay, preset gone
+        self.state.preset_deleted(name)     # a slot from it keeps its values
 
     # -- monitoring ---------------------------------------------------------------------
     def bypass(self, on: bool, level_match: bool | None = None) -> dict:

@@ -1,7 +1,8 @@
 """The box's current state: the single source of truth the panel, the web UI and the engine follow.
 
-State = every parameter's user value, the active preset's name, and whether the values were
-changed since it was recalled or saved. Only :class:`StateStore` changes it; everything else
+State = every parameter's user value, the active preset's name, whether the values were changed
+since it was recalled or saved, and the two settings slots (``firmware/settings_slots.py``: the
+version of the settings kept aside for comparing). Only :class:`StateStore` changes it; everything else
 subscribes (``subscribe(callback(changes, source))``) and is told what changed and who did it.
 
 Why it is built this way:
@@ -38,6 +39,7 @@ from dsp import schema
 from firmware import paths
 from firmware.atomic import write_atomic
 from firmware.presets import PresetError, PresetStore, migrate
+from firmware.settings_slots import Settings, Slots, SlotsError
 from firmware.undo import Step, UndoHistory
 
 log = logging.getLogger("masterbox.state")
@@ -55,10 +57,12 @@ class StateError(ValueError):
 
 
 def parse_state(data: bytes) -> dict[str, Any]:
-    """Decode and validate a state file; returns {values, active_preset, modified, extra_values, version}.
+    """Decode and validate a state file; returns {values, active_preset, modified, extra_values,
+    version, slots, slots_error}.
 
     ``extra_values``: parameters of a newer firmware's schema, kept so a downgrade and upgrade
-    does not lose them."""
+    does not lose them. A ``slots`` section that cannot be used does not make the file unusable:
+    ``slots`` is then empty and ``slots_error`` says why."""
     if len(data) > MAX_STATE_BYTES:
         raise StateError(f"too large ({len(data)} bytes)")
     if not data.strip():
@@ -90,8 +94,14 @@ def parse_state(data: bytes) -> dict[str, Any]:
     active = doc.get("active_preset")
     if active is not None and not isinstance(active, str):
         raise StateError("active_preset is not text")
+    slots, slots_error = Slots(), None
+    if doc.get("slots") is not None:
+        try:
+            slots = Slots.from_json(doc["slots"], doc.get("schema_version", 0))
+        except SlotsError as e:
+            slots_error = str(e)
     return {"values": values, "active_preset": active, "modified": bool(doc.get("modified", False)),
-            "extra_values": extra, "version": migrated["schema_version"]}
+            "extra_values": extra, "version": migrated["schema_version"], "slots": slots, "slots_error": slots_error}
 
 
 class StateStore:
@@ -113,6 +123,7 @@ class StateStore:
         self._extra_version = schema.SCHEMA_VERSION
         self.active_preset: str | None = None
         self.modified = False
+        self._slots = Slots()          # settings slot 1 or 2 played, and what the other holds
         self.safe_mode = False
         self.boot_report: list[str] = []  # what happened at boot, for the UI and the log
         self._preserve_before_write = False
@@ -151,6 +162,11 @@ class StateStore:
                 self._move_aside(candidate, str(e))
                 continue
             self._values, self.active_preset, self.modified = st["values"], st["active_preset"], st["modified"]
+            self._slots = st["slots"]
+            if st["slots_error"]:
+                msg = f"{candidate.name}: the other settings slot could not be read ({st['slots_error']}); it is empty"
+                log.error(msg)
+                self.boot_report.append(msg)
             if st["extra_values"]:
                 self._extra_values, self._extra_version = st["extra_values"], st["version"]
             if candidate is self.bak:
@@ -202,7 +218,15 @@ class StateStore:
         with self._lock:
             return {"values": dict(self._values), "active_preset": self.active_preset, "modified": self.modified,
                     "safe_mode": self.safe_mode, "boot_report": list(self.boot_report),
-                    "can_undo": self.history.can_undo, "can_redo": self.history.can_redo}
+                    "can_undo": self.history.can_undo, "can_redo": self.history.can_redo,
+                    "slots": self._slots_snapshot()}
+
+    def _slots_snapshot(self) -> dict[str, Any]:
+        other = self._slots.other
+        return {"current": self._slots.current, "other_empty": other is None,
+                "other_preset": other.active_preset if other else None,
+                "other_modified": other.modified if other else False,
+                "differs": self._slots.differing(self._values)}
 
     # -- changing -----------------------------------------------------------------------
     def subscribe(self, callback: Callback) -> Callable[[], None]:
@@ -257,8 +281,46 @@ class StateStore:
         self._notify(subs, changes, source)
         return changes
 
+    def select_slot(self, slot: int, source: str = "slots") -> dict[str, Any]:
+        """Play settings slot ``slot`` (1 or 2): the settings played now go to the other slot and
+        that slot's come into play (firmware/settings_slots.py). Returns what changed; nothing
+        happens if ``slot`` is already played. ValueError for a slot that is not 1 or 2."""
+        if slot not in (1, 2) or isinstance(slot, bool):
+            raise ValueError(f"settings slot {slot!r}: choose 1 or 2")
+        with self._lock:
+            if slot == self._slots.current:
+                return {}
+            self.history.record(self._step(), source, None)
+            self._slots, incoming = self._slots.switched(self._played())
+            changes = self._play(incoming)
+            self._changed()
+            subs = list(self._subs)
+        self._notify(subs, changes, source)
+        return changes
+
+    def copy_to_other_slot(self, source: str = "slots") -> None:
+        """Put a copy of the settings played now over the other settings slot."""
+        with self._lock:
+            self.history.record(self._step(), source, None)
+            self._slots = self._slots.copied(self._played())
+            self._changed()
+            subs = list(self._subs)
+        self._notify(subs, {}, source)
+
+    def _played(self) -> Settings:
+        return Settings(dict(self._values), self.active_preset, self.modified)
+
+    def _play(self, settings: Settings) -> dict[str, Any]:
+        """Make ``settings`` the played ones (lock held); returns the values that changed."""
+        changes = {k: v for k, v in settings.values.items() if self._values.get(k) != v}
+        self._values = dict(settings.values)
+        self.active_preset, self.modified = settings.active_preset, settings.modified
+        if self.active_preset is not None and not self.presets.exists(self.active_preset):
+            self.active_preset, self.modified = None, True     # deleted since: the values stay
+        return changes
+
     def _step(self) -> Step:
-        return Step(dict(self._values), self.active_preset, self.modified)
+        return Step(self._played(), self._slots)
 
     def undo(self) -> dict[str, Any] | None:
         """Take the last change back (a recall, a run of moves of one control: firmware/undo.py);
@@ -274,11 +336,8 @@ class StateStore:
             step = pick(self._step())
             if step is None:
                 return None
-            changes = {k: v for k, v in step.values.items() if self._values.get(k) != v}
-            self._values = dict(step.values)
-            self.active_preset, self.modified = step.active_preset, step.modified
-            if self.active_preset is not None and not self.presets.exists(self.active_preset):
-                self.active_preset, self.modified = None, True     # deleted since: the values stay
+            changes = self._play(step.settings)
+            self._slots = step.slots
             self._changed()
             subs = list(self._subs)
         self._notify(subs, changes, "undo")
@@ -292,12 +351,28 @@ class StateStore:
             subs = list(self._subs)
         self._notify(subs, {}, "save")
 
-    def set_active_preset(self, name: str | None, modified: bool | None = None) -> None:
-        """The active preset was renamed or deleted (``modified`` None = unchanged)."""
+    def preset_renamed(self, old: str, new: str) -> None:
+        """Preset ``old`` is now called ``new``: the slot played and the other one follow."""
+        self._preset_gone(old, lambda s: Settings(s.values, new, s.modified))
+
+    def preset_deleted(self, name: str) -> None:
+        """Preset ``name`` was deleted: a slot that came from it keeps its values and the name (so a
+        save puts it back), marked modified."""
+        self._preset_gone(name, lambda s: Settings(s.values, s.active_preset, True))
+
+    def _preset_gone(self, name: str, after: Callable[[Settings], Settings]) -> None:
+        def names(s: Settings | None) -> bool:
+            return s is not None and s.active_preset is not None and s.active_preset.casefold() == name.casefold()
+
         with self._lock:
-            self.active_preset = name
-            if modified is not None:
-                self.modified = modified
+            played, other = self._played(), self._slots.other
+            if not names(played) and not names(other):
+                return
+            if names(played):
+                played = after(played)
+                self.active_preset, self.modified = played.active_preset, played.modified
+            if names(other):
+                self._slots = Slots(self._slots.current, after(other))
             self._changed()
             subs = list(self._subs)
         self._notify(subs, {}, "preset")
@@ -324,7 +399,7 @@ class StateStore:
         version = self._extra_version if self._extra_values else schema.SCHEMA_VERSION
         doc = {"format": FORMAT, "schema_version": version, "active_preset": self.active_preset,
                "modified": self.modified, "saved_at": _dt.datetime.now().isoformat(timespec="seconds"),
-               "values": {**self._values, **self._extra_values}}
+               "values": {**self._values, **self._extra_values}, "slots": self._slots.to_json()}
         return (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
 
     def flush(self) -> bool:

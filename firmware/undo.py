@@ -2,12 +2,13 @@
 
 Every editor a mastering engineer uses can take the last move back; a box driven from a web page,
 a front panel and preset recalls should too. :class:`UndoHistory` keeps what the state was before
-each change (all values, the active preset, the modified flag); :class:`firmware.state.StateStore`
-records into it and restores from it, so an undo is an ordinary change that every subscriber (the
-engine, the panel, every open page) follows.
+each change (all values, the active preset, the modified flag, the settings slots);
+:class:`firmware.state.StateStore` records into it and restores from it, so an undo is an ordinary
+change that every subscriber (the engine, the panel, every open page) follows.
 
-What counts as one step: a preset recall is one; a run of changes from the same place to the same
-parameters, each within :data:`COALESCE_S` of the last (a slider dragged, a knob turned), is one.
+What counts as one step: a preset recall is one, so is a switch or a copy of the settings slots; a
+run of changes from the same place to the same parameters, each within :data:`COALESCE_S` of the
+last (a slider dragged, a knob turned), is one.
 Any new change after an undo drops what could have been redone. The history lives in memory only
 (a restart starts a new one) and keeps the last :data:`DEPTH` steps.
 """
@@ -17,7 +18,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+
+from firmware.settings_slots import Settings, Slots
 
 COALESCE_S = 1.0
 DEPTH = 100
@@ -25,11 +27,11 @@ DEPTH = 100
 
 @dataclass(frozen=True)
 class Step:
-    """What the state was: every value, the active preset and whether it was modified."""
+    """What the state was: the settings played (every value, the active preset, whether it was
+    modified) and the two settings slots (firmware/settings_slots.py)."""
 
-    values: dict[str, Any]
-    active_preset: str | None
-    modified: bool
+    settings: Settings
+    slots: Slots
 
 
 class UndoHistory:
