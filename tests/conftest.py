@@ -61,6 +61,7 @@ PARALLEL_MODULES = {
     "tests/webui/test_webui_api.py", "tests/webui/test_webui_fuzz.py", "tests/webui/test_webui_openapi.py",
     "tests/webui/test_webui_download.py", "tests/webui/test_webui_no_numba.py", "tests/state/test_captures.py",
     "tests/test_spectrum.py", "tests/webui/test_webui_spectrum.py", "tests/state/test_reference_track.py",
+    "tests/state/test_settings_slots.py", "tests/webui/test_webui_slots.py",
 }
 
 

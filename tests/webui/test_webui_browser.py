@@ -1066,6 +1066,86 @@ def test_listen_modes_from_the_live_page_and_from_elsewhere(box, browser, shots)
     ctx.close()
 
 
+def test_settings_slots_compare_two_versions_from_the_live_and_chain_pages(box, browser, shots):
+    """Settings 1 and 2: 2 pressed on the Live page is a copy of 1; a change made there (the output drive)
+    shows as the one difference on both pages; 1 pressed on the Chain page plays 1 again in the real
+    engine, and its slider moves back; Copy makes them the same; the group fits a phone."""
+    from playwright.sync_api import expect
+
+    control = box.control
+
+    def engine_drive(value: float) -> None:
+        deadline = time.monotonic() + 5
+        while control.engine.request("status", values=True)["values"]["out.drive_db"] != value:
+            assert time.monotonic() < deadline, control.engine.request("status", values=True)["values"]["out.drive_db"]
+            time.sleep(0.05)
+
+    def lit(page, slot: int) -> None:
+        for n in (1, 2):
+            expect(page.locator(f'.btn-slot[data-slot="{n}"]')).to_have_attribute(
+                "aria-pressed", "true" if n == slot else "false", timeout=5000)
+
+    ctx, live, errors = logged_in(browser, box)
+    expect(live).to_have_url(re.compile(r"/live$"))
+    note = live.locator("#slots-note")
+    lit(live, 1)
+    expect(note).to_have_text("2 starts as a copy of 1")
+    expect(live.locator("#slot-copy")).to_have_text("Copy to 2")
+    drive = control.state.get("out.drive_db")
+    live.click('.btn-slot[data-slot="2"]')
+    lit(live, 2)
+    assert control.state.snapshot()["slots"]["current"] == 2
+    expect(note).to_have_text("1 (transparent) is the same")
+    expect(live.locator("#slot-copy")).to_have_text("Copy to 1")
+    control.set({"out.drive_db": drive + 4.0, "st.width": 130.0}, source="web")
+    engine_drive(drive + 4.0)
+    expect(note).to_have_text("1 (transparent) differs in 2 settings: Stereo width, Output drive")
+    live.evaluate("window.scrollTo(0, 0)")
+    live.mouse.move(5, 600)
+    live.wait_for_timeout(300)
+    live.locator(".transport").screenshot(path=str(shots / "live-slots.png"))
+
+    ctx2, chain, errors2 = logged_in(browser, box)
+    chain.goto(box.url + "/chain")
+    lit(chain, 2)
+    expect(chain.locator("#slots-note")).to_have_text("1 (transparent) differs in 2 settings: Stereo width, Output drive")
+    slider_value = chain.locator('[data-param="out.drive_db"]').locator("xpath=../..").locator(".pval")
+    expect(slider_value).to_have_text(f"{drive + 4.0:.2f} dB")
+    chain.mouse.move(5, 600)
+    chain.locator(".chain-head").screenshot(path=str(shots / "chain-slots.png"))
+    chain.click('.btn-slot[data-slot="1"]')
+    lit(chain, 1)
+    lit(live, 1)                                            # the other page follows
+    engine_drive(drive)
+    expect(slider_value).to_have_text(f"{drive:.2f} dB")
+    assert control.state.get("st.width") == 100.0 and control.state.active_preset == "transparent"
+    expect(note).to_have_text("2 (transparent •) differs in 2 settings: Stereo width, Output drive")
+    live.click("#slot-copy")
+    expect(note).to_have_text("2 (transparent) is the same")
+    expect(live.locator("#toast")).to_have_text("Settings 1 copied to 2")
+    assert control.state.snapshot()["slots"]["differs"] == []
+    ctx2.close()
+
+    # a phone: the group and its note on the screen, each slot button a thumb's size
+    control.state.select_slot(2)
+    control.set({"eq2.on": True, "eq2.gain_db": 3.0, "eq3.on": True, "eq3.gain_db": -2.0, "mb.on": True}, source="web")
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                has_touch=True, storage_state=ctx.storage_state())
+    p2 = phone.new_page()
+    p2.goto(box.url + "/live")
+    lit(p2, 2)
+    expect(p2.locator("#slots-note")).to_have_text(re.compile(r"^1 \(transparent\) differs in 5 settings: .* and 2 more$"))
+    boxes = p2.eval_on_selector_all("#slots .btn, #slots-note",
+                                    "els => els.map(e => { const r = e.getBoundingClientRect();"
+                                    " return [e.dataset.slot || e.id, r.left, r.right, r.width, r.height]; })")
+    assert len(boxes) == 4 and all(0 <= left and right <= 390 for _, left, right, _w, _h in boxes), boxes
+    assert all(w >= 44 and h >= 36 for m, _l, _r, w, h in boxes if m in ("1", "2")), boxes
+    assert p2.evaluate("document.documentElement.scrollWidth") <= 390
+    phone.close()
+    assert not errors and not errors2, (errors, errors2)
+    ctx.close()
+
+
 def api_reference(page) -> dict:
     """GET /api/v1/reference as the page's own session sees it."""
     return page.evaluate("async () => (await (await fetch('/api/v1/reference')).json()).reference")

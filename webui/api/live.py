@@ -23,6 +23,8 @@ def state_snapshot() -> dict:
         "modified": bool(snap.get("modified")),
         "can_undo": bool(snap.get("can_undo")),
         "can_redo": bool(snap.get("can_redo")),
+        "slots": jsonable(snap.get("slots") or {"current": 1, "other_empty": True, "other_preset": None,
+                                                 "other_modified": False, "differs": []}),
         "safe_mode": bool(snap.get("safe_mode")),
         "bypass": bool(getattr(c, "bypassed", False)),
         "monitor": getattr(c, "monitor_mode", "stereo"),
@@ -59,6 +61,26 @@ def redo_state():
     """Apply again what the last undo took back."""
     if control().state.redo() is None:
         raise ApiError(409, "nothing to redo")
+    return jsonify(state_snapshot())
+
+
+@bp.post("/state/slot")
+def select_slot():
+    """Play settings slot 1 or 2: ``{"slot": 2}``. The settings played now go to the other slot
+    (firmware/settings_slots.py); the chain glides to the new ones, click-free."""
+    data = json_body()
+    slot = field(data, "slot", int)
+    refuse_unknown(data, {"slot"})
+    if slot not in (1, 2):
+        raise ApiError(400, f"field 'slot' must be 1 or 2, got {slot}")
+    call(control().state.select_slot, slot, "web")
+    return jsonify(state_snapshot())
+
+
+@bp.post("/state/slot/copy")
+def copy_slot():
+    """Put a copy of the settings played now over the other settings slot."""
+    call(control().state.copy_to_other_slot, "web")
     return jsonify(state_snapshot())
 
 

@@ -150,5 +150,51 @@ const MB = (() => {
     on("state", (s) => { btnUndo.disabled = !s.can_undo; btnRedo.disabled = !s.can_redo; });
   }
 
+  /* Settings slots 1 and 2 (POST /state/slot, /state/slot/copy; firmware/settings_slots.py): the
+     group #slots where a page has it. Its note says what a switch would change, by the parameters'
+     labels (all of them in its tooltip). */
+  const slotsBox = document.getElementById("slots");
+  if (slotsBox) {
+    const btns = slotsBox.querySelectorAll(".btn-slot");
+    const copy = document.getElementById("slot-copy"), note = document.getElementById("slots-note");
+    let labels = {}, last = null;
+    const showSlots = (s) => {
+      const sl = s && s.slots;
+      if (!sl) return;
+      last = s;
+      const other = 3 - sl.current;
+      btns.forEach((b) => b.setAttribute("aria-pressed", String(Number(b.dataset.slot) === sl.current)));
+      copy.textContent = `Copy to ${other}`;
+      copy.title = `Put the settings you hear now (${sl.current}) over settings ${other}`;
+      const from = sl.other_preset ? ` (${sl.other_preset}${sl.other_modified ? " •" : ""})` : "";
+      const names = sl.differs.map((id) => labels[id] || id);
+      slotsBox.classList.toggle("differ", names.length > 0);
+      note.title = names.join(", ");
+      if (sl.other_empty) note.textContent = `${other} starts as a copy of ${sl.current}`;
+      else if (!names.length) note.textContent = `${other}${from} is the same`;
+      else note.textContent = `${other}${from} differs in ${names.length === 1 ? "1 setting" : `${names.length} settings`}: `
+        + names.slice(0, 3).join(", ") + (names.length > 3 ? ` and ${names.length - 3} more` : "");
+    };
+    btns.forEach((b) => b.addEventListener("click", async () => {
+      if (b.getAttribute("aria-pressed") === "true") return;
+      try { emit("state", await api("POST", "/state/slot", { slot: Number(b.dataset.slot) })); } catch (e) { fail(e); }
+    }));
+    copy.addEventListener("click", async () => {
+      try {
+        const s = await api("POST", "/state/slot/copy", {});
+        emit("state", s);
+        toast(`Settings ${s.slots.current} copied to ${3 - s.slots.current}`);
+      } catch (e) { fail(e); }
+    });
+    on("state", showSlots);
+    (async () => {
+      try {
+        const [sch, st] = await Promise.all([api("GET", "/schema"), api("GET", "/state")]);
+        labels = Object.fromEntries(sch.params.map((p) => [p.id, p.label]));
+        showSlots(last || st);
+      } catch (e) { fail(e); }
+    })();
+  }
+
   return { api, toast, fail, el, svg, fmt, formatValue, on, ApiError, get csrf() { return csrf; } };
 })();
