@@ -90,7 +90,8 @@ def snapshot(home: Path, control, engine) -> dict:
                 if p.is_file() and p.name != ".index.json"}
 
     st_ = control.state
-    return {"values": dict(st_.values), "active": st_.active_preset, "bypass": control.bypassed,
+    return {"values": dict(st_.values), "active": st_.active_preset, "slots": st_.snapshot()["slots"],
+            "bypass": control.bypassed,
             "monitor": control.monitor_mode,
             "presets": files(home / "presets"), "captures": files(home / "captures"),
             "web": files(home / "web"), "engine_calls": len(engine.calls),

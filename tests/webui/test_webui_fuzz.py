@@ -14,20 +14,23 @@ JSON = st.recursive(JSON_LEAF, lambda inner: st.one_of(st.lists(inner, max_size=
                     max_leaves=12)
 KEYS = st.sampled_from(["values", "on", "level_match", "seconds", "name", "new_name", "description", "tap",
                         "format", "max_seconds", "detents", "hold_s", "password", "current", "new", "rate",
-                        "period", "periods", "device", "capture", "gain_db", "mode"])
+                        "period", "periods", "device", "capture", "gain_db", "mode", "slot"])
 BODY = st.one_of(JSON, st.dictionaries(KEYS, JSON, max_size=4),
                  st.builds(lambda v: {"values": v}, st.dictionaries(st.sampled_from(
                      ["in.trim_db", "eq1.type", "mb.on", "st.width", "nope", ""]), JSON, max_size=3)),
                  # a listening mode, a near miss or anything, now and then with a field too many
                  st.builds(lambda m, extra: {"mode": m, **extra},
                            st.one_of(st.sampled_from(["stereo", "mono", "side", "left", "right", "Mono", "wide", ""]),
-                                     JSON), st.dictionaries(KEYS, JSON, max_size=1)))
+                                     JSON), st.dictionaries(KEYS, JSON, max_size=1)),
+                 # a settings slot, a near miss or anything
+                 st.builds(lambda n: {"slot": n}, st.one_of(st.sampled_from([1, 2, 0, 3, 1.0, "2", True]), JSON)))
 ENDPOINTS = [
     ("PATCH", "/api/v1/state"), ("POST", "/api/v1/bypass"), ("POST", "/api/v1/learn/start"),
     ("POST", "/api/v1/presets"), ("POST", "/api/v1/presets/loud/rename"), ("POST", "/api/v1/presets/loud/duplicate"),
     ("POST", "/api/v1/presets-import"), ("POST", "/api/v1/capture/start"), ("POST", "/api/v1/system/audio"),
     ("POST", "/api/v1/auth/password"), ("POST", "/api/v1/panel/knobs/width/turn"),
     ("PUT", "/api/v1/reference"), ("POST", "/api/v1/reference/switch"), ("POST", "/api/v1/monitor"),
+    ("POST", "/api/v1/state/slot"),
 ]
 NAME = st.text(min_size=1, max_size=30)
 
@@ -36,7 +39,7 @@ SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[Heal
 
 def snapshot(control):
     presets = sorted((p["name"] or "", p["file"] or "") for p in control.presets.list())
-    return (control.state.values, control.state.active_preset, presets, control.bypassed, control.engine.capturing,
+    return (control.state.values, control.state.active_preset, control.state.snapshot()["slots"], presets, control.bypassed, control.engine.capturing,
             control.reference.info, control.engine.reference_status(), control.monitor_mode,
             control.engine.monitor_mode)
 
