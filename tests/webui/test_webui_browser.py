@@ -1143,6 +1143,8 @@ def test_settings_slots_compare_two_versions_from_the_live_and_chain_pages(box, 
     assert len(boxes) == 4 and all(0 <= left and right <= 390 for _, left, right, _w, _h in boxes), boxes
     assert all(w >= 44 and h >= 36 for m, _l, _r, w, h in boxes if m in ("1", "2")), boxes
     assert p2.evaluate("document.documentElement.scrollWidth") <= 390
+    p2.wait_for_timeout(300)
+    p2.locator(".transport").screenshot(path=str(shots / "live-slots-phone.png"))
     phone.close()
     assert not errors and not errors2, (errors, errors2)
     ctx.close()
