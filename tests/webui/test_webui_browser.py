@@ -1145,6 +1145,11 @@ def test_settings_slots_compare_two_versions_from_the_live_and_chain_pages(box, 
     assert p2.evaluate("document.documentElement.scrollWidth") <= 390
     p2.wait_for_timeout(300)
     p2.locator(".transport").screenshot(path=str(shots / "live-slots-phone.png"))
+    p2.goto(box.url + "/chain")
+    lit(p2, 2)
+    expect(p2.locator("#slots-note")).to_have_text(five)
+    assert p2.evaluate("document.documentElement.scrollWidth") <= 390
+    p2.locator(".chain-head").screenshot(path=str(shots / "chain-slots-phone.png"))
     phone.close()
     assert not errors and not errors2, (errors, errors2)
     ctx.close()
