@@ -302,6 +302,12 @@ class PanelController:
         mode = "mono" if getattr(self.control, "monitor_mode", "stereo") == "stereo" else "stereo"
         self._check(self.control.monitor(mode), "monitor")
 
+    def _compare(self):
+        """Settings 1 <-> 2 (firmware/settings_slots.py): the box's COMPARE. The knobs follow (and
+        wait to be picked up) as after a recall, since the change does not carry the panel's source."""
+        state = self.control.state
+        state.select_slot(3 - state.slot)
+
     def _capture(self):
         m = self._read_meters() or {}
         running = bool(m.get("capturing", self.capturing))
@@ -313,6 +319,7 @@ class PanelController:
         ("bypass", "short"): _bypass,
         ("bypass", "long"): _shutdown,
         ("preset_down", "short"): lambda self: self._preset_step(-1),
+        ("preset_down", "long"): _compare,
         ("preset_up", "short"): lambda self: self._preset_step(+1),
         ("preset_up", "long"): _save_preset,
         ("learn", "short"): _learn,

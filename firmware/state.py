@@ -211,6 +211,11 @@ class StateStore:
         with self._lock:
             return dict(self._values)
 
+    @property
+    def slot(self) -> int:
+        """The settings slot played (1 or 2; firmware/settings_slots.py)."""
+        return self._slots.current
+
     def get(self, pid: str) -> Any:
         return self._values[pid]
 

@@ -225,6 +225,29 @@ def test_preset_buttons_step_through_the_presets(box):
     assert control.state.active_preset == "mine"
 
 
+def test_preset_down_held_switches_settings_1_and_2_and_the_knobs_follow(box):
+    """PRESET- held is the box's COMPARE (firmware/settings_slots.py): each hold plays the other slot,
+    the engine is told, the knobs move to the slot's values as after a recall."""
+    pc, control, panel = box()
+    control.recall("loud")                                # width 150 %, trim +6 dB
+    panel.hold("preset_down")
+    pc.flush()
+    assert control.state.slot == 2 and control.state.active_preset == "loud"     # 2 starts as a copy
+    control.recall("transparent")                         # into slot 2
+    assert panel.knobs["width"].position == pytest.approx(0.5)
+    panel.hold("preset_down")
+    pc.flush()
+    assert control.state.slot == 1 and control.state.active_preset == "loud"
+    assert control.state.get("st.width") == 150.0 and control.state.get("in.trim_db") == 6.0
+    assert ("set_params", ({"in.trim_db": 6.0, "st.width": 150.0, "target.lufs": -9.0},), {}) in control.engine.calls
+    assert panel.knobs["width"].position == pytest.approx(0.75)
+    assert panel.knobs["input"].position == pytest.approx(30 / 48)
+    assert control.state.snapshot()["slots"]["other_preset"] == "transparent"
+    panel.click("preset_down")                            # a short press still steps the presets
+    pc.flush()
+    assert control.state.slot == 1 and control.state.active_preset != "loud"
+
+
 def test_hold_preset_up_saves_into_the_active_user_preset(box):
     pc, control, panel = box()
     control.recall("mine")

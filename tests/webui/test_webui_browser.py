@@ -917,6 +917,15 @@ def test_tonal_balance_against_the_reference(box, browser, _isolated_home, shots
     before = len(served)
     serve(3)
     check(served[before:], -11.0 - ref_lufs, "integrated")
+    # bypassed, the analyser shows the incoming mix: those readings stay out of the master's average
+    loud.update(bypass=True)
+    page.wait_for_timeout(400)
+    serve(2)
+    expect(readings_shown).to_have_text(re.compile(r"^averaged \d+ s · 3 readings · paused while bypassed$"))
+    loud.update(bypass=False)
+    page.wait_for_timeout(400)
+    serve(1)
+    check(served[before:before + 3] + served[-1:], -11.0 - ref_lufs, "integrated")
     # the live curves stay
     for line in ("out-mid", "in-mid", "out-side"):
         expect(page.locator(f'#spectrum-graph path[data-line="{line}"]')).to_have_count(1)

@@ -224,7 +224,8 @@
   // how long a long press is comes from the panel itself)
   const BUTTONS = {
     bypass: ["BYPASS", "hold 5 s: shut down", "A/B (bypass)", "save the state and shut the box down"],
-    preset_down: ["PRESET −", "previous preset", "previous preset", ""],
+    preset_down: ["PRESET −", "previous · hold: 1 ⇄ 2", "previous preset",
+      "settings 1 ⇄ 2 (compare the two versions of the settings)"],
     preset_up: ["PRESET +", "hold 2 s: save", "next preset", "save into the active user preset"],
     learn: ["LEARN", "start / stop · hold: mono", "start / stop learning the loudness",
       "mono check (mono, held again stereo; from side, L or R: stereo)"],

@@ -137,16 +137,20 @@
   function average(s) {
     if (!avg) return;
     if (avg.mid.length !== s.out_mid_db.length) avg = Tonal.newAverage(s.out_mid_db.length);
-    const now = performance.now();
-    avg.seconds += Math.min(1, (now - lastAt) / 1000);   // a hidden page (no readings) pauses the average
+    const now = performance.now(), elapsed = Math.min(1, (now - lastAt) / 1000);   // a hidden page (no readings) pauses it
     lastAt = now;
+    // bypassed, the analyser shows the mix as it came in, not the master: those readings are left out
+    avg.paused = Boolean(meters && meters.bypass);
+    if (avg.paused) return;
+    avg.seconds += elapsed;
     Tonal.addReading(avg, s.out_mid_db, s.out_side_db);
   }
 
   // Draws the two long-term curves and fills the readout; returns what the graph's label adds.
   function drawComparison(hz, line) {
     const sp = refSpectrum();
-    cmpTime.textContent = `averaged ${clock(avg.seconds)} · ${avg.readings} reading${avg.readings === 1 ? "" : "s"}`;
+    cmpTime.textContent = `averaged ${clock(avg.seconds)} · ${avg.readings} reading${avg.readings === 1 ? "" : "s"}`
+      + (avg.paused ? " · paused while bypassed" : "");
     cmpTime.dataset.readings = String(avg.readings);
     if (!sp || sp.mid_db.length !== hz.length) return "";
     const off = Tonal.levelOffset(meters, ref.prepared.integrated_lufs);
