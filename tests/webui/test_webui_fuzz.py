@@ -39,7 +39,8 @@ SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[Heal
 
 def snapshot(control):
     presets = sorted((p["name"] or "", p["file"] or "") for p in control.presets.list())
-    return (control.state.values, control.state.active_preset, control.state.snapshot()["slots"], presets, control.bypassed, control.engine.capturing,
+    return (control.state.values, control.state.active_preset, control.state.snapshot()["slots"], presets,
+            control.bypassed, control.engine.capturing,
             control.reference.info, control.engine.reference_status(), control.monitor_mode,
             control.engine.monitor_mode)
 
