@@ -298,6 +298,7 @@ class StateStore:
             self.history.record(self._step(), source, None)
             self._slots, incoming = self._slots.switched(self._played())
             changes = self._play(incoming)
+            self._extra_values = {}  # a newer firmware's leftovers belonged to the settings played until now
             self._changed()
             subs = list(self._subs)
         self._notify(subs, changes, source)
