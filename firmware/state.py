@@ -227,11 +227,11 @@ class StateStore:
                     "slots": self._slots_snapshot()}
 
     def _slots_snapshot(self) -> dict[str, Any]:
-        other = self._slots.other
+        other, differs = self._slots.other, self._slots.differing(self._values)
         return {"current": self._slots.current, "other_empty": other is None,
                 "other_preset": other.active_preset if other else None,
                 "other_modified": other.modified if other else False,
-                "differs": self._slots.differing(self._values)}
+                "differs": differs, "other_values": {k: other.values[k] for k in differs} if other else {}}
 
     # -- changing -----------------------------------------------------------------------
     def subscribe(self, callback: Callback) -> Callable[[], None]:

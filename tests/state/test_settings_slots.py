@@ -36,15 +36,18 @@ def store(tmp_path):
 def test_the_first_switch_copies_then_each_slot_keeps_its_own_settings(store):
     s, seen = store
     slots = s.snapshot()["slots"]
-    assert slots == {"current": 1, "other_empty": True, "other_preset": None, "other_modified": False, "differs": []}
+    assert slots == {"current": 1, "other_empty": True, "other_preset": None, "other_modified": False, "differs": [],
+                     "other_values": {}}
     assert s.select_slot(2) == {}                           # slot 2 starts as a copy of slot 1
     assert s.snapshot()["slots"]["current"] == 2 and not s.snapshot()["slots"]["other_empty"]
     s.set({"out.drive_db": 4.0, "eq2.gain_db": -1.5}, "web")
-    assert s.snapshot()["slots"]["differs"] == ["eq2.gain_db", "out.drive_db"]     # in schema order
     one = schema.validate(json.loads((FACTORY / "streaming.json").read_text())["params"])
+    assert s.snapshot()["slots"]["differs"] == ["eq2.gain_db", "out.drive_db"]     # in schema order
+    back = {"eq2.gain_db": one["eq2.gain_db"], "out.drive_db": one["out.drive_db"]}
+    assert s.snapshot()["slots"]["other_values"] == back
     seen.clear()
-    assert s.select_slot(1) == {"eq2.gain_db": one["eq2.gain_db"], "out.drive_db": one["out.drive_db"]}
-    assert seen == [({"eq2.gain_db": one["eq2.gain_db"], "out.drive_db": one["out.drive_db"]}, "slots")]
+    assert s.select_slot(1) == back
+    assert seen == [(back, "slots")]
     assert s.values == one and s.active_preset == "streaming" and not s.modified
     snap = s.snapshot()["slots"]
     assert snap["current"] == 1 and snap["other_preset"] == "streaming" and snap["other_modified"]
@@ -97,7 +100,7 @@ def test_switches_and_copies_are_undo_steps(store):
     assert s.snapshot()["slots"]["current"] == 2 and s.snapshot()["slots"]["differs"] == []
     assert s.undo() == {}                                   # the first switch: slot 1, the other empty
     assert s.snapshot()["slots"] == {"current": 1, "other_empty": True, "other_preset": None,
-                                     "other_modified": False, "differs": []}
+                                     "other_modified": False, "differs": [], "other_values": {}}
     assert s.redo() == {} and s.redo() == {"st.width": 80.0} and s.redo() == {"st.width": 130.0}
     assert s.snapshot()["slots"]["current"] == 1
     s.copy_to_other_slot()

@@ -1110,6 +1110,8 @@ def test_settings_slots_compare_two_versions_from_the_live_and_chain_pages(box, 
     engine_drive(drive + 4.0)
     differ = "1 (transparent) differs in 2 settings: Stereo width, Output drive"
     expect(note).to_have_text(differ)
+    expect(note).to_have_attribute("title", f"Stereo width: 130 % here, 100 % in 1\n"
+                                            f"Output drive: {drive + 4.0:.2f} dB here, {drive:.2f} dB in 1")
     live.evaluate("window.scrollTo(0, 0)")
     live.mouse.move(5, 600)
     live.wait_for_timeout(300)

@@ -9,11 +9,12 @@ import pytest
 def test_api_switch_copy_and_state(api, control):
     state = api.get("/api/v1/state").get_json()
     assert state["slots"] == {"current": 1, "other_empty": True, "other_preset": None,
-                              "other_modified": False, "differs": []}
+                              "other_modified": False, "differs": [], "other_values": {}}
     r = api.req("POST", "/api/v1/state/slot", json={"slot": 2})
     assert r.status_code == 200 and r.get_json()["slots"]["current"] == 2
     assert api.req("PATCH", "/api/v1/state", json={"values": {"st.width": 140.0}}).status_code == 200
-    assert api.get("/api/v1/state").get_json()["slots"]["differs"] == ["st.width"]
+    slots = api.get("/api/v1/state").get_json()["slots"]
+    assert slots["differs"] == ["st.width"] and slots["other_values"] == {"st.width": 100.0}
     r = api.req("POST", "/api/v1/state/slot", json={"slot": 1})
     assert r.get_json()["values"]["st.width"] == 100.0 and control.state.get("st.width") == 100.0
     assert control.engine.params["st.width"] == 100.0            # the engine was told

@@ -157,7 +157,7 @@ const MB = (() => {
   if (slotsBox) {
     const btns = slotsBox.querySelectorAll(".btn-slot");
     const copy = document.getElementById("slot-copy"), note = document.getElementById("slots-note");
-    let labels = {}, last = null;
+    let params = {}, last = null;
     const showSlots = (s) => {
       const sl = s && s.slots;
       if (!sl) return;
@@ -167,9 +167,12 @@ const MB = (() => {
       copy.textContent = `Copy to ${other}`;
       copy.title = `Put the settings you hear now (${sl.current}) over settings ${other}`;
       const from = sl.other_preset ? ` (${sl.other_preset}${sl.other_modified ? " •" : ""})` : "";
-      const names = sl.differs.map((id) => labels[id] || id);
+      const names = sl.differs.map((id) => (params[id] ? params[id].label : id));
       slotsBox.classList.toggle("differ", names.length > 0);
-      note.title = names.join(", ");
+      // the tooltip: every difference with both values ("Output drive: 6.00 dB here, 2.00 dB in 1")
+      const value = (id, v) => (params[id] ? formatValue(params[id], v) : String(v));
+      note.title = sl.differs.map((id, i) => `${names[i]}: ${value(id, s.values[id])} here, `
+        + `${value(id, (sl.other_values || {})[id])} in ${other}`).join("\n");
       if (sl.other_empty) note.textContent = `${other} starts as a copy of ${sl.current}`;
       else if (!names.length) note.textContent = `${other}${from} is the same`;
       else note.textContent = `${other}${from} differs in ${names.length === 1 ? "1 setting" : `${names.length} settings`}: `
@@ -190,7 +193,7 @@ const MB = (() => {
     (async () => {
       try {
         const [sch, st] = await Promise.all([api("GET", "/schema"), api("GET", "/state")]);
-        labels = Object.fromEntries(sch.params.map((p) => [p.id, p.label]));
+        params = Object.fromEntries(sch.params.map((p) => [p.id, p]));
         showSlots(last || st);
       } catch (e) { fail(e); }
     })();
