@@ -59,6 +59,7 @@ log = logging.getLogger("masterbox.panel")
 
 ERROR_FLASH_S = 3.0   # how long the status LED shows "error" after an action failed
 SOURCE = "panel"      # the state-change source the panel's own knob turns carry
+SLOT_FLASH_S = 1.4    # after a switch of settings 1 / 2, the status LED flashes the slot's number for this long
 
 
 def safe_mode_held(panel: Panel) -> bool:
@@ -161,6 +162,8 @@ class PanelController:
         self.capturing = False
         self.learning = False
         self._error_until = 0.0
+        self._slot = getattr(control.state, "slot", 1)
+        self._slot_until = 0.0
         self.last_error: str | None = None
         self._lock = threading.Lock()
         self._pending: dict[str, float] = {}
@@ -211,6 +214,9 @@ class PanelController:
                 self.panel.set_knob(name, b.position(values))
 
     def _state_changed(self, changes: dict, source: str) -> None:
+        slot = getattr(self.control.state, "slot", 1)
+        if slot != self._slot:      # settings 1 / 2 switched (here, on the web, by an undo): say which
+            self._slot, self._slot_until = slot, time.monotonic() + SLOT_FLASH_S
         if source == SOURCE:
             return  # our own turn: the knob already is where it says
         self.sync_knobs(changes)
@@ -375,6 +381,8 @@ class PanelController:
         # no reading: no engine (or a stale one); device_lost: the audio interface went away
         if meters is None or meters.get("state") in ("device_lost", "error") or time.monotonic() < self._error_until:
             return "error"
+        if time.monotonic() < self._slot_until:
+            return f"slot_{self._slot}"     # just switched to settings 1 or 2: its number in flashes
         learner = getattr(self.control, "learner", None)
         if learner.running if learner is not None else self.learning:
             return "learning"

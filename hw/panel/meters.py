@@ -193,6 +193,8 @@ class StatusLED(LED):
     error         double flash once a second
     safe_mode     one short flash every two seconds
     claim         fast flicker: the web UI waits for a button press at the box
+    slot_1        dark, one flash: settings 1 was just switched in (shown once, 1.4 s)
+    slot_2        dark, two flashes: settings 2 was just switched in
     off           off (the control process is not running the panel)
     ============  ==========================================
 
@@ -207,6 +209,8 @@ class StatusLED(LED):
         "error": ((True, 0.1), (False, 0.1), (True, 0.1), (False, 0.7)),
         "safe_mode": ((True, 0.1), (False, 1.9)),
         "claim": ((True, 0.05), (False, 0.05)),
+        "slot_1": ((False, 0.3), (True, 0.25), (False, 0.85)),
+        "slot_2": ((False, 0.3), (True, 0.25), (False, 0.25), (True, 0.25), (False, 0.35)),
         "off": ((False, 1.0),),
     }
 

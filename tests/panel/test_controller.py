@@ -12,7 +12,7 @@ import pytest
 
 from dsp import schema
 from firmware.control import Control
-from firmware.panel_controller import KnobBinding, PanelController, safe_mode_held
+from firmware.panel_controller import SLOT_FLASH_S, KnobBinding, PanelController, safe_mode_held
 from firmware.presets import PresetStore
 from firmware.state import StateStore
 from hw.panel.simulated import SimulatedPanel
@@ -227,12 +227,23 @@ def test_preset_buttons_step_through_the_presets(box):
 
 def test_preset_down_held_switches_settings_1_and_2_and_the_knobs_follow(box):
     """PRESET- held is the box's COMPARE (firmware/settings_slots.py): each hold plays the other slot,
-    the engine is told, the knobs move to the slot's values as after a recall."""
+    the engine is told, the knobs move to the slot's values as after a recall, and the status LED
+    flashes the slot's number (two flashes for 2) before it shows what it showed before."""
     pc, control, panel = box()
+    by_hand(pc)
     control.recall("loud")                                # width 150 %, trim +6 dB
     panel.hold("preset_down")
     pc.flush()
     assert control.state.slot == 2 and control.state.active_preset == "loud"     # 2 starts as a copy
+    pc.loop.tick()
+    assert panel.snapshot()["status"]["pattern"] == "slot_2"
+    led = panel.status_led
+    assert [led.lit_at("slot_2", t) for t in (0.1, 0.4, 0.65, 0.9, 1.2)] == [False, True, False, True, False]
+    assert [led.lit_at("slot_1", t) for t in (0.1, 0.4, 0.65, 0.9, 1.2)] == [False, True, False, False, False]
+    deadline = time.monotonic() + SLOT_FLASH_S + 2
+    while pc.status(control.read_meters()) != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     control.recall("transparent")                         # into slot 2
     assert panel.knobs["width"].position == pytest.approx(0.5)
     panel.hold("preset_down")

@@ -347,7 +347,7 @@
       items.push(el("span", { class: "pled-bar", "data-needle": name }, el("span", { class: "pled-name", text: name.replace("_", " ") }), g));
     }
     if (p.clip !== null && p.clip !== undefined) items.push(el("span", { class: `pled red ${p.clip ? "on" : ""}`, "data-led": "clip" }, el("i"), "clip"));
-    if (p.status) items.push(el("span", { class: `pled ${p.status.pattern === "error" ? "red" : p.status.pattern === "running" ? "" : "amber"} ${p.status.lit ? "on" : ""}`, "data-led": "status" }, el("i"), p.status.pattern || "status"));
+    if (p.status) items.push(el("span", { class: `pled ${p.status.pattern === "error" ? "red" : p.status.pattern === "running" ? "" : "amber"} ${p.status.lit ? "on" : ""}`, "data-led": "status" }, el("i"), (p.status.pattern || "status").replace("_", " ")));
     ledBox.replaceChildren(...items);
   }
   on("panel", showPanel);
