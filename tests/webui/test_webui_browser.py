@@ -1106,6 +1106,7 @@ def test_settings_slots_compare_two_versions_from_the_live_and_chain_pages(box, 
     assert control.state.snapshot()["slots"]["current"] == 2
     expect(note).to_have_text("1 (transparent) is the same")
     expect(live.locator("#slot-copy")).to_have_text("Copy to 1")
+    expect(live.locator("#st-preset")).to_have_text("transparent · 2")        # the header, on every page
     control.set({"out.drive_db": drive + 4.0, "st.width": 130.0}, source="web")
     engine_drive(drive + 4.0)
     differ = "1 (transparent) differs in 2 settings: Stereo width, Output drive"

@@ -114,7 +114,10 @@ const MB = (() => {
       pillEngine.title = mode ? `Audio engine; the speakers hear ${mode === "left" || mode === "right" ? `the ${mode} channel only` : mode === "side" ? "the side only" : "mono"} (Listen on the Live page)` : "Audio engine";
     });
     on("state", (s) => {
-      pillPreset.textContent = (s.active_preset || "no preset") + (s.modified ? " •" : "");
+      // once both settings slots are in use, which one is heard (saving a preset saves that one)
+      const slot = s.slots && !s.slots.other_empty ? s.slots.current : null;
+      pillPreset.textContent = (s.active_preset || "no preset") + (s.modified ? " •" : "") + (slot ? ` · ${slot}` : "");
+      pillPreset.title = slot ? `Active preset; settings ${slot} is heard (Settings 1 / 2 on the Live and Chain pages)` : "Active preset";
     });
   }
 
