@@ -162,7 +162,7 @@ class PanelController:
         self.capturing = False
         self.learning = False
         self._error_until = 0.0
-        self._slot = getattr(control.state, "slot", 1)
+        self._slot = control.state.slot
         self._slot_until = 0.0
         self.last_error: str | None = None
         self._lock = threading.Lock()
@@ -214,7 +214,7 @@ class PanelController:
                 self.panel.set_knob(name, b.position(values))
 
     def _state_changed(self, changes: dict, source: str) -> None:
-        slot = getattr(self.control.state, "slot", 1)
+        slot = self.control.state.slot
         if slot != self._slot:      # settings 1 / 2 switched (here, on the web, by an undo): say which
             self._slot, self._slot_until = slot, time.monotonic() + SLOT_FLASH_S
         if source == SOURCE:
