@@ -36,6 +36,7 @@ from dsp.smoothing import SUB, advance, alphas, toward
 FADE_S = 0.010      # crossfade for switches and enumerations (click-free on/off, type change)
 BYPASS_FADE_S = 0.030
 LEVEL_MATCH_S = 0.5  # glide of the level-matching gain (on top of the meters' 3 s window)
+COMPARE_MIN_GAIN = 0.063  # the compare match turns a setting down by at most 24 dB
 BIG = 1.0e4         # input samples beyond +80 dBFS (or not finite) are treated as faults and zeroed
 RNG_SEEDS = (0x9E3779B97F4A7C15, 0xD1B54A32D192ED03)   # dither generators, one per channel
 MIN_ENERGY = 1e-9   # ~ -90 LUFS: below this the level match holds its last gain
@@ -90,7 +91,8 @@ R_BYP = 13          # 3 band-bypass fades
 R_AUD = 16          # 3 solo/mute gains
 R_MK = 19           # 3 makeup gains
 R_WIDTH, R_MONO, R_BAL_L, R_BAL_R, R_DRIVE, R_BYPASS, R_LM = 22, 23, 24, 25, 26, 27, 28
-NR = 29
+R_CMP = 29          # the compare match's gain (Chain.match_compare; 1 when off)
+NR = 30
 
 # -- state-variable filter rows (eqc, eqz): the six EQ bands, then the tone control ----------
 TONE_ROW = schema.EQ_BANDS
@@ -120,7 +122,11 @@ F_LVL, F_CG0, F_CG1 = 66, 69, 72     # 3 each: band peak in this sub-block, gain
 # while something else glides, these need no exp/pow again (see _update)
 F_SRC_TRIM, F_SRC_MB, F_SRC_BAL, F_SRC_DRIVE, F_SRC_LIM = 75, 76, 91, 92, 93   # 1, 3 x 5, 1, 1, 2
 F_DES_TONE = 95     # tone pivot and gain the tone row was designed for (NaN: design afresh)
-NF = 97
+F_CMP_G = 97        # loudness gain (output / input mean square) of the settings heard, without R_CMP (0: unknown)
+F_CMP_REF = 98      # the compare match's reference: the loudness gain of the settings heard before (0: none)
+F_CMP_ACC, F_CMP_N = 99, 100   # sum and count of the squared compare gain in the meters' hop under way
+F_CMP_C2 = 101      # meter.SHORT_TERM_HOPS: the mean squared compare gain of each hop, as the meters' ring
+NF = F_CMP_C2 + meter.SHORT_TERM_HOPS
 
 # -- int state -----------------------------------------------------------------------------
 I_POS, I_FRESH, I_HPF_ACT = 0, 1, 2
@@ -129,7 +135,11 @@ I_EQ_PLACE = 9      # 6
 I_BYPASS, I_BITS, I_DRY_POS, I_FAULTS, I_RESETS, I_BYPASS_SEEN = 15, 16, 17, 18, 19, 20
 I_SPLIT = 21        # which part of the chain a block runs: SPLIT_ALL, SPLIT_PRE or SPLIT_POST
 I_SILENT_RUN = 22   # exact-zero samples in a row reaching the dither (capped at dither.BLANK_AFTER)
-NI = 24
+I_CMP = 23          # compare match: CMP_OFF, CMP_ON or CMP_SWITCH (Chain.match_compare)
+I_CMP_FROM = 24     # the meters' first 100 ms hop that heard the settings as they are now
+I_CMP_HOP = 25      # the meters' hop count at the last update
+NI = 26
+CMP_OFF, CMP_ON, CMP_SWITCH = 0, 1, 2
 
 # -- split rendering (offline drive search; see Chain.set_split) -----------------------------
 SPLIT_ALL = 0       # the whole chain (the box, and every render without a drive search)
@@ -172,6 +182,63 @@ def _level_match(tgt, nxt, fs, fresh, mf_in, mi_in, mf_out, mi_out):
 
 
 @njit(cache=True)
+def _compare_match(tgt, nxt, fs, ist, fresh, moved, mf_in, mi_in, mf_out, mi_out):
+    """Glide the compare match's gain: the settings heard are turned down to the loudness of the
+    settings heard before the last switch, if they are louder (Chain.match_compare says why).
+
+    The loudness gain of the settings heard (F_CMP_G: output over input K-weighted energy, this
+    gain taken out hop by hop) is measured by the meters over the 100 ms hops since the settings
+    last moved (at least the 400 ms momentary window, at most the 3 s short-term one), so at a
+    switch the settings left behind become the reference at once. At the next switch back the
+    old reference is the incoming settings' own gain when last heard: the match starts from it
+    (crossfaded like a bypass) while the meters hear the settings now heard.
+    """
+    c = nxt[R_CMP]
+    hops = mi_out[meter.I_HOPS]
+    if ist[I_CMP] == CMP_SWITCH:
+        guess = fs[F_CMP_REF]
+        fs[F_CMP_REF] = fs[F_CMP_G]
+        fs[F_CMP_G] = guess
+        ist[I_CMP] = CMP_ON
+    elif ist[I_CMP] == CMP_OFF:
+        fs[F_CMP_REF] = 0.0
+    new_hop = hops != ist[I_CMP_HOP]
+    if new_hop:
+        # the hop just completed heard this gain on average (to a sub-block)
+        if hops > 0:
+            fs[F_CMP_C2 + (hops - 1) % meter.SHORT_TERM_HOPS] = fs[F_CMP_ACC] / max(fs[F_CMP_N], 1.0)
+        fs[F_CMP_ACC] = 0.0
+        fs[F_CMP_N] = 0.0
+        ist[I_CMP_HOP] = hops
+    if moved or fresh or ist[I_BYPASS] == 1 or nxt[R_BYPASS] != 0.0 or hops < ist[I_CMP_FROM]:
+        ist[I_CMP_FROM] = hops + 1   # the hop under way heard something else too
+    since = hops - ist[I_CMP_FROM]
+    settled = since >= meter.MOMENTARY_HOPS
+    if settled and new_hop:
+        e_in = 0.0
+        e_out = 0.0
+        for k in range(min(since, meter.SHORT_TERM_HOPS)):
+            e_in += meter.hop_energy(mf_in, mi_in, k)
+            e_out += meter.hop_energy(mf_out, mi_out, k) / fs[F_CMP_C2 + (hops - 1 - k) % meter.SHORT_TERM_HOPS]
+        if e_in > MIN_ENERGY and e_out > MIN_ENERGY:
+            fs[F_CMP_G] = e_out / e_in
+    want = 1.0
+    if ist[I_CMP] == CMP_ON and tgt[P_LM] > 0.5 and fs[F_CMP_REF] > 0.0 and fs[F_CMP_G] > 0.0:
+        want = max(min(1.0, math.sqrt(fs[F_CMP_REF] / fs[F_CMP_G])), COMPARE_MIN_GAIN)
+    if fresh:
+        c = want
+    elif not settled:
+        c = toward(c, want, fs[F_STEP_BYP])
+    else:
+        c += (want - c) * fs[F_LM_A]
+        if abs(want - c) < 1e-4:
+            c = want
+    nxt[R_CMP] = c
+    fs[F_CMP_ACC] += c * c
+    fs[F_CMP_N] += 1.0
+
+
+@njit(cache=True)
 def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
     tgt = par[0]
     cur = par[1]
@@ -187,7 +254,7 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
     nxt = rmp[1]
     settled = True
     for k in range(NR):
-        if prev[k] != nxt[k] and k != R_LM:
+        if prev[k] != nxt[k] and k != R_LM and k != R_CMP:
             settled = False
         prev[k] = nxt[k]
     if not (moved or fresh) and settled and ist[I_BYPASS] == ist[I_BYPASS_SEEN]:
@@ -197,6 +264,7 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
             for j in range(svf.NCOEF):
                 eqc[b, svf.NCOEF + j] = eqc[b, j]
         _level_match(tgt, nxt, fs, False, mf_in, mi_in, mf_out, mi_out)
+        _compare_match(tgt, nxt, fs, ist, False, False, mf_in, mi_in, mf_out, mi_out)
         return
     ist[I_BYPASS_SEEN] = ist[I_BYPASS]
     step = 1.0 if fresh else fs[F_STEP_FADE]
@@ -366,6 +434,7 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
     bstep = 1.0 if fresh else fs[F_STEP_BYP]
     nxt[R_BYPASS] = toward(nxt[R_BYPASS], 1.0 if ist[I_BYPASS] == 1 else 0.0, bstep)
     _level_match(tgt, nxt, fs, fresh, mf_in, mi_in, mf_out, mi_out)
+    _compare_match(tgt, nxt, fs, ist, fresh, moved, mf_in, mi_in, mf_out, mi_out)
 
     if fresh:
         for k in range(NR):
@@ -718,6 +787,8 @@ def _chain_body(x, y, xin, pk, par, rmp, coef, eqc, eqz, z, fs, ist, sc, drybuf,
         limiter.process(s, 0, m, fs[F_LIM_T], fs[F_LIM_C], fs[F_LIM_AF], tgt[P_AUTO] > 0.5,
                         fs[F_LIM_ASA], fs[F_LIM_ASR], geo, phase, hist, ldelay, dq_val, dq_idx,
                         box1, box2, lfs, lis, pk)
+        _gain(s, m, pos, rmp, R_CMP, 0)
+        _gain(s, m, pos, rmp, R_CMP, 1)
         if pre:
             # latency-aligned dry signal (bypass and level match); SPLIT_POST has no dry input
             # and is never bypassed (Chain.set_split)
@@ -993,6 +1064,28 @@ class Chain:
             raise ValueError("a split chain cannot be bypassed (its second part has no dry input)")
         self._ist[I_BYPASS] = 1 if on else 0
 
+    def match_compare(self, on: bool) -> None:
+        """Compare settings at equal loudness: call with True at every switch between two versions
+        of the settings (the box's settings 1 and 2), with False when the settings are edited.
+
+        Why: of two versions, the louder one sounds better; the comparison should be of tone and
+        dynamics. While on (and ``ab.level_match`` is), the settings heard are turned down to the
+        loudness of the settings heard before the last switch, if they are louder: as loud as the
+        output is to the input, measured by the meters in their 400 ms window. Only down, so the
+        limiter's ceiling holds; so the louder of two versions is matched to the quieter one from
+        the second switch on (the first switch to the quieter one has nothing to turn down). A
+        switch back starts from the gain last used (crossfaded over 30 ms like a bypass); the
+        meters correct it once they have heard 400 ms of them, then it glides like the bypass level match.
+        Off, the gain glides back to 1 (0 dB) and the reference is forgotten. It is monitoring:
+        what is recorded and metered is what is heard, as with the level-matched bypass.
+        """
+        self._ist[I_CMP] = CMP_SWITCH if on else CMP_OFF
+
+    @property
+    def compare_gain_db(self) -> float:
+        """The compare match's gain now (dB, <= 0; 0 when no match is on)."""
+        return 20.0 * math.log10(max(float(self._rmp[1, R_CMP]), 1e-12))
+
     def set_split(self, split: int) -> None:
         """Which part of the chain :meth:`process` runs: SPLIT_ALL (default), SPLIT_PRE or SPLIT_POST.
 
@@ -1042,7 +1135,7 @@ class Chain:
     def reset(self) -> None:
         """Silence every state; the next block starts with parameters at their targets (no glide)."""
         self._rmp[:] = 0.0
-        self._rmp[:, [R_TRIM, R_POL_L, R_POL_R, R_WIDTH, R_BAL_L, R_BAL_R, R_DRIVE, R_LM]] = 1.0
+        self._rmp[:, [R_TRIM, R_POL_L, R_POL_R, R_WIDTH, R_BAL_L, R_BAL_R, R_DRIVE, R_LM, R_CMP]] = 1.0
         self._z[:] = 0.0
         self._eqz[:] = 0.0
         keep_rate = self.rate
@@ -1053,7 +1146,9 @@ class Chain:
         self._fs[F_STEP_FADE] = SUB / (FADE_S * keep_rate)
         self._fs[F_STEP_BYP] = SUB / (BYPASS_FADE_S * keep_rate)
         self._fs[F_DES_HPF:F_GR] = -1.0
-        self._fs[F_SRC_TRIM:NF] = np.nan   # every derived setting computed afresh at the first sub-block
+        self._fs[F_SRC_TRIM:F_CMP_G] = np.nan   # every derived setting computed afresh at the first sub-block
+        self._fs[F_CMP_G:NF] = 0.0
+        self._fs[F_CMP_C2:NF] = 1.0
         self._fs[F_GR:F_GR + 3] = 0.0
         self._fs[F_CG0:F_CG0 + 3] = 1.0
         self._fs[F_CG1:F_CG1 + 3] = 1.0

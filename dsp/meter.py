@@ -273,6 +273,13 @@ window_mean_square = _window_mean_square
 
 
 @njit(cache=True)
+def hop_energy(f, i, back):
+    """K-weighted, channel-weighted energy (sum of squares) of one completed 100 ms hop: the last
+    one for ``back`` 0 (0 <= back < min(hops completed, SHORT_TERM_HOPS))."""
+    return f[i[I_O_RING] + (i[I_HOPS] - 1 - back) % SHORT_TERM_HOPS]
+
+
+@njit(cache=True)
 def _end_of_hop(f, i):
     """Close a 100 ms hop: store its energy, update windows, maxima and histograms."""
     nch = i[I_CHANNELS]

@@ -94,6 +94,8 @@ class Control:
         self.reference = ReferenceTrack(self.captures, self.engine, self._engine_call)   # the Live page's REF
         self.bypassed = False
         self.monitor_mode = "stereo"   # the listening mode; like bypass, not saved: the box starts in stereo
+        self._slot_heard = self.state.slot   # a change of it is a switch of settings 1 / 2 (_push_changes)
+        self._comparing = False              # the engine's equal-loudness compare is on
         self.learner = Learner(self.read_meters, self._reset_meters, self.state.get,
                                lambda db: self.state.set({"out.drive_db": db}, source="learn"),
                                on_done=lambda status: self._engine_learning(False))
@@ -145,6 +147,16 @@ class Control:
         return reply
 
     def _push_changes(self, changes: dict[str, Any], source: str) -> None:
+        # Settings 1 / 2 are compared at equal loudness (dsp.chain.Chain.match_compare): the engine
+        # hears of a switch before the other settings arrive, and of the first edit after it
+        slot = self.state.slot
+        if slot != self._slot_heard:
+            self._slot_heard = slot
+            self._comparing = True
+            self._engine_call(self.engine.compare, True)
+        elif self._comparing and any(schema.BY_ID[k].group != "monitor" for k in changes):
+            self._comparing = False
+            self._engine_call(self.engine.compare, False)
         if changes:
             self._engine_call(self.engine.set_params, dict(changes))
 

@@ -251,6 +251,14 @@ class ControlServer:
         self.engine.set_bypass(on)
         return {"bypass": on}
 
+    def cmd_compare(self, req) -> dict:
+        """Equal-loudness compare of two versions of the settings: ``on`` true at each switch, false on an edit."""
+        on = req.get("on")
+        if not isinstance(on, bool):
+            raise RequestError("compare needs \"on\": true or false")
+        self.engine.match_compare(on)
+        return {"compare": on}
+
     def cmd_monitor(self, req) -> dict:
         """The listening mode (stereo, mono, side, left, right): the output only, crossfaded."""
         mode = req.get("mode")

@@ -136,6 +136,10 @@ class EngineClient:
     def bypass(self, on: bool, level_match: bool | None = None) -> dict:
         return self.request("bypass", on=bool(on), level_match=level_match)
 
+    def compare(self, on: bool) -> dict:
+        """True at each switch between settings 1 and 2 (heard at equal loudness), False on an edit."""
+        return self.request("compare", on=bool(on))
+
     def monitor(self, mode: str) -> dict:
         """Listen to the output in stereo, mono, side, left or right (recordings stay stereo)."""
         return self.request("monitor", mode=mode)

@@ -153,6 +153,9 @@ class Engine:
         self._bypass_applied = None
         self._reset_requested = 0
         self._reset_done = 0
+        self._compare_want = False  # match_compare: the last request, and how many were made / applied
+        self._compare_asked = 0
+        self._compare_applied = 0
         self._stall_s = 0.0
         self._ref_pending: LoadedReference | None = None
         self._ref_history: list[LoadedReference | None] = []  # the loop may still play the last ones
@@ -312,6 +315,18 @@ class Engine:
 
     def set_bypass(self, on: bool) -> None:
         self._bypass_pending = bool(on)
+
+    def match_compare(self, on: bool) -> None:
+        """Compare two versions of the settings at equal loudness: True at each switch between them,
+        False once the settings are edited (:meth:`dsp.chain.Chain.match_compare` says how)."""
+        self._compare_want = bool(on)
+        self._compare_asked += 1  # after the value: the loop reads the count first
+
+    @property
+    def compare_gain_db(self) -> float:
+        """The gain the compare match applies now (dB, <= 0; 0 before the chain runs)."""
+        chain = self.chain
+        return chain.compare_gain_db if chain is not None else 0.0
 
     def reset_meters(self) -> None:
         self._reset_requested += 1
@@ -488,6 +503,10 @@ class Engine:
                 if bp is not self._bypass_applied:
                     chain.set_bypass(bp)
                     self._bypass_applied = bp
+                asked = self._compare_asked
+                if asked != self._compare_applied:
+                    chain.match_compare(self._compare_want)
+                    self._compare_applied = asked
                 if self._reset_requested != self._reset_done:
                     chain.input_meter.restart()
                     chain.output_meter.restart()

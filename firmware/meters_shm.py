@@ -39,7 +39,7 @@ from firmware.processes import pid_alive
 from firmware.shm_file import SharedFile
 
 MAGIC = b"MBMETER1"
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
 STATES = ("stopped", "loading", "running", "device_lost")
 _LEVELS = ("peak_dbfs", "true_peak_dbtp", "momentary_lufs", "short_term_lufs", "integrated_lufs",
            "loudness_range_lu")
@@ -48,7 +48,7 @@ FIELDS: tuple[str, ...] = (
     *(f"in_{k}" for k in _LEVELS), *(f"out_{k}" for k in _LEVELS),
     "gr_low_db", "gr_mid_db", "gr_high_db", "gr_limiter_db", "correlation",
     "capturing", "capture_dropped", "learning", "rate", "latency_samples", "io_latency_samples",
-    "xruns_loading", "reference", "monitor",
+    "xruns_loading", "reference", "monitor", "compare_gain_db",
 )
 CHOICES = {"state": STATES, "monitor": schema.MONITOR_MODES}   # fields stored as the index of a name
 INDEX = {k: i for i, k in enumerate(FIELDS)}
@@ -237,7 +237,7 @@ class MeterPublisher:
             "device_errors": b.device_errors,
             "blocks": e.blocks, "learning": self.learning, "rate": e.rate, "latency_samples": e.latency_samples,
             "io_latency_samples": b.io_latency_samples, "capturing": cap is not None,
-            "reference": e.reference_heard(), "monitor": e.monitor_mode,
+            "reference": e.reference_heard(), "monitor": e.monitor_mode, "compare_gain_db": e.compare_gain_db,
         }
         if cap is not None:
             try:

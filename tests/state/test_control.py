@@ -46,6 +46,9 @@ class FakeEngine:
     def monitor(self, mode):
         return self._call("monitor", mode)
 
+    def compare(self, on):
+        return self._call("compare", on)
+
     def capture_start(self, **kw):
         return self._call("capture_start", **kw)
 
@@ -98,6 +101,24 @@ def test_changes_are_pushed_and_engine_restart_gets_the_whole_state(control):
     assert c.status()["monitor"] == "mono"
     with pytest.raises(ValueError, match="one of stereo, mono, side, left, right"):
         c.monitor("quad")
+
+
+def test_settings_1_and_2_are_compared_at_equal_loudness_until_an_edit(control):
+    c, eng = control
+    names = lambda: [k[0] for k in eng.calls]   # noqa: E731
+    c.state.select_slot(2, "web")          # the first switch: the copy is heard, matched
+    assert names()[-1] == "compare" and eng.calls[-1][1] == (True,)
+    c.set({"out.drive_db": 4.0}, source="web")   # an edit: heard as it is
+    assert eng.calls[-2:] == [("compare", (False,), {}), ("set_params", ({"out.drive_db": 4.0},), {})]
+    c.set({"out.drive_db": 5.0}, source="web")
+    assert names()[-1] == "set_params" and "compare" not in names()[-2:]
+    c.state.select_slot(1, "web")          # the engine hears of the switch before the other settings
+    assert eng.calls[-2:] == [("compare", (True,), {}), ("set_params", ({"out.drive_db": 0.0},), {})]
+    c.set({"ab.level_match": False}, source="web")   # monitoring is not an edit of the settings
+    assert names()[-1] == "set_params" and names()[-2] == "set_params"
+    c.state.undo()                          # back to settings 2 by undo is a switch too
+    c.state.undo()
+    assert c.state.slot == 2 and ("compare", (True,), {}) in eng.calls[-3:]
 
 
 def test_engine_restart_seen_by_uptime_going_back(control):

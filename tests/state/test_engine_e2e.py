@@ -142,6 +142,27 @@ def test_capture_learn_and_level_matched_ab_on_the_sim_engine(box):
     assert matched is not None
     control.bypass(False)
 
+    # -- settings 1 / 2 compared at equal loudness (Chain.match_compare) ---------------------
+    gain = lambda m: m["out_short_term_lufs"] - m["in_short_term_lufs"]   # noqa: E731
+    control.recall("streaming")
+    control.state.select_slot(2, "web")
+    control.set({"out.drive_db": 8.0}, "web")      # settings 2: the same, much louder
+    time.sleep(3.5)
+    loud_gain = gain(meters.read())
+    control.state.select_slot(1, "web")            # the quieter ones: heard as they are
+    time.sleep(3.5)
+    m = meters.read()
+    quiet_gain = gain(m)
+    assert m["compare_gain_db"] == 0.0 and loud_gain - quiet_gain > 3.0, (m, loud_gain)
+    control.state.select_slot(2, "web")            # the louder ones: turned down to the quieter's loudness
+    time.sleep(3.5)                                # the meters' short-term window hears only them
+    m = _within(meters, lambda m: gain(m) - quiet_gain, 1.0, 4.0)
+    print(f"compare: settings 2 {loud_gain - quiet_gain:+.2f} LU louder than 1, heard at "
+          f"{gain(m) - quiet_gain:+.2f} LU from 1 (compare gain {m['compare_gain_db']:+.2f} dB)")
+    assert m["compare_gain_db"] == pytest.approx(-(loud_gain - quiet_gain), abs=1.5)
+    control.set({"out.drive_db": 7.0}, "web")      # an edit: heard as it is again
+    _within(meters, lambda m: m["compare_gain_db"], 0.05, 6.0)
+
     # -- after the engine stops: the capture is sample-exact against the engine's output ----
     control.engine.stop_engine()
     proc.wait(30)

@@ -63,6 +63,11 @@ class StubEngine:
         self.calls.append(("bypass", on, level_match))
         return {"ok": True}
 
+    def compare(self, on):
+        self._check()
+        self.calls.append(("compare", on))
+        return {"ok": True, "compare": on}
+
     def monitor(self, mode):
         """As the control channel's: refuses a mode it does not know."""
         self._check()
