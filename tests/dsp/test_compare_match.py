@@ -94,8 +94,8 @@ def test_the_louder_settings_are_heard_at_the_loudness_of_the_settings_before_th
     natural.play(22.0)
     loud_gain = natural.gain_lu(8.0, 12.0)
     print(f"loudness gain: streaming {quiet_gain:+.2f} LU, loud {loud_gain:+.2f} LU; loud matched "
-          f"{first:+.2f} LU (gain {matched_db:+.2f} dB), streaming again {back:+.2f} (gain {back_db:+.2f} dB), loud again "
-          f"{again_at_once:+.2f} in its first second, then {again:+.2f}")
+          f"{first:+.2f} LU (gain {matched_db:+.2f} dB), streaming again {back:+.2f} (gain {back_db:+.2f} dB), "
+          f"loud again {again_at_once:+.2f} in its first second, then {again:+.2f}")
     assert loud_gain - quiet_gain > 4.0            # the comparison means something
     assert abs(first - quiet_gain) <= 0.3
     assert abs(back - quiet_gain) <= 0.3 and back_db > -0.5
