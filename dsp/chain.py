@@ -37,6 +37,7 @@ FADE_S = 0.010      # crossfade for switches and enumerations (click-free on/off
 BYPASS_FADE_S = 0.030
 LEVEL_MATCH_S = 0.5  # glide of the level-matching gain (on top of the meters' 3 s window)
 COMPARE_MIN_GAIN = 0.063  # the compare match turns a setting down by at most 24 dB
+COMPARE_MIN_HOPS = 2      # the compare match measures new settings over at least 200 ms
 BIG = 1.0e4         # input samples beyond +80 dBFS (or not finite) are treated as faults and zeroed
 RNG_SEEDS = (0x9E3779B97F4A7C15, 0xD1B54A32D192ED03)   # dither generators, one per channel
 MIN_ENERGY = 1e-9   # ~ -90 LUFS: below this the level match holds its last gain
@@ -138,7 +139,8 @@ I_SILENT_RUN = 22   # exact-zero samples in a row reaching the dither (capped at
 I_CMP = 23          # compare match: CMP_OFF, CMP_ON or CMP_SWITCH (Chain.match_compare)
 I_CMP_FROM = 24     # the meters' first 100 ms hop that heard the settings as they are now
 I_CMP_HOP = 25      # the meters' hop count at the last update
-NI = 26
+I_CMP_NEW = 26      # 1: new target settings arrived (set_values, set_flat, load_flat): measure them afresh
+NI = 27
 CMP_OFF, CMP_ON, CMP_SWITCH = 0, 1, 2
 
 # -- split rendering (offline drive search; see Chain.set_split) -----------------------------
@@ -182,14 +184,14 @@ def _level_match(tgt, nxt, fs, fresh, mf_in, mi_in, mf_out, mi_out):
 
 
 @njit(cache=True)
-def _compare_match(tgt, nxt, fs, ist, fresh, moved, mf_in, mi_in, mf_out, mi_out):
+def _compare_match(tgt, nxt, fs, ist, fresh, mf_in, mi_in, mf_out, mi_out):
     """Glide the compare match's gain: the settings heard are turned down to the loudness of the
     settings heard before the last switch, if they are louder (Chain.match_compare says why).
 
     The loudness gain of the settings heard (F_CMP_G: output over input K-weighted energy, this
-    gain taken out hop by hop) is measured by the meters over the 100 ms hops since the settings
-    last moved (at least the 400 ms momentary window, at most the 3 s short-term one), so at a
-    switch the settings left behind become the reference at once. At the next switch back the
+    gain taken out hop by hop) is measured by the meters over the 100 ms hops since new settings
+    arrived and their glide was mostly done (from 200 ms, growing to the 3 s short-term window),
+    so at a switch the settings left behind become the reference at once. At the next switch back the
     old reference is the incoming settings' own gain when last heard: the match starts from it
     (crossfaded like a bypass) while the meters hear the settings now heard.
     """
@@ -203,6 +205,7 @@ def _compare_match(tgt, nxt, fs, ist, fresh, moved, mf_in, mi_in, mf_out, mi_out
     elif ist[I_CMP] == CMP_OFF:
         fs[F_CMP_REF] = 0.0
     new_hop = hops != ist[I_CMP_HOP]
+    restarted = hops < ist[I_CMP_HOP]   # the meters were restarted (reset_meters)
     if new_hop:
         # the hop just completed heard this gain on average (to a sub-block)
         if hops > 0:
@@ -210,10 +213,12 @@ def _compare_match(tgt, nxt, fs, ist, fresh, moved, mf_in, mi_in, mf_out, mi_out
         fs[F_CMP_ACC] = 0.0
         fs[F_CMP_N] = 0.0
         ist[I_CMP_HOP] = hops
-    if moved or fresh or ist[I_BYPASS] == 1 or nxt[R_BYPASS] != 0.0 or hops < ist[I_CMP_FROM]:
-        ist[I_CMP_FROM] = hops + 1   # the hop under way heard something else too
+    if ist[I_CMP_NEW] == 1 or fresh or restarted or ist[I_BYPASS] == 1 or nxt[R_BYPASS] != 0.0:
+        # the hop under way heard something else too, and the next one most of the glide
+        ist[I_CMP_FROM] = hops + 2
+        ist[I_CMP_NEW] = 0
     since = hops - ist[I_CMP_FROM]
-    settled = since >= meter.MOMENTARY_HOPS
+    settled = since >= COMPARE_MIN_HOPS
     if settled and new_hop:
         e_in = 0.0
         e_out = 0.0
@@ -264,7 +269,7 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
             for j in range(svf.NCOEF):
                 eqc[b, svf.NCOEF + j] = eqc[b, j]
         _level_match(tgt, nxt, fs, False, mf_in, mi_in, mf_out, mi_out)
-        _compare_match(tgt, nxt, fs, ist, False, False, mf_in, mi_in, mf_out, mi_out)
+        _compare_match(tgt, nxt, fs, ist, False, mf_in, mi_in, mf_out, mi_out)
         return
     ist[I_BYPASS_SEEN] = ist[I_BYPASS]
     step = 1.0 if fresh else fs[F_STEP_FADE]
@@ -434,7 +439,7 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
     bstep = 1.0 if fresh else fs[F_STEP_BYP]
     nxt[R_BYPASS] = toward(nxt[R_BYPASS], 1.0 if ist[I_BYPASS] == 1 else 0.0, bstep)
     _level_match(tgt, nxt, fs, fresh, mf_in, mi_in, mf_out, mi_out)
-    _compare_match(tgt, nxt, fs, ist, fresh, moved, mf_in, mi_in, mf_out, mi_out)
+    _compare_match(tgt, nxt, fs, ist, fresh, mf_in, mi_in, mf_out, mi_out)
 
     if fresh:
         for k in range(NR):
@@ -1026,6 +1031,7 @@ class Chain:
         ok = schema.validate(values, partial=True)
         for k, v in ok.items():
             self._par[0, schema.INDEX[k]] = schema.BY_ID[k].to_flat(v)
+        self._ist[I_CMP_NEW] = 1
 
     def set_flat(self, arr) -> None:
         """Apply a whole flat parameter array (clamped to the schema's ranges; NaN keeps the old value).
@@ -1039,6 +1045,7 @@ class Chain:
         np.isfinite(a, out=self._finite)
         np.copyto(self._par[0], a, where=self._finite)
         np.clip(self._par[0], self._lo, self._hi, out=self._par[0])
+        self._ist[I_CMP_NEW] = 1
 
     def load_flat(self, prepared: np.ndarray) -> None:
         """:meth:`set_flat` for an array already checked off the audio thread: one copy, no checks.
@@ -1051,6 +1058,7 @@ class Chain:
         set_flat it runs between kernel calls, so a set is never half-applied.
         """
         np.copyto(self._par[0], prepared)
+        self._ist[I_CMP_NEW] = 1
 
     def flat(self) -> np.ndarray:
         """A copy of the target parameters (flat)."""
@@ -1075,7 +1083,7 @@ class Chain:
         limiter's ceiling holds; so the louder of two versions is matched to the quieter one from
         the second switch on (the first switch to the quieter one has nothing to turn down). A
         switch back starts from the gain last used (crossfaded over 30 ms like a bypass); the
-        meters correct it once they have heard 400 ms of them, then it glides like the bypass level match.
+        meters correct it once they have heard 200 ms of them, then it glides like the bypass level match.
         Off, the gain glides back to 1 (0 dB) and the reference is forgotten. It is monitoring:
         what is recorded and metered is what is heard, as with the level-matched bypass.
         """

@@ -233,9 +233,11 @@ def _build() -> tuple[Param, ...]:
         # loudness target the preset is made for (read by learning, panel meters, master --preset)
         Param("target.lufs", "Loudness target", "target", "LUFS", -36.0, -5.0, -14.0, LIN, 0.0,
               help="Integrated loudness the preset aims at; learning and offline mastering set drive to hit it."),
-        # monitoring: level-matched A/B
-        _b("ab.level_match", "Level-matched bypass", "monitor", True,
-           help="When bypassed, gain-match the dry signal to the processed loudness."),
+        # monitoring: level-matched comparisons (bypass, settings 1 / 2)
+        _b("ab.level_match", "Level-matched compare", "monitor", True,
+           help="Compare at equal loudness: when bypassed, the dry signal is raised to the processed loudness; "
+                "after a switch of settings 1 / 2, the louder settings are turned down to the quieter's loudness "
+                "until the settings are changed."),
     ]
     return tuple(p)
 

@@ -1133,6 +1133,19 @@ def test_settings_slots_compare_two_versions_from_the_live_and_chain_pages(box, 
     expect(slider_value).to_have_text(f"{drive:.2f} dB")
     assert control.state.get("st.width") == 100.0 and control.state.active_preset == "transparent"
     expect(note).to_have_text("2 (transparent •) differs in 2 settings: Stereo width, Output drive")
+    # back to 2, the louder: the real engine turns it down to 1's loudness, and the group says so
+    match = live.locator("#slots-match")
+    expect(match).to_be_hidden()
+    live.wait_for_timeout(1500)                            # listening to 1 a moment: the meters measure it
+    live.click('.btn-slot[data-slot="2"]')
+    lit(live, 2)
+    expect(match).to_have_text(re.compile(r"^level-matched: −\d+\.\d dB$"), timeout=8000)
+    expect(match).to_have_attribute("title", re.compile(r"^Settings 2 is louder than settings 1: you hear it "))
+    live.mouse.move(5, 600)
+    live.locator(".transport").screenshot(path=str(shots / "live-slots-matched.png"))
+    live.click('.btn-slot[data-slot="1"]')
+    lit(live, 1)
+    expect(match).to_be_hidden(timeout=8000)               # 1, the quieter, is heard as it is
     live.click("#slot-copy")
     expect(note).to_have_text("2 (transparent) is the same")
     expect(live.locator("#toast")).to_have_text("Settings 1 copied to 2")

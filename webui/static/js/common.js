@@ -193,6 +193,19 @@ const MB = (() => {
       } catch (e) { fail(e); }
     });
     on("state", showSlots);
+    // the equal-loudness compare (dsp.chain.Chain.match_compare): the meters say how much the
+    // settings heard are turned down
+    const match = document.getElementById("slots-match");
+    on("meters", (m) => {
+      const g = m && typeof m.compare_gain_db === "number" ? m.compare_gain_db : 0;
+      const shown = g <= -0.1 && last && last.slots;
+      match.hidden = !shown;
+      if (!shown) return;
+      const heard = last.slots.current, other = 3 - heard, db = `${(-g).toFixed(1)} dB`;
+      match.textContent = `level-matched: −${db}`;
+      match.title = `Settings ${heard} is louder than settings ${other}: you hear it ${db} down, so the two `
+        + "are compared at equal loudness (Level match). A change to the settings ends the match.";
+    });
     (async () => {
       try {
         const [sch, st] = await Promise.all([api("GET", "/schema"), api("GET", "/state")]);
