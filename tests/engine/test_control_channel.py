@@ -66,6 +66,11 @@ def test_commands_and_rubbish_on_one_running_engine(engine, tmp_path):
     assert c.bypass(True, level_match=False)["bypass"] is True
     wait_for(lambda: reader.read()["bypass"] is True, 2, what="bypass in the meters")
     c.bypass(False)
+    # the equal-loudness compare: switched on and off; the same settings are never turned down
+    assert c.compare(True)["compare"] is True
+    time.sleep(0.5)
+    assert reader.read()["compare_gain_db"] == 0.0
+    assert c.compare(False)["compare"] is False
     c.meters_reset()
 
     marks["learn"] = time.monotonic()
@@ -99,7 +104,7 @@ def test_commands_and_rubbish_on_one_running_engine(engine, tmp_path):
     f = s.makefile("rb")
     for bad in (b"this is not json\n", b"[1, 2, 3]\n", b'{"cmd": "warp_speed"}\n', b'{"no_cmd": 1}\n',
                 b'{"cmd": "set_params", "params": "loud"}\n', b'{"cmd": "status", "v": 99}\n',
-                b'{"cmd": "bypass", "on": "yes"}\n', b"\xff\xfe\xfd\n"):
+                b'{"cmd": "bypass", "on": "yes"}\n', b'{"cmd": "compare", "on": 1}\n', b"\xff\xfe\xfd\n"):
         s.sendall(bad)
         r = _reply(f)
         assert r["ok"] is False and r["error"], bad

@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from dsp import schema
 
 EXAMPLES = int(os.environ.get("MB_FUZZ_EXAMPLES", "12")) * 6
-CMDS = ["hello", "status", "set_params", "bypass", "meters_reset", "capture_start", "capture_stop", "learn_start",
+CMDS = ["hello", "status", "set_params", "bypass", "compare", "meters_reset", "capture_start", "capture_stop", "learn_start",
         "learn_stop"]
 PROGRAMMING_ERROR = re.compile(r"^(TypeError|KeyError|AttributeError|IndexError|ZeroDivisionError|NameError|"
                                r"UnboundLocalError|RecursionError|OverflowError|AssertionError)\b")
@@ -138,6 +138,8 @@ def request(draw):
                     "fmt": draw(st.one_of(st.sampled_from(["PCM_24", "FLOAT", "PCM_16", "ULAW", ""]), json_value)),
                     "max_seconds": draw(st.one_of(st.none(), st.floats(-10, 1e12, allow_nan=False), json_value)),
                     "preset": draw(st.one_of(hostile_names, json_value))})
+    elif kind == 6:  # the switches, well formed or nearly
+        req = {"cmd": draw(st.sampled_from(["bypass", "compare"])), "on": draw(st.one_of(st.booleans(), json_value))}
     else:
         req.update(draw(st.dictionaries(st.sampled_from(["on", "level_match", "values", "params", "tap", "v", "id",
                                                          "max_seconds", "fmt"]), json_value, max_size=3)))
