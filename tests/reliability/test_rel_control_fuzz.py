@@ -36,8 +36,8 @@ from hypothesis import strategies as st
 from dsp import schema
 
 EXAMPLES = int(os.environ.get("MB_FUZZ_EXAMPLES", "12")) * 6
-CMDS = ["hello", "status", "set_params", "bypass", "compare", "meters_reset", "capture_start", "capture_stop", "learn_start",
-        "learn_stop"]
+CMDS = ["hello", "status", "set_params", "bypass", "compare", "meters_reset", "capture_start", "capture_stop",
+        "learn_start", "learn_stop"]
 PROGRAMMING_ERROR = re.compile(r"^(TypeError|KeyError|AttributeError|IndexError|ZeroDivisionError|NameError|"
                                r"UnboundLocalError|RecursionError|OverflowError|AssertionError)\b")
 
