@@ -191,8 +191,8 @@ def _compare_match(tgt, nxt, fs, ist, fresh, mf_in, mi_in, mf_out, mi_out):
     The loudness gain of the settings heard (F_CMP_G: output over input K-weighted energy, this
     gain taken out hop by hop) is measured by the meters over the 100 ms hops since new settings
     arrived and their glide was mostly done (from 200 ms, growing to the 3 s short-term window),
-    so at a switch the settings left behind become the reference at once. At the next switch back the
-    old reference is the incoming settings' own gain when last heard: the match starts from it
+    so at a switch the settings left behind become the reference at once. At the next switch back
+    the old reference is the incoming settings' own gain when last heard: the match starts from it
     (crossfaded like a bypass) while the meters hear the settings now heard.
     """
     c = nxt[R_CMP]
@@ -1078,8 +1078,9 @@ class Chain:
 
         Why: of two versions, the louder one sounds better; the comparison should be of tone and
         dynamics. While on (and ``ab.level_match`` is), the settings heard are turned down to the
-        loudness of the settings heard before the last switch, if they are louder: as loud as the
-        output is to the input, measured by the meters in their 400 ms window. Only down, so the
+        loudness of the settings heard before the last switch, if they are louder: loudness as the
+        output's over the input's, measured by the meters over the 100 ms hops since the settings
+        arrived (from 200 ms after, up to the 3 s short-term window). Only down, so the
         limiter's ceiling holds; so the louder of two versions is matched to the quieter one from
         the second switch on (the first switch to the quieter one has nothing to turn down). A
         switch back starts from the gain last used (crossfaded over 30 ms like a bypass); the

@@ -154,11 +154,16 @@ class Control:
             self._slot_heard = slot
             self._comparing = True
             self._engine_call(self.engine.compare, True)
-        elif self._comparing and any(schema.BY_ID[k].group != "monitor" for k in changes):
-            self._comparing = False
-            self._engine_call(self.engine.compare, False)
+        elif any(schema.BY_ID[k].group != "monitor" for k in changes):
+            self._end_compare()
         if changes:
             self._engine_call(self.engine.set_params, dict(changes))
+
+    def _end_compare(self) -> None:
+        """The settings heard are heard (and recorded, and learned from) as they are from now on."""
+        if self._comparing:
+            self._comparing = False
+            self._engine_call(self.engine.compare, False)
 
     def push_all(self) -> dict:
         """Send the whole state (bypass, listening mode, reference) to the engine, e.g. after it restarted."""
@@ -319,6 +324,8 @@ class Control:
         fmt = fmt or storage.get("capture_format", "PCM_24")
         if max_seconds is None and storage.get("capture_max_minutes"):
             max_seconds = float(storage["capture_max_minutes"]) * 60
+        self._end_compare()   # a recording is of the master as it is, never of a level-matched one
+
         def start() -> dict:
             return self._capture_reply(self._engine_call(self.engine.capture_start, tap=tap or "output", fmt=fmt,
                                                          max_seconds=max_seconds,
@@ -394,6 +401,7 @@ class Control:
     def learn_start(self, seconds: float | None = None) -> dict:
         """Learn the output drive for the active target (until learn_stop, or ``seconds``)."""
         if not self.learner.running:
+            self._end_compare()   # learning measures the output: not a level-matched one
             self._engine_learning(True)
         return self.learner.start(seconds)
 

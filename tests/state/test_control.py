@@ -119,6 +119,12 @@ def test_settings_1_and_2_are_compared_at_equal_loudness_until_an_edit(control):
     c.state.undo()                          # back to settings 2 by undo is a switch too
     c.state.undo()
     assert c.state.slot == 2 and ("compare", (True,), {}) in eng.calls[-3:]
+    c.capture_start()                       # a recording is of the master as it is
+    assert [k[:2] for k in eng.calls[-2:]] == [("compare", (False,)), ("capture_start", ())]
+    c.state.select_slot(1, "web")
+    c.learner.start = lambda seconds=None: {"state": "running"}   # the learner itself: tests below
+    c.learn_start()                          # learning measures the output as it is
+    assert eng.calls[-1] == ("compare", (False,), {})
 
 
 def test_engine_restart_seen_by_uptime_going_back(control):
