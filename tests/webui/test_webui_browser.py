@@ -826,7 +826,7 @@ def test_tonal_balance_against_the_reference(box, browser, _isolated_home, shots
         n = len(expected_readings)
         expect(page.locator('#spectrum-graph path[data-line="avg-mid"]')).to_have_attribute(
             "data-readings", str(n), timeout=8000)
-        expect(readings_shown).to_have_text(re.compile(rf"^averaged \d+ s · {n} readings?$"))
+        expect(readings_shown).to_have_text(re.compile(rf"^averaged \d+ s · {n} readings?( · settings [12])?$"))
         ref_path = page.locator('#spectrum-graph path[data-line="ref-mid"]')
         expect(ref_path).to_have_attribute("data-offset-db", f"{offset:.2f}")
         expect(ref_path).to_have_attribute("data-aligned-to", aligned)
@@ -926,6 +926,15 @@ def test_tonal_balance_against_the_reference(box, browser, _isolated_home, shots
     page.wait_for_timeout(400)
     serve(1)
     check(served[before:before + 3] + served[-1:], -11.0 - ref_lufs, "integrated")
+    # settings 2 pressed: another version of the master, a new average (and the readout says which)
+    page.click('.btn-slot[data-slot="2"]')
+    expect(readings_shown).to_have_text("averaged 0 s · 0 readings · settings 2")
+    before = len(served)
+    serve(2)
+    check(served[before:], -11.0 - ref_lufs, "integrated")
+    expect(readings_shown).to_have_text(re.compile(r"^averaged \d+ s · 2 readings · settings 2$"))
+    page.click('.btn-slot[data-slot="1"]')
+    expect(readings_shown).to_have_text("averaged 0 s · 0 readings · settings 1")
     # the live curves stay
     for line in ("out-mid", "in-mid", "out-side"):
         expect(page.locator(f'#spectrum-graph path[data-line="{line}"]')).to_have_count(1)

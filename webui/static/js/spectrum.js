@@ -111,6 +111,17 @@
   }
   document.addEventListener("masterbox:reference", (ev) => showRef(ev.detail));
   MB.on("meters", (m) => { meters = m; });
+  // settings 1 / 2: a switch puts another version of the master on the analyser, so the average
+  // starts again; once both are in use the readout says which one it is of
+  let slotHeard = null, bothSlots = false;
+  MB.on("state", (s) => {
+    const sl = s && s.slots;
+    if (!sl) return;
+    const restart = avg && slotHeard !== null && sl.current !== slotHeard;
+    slotHeard = sl.current;
+    bothSlots = !sl.other_empty;
+    if (restart) { startAverage(); draw(); }
+  });
 
   function startAverage() {
     avg = Tonal.newAverage(spectrum ? spectrum.out_mid_db.length : 61);
@@ -150,7 +161,7 @@
   function drawComparison(hz, line) {
     const sp = refSpectrum();
     cmpTime.textContent = `averaged ${clock(avg.seconds)} · ${avg.readings} reading${avg.readings === 1 ? "" : "s"}`
-      + (avg.paused ? " · paused while bypassed" : "");
+      + (avg.paused ? " · paused while bypassed" : "") + (bothSlots ? ` · settings ${slotHeard}` : "");
     cmpTime.dataset.readings = String(avg.readings);
     if (!sp || sp.mid_db.length !== hz.length) return "";
     const off = Tonal.levelOffset(meters, ref.prepared.integrated_lufs);
