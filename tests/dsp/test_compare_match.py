@@ -9,6 +9,7 @@ for sample with a chain that was never asked to match.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pyloudnorm as pyln
@@ -20,7 +21,7 @@ from dsp.programme import render_programme
 
 RATE = 48000
 BLOCK = 512
-PRESETS = __import__("pathlib").Path(__file__).resolve().parents[2] / "dsp" / "presets"
+PRESETS = Path(__file__).resolve().parents[2] / "dsp" / "presets"
 
 
 def preset(name: str) -> dict:
@@ -107,27 +108,27 @@ def test_the_louder_settings_are_heard_at_the_loudness_of_the_settings_before_th
     assert true_peak <= quiet["lim.ceiling_dbtp"] + 0.1, true_peak
 
 
-def test_quieter_settings_are_never_turned_up(music):
-    r, plain = Run(music, louder_settings()), Run(music, louder_settings())
+def switched_pair(music, before: dict, after: dict, seconds: float) -> tuple[Run, Run]:
+    """Two chains on ``before`` for 4 s, then switched to ``after``: the first told it is a compare
+    switch (match_compare(True)), the second not; both play ``seconds`` more."""
+    r, plain = Run(music, before), Run(music, before)
     for run in (r, plain):
         run.play(4.0)
-        run.chain.set_values(plain_settings())
+        run.chain.set_values(after)
     r.chain.match_compare(True)
-    r.play(6.0)
-    plain.play(6.0)
+    r.play(seconds)
+    plain.play(seconds)
+    return r, plain
+
+
+def test_quieter_settings_are_never_turned_up(music):
+    r, plain = switched_pair(music, louder_settings(), plain_settings(), 6.0)
     assert r.chain.compare_gain_db == 0.0
     assert np.array_equal(r.y, plain.y)
 
 
 def test_an_edit_ends_the_match_and_the_output_is_again_the_unmatched_one(music):
-    quiet, loud = plain_settings(), louder_settings()
-    r, plain = Run(music, quiet), Run(music, quiet)
-    for run in (r, plain):
-        run.play(4.0)
-        run.chain.set_values(loud)
-    r.chain.match_compare(True)
-    r.play(4.0)
-    plain.play(4.0)
+    r, plain = switched_pair(music, plain_settings(), louder_settings(), 4.0)
     assert r.chain.compare_gain_db < -3.0
     r.chain.match_compare(False)
     r.play(6.0)
@@ -138,14 +139,8 @@ def test_an_edit_ends_the_match_and_the_output_is_again_the_unmatched_one(music)
 
 
 def test_level_match_off_means_no_compare_match(music):
-    quiet, loud = {**plain_settings(), "ab.level_match": False}, {**louder_settings(), "ab.level_match": False}
-    r, plain = Run(music, quiet), Run(music, quiet)
-    for run in (r, plain):
-        run.play(4.0)
-        run.chain.set_values(loud)
-    r.chain.match_compare(True)
-    r.play(4.0)
-    plain.play(4.0)
+    off = {"ab.level_match": False}
+    r, plain = switched_pair(music, {**plain_settings(), **off}, {**louder_settings(), **off}, 4.0)
     assert r.chain.compare_gain_db == 0.0
     assert np.array_equal(r.y, plain.y)
 
