@@ -48,10 +48,13 @@ from firmware.render import (
     _Ticker,
     container,
     first_guess,
+    master_bext,
     meter_analysis,
     pre_budget_bytes,
     render_pass,
     search_drive,
+    source_bext,
+    stamp_bext,
 )
 
 __all__ = ["AlbumResult", "AlbumTrack", "master_album", "pooled_integrated"]
@@ -74,6 +77,7 @@ class AlbumTrack:
     split: Any = None                      # its first part kept in memory (_SplitPasses), or None
     input_hist: Any = None                 # (energy sums, counts) of its gating blocks, as the file measures
     output_hist: Any = None
+    bext: Any = None                       # its Broadcast Wave chunk (firmware.bwf.Bext; WAV and RF64)
 
     @property
     def source(self) -> Path:
@@ -238,7 +242,7 @@ def _convert(tracks: list[AlbumTrack], rate: int, outdir: Path, fraction: Callab
 def master_album(outdir, inputs: Sequence, values: Mapping[str, Any], *, bit_depth: str = "24",
                  target_lufs: float | None = None, progress: Callable[[str], None] | None = None,
                  budget_bytes: int | None = None, suffix: str = "", rate: int | None = None,
-                 fraction: Callable[[str, float], None] | None = None) -> AlbumResult:
+                 fraction: Callable[[str, float], None] | None = None, preset: str | None = None) -> AlbumResult:
     """Master ``inputs`` into ``outdir`` through the chain with ``values``, one shared drive.
 
     Each master is named :func:`master_name` (the input's file name, ``suffix`` before its
@@ -247,9 +251,14 @@ def master_album(outdir, inputs: Sequence, values: Mapping[str, Any], *, bit_dep
     :func:`firmware.render.pre_budget_bytes`). ``rate`` converts every track not at it first
     (the album is mastered and delivered at it: a 44.1 kHz CD from 48 kHz recordings); without it
     the tracks must share one rate. ``fraction(stage, 0..1)`` hears how far each pass over the
-    whole album is ("converting", "measuring", "pass 1", ...), as ``master_file``'s does.
+    whole album is ("converting", "measuring", "pass 1", ...), as ``master_file``'s does. Each WAV
+    master carries a Broadcast Wave chunk as ``master_file``'s does (``preset`` names the preset).
     """
     outdir, tracks, rate = check_album(outdir, inputs, bit_depth, suffix, rate)
+    for n, t in enumerate(tracks, 1):
+        if t.fmt in ("WAV", "RF64"):
+            label = f"{preset or 'no preset'} (album, track {n} of {len(tracks)})"
+            t.bext = master_bext(source_bext(t.src), rate, t.rate, t.channels, bit_depth, values, target_lufs, label)
     try:
         _convert(tracks, rate, outdir, fraction, progress)
         return _master_album(outdir, tracks, rate, values, bit_depth, target_lufs, progress, budget_bytes,
@@ -287,8 +296,10 @@ def _master_album(outdir: Path, tracks: list[AlbumTrack], rate: int, values: Map
     def render_track(t: AlbumTrack, tick) -> None:
         """``t`` at ``vals`` into its temporary file (overwritten), from a fresh chain."""
         if t.split is not None:
-            with _open_output(t.tmp, rate, t.channels, t.fmt, bit_depth) as out:
+            with _open_output(t.tmp, rate, t.channels, t.fmt, bit_depth, t.bext) as out:
                 ok = t.split.run(vals, out.write, tick)
+                if ok:
+                    stamp_bext(out, chain, t.channels)
             if ok:
                 return
             t.split = None          # a fault reset: this track needs whole-chain passes (and is rewritten)
@@ -296,8 +307,9 @@ def _master_album(outdir: Path, tracks: list[AlbumTrack], rate: int, values: Map
         chain.set_split(SPLIT_ALL)
         chain.reset()
         chain.set_values(vals)
-        with _open_output(t.tmp, rate, t.channels, t.fmt, bit_depth) as out:
+        with _open_output(t.tmp, rate, t.channels, t.fmt, bit_depth, t.bext) as out:
             render_pass(t.source, chain, out.write, tick)
+            stamp_bext(out, chain, t.channels)
         took_input(t)
 
     def album_pass(d: float) -> float | None:

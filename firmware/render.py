@@ -121,16 +121,106 @@ def _open_input(src: Path):
     return snd
 
 
-def _open_output(path: Path, rate: int, channels: int, fmt: str, bit_depth: str):
+def _open_output(path: Path, rate: int, channels: int, fmt: str, bit_depth: str, bext=None):
     """The output file, open for ``write(y)``: 16/24-bit WAV by firmware/wav_writer.py (libsndfile's
-    bytes at a fraction of its CPU, and no soundfile import), the rest (RF64, FLAC, AIFF, float) by soundfile."""
+    bytes at a fraction of its CPU, and no soundfile import), the rest (RF64, FLAC, AIFF, float) by soundfile.
+
+    ``bext`` (a :class:`firmware.bwf.Bext`, WAV and RF64 only) gives the file a Broadcast Wave chunk;
+    assigning the output's ``bext`` again before it is closed stamps the values known at the end."""
     if fmt == "WAV" and bit_depth in ("16", "24"):
         from firmware.wav_writer import WavWriter
 
-        return WavWriter(path, rate, channels, int(bit_depth))
+        return WavWriter(path, rate, channels, int(bit_depth), bext=bext)
     import soundfile as sf
 
-    return sf.SoundFile(str(path), "w", samplerate=rate, channels=channels, format=fmt, subtype=SUBTYPES[bit_depth])
+    snd = sf.SoundFile(str(path), "w", samplerate=rate, channels=channels, format=fmt, subtype=SUBTYPES[bit_depth])
+    if bext is None:
+        return snd
+    try:
+        return _BextSoundFile(snd, bext)
+    except BaseException:
+        snd.close()
+        raise
+
+
+class _BextSoundFile:
+    """A soundfile output with a ``bext`` chunk that can be stamped again until it is closed."""
+
+    def __init__(self, snd, bext):
+        self._snd = snd
+        self.bext = bext
+
+    @property
+    def bext(self):
+        return self._bext
+
+    @bext.setter
+    def bext(self, value) -> None:
+        from firmware.bwf import set_with_libsndfile
+
+        set_with_libsndfile(self._snd, value)
+        self._bext = value
+
+    def write(self, y) -> None:
+        self._snd.write(y)
+
+    def close(self) -> None:
+        self._snd.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def source_bext(src: Path):
+    """The input's Broadcast Wave chunk (its coding history and time reference carry over), or None."""
+    from firmware.bwf import BextError, read
+
+    try:
+        return read(src)
+    except (BextError, OSError):
+        return None     # metadata that cannot be read is not worth refusing the audio for
+
+
+def master_bext(source, rate: int, rate_in: int, channels: int, bit_depth: str, values: Mapping[str, Any],
+                target_lufs: float | None, preset: str | None):
+    """The chunk a master starts with: what made it, the source's history and time reference (at the
+    output's rate); the loudness and the time are stamped by :func:`stamp_bext` once known."""
+    from firmware import __version__
+    from firmware.bwf import Bext, coding_line, history_after
+
+    parts = [f"preset {preset}"] if preset else []
+    if target_lufs is not None:
+        parts.append(f"target {target_lufs:.1f} LUFS")
+    parts.append(f"ceiling {float(values['lim.ceiling_dbtp']):.1f} dBTP")
+    what = ", ".join(parts)
+    bits = "32" if bit_depth == "32f" else bit_depth
+    ref = 0 if source is None else int(round(source.time_reference * rate / rate_in))
+    return Bext(description=f"Mastered by masterbox {__version__}: {what}", time_reference=ref,
+                coding_history=history_after(source, coding_line(rate, bits, channels,
+                                                                 f"masterbox {__version__} ({what})")))
+
+
+def stamp_bext(out, chain, channels: int) -> None:
+    """Stamp ``out``'s chunk with the time and the loudness of what the chain just wrote into it.
+
+    The chain's output meter heard the master (a mono file as dual mono: its loudness readings
+    come down by 3.01 dB, as :func:`_master`'s ``file_lufs`` explains; range and peaks stay)."""
+    import datetime as dt
+
+    bext = getattr(out, "bext", None)
+    if bext is None:
+        return
+    r = dict(chain.output_meter.readings())
+    if channels == 1:
+        for k in ("integrated_lufs", "max_momentary_lufs", "max_short_term_lufs"):
+            if r.get(k) is not None:
+                r[k] -= DUAL_MONO_DB
+    bext.stamp_time(dt.datetime.now())
+    bext.stamp_loudness(r)
+    out.bext = bext
 
 
 def _input_blocks(snd, latency: int):
@@ -364,7 +454,8 @@ def search_drive(drive: float, target_lufs: float | None, anchor: tuple[float, f
 
 def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", target_lufs: float | None = None,
                 progress: Callable[[str], None] | None = None, budget_bytes: int | None = None,
-                rate: int | None = None, fraction: Callable[[str, float], None] | None = None) -> RenderResult:
+                rate: int | None = None, fraction: Callable[[str, float], None] | None = None,
+                preset: str | None = None) -> RenderResult:
     """Render ``src`` to ``dst`` through the chain with ``values`` (a full set of user values).
 
     With ``target_lufs`` the output drive is searched so the integrated loudness lands on it.
@@ -373,8 +464,13 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
     chain runs at it and the output has it. ``fraction(stage, done)`` follows each pass as it goes
     (``stage``: "converting", "measuring", "pass N"; ``done``: 0..1 of that pass; the number of
     passes is not known in advance).
+
+    A WAV output carries a Broadcast Wave ``bext`` chunk (:mod:`firmware.bwf`): the ``preset``
+    name, target and ceiling, when, the source's coding history and time reference, and the
+    master's own loudness, true peak and loudness range.
     """
     src, dst = Path(src), Path(dst)
+    source = source_bext(src) if src.is_file() else None
     if rate is not None and bit_depth in SUBTYPES:     # (a bad bit depth: _master says so)
         if not MIN_RATE <= rate <= MAX_RATE:
             raise RenderError(f"sample rate {rate} Hz: the chain runs at {MIN_RATE}..{MAX_RATE} Hz")
@@ -384,9 +480,9 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
         if rate != rate_in:
             return _master_converted(src, dst, values, rate, rate_in, frames_in, bit_depth=bit_depth,
                                      target_lufs=target_lufs, progress=progress, budget_bytes=budget_bytes,
-                                     fraction=fraction)
+                                     fraction=fraction, preset=preset, source=(source, rate_in))
     return _master(src, dst, values, bit_depth=bit_depth, target_lufs=target_lufs, progress=progress,
-                   budget_bytes=budget_bytes, fraction=fraction)
+                   budget_bytes=budget_bytes, fraction=fraction, preset=preset, source=(source, None))
 
 
 def _master_converted(src: Path, dst: Path, values, rate: int, rate_in: int, frames_in: int, **kw) -> RenderResult:
@@ -413,8 +509,9 @@ def _master_converted(src: Path, dst: Path, values, rate: int, rate_in: int, fra
 
 def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, target_lufs: float | None,
             progress: Callable[[str], None] | None, budget_bytes: int | None,
-            fraction: Callable[[str, float], None] | None = None) -> RenderResult:
-    """:func:`master_file` at the input's own rate."""
+            fraction: Callable[[str, float], None] | None = None, preset: str | None = None,
+            source: tuple = (None, None)) -> RenderResult:
+    """:func:`master_file` at the input's own rate (``source``: the original input's bext and rate)."""
     from dsp.chain import SPLIT_ALL, SPLIT_PRE, Chain
 
     if bit_depth not in SUBTYPES:
@@ -430,6 +527,9 @@ def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, 
     drive = float(vals.get("out.drive_db", 0.0))
     fmt = container(fmt, frames, channels, bit_depth)
     budget = pre_budget_bytes() if budget_bytes is None else budget_bytes
+    bext = None
+    if fmt in ("WAV", "RF64"):
+        bext = master_bext(source[0], rate, source[1] or rate, channels, bit_depth, vals, target_lufs, preset)
 
     fd, tmp_name = tempfile.mkstemp(dir=str(dst.parent), prefix=f".{dst.name}.", suffix=".tmp")
     os.close(fd)
@@ -460,8 +560,9 @@ def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, 
         result.passes += 1
         tick = ticker.start(f"pass {result.passes}")
         if split:
-            with _open_output(tmp, rate, channels, fmt, bit_depth) as out:
+            with _open_output(tmp, rate, channels, fmt, bit_depth, bext) as out:
                 if split[0].run(vals, out.write, tick):
+                    stamp_bext(out, chain, channels)
                     return
             tick = ticker.start(f"pass {result.passes}")
             split.clear()       # a fault reset: this input needs whole-chain passes
@@ -470,8 +571,9 @@ def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, 
         chain.reset()
         chain.set_values(vals)
         # opened afresh: what a split pass that could not stand wrote is thrown away, not appended to
-        with _open_output(tmp, rate, channels, fmt, bit_depth) as out:
+        with _open_output(tmp, rate, channels, fmt, bit_depth, bext) as out:
             render_pass(src, chain, out.write, tick)
+            stamp_bext(out, chain, channels)
         count_faults()
 
     try:

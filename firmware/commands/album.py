@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         res = master_album(args.outdir, args.inputs, values, bit_depth=args.bit_depth, target_lufs=target,
                            progress=say, suffix=args.suffix, rate=args.rate,
-                           fraction=progress_printer() if args.progress else None)
+                           fraction=progress_printer() if args.progress else None, preset=preset_name)
     except RenderError as e:
         raise UserError(str(e)) from None
     except OSError as e:

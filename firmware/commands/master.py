@@ -158,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
     say = (lambda m: print(m, file=sys.stderr)) if not args.json else None
     try:
         res = master_file(args.input, args.output, values, bit_depth=args.bit_depth, target_lufs=target,
-                          progress=say, rate=args.rate, fraction=progress_printer() if args.progress else None)
+                          progress=say, rate=args.rate, fraction=progress_printer() if args.progress else None,
+                          preset=preset_name)
     except RenderError as e:
         raise UserError(str(e)) from None
     except OSError as e:
