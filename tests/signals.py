@@ -98,14 +98,19 @@ def ffmpeg_ebur128(path: Path, workdir: Path) -> dict:
     summary_text = proc.stderr[proc.stderr.rindex("Summary:"):]
     summary = {k: float(re.search(p, summary_text).group(1)) for k, p in _SUMMARY.items()}
     last: dict = {}
+    most = {"M": -np.inf, "S": -np.inf}
     for line in meta.read_text().splitlines():
         if line.startswith("lavfi.r128."):
             key, value = line[len("lavfi.r128."):].split("=")
             last[key] = float(value)
+            if key in most:
+                most[key] = max(most[key], float(value))
     precise = {
         "integrated_lufs": last["I"],
         "loudness_range_lu": last["LRA"],
         "true_peak_dbtp": 20 * np.log10(last["true_peak"]),
+        "max_momentary_lufs": most["M"],       # the largest of the 100 ms updates
+        "max_short_term_lufs": most["S"],
     }
     for k, v in summary.items():
         assert abs(precise[k] - v) <= 0.051 + (0.02 if k == "true_peak_dbtp" else 0.0), (k, precise[k], v)

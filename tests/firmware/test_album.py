@@ -17,6 +17,7 @@ import soundfile as sf
 
 from dsp.programme import render_programme
 from tests.signals import ffmpeg_ebur128
+from tests.wav_chunks import libsndfile_bext, without_bext
 
 RATE = 48000
 TARGET, CEILING = -14.0, -1.0          # the default preset's (streaming)
@@ -151,12 +152,16 @@ def test_each_master_keeps_the_file_contract(album, masterbox_cmd, tmp_path):
 
 
 def test_one_track_album_is_what_master_writes(masterbox_cmd, tmp_path):
-    """An album of one song is that song mastered on its own: the same bytes, the same drive."""
+    """An album of one song is that song mastered on its own: the same samples and stamped loudness,
+    the same drive (the bext description says which track of an album it is)."""
     src = write_tracks(tmp_path / "in", TRACKS[:1])[0]
     (tmp_path / "out").mkdir()
     a = json.loads(run_cli(masterbox_cmd, "album", tmp_path / "out", src, "--preset", "loud", "--json").stdout)
     m = json.loads(run_cli(masterbox_cmd, "master", src, tmp_path / "m.wav", "--preset", "loud", "--json").stdout)
-    assert (tmp_path / "out" / src.name).read_bytes() == (tmp_path / "m.wav").read_bytes()
+    assert without_bext(tmp_path / "out" / src.name) == without_bext(tmp_path / "m.wav")
+    a_bext, m_bext = libsndfile_bext(tmp_path / "out" / src.name), libsndfile_bext(tmp_path / "m.wav")
+    assert "track 1 of 1" in a_bext["description"] and "track" not in m_bext["description"]
+    assert a_bext["loudness_value"] == m_bext["loudness_value"] == round(m["output"]["integrated_lufs"] * 100)
     assert (a["album"]["drive_db"], a["album"]["passes"]) == (m["drive_db"], m["passes"])
     assert a["tracks"][0]["output_analysis"] == m["output"]
 
@@ -205,7 +210,7 @@ def test_suffix_writes_beside_the_inputs_and_progress_covers_each_pass(masterbox
     assert [Path(t["output"]).name for t in doc["tracks"]] == names
     assert sorted(p.name for p in (tmp_path / "in").iterdir()) == sorted([p.name for p in inputs] + names)
     for p, name in zip(inputs, names, strict=True):
-        assert (tmp_path / "in" / name).read_bytes() == (tmp_path / "plain" / p.name).read_bytes()
+        assert without_bext(tmp_path / "in" / name) == without_bext(tmp_path / "plain" / p.name)
     steps = [parse_progress(line) for line in proc.stderr.splitlines() if parse_progress(line)]
     stages = list(dict.fromkeys(s["stage"] for s in steps))
     assert stages == ["measuring"] + [f"pass {k + 1}" for k in range(doc["album"]["passes"])], stages
