@@ -22,7 +22,13 @@ RIFF header ourselves rather than through libsndfile so we decide when it is upd
   the fsync time just measured* (headers show about once a second, each covering what was written
   a second before), and the ring keeps being drained up to the moment a commit is due;
 * a hidden marker ``.NAME.recording`` next to the files says "unfinished"; it is removed only
-  after the final header is on disk.
+  after the final header is on disk;
+* a Broadcast Wave ``bext`` chunk (:mod:`firmware.bwf`) between ``fmt `` and ``data`` says when the
+  capture started (date, time, and ``TimeReference``: samples since midnight, so a DAW places it
+  on its timeline at the time of day it was recorded, beside other recorders' files), which tap
+  and preset, and a coding-history line. Its loudness fields stay unset (the sidecar has the
+  analysis); the chunk never changes size, so the header's length is fixed for the file's life.
+  Captures made before 2026-11-24 have no chunk and are read the same way.
 
 Before each write the free space of the filesystem is checked against a floor
 (``floor_mb``); the capture stops cleanly (header final, reason ``disk_floor``) before the
@@ -52,14 +58,15 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware import rt
+from firmware import __version__, bwf, rt  # bwf here: an import at a capture's start holds the GIL
 from firmware.atomic import fsync_dir
 from firmware.processes import pid_alive
 
 FORMATS = {"PCM_24": (1, 3), "FLOAT": (3, 4)}  # name -> (WAVE format tag, bytes per sample)
 TAPS = ("input", "output")
-HEADER_BYTES = 80  # RIFF(12) + JUNK/ds64(8+28) + fmt(8+16) + data(8)
-_JUNK_OFF, _FMT_OFF, _DATA_OFF = 12, 48, 72
+HEADER_BYTES = 80  # RIFF(12) + JUNK/ds64(8+28) + fmt(8+16) + data(8), without a bext chunk
+MAX_HEADER_BYTES = 8192  # what to read to parse any header of ours (with its bext chunk)
+_JUNK_OFF, _FMT_OFF, _DATA_OFF = 12, 48, 72  # _DATA_OFF: where the bext chunk goes when there is one
 _U32_MAX = 0xFFFFFFFF
 RF64_ABOVE = _U32_MAX  # RIFF size past which the header turns RF64 (tests lower it to cross it quickly)
 HEADER_INTERVAL_S = 1.0
@@ -68,12 +75,14 @@ MARKER_SUFFIX = ".recording"
 
 
 # -- the WAV header -----------------------------------------------------------------------
-def wav_header(rate: int, channels: int, fmt: str, data_bytes: int) -> bytes:
-    """The 80-byte header for ``data_bytes`` of sample data: RIFF below 4 GB, RF64 above."""
+def wav_header(rate: int, channels: int, fmt: str, data_bytes: int, bext: bytes = b"") -> bytes:
+    """The header for ``data_bytes`` of sample data: RIFF below 4 GB, RF64 above; 80 bytes plus
+    ``bext`` (a whole chunk, :func:`firmware.bwf.chunk`, of even length) before ``data``."""
     tag, width = FORMATS[fmt]
     block = channels * width
     fmt_chunk = struct.pack("<4sIHHIIHH", b"fmt ", 16, tag, channels, rate, rate * block, block, width * 8)
-    riff_size = HEADER_BYTES - 8 + data_bytes
+    size = HEADER_BYTES + len(bext)
+    riff_size = size - 8 + data_bytes
     if riff_size <= RF64_ABOVE:
         head = struct.pack("<4sI4s", b"RIFF", riff_size, b"WAVE")
         junk = struct.pack("<4sI", b"JUNK", 28) + bytes(28)
@@ -82,18 +91,28 @@ def wav_header(rate: int, channels: int, fmt: str, data_bytes: int) -> bytes:
         head = struct.pack("<4sI4s", b"RF64", _U32_MAX, b"WAVE")
         junk = struct.pack("<4sIQQQI", b"ds64", 28, riff_size, data_bytes, data_bytes // block, 0)
         data = struct.pack("<4sI", b"data", _U32_MAX)
-    out = head + junk + fmt_chunk + data
-    assert len(out) == HEADER_BYTES
+    out = head + junk + fmt_chunk + bext + data
+    assert len(out) == size and not len(bext) & 1
     return out
 
 
 def parse_header(raw: bytes) -> dict | None:
-    """Read back a header written by :func:`wav_header` (None if it is not one of ours)."""
+    """Read back a header written by :func:`wav_header` (None if it is not one of ours).
+
+    ``raw``: the file's first bytes (:data:`MAX_HEADER_BYTES` covers any of ours). The result has
+    the header's length (``header_bytes``, where the samples start) and its ``bext`` chunk (or b"")."""
     if len(raw) < HEADER_BYTES or raw[8:12] != b"WAVE" or raw[0:4] not in (b"RIFF", b"RF64"):
         return None
     if raw[_JUNK_OFF:_JUNK_OFF + 4] not in (b"JUNK", b"ds64") or raw[_FMT_OFF:_FMT_OFF + 4] != b"fmt ":
         return None
-    if raw[_DATA_OFF:_DATA_OFF + 4] != b"data":
+    bext = b""
+    if raw[_DATA_OFF:_DATA_OFF + 4] == b"bext":
+        size = struct.unpack("<I", raw[_DATA_OFF + 4:_DATA_OFF + 8])[0]
+        bext = raw[_DATA_OFF:_DATA_OFF + 8 + size + (size & 1)]
+        if len(bext) != 8 + size + (size & 1):
+            return None
+    data_off = _DATA_OFF + len(bext)
+    if raw[data_off:data_off + 4] != b"data":
         return None
     _, _, tag, ch, rate, _, block, bits = struct.unpack("<4sIHHIIHH", raw[_FMT_OFF:_FMT_OFF + 24])
     fmt = {(1, 24): "PCM_24", (3, 32): "FLOAT"}.get((tag, bits))
@@ -102,8 +121,9 @@ def parse_header(raw: bytes) -> dict | None:
     if raw[0:4] == b"RF64":
         data_bytes = struct.unpack("<Q", raw[_JUNK_OFF + 16:_JUNK_OFF + 24])[0]
     else:
-        data_bytes = struct.unpack("<I", raw[_DATA_OFF + 4:_DATA_OFF + 8])[0]
-    return {"rate": rate, "channels": ch, "fmt": fmt, "block": block, "data_bytes": data_bytes}
+        data_bytes = struct.unpack("<I", raw[data_off + 4:data_off + 8])[0]
+    return {"rate": rate, "channels": ch, "fmt": fmt, "block": block, "data_bytes": data_bytes,
+            "header_bytes": data_off + 8, "bext": bext}
 
 
 def encode(block: np.ndarray, fmt: str) -> bytes:
@@ -137,6 +157,17 @@ def safe_part(text: str, fallback: str = "capture", limit: int = 40) -> str:
 def capture_base(preset: str, when: _dt.datetime | None = None) -> str:
     when = when or _dt.datetime.now()
     return f"{when:%Y-%m-%d_%H%M%S}_{safe_part(preset, 'nopreset')}"
+
+
+def capture_bext(tap: str, preset: str, started: _dt.datetime, rate: int, channels: int, fmt: str) -> bytes:
+    """The bext chunk of one tap's file: when it started (and its TimeReference), what it is."""
+    where = "before the chain" if tap == "input" else "after the chain"
+    what = f"masterbox capture, {tap} ({where}), preset {preset or 'none'}"
+    b = bwf.Bext(description=what, time_reference=bwf.time_of_day_samples(started, rate),
+                 coding_history=bwf.coding_line(rate, FORMATS[fmt][1] * 8, channels,
+                                            f"masterbox {__version__} capture ({tap}{', float' if fmt == 'FLOAT' else ''})"))
+    b.stamp_time(started)
+    return bwf.chunk(b)
 
 
 # -- the session --------------------------------------------------------------------------
@@ -185,6 +216,7 @@ class CaptureSession:
         base = capture_base(self.preset, self.started)
         self.name = self._unique(base)
         self.files = {t: self.directory / self._file_name(t) for t in taps}
+        self._bext = {t: capture_bext(t, self.preset, self.started, self.rate, self.channels, fmt) for t in taps}
 
         # the ring: one row per frame, taps side by side (so they stay sample-aligned). The engine
         # lends one it made at start-up: making 12 MB of locked pages here would hold the GIL
@@ -245,13 +277,15 @@ class CaptureSession:
                   "rate": self.rate, "channels": self.channels, "fmt": self.fmt, "preset": self.preset,
                   "started": self.started.isoformat(timespec="seconds")}
         self._marker.write_text(json.dumps(marker))
-        header = wav_header(self.rate, self.channels, self.fmt, 0)
         for tap, path in self.files.items():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             self._fds[tap] = fd
-            _write_all(fd, header)
+            _write_all(fd, self._header(tap, 0))
             os.fsync(fd)
         fsync_dir(self.directory)
+
+    def _header(self, tap: str, data_bytes: int) -> bytes:
+        return wav_header(self.rate, self.channels, self.fmt, data_bytes, self._bext[tap])
 
     # -- audio loop side ------------------------------------------------------------------
     def push(self, x_in: np.ndarray, y_out: np.ndarray) -> None:
@@ -348,12 +382,12 @@ class CaptureSession:
         off the interval, so the header on disk stays about one interval behind the writes)."""
         t0 = time.monotonic()
         frames = self.frames_written
-        header = wav_header(self.rate, self.channels, self.fmt, frames * self._frame_bytes)
+        headers = {tap: self._header(tap, frames * self._frame_bytes) for tap in self._fds}
         for fd in self._fds.values():
             os.fsync(fd)
         synced = time.monotonic() - t0
-        for fd in self._fds.values():
-            os.pwrite(fd, header, 0)
+        for tap, fd in self._fds.items():
+            os.pwrite(fd, headers[tap], 0)
         for fd in self._fds.values():
             os.fsync(fd)
         self.committed_frames = frames
@@ -364,8 +398,9 @@ class CaptureSession:
         data_bytes = self.frames_written * self._frame_bytes
         for tap, fd in self._fds.items():
             try:
-                os.ftruncate(fd, HEADER_BYTES + data_bytes)  # drop a partial frame after ENOSPC
-                os.pwrite(fd, wav_header(self.rate, self.channels, self.fmt, data_bytes), 0)
+                header = self._header(tap, data_bytes)
+                os.ftruncate(fd, len(header) + data_bytes)  # drop a partial frame after ENOSPC
+                os.pwrite(fd, header, 0)
                 os.fsync(fd)
             except OSError as e:
                 self.error = self.error or f"finalising {self.files[tap].name}: {e}"
@@ -460,14 +495,14 @@ def _free_bytes(directory: Path) -> int:
 def repair_file(path: Path) -> dict:
     """Rewrite the header of one of our WAVs to cover every whole frame on disk."""
     with open(path, "r+b") as f:
-        hdr = parse_header(f.read(HEADER_BYTES))
+        hdr = parse_header(f.read(MAX_HEADER_BYTES))
         if hdr is None:
             return {"file": path.name, "repaired": False, "reason": "not a masterbox capture header"}
         size = os.fstat(f.fileno()).st_size
-        data_bytes = (size - HEADER_BYTES) // hdr["block"] * hdr["block"]
-        f.truncate(HEADER_BYTES + data_bytes)
+        data_bytes = (size - hdr["header_bytes"]) // hdr["block"] * hdr["block"]
+        f.truncate(hdr["header_bytes"] + data_bytes)
         f.seek(0)
-        f.write(wav_header(hdr["rate"], hdr["channels"], hdr["fmt"], data_bytes))
+        f.write(wav_header(hdr["rate"], hdr["channels"], hdr["fmt"], data_bytes, hdr["bext"]))
         f.flush()
         os.fsync(f.fileno())
     return {"file": path.name, "repaired": True, "frames": data_bytes // hdr["block"],

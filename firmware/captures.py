@@ -42,7 +42,7 @@ from typing import Any
 
 from firmware import paths
 from firmware.atomic import fsync_dir, remove_stale_temporaries, write_atomic
-from firmware.capture_writer import HEADER_BYTES, MARKER_SUFFIX, parse_header
+from firmware.capture_writer import MARKER_SUFFIX, MAX_HEADER_BYTES, parse_header
 
 SIDECAR_FORMAT = "masterbox-capture-analysis"
 WRITER_KEYS = ("preset", "tap", "started", "stop_reason", "writer_error", "dropped_frames", "sample_format",
@@ -285,7 +285,7 @@ class CaptureIndex:
         hdr = None
         try:
             with open(wav, "rb") as f:
-                hdr = parse_header(f.read(HEADER_BYTES))
+                hdr = parse_header(f.read(MAX_HEADER_BYTES))
         except OSError:
             pass
         rate = channels = fmt = duration = None

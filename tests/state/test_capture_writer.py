@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import random
 import signal
@@ -16,6 +18,7 @@ import soundfile as sf
 
 from firmware import capture_writer as cw
 from firmware.capture_writer import CaptureSession, quantize
+from tests.wav_chunks import libsndfile_bext
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -172,21 +175,25 @@ def test_disk_full_on_tiny_filesystem(tmp_path, floor_mb, reason):
 
 
 def test_rf64_header_past_4gb_reads_back(tmp_path):
-    """A sparse 4.3 GB file with our RF64 header: libsndfile reads its length and first samples."""
+    """A sparse 4.3 GB file with our RF64 header and bext chunk: libsndfile reads its length, first
+    samples and the chunk."""
     path = tmp_path / "big.wav"
     frames = 4_300_000_000 // 8
     data_bytes = frames * 8
+    bext = cw.capture_bext("output", "loud", dt.datetime(2026, 11, 24, 23, 0, 1), 48000, 2, "FLOAT")
     with open(path, "wb") as f:
-        f.write(cw.wav_header(48000, 2, "FLOAT", data_bytes))
+        f.write(cw.wav_header(48000, 2, "FLOAT", data_bytes, bext))
         f.write(np.full((4, 2), 0.5, dtype="<f4").tobytes())
-        f.truncate(cw.HEADER_BYTES + data_bytes)
+        f.truncate(cw.HEADER_BYTES + len(bext) + data_bytes)
     info = sf.info(path)
     assert info.format == "RF64" and info.frames == frames
     with sf.SoundFile(path) as f:
         assert np.allclose(f.read(4), 0.5)
+    assert libsndfile_bext(path)["time_reference"] == (23 * 3600 + 1) * 48000
     with open(path, "rb") as f:
-        hdr = cw.parse_header(f.read(cw.HEADER_BYTES))
-    assert hdr["data_bytes"] == data_bytes and hdr["fmt"] == "FLOAT"
+        hdr = cw.parse_header(f.read(cw.MAX_HEADER_BYTES))
+    assert hdr["data_bytes"] == data_bytes and hdr["fmt"] == "FLOAT" and hdr["bext"] == bext
+    assert hdr["header_bytes"] == cw.HEADER_BYTES + len(bext)
 
 
 def test_recording_turns_rf64_in_place_when_it_grows_past_the_limit(tmp_path, monkeypatch):
@@ -210,6 +217,55 @@ def test_recording_turns_rf64_in_place_when_it_grows_past_the_limit(tmp_path, mo
     info = sf.info(st["files"][0])
     assert info.format == "RF64" and info.frames == len(x)
     assert np.array_equal(sf.read(st["files"][0])[0], quantize(x, "FLOAT"))
+
+
+def test_captures_say_when_they_started_in_a_bext_chunk(tmp_path):
+    """Each tap's file carries a Broadcast Wave chunk: the start's date and time, its TimeReference
+    (samples since midnight, where a DAW places it), which tap and preset; libsndfile and ffprobe read it."""
+    when = dt.datetime(2026, 11, 24, 21, 30, 15)
+    s = CaptureSession(tmp_path, 48000, 2, taps=("input", "output"), fmt="PCM_24", preset="club night",
+                       floor_mb=0, analyze=False, when=when)
+    x = np.random.default_rng(3).uniform(-0.5, 0.5, (4800, 2))
+    _push_all(s, [x], [x * 0.5])
+    st = s.stop()
+    for f in st["files"]:
+        tap = "input" if f.endswith("_input.wav") else "output"
+        ref = libsndfile_bext(f)
+        assert (ref["origination_date"], ref["origination_time"]) == ("2026-11-24", "21:30:15")
+        assert ref["time_reference"] == (21 * 3600 + 30 * 60 + 15) * 48000
+        assert ref["description"].startswith(f"masterbox capture, {tap} (") and "preset club night" in ref["description"]
+        assert ref["coding_history"].startswith(f"A=PCM,F=48000,W=24,M=stereo,T=masterbox 0.1.0 capture ({tap})")
+        assert ref["loudness_value"] == 0x7FFF            # unset: the sidecar has the analysis
+        tags = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_format", "-of", "json", f],
+                                         capture_output=True, text=True, check=True).stdout)["format"]["tags"]
+        assert tags["time_reference"] == str(ref["time_reference"]) and tags["encoded_by"] == "masterbox"
+        y, _ = sf.read(f)
+        assert np.array_equal(y, quantize(x if tap == "input" else x * 0.5, "PCM_24"))
+
+
+def test_captures_from_before_the_bext_chunk_still_read_and_repair(tmp_path):
+    """A capture made before 2026-11-24 (an 80-byte header, no bext) left unfinished by a power cut:
+    listed with its facts and repaired to every whole frame on disk."""
+    from firmware.captures import CaptureIndex
+
+    d = tmp_path / "captures"
+    d.mkdir()
+    x = quantize(np.random.default_rng(4).uniform(-0.9, 0.9, (9601, 2)), "PCM_24")
+    path = d / "2026-11-20_120000_loud_output.wav"
+    raw = cw.wav_header(48000, 2, "PCM_24", 4800 * 6) + cw.encode(x, "PCM_24") + b"\x01\x02"   # + a partial frame
+    path.write_bytes(raw)
+    hdr = cw.parse_header(raw[:cw.MAX_HEADER_BYTES])
+    assert (hdr["header_bytes"], hdr["bext"], hdr["data_bytes"]) == (cw.HEADER_BYTES, b"", 4800 * 6)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    (d / ".2026-11-20_120000_loud.recording").write_text(json.dumps({"pid": int(dead), "files": [path.name]}))
+    report = cw.repair_unfinished(d)
+    assert report[0]["repaired"] and report[0]["frames"] == 9601
+    y, rate = sf.read(path)
+    assert rate == 48000 and np.array_equal(y, x)
+    assert libsndfile_bext(path) is None
+    row = next(r for r in CaptureIndex(d).list() if r["file"] == path.name)
+    assert row["duration_s"] == pytest.approx(9601 / 48000)
 
 
 def test_repair_leaves_other_files_and_live_captures_alone(tmp_path):
@@ -272,12 +328,13 @@ def test_the_compiled_copy_and_encoder_write_the_same_bytes_as_numpy_across_ring
         return encode_rows(*args)
 
     raw = {}
+    when = dt.datetime(2026, 11, 24, 21, 30)       # the same start: the same bext chunk in both
     try:
         for kernels in (None, (copy_block, encode_spy)):
             cw.use_kernels(kernels)
             ring = np.full((4096, 4), np.nan)  # rows a copy missed would not be silently zero
             s = CaptureSession(tmp_path / ("fast" if kernels else "numpy"), 48000, 2, taps=taps, fmt=fmt,
-                               floor_mb=0, analyze=False, ring=ring)
+                               floor_mb=0, analyze=False, ring=ring, when=when)
             assert s._fast
             _push_all(s, xs, ys)
             st = s.stop()
