@@ -36,7 +36,7 @@ LOUDNESS_FIELDS = ("loudness_value", "loudness_range", "max_true_peak_level", "m
                    "max_short_term_loudness")
 # the analysis keys (firmware/analysis.py) each loudness field is stamped from
 ANALYSIS_KEYS = dict(zip(LOUDNESS_FIELDS, ("integrated_lufs", "loudness_range_lu", "true_peak_dbtp",
-                                            "max_momentary_lufs", "max_short_term_lufs")))
+                                            "max_momentary_lufs", "max_short_term_lufs"), strict=True))
 # BWF MetaEdit's bounds for the fields (-99.99..99.99, a range 0..99.99): a value past them is clamped
 _LIMITS = {"loudness_range": (0.0, 99.99)}
 _DEFAULT_LIMITS = (-99.99, 99.99)
@@ -136,7 +136,7 @@ def unpack(body: bytes) -> Bext:
     b = Bext(_text(desc), _text(orig), _text(ref), _text(date), _text(time), lo | hi << 32, version,
              coding_history=_text(body[BODY.size:]), umid=umid)
     if version >= 2:
-        for name, raw in zip(LOUDNESS_FIELDS, loud):
+        for name, raw in zip(LOUDNESS_FIELDS, loud, strict=True):
             setattr(b, name, _uncenti(raw))
     return b
 

@@ -163,9 +163,9 @@ def capture_bext(tap: str, preset: str, started: _dt.datetime, rate: int, channe
     """The bext chunk of one tap's file: when it started (and its TimeReference), what it is."""
     where = "before the chain" if tap == "input" else "after the chain"
     what = f"masterbox capture, {tap} ({where}), preset {preset or 'none'}"
+    line = f"masterbox {__version__} capture ({tap}{', float' if fmt == 'FLOAT' else ''})"
     b = bwf.Bext(description=what, time_reference=bwf.time_of_day_samples(started, rate),
-                 coding_history=bwf.coding_line(rate, FORMATS[fmt][1] * 8, channels,
-                                            f"masterbox {__version__} capture ({tap}{', float' if fmt == 'FLOAT' else ''})"))
+                 coding_history=bwf.coding_line(rate, FORMATS[fmt][1] * 8, channels, line))
     b.stamp_time(started)
     return bwf.chunk(b)
 

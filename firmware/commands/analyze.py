@@ -86,10 +86,9 @@ def format_table(path: str, a: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from firmware import bwf
     from firmware.analysis import AnalysisError, analyze_file
     from firmware.cli import UserError
-
-    from firmware import bwf
 
     try:
         result = analyze_file(args.file)
