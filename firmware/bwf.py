@@ -42,6 +42,7 @@ _LIMITS = {"loudness_range": (0.0, 99.99)}
 _DEFAULT_LIMITS = (-99.99, 99.99)
 _CHUNK_HEAD = struct.Struct("<4sI")
 _SCAN_LIMIT = 64 * 1024 * 1024    # chunks before 'data' are read from at most this far into a file
+HISTORY_LIMIT = 8192              # characters of coding history we write (libsndfile holds 16 KiB in all)
 
 
 class BextError(ValueError):
@@ -183,10 +184,14 @@ def coding_line(rate: int, bits: int | str, channels: int, text: str) -> str:
 
 
 def history_after(source: Bext | None, line: str) -> str:
-    """``line`` after the coding history of the file it was made from (each of its lines ending CR LF)."""
+    """``line`` after the coding history of the file it was made from (each of its lines ending CR LF);
+    the source's oldest lines are dropped where the whole would pass :data:`HISTORY_LIMIT`."""
     before = (source.coding_history if source else "").strip("\0")
-    lines = [s for s in before.replace("\r\n", "\n").split("\n") if s.strip()]
-    return "".join(s + "\r\n" for s in lines) + line
+    lines = [s + "\r\n" for s in before.replace("\r\n", "\n").split("\n") if s.strip()]
+    room = HISTORY_LIMIT - len(line)
+    while lines and sum(map(len, lines)) > room:
+        lines.pop(0)
+    return "".join(lines) + line
 
 
 def time_of_day_samples(when: _dt.datetime, rate: int) -> int:

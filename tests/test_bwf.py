@@ -110,6 +110,9 @@ def test_time_of_day_and_history_helpers():
     assert bwf.history_after(src, "L3\r\n") == ("A=ANALOGUE,M=stereo,T=Studer A80\r\n"
                                                   "A=PCM,F=96000,W=24,M=stereo\r\nL3\r\n")
     assert bwf.history_after(None, "L3\r\n") == "L3\r\n"
+    long = bwf.Bext(coding_history="".join(f"A=PCM,T=step {i}\r\n" for i in range(5000)))
+    kept = bwf.history_after(long, "L3\r\n")
+    assert len(kept) <= bwf.HISTORY_LIMIT and kept.endswith("T=step 4999\r\nL3\r\n")   # the newest kept
 
 
 # -- masters ----------------------------------------------------------------------------------
@@ -253,3 +256,31 @@ def test_analyze_shows_the_chunk_and_catches_metadata_that_lies(masterbox_cmd, s
     doc1 = json.loads(cli(masterbox_cmd, "analyze", v1, "--json").stdout)
     assert doc1["bext"]["version"] == 1 and doc1["bext"]["loudness_value"] is None
     assert "no loudness stamped" in cli(masterbox_cmd, "analyze", v1).stdout
+
+
+def test_a_source_with_a_huge_or_broken_chunk_is_still_mastered(song, tmp_path):
+    """Metadata never stops a master: a 60 kB coding history is cut to its newest lines (libsndfile,
+    which writes float masters, holds 16 kB), a chunk cut short is ignored."""
+    from dsp import schema
+    from firmware import render
+
+    x, _ = sf.read(song)
+    big = tmp_path / "big_history.wav"
+    history = "".join(f"A=PCM,F=48000,W=24,M=stereo,T=edit {i}\r\n" for i in range(1500))
+    with WavWriter(big, RATE, 2, 24, bext=bwf.Bext(coding_history=history)) as w:
+        w.write(x)
+    render.master_file(big, tmp_path / "a.wav", dict(schema.defaults()), bit_depth="32f")
+    got = libsndfile_bext(tmp_path / "a.wav")["coding_history"]
+    assert "T=edit 1499\r\nA=PCM,F=48000,W=32,M=stereo,T=masterbox" in got and "T=edit 0\r\n" not in got
+
+    cut = tmp_path / "cut.wav"
+    raw = bytearray(big.read_bytes())
+    body = next(off for cid, off, _ in chunks(bytes(raw)) if cid == b"bext")
+    struct.pack_into("<I", raw, body - 4, 10)              # the chunk now claims 10 bytes ...
+    raw[body + 10:body + 18] = b"JUNK" + struct.pack("<I", len(history) + 602 - 18)   # ... then a pad chunk
+    cut.write_bytes(bytes(raw))
+    assert sf.info(cut).frames == len(x)
+    render.master_file(cut, tmp_path / "b.wav", dict(schema.defaults()))
+    b = libsndfile_bext(tmp_path / "b.wav")
+    assert b["coding_history"].startswith("A=PCM,F=48000,W=24,M=stereo,T=masterbox")   # nothing inherited
+    assert sf.info(tmp_path / "b.wav").frames == len(x)
