@@ -14,10 +14,12 @@ Each mode is a 2 x 2 matrix on (L, R)::
     out_R = rl * L + rr * R
 
 ``mono`` is (L + R) / 2 on both sides (a centred sound keeps its level), ``side`` (L - R) / 2 on
-both, ``left``/``right`` one channel on both. Changing the mode moves every coefficient from where
-it stands to the new matrix along a raised cosine of ``fade_samples``, so a switch never clicks,
-even one that arrives in the middle of another. In ``stereo`` with no fade under way the kernel
-does not touch the samples at all (the output is bit for bit the master).
+both, ``left``/``right`` one channel on both. The matrix is scaled by ``gain``: the **As streamed**
+preview (:mod:`firmware.streaming`) plays the master at the level a streaming service would.
+Changing the mode or the gain moves every coefficient from where it stands to the new matrix
+along a raised cosine of ``fade_samples``, so a switch never clicks, even one that arrives in the
+middle of another. In ``stereo`` at unity gain with no fade under way the kernel does not touch
+the samples at all (the output is bit for bit the master).
 
 The kernel takes plain arrays and scalars, allocates nothing and releases the interpreter lock.
 """
@@ -51,17 +53,17 @@ STATE_LEN = 9
 
 
 @njit(cache=True, nogil=True)
-def listen(y, state, mode, fade_samples):
-    """Apply mode number ``mode`` (an index into :data:`MODES`) to ``y`` (frames, 2) in place,
-    fading to its matrix from the last one.
+def listen(y, state, mode, fade_samples, gain):
+    """Apply mode number ``mode`` (an index into :data:`MODES`) times ``gain`` (linear) to ``y``
+    (frames, 2) in place, fading to that matrix from the last one.
 
-    Returns False when the output is plain stereo and nothing moves, so the caller may skip the
-    next call until the mode changes again.
+    Returns False when the output is plain stereo at unity gain and nothing moves, so the caller
+    may skip the next call until the mode or the gain changes again.
     """
-    ll = _TABLE[mode, 0]
-    lr = _TABLE[mode, 1]
-    rl = _TABLE[mode, 2]
-    rr = _TABLE[mode, 3]
+    ll = _TABLE[mode, 0] * gain
+    lr = _TABLE[mode, 1] * gain
+    rl = _TABLE[mode, 2] * gain
+    rr = _TABLE[mode, 3] * gain
     t = state[S_T]
     if ll != state[S_TO] or lr != state[S_TO + 1] or rl != state[S_TO + 2] or rr != state[S_TO + 3]:
         # a new mode: the fade starts from wherever the coefficients stand now
@@ -109,5 +111,5 @@ def new_state() -> np.ndarray:
 
 def warm():
     """Load (or compile) :func:`listen` for the engine's one signature; returns it."""
-    listen(np.zeros((4, 2)), new_state(), 1, 2.0)
+    listen(np.zeros((4, 2)), new_state(), 1, 2.0, 1.0)
     return listen

@@ -8,20 +8,7 @@ Each capture file ``NAME.wav`` (written by :mod:`firmware.capture_writer`) gets 
   over 400 ms windows with signal, and leading/trailing silence (below -60 dBFS);
 * ``streaming``: what each streaming service's loudness normalisation would do to it.
 
-Streaming normalisation rules encoded here (as the services publish them, default settings):
-
-* **Spotify**: -14 LUFS integrated (ITU-R BS.1770). Loud tracks are turned down. Quiet tracks
-  are turned up only as far as leaves 1 dB of true-peak headroom (peak <= -1 dBTP); Spotify
-  does not limit in its default "normal" mode.
-* **YouTube**: -14 LUFS; turns loud content down, never turns quiet content up.
-* **Apple Music** (Sound Check): -16 LUFS; turns loud tracks down and quiet tracks up, the
-  upward gain limited so peaks stay at or below -1 dBTP.
-* **Tidal**: -14 LUFS; turns loud tracks down only.
-* **Amazon Music**: -14 LUFS; turns loud tracks down only.
-
-These are each service's normalisation target and direction as documented by the service
-(or, where it publishes none, as commonly measured); services change them, so the table is
-:data:`SERVICES`, one row each.
+Streaming normalisation rules: :mod:`firmware.streaming`.
 
 The control process imports this module (the index); the analysis itself imports the meter
 (numba), so :func:`write_sidecar` runs in the engine process or a worker subprocess
@@ -43,6 +30,7 @@ from typing import Any
 from firmware import paths
 from firmware.atomic import fsync_dir, remove_stale_temporaries, write_atomic
 from firmware.capture_writer import MARKER_SUFFIX, MAX_HEADER_BYTES, parse_header
+from firmware.streaming import streaming_preview
 
 SIDECAR_FORMAT = "masterbox-capture-analysis"
 WRITER_KEYS = ("preset", "tap", "started", "stop_reason", "writer_error", "dropped_frames", "sample_format",
@@ -53,47 +41,8 @@ CLIP_RUN = 3
 CORR_WINDOW_S = 0.4
 CORR_MIN_RMS_DBFS = -50.0
 
-# (key, label, target LUFS, turns quiet tracks up?, true-peak limit for upward gain (dBTP))
-SERVICES = (
-    ("spotify", "Spotify", -14.0, True, -1.0),
-    ("youtube", "YouTube", -14.0, False, None),
-    ("apple_music", "Apple Music", -16.0, True, -1.0),
-    ("tidal", "Tidal", -14.0, False, None),
-    ("amazon_music", "Amazon Music", -14.0, False, None),
-)
-
-
 class CaptureError(ValueError):
     """A capture operation that cannot be done (the message says why)."""
-
-
-# -- streaming preview --------------------------------------------------------------------
-def streaming_preview(integrated_lufs: float | None, true_peak_dbtp: float | None) -> dict[str, Any]:
-    """The gain each service in :data:`SERVICES` would apply, and where the track would land."""
-    out: dict[str, Any] = {}
-    for key, label, target, ups, tp_limit in SERVICES:
-        if integrated_lufs is None:
-            out[key] = {"service": label, "target_lufs": target, "gain_db": None, "result_lufs": None,
-                        "result_true_peak_dbtp": None, "note": "silent: no loudness to normalise"}
-            continue
-        gain = target - integrated_lufs
-        note = "no change"
-        if gain < 0:
-            note = f"turned down {-gain:.1f} dB"
-        elif gain > 0 and not ups:
-            gain, note = 0.0, f"quieter than {target:g} LUFS by {target - integrated_lufs:.1f} LU; not turned up"
-        elif gain > 0:
-            if tp_limit is not None and true_peak_dbtp is not None and true_peak_dbtp + gain > tp_limit:
-                limited = max(tp_limit - true_peak_dbtp, 0.0)
-                note = f"turned up {limited:.1f} dB only (of {gain:.1f}): true-peak headroom to {tp_limit:g} dBTP"
-                gain = limited
-            else:
-                note = f"turned up {gain:.1f} dB"
-        out[key] = {"service": label, "target_lufs": target, "gain_db": round(gain, 2),
-                    "result_lufs": round(integrated_lufs + gain, 2),
-                    "result_true_peak_dbtp": None if true_peak_dbtp is None else round(true_peak_dbtp + gain, 2),
-                    "note": note}
-    return out
 
 
 # -- QC -----------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dsp import schema
-from firmware import paths
+from firmware import paths, streaming
 from firmware.atomic import remove_stale_temporaries
 from firmware.capture_master import MasterJobs
 from firmware.capture_upload import Uploads
@@ -94,6 +94,7 @@ class Control:
         self.reference = ReferenceTrack(self.captures, self.engine, self._engine_call)   # the Live page's REF
         self.bypassed = False
         self.monitor_mode = "stereo"   # the listening mode; like bypass, not saved: the box starts in stereo
+        self.preview = "off"           # As streamed (firmware.streaming.PREVIEWS); not saved either
         self._slot_heard = self.state.slot   # a change of it is a switch of settings 1 / 2 (_push_changes)
         self._comparing = False              # the engine's equal-loudness compare is on
         self.learner = Learner(self.read_meters, self._reset_meters, self.state.get,
@@ -171,6 +172,7 @@ class Control:
         if reply.get("ok", True):
             self._engine_call(self.engine.bypass, self.bypassed, level_match=self.state.get("ab.level_match"))
             self._engine_call(self.engine.monitor, self.monitor_mode)
+            self._engine_call(self.engine.preview, self.preview)
             self.reference.push()
         return reply
 
@@ -314,6 +316,14 @@ class Control:
         self.monitor_mode = mode
         return self._engine_call(self.engine.monitor, mode)
 
+    def set_preview(self, service: str) -> dict:
+        """Hear the output as ``service`` would play it (:data:`firmware.streaming.PREVIEWS`, ``off`` for as
+        it is): its normalisation gain for the master's integrated loudness since the meters were reset.
+        Kept for a restarted engine, not saved (the box starts as it is)."""
+        streaming.preview_index(service)    # ValueError for a name it does not know
+        self.preview = service
+        return self._engine_call(self.engine.preview, service)
+
     def meters_reset(self) -> dict:
         return self._engine_call(self.engine.meters_reset)
 
@@ -414,7 +424,7 @@ class Control:
 
     def status(self) -> dict:
         return {"state": self.state.snapshot(), "bypass": self.bypassed, "monitor": self.monitor_mode,
-                "engine": self.engine_status(),
+                "preview": self.preview, "engine": self.engine_status(),
                 "meters": self.read_meters(), "learn": self.learner.status()}
 
     def close(self) -> None:

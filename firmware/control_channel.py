@@ -268,6 +268,15 @@ class ControlServer:
             raise RequestError(f"monitor needs \"mode\": {e}") from None
         return {"monitor": mode}
 
+    def cmd_preview(self, req) -> dict:
+        """As streamed: hear the output at the gain a streaming service would apply (``off``: as it is)."""
+        service = req.get("service")
+        try:
+            self.engine.set_preview(service)
+        except ValueError as e:
+            raise RequestError(f"preview needs \"service\": {e}") from None
+        return {"preview": service}
+
     def cmd_meters_reset(self, req) -> dict:
         self.engine.reset_meters()
         return {}

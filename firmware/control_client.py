@@ -144,6 +144,10 @@ class EngineClient:
         """Listen to the output in stereo, mono, side, left or right (recordings stay stereo)."""
         return self.request("monitor", mode=mode)
 
+    def preview(self, service: str) -> dict:
+        """Hear the output as a streaming service would play it (``off``, ``spotify``, ...)."""
+        return self.request("preview", service=service)
+
     def capture_start(self, tap: str = "output", fmt: str = "PCM_24", max_seconds: float | None = None,
                       preset: str = "") -> dict:
         return self.request("capture_start", tap=tap, fmt=fmt, max_seconds=max_seconds, preset=preset)["capture"]

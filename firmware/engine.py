@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from dsp import schema
+from firmware import streaming
 from hw.audio.base import LOST, OK, AudioBackend
 
 log = logging.getLogger("masterbox.engine")
@@ -53,6 +54,7 @@ PARAM_HISTORY = 64  # parameter arrays kept alive by the control thread (sets ma
 CAPTURE_RING_SECONDS = 8.0  # how long the disk may stall before a capture drops frames
 REF_GAIN_GLIDE_MS = 5.0     # a reference's new level match glides in over this (one-pole)
 MONITOR_FADE_MS = 20.0      # a change of listening mode (mono, side, ...) crossfades over this
+PREVIEW_STEP_DB = 0.05      # the As-streamed gain follows the loudness in steps of at least this
 
 
 def default_chain_factory(rate: int, max_block: int):
@@ -163,6 +165,9 @@ class Engine:
         self._ref_gain = 1.0
         self.reference_match: dict = {}  # how the gain was chosen (control thread; for status)
         self._monitor = 0  # how the output is listened to: an index in schema.MONITOR_MODES (set_monitor)
+        self._preview = 0  # As streamed: an index in firmware.streaming.PREVIEWS (set_preview)
+        self._mon_gain = 1.0  # its gain on the monitor matrix (the publisher thread sets it)
+        self.preview_gain_db = 0.0
         self.capture = None  # a CaptureSession, or None
         self.last_capture = None  # the newest session (its writer may still be draining the ring)
         # The capture ring is made once, here, before the loop and mlockall: 8 s of both taps.
@@ -369,6 +374,39 @@ class Engine:
         """The listening mode's name (``stereo``, ``mono``, ...)."""
         return schema.MONITOR_MODES[self._monitor]
 
+    def set_preview(self, name: str) -> None:
+        """Hear the output as the streaming service ``name`` would play it (``off``: as it is).
+
+        One of :data:`firmware.streaming.PREVIEWS`. The gain is the service's normalisation of the
+        output's integrated loudness (and true peak) since the meters were last reset, kept up to
+        date by the meter publisher (:meth:`update_preview`); it acts where the listening mode does,
+        so recordings and meters stay the master's.
+        """
+        index = streaming.preview_index(name)
+        self._preview = index
+        if not index:
+            self.preview_gain_db = 0.0
+            self._mon_gain = 1.0
+
+    @property
+    def preview(self) -> str:
+        """The As-streamed preview's name (``off``, ``spotify``, ...)."""
+        return streaming.PREVIEWS[self._preview]
+
+    def update_preview(self, integrated_lufs: float | None, true_peak_dbtp: float | None) -> None:
+        """The publisher thread's part: the preview's gain from the output meter's latest readings.
+
+        Unity until there is a loudness to normalise; a change smaller than
+        :data:`PREVIEW_STEP_DB` is left alone (each change is a 20 ms glide of the monitor matrix)."""
+        index = self._preview
+        if not index:
+            return
+        db, _ = streaming.normalisation_gain(streaming.PREVIEWS[index], integrated_lufs, true_peak_dbtp)
+        db = 0.0 if db is None else db
+        if abs(db - self.preview_gain_db) >= PREVIEW_STEP_DB or (db == 0.0 and self.preview_gain_db != 0.0):
+            self.preview_gain_db = db
+            self._mon_gain = 10.0 ** (db / 20.0)
+
     def reference_heard(self) -> bool:
         """True while the reference is heard at all (switched on, or still fading out)."""
         return self._ref_playing is not None and bool(self._ref_state[0] > 0.0)
@@ -539,10 +577,11 @@ class Engine:
                         ref_mix(y, playing.samples, rstate, on, self._ref_gain, ref_fade, ref_coef)
             # the listening mode (mono, side, ...), last: it acts on whatever is heard, master or reference
             mode = self._monitor
-            if mode or self._mon_busy:
+            gain = self._mon_gain
+            if mode or self._mon_busy or gain != 1.0:
                 listen = self._listen
                 if listen is not None:
-                    self._mon_busy = listen(y, self._mon_state, mode, mon_fade)
+                    self._mon_busy = listen(y, self._mon_state, mode, mon_fade, gain)
             if self._stall_s:
                 until = perf() + int(self._stall_s * 1e9)
                 while perf() < until:
@@ -647,6 +686,7 @@ class Engine:
             "device": self.backend.describe(), "capturing": cap is not None,
             "capture": cap.status() if cap is not None else None,
             "reference": self.reference_status(), "monitor": self.monitor_mode,
+            "preview": self.preview, "preview_gain_db": round(self.preview_gain_db, 2),
             "load_error": self._load_error or None,
         }
 

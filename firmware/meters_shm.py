@@ -15,7 +15,7 @@ and retries if they differ or are odd. Layout (little endian)::
     24  i64      writer pid
     32  f64 * n  values, in FIELDS order; NaN means "undefined" (None to readers)
 
-``state`` and ``monitor`` are stored as indices into their tuples of names (:data:`CHOICES`), booleans
+``state``, ``monitor`` and ``preview`` are stored as indices into their tuples of names (:data:`CHOICES`), booleans
 as 0/1.
 """
 
@@ -34,12 +34,12 @@ from pathlib import Path
 import numpy as np
 
 from dsp import schema
-from firmware import paths
+from firmware import paths, streaming
 from firmware.processes import pid_alive
 from firmware.shm_file import SharedFile
 
 MAGIC = b"MBMETER1"
-LAYOUT_VERSION = 4
+LAYOUT_VERSION = 5
 STATES = ("stopped", "loading", "running", "device_lost")
 _LEVELS = ("peak_dbfs", "true_peak_dbtp", "momentary_lufs", "short_term_lufs", "integrated_lufs",
            "loudness_range_lu")
@@ -48,9 +48,10 @@ FIELDS: tuple[str, ...] = (
     *(f"in_{k}" for k in _LEVELS), *(f"out_{k}" for k in _LEVELS),
     "gr_low_db", "gr_mid_db", "gr_high_db", "gr_limiter_db", "correlation",
     "capturing", "capture_dropped", "learning", "rate", "latency_samples", "io_latency_samples",
-    "xruns_loading", "reference", "monitor", "compare_gain_db",
+    "xruns_loading", "reference", "monitor", "compare_gain_db", "preview", "preview_gain_db",
 )
-CHOICES = {"state": STATES, "monitor": schema.MONITOR_MODES}   # fields stored as the index of a name
+# fields stored as the index of a name
+CHOICES = {"state": STATES, "monitor": schema.MONITOR_MODES, "preview": streaming.PREVIEWS}
 INDEX = {k: i for i, k in enumerate(FIELDS)}
 _INT_FIELDS = {"xruns", "xruns_loading", "dropouts", "device_errors", "blocks", "capture_dropped", "rate",
                "latency_samples", "io_latency_samples"}
@@ -259,6 +260,11 @@ class MeterPublisher:
             gr = chain.gain_reduction_db()
             for band in ("low", "mid", "high", "limiter"):
                 out[f"gr_{band}_db"] = gr.get(band)
+        update = getattr(e, "update_preview", None)
+        if update is not None:              # As streamed: the gain follows the output's loudness
+            update(out.get("out_integrated_lufs"), out.get("out_true_peak_dbtp"))
+        out["preview"] = getattr(e, "preview", "off")
+        out["preview_gain_db"] = getattr(e, "preview_gain_db", 0.0)
         return out
 
     def _readings_of_copy(self, meter) -> dict:

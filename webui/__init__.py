@@ -141,9 +141,11 @@ def create_app(control, config: dict | None = None, *, data_dir: Path | None = N
 
     @app.context_processor
     def _globals():
+        from firmware.streaming import SERVICES
         from webui.security import csrf_token, logged_in
 
-        return {"csrf_token": csrf_token, "logged_in": logged_in, "version": _version()}
+        return {"csrf_token": csrf_token, "logged_in": logged_in, "version": _version(),
+                "streaming_services": SERVICES, "streaming_names": {key: label for key, label, *_ in SERVICES}}
 
     return app
 

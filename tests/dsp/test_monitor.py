@@ -24,16 +24,18 @@ def _cuts(n, step):
     return [*range(0, n, step), n]
 
 
-def _run(x, modes_at, cuts, fade=FADE):
-    """Run ``x`` cut at ``cuts``; ``modes_at``: {first sample: mode}, each taking effect at a cut."""
+def _run(x, modes_at, cuts, fade=FADE, gains_at=None):
+    """Run ``x`` cut at ``cuts``; ``modes_at``/``gains_at``: {first sample: mode / linear gain}, each
+    taking effect at a cut."""
     y = x.copy()
     st = new_state()
-    mode = "stereo"
+    mode, gain = "stereo", 1.0
     assert cuts[0] == 0 and cuts[-1] == len(x)
     busy = []
     for a, b in zip(cuts[:-1], cuts[1:], strict=True):
         mode = modes_at.get(a, mode)
-        busy.append(listen(y[a:b], st, MODES.index(mode), fade))
+        gain = (gains_at or {}).get(a, gain)
+        busy.append(listen(y[a:b], st, MODES.index(mode), fade, gain))
     return y, st, busy
 
 
@@ -102,5 +104,25 @@ def test_warm_loads_the_signature_the_engine_calls():
     known = len(listen.signatures)
     y = np.zeros((128, 2))
     st = new_state()
-    listen(y, st, 2, 960.0)
+    listen(y, st, 2, 960.0, 0.5)
     assert len(listen.signatures) == known
+
+
+def test_a_gain_scales_the_matrix_and_glides_like_a_switch():
+    """The As-streamed preview's gain: settled, the mode's matrix times the gain; a change follows
+    the same raised cosine from where the matrix stands; back at unity in stereo, the master exactly."""
+    x = _music(12000)
+    g1, g2 = 10 ** (-6.0 / 20), 10 ** (-4.5 / 20)
+    y, _, busy = _run(x, {4000: "mono"}, _cuts(12000, 100), gains_at={0: g1, 4000: g2, 8000: 1.0})
+    np.testing.assert_allclose(y[1000:4000], g1 * x[1000:4000], rtol=0, atol=1e-15)
+    mono = (x[:, 0] + x[:, 1]) / 2
+    np.testing.assert_allclose(y[5000:8000, 0], g2 * mono[5000:8000], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(y[9000:, 1], mono[9000:], rtol=0, atol=1e-15)
+    assert busy[-1] is True                                  # mono: still busy
+    t = np.minimum(np.arange(1, 1001) / FADE, 1.0)           # the first fade: unity to g1 on the diagonal
+    w = np.where(t >= 1.0, 1.0, 0.5 - 0.5 * np.cos(np.pi * t))
+    np.testing.assert_allclose(y[:1000], (1.0 + w * (g1 - 1.0))[:, None] * x[:1000], rtol=0, atol=1e-12)
+    steepest = np.abs(np.diff(x, axis=0)).max()
+    assert np.abs(np.diff(y, axis=0)).max() <= steepest * 1.01   # no step at any change
+    y, _, busy = _run(x, {}, _cuts(12000, 500), gains_at={0: g1, 3000: 1.0})
+    assert np.array_equal(y[3000 + int(FADE) + 500:], x[3000 + int(FADE) + 500:]) and busy[-1] is False

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from firmware.control_channel import ControlServer
@@ -78,3 +79,65 @@ def test_an_unknown_mode_is_refused_and_changes_nothing(tmp_path):
         bad = server.handle_line(json.dumps({"cmd": "monitor", "mode": mode}).encode())
         assert not bad["ok"] and "one of stereo, mono, side, left, right" in bad["error"]
     assert engine.status()["monitor"] == "left"
+
+
+def test_as_streamed_plays_the_master_at_the_services_gain_and_records_it_unchanged(tmp_path):
+    """Spotify's preview on a loud master: once the publisher has measured it, the speakers hear the
+    master times the gain that brings its integrated loudness so far to -14 LUFS (pyloudnorm says what
+    that loudness is); off again, the master bit for bit. The capture keeps the master throughout."""
+    import pyloudnorm
+
+    src = tmp_path / "desk.wav"
+    write_noise(src, 6.0, seed=5, level=0.35)
+    run_steered(src, tmp_path / "master.wav", 1300)
+    master, _ = sf.read(str(tmp_path / "master.wav"), dtype="float64")
+    seen = {}
+
+    def steps(engine, server):
+        writer = MeterWriter(tmp_path / "meters.shm")
+        publisher = MeterPublisher(engine, writer)
+
+        def measure():
+            snap = publisher.snapshot()     # what the publisher thread does 25 times a second
+            writer.publish(snap)
+            seen["meters"] = MeterReader(tmp_path / "meters.shm").read()
+            seen["status"] = ok(server, cmd="status")
+
+        return {50: lambda: ok(server, cmd="capture_start", tap="output", fmt="FLOAT"),
+                100: lambda: ok(server, cmd="preview", service="spotify"), 600: measure,
+                900: lambda: ok(server, cmd="preview", service="off")}
+
+    engine, server = run_steered(src, tmp_path / "heard.wav", 1300, steps)
+    ok(server, cmd="capture_stop")
+    out, _ = sf.read(str(tmp_path / "heard.wav"), dtype="float64")
+    n = min(len(out), len(master))
+    a, c = 600 * PERIOD, 900 * PERIOD
+    assert np.array_equal(out[:a], master[:a])          # asked at block 100: unity until there is a measurement
+    heard_so_far = pyloudnorm.Meter(RATE).integrated_loudness(master[:a])
+    gain_db = seen["meters"]["preview_gain_db"]
+    assert seen["meters"]["preview"] == "spotify" and seen["status"]["preview"] == "spotify"
+    assert heard_so_far > -11.0                         # loud: Spotify turns it down
+    assert gain_db == pytest.approx(-14.0 - heard_so_far, abs=0.1)
+    assert seen["status"]["preview_gain_db"] == pytest.approx(gain_db, abs=0.01)
+    g = 10 ** (gain_db / 20)
+    np.testing.assert_allclose(out[a + FADE:c], g * master[a + FADE:c], rtol=0, atol=F32)
+    assert np.array_equal(out[c + FADE:n], master[c + FADE:n])
+    steepest = np.abs(np.diff(master[:n], axis=0)).max()
+    for at in (a, c):
+        assert np.abs(np.diff(out[at - 1:at + FADE + 1], axis=0)).max() <= steepest
+    rec = next((tmp_path / "captures").glob("*.wav"))
+    cap, _ = sf.read(str(rec), dtype="float64")
+    start = int(np.flatnonzero(np.all(master[:n] == cap[0], axis=1))[0])
+    m = min(len(cap), n - start)
+    assert start + m > c and np.array_equal(cap[:m], master[start:start + m])
+
+
+def test_an_unknown_preview_is_refused_and_changes_nothing(tmp_path):
+    engine = Engine(SimBackend(StreamConfig(rate=RATE, period=PERIOD), paced=False), wait_ready=True,
+                    realtime=False)
+    server = ControlServer(engine, tmp_path / "e.sock")
+    assert ok(server, cmd="preview", service="apple_music")["preview"] == "apple_music"
+    for service in ("napster", None, 1, "Spotify"):
+        bad = server.handle_line(json.dumps({"cmd": "preview", "service": service}).encode())
+        assert not bad["ok"] and "one of off, spotify, youtube, apple_music, tidal, amazon_music" in bad["error"]
+    assert engine.status()["preview"] == "apple_music"

@@ -46,6 +46,9 @@ class FakeEngine:
     def monitor(self, mode):
         return self._call("monitor", mode)
 
+    def preview(self, service):
+        return self._call("preview", service)
+
     def compare(self, on):
         return self._call("compare", on)
 
@@ -93,14 +96,19 @@ def test_changes_are_pushed_and_engine_restart_gets_the_whole_state(control):
     c.set({"eq1.gain_db": 3.0})  # engine down: the change is kept in the state, no error
     assert c.bypass(True)["ok"] is False
     assert c.monitor("mono")["ok"] is False
+    assert c.set_preview("spotify")["ok"] is False
     eng.down, eng.start_id, eng.params = False, 2, {}
     assert c.check_engine()
     assert eng.params["eq1.gain_db"] == 3.0 and len(eng.params) == schema.COUNT
-    assert ("bypass", (True,), {"level_match": True}) in eng.calls[-2:]
-    assert eng.calls[-1] == ("monitor", ("mono",), {})      # the listening mode asked while it was down
-    assert c.status()["monitor"] == "mono"
+    assert ("bypass", (True,), {"level_match": True}) in eng.calls[-3:]
+    assert eng.calls[-2] == ("monitor", ("mono",), {})      # the listening mode asked while it was down
+    assert eng.calls[-1] == ("preview", ("spotify",), {})   # and the streaming preview
+    assert c.status()["monitor"] == "mono" and c.status()["preview"] == "spotify"
     with pytest.raises(ValueError, match="one of stereo, mono, side, left, right"):
         c.monitor("quad")
+    with pytest.raises(ValueError, match="one of off, spotify, youtube, apple_music, tidal, amazon_music"):
+        c.set_preview("napster")
+    assert c.preview == "spotify"
 
 
 def test_settings_1_and_2_are_compared_at_equal_loudness_until_an_edit(control):

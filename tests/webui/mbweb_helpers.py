@@ -16,6 +16,7 @@ import numpy as np
 import soundfile as sf
 
 from dsp import schema
+from firmware import streaming
 from tests.waiting import wait_for
 
 PASSWORD = "correct horse battery"
@@ -30,6 +31,8 @@ class StubEngine:
         self.capturing: str | None = None
         self.bypassed = False
         self.monitor_mode = "stereo"
+        self.preview_service = "off"
+        self.out_integrated = -14.0     # the stub meters' output loudness (a test may make the master loud)
         self.running = True
         self.params: dict = {}
         self.realistic = False
@@ -78,6 +81,17 @@ class StubEngine:
         self.monitor_mode = mode
         self.calls.append(("monitor", mode))
         return {"ok": True, "monitor": mode}
+
+    def preview(self, service):
+        """As the control channel's: refuses a service it does not know."""
+        self._check()
+        try:
+            streaming.preview_index(service)
+        except ValueError as e:
+            return {"ok": False, "error": str(e)}
+        self.preview_service = service
+        self.calls.append(("preview", service))
+        return {"ok": True, "preview": service}
 
     def meters_reset(self):
         self._check()
@@ -183,11 +197,20 @@ class StubMeters:
             "in_peak_dbfs": -8 + wob, "in_true_peak_dbtp": -7.6 + wob, "in_momentary_lufs": -20 + wob,
             "in_short_term_lufs": -20.5, "in_integrated_lufs": -21.0, "in_loudness_range_lu": 6.2,
             "out_peak_dbfs": -1.2 + wob / 3, "out_true_peak_dbtp": -1.05, "out_momentary_lufs": -13 + wob,
-            "out_short_term_lufs": -14.1, "out_integrated_lufs": -14.0, "out_loudness_range_lu": 5.1,
+            "out_short_term_lufs": -14.1, "out_integrated_lufs": self.engine.out_integrated,
+            "out_loudness_range_lu": 5.1,
             "gr_low_db": 2.0, "gr_mid_db": 1.2, "gr_high_db": 0.6, "gr_limiter_db": 1.8 + wob / 3,
             "correlation": 0.82, "capturing": self.engine.capturing is not None, "capture_dropped": 0,
             "reference": self.engine.ref_on, "monitor": self.engine.monitor_mode,
+            "preview": self.engine.preview_service, "preview_gain_db": self._preview_gain(),
         } | ({"rate": self.rate} if self.rate else {})
+
+    def _preview_gain(self) -> float:
+        """What the engine's publisher computes (firmware.streaming), from this stub's output loudness."""
+        e = self.engine
+        if e.preview_service == "off":
+            return 0.0
+        return streaming.normalisation_gain(e.preview_service, e.out_integrated, -1.05)[0] or 0.0
 
 
 def write_wav(path: Path, seconds: float = 2.0, rate: int = 48000) -> Path:

@@ -1084,6 +1084,85 @@ def test_listen_modes_from_the_live_page_and_from_elsewhere(box, browser, shots)
     ctx.close()
 
 
+def test_as_streamed_from_the_live_page(box, browser, shots):
+    """As streamed: Spotify chosen on the Live page reaches the real engine, whose gain follows the master's
+    integrated loudness (firmware.streaming's rule, checked against the meters the page reads); the note says
+    by how much and why, in the warning colour, and the header pill says so on every page; Apple Music shows
+    its -16 LUFS; a choice made elsewhere shows here; Off is the master again; the row fits a phone."""
+    from playwright.sync_api import expect
+
+    from firmware import streaming
+
+    control = box.control
+
+    def engine_preview(service: str) -> dict:
+        deadline = time.monotonic() + 5
+        while True:
+            m = control.read_meters() or {}
+            if (control.engine.status()["preview"], m.get("preview")) == (service, service):
+                return m
+            assert time.monotonic() < deadline, (control.engine.status(), m)
+            time.sleep(0.05)
+
+    ctx, page, errors = logged_in(browser, box)
+    expect(page.locator("#st-engine")).to_have_text("engine running", timeout=10000)
+    note, pill, sel = page.locator("#preview-note"), page.locator("#st-engine"), page.locator("#preview-select")
+    expect(note).to_be_hidden()
+    assert sel.evaluate("s => [...s.options].map(o => o.textContent)") == [
+        "Off", "Spotify (-14 LUFS)", "YouTube (-14 LUFS)", "Apple Music (-16 LUFS)", "Tidal (-14 LUFS)",
+        "Amazon Music (-14 LUFS)"]
+    control.meters_reset()                  # the measurement the preview follows starts now
+    page.wait_for_timeout(1500)             # a few 400 ms blocks: an integrated loudness to normalise
+    sel.select_option("spotify")
+    engine_preview("spotify")
+    assert control.preview == "spotify"
+    expect(note).to_have_text(re.compile(
+        r"^Speakers: as Spotify plays it, (turned down [\d.]+ dB|turned up [\d.]+ dB.*|unchanged): the master "
+        r"measures -?[\d.]+ LUFS since the meters were reset, Spotify plays at -14 LUFS \(recordings and meters stay "
+        r"the master\)$"), timeout=5000)
+    # the engine's gain is the service's rule for what the meters measure, and the note shows those figures
+    m = control.read_meters()
+    want, _ = streaming.normalisation_gain("spotify", m["out_integrated_lufs"], m["out_true_peak_dbtp"])
+    assert m["preview_gain_db"] == pytest.approx(want, abs=0.15), m
+    text = note.text_content()
+    shown = float(re.search(r"measures (-?[\d.]+) LUFS", text).group(1))
+    assert shown == pytest.approx(control.read_meters()["out_integrated_lufs"], abs=0.3), text
+    colour = note.evaluate("e => getComputedStyle(e).color")
+    assert colour == "rgb(245, 211, 61)", colour
+    expect(pill).to_have_text("engine running · as Spotify")
+    expect(pill).to_have_class(re.compile(r"\bwarn\b"))
+    page.wait_for_timeout(300)
+    page.locator(".transport").screenshot(path=str(shots / "live-streamed.png"))
+    # chosen elsewhere (a script, the control process): shown here, Apple Music's own target
+    assert control.set_preview("apple_music")["ok"]
+    expect(sel).to_have_value("apple_music", timeout=5000)
+    expect(note).to_contain_text("Apple Music plays at -16 LUFS")
+    expect(pill).to_have_text("engine running · as Apple Music")
+    # another page shows it in the pill too
+    other = ctx.new_page()
+    other.goto(box.url + "/captures")
+    expect(other.locator("#st-engine")).to_have_text("engine running · as Apple Music", timeout=5000)
+    other.close()
+    # a phone: the row and its note fit the width
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                has_touch=True, storage_state=ctx.storage_state())
+    p2 = phone.new_page()
+    p2.goto(box.url + "/live")
+    expect(p2.locator("#preview-note")).to_be_visible(timeout=5000)
+    assert p2.evaluate("document.documentElement.scrollWidth") <= 390
+    r = p2.locator("#preview-select").bounding_box()
+    assert r["x"] >= 0 and r["x"] + r["width"] <= 390 and r["height"] >= 40, r
+    phone.close()
+    # off: the master as it is
+    sel.select_option("off")
+    m = engine_preview("off")
+    assert m["preview_gain_db"] == 0.0 and control.preview == "off"
+    expect(note).to_be_hidden()
+    expect(pill).to_have_text("engine running")
+    assert not errors, errors
+    ctx.close()
+
+
 def test_settings_slots_compare_two_versions_from_the_live_and_chain_pages(box, browser, shots):
     """Settings 1 and 2: 2 pressed on the Live page is a copy of 1; a change made there (the output drive)
     shows as the one difference on both pages; 1 pressed on the Chain page plays 1 again in the real

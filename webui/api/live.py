@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import current_app, jsonify
 
 from dsp import schema
+from firmware import streaming
 from webui.api import bp
 from webui.backend import call, control, engine_reply, jsonable
 from webui.errors import ApiError, field, json_body, refuse_unknown
@@ -27,6 +28,7 @@ def state_snapshot() -> dict:
         "safe_mode": bool(snap.get("safe_mode")),
         "bypass": bool(getattr(c, "bypassed", False)),
         "monitor": getattr(c, "monitor_mode", "stereo"),
+        "preview": getattr(c, "preview", "off"),
         "learning": bool(getattr(learner, "running", False)),
         "learn": jsonable(learn),
     }
@@ -114,21 +116,35 @@ def post_bypass():
 def post_monitor():
     """The listening mode, ``{"mode": one of dsp.schema.MONITOR_MODES}``: what the speakers hear
     (mono, side, one channel on both); recordings and meters stay the stereo master."""
-    data = json_body()
-    refuse_unknown(data, {"mode"})
-    modes = ", ".join(schema.MONITOR_MODES)
-    mode = data.get("mode")
-    if mode is None:
-        raise ApiError(400, f"missing field 'mode': one of {modes}")
-    if not isinstance(mode, str):
-        kind = "a boolean" if isinstance(mode, bool) else type(mode).__name__
-        raise ApiError(400, f"field 'mode' must be a string, one of {modes} (got {kind})")
-    if mode not in schema.MONITOR_MODES:
-        raise ApiError(400, f"unknown listening mode {mode[:40]!r}: one of {modes}")
+    mode = _choice(json_body(), "mode", schema.MONITOR_MODES, "listening mode")
     reply = call(control().monitor, mode)
     # As for bypass: an engine that is down gets the mode pushed when it comes back (Control's
     # watcher), so the request succeeded; "engine" says whether it is heard yet.
     return jsonify({**state_snapshot(), "ok": True, "engine": jsonable(reply)})
+
+
+@bp.post("/preview")
+def post_preview():
+    """As streamed, ``{"service": one of firmware.streaming.PREVIEWS}``: the speakers hear the master
+    at the gain that service's loudness normalisation would apply (``off``: as it is)."""
+    service = _choice(json_body(), "service", streaming.PREVIEWS, "streaming preview")
+    reply = call(control().set_preview, service)
+    return jsonify({**state_snapshot(), "ok": True, "engine": jsonable(reply)})
+
+
+def _choice(data, key: str, choices, what: str) -> str:
+    """The one field ``key`` of ``data``, a string among ``choices``; a 400 naming them otherwise."""
+    refuse_unknown(data, {key})
+    names = ", ".join(choices)
+    value = data.get(key)
+    if value is None:
+        raise ApiError(400, f"missing field '{key}': one of {names}")
+    if not isinstance(value, str):
+        kind = "a boolean" if isinstance(value, bool) else type(value).__name__
+        raise ApiError(400, f"field '{key}' must be a string, one of {names} (got {kind})")
+    if value not in choices:
+        raise ApiError(400, f"unknown {what} {value[:40]!r}: one of {names}")
+    return value
 
 
 @bp.post("/learn/start")

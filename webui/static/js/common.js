@@ -100,6 +100,7 @@ const MB = (() => {
 
   // Header pills on every page.
   const pillEngine = document.getElementById("st-engine");
+  const STREAMING_NAMES = JSON.parse(document.body.dataset.streamingNames || "{}");   // service key: its name
   const pillPreset = document.getElementById("st-preset");
   if (pillEngine) {
     let lastSeq = null, lastSeen = 0;
@@ -109,9 +110,13 @@ const MB = (() => {
       // a listening mode other than stereo (the Live page's Listen) shows on every page: the speakers
       // are not hearing the stereo master
       const mode = running && typeof m.monitor === "string" && m.monitor !== "stereo" ? m.monitor : null;
-      pillEngine.textContent = running ? (m.bypass ? "engine · bypass" : "engine running") + (mode ? ` · ${mode}` : "") : "engine stopped";
-      pillEngine.className = "pill " + (running ? (mode ? "warn" : "ok") : "bad");
-      pillEngine.title = mode ? `Audio engine; the speakers hear ${mode === "left" || mode === "right" ? `the ${mode} channel only` : mode === "side" ? "the side only" : "mono"} (Listen on the Live page)` : "Audio engine";
+      // likewise As streamed: the speakers hear the master at a streaming service's level
+      const streamed = running && typeof m.preview === "string" && m.preview !== "off" ? STREAMING_NAMES[m.preview] || m.preview : null;
+      pillEngine.textContent = running ? (m.bypass ? "engine · bypass" : "engine running") + (mode ? ` · ${mode}` : "") + (streamed ? ` · as ${streamed}` : "") : "engine stopped";
+      pillEngine.className = "pill " + (running ? (mode || streamed ? "warn" : "ok") : "bad");
+      const heard = [mode ? (mode === "left" || mode === "right" ? `the ${mode} channel only` : mode === "side" ? "the side only" : "mono") : "",
+                     streamed ? `the level ${streamed} would play it at` : ""].filter(Boolean).join(", ");
+      pillEngine.title = heard ? `Audio engine; the speakers hear ${heard} (Listen on the Live page)` : "Audio engine";
     });
     on("state", (s) => {
       // once both settings slots are in use, which one is heard (saving a preset saves that one)

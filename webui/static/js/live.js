@@ -79,6 +79,8 @@
     if (typeof m.learning === "boolean") setPressed("btn-learn", m.learning);
     if (typeof m.reference === "boolean") refFlag(m.reference);
     if (typeof m.monitor === "string" && performance.now() >= listenHeldUntil) showListen(m.monitor);
+    lastMeters = m;
+    if (typeof m.preview === "string" && performance.now() >= previewHeldUntil) showPreview(m.preview);
   }
   on("meters", showMeters);
 
@@ -187,6 +189,41 @@
     } catch (e) { fail(e); }
   });
 
+  // ---- As streamed (POST /preview): the speakers hear the master at a streaming service's gain ----
+  // The engine works the gain out from the output's integrated loudness since the meters were reset; the
+  // meters carry the service and the gain, so the note says what is heard and why.
+  const previewSel = document.getElementById("preview-select"), previewNote = document.getElementById("preview-note");
+  let previewHeldUntil = 0, lastMeters = null;
+  function showPreview(service) {
+    const opt = [...previewSel.options].find((o) => o.value === service);
+    if (!opt) return;
+    listen.dataset.preview = service;
+    if (previewSel.value !== service) previewSel.value = service;
+    let text = "";
+    if (service !== "off") {
+      const name = opt.dataset.name, target = Number(opt.dataset.target);
+      const m = lastMeters || {}, lufs = m.out_integrated_lufs, gain = m.preview_gain_db;
+      if (lufs == null || gain == null) {
+        text = `Speakers: as ${name} plays it, once the master has been measured (reset the meters at the song's start)`;
+      } else {
+        const full = target - lufs;
+        const what = Math.abs(gain) < 0.05 ? (full > 0.05 && opt.dataset.ups === "0" ? `not turned up (${name} never raises a quiet track)` : "unchanged")
+          : gain < 0 ? `turned down ${fmt(-gain, 1)} dB`
+          : `turned up ${fmt(gain, 1)} dB${gain < full - 0.05 ? " (only as far as 1 dB of true-peak headroom allows)" : ""}`;
+        text = `Speakers: as ${name} plays it, ${what}: the master measures ${fmt(lufs, 1)} LUFS since the meters were reset, ${name} plays at ${fmt(target, 0)} LUFS (recordings and meters stay the master)`;
+      }
+    }
+    if (previewNote.textContent !== text) previewNote.textContent = text;
+    previewNote.classList.toggle("hidden", !text);
+  }
+  previewSel.addEventListener("change", async () => {
+    try {
+      const r = await api("POST", "/preview", { service: previewSel.value });
+      previewHeldUntil = performance.now() + 300;
+      showPreview(r.preview);
+    } catch (e) { fail(e); }
+  });
+
   function setCapturing(on_, seconds) {
     if (on_ && !capturing) captureSince = Date.now();
     capturing = on_;
@@ -205,6 +242,7 @@
     if (typeof s.bypass === "boolean") setPressed("btn-bypass", s.bypass);
     if (typeof s.learning === "boolean") setPressed("btn-learn", s.learning);
     if (typeof s.monitor === "string") showListen(s.monitor);
+    if (typeof s.preview === "string") showPreview(s.preview);
     const ls = s.learn || {};
     document.getElementById("learn-status").textContent =
       ls.state === "listening" || ls.state === "adjusting" ? `${ls.state}${ls.measured_lufs != null ? ` ${fmt(ls.measured_lufs, 1)}` : ""}`
