@@ -92,7 +92,7 @@ def snapshot(home: Path, control, engine) -> dict:
     st_ = control.state
     return {"values": dict(st_.values), "active": st_.active_preset, "slots": st_.snapshot()["slots"],
             "bypass": control.bypassed,
-            "monitor": control.monitor_mode,
+            "monitor": control.monitor_mode, "preview": control.preview,
             "presets": files(home / "presets"), "captures": files(home / "captures"),
             "web": files(home / "web"), "engine_calls": len(engine.calls),
             "reference": (control.reference.info or {}).get("capture"), "ref": engine.reference_status()}

@@ -37,7 +37,7 @@ from dsp import schema
 
 EXAMPLES = int(os.environ.get("MB_FUZZ_EXAMPLES", "12")) * 6
 CMDS = ["hello", "status", "set_params", "bypass", "compare", "meters_reset", "capture_start", "capture_stop",
-        "learn_start", "learn_stop"]
+        "learn_start", "learn_stop", "monitor", "preview"]
 PROGRAMMING_ERROR = re.compile(r"^(TypeError|KeyError|AttributeError|IndexError|ZeroDivisionError|NameError|"
                                r"UnboundLocalError|RecursionError|OverflowError|AssertionError)\b")
 
@@ -140,9 +140,16 @@ def request(draw):
                     "preset": draw(st.one_of(hostile_names, json_value))})
     elif kind == 6:  # the switches, well formed or nearly
         req = {"cmd": draw(st.sampled_from(["bypass", "compare"])), "on": draw(st.one_of(st.booleans(), json_value))}
+        if draw(st.booleans()):     # or the listening mode and the As-streamed preview, by name
+            req = draw(st.sampled_from([
+                {"cmd": "monitor", "mode": draw(st.one_of(st.sampled_from([*schema.MONITOR_MODES, "MONO"]),
+                                                          json_value))},
+                {"cmd": "preview", "service": draw(st.one_of(st.sampled_from(["off", "spotify", "tidal", "napster"]),
+                                                             json_value))}]))
     else:
         req.update(draw(st.dictionaries(st.sampled_from(["on", "level_match", "values", "params", "tap", "v", "id",
-                                                         "max_seconds", "fmt"]), json_value, max_size=3)))
+                                                         "max_seconds", "fmt", "mode", "service"]), json_value,
+                                        max_size=3)))
     if draw(st.booleans()):
         req["id"] = draw(json_value)
     return json.dumps(req).encode()
@@ -166,7 +173,8 @@ def test_fuzzed_requests_get_replies_refusals_change_nothing_audio_runs(engine):
     @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(line=request())
     def one(line):
-        before = conn.ask({"cmd": "status", "values": True})["values"]
+        st_before = conn.ask({"cmd": "status", "values": True})
+        before = st_before["values"]
         conn.send_raw(line + b"\n")
         if not line.strip():
             return  # an empty line gets no reply, by design
@@ -185,6 +193,10 @@ def test_fuzzed_requests_get_replies_refusals_change_nothing_audio_runs(engine):
             if isinstance(req, dict) and req.get("cmd") in ("set_params", "bypass"):
                 after = conn.ask({"cmd": "status", "values": True})["values"]
                 assert after == before, (line, r)
+            if isinstance(req, dict) and req.get("cmd") in ("monitor", "preview"):
+                st_after = conn.ask({"cmd": "status"})
+                assert (st_after["monitor"], st_after["preview"]) == (st_before["monitor"], st_before["preview"]), \
+                    (line, r)
         else:
             after = conn.ask({"cmd": "status", "values": True})["values"]
             assert all(math.isfinite(v) for v in after.values() if isinstance(v, float)), (line, after)

@@ -236,6 +236,41 @@ def test_monitor_with_engine_down_is_kept_and_pushed_when_it_returns(api, contro
     assert control.engine.monitor_mode == "mono" and ("monitor", "mono") in control.engine.calls
 
 
+# -- As streamed (POST /preview) ---------------------------------------------------------------
+def test_preview_every_service_reaches_the_engine_and_the_state_and_bad_bodies_change_nothing(api, anon, control):
+    from firmware.streaming import PREVIEWS
+
+    assert api.get("/api/v1/state").get_json()["preview"] == "off"
+    for service in (*PREVIEWS[1:], "off", "tidal"):
+        control.engine.calls.clear()
+        r = api.post("/api/v1/preview", json={"service": service})
+        assert r.status_code == 200, r.get_json()
+        body = r.get_json()
+        assert body["ok"] is True and body["preview"] == service and body["engine"]["preview"] == service, body
+        assert control.engine.calls == [("preview", service)]
+        assert control.preview == control.engine.preview_service == service
+    control.engine.calls.clear()
+    for bad, says in (({}, "missing field 'service'"), ({"service": "Spotify"}, "unknown streaming preview"),
+                      ({"service": 3}, "must be a string"), ({"service": True}, "got a boolean"),
+                      ({"service": "off", "gain": 1}, "unknown field(s): gain")):
+        r = api.post("/api/v1/preview", json=bad)
+        assert r.status_code == 400 and says in error_of(r), (bad, r.get_json())
+        if "unknown field" not in says:
+            assert "one of off, spotify, youtube, apple_music, tidal, amazon_music" in error_of(r)
+    assert control.engine.calls == [] and control.preview == control.engine.preview_service == "tidal"
+    # the engine down: kept, and pushed when it returns
+    control.engine.running = False
+    r = api.post("/api/v1/preview", json={"service": "spotify"})
+    assert r.status_code == 200 and r.get_json()["engine"]["ok"] is False
+    assert control.preview == "spotify" and control.engine.preview_service == "tidal"
+    control.engine.running = True
+    control.push_all()
+    assert control.engine.preview_service == "spotify"
+    assert anon.post("/api/v1/preview", json={"service": "off"}).status_code == 401
+    assert api.req("POST", "/api/v1/preview", json={"service": "off"}, csrf=False).status_code == 403
+    assert control.preview == control.engine.preview_service == "spotify"
+
+
 def test_monitor_needs_login_and_csrf(api, anon, control):
     r = anon.post("/api/v1/monitor", json={"mode": "mono"})
     assert r.status_code == 401, r.get_data(as_text=True)
@@ -245,6 +280,7 @@ def test_monitor_needs_login_and_csrf(api, anon, control):
     assert r.status_code == 403 and "cross-site" in error_of(r)
     assert api.get("/api/v1/monitor").status_code == 405        # GET never changes anything
     assert not [c for c in control.engine.calls if c[0] == "monitor"] and control.monitor_mode == "stereo"
+
 
 def test_learn_start_stop(api, control):
     r = api.post("/api/v1/learn/start", json={"seconds": 5})

@@ -14,7 +14,7 @@ JSON = st.recursive(JSON_LEAF, lambda inner: st.one_of(st.lists(inner, max_size=
                     max_leaves=12)
 KEYS = st.sampled_from(["values", "on", "level_match", "seconds", "name", "new_name", "description", "tap",
                         "format", "max_seconds", "detents", "hold_s", "password", "current", "new", "rate",
-                        "period", "periods", "device", "capture", "gain_db", "mode", "slot"])
+                        "period", "periods", "device", "capture", "gain_db", "mode", "slot", "service"])
 BODY = st.one_of(JSON, st.dictionaries(KEYS, JSON, max_size=4),
                  st.builds(lambda v: {"values": v}, st.dictionaries(st.sampled_from(
                      ["in.trim_db", "eq1.type", "mb.on", "st.width", "nope", ""]), JSON, max_size=3)),
@@ -22,6 +22,9 @@ BODY = st.one_of(JSON, st.dictionaries(KEYS, JSON, max_size=4),
                  st.builds(lambda m, extra: {"mode": m, **extra},
                            st.one_of(st.sampled_from(["stereo", "mono", "side", "left", "right", "Mono", "wide", ""]),
                                      JSON), st.dictionaries(KEYS, JSON, max_size=1)),
+                 # a streaming service to preview, a near miss or anything
+                 st.builds(lambda v: {"service": v}, st.one_of(st.sampled_from(
+                     ["off", "spotify", "apple_music", "Spotify", "napster", ""]), JSON)),
                  # a settings slot, a near miss or anything
                  st.builds(lambda n: {"slot": n}, st.one_of(st.sampled_from([1, 2, 0, 3, 1.0, "2", True]), JSON)))
 ENDPOINTS = [
@@ -30,7 +33,7 @@ ENDPOINTS = [
     ("POST", "/api/v1/presets-import"), ("POST", "/api/v1/capture/start"), ("POST", "/api/v1/system/audio"),
     ("POST", "/api/v1/auth/password"), ("POST", "/api/v1/panel/knobs/width/turn"),
     ("PUT", "/api/v1/reference"), ("POST", "/api/v1/reference/switch"), ("POST", "/api/v1/monitor"),
-    ("POST", "/api/v1/state/slot"),
+    ("POST", "/api/v1/state/slot"), ("POST", "/api/v1/preview"),
 ]
 NAME = st.text(min_size=1, max_size=30)
 
@@ -42,7 +45,7 @@ def snapshot(control):
     return (control.state.values, control.state.active_preset, control.state.snapshot()["slots"], presets,
             control.bypassed, control.engine.capturing,
             control.reference.info, control.engine.reference_status(), control.monitor_mode,
-            control.engine.monitor_mode)
+            control.engine.monitor_mode, control.preview, control.engine.preview_service)
 
 
 @SETTINGS
