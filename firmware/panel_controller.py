@@ -388,8 +388,8 @@ class PanelController:
             return "learning"
         if meters.get("capturing", self.capturing):
             return "capturing"
-        if meters.get("monitor", "stereo") not in (None, "stereo"):
-            return "monitor"        # the speakers hear mono, side or one channel, not the stereo master
+        if meters.get("monitor", "stereo") not in (None, "stereo") or meters.get("preview", "off") not in (None, "off"):
+            return "monitor"        # the speakers hear mono, side, one channel or a service's level, not the master
         return "running"
 
     def meter_context(self, meters: dict | None) -> MeterContext:

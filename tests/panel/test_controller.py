@@ -340,6 +340,12 @@ def test_learn_held_is_the_mono_check_and_the_status_led_says_so(box):
     control.meters.reading["monitor"] = "stereo"
     pc.loop.tick()
     assert panel.snapshot()["status"]["pattern"] == "running"
+    control.meters.reading["preview"] = "spotify"          # As streamed (web UI): not the master as it is either
+    pc.loop.tick()
+    assert panel.snapshot()["status"]["pattern"] == "monitor"
+    control.meters.reading["preview"] = "off"
+    pc.loop.tick()
+    assert panel.snapshot()["status"]["pattern"] == "running"
 
 
 def test_safe_mode_boot_with_preset_down_held(box):
