@@ -261,21 +261,21 @@ class ControlServer:
 
     def cmd_monitor(self, req) -> dict:
         """The listening mode (stereo, mono, side, left, right): the output only, crossfaded."""
-        mode = req.get("mode")
-        try:
-            self.engine.set_monitor(mode)
-        except ValueError as e:
-            raise RequestError(f"monitor needs \"mode\": {e}") from None
-        return {"monitor": mode}
+        return self._named(req, "monitor", "mode", self.engine.set_monitor)
 
     def cmd_preview(self, req) -> dict:
         """As streamed: hear the output at the gain a streaming service would apply (``off``: as it is)."""
-        service = req.get("service")
+        return self._named(req, "preview", "service", self.engine.set_preview)
+
+    @staticmethod
+    def _named(req, cmd: str, key: str, setter) -> dict:
+        """``setter(req[key])``, a name the engine checks; its ValueError (naming the choices) refuses it."""
+        value = req.get(key)
         try:
-            self.engine.set_preview(service)
+            setter(value)
         except ValueError as e:
-            raise RequestError(f"preview needs \"service\": {e}") from None
-        return {"preview": service}
+            raise RequestError(f"{cmd} needs \"{key}\": {e}") from None
+        return {cmd: value}
 
     def cmd_meters_reset(self, req) -> dict:
         self.engine.reset_meters()

@@ -70,17 +70,6 @@ def test_mono_then_side_then_stereo_is_heard_and_the_capture_keeps_the_stereo_ma
     assert engine.stats().xruns == 0
 
 
-def test_an_unknown_mode_is_refused_and_changes_nothing(tmp_path):
-    engine = Engine(SimBackend(StreamConfig(rate=RATE, period=PERIOD), paced=False), wait_ready=True,
-                    realtime=False)
-    server = ControlServer(engine, tmp_path / "e.sock")
-    assert ok(server, cmd="monitor", mode="left")["monitor"] == "left"
-    for mode in ("surround", None, 1, "MONO"):
-        bad = server.handle_line(json.dumps({"cmd": "monitor", "mode": mode}).encode())
-        assert not bad["ok"] and "one of stereo, mono, side, left, right" in bad["error"]
-    assert engine.status()["monitor"] == "left"
-
-
 def test_as_streamed_plays_the_master_at_the_services_gain_and_records_it_unchanged(tmp_path):
     """Spotify's preview on a loud master: once the publisher has measured it, the speakers hear the
     master times the gain that brings its integrated loudness so far to -14 LUFS (pyloudnorm says what
@@ -132,12 +121,17 @@ def test_as_streamed_plays_the_master_at_the_services_gain_and_records_it_unchan
     assert start + m > c and np.array_equal(cap[:m], master[start:start + m])
 
 
-def test_an_unknown_preview_is_refused_and_changes_nothing(tmp_path):
+@pytest.mark.parametrize("cmd, key, good, bad, choices", [
+    ("monitor", "mode", "left", ("surround", None, 1, "MONO"), "one of stereo, mono, side, left, right"),
+    ("preview", "service", "apple_music", ("napster", None, 1, "Spotify"),
+     "one of off, spotify, youtube, apple_music, tidal, amazon_music"),
+])
+def test_an_unknown_mode_or_service_is_refused_and_changes_nothing(tmp_path, cmd, key, good, bad, choices):
     engine = Engine(SimBackend(StreamConfig(rate=RATE, period=PERIOD), paced=False), wait_ready=True,
                     realtime=False)
     server = ControlServer(engine, tmp_path / "e.sock")
-    assert ok(server, cmd="preview", service="apple_music")["preview"] == "apple_music"
-    for service in ("napster", None, 1, "Spotify"):
-        bad = server.handle_line(json.dumps({"cmd": "preview", "service": service}).encode())
-        assert not bad["ok"] and "one of off, spotify, youtube, apple_music, tidal, amazon_music" in bad["error"]
-    assert engine.status()["preview"] == "apple_music"
+    assert ok(server, cmd=cmd, **{key: good})[cmd] == good
+    for value in bad:
+        reply = server.handle_line(json.dumps({"cmd": cmd, key: value}).encode())
+        assert not reply["ok"] and choices in reply["error"]
+    assert engine.status()[cmd] == good
