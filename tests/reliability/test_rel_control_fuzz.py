@@ -37,7 +37,7 @@ from dsp import schema
 
 EXAMPLES = int(os.environ.get("MB_FUZZ_EXAMPLES", "12")) * 6
 CMDS = ["hello", "status", "set_params", "bypass", "compare", "meters_reset", "capture_start", "capture_stop",
-        "learn_start", "learn_stop", "monitor", "preview"]
+        "learn_start", "learn_stop"]
 PROGRAMMING_ERROR = re.compile(r"^(TypeError|KeyError|AttributeError|IndexError|ZeroDivisionError|NameError|"
                                r"UnboundLocalError|RecursionError|OverflowError|AssertionError)\b")
 
@@ -112,7 +112,7 @@ hostile_names = st.sampled_from(["../../../etc/passwd", "/tmp/x", "..", "a/b", "
 
 @st.composite
 def request(draw):
-    kind = draw(st.integers(0, 9))
+    kind = draw(st.integers(0, 10))
     if kind == 0:
         return json.dumps(draw(json_value)).encode()
     if kind == 1:
@@ -140,12 +140,13 @@ def request(draw):
                     "preset": draw(st.one_of(hostile_names, json_value))})
     elif kind == 6:  # the switches, well formed or nearly
         req = {"cmd": draw(st.sampled_from(["bypass", "compare"])), "on": draw(st.one_of(st.booleans(), json_value))}
-        if draw(st.booleans()):     # or the listening mode and the As-streamed preview, by name
-            req = draw(st.sampled_from([
-                {"cmd": "monitor", "mode": draw(st.one_of(st.sampled_from([*schema.MONITOR_MODES, "MONO"]),
-                                                          json_value))},
-                {"cmd": "preview", "service": draw(st.one_of(st.sampled_from(["off", "spotify", "tidal", "napster"]),
-                                                             json_value))}]))
+    elif kind == 10:  # the listening mode and the As-streamed preview, by name
+        good = draw(st.booleans())          # half of them a name the engine knows, as for the switches
+        req = draw(st.sampled_from([
+            {"cmd": "monitor", "mode": draw(st.sampled_from(schema.MONITOR_MODES) if good
+                                            else st.one_of(st.just("MONO"), json_value))},
+            {"cmd": "preview", "service": draw(st.sampled_from(["off", "spotify", "tidal"]) if good
+                                               else st.one_of(st.just("napster"), json_value))}]))
     else:
         req.update(draw(st.dictionaries(st.sampled_from(["on", "level_match", "values", "params", "tap", "v", "id",
                                                          "max_seconds", "fmt", "mode", "service"]), json_value,
@@ -206,7 +207,9 @@ def test_fuzzed_requests_get_replies_refusals_change_nothing_audio_runs(engine):
         assert not files_outside(caps, tmp, files_before), (line, files_outside(caps, tmp, files_before))
 
     one()
-    assert counts["ok"] > 10 and counts["refused"] > 10, counts
+    # both kinds of answer were exercised (of the 72 requests, 12-31 were accepted in 11 runs on
+    # 2026-11-24; a floor of 10 failed one CI run at 9, so the floor is 5: about 1 run in 10,000)
+    assert counts["ok"] >= 5 and counts["refused"] >= 5, counts
 
     # over at least 3 s: the fuzzing alone may take under a second, where one restart of the sim
     # clock after a late wake-up of this shared VM (see below) would be more than the 10 % allowed
