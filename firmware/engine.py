@@ -400,6 +400,9 @@ class Engine:
         :data:`PREVIEW_STEP_DB` is left alone (each change is a 20 ms glide of the monitor matrix)."""
         index = self._preview
         if not index:
+            if self._mon_gain != 1.0:   # an "off" that crossed a computation under way: unity again
+                self.preview_gain_db = 0.0
+                self._mon_gain = 1.0
             return
         db, _ = streaming.normalisation_gain(streaming.PREVIEWS[index], integrated_lufs, true_peak_dbtp)
         db = 0.0 if db is None else db

@@ -135,3 +135,16 @@ def test_an_unknown_mode_or_service_is_refused_and_changes_nothing(tmp_path, cmd
         reply = server.handle_line(json.dumps({"cmd": cmd, key: value}).encode())
         assert not reply["ok"] and choices in reply["error"]
     assert engine.status()[cmd] == good
+
+
+def test_an_off_that_crosses_a_gain_being_worked_out_is_undone_by_the_next_publication():
+    """The control thread's "off" may land between the publisher reading the service and setting its
+    gain; the next publication puts the monitor back at unity."""
+    engine = Engine(SimBackend(StreamConfig(rate=RATE, period=PERIOD), paced=False), wait_ready=True,
+                    realtime=False)
+    engine.set_preview("spotify")
+    engine.update_preview(-8.0, -0.5)
+    assert engine.preview_gain_db == pytest.approx(-6.0) and engine._mon_gain < 1.0
+    engine._preview = 0                     # "off" as seen mid-computation: the gain was left behind
+    engine.update_preview(-8.0, -0.5)
+    assert (engine.preview, engine.preview_gain_db, engine._mon_gain) == ("off", 0.0, 1.0)
