@@ -41,6 +41,7 @@ CLIP_RUN = 3
 CORR_WINDOW_S = 0.4
 CORR_MIN_RMS_DBFS = -50.0
 
+
 class CaptureError(ValueError):
     """A capture operation that cannot be done (the message says why)."""
 

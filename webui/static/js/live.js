@@ -209,7 +209,7 @@
         const full = target - lufs;
         const what = Math.abs(gain) < 0.05 ? (full > 0.05 && opt.dataset.ups === "0" ? `not turned up (${name} never raises a quiet track)` : "unchanged")
           : gain < 0 ? `turned down ${fmt(-gain, 1)} dB`
-          : `turned up ${fmt(gain, 1)} dB${gain < full - 0.05 ? " (only as far as 1 dB of true-peak headroom allows)" : ""}`;
+          : `turned up ${fmt(gain, 1)} dB${gain < full - 0.05 ? ` (only as far as ${fmt(-Number(opt.dataset.tpLimit), 0)} dB of true-peak headroom allows)` : ""}`;
         text = `Speakers: as ${name} plays it, ${what}: the master measures ${fmt(lufs, 1)} LUFS since the meters were reset, ${name} plays at ${fmt(target, 0)} LUFS (recordings and meters stay the master)`;
       }
     }
