@@ -15,6 +15,7 @@ else into the test's temporary folder.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -1319,9 +1320,19 @@ def test_chain_slider_changes_parameter_live(box, browser):
     from playwright.sync_api import expect
 
     ctx, page, errors = logged_in(browser, box)
+    # where each slider stood when it first appeared: a slider drawn before the box's state
+    # arrived stood at a browser default, and a key pressed then sent that position
+    page.add_init_script("""new MutationObserver(() => {
+        window.firstSeen = window.firstSeen || {};
+        for (const s of document.querySelectorAll("#chain input[type=range]"))
+            if (!(s.dataset.param in window.firstSeen)) window.firstSeen[s.dataset.param] = Number(s.value);
+    }).observe(document, { childList: true, subtree: true });""")
     page.goto(box.url + "/chain")
     slider = page.locator('input[data-param="in.trim_db"]')
     expect(slider).to_be_visible()
+    first = page.evaluate("window.firstSeen")
+    assert first["in.trim_db"] == 500 and first["in.hpf_freq"] == round(
+        1000 * math.log(20 / 10) / math.log(40 / 10)), first   # 0 dB of -24..24; 20 Hz on 10..40 Hz (log)
     # every menu has room for its longest choice ("low shelf" was cut to "low s" in the EQ card)
     fits = page.eval_on_selector_all("#chain select", """els => els.map(s => {
         const cs = getComputedStyle(s), c = document.createElement("canvas").getContext("2d");

@@ -166,8 +166,12 @@
 
   (async () => {
     try {
-      build(await api("GET", "/schema"));
-      show(await api("GET", "/state"));
+      // the controls appear only with the box's values in them: a slider drawn before the state
+      // arrived sat at a browser default, and a key or touch in that moment sent that position
+      // (the input trim jumped to -21 dB)
+      const [schema, state] = await Promise.all([api("GET", "/schema"), api("GET", "/state")]);
+      build(schema);
+      show(state);
       on("state", show);
       on("meters", rateChanged);
     } catch (e) { fail(e); }
