@@ -226,7 +226,20 @@ def test_login_recall_meters_knob_capture_download(box, browser, shots, tmp_path
     expect(page.locator('#preset-list li[data-preset="loud"]')).to_be_visible()
     page.screenshot(path=str(shots / "presets.png"), full_page=True)
     # the System page: change the period, apply, and the engine comes back with it
+    # until the box's settings have arrived the form holds placeholders, and Apply must not send them
+    held, holding = [], [True]
+    page.route("**/api/v1/system", lambda route: held.append(route) if holding[0] else route.continue_())
     page.click('a.tab[href="/system"]')
+    page.wait_for_function("document.getElementById('audio-apply') !== null")
+    page.wait_for_timeout(300)
+    assert held, "the System page did not ask for the box's settings"
+    expect(page.locator("#audio-apply")).to_be_disabled()
+    page.press("#audio-periods", "Enter")                     # submits the form, were it not held
+    page.wait_for_timeout(300)
+    assert control.engine.status()["device"]["period"] == 128
+    holding[0] = False
+    for route in held:
+        route.continue_()
     expect(page.locator("#health dd").first).to_be_visible()
     expect(page.locator("#audio-period")).to_have_value("128")
     expect(page.locator("#audio-apply")).to_be_enabled()

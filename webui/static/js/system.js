@@ -71,7 +71,9 @@
   ["audio-rate", "audio-period", "audio-periods"].forEach((id) => $(id).addEventListener("input", showLatency));
   $("audio-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    if (applying) return;
+    // the form holds the page's placeholders until the box's settings have filled it: Enter pressed
+    // in that moment must not restart the engine with them
+    if (applying || !current) return;
     const v = formValues(), changes = {};
     for (const k of ["device", "rate", "period", "periods"]) if (!current || v[k] !== current[k]) changes[k] = v[k];
     if (!Object.keys(changes).length) { progress("Nothing changed: these are the settings the engine runs with.", "muted"); return; }
