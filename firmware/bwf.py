@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import os
 import struct
 import unicodedata
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ ANALYSIS_KEYS = dict(zip(LOUDNESS_FIELDS, ("integrated_lufs", "loudness_range_lu
 _LIMITS = {"loudness_range": (0.0, 99.99)}
 _DEFAULT_LIMITS = (-99.99, 99.99)
 _CHUNK_HEAD = struct.Struct("<4sI")
+_LOUDNESS_OFFSET = struct.calcsize("<256s32s32s10s8sIIH64s")   # where the five loudness fields start in the body
 _SCAN_LIMIT = 64 * 1024 * 1024    # chunks before 'data' are read from at most this far into a file
 HISTORY_LIMIT = 8192              # characters of coding history we write (libsndfile holds 16 KiB in all)
 
@@ -175,6 +177,38 @@ def read(path) -> Bext | None:
     if len(body) < min(size, BODY.size):
         raise BextError(f"{Path(path).name}: the bext chunk is cut short")
     return unpack(body)
+
+
+def stamp_loudness_in_place(path, analysis: dict) -> bool:
+    """Write the five loudness fields of ``analysis`` into the bext chunk of the WAV at ``path``, in place.
+
+    Only a version 2 chunk whose five fields are all unset is written (a file that carries its
+    loudness already, or one with an older chunk, is left as it is) and only those 10 bytes change:
+    the chunk keeps its size, so nothing after it moves. Returns True when the file was written
+    (and fsynced). Why in place: a capture can be gigabytes, and the header's sizes are rewritten
+    in place about once a second the whole time it records, so this is the same kind of write.
+    """
+    where = locate(path)
+    if where is None:
+        return False
+    offset, size = where
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        body = f.read(BODY.size)
+        if len(body) < BODY.size:
+            raise BextError(f"{Path(path).name}: the bext chunk is cut short")
+        b = unpack(body)
+        if b.version < 2 or any(getattr(b, k) is not None for k in LOUDNESS_FIELDS):
+            return False
+        b.stamp_loudness(analysis)
+        if all(getattr(b, k) is None for k in LOUDNESS_FIELDS):
+            return False
+        fields = struct.pack("<5h", *(_centi(getattr(b, k), k) for k in LOUDNESS_FIELDS))
+        f.seek(offset + _LOUDNESS_OFFSET)
+        f.write(fields)
+        f.flush()
+        os.fsync(f.fileno())
+    return True
 
 
 def coding_line(rate: int, bits: int | str, channels: int, text: str) -> str:

@@ -26,8 +26,9 @@ RIFF header ourselves rather than through libsndfile so we decide when it is upd
 * a Broadcast Wave ``bext`` chunk (:mod:`firmware.bwf`) between ``fmt `` and ``data`` says when the
   capture started (date, time, and ``TimeReference``: samples since midnight, so a DAW places it
   on its timeline at the time of day it was recorded, beside other recorders' files), which tap
-  and preset, and a coding-history line. Its loudness fields stay unset (the sidecar has the
-  analysis); the chunk never changes size, so the header's length is fixed for the file's life.
+  and preset, and a coding-history line. Its loudness fields are unset while it records; the
+  analysis after the stop writes them in place (:func:`firmware.captures.stamp_capture_loudness`).
+  The chunk never changes size, so the header's length is fixed for the file's life.
   Captures made before 2026-11-24 have no chunk and are read the same way.
 
 Before each write the free space of the filesystem is checked against a floor
@@ -64,6 +65,7 @@ from firmware.processes import pid_alive
 
 FORMATS = {"PCM_24": (1, 3), "FLOAT": (3, 4)}  # name -> (WAVE format tag, bytes per sample)
 TAPS = ("input", "output")
+CAPTURE_DESCRIPTION = "masterbox capture"   # how a capture's bext description starts (firmware.captures looks)
 HEADER_BYTES = 80  # RIFF(12) + JUNK/ds64(8+28) + fmt(8+16) + data(8), without a bext chunk
 MAX_HEADER_BYTES = 8192  # what to read to parse any header of ours (with its bext chunk)
 _JUNK_OFF, _FMT_OFF, _DATA_OFF = 12, 48, 72  # _DATA_OFF: where the bext chunk goes when there is one
@@ -162,7 +164,7 @@ def capture_base(preset: str, when: _dt.datetime | None = None) -> str:
 def capture_bext(tap: str, preset: str, started: _dt.datetime, rate: int, channels: int, fmt: str) -> bytes:
     """The bext chunk of one tap's file: when it started (and its TimeReference), what it is."""
     where = "before the chain" if tap == "input" else "after the chain"
-    what = f"masterbox capture, {tap} ({where}), preset {preset or 'none'}"
+    what = f"{CAPTURE_DESCRIPTION}, {tap} ({where}), preset {preset or 'none'}"
     line = f"masterbox {__version__} capture ({tap}{', float' if fmt == 'FLOAT' else ''})"
     b = bwf.Bext(description=what, time_reference=bwf.time_of_day_samples(started, rate),
                  coding_history=bwf.coding_line(rate, FORMATS[fmt][1] * 8, channels, line))

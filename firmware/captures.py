@@ -8,6 +8,9 @@ Each capture file ``NAME.wav`` (written by :mod:`firmware.capture_writer`) gets 
   over 400 ms windows with signal, and leading/trailing silence (below -60 dBFS);
 * ``streaming``: what each streaming service's loudness normalisation would do to it.
 
+The analysis's loudness is also written into the capture's Broadcast Wave chunk
+(:func:`stamp_capture_loudness`), where a DAW or a delivery check reads it.
+
 Streaming normalisation rules: :mod:`firmware.streaming`.
 
 The control process imports this module (the index); the analysis itself imports the meter
@@ -27,9 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from firmware import paths
+from firmware import bwf, paths
 from firmware.atomic import fsync_dir, remove_stale_temporaries, write_atomic
-from firmware.capture_writer import MARKER_SUFFIX, MAX_HEADER_BYTES, parse_header
+from firmware.capture_writer import CAPTURE_DESCRIPTION, MARKER_SUFFIX, MAX_HEADER_BYTES, parse_header
 from firmware.streaming import streaming_preview
 
 SIDECAR_FORMAT = "masterbox-capture-analysis"
@@ -191,8 +194,32 @@ def write_sidecar(wav, extra: dict | None = None) -> Path:
         except (OSError, ValueError):
             old = {}
     doc = analyze_capture(wav, extra if extra is not None else old)
+    stamp_capture_loudness(wav, doc)
     write_atomic(side, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     return side
+
+
+def stamp_capture_loudness(wav, doc: dict) -> bool:
+    """Write the analysis's loudness into the bext chunk of a capture this box recorded.
+
+    Why: the output tap's capture is often the master itself (the box inline before the recorder),
+    and a delivery is checked by reading its loudness from the file (EBU R 128 s1). The writer
+    cannot know the loudness while it records; once the file is finished and measured the five
+    fields are written in place (:func:`firmware.bwf.stamp_loudness_in_place`). Uploaded files and
+    masters are left as they are: a file that came from elsewhere is not ours to change, and a
+    master carries the loudness its render measured. Done before the sidecar is written, so a
+    power cut in between leaves the capture "pending" and the next analysis stamps it.
+    Returns True when the file was written.
+    """
+    if doc.get("analysis_error"):
+        return False
+    try:
+        b = bwf.read(wav)
+        if b is None or not b.description.startswith(CAPTURE_DESCRIPTION):
+            return False
+        return bwf.stamp_loudness_in_place(wav, doc)
+    except (OSError, bwf.BextError):
+        return False       # the sidecar still has the analysis
 
 
 # -- the index ----------------------------------------------------------------------------

@@ -236,7 +236,7 @@ def test_captures_say_when_they_started_in_a_bext_chunk(tmp_path):
         assert ref["description"].startswith(f"masterbox capture, {tap} (")
         assert "preset club night" in ref["description"]
         assert ref["coding_history"].startswith(f"A=PCM,F=48000,W=24,M=stereo,T=masterbox 0.1.0 capture ({tap})")
-        assert ref["loudness_value"] == 0x7FFF            # unset: the sidecar has the analysis
+        assert ref["loudness_value"] == 0x7FFF            # unset until an analysis (none here) stamps it
         tags = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_format", "-of", "json", f],
                                          capture_output=True, text=True, check=True).stdout)["format"]["tags"]
         assert tags["time_reference"] == str(ref["time_reference"]) and tags["encoded_by"] == "masterbox"

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from firmware import paths
-from firmware.capture_writer import CaptureSession
+from firmware.capture_writer import CaptureSession, quantize
 from firmware.captures import CaptureError, CaptureIndex, qc_file, streaming_preview
 
 
@@ -88,6 +88,62 @@ def test_capture_sidecar_index_export_delete(tmp_path):
             index.delete(bad)
     index.delete(out["name"])
     assert len(index.list()) == 1 and not (d / f"{out['name']}.json").exists()
+
+
+def test_a_finished_capture_carries_its_loudness_in_its_bext_chunk(tmp_path):
+    """Once analysed, each tap's capture has the five loudness fields of its bext chunk written in
+    place: what ffmpeg's ebur128 measures in the file (read back by libsndfile), the samples
+    untouched. A second analysis writes nothing; a master or a file from elsewhere is left as it was."""
+    from dsp.programme import render_programme
+    from firmware import bwf
+    from firmware.captures import write_sidecar
+    from tests.signals import ffmpeg_ebur128
+    from tests.wav_chunks import libsndfile_bext
+
+    d = tmp_path / "captures"
+    x = render_programme(8, 48000, 7, -6.0)
+    s = CaptureSession(d, 48000, 2, taps=("input", "output"), fmt="PCM_24", preset="Radio", floor_mb=0)
+    for i in range(0, len(x), 4800):
+        s.push(x[i:i + 4800], 0.5 * x[i:i + 4800])
+    s.stop()
+    assert s.wait_analysis(60) == "done"
+    for tap, path in s.files.items():
+        ref, ff = libsndfile_bext(path), ffmpeg_ebur128(path, tmp_path)
+        assert ref["description"].startswith(f"masterbox capture, {tap} (")
+        assert ref["loudness_value"] / 100 == pytest.approx(ff["integrated_lufs"], abs=0.1)
+        assert ref["loudness_range"] / 100 == pytest.approx(ff["loudness_range_lu"], abs=0.5)
+        assert ref["max_true_peak_level"] / 100 == pytest.approx(ff["true_peak_dbtp"], abs=0.2)
+        assert ref["max_momentary_loudness"] / 100 == pytest.approx(ff["max_momentary_lufs"], abs=0.2)
+        assert ref["max_short_term_loudness"] / 100 == pytest.approx(ff["max_short_term_lufs"], abs=0.2)
+        side = json.loads(path.with_suffix(".json").read_text())
+        assert bwf.mismatches(bwf.read(path), side) == []            # what `masterbox analyze` checks
+        y, _ = sf.read(path)
+        assert np.array_equal(y, quantize(x if tap == "input" else 0.5 * x, "PCM_24"))
+        assert sf.info(path).frames == len(x)
+    out = s.files["output"]
+    assert abs(libsndfile_bext(s.files["input"])["loudness_value"] - libsndfile_bext(out)["loudness_value"]
+               - round(20 * np.log10(2) * 100)) <= 1                 # the output tap at half the level
+    before = out.read_bytes()
+    write_sidecar(out)                                                # analysed again: nothing to write
+    assert out.read_bytes() == before
+    # a master (its render stamped it) and a file another program wrote, with the fields unset
+    other = d / "from_elsewhere.wav"
+    with sf.SoundFile(str(other), "w", 48000, 2, "PCM_24", format="WAV") as f:
+        bwf.set_with_libsndfile(f, bwf.Bext(description="field recording", originator="Sound Devices"))
+        f.write(x)
+    master = d / "master.wav"
+    with open(out, "rb") as f:
+        raw = bytearray(f.read())
+    at = raw.index(b"masterbox capture")
+    raw[at:at + 17] = b"Mastered by mbx, "                           # a master's description, same length
+    master.write_bytes(bytes(raw))
+    with open(master, "r+b") as f:                                   # its loudness fields unset, as a test of the rule
+        f.seek(bwf.locate(master)[0] + bwf._LOUDNESS_OFFSET)
+        f.write(b"\xff\x7f" * 5)
+    for path in (other, master):
+        kept = path.read_bytes()
+        write_sidecar(path)
+        assert path.read_bytes() == kept and path.with_suffix(".json").exists()
 
 
 def test_recording_capture_cannot_be_deleted(tmp_path):
