@@ -1177,6 +1177,71 @@ def test_as_streamed_from_the_live_page(box, browser, shots):
     ctx.close()
 
 
+def test_one_key_shortcuts_on_the_live_page(box, browser):
+    """B flips A/B, M and S the listening mode, 1 and 2 the settings, F the reference (only once there is
+    one): each reaches the box. A held key switches once; a key typed into a field, or with Ctrl, is not a
+    shortcut; the buttons say their keys (aria-keyshortcuts, and in their tooltips)."""
+    from playwright.sync_api import expect
+
+    control = box.control
+
+    def until(check, what):
+        deadline = time.monotonic() + 5
+        while not check():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)
+
+    ctx, page, errors = logged_in(browser, box)
+    expect(page).to_have_url(re.compile(r"/live$"))
+    expect(page.locator("#st-engine")).to_have_text("engine running", timeout=10000)
+    page.keyboard.press("b")
+    until(lambda: control.bypassed, "B did not bypass")
+    expect(page.locator("#btn-bypass")).to_have_attribute("aria-pressed", "true")
+    page.keyboard.press("b")
+    until(lambda: not control.bypassed, "B again did not end the bypass")
+    expect(page.locator("#btn-bypass")).to_have_attribute("aria-pressed", "false")
+    # held down: the browser repeats the key, the box switches once
+    page.keyboard.down("b")
+    for _ in range(5):
+        page.keyboard.down("b")                       # auto-repeat: keydown with repeat set
+    page.keyboard.up("b")
+    until(lambda: control.bypassed, "a held B did not bypass")
+    page.wait_for_timeout(500)
+    assert control.bypassed
+    page.keyboard.press("b")
+    until(lambda: not control.bypassed, "B did not end the bypass")
+
+    page.keyboard.press("m")
+    until(lambda: control.monitor_mode == "mono", "M did not listen in mono")
+    page.keyboard.press("s")
+    until(lambda: control.monitor_mode == "side", "S did not listen to the side")
+    page.keyboard.press("s")                            # the lit mode pressed again: stereo
+    until(lambda: control.monitor_mode == "stereo", "S again did not go back to stereo")
+    page.keyboard.press("2")
+    until(lambda: control.state.snapshot()["slots"]["current"] == 2, "2 did not switch to settings 2")
+    page.keyboard.press("1")
+    until(lambda: control.state.snapshot()["slots"]["current"] == 1, "1 did not switch to settings 1")
+    # F with no reference: its button is disabled, nothing happens (and nothing fails)
+    expect(page.locator("#btn-ref")).to_be_disabled()
+    page.keyboard.press("f")
+
+    # the keys belong to a menu while it has the focus (no choice of this one starts with them),
+    # and Ctrl+B is the browser's
+    page.locator("#preview-select").focus()
+    page.keyboard.type("b12")
+    page.keyboard.press("Control+b")
+    page.wait_for_timeout(500)
+    assert not control.bypassed and control.state.snapshot()["slots"]["current"] == 1
+    assert control.preview == "off" and control.monitor_mode == "stereo"
+
+    keys = page.eval_on_selector_all("button[aria-keyshortcuts]",
+                                     "bs => bs.map(b => [b.getAttribute('aria-keyshortcuts'), b.title])")
+    assert sorted(k for k, _ in keys) == ["1", "2", "B", "F", "M", "S"], keys
+    assert all(f"(key {k})" in title for k, title in keys if k != "F"), keys
+    assert not errors, errors
+    ctx.close()
+
+
 def test_settings_slots_compare_two_versions_from_the_live_and_chain_pages(box, browser, shots):
     """Settings 1 and 2: 2 pressed on the Live page is a copy of 1; a change made there (the output drive)
     shows as the one difference on both pages; 1 pressed on the Chain page plays 1 again in the real

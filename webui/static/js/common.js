@@ -143,13 +143,29 @@ const MB = (() => {
       toast(which === "undo" ? "Undone" : "Redone");
     } catch (e) { if (e.status === 409) toast(`Nothing to ${which}`); else fail(e); }
   }
-  document.addEventListener("keydown", (ev) => {
-    if (!(ev.ctrlKey || ev.metaKey) || ev.altKey) return;
-    const t = ev.target, typing = t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName)
+  // a key pressed in a text field, a menu or an editable area is the field's, never a shortcut
+  function typing(t) {
+    return t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName)
       && !(t.tagName === "INPUT" && ["range", "checkbox", "radio", "button"].includes(t.type)));
-    if (typing) return;
+  }
+  document.addEventListener("keydown", (ev) => {
+    if (!(ev.ctrlKey || ev.metaKey) || ev.altKey || typing(ev.target)) return;
     const k = ev.key.toLowerCase();
     if (k === "z" || k === "y") { ev.preventDefault(); undo(k === "y" || ev.shiftKey ? "redo" : "undo"); }
+  });
+
+  /* One-key shortcuts for what is switched while listening: a button that declares
+     aria-keyshortcuts="B" (the ARIA attribute screen readers announce) is pressed by that key.
+     Not with a modifier (the browser's own keys), not while typing, and not on a key's auto-repeat:
+     a held key switches once. A disabled or hidden button is left alone. */
+  document.addEventListener("keydown", (ev) => {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.repeat || ev.key.length !== 1 || typing(ev.target)) return;
+    const key = ev.key.toUpperCase();
+    const btn = [...document.querySelectorAll("button[aria-keyshortcuts]")]
+      .find((b) => b.getAttribute("aria-keyshortcuts") === key);
+    if (!btn || btn.disabled || !btn.offsetParent) return;
+    ev.preventDefault();
+    btn.click();
   });
   const btnUndo = document.getElementById("btn-undo"), btnRedo = document.getElementById("btn-redo");
   if (btnUndo && btnRedo) {

@@ -138,7 +138,7 @@
   function showReference(r) {
     const name = r && r.capture;
     refBtn.disabled = !name;
-    refBtn.title = name ? `Hear “${name}” in place of the master, at the master's loudness`
+    refBtn.title = name ? `Hear “${name}” in place of the master, at the master's loudness (key F)`
       : "No reference: choose a reference on the Captures page";
     refName.textContent = name || "no reference";
     const text = name ? refNoteText(r) : "";
