@@ -188,24 +188,16 @@ def stamp_loudness_in_place(path, analysis: dict) -> bool:
     (and fsynced). Why in place: a capture can be gigabytes, and the header's sizes are rewritten
     in place about once a second the whole time it records, so this is the same kind of write.
     """
-    where = locate(path)
-    if where is None:
+    b = read(path)
+    if b is None or b.version < 2 or any(getattr(b, k) is not None for k in LOUDNESS_FIELDS):
         return False
-    offset, size = where
+    b.stamp_loudness(analysis)
+    if all(getattr(b, k) is None for k in LOUDNESS_FIELDS):
+        return False
+    offset, _ = locate(path)
     with open(path, "r+b") as f:
-        f.seek(offset)
-        body = f.read(BODY.size)
-        if len(body) < BODY.size:
-            raise BextError(f"{Path(path).name}: the bext chunk is cut short")
-        b = unpack(body)
-        if b.version < 2 or any(getattr(b, k) is not None for k in LOUDNESS_FIELDS):
-            return False
-        b.stamp_loudness(analysis)
-        if all(getattr(b, k) is None for k in LOUDNESS_FIELDS):
-            return False
-        fields = struct.pack("<5h", *(_centi(getattr(b, k), k) for k in LOUDNESS_FIELDS))
         f.seek(offset + _LOUDNESS_OFFSET)
-        f.write(fields)
+        f.write(struct.pack("<5h", *(_centi(getattr(b, k), k) for k in LOUDNESS_FIELDS)))
         f.flush()
         os.fsync(f.fileno())
     return True
