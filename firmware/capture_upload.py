@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from firmware import bwf
 from firmware.analysis import MIN_DURATION_S
 from firmware.atomic import fsync_dir, ordinary_mode
 from firmware.capture_writer import _free_bytes
@@ -46,6 +47,7 @@ MAX_ACTIVE = 4                        # uploads receiving at once
 IDLE_S = 3600.0                       # an upload nobody added to for this long is dropped
 FINISHED_KEPT_S = 3600.0              # how long a finished upload still answers (a retried last piece)
 PART_PREFIX = ".upload-"
+UPLOAD_DESCRIPTION = "masterbox upload"   # how the bext description of a converted upload starts
 MAX_STEM = 100
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
 KINDS = {"wav": "wav", "aif": "aiff", "aiff": "aiff", "flac": "flac"}       # extension -> kind
@@ -119,13 +121,31 @@ def audio_facts(path: Path, kind: str = "wav") -> dict[str, Any]:
     return facts if subtype is None else {**facts, "subtype": subtype}
 
 
-def convert_to_wav(src: Path, dest: Path) -> str:
+def conversion_bext(filename: str, kind: str, rate: int, channels: int, subtype: str) -> bwf.Bext:
+    """The Broadcast Wave chunk of a WAV the box made from an uploaded AIFF or FLAC ``filename``.
+
+    The box wrote that WAV, so it says so as every WAV the box writes does: what it was made from
+    (the description and an EBU R 98 coding-history line), when (the arrival: an AIFF or FLAC has
+    no origination time a DAW wrote), and, once analysed, how loud it is
+    (:func:`firmware.captures.stamp_capture_loudness`, which looks for :data:`UPLOAD_DESCRIPTION`).
+    A mix uploaded as a WAV is the user's file byte for byte and is never given one.
+    """
+    bits = "32" if subtype == "FLOAT" else "64" if subtype == "DOUBLE" else subtype.removeprefix("PCM_")
+    b = bwf.Bext(description=f"{UPLOAD_DESCRIPTION}: {KIND_NAMES[kind]} {filename}",
+                 coding_history=bwf.coding_line(rate, bits, channels, f"{KIND_NAMES[kind]} {filename}, samples "
+                                                                      f"copied exactly by masterbox"))
+    b.stamp_time(_dt.datetime.now())
+    return b
+
+
+def convert_to_wav(src: Path, dest: Path, filename: str | None = None, kind: str | None = None) -> str:
     """Copy the samples of an AIFF or FLAC file into a WAV (RF64 past 4 GB) of the same word length,
     exactly (integers as integers, floats as floats; 8-bit becomes 16); the WAV's subtype.
 
     The captures folder, the analysis and the mastering jobs deal in WAV files, so a mix exported
     as AIFF (Logic's long-time default) or FLAC becomes one on arrival instead of every reader
-    learning the others.
+    learning the others. With ``filename`` and ``kind`` (what the user sent) the WAV carries a
+    ``bext`` chunk saying so (:func:`conversion_bext`).
     """
     import soundfile as sf
 
@@ -133,6 +153,8 @@ def convert_to_wav(src: Path, dest: Path) -> str:
         subtype, dtype = _SAME_WORDS.get(f.subtype, ("PCM_24", "int32"))
         big = f.frames * f.channels * _WORD_BYTES[subtype] > RF64_BYTES
         with sf.SoundFile(str(dest), "w", f.samplerate, f.channels, subtype, format="RF64" if big else "WAV") as out:
+            if filename is not None and kind is not None:
+                bwf.set_with_libsndfile(out, conversion_bext(filename, kind, f.samplerate, f.channels, subtype))
             for block in f.blocks(65536, dtype=dtype, always_2d=True):
                 out.write(block)
     fd = os.open(dest, os.O_RDONLY)
@@ -332,7 +354,7 @@ class Uploads:
                 words = _SAME_WORDS.get(subtype, ("PCM_24", ""))[0]
                 self._room(facts["frames"] * facts["channels"] * _WORD_BYTES[words])
                 facts["converted_from"] = KIND_NAMES[up.kind]
-                facts["sample_format"] = convert_to_wav(up.part, converted)
+                facts["sample_format"] = convert_to_wav(up.part, converted, up.filename, up.kind)
                 os.replace(converted, up.part)          # the part is the WAV now, its fd the old file's
         except UploadError as e:
             converted.unlink(missing_ok=True)

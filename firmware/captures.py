@@ -32,6 +32,7 @@ from typing import Any
 
 from firmware import bwf, paths
 from firmware.atomic import fsync_dir, remove_stale_temporaries, write_atomic
+from firmware.capture_upload import UPLOAD_DESCRIPTION
 from firmware.capture_writer import CAPTURE_DESCRIPTION, MARKER_SUFFIX, MAX_HEADER_BYTES, parse_header
 from firmware.streaming import streaming_preview
 
@@ -200,12 +201,13 @@ def write_sidecar(wav, extra: dict | None = None) -> Path:
 
 
 def stamp_capture_loudness(wav, doc: dict) -> bool:
-    """Write the analysis's loudness into the bext chunk of a capture this box recorded.
+    """Write the analysis's loudness into the bext chunk of a capture this box recorded (or made
+    from an uploaded AIFF or FLAC).
 
     Why: the output tap's capture is often the master itself (the box inline before the recorder),
     and a delivery is checked by reading its loudness from the file (EBU R 128 s1). The writer
     cannot know the loudness while it records; once the file is finished and measured the five
-    fields are written in place (:func:`firmware.bwf.stamp_loudness_in_place`). Uploaded files and
+    fields are written in place (:func:`firmware.bwf.stamp_loudness_in_place`). Uploaded WAVs and
     masters are left as they are: a file that came from elsewhere is not ours to change, and a
     master carries the loudness its render measured. Done before the sidecar is written, so a
     power cut in between leaves the capture "pending" and the next analysis stamps it.
@@ -215,7 +217,7 @@ def stamp_capture_loudness(wav, doc: dict) -> bool:
         return False
     try:
         b = bwf.read(wav)
-        if b is None or not b.description.startswith(CAPTURE_DESCRIPTION):
+        if b is None or not b.description.startswith((CAPTURE_DESCRIPTION, UPLOAD_DESCRIPTION)):
             return False
         return bwf.stamp_loudness_in_place(wav, doc)
     except (OSError, bwf.BextError):

@@ -7,6 +7,7 @@ WAV, a damaged WAV, a full disk, a recording that needs the space) leaves the fo
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import json
 import os
@@ -23,6 +24,8 @@ from mbweb_helpers import PASSWORD, set_password, wait_until
 
 from firmware import capture_upload
 from firmware.capture_upload import CHUNK_BYTES, PART_PREFIX
+from tests.signals import ffmpeg_ebur128
+from tests.wav_chunks import libsndfile_bext
 from webui import create_app
 from webui.server import ServerThread
 
@@ -76,6 +79,7 @@ def test_a_mix_arrives_in_pieces_byte_for_byte_and_is_analysed(api, control, tmp
     y, rate = sf.read(src)
     assert side["integrated_lufs"] == pytest.approx(pyloudnorm.Meter(rate).integrated_loudness(y), abs=0.1)
     assert side["source"] == "upload" and side["uploaded_from"] == "Final Mix (v3).wav"
+    assert landed.read_bytes() == src.read_bytes()          # analysed, still the user's bytes: no bext stamped
     summary = api.get("/api/v1/captures").get_json()["captures"][0]["summary"]
     assert summary["source"] == "upload"
 
@@ -125,11 +129,15 @@ def test_a_name_in_use_or_hostile_never_replaces_or_escapes(api, control, tmp_pa
                                                             ("FLAC", "PCM_24", "PCM_24", "flac")])
 def test_an_aiff_or_flac_mix_becomes_a_wav_of_the_same_words(api, control, tmp_path, fmt, subtype, wav_subtype, ext):
     """Logic's AIFF and a FLAC arrive as WAV captures holding exactly the same samples (read back by
-    libsndfile from both files), their word length kept, the sidecar saying what they were."""
+    libsndfile from both files), their word length kept, the sidecar saying what they were. The box
+    wrote that WAV, so it is a Broadcast Wave file as every WAV the box writes: its bext chunk (read
+    by libsndfile) says what it was made from and when, and, once analysed, how loud it is, as
+    ffmpeg's ebur128 measures it."""
     rng = np.random.default_rng(3)
     y = np.clip(0.3 * rng.standard_normal((RATE * 3, 2)), -1, 1)
     src = tmp_path / f"Bounce 1.{ext}"
     sf.write(src, y, RATE, subtype=subtype, format=fmt)
+    sent = _dt.datetime.now()
     done = _send(api, src)
     assert done["capture"] == "Bounce 1" and done["converted_from"] == fmt
     wav = control.captures.directory / "Bounce 1.wav"
@@ -139,6 +147,14 @@ def test_an_aiff_or_flac_mix_becomes_a_wav_of_the_same_words(api, control, tmp_p
     assert not [n for n in _folder(control) if n.startswith(".")]
     side = wait_until(lambda: api.get("/api/v1/captures/Bounce%201").get_json()["sidecar"], timeout=60)
     assert side["converted_from"] == fmt and side["uploaded_from"] == src.name
+    bext, ff = libsndfile_bext(wav), ffmpeg_ebur128(wav, tmp_path)
+    assert bext["description"] == f"masterbox upload: {fmt} {src.name}" and bext["version"] == 2
+    when = _dt.datetime.strptime(f"{bext['origination_date']} {bext['origination_time']}", "%Y-%m-%d %H:%M:%S")
+    assert sent - _dt.timedelta(seconds=1) <= when <= _dt.datetime.now()            # when it arrived, local time
+    bits = {"PCM_16": "16", "PCM_24": "24", "FLOAT": "32"}[subtype]
+    assert bext["coding_history"].startswith(f"A=PCM,F={RATE},W={bits},M=stereo,T={fmt} {src.name}")
+    assert bext["loudness_value"] / 100 == pytest.approx(ff["integrated_lufs"], abs=0.1)
+    assert bext["max_true_peak_level"] / 100 == pytest.approx(ff["true_peak_dbtp"], abs=0.2)
 
 
 def test_a_flac_that_will_not_fit_once_a_wav_is_refused(api, control, tmp_path):
