@@ -1219,8 +1219,30 @@ def test_one_key_shortcuts_on_the_live_page(box, browser):
     until(lambda: control.monitor_mode == "mono", "M did not listen in mono")
     page.keyboard.press("s")
     until(lambda: control.monitor_mode == "side", "S did not listen to the side")
+    expect(page.locator('.btn-listen[data-mode="side"]')).to_have_attribute("aria-pressed", "true")
     page.keyboard.press("s")                            # the lit mode pressed again: stereo
     until(lambda: control.monitor_mode == "stereo", "S again did not go back to stereo")
+
+    # pressed twice before the box answers, a switch switches twice (the second press acts on what the
+    # first asked for, not on what the page last heard): B B is bypassed and back, M M mono and back
+    sent = []
+    page.on("request", lambda r: sent.append((r.url.rsplit("/", 1)[1], r.post_data_json))
+            if r.method == "POST" and r.url.endswith(("/bypass", "/monitor", "/slot")) else None)
+    for key in "bbmm21":
+        page.keyboard.press(key)
+    for _ in range(100):                                # (Playwright delivers events while it is called)
+        if len(sent) == 6:
+            break
+        page.wait_for_timeout(50)
+    by_switch = {k: [body for kind, body in sent if kind == k] for k in ("bypass", "monitor", "slot")}
+    assert by_switch == {"bypass": [{"on": True}, {"on": False}], "monitor": [{"mode": "mono"}, {"mode": "stereo"}],
+                         "slot": [{"slot": 2}, {"slot": 1}]}, sent        # each switch's presses in order
+    page.wait_for_timeout(800)                          # the answers and the meter frames after them
+    assert not control.bypassed and control.monitor_mode == "stereo"
+    assert control.state.snapshot()["slots"]["current"] == 1
+    expect(page.locator("#btn-bypass")).to_have_attribute("aria-pressed", "false")
+    expect(page.locator('.btn-listen[data-mode="stereo"]')).to_have_attribute("aria-pressed", "true")
+    expect(page.locator('.btn-slot[data-slot="1"]')).to_have_attribute("aria-pressed", "true")
     page.keyboard.press("2")
     until(lambda: control.state.snapshot()["slots"]["current"] == 2, "2 did not switch to settings 2")
     page.keyboard.press("1")

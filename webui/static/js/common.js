@@ -42,6 +42,32 @@ const MB = (() => {
   }
   function fail(e) { toast(e.message || String(e), true); }
 
+  /* A switch the page shows at once, as a button under the finger should: a second press before the box
+     has answered acts on what the first asked for (B B quickly: bypassed and back, not bypassed twice).
+     The presses reach the box one after the other, in order (each request waits for the one before).
+     Only the newest press's answer is shown; the box's own frames take over 300 ms after it (a frame read
+     before the answer must not undo it), or at once when the press failed. */
+  function optimistic(show) {
+    let seq = 0, heldUntil = 0, queue = Promise.resolve();
+    return {
+      held: () => performance.now() < heldUntil,
+      async press(want, send) {
+        const mine = ++seq;
+        heldUntil = Infinity;
+        show(want);
+        const sent = queue.then(() => send(want));
+        queue = sent.catch(() => {});
+        try {
+          const got = await sent;
+          if (mine === seq) { heldUntil = performance.now() + 300; show(got); }
+        } catch (e) {
+          if (mine === seq) heldUntil = 0;
+          fail(e);
+        }
+      },
+    };
+  }
+
   function el(tag, attrs = {}, ...children) {
     const n = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs)) {
@@ -182,12 +208,19 @@ const MB = (() => {
     const btns = slotsBox.querySelectorAll(".btn-slot");
     const copy = document.getElementById("slot-copy"), note = document.getElementById("slots-note");
     let params = {}, last = null;
+    const lit = (slot) => btns.forEach((b) => b.setAttribute("aria-pressed", String(Number(b.dataset.slot) === slot)));
+    // shows the slot pressed, then the state the box answered with (lit here: showSlots leaves the
+    // buttons alone while the switch is held)
+    const slotSwitch = optimistic((s) => {
+      lit(typeof s === "number" ? s : s.slots.current);
+      if (typeof s !== "number") emit("state", s);
+    });
     const showSlots = (s) => {
       const sl = s && s.slots;
       if (!sl) return;
       last = s;
       const other = 3 - sl.current;
-      btns.forEach((b) => b.setAttribute("aria-pressed", String(Number(b.dataset.slot) === sl.current)));
+      if (!slotSwitch.held()) lit(sl.current);
       copy.textContent = `Copy to ${other}`;
       copy.title = `Put the settings you hear now (${sl.current}) over settings ${other}`;
       const from = sl.other_preset ? ` (${sl.other_preset}${sl.other_modified ? " •" : ""})` : "";
@@ -202,9 +235,9 @@ const MB = (() => {
       else note.textContent = `${other}${from} differs in ${names.length === 1 ? "1 setting" : `${names.length} settings`}: `
         + names.slice(0, 3).join(", ") + (names.length > 3 ? ` and ${names.length - 3} more` : "");
     };
-    btns.forEach((b) => b.addEventListener("click", async () => {
+    btns.forEach((b) => b.addEventListener("click", () => {
       if (b.getAttribute("aria-pressed") === "true") return;
-      try { emit("state", await api("POST", "/state/slot", { slot: Number(b.dataset.slot) })); } catch (e) { fail(e); }
+      slotSwitch.press(Number(b.dataset.slot), (slot) => api("POST", "/state/slot", { slot }));
     }));
     copy.addEventListener("click", async () => {
       try {
@@ -236,5 +269,5 @@ const MB = (() => {
     })();
   }
 
-  return { api, toast, fail, el, svg, fmt, formatValue, on, ApiError, get csrf() { return csrf; } };
+  return { api, toast, fail, optimistic, el, svg, fmt, formatValue, on, ApiError, get csrf() { return csrf; } };
 })();

@@ -1,7 +1,7 @@
 /* Live page: meters from the SSE stream, transport (preset, A/B, learn, capture, REF, Listen), virtual front panel. */
 "use strict";
 (() => {
-  const { api, el, fmt, fail, toast, on } = MB;
+  const { api, el, fmt, fail, toast, on, optimistic } = MB;
   let schema = {}, state = null, capturing = false, captureSince = null;
 
   // ---- meters -----------------------------------------------------------------------
@@ -75,10 +75,10 @@
     const ceiling = state && state.values["lim.ceiling_dbtp"];
     tp.classList.toggle("hot", m.out_true_peak_dbtp != null && ceiling != null && m.out_true_peak_dbtp > ceiling + 0.05);
     setCapturing(!!m.capturing, m.capture_seconds);
-    if (typeof m.bypass === "boolean") setPressed("btn-bypass", m.bypass);
+    if (typeof m.bypass === "boolean" && !bypassSwitch.held()) setPressed("btn-bypass", m.bypass);
     if (typeof m.learning === "boolean") setPressed("btn-learn", m.learning);
     if (typeof m.reference === "boolean") refFlag(m.reference);
-    if (typeof m.monitor === "string" && performance.now() >= listenHeldUntil) showListen(m.monitor);
+    if (typeof m.monitor === "string" && !listenSwitch.held()) showListen(m.monitor);
     lastMeters = m;
     if (typeof m.preview === "string" && performance.now() >= previewHeldUntil) showPreview(m.preview);
   }
@@ -87,6 +87,7 @@
   // ---- transport ------------------------------------------------------------------------
   function setPressed(id, on_) { document.getElementById(id).setAttribute("aria-pressed", on_ ? "true" : "false"); }
   function pressed(id) { return document.getElementById(id).getAttribute("aria-pressed") === "true"; }
+  const bypassSwitch = optimistic((on_) => setPressed("btn-bypass", on_));
   const presetSel = document.getElementById("live-preset-select");
   async function loadPresets() {
     const r = await api("GET", "/presets");
@@ -96,8 +97,8 @@
   document.getElementById("live-recall").addEventListener("click", async () => {
     try { showState(await api("POST", `/presets/${encodeURIComponent(presetSel.value)}/recall`)); toast(`Recalled ${presetSel.value}`); } catch (e) { fail(e); }
   });
-  document.getElementById("btn-bypass").addEventListener("click", async () => {
-    try { const r = await api("POST", "/bypass", { on: !pressed("btn-bypass") }); setPressed("btn-bypass", r.bypass); } catch (e) { fail(e); }
+  document.getElementById("btn-bypass").addEventListener("click", () => {
+    bypassSwitch.press(!pressed("btn-bypass"), async (on_) => (await api("POST", "/bypass", { on: on_ })).bypass);
   });
   document.getElementById("btn-levelmatch").addEventListener("click", async () => {
     try { showState(await api("PATCH", "/state", { values: { "ab.level_match": !pressed("btn-levelmatch") } })); } catch (e) { fail(e); }
@@ -171,7 +172,6 @@
     mono: "Speakers: mono, (L+R)/2", side: "Speakers: the side only, (L−R)/2",
     left: "Speakers: the left channel only", right: "Speakers: the right channel only",
   };
-  let listenHeldUntil = 0;   // a meter frame read before a click's reply must not undo what it shows
   function showListen(mode) {
     if (!listenBtns.some((b) => b.dataset.mode === mode)) return;
     listen.dataset.mode = mode;
@@ -180,13 +180,10 @@
     if (listenNote.textContent !== text) listenNote.textContent = text;
     listenNote.classList.toggle("hidden", !text);
   }
-  for (const b of listenBtns) b.addEventListener("click", async () => {
+  const listenSwitch = optimistic(showListen);
+  for (const b of listenBtns) b.addEventListener("click", () => {
     const mode = b.dataset.mode !== "stereo" && b.getAttribute("aria-pressed") === "true" ? "stereo" : b.dataset.mode;
-    try {
-      const r = await api("POST", "/monitor", { mode });
-      listenHeldUntil = performance.now() + 300;
-      showListen(r.monitor);
-    } catch (e) { fail(e); }
+    listenSwitch.press(mode, async (m) => (await api("POST", "/monitor", { mode: m })).monitor);
   });
 
   // ---- As streamed (POST /preview): the speakers hear the master at a streaming service's gain ----
@@ -239,9 +236,9 @@
     name.replaceChildren(s.active_preset || "no preset", s.modified ? el("span", { class: "mod", text: "modified" }) : "");
     if (s.active_preset && presetSel.querySelector(`option[value="${CSS.escape(s.active_preset)}"]`)) presetSel.value = s.active_preset;
     setPressed("btn-levelmatch", !!s.values["ab.level_match"]);
-    if (typeof s.bypass === "boolean") setPressed("btn-bypass", s.bypass);
+    if (typeof s.bypass === "boolean" && !bypassSwitch.held()) setPressed("btn-bypass", s.bypass);
     if (typeof s.learning === "boolean") setPressed("btn-learn", s.learning);
-    if (typeof s.monitor === "string") showListen(s.monitor);
+    if (typeof s.monitor === "string" && !listenSwitch.held()) showListen(s.monitor);
     if (typeof s.preview === "string") showPreview(s.preview);
     const ls = s.learn || {};
     document.getElementById("learn-status").textContent =
