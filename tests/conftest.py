@@ -62,6 +62,11 @@ PARALLEL_MODULES = {
     "tests/webui/test_webui_download.py", "tests/webui/test_webui_no_numba.py", "tests/state/test_captures.py",
     "tests/test_spectrum.py", "tests/webui/test_webui_spectrum.py", "tests/state/test_reference_track.py",
     "tests/state/test_settings_slots.py", "tests/webui/test_webui_slots.py",
+    # files, presets, state, the web API with a control and no engine: nothing timed (2026-11-24)
+    "tests/test_wav_writer.py", "tests/test_bwf.py", "tests/state/test_presets.py", "tests/state/test_state.py",
+    "tests/state/test_undo.py", "tests/state/test_learn_on_chain.py", "tests/panel/test_config.py",
+    "tests/panel/test_pot.py", "tests/webui/test_webui_auth.py", "tests/webui/test_webui_upload.py",
+    "tests/webui/test_webui_mastering.py", "tests/webui/test_webui_undo.py", "tests/reliability/test_rel_security.py",
 }
 
 
