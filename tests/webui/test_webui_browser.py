@@ -715,6 +715,27 @@ def test_a_capture_becomes_the_reference_and_ref_plays_it_level_matched(box, bro
     phone.close()
     assert control.reference.switch(False)["ok"]
     expect(ref).to_have_attribute("aria-pressed", "false", timeout=3000)
+    # F F and level match pressed twice, each before the box answers: on and off again, in that order
+    sent = []
+    page.on("request", lambda r: sent.append(r.post_data_json)
+            if r.method in ("POST", "PATCH") and r.url.endswith(("/reference/switch", "/state")) else None)
+    for _ in range(2):
+        page.keyboard.press("f")
+    lm = page.locator("#btn-levelmatch")
+    was = lm.get_attribute("aria-pressed") == "true"
+    lm.dblclick()
+    for _ in range(100):                                          # (Playwright delivers events while it is called)
+        if len(sent) == 4:
+            break
+        page.wait_for_timeout(50)
+    assert [b for b in sent if "on" in b] == [{"on": True}, {"on": False}], sent
+    assert [b for b in sent if "values" in b] == [{"values": {"ab.level_match": not was}},
+                                                  {"values": {"ab.level_match": was}}], sent
+    page.wait_for_timeout(800)
+    wait_heard(False)
+    assert control.state.get("ab.level_match") is was
+    expect(ref).to_have_attribute("aria-pressed", "false")
+    expect(lm).to_have_attribute("aria-pressed", "true" if was else "false")
     assert not errors, errors
     ctx.close()
 

@@ -77,7 +77,7 @@
     setCapturing(!!m.capturing, m.capture_seconds);
     if (typeof m.bypass === "boolean" && !bypassSwitch.held()) setPressed("btn-bypass", m.bypass);
     if (typeof m.learning === "boolean") setPressed("btn-learn", m.learning);
-    if (typeof m.reference === "boolean") refFlag(m.reference);
+    if (typeof m.reference === "boolean" && !refSwitch.held()) refFlag(m.reference);
     if (typeof m.monitor === "string" && !listenSwitch.held()) showListen(m.monitor);
     lastMeters = m;
     if (typeof m.preview === "string" && performance.now() >= previewHeldUntil) showPreview(m.preview);
@@ -100,8 +100,14 @@
   document.getElementById("btn-bypass").addEventListener("click", () => {
     bypassSwitch.press(!pressed("btn-bypass"), async (on_) => (await api("POST", "/bypass", { on: on_ })).bypass);
   });
-  document.getElementById("btn-levelmatch").addEventListener("click", async () => {
-    try { showState(await api("PATCH", "/state", { values: { "ab.level_match": !pressed("btn-levelmatch") } })); } catch (e) { fail(e); }
+  const levelMatchSwitch = optimistic((s) => {
+    if (typeof s === "boolean") { setPressed("btn-levelmatch", s); return; }
+    setPressed("btn-levelmatch", !!s.values["ab.level_match"]);
+    showState(s);
+  });
+  document.getElementById("btn-levelmatch").addEventListener("click", () => {
+    levelMatchSwitch.press(!pressed("btn-levelmatch"),
+      (on_) => api("PATCH", "/state", { values: { "ab.level_match": on_ } }));
   });
   document.getElementById("btn-learn").addEventListener("click", async () => {
     const on_ = !pressed("btn-learn");
@@ -156,8 +162,14 @@
     if (refHeard !== null && heard !== refHeard) loadReference();
     refHeard = heard;
   }
-  refBtn.addEventListener("click", async () => {
-    try { showReference((await api("POST", "/reference/switch", { on: !pressed("btn-ref") })).reference); } catch (e) { fail(e); }
+  // a press shows at once; the answer says what the engine does and how the reference is matched
+  const refSwitch = optimistic((r) => {
+    if (typeof r === "boolean") { setPressed("btn-ref", r); return; }
+    if (r && r.engine && typeof r.engine.on === "boolean") setPressed("btn-ref", r.engine.on);
+    showReference(r);
+  });
+  refBtn.addEventListener("click", () => {
+    refSwitch.press(!pressed("btn-ref"), async (on_) => (await api("POST", "/reference/switch", { on: on_ })).reference);
   });
   // chosen on the Captures page (here or in another browser) while this page was in the background
   document.addEventListener("visibilitychange", () => { if (!document.hidden) loadReference(); });
@@ -235,7 +247,7 @@
     const name = document.getElementById("live-preset");
     name.replaceChildren(s.active_preset || "no preset", s.modified ? el("span", { class: "mod", text: "modified" }) : "");
     if (s.active_preset && presetSel.querySelector(`option[value="${CSS.escape(s.active_preset)}"]`)) presetSel.value = s.active_preset;
-    setPressed("btn-levelmatch", !!s.values["ab.level_match"]);
+    if (!levelMatchSwitch.held()) setPressed("btn-levelmatch", !!s.values["ab.level_match"]);
     if (typeof s.bypass === "boolean" && !bypassSwitch.held()) setPressed("btn-bypass", s.bypass);
     if (typeof s.learning === "boolean") setPressed("btn-learn", s.learning);
     if (typeof s.monitor === "string" && !listenSwitch.held()) showListen(s.monitor);
