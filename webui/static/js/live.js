@@ -80,7 +80,7 @@
     if (typeof m.reference === "boolean" && !refSwitch.held()) refFlag(m.reference);
     if (typeof m.monitor === "string" && !listenSwitch.held()) showListen(m.monitor);
     lastMeters = m;
-    if (typeof m.preview === "string" && performance.now() >= previewHeldUntil) showPreview(m.preview);
+    if (typeof m.preview === "string" && !previewSwitch.held()) showPreview(m.preview);
   }
   on("meters", showMeters);
 
@@ -202,7 +202,7 @@
   // The engine works the gain out from the output's integrated loudness since the meters were reset; the
   // meters carry the service and the gain, so the note says what is heard and why.
   const previewSel = document.getElementById("preview-select"), previewNote = document.getElementById("preview-note");
-  let previewHeldUntil = 0, lastMeters = null;
+  let lastMeters = null;
   function showPreview(service) {
     const opt = [...previewSel.options].find((o) => o.value === service);
     if (!opt) return;
@@ -212,7 +212,9 @@
     if (service !== "off") {
       const name = opt.dataset.name, target = Number(opt.dataset.target);
       const m = lastMeters || {}, lufs = m.out_integrated_lufs, gain = m.preview_gain_db;
-      if (lufs == null || gain == null) {
+      if (lastMeters && m.preview !== service) {
+        text = `Speakers: as ${name} plays it…`;     // just chosen: the box's gain for it comes with its next frame
+      } else if (lufs == null || gain == null) {
         text = `Speakers: as ${name} plays it, once the master has been measured (reset the meters at the song's start)`;
       } else {
         const full = target - lufs;
@@ -225,12 +227,9 @@
     if (previewNote.textContent !== text) previewNote.textContent = text;
     previewNote.classList.toggle("hidden", !text);
   }
-  previewSel.addEventListener("change", async () => {
-    try {
-      const r = await api("POST", "/preview", { service: previewSel.value });
-      previewHeldUntil = performance.now() + 300;
-      showPreview(r.preview);
-    } catch (e) { fail(e); }
+  const previewSwitch = optimistic(showPreview);
+  previewSel.addEventListener("change", () => {
+    previewSwitch.press(previewSel.value, async (service) => (await api("POST", "/preview", { service })).preview);
   });
 
   function setCapturing(on_, seconds) {
@@ -251,7 +250,7 @@
     if (typeof s.bypass === "boolean" && !bypassSwitch.held()) setPressed("btn-bypass", s.bypass);
     if (typeof s.learning === "boolean") setPressed("btn-learn", s.learning);
     if (typeof s.monitor === "string" && !listenSwitch.held()) showListen(s.monitor);
-    if (typeof s.preview === "string") showPreview(s.preview);
+    if (typeof s.preview === "string" && !previewSwitch.held()) showPreview(s.preview);
     const ls = s.learn || {};
     document.getElementById("learn-status").textContent =
       ls.state === "listening" || ls.state === "adjusting" ? `${ls.state}${ls.measured_lufs != null ? ` ${fmt(ls.measured_lufs, 1)}` : ""}`
