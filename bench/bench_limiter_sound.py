@@ -27,7 +27,6 @@ under -140 dB read -140 (the 32-bit float signals every limiter gets have their 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from scipy.signal.windows import blackmanharris
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # the tests' ffmpeg oracle (tests.signals)
 
 RATE = 48000
 SECONDS = 9.0
@@ -129,16 +130,14 @@ def smpte_imd(y: np.ndarray) -> float:
 
 
 def loudness(y: np.ndarray, work: Path) -> tuple[float, float]:
-    """(true peak dBTP, integrated LUFS) of ``y`` by ffmpeg's ebur128, full precision (its last frame's
-    metadata; the printed summary rounds to 0.1)."""
+    """(true peak dBTP, integrated LUFS) of ``y`` by ffmpeg's ebur128, full precision (the tests' oracle,
+    ``tests.signals.ffmpeg_ebur128``)."""
+    from tests.signals import ffmpeg_ebur128
+
     path = work / "music.wav"
     sf.write(path, y, RATE, subtype="FLOAT")
-    out = subprocess.run(["ffmpeg", "-nostats", "-hide_banner", "-i", str(path), "-af",
-                          "ebur128=peak=true:metadata=1,ametadata=mode=print:file=-", "-f", "null", "-"],
-                         capture_output=True, text=True, check=True).stdout
-    i = float(re.findall(r"lavfi\.r128\.I=(-?[\d.]+)", out)[-1])
-    tp = max(float(v) for v in re.findall(r"lavfi\.r128\.true_peak=([\d.]+)", out))
-    return round(20 * np.log10(tp), 3), round(i, 3)
+    m = ffmpeg_ebur128(path, work)
+    return round(float(m["true_peak_dbtp"]), 3), round(float(m["integrated_lufs"]), 3)
 
 
 def measure() -> dict[str, dict[str, float]]:

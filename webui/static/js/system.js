@@ -75,7 +75,7 @@
     // in that moment must not restart the engine with them
     if (applying || !current) return;
     const v = formValues(), changes = {};
-    for (const k of ["device", "rate", "period", "periods"]) if (!current || v[k] !== current[k]) changes[k] = v[k];
+    for (const k of ["device", "rate", "period", "periods"]) if (v[k] !== current[k]) changes[k] = v[k];
     if (!Object.keys(changes).length) { progress("Nothing changed: these are the settings the engine runs with.", "muted"); return; }
     applying = true;
     $("audio-apply").disabled = true;
