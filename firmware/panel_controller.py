@@ -16,7 +16,9 @@
   PRESET+      next preset                      hold 2 s: save into the active user preset
   LEARN        start / stop loudness learning   hold 1 s: mono check (listen in mono; held
                                                 again, or in any other listening mode: stereo)
-  CAPTURE      start / stop a capture
+  CAPTURE      start / stop a capture           hold 1 s: REF (the reference track, level-matched,
+                                                in place of the master; held again: the master).
+                                                With no reference chosen a hold is a press
   ===========  ==============================  =============================================
 
   While the web UI waits for a first-time claim (``control.claim``, see :mod:`webui.claim`),
@@ -321,6 +323,19 @@ class PanelController:
         if self._check(reply, "capture"):
             self.capturing = not running
 
+    def _reference(self):
+        """REF from the panel: the reference track (chosen on the web UI's Captures page) in place of
+        the master, level-matched, as the Live page's REF button; held again, the master. Off or on
+        follows what the speakers hear now (the engine's ``reference`` meter field), so a REF switched
+        on from the web is switched off by the next hold. With no reference chosen the hold is a
+        CAPTURE press: a button held a little long must never lose a recording."""
+        ref = getattr(self.control, "reference", None)
+        if ref is None or ref.info is None:
+            self._capture()
+            return
+        heard = bool((self._read_meters() or {}).get("reference", False))
+        self._check(ref.switch(not heard), "reference")
+
     _ACTIONS: dict[tuple[str, str], Callable[[PanelController], None]] = {
         ("bypass", "short"): _bypass,
         ("bypass", "long"): _shutdown,
@@ -331,6 +346,7 @@ class PanelController:
         ("learn", "short"): _learn,
         ("learn", "long"): _mono,
         ("capture", "short"): _capture,
+        ("capture", "long"): _reference,
     }
 
     def _check(self, reply, what: str) -> bool:
@@ -388,8 +404,9 @@ class PanelController:
             return "learning"
         if meters.get("capturing", self.capturing):
             return "capturing"
-        if meters.get("monitor", "stereo") not in (None, "stereo") or meters.get("preview", "off") not in (None, "off"):
-            return "monitor"        # the speakers hear mono, side, one channel or a service's level, not the master
+        if (meters.get("monitor", "stereo") not in (None, "stereo") or meters.get("preview", "off") not in (None, "off")
+                or meters.get("reference")):
+            return "monitor"        # the speakers hear mono, side, one channel, a service's level or REF, not the master
         return "running"
 
     def meter_context(self, meters: dict | None) -> MeterContext:

@@ -186,8 +186,8 @@ class StatusLED(LED):
 
     ============  ==========================================
     running       steady on
-    monitor       on, with a short dip each second: the speakers hear mono, side or one
-                  channel, not the stereo master (a listening mode is on)
+    monitor       on, with a short dip each second: the speakers hear mono, side, one
+                  channel, a streaming service's level or the reference, not the stereo master
     capturing     slow blink, 1 Hz
     learning      fast blink, 4 Hz
     error         double flash once a second

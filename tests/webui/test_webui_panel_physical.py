@@ -230,3 +230,49 @@ def test_web_presses_act_as_short_and_long_presses_of_the_real_buttons(physical)
     # short press of PRESET+: the next preset
     assert _press(box, "preset_up")["press"] == "short"
     assert box.control.state.active_preset != "mine"
+
+
+def test_capture_held_is_ref_once_a_reference_is_chosen(physical, _isolated_home):
+    """CAPTURE held 1 s on the real button: with no reference chosen it is a press (a capture starts,
+    nothing is lost to a long press); once a capture is the reference (the real worker prepares it,
+    the real engine maps it) it plays the reference in place of the master, the engine says it is
+    heard, level-matched, and the status LED says the speakers do not hear the master; held again,
+    the master. REF switched on from the web is switched off by the next hold."""
+    from mbweb_helpers import write_wav
+
+    box = physical
+    assert box.control.reference.info is None
+    r = _press(box, "capture", 1.2)
+    assert r["press"] == "long"
+    wait_until(lambda: box.engine.status()["capturing"] is True, 15.0)     # no reference: a hold is a press
+    wait_until(lambda: (box.control.read_meters() or {}).get("capturing") is True, 15.0)  # what the panel reads
+    _press(box, "capture")
+    wait_until(lambda: box.engine.status()["capturing"] is False, 15.0)
+
+    write_wav(_isolated_home / "captures" / "record.wav", seconds=3.0, rate=44100)
+    assert box.control.reference.load("record")["ok"]
+    assert box.engine.status()["reference"]["heard"] is False
+
+    def ref():
+        return box.engine.status()["reference"]
+
+    def pattern():
+        return box.api.get("/api/v1/panel").get_json()["status"]["pattern"]
+
+    captures_before = box.control.captures.list()
+    assert _press(box, "capture", 1.2)["press"] == "long"
+    wait_until(lambda: ref()["heard"] is True, 15.0)
+    assert ref()["on"] is True and ref()["matched_to"] in ("integrated", "short_term")  # level-matched (as REF)
+    assert box.engine.status()["capturing"] is False and box.control.captures.list() == captures_before
+    wait_until(lambda: pattern() == "monitor", 15.0)
+    assert box.controller.last_error is None
+    assert _press(box, "capture", 1.2)["press"] == "long"
+    wait_until(lambda: ref()["heard"] is False, 15.0)
+    wait_until(lambda: pattern() == "running", 15.0)
+
+    r = box.api.post("/api/v1/reference/switch", json={"on": True})       # on from the web ...
+    assert r.status_code == 200, r.get_json()
+    wait_until(lambda: (box.control.read_meters() or {}).get("reference") is True, 15.0)
+    _press(box, "capture", 1.2)                                            # ... off from the panel
+    wait_until(lambda: ref()["heard"] is False, 15.0)
+    assert box.engine.status()["capturing"] is False

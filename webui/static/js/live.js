@@ -275,7 +275,8 @@
     preset_up: ["PRESET +", "hold 2 s: save", "next preset", "save into the active user preset"],
     learn: ["LEARN", "start / stop · hold: mono", "start / stop learning the loudness",
       "mono check (mono, held again stereo; from side, L or R: stereo)"],
-    capture: ["CAPTURE", "start / stop", "start / stop a capture", ""],
+    capture: ["CAPTURE", "start / stop · hold: REF", "start / stop a capture",
+      "REF: the reference track in place of the master, level-matched (held again: the master; no reference chosen: start / stop)"],
   };
   let panel = null, panelKey = "";
   const knobs = {};
