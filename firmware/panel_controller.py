@@ -406,7 +406,7 @@ class PanelController:
             return "capturing"
         if (meters.get("monitor", "stereo") not in (None, "stereo") or meters.get("preview", "off") not in (None, "off")
                 or meters.get("reference")):
-            return "monitor"        # the speakers hear mono, side, one channel, a service's level or REF, not the master
+            return "monitor"  # the speakers hear mono, side, one channel, a service's level or REF, not the master
         return "running"
 
     def meter_context(self, meters: dict | None) -> MeterContext:
