@@ -18,20 +18,12 @@ from __future__ import annotations
 
 import math
 
+from dsp import multiband_design
 from dsp.jit import njit
 
-
-@njit(cache=True)
-def static_gr_db(level_db, threshold_db, ratio, knee_db):
-    """Gain reduction in dB (>= 0) the static curve asks for at ``level_db``."""
-    over = level_db - threshold_db
-    slope = 1.0 - 1.0 / ratio
-    if knee_db > 0.0 and 2.0 * abs(over) <= knee_db:
-        t = over + knee_db * 0.5
-        return slope * t * t / (2.0 * knee_db)
-    if over <= 0.0:
-        return 0.0
-    return slope * over
+# Gain reduction in dB (>= 0) the static curve asks for at a level; the maths is
+# :func:`dsp.multiband_design.static_gr_db`, where the Chain page draws the curve from too.
+static_gr_db = njit(cache=True)(multiband_design.static_gr_db)
 
 
 def static_curve_formula(level_db: float, threshold_db: float, ratio: float, knee_db: float) -> float:

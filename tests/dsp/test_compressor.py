@@ -92,3 +92,29 @@ def test_attack_and_release_time_constants_through_the_chain(attack_ms, release_
     t = np.arange(int(0.02 * RATE), int(2 * release_ms * RATE / 1000))
     tau = -1 / np.polyfit(t / RATE, np.log(gr[2 * n + t]), 1)[0]
     assert tau * 1000 == pytest.approx(release_ms, rel=0.03)
+
+
+@pytest.mark.parametrize("case", ["plain", "parallel", "bypassed", "muted by a solo", "multiband off"])
+def test_the_chain_pages_curve_is_what_the_chain_does(case):
+    """The Chain page draws each band's static curve from :func:`dsp.multiband_design.band_curve` (numpy, in
+    the control process): at every level the chain's own output for a steady level in the low band (DC)
+    lands on it, with makeup, parallel mix, band bypass, another band's solo and the multiband switch."""
+    from dsp import multiband_design, schema
+
+    T, R, W, mk = -30.0, 4.0, 6.0, 2.0
+    low = {"threshold_db": T, "ratio": R, "knee_db": W, "attack_ms": 1.0, "release_ms": 20.0, "makeup_db": mk}
+    extra = {"plain": {}, "parallel": {"mb.mix": 40.0}, "bypassed": {"mb.low.bypass": True},
+             "muted by a solo": {"mb.mix": 70.0, "mb.high.solo": True}, "multiband off": {"mb.on": False}}[case]
+    values = schema.defaults() | {"mb.on": True, "mb.mix": 100.0} | {f"mb.low.{k}": v for k, v in low.items()}
+    values |= {f"mb.{b}.ratio": 1.0 for b in ("mid", "high")} | extra
+    levels = [-45.0, -33.0, -27.0, -15.0, -6.0]
+    drawn, _ = multiband_design.band_curve(values, "low", levels)
+    for level, want in zip(levels, drawn, strict=True):
+        c = _dc_chain(**low)
+        c.set_values(extra)
+        x = np.full((RATE, 2), 10 ** (level / 20))
+        y = np.zeros_like(x)
+        c.process(x, y)
+        assert 20 * np.log10(y[-100:, 0].mean()) == pytest.approx(want, abs=0.01), (case, level)
+    if case == "plain":     # the formula the page uses is the tests' textbook one
+        assert drawn == pytest.approx([compressor.static_curve_formula(x, T, R, W) + mk for x in levels], abs=1e-9)

@@ -89,6 +89,45 @@ def test_eq_response_is_drawn_at_the_rate_the_engine_runs(api, control):
     assert at44["mid_db"][-1] < at48["mid_db"][-1] - 1.0      # 20 kHz: closer to Nyquist at 44.1 kHz
 
 
+def test_multiband_response_follows_the_state(api, control):
+    """The Chain page's multiband picture: the bands' split as scipy designs the Linkwitz-Riley filters
+    (two Butterworth sections each), and each band's static curve as the textbook formula gives it."""
+    from scipy import signal
+
+    from dsp.compressor import static_curve_formula
+
+    r = api.req("PATCH", "/api/v1/state", json={"values": {
+        "mb.on": True, "mb.xover_low": 150.0, "mb.xover_high": 4000.0, "mb.mix": 100.0,
+        "mb.mid.threshold_db": -24.0, "mb.mid.ratio": 3.0, "mb.mid.knee_db": 4.0, "mb.mid.makeup_db": 1.5,
+        "mb.high.bypass": True}})
+    assert r.status_code == 200, r.get_json()
+    control.meters.rate = 44100
+    body = api.get("/api/v1/multiband/response").get_json()
+    rate, freqs = body["rate"], np.geomspace(20.0, 20000.0, 241)       # (the body's are rounded to 0.01 Hz)
+    assert np.array(body["freqs"]) == pytest.approx(freqs, abs=0.006)
+    assert rate == 44100 and body["on"] is True and body["splits"] == [150.0, 4000.0]
+
+    def lr4(kind, fc):
+        _, h = signal.sosfreqz(signal.butter(2, fc, kind, fs=rate, output="sos"), worN=freqs, fs=rate)
+        return np.abs(h) ** 2
+    want = {"low": lr4("lowpass", 150.0), "mid": lr4("highpass", 150.0) * lr4("lowpass", 4000.0),
+            "high": lr4("highpass", 150.0) * lr4("highpass", 4000.0)}
+    for band, mag in want.items():
+        got = np.array(body["bands"][band]["split_db"])
+        audible = mag > 1e-7              # (rounded to 0.001 dB; far down the slopes both are tiny numbers)
+        assert np.max(np.abs(got[audible] - 20 * np.log10(mag[audible]))) < 2e-3, band
+    levels = body["levels_db"]
+    assert levels[0] == -60.0 and levels[-1] == 0.0 and len(levels) == 121
+    mid = body["bands"]["mid"]
+    assert mid["out_db"] == pytest.approx([static_curve_formula(x, -24.0, 3.0, 4.0) + 1.5 for x in levels], abs=1e-3)
+    assert mid["gr_db"] == pytest.approx([x - static_curve_formula(x, -24.0, 3.0, 4.0) for x in levels], abs=1e-3)
+    assert body["bands"]["high"]["out_db"] == pytest.approx(levels) and set(body["bands"]["high"]["gr_db"]) == {0.0}
+    assert (mid["threshold_db"], mid["ratio"], body["bands"]["high"]["bypass"]) == (-24.0, 3.0, True)
+    api.req("PATCH", "/api/v1/state", json={"values": {"mb.on": False}})
+    off = api.get("/api/v1/multiband/response").get_json()
+    assert off["on"] is False and off["bands"]["mid"]["out_db"] == pytest.approx(levels)   # off: nothing changes
+
+
 @pytest.mark.parametrize("values, needle", [
     ({"in.trim_db": 99}, "out of range"),
     ({"in.trim_db": "loud"}, "must be a number"),

@@ -20,11 +20,12 @@ tok = cl.post("/api/v1/auth/login", json={"password": "numba free password"},
               headers={"X-CSRF-Token": tok}).get_json()["csrf_token"]
 for path in ("/live", "/chain", "/presets", "/captures", "/system", "/api/v1/schema", "/api/v1/state",
              "/api/v1/presets", "/api/v1/captures", "/api/v1/system", "/api/v1/meters", "/api/v1/panel",
-             "/api/v1/eq/response"):
+             "/api/v1/eq/response", "/api/v1/multiband/response"):
     assert cl.get(path).status_code == 200, path
 cl.patch("/api/v1/state", json={"values": {"st.width": 120.0}}, headers={"X-CSRF-Token": tok})
 c.close()
-loaded = [m for m in ("numba", "llvmlite", "dsp.meter", "dsp.chain", "dsp.svf", "dsp.rbj") if m in sys.modules]
+loaded = [m for m in ("numba", "llvmlite", "dsp.meter", "dsp.chain", "dsp.svf", "dsp.rbj", "dsp.compressor",
+                      "dsp.crossover") if m in sys.modules]
 print(" ".join(loaded))
 sys.exit(1 if loaded else 0)
 """

@@ -22,4 +22,4 @@ def _require_login():
     return None
 
 
-from webui.api import captures, eq, live, panel, presets, reference, system, uploads  # noqa: E402,F401  (routes register on import)
+from webui.api import captures, eq, live, multiband, panel, presets, reference, system, uploads  # noqa: E402,F401  (routes register on import)

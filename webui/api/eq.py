@@ -11,22 +11,15 @@ from flask import current_app, jsonify
 
 from dsp import eq_design
 from webui.api import bp
-from webui.api.system import current_audio
+from webui.api.system import drawing_rate
 from webui.backend import control
-
-DEFAULT_RATE = 48000
 
 
 @bp.get("/eq/response")
 def get_eq_response():
     """``{rate, freqs, mid_db, side_db, same}``: the EQ stage's gain in dB on the mid and the side channel."""
     values = control().state.values
-    ctx = current_app.extensions["masterbox"]
-    try:
-        # the rate the engine runs at (what the box does), else the one it will start with
-        rate = int((ctx.read_meters() or {}).get("rate") or current_audio(ctx).get("rate") or DEFAULT_RATE)
-    except (TypeError, ValueError):
-        rate = DEFAULT_RATE
+    rate = drawing_rate(current_app.extensions["masterbox"])
     curve = eq_design.eq_response(values, rate, eq_design.log_frequencies())
     mid = [round(float(v), 3) for v in curve["mid_db"]]
     side = [round(float(v), 3) for v in curve["side_db"]]

@@ -78,6 +78,15 @@ def current_audio(ctx) -> dict:
     return jsonable(dict(ctx.config.get("audio", {})))
 
 
+def drawing_rate(ctx, default: int = 48000) -> int:
+    """The sample rate a response curve is drawn for: the engine's (what the box does), else the one it
+    will start with. Filters near Nyquist depend on it."""
+    try:
+        return int((ctx.read_meters() or {}).get("rate") or current_audio(ctx).get("rate") or default)
+    except (TypeError, ValueError):
+        return default
+
+
 @bp.get("/system")
 def get_system():
     ctx = current_app.extensions["masterbox"]
