@@ -1507,6 +1507,80 @@ def test_chain_slider_changes_parameter_live(box, browser):
     ctx.close()
 
 
+def test_the_multiband_picture_on_the_chain_page(box, browser, shots):
+    """The multiband card draws where the bands split and each band's static curve, from the box's
+    answer: the low band's curve bends at its threshold with the ratio's slope and the makeup on top
+    (the textbook formula, read back from the drawn path); with the real engine's music in the low band
+    a dot rides that curve where its reduction is the band's live one, and the split picture lowers the
+    band by it. A bypassed band is drawn as such, a solo dims the others, and switched off it says so."""
+    from playwright.sync_api import expect
+
+    from dsp.compressor import static_curve_formula
+
+    control = box.control
+    T, R, MK = -40.0, 4.0, 2.0
+    control.set({"mb.on": True, "mb.mix": 100.0, "mb.low.threshold_db": T, "mb.low.ratio": R, "mb.low.knee_db": 0.0,
+                 "mb.low.makeup_db": MK, "mb.low.attack_ms": 5.0, "mb.mid.bypass": True}, "test")
+    ctx, page, errors = logged_in(browser, box)
+    page.goto(box.url + "/chain")
+    low = page.locator('svg.mb-curve[data-band="low"]')
+    expect(low).to_have_attribute("aria-label", "low band: threshold −40.0 dB, ratio 4.00:1, knee 0.0 dB, makeup 2.0 dB")
+    expect(page.locator('svg.mb-curve[data-band="mid"]')).to_have_attribute("aria-label", "mid band: bypassed")
+    split = page.locator("svg.mb-split")
+    expect(split).to_have_attribute("aria-label", "Multiband split at 200 Hz and 3.00 kHz")
+    expect(split.locator("path.band")).to_have_count(3)
+    assert "bypassed" in split.locator("path.band.mid").get_attribute("class")
+
+    read = """() => {
+        const svg = document.querySelector('svg.mb-curve[data-band="low"]');
+        const pts = svg.querySelector("path.curve").getAttribute("d").slice(1).split("L").map((p) => p.split(" ").map(Number));
+        const dot = svg.querySelector(".dot");
+        return { W: svg.clientWidth, H: svg.clientHeight, pts, dot: [Number(dot.getAttribute("cx")), Number(dot.getAttribute("cy"))],
+                 gr: svg.querySelector("text.gr").textContent,
+                 shift: document.querySelector("svg.mb-split path.band.low").getAttribute("transform") };
+    }"""
+    got = page.evaluate(read)
+    W, H = got["W"], got["H"]
+    # back from pixels to dB: -60..0 dBFS in across, -60..0 out up (the top is 0 dB: the makeup leaves it below)
+    level = lambda px: -60.0 + (px - 6) / (W - 10) * 60.0                       # noqa: E731
+    out = lambda py: -60.0 + (H - 6 - py) / (H - 14) * 60.0                      # noqa: E731
+    drawn = [(level(x), out(y)) for x, y in got["pts"]]
+    assert len(drawn) == 121 and drawn[0][0] == pytest.approx(-60.0, abs=0.05) and drawn[-1][0] == pytest.approx(0, abs=0.05)
+    for x, y in drawn:
+        assert y == pytest.approx(static_curve_formula(x, T, R, 0.0) + MK, abs=0.1), (x, y)
+
+    # the engine's music reaches the low band above -40 dBFS: the dot sits on the curve at the live reduction
+    seen = []
+    for _ in range(100):
+        got = page.evaluate(read)
+        seen.append(got["gr"])
+        if got["gr"].startswith("GR ") and got["dot"][0] > 0:
+            break
+        page.wait_for_timeout(100)
+    assert got["gr"].startswith("GR "), (seen[-5:], control.read_meters())
+    reduction = float(got["gr"].split()[1])
+    x, y = level(got["dot"][0]), out(got["dot"][1])
+    assert y == pytest.approx(static_curve_formula(x, T, R, 0.0) + MK, abs=0.2), (x, y)       # on the curve
+    assert x - static_curve_formula(x, T, R, 0.0) == pytest.approx(reduction, abs=0.15)     # where it asks for that
+    assert reduction > 0 and got["shift"].startswith("translate(0 ")
+    # the split picture moves the band by its gain: makeup less the reduction (the dB scale: 30 dB over H - 26)
+    split_h = page.evaluate("() => document.querySelector('svg.mb-split').clientHeight")
+    moved_db = -float(got["shift"][len("translate(0 "):-1]) / (split_h - 26) * 30.0
+    assert moved_db == pytest.approx(MK - reduction, abs=0.2)     # (one frame: the same reduction as the text)
+    page.screenshot(path=str(shots / "chain-multiband.png"), full_page=True)
+
+    control.set({"mb.high.solo": True}, "test")
+    expect(split).to_have_attribute("aria-label", "Multiband split at 200 Hz and 3.00 kHz, high soloed")
+    assert "muted" in split.locator("path.band.low").get_attribute("class")
+    assert "muted" not in split.locator("path.band.high").get_attribute("class")
+    control.set({"mb.on": False}, "test")
+    expect(split).to_have_attribute("aria-label", "Multiband off")
+    expect(low).to_have_attribute("aria-label", "low band: multiband off")
+    expect(low.locator("text.gr")).to_have_text("")
+    assert not errors, errors
+    ctx.close()
+
+
 def test_first_login_claimed_with_a_front_panel_button(box, browser, shots):
     """No password yet: the setup page waits, a press on the (simulated) panel claims the box."""
     from playwright.sync_api import expect

@@ -6,7 +6,8 @@
   const widgets = {};
   const STEPS = 1000;
   const TITLES = { eq: "EQ" };   // group names that capitalising alone does not spell right
-  const WIDE = ["input", "eq"];
+  const WIDE = ["input", "eq", "multiband"];
+  const MBV = window.MultibandView;
   let sending = {}, timer = null, editingUntil = {};
 
   function toPos(p, v) {
@@ -146,13 +147,21 @@
       const card = el("section", { class: wide ? "card stage wide" : "card stage", id: "stage-" + g },
                       el("h2", { text: TITLES[g] || g }));
       if (g === "eq") card.append(curveFrame());
+      if (g === "multiband") card.append(MBV.splitFrame());
       if (cols) card.append(cols);
       const home = cols || card;
+      // the multiband's own switches and splits in a row above its three bands' columns
+      const globals = g === "multiband" ? el("div", { class: "globals" }) : home;
+      if (globals !== home) home.append(globals);
       let current = null, box = home;
       for (const p of params) {
         const key = subgroup(p.id), title = subTitle(key);
-        if (title && key !== current) { current = key; box = el("div", { class: "sub" }, el("h3", { text: title })); home.append(box); }
-        else if (!title) box = home;
+        if (title && key !== current) {
+          current = key;
+          box = el("div", { class: "sub" }, el("h3", { text: title }));
+          if (key.startsWith("mb.")) box.append(MBV.curveFrame(key.slice(3)));
+          home.append(box);
+        } else if (!title) box = globals;
         box.append(control(p));
       }
       root.append(card);
@@ -162,6 +171,7 @@
   function show(st) {
     for (const [id, v] of Object.entries(st.values || {})) if (widgets[id]) widgets[id](v);
     eqChanged(st.values || {});
+    MBV.state(st.values || {});
   }
 
   (async () => {
@@ -174,6 +184,7 @@
       show(state);
       on("state", show);
       on("meters", rateChanged);
+      on("meters", MBV.meters);
     } catch (e) { fail(e); }
   })();
 })();
