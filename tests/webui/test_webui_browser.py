@@ -1524,7 +1524,8 @@ def test_the_multiband_picture_on_the_chain_page(box, browser, shots):
     ctx, page, errors = logged_in(browser, box)
     page.goto(box.url + "/chain")
     low = page.locator('svg.mb-curve[data-band="low"]')
-    expect(low).to_have_attribute("aria-label", "low band: threshold −40.0 dB, ratio 4.00:1, knee 0.0 dB, makeup 2.0 dB")
+    expect(low).to_have_attribute("aria-label",
+                                  "low band: threshold −40.0 dB, ratio 4.00:1, knee 0.0 dB, makeup 2.0 dB")
     expect(page.locator('svg.mb-curve[data-band="mid"]')).to_have_attribute("aria-label", "mid band: bypassed")
     split = page.locator("svg.mb-split")
     expect(split).to_have_attribute("aria-label", "Multiband split at 200 Hz and 3.00 kHz")
@@ -1533,9 +1534,11 @@ def test_the_multiband_picture_on_the_chain_page(box, browser, shots):
 
     read = """() => {
         const svg = document.querySelector('svg.mb-curve[data-band="low"]');
-        const pts = svg.querySelector("path.curve").getAttribute("d").slice(1).split("L").map((p) => p.split(" ").map(Number));
+        const pts = svg.querySelector("path.curve").getAttribute("d").slice(1).split("L")
+            .map((p) => p.split(" ").map(Number));
         const dot = svg.querySelector(".dot");
-        return { W: svg.clientWidth, H: svg.clientHeight, pts, dot: [Number(dot.getAttribute("cx")), Number(dot.getAttribute("cy"))],
+        return { W: svg.clientWidth, H: svg.clientHeight, pts,
+                 dot: [Number(dot.getAttribute("cx")), Number(dot.getAttribute("cy"))],
                  gr: svg.querySelector("text.gr").textContent,
                  shift: document.querySelector("svg.mb-split path.band.low").getAttribute("transform") };
     }"""
@@ -1545,7 +1548,8 @@ def test_the_multiband_picture_on_the_chain_page(box, browser, shots):
     level = lambda px: -60.0 + (px - 6) / (W - 10) * 60.0                       # noqa: E731
     out = lambda py: -60.0 + (H - 6 - py) / (H - 14) * 60.0                      # noqa: E731
     drawn = [(level(x), out(y)) for x, y in got["pts"]]
-    assert len(drawn) == 121 and drawn[0][0] == pytest.approx(-60.0, abs=0.05) and drawn[-1][0] == pytest.approx(0, abs=0.05)
+    assert len(drawn) == 121
+    assert drawn[0][0] == pytest.approx(-60.0, abs=0.05) and drawn[-1][0] == pytest.approx(0, abs=0.05)
     for x, y in drawn:
         assert y == pytest.approx(static_curve_formula(x, T, R, 0.0) + MK, abs=0.1), (x, y)
 
