@@ -24,10 +24,11 @@ window.MultibandView = (() => {
     splitSvg = svg("svg", { class: "mb-split", role: "img", "aria-label": "Multiband split" });
     return observe(splitSvg, drawSplit);
   }
+  // (a band's slope runs out of the bottom of the picture, not along it: clamped well below it, for finite numbers)
   function splitScale() {
     const W = splitSvg.clientWidth || 600, H = splitSvg.clientHeight || 150;
     return { W, H, fx: (f) => (Math.log(f / FLO) / Math.log(FHI / FLO)) * W,
-             dy: (d) => 8 + ((TOP_DB - Math.min(TOP_DB, Math.max(BOTTOM_DB - 4, d))) / (TOP_DB - BOTTOM_DB)) * (H - 26) };
+             dy: (d) => 8 + ((TOP_DB - Math.min(TOP_DB, Math.max(BOTTOM_DB - 40, d))) / (TOP_DB - BOTTOM_DB)) * (H - 26) };
   }
   function drawSplit() {
     if (!splitSvg) return;
