@@ -1316,8 +1316,11 @@ def test_settings_slots_compare_two_versions_from_the_live_and_chain_pages(box, 
     expect(live.locator("#slot-copy")).to_have_text("Copy to 2")
     drive = control.state.get("out.drive_db")
     live.click('.btn-slot[data-slot="2"]')
-    lit(live, 2)
-    assert control.state.snapshot()["slots"]["current"] == 2
+    lit(live, 2)            # (at once: the page shows a press before the box answers, MB.optimistic) ...
+    deadline = time.monotonic() + 5
+    while control.state.snapshot()["slots"]["current"] != 2:                   # ... and the box follows
+        assert time.monotonic() < deadline, control.state.snapshot()["slots"]
+        time.sleep(0.05)
     expect(note).to_have_text("1 (transparent) is the same")
     expect(live.locator("#slot-copy")).to_have_text("Copy to 1")
     expect(live.locator("#st-preset")).to_have_text("transparent · 2")        # the header, on every page
