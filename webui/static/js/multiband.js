@@ -19,7 +19,7 @@ window.MultibandView = (() => {
 
   function observe(node, draw) { new ResizeObserver(draw).observe(node); return node; }
 
-  /* The split: the three bands' responses on a log frequency axis, each lowered by its live reduction. */
+  /* The split: the three bands' responses on a log frequency axis, each moved by its live gain. */
   function splitFrame() {
     splitSvg = svg("svg", { class: "mb-split", role: "img", "aria-label": "Multiband split" });
     return observe(splitSvg, drawSplit);
