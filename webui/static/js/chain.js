@@ -68,7 +68,7 @@
   // Drawn in CSS pixels (the viewBox follows the element's size), so the labels stay legible
   // from a phone to a wide screen.
   const FLO = 20, FHI = 20000;
-  let curveSvg = null, curve = null, curveTimer = null, curveSeq = 0, eqSeen = "";
+  let curveSvg = null, curve = null;
   function curveFrame() {
     curveSvg = svg("svg", { class: "eq-curve", role: "img", "aria-label": "EQ response" });
     new ResizeObserver(drawCurve).observe(curveSvg);
@@ -108,35 +108,15 @@
     const f = freqs[i];
     return `${dbs[i] > 0 ? "+" : ""}${dbs[i].toFixed(1)} dB at ${f >= 1000 ? (f / 1000).toFixed(1) + " kHz" : Math.round(f) + " Hz"}`;
   }
-  async function fetchCurve() {
-    curveTimer = null;
-    const seq = ++curveSeq;
-    try {
-      const r = await api("GET", "/eq/response");
-      if (seq !== curveSeq) return;               // a newer request is on its way: keep its answer
-      curve = r;
-      drawCurve();
-      const flat = Math.max(...r.mid_db.map(Math.abs), ...r.side_db.map(Math.abs)) < 0.05;
-      curveSvg.setAttribute("aria-label", flat ? "EQ response: flat"
-        : r.same ? `EQ response: ${extreme(r.freqs, r.mid_db)}`
-        : `EQ response: mid ${extreme(r.freqs, r.mid_db)}, side ${extreme(r.freqs, r.side_db)}`);
-    } catch (e) { fail(e); }
-  }
-  function eqChanged(values) {
-    const now = JSON.stringify(Object.entries(values).filter(([k]) => /^eq\d?\./.test(k)).sort());
-    if (!curveSvg || now === eqSeen || now === "[]") return;
-    eqSeen = now;
-    if (!curveTimer) curveTimer = setTimeout(fetchCurve, 60);
-  }
-
-  // the curve depends on the sample rate (bands near Nyquist): draw it again when the engine
-  // comes back at another rate (an audio settings change, another device)
-  let rateSeen = 0;
-  function rateChanged(m) {
-    if (!m || !m.rate || m.rate === rateSeen) return;
-    rateSeen = m.rate;
-    if (curve && curve.rate !== m.rate && !curveTimer) curveTimer = setTimeout(fetchCurve, 60);
-  }
+  // drawn again when an EQ parameter changes, or the engine comes back at another rate
+  const eqPicture = MB.boxPicture("/eq/response", (id) => /^eq\d?\./.test(id), (r) => {
+    curve = r;
+    drawCurve();
+    const flat = Math.max(...r.mid_db.map(Math.abs), ...r.side_db.map(Math.abs)) < 0.05;
+    curveSvg.setAttribute("aria-label", flat ? "EQ response: flat"
+      : r.same ? `EQ response: ${extreme(r.freqs, r.mid_db)}`
+      : `EQ response: mid ${extreme(r.freqs, r.mid_db)}, side ${extreme(r.freqs, r.side_db)}`);
+  });
 
   function build(s) {
     for (const g of s.groups) {
@@ -170,7 +150,7 @@
   }
   function show(st) {
     for (const [id, v] of Object.entries(st.values || {})) if (widgets[id]) widgets[id](v);
-    eqChanged(st.values || {});
+    eqPicture.state(st.values || {});
     MBV.state(st.values || {});
   }
 
@@ -183,7 +163,7 @@
       build(schema);
       show(state);
       on("state", show);
-      on("meters", rateChanged);
+      on("meters", eqPicture.meters);
       on("meters", MBV.meters);
     } catch (e) { fail(e); }
   })();

@@ -68,6 +68,39 @@ const MB = (() => {
     };
   }
 
+  /* A picture the box computes for the state shown (GET ``path``: the EQ's response, the multiband's
+     split and curves), for the parameters ``wants(id)`` picks. Asked again 60 ms after the first change of
+     a burst (a slider drag asks once per 60 ms, not once per move) and when the engine comes back at
+     another rate (filters near Nyquist depend on it); only the newest answer is drawn, so one arriving
+     late never replaces it. The page passes on its states (``state(values)``) and meter frames. */
+  function boxPicture(path, wants, draw) {
+    let timer = null, seq = 0, seen = "", rateSeen = 0, drawnRate = null;
+    async function ask() {
+      timer = null;
+      const mine = ++seq;
+      try {
+        const r = await api("GET", path);
+        if (mine !== seq) return;             // a newer request is on its way: keep its answer
+        drawnRate = r.rate;
+        draw(r);
+      } catch (e) { fail(e); }
+    }
+    const schedule = () => { if (!timer) timer = setTimeout(ask, 60); };
+    return {
+      state(values) {
+        const now = JSON.stringify(Object.entries(values).filter(([k]) => wants(k)).sort());
+        if (now === seen || now === "[]") return;
+        seen = now;
+        schedule();
+      },
+      meters(m) {
+        if (!m || !m.rate || m.rate === rateSeen) return;
+        rateSeen = m.rate;
+        if (drawnRate !== null && drawnRate !== m.rate) schedule();
+      },
+    };
+  }
+
   function el(tag, attrs = {}, ...children) {
     const n = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs)) {
@@ -269,5 +302,5 @@ const MB = (() => {
     })();
   }
 
-  return { api, toast, fail, optimistic, el, svg, fmt, formatValue, on, ApiError, get csrf() { return csrf; } };
+  return { api, toast, fail, optimistic, boxPicture, el, svg, fmt, formatValue, on, ApiError, get csrf() { return csrf; } };
 })();

@@ -9,10 +9,10 @@
    chain.js places the frames and passes the state and the meters on; this file knows nothing else about the page. */
 "use strict";
 window.MultibandView = (() => {
-  const { api, fail, svg } = MB;
+  const { svg } = MB;
   const BANDS = ["low", "mid", "high"];
   const FLO = 20, FHI = 20000, TOP_DB = 6, BOTTOM_DB = -24;  // the split picture: 20 Hz..20 kHz, +6..-24 dB
-  let splitSvg = null, data = null, timer = null, seq = 0, seen = "", rateSeen = 0;
+  let splitSvg = null, data = null;
   const curveSvgs = {}, gr = { low: 0, mid: 0, high: 0 };
   const fmtHz = (f) => (f >= 1000 ? `${(f / 1000).toFixed(f >= 10000 ? 1 : 2)} kHz` : `${Math.round(f)} Hz`);
   const fmtDb = (v) => `${v < 0 ? "−" : ""}${Math.abs(v).toFixed(1)} dB`;
@@ -137,39 +137,24 @@ window.MultibandView = (() => {
     }
   }
 
-  async function fetchResponse() {
-    timer = null;
-    const mine = ++seq;
-    try {
-      const r = await api("GET", "/multiband/response");
-      if (mine !== seq) return;                 // a newer request is on its way: keep its answer
-      data = r;
-      drawSplit();
-      BANDS.forEach((b) => curveSvgs[b] && drawCurve(b));
-      const d = data.bands;
-      splitSvg && splitSvg.setAttribute("aria-label", data.on
-        ? `Multiband split at ${fmtHz(data.splits[0])} and ${fmtHz(data.splits[1])}`
-          + (BANDS.some((b) => d[b].solo) ? `, ${BANDS.filter((b) => d[b].solo).join(" and ")} soloed` : "")
-        : "Multiband off");
-    } catch (e) { fail(e); }
-  }
-  function schedule() { if (!timer) timer = setTimeout(fetchResponse, 60); }
+  // drawn again when a multiband parameter changes, or the engine comes back at another rate
+  const picture = MB.boxPicture("/multiband/response", (id) => id.startsWith("mb."), (r) => {
+    data = r;
+    drawSplit();
+    BANDS.forEach((b) => curveSvgs[b] && drawCurve(b));
+    const d = data.bands, soloed = BANDS.filter((b) => d[b].solo);
+    splitSvg && splitSvg.setAttribute("aria-label", data.on
+      ? `Multiband split at ${fmtHz(data.splits[0])} and ${fmtHz(data.splits[1])}`
+        + (soloed.length ? `, ${soloed.join(" and ")} soloed` : "")
+      : "Multiband off");
+  });
 
   /* chain.js: every state it shows, and every meter frame. */
-  function state(values) {
-    const now = JSON.stringify(Object.entries(values).filter(([k]) => k.startsWith("mb.")).sort());
-    if (!splitSvg || now === seen || now === "[]") return;
-    seen = now;
-    schedule();
-  }
   function meters(m) {
     if (!m) return;
-    if (m.rate && m.rate !== rateSeen) {     // the split near Nyquist depends on the engine's rate
-      rateSeen = m.rate;
-      if (data && data.rate !== m.rate) schedule();
-    }
+    picture.meters(m);
     for (const b of BANDS) gr[b] = Number(m[`gr_${b}_db`]) || 0;
     showReduction();
   }
-  return { splitFrame, curveFrame, state, meters };
+  return { splitFrame, curveFrame, state: picture.state, meters };
 })();
