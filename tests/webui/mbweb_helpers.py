@@ -213,6 +213,15 @@ class StubMeters:
         return streaming.normalisation_gain(e.preview_service, e.out_integrated, -1.05)[0] or 0.0
 
 
+def as_page_shows(v: float, digits: int = 1) -> str:
+    """``v`` as the pages' ``Number.toFixed(digits)`` writes it. Python's format rounds a tie of the exact
+    binary value to even (``f"{1.25:.1f}"`` is 1.2), JavaScript away from zero (1.3): a gain of -1.25 dB
+    must be looked for as the page shows it."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    return str(Decimal(v).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+
+
 def write_wav(path: Path, seconds: float = 2.0, rate: int = 48000) -> Path:
     t = np.arange(int(seconds * rate)) / rate
     x = 0.25 * np.sin(2 * np.pi * 440 * t)

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from mbweb_helpers import PASSWORD, set_password
+from mbweb_helpers import PASSWORD, as_page_shows, set_password
 
 pytestmark = pytest.mark.browser
 
@@ -682,10 +682,11 @@ def test_a_capture_becomes_the_reference_and_ref_plays_it_level_matched(box, bro
     st = engine_ref()
     assert st["on"] is True and st["matched_to"] == "integrated" and st["master_lufs"] is not None
     gain = st["gain_db"]
-    shown = f"{'+' if gain > 0 else '−' if gain < 0 else ''}{abs(gain):.1f} dB"
+    shown = f"{'+' if gain > 0 else '−' if gain < 0 else ''}{as_page_shows(abs(gain))} dB"
     expect(note).to_contain_text(f"Reference “record” · matched {shown} to the master's integrated loudness")
     if st["short_by_db"] is not None:
-        expect(note).to_contain_text(f"held {st['short_by_db']:.1f} dB short to keep its peaks under the ceiling")
+        expect(note).to_contain_text(
+            f"held {as_page_shows(st['short_by_db'])} dB short to keep its peaks under the ceiling")
     assert api_reference(page)["engine"]["heard"] is True
     page.evaluate("window.scrollTo(0, 0)")
     page.locator(".transport").screenshot(path=str(shots / "live-reference.png"))
@@ -919,7 +920,8 @@ def test_tonal_balance_against_the_reference(box, browser, _isolated_home, shots
     check(served, -11.0 - ref_lufs, "integrated")
     legend = page.locator("#tonal-legend")
     expect(legend).to_contain_text("aligned to the master's integrated loudness (−11.0 LUFS)")
-    expect(legend).to_contain_text(f"“record” {'+' if -11.0 - ref_lufs > 0 else '−'}{abs(-11.0 - ref_lufs):.1f} dB")
+    sign = "+" if -11.0 - ref_lufs > 0 else "−"
+    expect(legend).to_contain_text(f"“record” {sign}{as_page_shows(abs(-11.0 - ref_lufs))} dB")
     # no integrated loudness yet: its short-term
     loud.update(out_integrated_lufs=None)
     page.wait_for_timeout(400)                                   # two polls of the meters
