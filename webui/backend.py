@@ -82,6 +82,11 @@ def engine_reply(reply: Any, conflict_status: int = 409) -> Any:
     return reply
 
 
+def rounded(values, digits: int = 3) -> list[float]:
+    """A numpy curve as a JSON list, each number rounded to ``digits`` (the pages draw pixels, not bits)."""
+    return [round(float(v), digits) for v in values]
+
+
 def jsonable(obj: Any) -> Any:
     """Store records as plain JSON (dataclasses, paths and sets included)."""
     import dataclasses

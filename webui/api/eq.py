@@ -12,7 +12,7 @@ from flask import current_app, jsonify
 from dsp import eq_design
 from webui.api import bp
 from webui.api.system import drawing_rate
-from webui.backend import control
+from webui.backend import control, rounded
 
 
 @bp.get("/eq/response")
@@ -21,7 +21,6 @@ def get_eq_response():
     values = control().state.values
     rate = drawing_rate(current_app.extensions["masterbox"])
     curve = eq_design.eq_response(values, rate, eq_design.log_frequencies())
-    mid = [round(float(v), 3) for v in curve["mid_db"]]
-    side = [round(float(v), 3) for v in curve["side_db"]]
-    return jsonify({"rate": rate, "freqs": [round(float(f), 2) for f in curve["freqs"]],
+    mid, side = rounded(curve["mid_db"]), rounded(curve["side_db"])
+    return jsonify({"rate": rate, "freqs": rounded(curve["freqs"], 2),
                     "mid_db": mid, "side_db": side, "same": mid == side})

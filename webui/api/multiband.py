@@ -13,11 +13,7 @@ from flask import current_app, jsonify
 from dsp import eq_design, multiband_design
 from webui.api import bp
 from webui.api.system import drawing_rate
-from webui.backend import control
-
-
-def _rounded(a, digits: int = 3) -> list[float]:
-    return [round(float(v), digits) for v in a]
+from webui.backend import control, rounded
 
 
 @bp.get("/multiband/response")
@@ -30,10 +26,10 @@ def get_multiband_response():
     bands = {}
     for band, curve in r["bands"].items():
         p = f"mb.{band}."
-        bands[band] = {"split_db": _rounded(curve["split_db"]), "out_db": _rounded(curve["out_db"]),
-                       "gr_db": _rounded(curve["gr_db"]),
+        bands[band] = {"split_db": rounded(curve["split_db"]), "out_db": rounded(curve["out_db"]),
+                       "gr_db": rounded(curve["gr_db"]),
                        **{k: values[p + k] for k in ("threshold_db", "ratio", "knee_db", "makeup_db", "bypass",
                                                      "solo")}}
     return jsonify({"rate": rate, "on": bool(values["mb.on"]), "mix": values["mb.mix"],
                     "splits": [values["mb.xover_low"], values["mb.xover_high"]],
-                    "freqs": _rounded(r["freqs"], 2), "levels_db": _rounded(r["levels_db"], 2), "bands": bands})
+                    "freqs": rounded(r["freqs"], 2), "levels_db": rounded(r["levels_db"], 2), "bands": bands})
