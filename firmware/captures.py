@@ -34,6 +34,7 @@ from firmware import bwf, paths
 from firmware.atomic import fsync_dir, remove_stale_temporaries, write_atomic
 from firmware.capture_upload import UPLOAD_DESCRIPTION
 from firmware.capture_writer import CAPTURE_DESCRIPTION, MARKER_SUFFIX, MAX_HEADER_BYTES, parse_header
+from firmware.processes import pid_alive
 from firmware.streaming import streaming_preview
 
 SIDECAR_FORMAT = "masterbox-capture-analysis"
@@ -251,11 +252,16 @@ class CaptureIndex:
         self.directory = Path(directory) if directory is not None else paths.captures_dir()
 
     def _recording(self) -> set[str]:
+        """The files a living process records into. A marker whose process is gone (an engine killed
+        mid-capture) is not believed: its files are finished captures waiting for
+        :func:`firmware.capture_writer.repair_unfinished`, not recordings to keep hands off."""
         names: set[str] = set()
         for marker in self.directory.glob(f".*{MARKER_SUFFIX}"):
             try:
-                names.update(json.loads(marker.read_text()).get("files", []))
-            except (OSError, ValueError, AttributeError):
+                info = json.loads(marker.read_text())
+                if pid_alive(int(info.get("pid", 0))):
+                    names.update(info.get("files", []))
+            except (OSError, ValueError, TypeError, AttributeError):
                 continue
         return names
 

@@ -104,6 +104,7 @@ class Control:
         self._engine_uptime: float | None = None
         self._engine_epoch = 0
         self._lock = threading.RLock()
+        self._repair_lock = threading.Lock()   # the watcher and the housekeeping thread both repair
         self._closed = threading.Event()
         self._unsubscribe = self.state.subscribe(self._push_changes)
         self._watcher = None
@@ -187,13 +188,7 @@ class Control:
         safe while a new engine records. A file the worker could not analyse is not tried again
         until it changes.
         """
-        from firmware.capture_writer import repair_unfinished
-
-        try:
-            for r in repair_unfinished(self.captures.directory):
-                log.warning("capture %s finalised after a crash: %s", r.get("file"), r)
-        except OSError:
-            log.exception("repairing unfinished captures failed")
+        self.repair_captures()
         try:
             for name, size in self.captures.remove_stale_temporaries():
                 log.warning("removed %s (%.1f MB), the temporary file of a master or an upload cut off "
@@ -207,6 +202,7 @@ class Control:
         wait = ANALYZE_DELAY_S
         while not self._closed.wait(wait):
             wait = ANALYZE_EVERY_S
+            self.repair_captures()
             self.uploads.expire()
             try:
                 done, tried = self.captures.analyze_pending(older_than_s=60.0, skip=failed)
@@ -215,6 +211,20 @@ class Control:
                     log.info("analysed %d capture(s) left without a sidecar", len(done))
             except Exception:
                 log.exception("analysing leftover captures failed")
+
+    def repair_captures(self) -> None:
+        """Finalise the captures of recording processes that are gone: at start (a crash or power cut),
+        when a new engine appears (the old one was killed mid-capture) and on each housekeeping tick.
+        Until then the capture would stay "recording", and deleting, mastering or downloading it
+        refused, for as long as this process runs."""
+        from firmware.capture_writer import repair_unfinished
+
+        with self._repair_lock:
+            try:
+                for r in repair_unfinished(self.captures.directory):
+                    log.warning("capture %s finalised after its recording process ended: %s", r.get("file"), r)
+            except OSError:
+                log.exception("repairing unfinished captures failed")
 
     def _analyse_upload(self, wav, facts: dict) -> None:
         """Write an uploaded capture's sidecar now, in the background (the page shows "analysing")."""
@@ -248,6 +258,7 @@ class Control:
         ident = (engine_identity(status, self.read_meters()), self._engine_epoch)
         if ident == self._engine_id:
             return False
+        self.repair_captures()   # a capture the engine before this one was making when it died
         if self.push_all().get("ok", True):
             self._engine_id = ident
             who = ident[0]

@@ -316,3 +316,39 @@ def test_control_finalises_captures_a_dead_engine_left_unfinished(tmp_path):
         assert sf.info(wav).frames == 1000
     finally:
         c.close()
+
+
+def test_a_capture_cut_off_by_an_engine_crash_is_finished_when_the_new_engine_appears(control, tmp_path):
+    """An engine killed mid-capture (kill -9, then restarted by the supervisor) leaves its marker behind.
+    The capture must not stay "recording" (delete, master and download refused) until control restarts:
+    a marker whose process is gone is not believed, and control finalises it on seeing the new engine."""
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    from firmware import capture_writer as cw
+
+    c, eng = control
+    d = c.captures.directory
+    d.mkdir()
+    wav = d / "2026-01-01_000000_x_output.wav"
+    with open(wav, "wb") as f:
+        f.write(cw.wav_header(48000, 2, "PCM_24", 0))
+        f.write(bytes(6 * 1000))  # 1000 frames the header never covered: the writer died first
+    recorder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    marker = d / f".2026-01-01_000000_x{cw.MARKER_SUFFIX}"
+    marker.write_text(json.dumps({"pid": recorder.pid, "files": [wav.name]}))
+    try:
+        assert c.check_engine()
+        assert c.captures.is_recording() and c.captures.get(wav.stem)["recording"]
+        assert marker.exists()                          # a living recorder's files are left alone
+    finally:
+        recorder.kill()
+        recorder.wait()
+    assert not c.captures.is_recording()                # believed no more, at once
+    assert c.captures.get(wav.stem)["analysis"] == "pending"
+    eng.start_id = 2                                    # the supervisor's new engine
+    assert c.check_engine()
+    assert not marker.exists()
+    assert sf.info(wav).frames == 1000                  # the header now covers what was written

@@ -4,6 +4,8 @@ rate). The engine here is a recording stand-in; tests/engine/test_reference.py r
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 
@@ -187,7 +189,7 @@ def test_a_clear_while_preparing_wins_and_lasts(folder, tmp_path):
 
 
 def test_a_capture_being_recorded_is_refused(folder, tmp_path):
-    (folder / ".record.recording").write_text('{"files": ["record.wav"]}')
+    (folder / ".record.recording").write_text(json.dumps({"pid": os.getpid(), "files": ["record.wav"]}))
     track = ReferenceTrack(CaptureIndex(folder), _Engine(48000), _call, path=tmp_path / "r.f32")
     with pytest.raises(CaptureError, match="'record' is being recorded"):
         track.load("record")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 
 import numpy as np
@@ -663,7 +664,7 @@ def test_reference_refusals_change_nothing(api, control, _isolated_home):
     (folder / "junk.wav").write_bytes(b"RIFF0000WAVEjunk" + bytes(2000))
     (folder / "tiny.wav").write_bytes(b"")
     _record(folder, "growing", seconds=1.0)
-    (folder / f".growing{'.recording'}").write_text(json.dumps({"files": ["growing.wav"]}))
+    (folder / f".growing{'.recording'}").write_text(json.dumps({"pid": os.getpid(), "files": ["growing.wav"]}))
     assert api.req("PUT", "/api/v1/reference", json={"capture": "record"}).status_code == 200
     before, calls = api.get("/api/v1/reference").get_json(), list(control.engine.calls)
     cases = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import resource
 import subprocess
@@ -111,7 +112,7 @@ def test_several_captures_download_as_one_streamed_zip(control, _isolated_home, 
         assert status("?name=..%2Fetc") == 400
         assert status("?name=take-2&name=nope") == 404
         marker = folder / ".t.recording"
-        marker.write_text(json.dumps({"files": ["take-2.wav"]}))
+        marker.write_text(json.dumps({"pid": os.getpid(), "files": ["take-2.wav"]}))
         assert status("?name=take-2") == 409
         marker.unlink()
         conn.close()

@@ -90,7 +90,7 @@ def test_refusals_busy_and_cancel_leave_nothing_behind(api, control, _isolated_h
     # a capture being recorded is not mastered
     _capture(_isolated_home, "live-now", 1.0)
     marker = _isolated_home / "captures" / f".x{MARKER_SUFFIX}"
-    marker.write_text(json.dumps({"files": ["live-now.wav"]}))
+    marker.write_text(json.dumps({"pid": os.getpid(), "files": ["live-now.wav"]}))
     assert api.req("POST", "/api/v1/captures/live-now/master", json={}).status_code == 409
     marker.unlink()
     # one job at a time; a cancel stops it and writes nothing
@@ -188,7 +188,7 @@ def test_album_refusals_write_nothing(api, control, _isolated_home):
     refused({"captures": ["a", "b"], "tracks": 2}, 400, "unknown field")
     refused({}, 400, "captures")
     marker = _isolated_home / "captures" / f".x{MARKER_SUFFIX}"
-    marker.write_text(json.dumps({"files": ["b.wav"]}))
+    marker.write_text(json.dumps({"pid": os.getpid(), "files": ["b.wav"]}))
     refused({"captures": ["a", "b"]}, 409, "being recorded")
     marker.unlink()
     assert api.get("/api/v1/mastering").get_json() == {"job": None}
