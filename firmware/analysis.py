@@ -43,7 +43,10 @@ class AnalysisError(Exception):
 
 
 def _open(path: Path):
-    import soundfile as sf
+    """The file, read by numpy when it is a plain WAV (firmware/wav_reader.py: libsndfile's values,
+    a few times faster, and a recording whose header was never finished is read whole), else by
+    soundfile."""
+    from firmware.wav_reader import open_wav
 
     if not path.exists():
         raise AnalysisError(f"{path}: no such file")
@@ -53,6 +56,11 @@ def _open(path: Path):
         raise AnalysisError(f"{path}: permission denied (the file is not readable)")
     if path.stat().st_size == 0:
         raise AnalysisError(f"{path}: the file is empty (0 bytes)")
+    snd = open_wav(path)
+    if snd is not None:
+        return snd
+    import soundfile as sf
+
     try:
         return sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, ValueError) as e:
@@ -85,25 +93,32 @@ def _blocks(snd, block: int):
 
 
 class _NonFinite:
-    """Replaces NaN and infinite samples of a float file's blocks by silence, counting them.
+    """Replaces a float file's faulty samples by silence, counting them: NaN, infinity, and values
+    beyond +80 dBFS (``dsp.chain.BIG``), the same test as the chain's input sanitising.
 
     Why: one NaN in the K-weighting filters' state makes every reading after it NaN, so a float
-    file with a single bad sample would read "undefined" with no hint why. The box itself treats
-    such samples as silence (the chain's input sanitising), so the analysis measures what the
-    box would hear, and says how many there were (``nonfinite_samples``, channel samples).
+    file with a single bad sample would read "undefined" with no hint why; one sample of 1e5 would
+    read +100 dBTP and +60 LUFS where ``master`` treats it as the fault it is. The box treats such
+    samples as silence, so the analysis measures what the box would hear, and says how many there
+    were (``nonfinite_samples``, channel samples).
     """
 
     def __init__(self, block: int, channels: int):
         import numpy as np
 
+        from dsp.chain import BIG  # here: only a float file needs it (the chain module costs ~0.1 s)
+
+        self._big = BIG
         self._ok = np.empty((block, channels), dtype=bool)
+        self._mag = np.empty((block, channels))
         self.count = 0
 
     def clean(self, x) -> None:
         import numpy as np
 
-        ok = self._ok[: len(x)]
-        np.isfinite(x, out=ok)
+        ok, mag = self._ok[: len(x)], self._mag[: len(x)]
+        np.abs(x, out=mag)
+        np.less_equal(mag, self._big, out=ok)     # False for NaN too
         if not ok.all():
             bad = ~ok
             self.count += int(np.count_nonzero(bad))
@@ -114,8 +129,9 @@ def analyze_file(path, block: int = 65536) -> dict:
     """Measure ``path``: integrated loudness, loudness range, peaks, maxima, PLR.
 
     Returns a dict with :data:`KEYS` (``None`` where a value is undefined, e.g. silence, or the
-    loudness range of a file shorter than one 3 s short-term window). NaN or infinite samples of
-    a float file are measured as silence and counted in ``nonfinite_samples``. Raises
+    loudness range of a file shorter than one 3 s short-term window). NaN, infinite and
+    beyond-+80-dBFS samples of a float file are measured as silence and counted in
+    ``nonfinite_samples``. A WAV whose recorder never finished its header is read to its end. Raises
     :class:`AnalysisError` for a missing, unreadable, empty or too-short (< 400 ms) file.
     """
     path = Path(path)

@@ -10,6 +10,12 @@ an int32 is), float words as they are. ``tests/test_wav_reader.py`` compares the
 Anything else (8-bit, big-endian RIFX, compressed formats, more than 2 channels, headers that do
 not add up) is not ours: :func:`open_wav` returns ``None`` and the caller uses soundfile, which
 also words the errors.
+
+One deliberate difference: a header its recorder never finished (a crash or power cut before the
+sizes were written: a ``data`` size of 0 that the RIFF size does not go past) is read to the end
+of the file, as ffmpeg and most editors do, where libsndfile reads 0 frames. ``unfinished`` says
+so, and the callers say it to the user. The box's own captures are repaired at boot
+(``firmware.capture_writer.repair_unfinished``); this is for recordings made elsewhere.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ RF64_SIZE = 0xFFFFFFFF      # a 32-bit size field that says "see the ds64 chunk"
 
 
 def _layout(f, file_size: int):
-    """(tag, channels, rate, bits, data offset, frames) of an open WAV file, or None."""
+    """(tag, channels, rate, bits, data offset, frames, unfinished) of an open WAV file, or None."""
     head = f.read(12)
     if len(head) < 12 or head[8:12] != b"WAVE" or head[:4] not in (b"RIFF", b"RF64"):
         return None
@@ -64,16 +70,21 @@ def _layout(f, file_size: int):
                 if ds64_data is None:
                     return None
                 size = ds64_data
+            unfinished = size == 0 and head[:4] == b"RIFF" and struct.unpack("<I", head[4:8])[0] <= start - 8
+            if unfinished:
+                size = file_size - start
             frames = min(size, file_size - start) // align
-            return tag, channels, rate, bits, start, frames
+            return tag, channels, rate, bits, start, frames, unfinished and frames > 0
         f.seek(start + size + (size & 1))
 
 
 class WavReader:
     """The part of ``soundfile.SoundFile`` the renderer uses: samplerate, channels, frames, read, close."""
 
-    def __init__(self, f, layout):
-        tag, self.channels, self.samplerate, bits, self._offset, self.frames = layout
+    def __init__(self, f, layout, name: str = ""):
+        tag, self.channels, self.samplerate, bits, self._offset, self.frames, self.unfinished = layout
+        self.name = name
+        self.subtype = ("FLOAT" if bits == 32 else "DOUBLE") if tag == FLOAT else f"PCM_{bits}"
         self._f = f
         self._f.seek(self._offset)
         self._left = self.frames
@@ -120,6 +131,10 @@ class WavReader:
                 np.multiply(words, self._scale, out=flat)
         return dest
 
+    def tell(self) -> int:
+        """Frames read so far."""
+        return self.frames - self._left
+
     def close(self) -> None:
         self._f.close()
 
@@ -145,4 +160,4 @@ def open_wav(path: Path) -> WavReader | None:
     if layout is None or layout[5] <= 0:
         f.close()
         return None
-    return WavReader(f, layout)
+    return WavReader(f, layout, str(path))

@@ -108,11 +108,65 @@ def test_nonfinite_samples_are_measured_as_silence_and_counted(masterbox_cmd, tm
     assert result["integrated_lufs"] == pytest.approx(ff["integrated_lufs"], abs=0.1)
     assert result["true_peak_dbtp"] == pytest.approx(ff["true_peak_dbtp"], abs=0.2)
     table = _run(masterbox_cmd, path).stdout
-    assert f"non-finite samples      {count} (NaN or infinite: measured as silence)" in table
+    assert f"non-finite samples      {count} (NaN, infinite or beyond +80 dBFS: measured as silence)" in table
     pcm = tmp_path / "pcm.wav"
     sf.write(pcm, x, 48000, subtype="PCM_24")
     assert analyze_file(pcm)["nonfinite_samples"] == 0
     assert "non-finite" not in _run(masterbox_cmd, pcm).stdout
+
+
+def test_absurd_float_samples_are_faults_as_master_treats_them(masterbox_cmd, tmp_path):
+    """One sample of 1e5 (+100 dBFS) in a float file is a fault, as the chain treats it: measured as
+    silence and counted, so `analyze` and `master`'s input column agree (before: +60 LUFS, +100 dBTP)."""
+    x = render_programme(6, 48000, seed=23, peak_dbfs=-6.0)
+    dirty = x.copy()
+    dirty[30000, 0], dirty[50000, 1], dirty[70000, 0] = 1e5, -3e4, 1e30
+    path = tmp_path / "hot.wav"
+    sf.write(path, dirty, 48000, subtype="DOUBLE")
+    clean = tmp_path / "clean.wav"
+    sf.write(clean, np.where(np.abs(dirty) <= 1e4, dirty, 0.0), 48000, subtype="DOUBLE")
+    result = analyze_file(path)
+    assert result["nonfinite_samples"] == 3
+    ff = ffmpeg_ebur128(clean, tmp_path)
+    assert result["integrated_lufs"] == pytest.approx(ff["integrated_lufs"], abs=0.1)
+    assert result["true_peak_dbtp"] == pytest.approx(ff["true_peak_dbtp"], abs=0.2)
+    out = tmp_path / "out.wav"
+    proc = subprocess.run([*masterbox_cmd, "master", str(path), str(out), "--json"], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["input"]["integrated_lufs"] == pytest.approx(result["integrated_lufs"], abs=0.1)
+    loud = tmp_path / "loud.wav"         # a hot but sane float file (+20 dBFS) is measured as it is
+    sf.write(loud, x * 100.0, 48000, subtype="FLOAT")
+    assert analyze_file(loud)["nonfinite_samples"] == 0
+    assert analyze_file(loud)["sample_peak_dbfs"] == pytest.approx(-6.0 + 40.0, abs=0.01)
+
+
+def _unfinished(path, subtype="PCM_24"):
+    """A WAV as a recorder leaves it when it dies before writing the sizes: RIFF and data sizes 0."""
+    data = bytearray(path.read_bytes())
+    i = data.index(b"data")
+    data[4:8] = bytes(4)
+    data[i + 4:i + 8] = bytes(4)
+    out = path.with_name("unfinished-" + path.name)
+    out.write_bytes(bytes(data))
+    return out
+
+
+def test_a_wav_whose_header_was_never_finished_is_read_to_its_end(masterbox_cmd, music_wav, tmp_path):
+    """A recording cut off by a crash or power cut elsewhere (sizes never written): libsndfile reads 0
+    frames, so it used to be "contains no audio". It is read to the end of the file, as ffmpeg does."""
+    broken = _unfinished(music_wav)
+    assert sf.info(broken).frames == 0                  # what libsndfile makes of it
+    whole = analyze_file(music_wav)
+    got = analyze_file(broken)
+    assert got == whole
+    ff = ffmpeg_ebur128(broken, tmp_path)               # ffmpeg reads such files to their end too
+    assert got["integrated_lufs"] == pytest.approx(ff["integrated_lufs"], abs=0.1)
+    out = tmp_path / "m.wav"
+    proc = subprocess.run([*masterbox_cmd, "master", str(broken), str(out), "--json"], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert sf.info(out).frames == sf.info(music_wav).frames
 
 
 def test_silence_reads_null_not_error(masterbox_cmd, tmp_path):

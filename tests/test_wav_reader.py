@@ -57,6 +57,33 @@ def test_truncated_data_reads_what_is_there(tmp_path):
         assert np.array_equal(read_all(r, [4096]), ref)
 
 
+def test_a_header_its_recorder_never_finished_is_read_to_the_end(tmp_path):
+    """RIFF and data sizes 0 (the recorder died before writing them): every frame on disk, where
+    libsndfile reads none; an empty data chunk that the RIFF size goes past is still empty."""
+    path = tmp_path / "done.wav"
+    sf.write(path, content(5000, 2), 48000, subtype="PCM_24")
+    ref, _ = sf.read(path, dtype="float64", always_2d=True)
+    data = bytearray(path.read_bytes())
+    i = data.index(b"data")
+    for riff_size in (0, i):       # never written, or written as the header's own length (data not counted)
+        data[4:8] = riff_size.to_bytes(4, "little")
+        data[i + 4:i + 8] = bytes(4)
+        cut = tmp_path / "cut.wav"
+        cut.write_bytes(bytes(data[:-7]))           # and cut mid-frame (6-byte frames), as a power cut leaves it
+        assert sf.info(cut).frames == 0
+        with open_wav(cut) as r:
+            assert r.unfinished and r.frames == 4998
+            assert np.array_equal(read_all(r, [4096]), ref[:4998])
+    with open_wav(path) as r:
+        assert not r.unfinished
+    empty = tmp_path / "empty-then-list.wav"       # a finished file with an empty data chunk, then a LIST
+    sf.write(empty, np.zeros((0, 2)), 48000, subtype="PCM_24")
+    body = bytearray(empty.read_bytes()) + b"LIST" + (4).to_bytes(4, "little") + b"INFO"
+    body[4:8] = (len(body) - 8).to_bytes(4, "little")
+    empty.write_bytes(bytes(body))
+    assert open_wav(empty) is None
+
+
 def test_declines_what_it_does_not_read_exactly(tmp_path):
     cases = {"u8.wav": dict(subtype="PCM_U8"), "flac.flac": dict(subtype="PCM_16"),
              "aiff.aiff": dict(subtype="PCM_24")}

@@ -79,7 +79,8 @@ def format_table(path: str, a: dict) -> str:
     if a.get("sample_peak_dbfs") is None:
         lines.append(f"{'':<24}digital silence: every sample is zero, so there is nothing to measure")
     if a.get("nonfinite_samples"):
-        lines.append(f"{'non-finite samples':<24}{a['nonfinite_samples']} (NaN or infinite: measured as silence)")
+        lines.append(f"{'non-finite samples':<24}{a['nonfinite_samples']} "
+                     "(NaN, infinite or beyond +80 dBFS: measured as silence)")
     if a.get("bext"):
         lines += bext_lines(a["bext"])
     return "\n".join(lines)
