@@ -111,6 +111,8 @@ class Param:
             raise ParamError(self.id, f"must be a number in {self.unit or 'units'}, got {type(value).__name__}")
         try:
             x = float(value)
+        except OverflowError:   # an integer too large for any float (10**400 written in the JSON)
+            raise ParamError(self.id, f"out of range {self.min:g}..{self.max:g} {self.unit}".rstrip()) from None
         except ValueError:
             raise ParamError(self.id, f"must be a number, got {value!r}") from None
         if not math.isfinite(x):

@@ -49,6 +49,7 @@ FINISHED_KEPT_S = 3600.0              # how long a finished upload still answers
 PART_PREFIX = ".upload-"
 UPLOAD_DESCRIPTION = "masterbox upload"   # how the bext description of a converted upload starts
 MAX_STEM = 100
+MAX_FILE_BYTES = (1 << 63) - 1        # the largest file offset (off_t): a size beyond it is no file's
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
 KINDS = {"wav": "wav", "aif": "aiff", "aiff": "aiff", "flac": "flac"}       # extension -> kind
 KIND_NAMES = {"wav": "WAV", "aiff": "AIFF", "flac": "FLAC"}
@@ -213,6 +214,9 @@ class Uploads:
         stem, kind = capture_name(filename)
         if isinstance(size, bool) or not isinstance(size, int) or size < 44:
             raise UploadError(400, "size must be the file's length in bytes (a WAV has at least 44)")
+        if size > MAX_FILE_BYTES:
+            raise UploadError(400, f"size must be the file's length in bytes: more than {MAX_FILE_BYTES} is "
+                                   "no file's")
         directory = Path(self.captures.directory)
         directory.mkdir(parents=True, exist_ok=True)
         with self._lock:

@@ -213,6 +213,20 @@ def _read_limited(path: Path) -> bytes:
     return data
 
 
+def _read_entry(z: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """One zip entry's bytes, or :class:`PresetError` when the entry is damaged or cannot be read
+    (a CRC mismatch or bad header: BadZipFile; damaged deflate data: zlib.error; cut short:
+    EOFError; an unsupported compression method: NotImplementedError; encrypted: RuntimeError)."""
+    import lzma
+    import zlib
+
+    try:
+        return z.read(info)
+    except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, NotImplementedError,
+            RuntimeError, ValueError) as e:
+        raise PresetError(f"damaged or unreadable entry: {e}", [("file", "damaged")]) from None
+
+
 # -- the on-disk listing cache --------------------------------------------------------------
 INDEX_FILE = ".index.json"  # hidden: never taken for a preset
 
@@ -554,7 +568,7 @@ class PresetStore:
             try:
                 if i.file_size > MAX_FILE_BYTES:
                     raise PresetError("file too large", [("file", "too large")])
-                presets.append(parse_bytes(z.read(i)))
+                presets.append(parse_bytes(_read_entry(z, i)))
             except PresetError as e:
                 errors.append((i.filename, str(e)))
         names = [p.name.casefold() for p in presets]

@@ -61,6 +61,8 @@ def json_body(limit: int = 64 * 1024) -> dict:
         raise ApiError(400, "request body is not UTF-8 text") from None
     except ValueError as e:
         raise ApiError(400, f"request body is not valid JSON: {e}") from None
+    except RecursionError:      # "[" * 30000: the parser's recursion runs out long before the size limit
+        raise ApiError(400, "request body is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise ApiError(400, f"request body must be a JSON object, got {type(data).__name__}")
     return data

@@ -454,6 +454,83 @@ def test_invalid_imports_change_nothing(api, control):
     assert names() == before
 
 
+
+# -- requests that used to answer 500 --------------------------------------------------------
+BIG = "1" + "0" * 400      # a JSON integer no float can hold: float() raises OverflowError
+
+
+@pytest.mark.parametrize("sign", ["", "-"])
+def test_an_integer_too_large_for_a_float_is_refused_not_500(api, control, sign):
+    big = sign + BIG
+    before, presets = control.state.values, api.get("/api/v1/presets").get_json()["presets"]
+    r = api.req("PATCH", "/api/v1/state", data='{"values": {"st.width": 150.0, "eq1.gain_db": ' + big + '}}',
+                headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and "eq1.gain_db: out of range" in error_of(r), r.get_data(as_text=True)
+    assert control.state.values == before
+    doc = json.dumps(preset_doc("bigint")).replace('"eq1.gain_db": ', '"eq1.gain_db": ' + big + ', "_": ')
+    r = api.req("POST", "/api/v1/presets-import", data=doc, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and "eq1.gain_db" in error_of(r), r.get_data(as_text=True)
+    for path in ("/api/v1/captures/some%20take/master", "/api/v1/mastering/each"):
+        body = ('{"captures": ["some take"], ' if "each" in path else "{") + '"target_lufs": ' + big + "}"
+        r = api.req("POST", path, data=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and "target.lufs: out of range" in error_of(r), (path, r.get_data(as_text=True))
+    r = api.req("POST", "/api/v1/uploads", data='{"file": "mix.wav", "size": ' + big + "}",
+                headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "size" in error_of(r), r.get_data(as_text=True)
+    assert control.state.values == before and api.get("/api/v1/presets").get_json()["presets"] == presets
+    assert control.mastering.status() is None
+
+
+def test_json_nested_too_deeply_is_400_even_before_login(api, anon, control):
+    deep = "[" * 30000 + "]" * 30000       # well inside the 64 KiB a JSON body may have
+    before = control.state.values
+    r = api.req("PATCH", "/api/v1/state", data='{"values": ' + deep + "}", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "nested too deeply" in error_of(r), r.get_data(as_text=True)
+    r = anon.req("POST", "/api/v1/auth/login", data='{"password": ' + deep + "}",
+                 headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "nested too deeply" in error_of(r), r.get_data(as_text=True)
+    r = api.req("POST", "/api/v1/presets-import", data='{"name": "x", "params": ' + deep + "}",
+                headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "nested too deeply" in error_of(r), r.get_data(as_text=True)
+    assert control.state.values == before
+
+
+def _damaged_zip(how: str) -> bytes:
+    """A zip of a good preset and a second entry damaged ``how``: its CRC, its deflate data, a compression
+    method zipfile does not know, or the encrypted flag."""
+    import struct
+
+    b = io.BytesIO()
+    with zipfile.ZipFile(b, "w") as z:
+        z.writestr("good.json", json.dumps(preset_doc("Good one")), compress_type=zipfile.ZIP_DEFLATED)
+        z.writestr("bad.json", json.dumps(preset_doc("Bad one")),
+                   compress_type=zipfile.ZIP_STORED if how == "crc" else zipfile.ZIP_DEFLATED)
+    raw = bytearray(b.getvalue())
+    info = zipfile.ZipFile(io.BytesIO(bytes(raw))).getinfo("bad.json")
+    local = info.header_offset
+    data = local + 30 + len("bad.json") + struct.unpack("<H", raw[local + 28:local + 30])[0]
+    central = raw.rfind(b"PK\x01\x02", 0, raw.rindex(b"bad.json"))
+    if how == "crc":
+        raw[data + 3] ^= 0x20                       # same length, another byte: the CRC no longer matches
+    elif how == "deflate":
+        raw[data:data + info.compress_size] = b"\xff" * info.compress_size     # an invalid block type
+    elif how == "method":
+        raw[local + 8:local + 10] = raw[central + 10:central + 12] = struct.pack("<H", 97)
+    elif how == "encrypted":
+        raw[local + 6] |= 1
+        raw[central + 8] |= 1
+    return bytes(raw)
+
+
+@pytest.mark.parametrize("how", ["crc", "deflate", "method", "encrypted"])
+def test_a_zip_with_a_damaged_entry_is_refused_naming_it_and_imports_nothing(api, control, how):
+    before = api.get("/api/v1/presets").get_json()["presets"]
+    r = api.req("POST", "/api/v1/presets-import", data=_damaged_zip(how), headers={"Content-Type": "application/zip"})
+    assert r.status_code == 422, r.get_data(as_text=True)
+    msg = error_of(r)
+    assert "nothing was changed" in msg and "bad.json: damaged or unreadable entry" in msg, msg
+    assert api.get("/api/v1/presets").get_json()["presets"] == before
+
 # -- captures -----------------------------------------------------------------------------
 def test_capture_start_stop_list_download_range_delete(api, control):
     r = api.post("/api/v1/capture/start", json={"tap": "output", "format": "PCM_24"})
