@@ -122,6 +122,31 @@ def clean_name(name: Any) -> str:
     return name
 
 
+def path_like(name: str) -> str | None:
+    """Why ``name`` looks like a path (a leading separator, a ``.`` or ``..`` segment, a leading dot), or None.
+
+    The store maps any name to a safe file name, so such a name would be harmless here; but the
+    web refuses it everywhere it takes a name (:func:`webui.errors.check_name` asks this), so a
+    preset that came in under one could be neither recalled, renamed, exported nor deleted there.
+    Imports (the web's and ``masterbox presets import``) refuse such names with this rule.
+    """
+    stripped = name.strip()
+    parts = stripped.replace("\\", "/").split("/")
+    if stripped[:1] in ("/", "\\") or any(part.strip() in (".", "..") for part in parts):
+        return f"must not look like a path ('/', '..'): got {stripped!r}"
+    if stripped.startswith("."):
+        return f"must not start with '.' (got {stripped!r})"
+    return None
+
+
+def _importable(p: Preset) -> Preset:
+    """``p`` if its name is one the web can address, else :class:`PresetError` saying why not."""
+    why = path_like(p.name)
+    if why is not None:
+        raise PresetError(f"preset name {why}", [("name", why)])
+    return p
+
+
 def file_name(name: str) -> str:
     """The safe file name of a preset: ASCII slug + hash of the case-folded name (never a path)."""
     key = clean_name(name).casefold()  # names equal but for case share one file (slug included)
@@ -534,7 +559,7 @@ class PresetStore:
 
     def import_json(self, data: bytes | str, *, name: str | None = None, overwrite: bool = False) -> Preset:
         """Import one preset; it is fully validated before anything is written."""
-        p = parse_bytes(data, name=name)
+        p = _importable(parse_bytes(data, name=name))
         with self._lock:
             if self.is_factory(p.name):
                 raise PresetError(f"{p.name!r} is the name of a factory preset; import it under another name",
@@ -568,7 +593,7 @@ class PresetStore:
             try:
                 if i.file_size > MAX_FILE_BYTES:
                     raise PresetError("file too large", [("file", "too large")])
-                presets.append(parse_bytes(_read_entry(z, i)))
+                presets.append(_importable(parse_bytes(_read_entry(z, i))))
             except PresetError as e:
                 errors.append((i.filename, str(e)))
         names = [p.name.casefold() for p in presets]

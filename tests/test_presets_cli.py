@@ -43,3 +43,23 @@ def test_export_all_into_a_missing_folder_is_refused(masterbox_cmd, tmp_path):
     assert proc.returncode != 0
     assert "does not exist" in proc.stderr
     assert not (tmp_path / "no").exists()
+
+
+def test_import_refuses_names_the_web_cannot_address_and_writes_nothing(masterbox_cmd, tmp_path, _isolated_home):
+    """``masterbox presets import`` takes the same names the web does: a zip holding '../stuck' or
+    '.hidden' (which the web could then neither recall, rename, export nor delete) is refused whole."""
+    one = json.loads(_presets(masterbox_cmd, "show", "streaming").stdout)
+    src = tmp_path / "set.zip"
+    with zipfile.ZipFile(src, "w") as z:
+        z.writestr("fine.json", json.dumps({**one, "name": "Fine one"}))
+        z.writestr("x.json", json.dumps({**one, "name": "../stuck"}))
+        z.writestr("y.json", json.dumps({**one, "name": ".also stuck"}))
+    proc = _presets(masterbox_cmd, "import", src)
+    assert proc.returncode != 0
+    assert "x.json" in proc.stderr and "look like a path" in proc.stderr and "y.json" in proc.stderr, proc.stderr
+    single = tmp_path / "one.json"
+    single.write_text(json.dumps({**one, "name": "Fine"}))
+    proc = _presets(masterbox_cmd, "import", single, "--name", ".hidden")
+    assert proc.returncode != 0 and "start with '.'" in proc.stderr, proc.stderr
+    listed = json.loads(_presets(masterbox_cmd, "list", "--json").stdout)
+    assert [r["name"] for r in listed if not r["factory"]] == []

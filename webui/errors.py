@@ -17,6 +17,8 @@ from typing import Any
 from flask import Flask, Request, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from firmware.presets import path_like
+
 log = logging.getLogger("masterbox.web")
 
 MAX_NAME = 120
@@ -104,11 +106,9 @@ def check_name(name: object, what: str = "name") -> str:
         raise ApiError(400, f"{what} must not be empty")
     if len(stripped) > MAX_NAME:
         raise ApiError(400, f"{what} is too long ({len(stripped)} characters, at most {MAX_NAME})")
-    parts = stripped.replace("\\", "/").split("/")
-    if stripped[0] in "/\\" or any(part.strip() in (".", "..") for part in parts):
-        raise ApiError(400, f"{what} must not look like a path ('/', '..'): got {stripped!r}")
-    if stripped.startswith("."):
-        raise ApiError(400, f"{what} must not start with '.' (got {stripped!r})")
+    why = path_like(stripped)   # the preset store's imports refuse the same names (firmware.presets)
+    if why is not None:
+        raise ApiError(400, f"{what} {why}")
     if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in stripped):
         raise ApiError(400, f"{what} must not contain control characters")
     return stripped

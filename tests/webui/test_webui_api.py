@@ -531,6 +531,34 @@ def test_a_zip_with_a_damaged_entry_is_refused_naming_it_and_imports_nothing(api
     assert "nothing was changed" in msg and "bad.json: damaged or unreadable entry" in msg, msg
     assert api.get("/api/v1/presets").get_json()["presets"] == before
 
+
+def test_a_zip_import_refuses_names_the_web_cannot_address(api, control):
+    """A name the web refuses everywhere ('../stuck', '.hidden') could be imported in a zip and then
+    never be recalled, renamed, exported or deleted: the whole zip is refused instead."""
+    before = api.get("/api/v1/presets").get_json()["presets"]
+    for bad in ("../stuck", ".also stuck", "a/./b", "\\x"):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("fine.json", json.dumps(preset_doc("Fine one")))
+            z.writestr("x.json", json.dumps(preset_doc(bad)))
+        r = api.req("POST", "/api/v1/presets-import", data=buf.getvalue(), headers={"Content-Type": "application/zip"})
+        assert r.status_code == 422, (bad, r.get_data(as_text=True))
+        msg = error_of(r)
+        assert "nothing was changed" in msg and "x.json" in msg and ("path" in msg or "start with '.'" in msg), msg
+        r = api.post("/api/v1/presets-import", json=preset_doc(bad))
+        assert r.status_code == 400 and ("path" in error_of(r) or "start with '.'" in error_of(r)), bad
+    assert api.get("/api/v1/presets").get_json()["presets"] == before
+    # what a zip may hold, the web can address
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("x.json", json.dumps(preset_doc("AC/DC ../master")))
+    r = api.req("POST", "/api/v1/presets-import", data=buf.getvalue(), headers={"Content-Type": "application/zip"})
+    assert r.status_code == 201, r.get_data(as_text=True)
+    for method, path in (("GET", "/export"), ("POST", "/recall"), ("DELETE", "")):
+        r = api.req(method, "/api/v1/presets/AC%2FDC%20..%2Fmaster" + path)
+        assert r.status_code == 200, (path, r.get_data(as_text=True))
+
+
 # -- captures -----------------------------------------------------------------------------
 def test_capture_start_stop_list_download_range_delete(api, control):
     r = api.post("/api/v1/capture/start", json={"tap": "output", "format": "PCM_24"})
