@@ -313,6 +313,18 @@ class Control:
         self.presets.delete(name)
         self.state.preset_deleted(name)     # a slot from it keeps its values
 
+    def import_presets(self, data: bytes, *, zipped: bool, overwrite: bool = False) -> list[Preset]:
+        """Import one preset (JSON) or a zip of them (all or nothing, :class:`PresetStore`). One that
+        replaces the preset a settings slot came from leaves that slot modified (its values are not
+        the stored preset's any more)."""
+        if zipped:
+            done = self.presets.import_zip(data, overwrite=overwrite)
+        else:
+            done = [self.presets.import_json(data, overwrite=overwrite)]
+        for p in done:
+            self.state.preset_replaced(p.name, p.params)
+        return done
+
     # -- monitoring ---------------------------------------------------------------------
     def bypass(self, on: bool, level_match: bool | None = None) -> dict:
         """Bypass (A/B). ``level_match`` None = the state's ``ab.level_match``."""

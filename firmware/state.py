@@ -366,6 +366,17 @@ class StateStore:
         save puts it back), marked modified."""
         self._preset_gone(name, lambda s: Settings(s.values, s.active_preset, True))
 
+    def preset_replaced(self, name: str, values: Mapping[str, Any]) -> None:
+        """Preset ``name`` was overwritten (an import) with ``values``: a slot that came from it now
+        holds other values than the stored preset, so it is marked modified as after a deletion (the
+        page says so, and a Save is the user's choice, not a silent overwrite of the import); the
+        slot takes the name's new spelling."""
+        def after(s: Settings) -> Settings:
+            differs = any(s.values.get(k) != v for k, v in values.items())
+            return Settings(s.values, name, s.modified or differs)
+
+        self._preset_gone(name, after)
+
     def _preset_gone(self, name: str, after: Callable[[Settings], Settings]) -> None:
         def names(s: Settings | None) -> bool:
             return s is not None and s.active_preset is not None and s.active_preset.casefold() == name.casefold()

@@ -32,3 +32,49 @@ def test_api_refuses_a_bad_slot_and_changes_nothing(api, control, body, why):
     r = api.req("POST", "/api/v1/state/slot", json=body)
     assert r.status_code == 400 and why in r.get_json()["error"]
     assert control.state.snapshot()["slots"]["current"] == 1 and control.state.snapshot()["slots"]["other_empty"]
+
+
+def test_an_import_over_the_preset_a_slot_came_from_marks_that_slot_modified(api, control):
+    """Import ?overwrite=1 over the active preset (and over the one the other slot came from): what is
+    heard is no longer the stored preset, so the state says modified, as after deleting it; a Save is
+    then the user's choice, not a silent overwrite of what was imported."""
+    import io
+    import json
+    import zipfile
+
+    from mbweb_helpers import preset_doc
+
+    def imp(*docs):
+        if len(docs) == 1:
+            return api.post("/api/v1/presets-import?overwrite=1", json=docs[0])
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            for i, d in enumerate(docs):
+                z.writestr(f"{i}.json", json.dumps(d))
+        return api.req("POST", "/api/v1/presets-import?overwrite=1", data=buf.getvalue(),
+                       headers={"Content-Type": "application/zip"})
+
+    assert imp(preset_doc("Mine", **{"eq1.gain_db": 0.8}), preset_doc("Theirs", **{"st.width": 120.0})).status_code \
+        == 201
+    assert api.post("/api/v1/presets/Theirs/recall", json={}).status_code == 200
+    assert api.req("POST", "/api/v1/state/slot", json={"slot": 2}).status_code == 200
+    assert api.post("/api/v1/presets/Mine/recall", json={}).status_code == 200
+    st = api.get("/api/v1/state").get_json()
+    assert (st["active_preset"], st["modified"], st["slots"]["other_preset"], st["slots"]["other_modified"]) \
+        == ("Mine", False, "Theirs", False)
+    # the same values again: still the stored preset, nothing to say
+    assert imp(preset_doc("Mine", **{"eq1.gain_db": 0.8})).status_code == 201
+    assert api.get("/api/v1/state").get_json()["modified"] is False
+    # other values, under the name spelt in another case: the slot is modified and follows the spelling
+    r = imp(preset_doc("MINE", **{"eq1.gain_db": -5.0}))
+    assert r.status_code == 201, r.get_json()
+    st = api.get("/api/v1/state").get_json()
+    assert (st["active_preset"], st["modified"], st["values"]["eq1.gain_db"]) == ("MINE", True, 0.8)
+    assert api.get("/api/v1/presets/MINE").get_json()["params"]["eq1.gain_db"] == -5.0
+    assert st["slots"]["other_modified"] is False
+    # a zip replacing the preset the other slot came from marks that slot
+    r = imp(preset_doc("Theirs", **{"st.width": 80.0}), preset_doc("Unrelated"))
+    assert r.status_code == 201, r.get_json()
+    st = api.get("/api/v1/state").get_json()
+    assert (st["slots"]["other_preset"], st["slots"]["other_modified"]) == ("Theirs", True)
+    assert control.state.snapshot()["slots"]["other_values"]["st.width"] == 120.0

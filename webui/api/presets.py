@@ -129,11 +129,11 @@ def import_presets():
             raise ApiError(413, f"zip too large ({len(raw)} bytes, the limit is {MAX_ZIP_BYTES})")
         if not raw:
             raise ApiError(400, "request body is empty; expected a zip of preset files")
-        presets = call(_store().import_zip, raw, overwrite=overwrite)
+        presets = call(control().import_presets, raw, zipped=True, overwrite=overwrite)
     else:
         doc = json_body(limit=MAX_PRESET_BYTES)  # shape and size checked here, content by the store
         check_name(doc.get("name"), "preset name")
-        presets = [call(_store().import_json, request.get_data(cache=True), overwrite=overwrite)]
+        presets = call(control().import_presets, request.get_data(cache=True), zipped=False, overwrite=overwrite)
     return jsonify({"imported": [p.name for p in presets]}), 201
 
 
