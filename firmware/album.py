@@ -234,7 +234,7 @@ def _convert(tracks: list[AlbumTrack], rate: int, outdir: Path, fraction: Callab
         fd, name = tempfile.mkstemp(dir=str(outdir), prefix=f".{t.dst.name}.{rate}.", suffix=".tmp.wav")
         os.close(fd)
         t.converted = Path(name)
-        t.input_faults = convert_file(t.src, t.converted, rate, _open_input, tick)
+        t.input_faults = convert_file(t.src, t.converted, rate, _open_input, tick, name=t.dst)
         with _open_input(t.converted) as snd:
             t.frames = snd.frames
 
@@ -296,7 +296,7 @@ def _master_album(outdir: Path, tracks: list[AlbumTrack], rate: int, values: Map
     def render_track(t: AlbumTrack, tick) -> None:
         """``t`` at ``vals`` into its temporary file (overwritten), from a fresh chain."""
         if t.split is not None:
-            with _open_output(t.tmp, rate, t.channels, t.fmt, bit_depth, t.bext) as out:
+            with _open_output(t.tmp, rate, t.channels, t.fmt, bit_depth, t.bext, t.dst) as out:
                 ok = t.split.run(vals, out.write, tick)
                 if ok:
                     stamp_bext(out, chain, t.channels)
@@ -307,7 +307,7 @@ def _master_album(outdir: Path, tracks: list[AlbumTrack], rate: int, values: Map
         chain.set_split(SPLIT_ALL)
         chain.reset()
         chain.set_values(vals)
-        with _open_output(t.tmp, rate, t.channels, t.fmt, bit_depth, t.bext) as out:
+        with _open_output(t.tmp, rate, t.channels, t.fmt, bit_depth, t.bext, t.dst) as out:
             render_pass(t.source, chain, out.write, tick)
             stamp_bext(out, chain, t.channels)
         took_input(t)

@@ -15,20 +15,22 @@ READ = 1 << 16      # frames read per step
 
 
 def convert_file(src: Path, dst: Path, rate_out: int, open_input: Callable,
-                 tick: Callable[[int], None] | None = None) -> int:
+                 tick: Callable[[int], None] | None = None, name=None) -> int:
     """Write ``src`` at ``rate_out`` into ``dst`` (32-bit float WAV, RF64 when large).
 
     Returns how many input samples were replaced by silence. Samples that are NaN, infinite
     or beyond +80 dBFS become 0 *before* the filter, as the chain would treat them, instead of
     spreading over the filter's length. ``open_input`` opens ``src`` the way the renderer does
     (its checks and messages). ``tick(frames)`` is told the input frames read after each block.
+    A failed write (a full disk) is an ``OSError`` naming ``name`` (default ``dst``):
+    :class:`firmware.sndfile_output.SoundFileOutput`.
     """
     import numpy as np
-    import soundfile as sf
 
     from dsp.chain import BIG
     from dsp.resample import Resampler
     from firmware.render import container
+    from firmware.sndfile_output import SoundFileOutput
 
     with open_input(src) as snd:
         rate, channels, frames = snd.samplerate, snd.channels, snd.frames
@@ -36,8 +38,7 @@ def convert_file(src: Path, dst: Path, rate_out: int, open_input: Callable,
         r = Resampler(rate, rate_out, channels)
         buf = np.empty((READ, channels))
         faults = 0
-        with sf.SoundFile(str(dst), "w", samplerate=rate_out, channels=channels, format=fmt,
-                          subtype="FLOAT") as out:
+        with SoundFileOutput(dst, rate_out, channels, fmt, "FLOAT", name=name) as out:
             while True:
                 got = snd.read(READ, dtype="float64", always_2d=True, out=buf)
                 bad = ~(np.abs(got) <= BIG)

@@ -121,9 +121,11 @@ def _open_input(src: Path):
     return snd
 
 
-def _open_output(path: Path, rate: int, channels: int, fmt: str, bit_depth: str, bext=None):
+def _open_output(path: Path, rate: int, channels: int, fmt: str, bit_depth: str, bext=None, name=None):
     """The output file, open for ``write(y)``: 16/24-bit WAV by firmware/wav_writer.py (libsndfile's
-    bytes at a fraction of its CPU, and no soundfile import), the rest (RF64, FLAC, AIFF, float) by soundfile.
+    bytes at a fraction of its CPU, and no soundfile import), the rest (RF64, FLAC, AIFF, float) by soundfile
+    (:class:`firmware.sndfile_output.SoundFileOutput`: a failed write is an ``OSError`` naming ``name``,
+    default ``path``, as the WAV writer's is).
 
     ``bext`` (a :class:`firmware.bwf.Bext`, WAV and RF64 only) gives the file a Broadcast Wave chunk;
     assigning the output's ``bext`` again before it is closed stamps the values known at the end."""
@@ -131,23 +133,23 @@ def _open_output(path: Path, rate: int, channels: int, fmt: str, bit_depth: str,
         from firmware.wav_writer import WavWriter
 
         return WavWriter(path, rate, channels, int(bit_depth), bext=bext)
-    import soundfile as sf
+    from firmware.sndfile_output import SoundFileOutput
 
-    snd = sf.SoundFile(str(path), "w", samplerate=rate, channels=channels, format=fmt, subtype=SUBTYPES[bit_depth])
+    out = SoundFileOutput(path, rate, channels, fmt, SUBTYPES[bit_depth], name=name)
     if bext is None:
-        return snd
+        return out
     try:
-        return _BextSoundFile(snd, bext)
+        return _BextSoundFile(out, bext)
     except BaseException:
-        snd.close()
+        out.abandon()
         raise
 
 
 class _BextSoundFile:
     """A soundfile output with a ``bext`` chunk that can be stamped again until it is closed."""
 
-    def __init__(self, snd, bext):
-        self._snd = snd
+    def __init__(self, out, bext):
+        self._out = out
         self.bext = bext
 
     @property
@@ -158,20 +160,20 @@ class _BextSoundFile:
     def bext(self, value) -> None:
         from firmware.bwf import set_with_libsndfile
 
-        set_with_libsndfile(self._snd, value)
+        set_with_libsndfile(self._out.snd, value)
         self._bext = value
 
     def write(self, y) -> None:
-        self._snd.write(y)
+        self._out.write(y)
 
     def close(self) -> None:
-        self._snd.close()
+        self._out.close()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
-        self.close()
+        self._out.__exit__(*exc)
 
 
 def source_bext(src: Path):
@@ -560,7 +562,7 @@ def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, 
         result.passes += 1
         tick = ticker.start(f"pass {result.passes}")
         if split:
-            with _open_output(tmp, rate, channels, fmt, bit_depth, bext) as out:
+            with _open_output(tmp, rate, channels, fmt, bit_depth, bext, dst) as out:
                 if split[0].run(vals, out.write, tick):
                     stamp_bext(out, chain, channels)
                     return
@@ -571,7 +573,7 @@ def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, 
         chain.reset()
         chain.set_values(vals)
         # opened afresh: what a split pass that could not stand wrote is thrown away, not appended to
-        with _open_output(tmp, rate, channels, fmt, bit_depth, bext) as out:
+        with _open_output(tmp, rate, channels, fmt, bit_depth, bext, dst) as out:
             render_pass(src, chain, out.write, tick)
             stamp_bext(out, chain, channels)
         count_faults()

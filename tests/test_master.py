@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from dsp.programme import render_programme
+from tests.full_disk import tmpfs
 from tests.signals import ffmpeg_ebur128
 from tests.wav_chunks import without_bext
 
@@ -263,3 +264,20 @@ def test_progress_follows_every_pass_and_changes_nothing(masterbox_cmd, song, tm
     assert list(dict.fromkeys(s["stage"] for s in steps)) == ["converting", "pass 1"], told.stderr
     converting = [s["percent"] for s in steps if s["stage"] == "converting"]
     assert converting[0] == 0 and converting[-1] == 100 and converting == sorted(converting), converting
+
+
+@pytest.mark.parametrize("name,extra", [("x.flac", []), ("x.aiff", []), ("x.wav", ["--bit-depth", "32f"]),
+                                        ("x.wav", ["--rate", "44100"]), ("x.wav", [])])
+def test_a_full_disk_is_one_line_and_leaves_nothing(masterbox_cmd, tmp_path, name, extra):
+    """A 1 MB disk and a master of 1.7 MB (FLAC) to 2.9 MB: every output type (libsndfile's FLAC, AIFF and float WAV,
+    the --rate conversion's temporary file, our 16/24-bit WAV writer) says the same sentence, exit 2,
+    and leaves the disk empty (until 2026-11-24 libsndfile's failures were a traceback and exit 1)."""
+    src = tmp_path / "in.wav"
+    sf.write(src, render_programme(10.0, RATE, seed=7, peak_dbfs=-6.0), RATE, subtype="PCM_24")
+    with tmpfs(tmp_path / "disk", "1m") as disk:
+        proc = master(masterbox_cmd, src, disk / name, *extra, check=False)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert proc.stderr.strip().splitlines()[-1] == \
+            f"masterbox master: {disk / name}: cannot write: No space left on device"
+        assert sorted(os.listdir(disk)) == []            # no master, no temporary file, no conversion

@@ -16,6 +16,7 @@ import pytest
 import soundfile as sf
 
 from dsp.programme import render_programme
+from tests.full_disk import tmpfs
 from tests.signals import ffmpeg_ebur128
 from tests.wav_chunks import libsndfile_bext, without_bext
 
@@ -363,3 +364,20 @@ def test_mixed_mono_and_stereo_album_pools_what_each_file_measures(masterbox_cmd
     assert a["input"]["integrated_lufs"] == pytest.approx(
         pooled_blocks_lufs([sf.read(p)[0] for p in (mono, stereo)], RATE), abs=0.02)
     assert pooled_blocks_lufs(outs, RATE) == pytest.approx(TARGET, abs=0.5)
+
+
+@pytest.mark.parametrize("kind", ["flac", "rate"])
+def test_a_full_disk_is_one_line_and_leaves_outdir_empty(masterbox_cmd, tmp_path, kind):
+    """OUTDIR on a 1 MB disk, two tracks of 6 s (0.9-1.7 MB masters each): FLAC masters (libsndfile), or WAV
+    masters whose --rate conversion fills the disk first. One sentence, exit 2, nothing left in
+    OUTDIR (until 2026-11-24 libsndfile's failure was a traceback and exit 1)."""
+    inputs = write_tracks(tmp_path / "in", [(f"{n[:-4]}.{'flac' if kind == 'flac' else 'wav'}", 6.0, s, p)
+                                            for n, _, s, p in TRACKS[:2]], rate=RATE)
+    with tmpfs(tmp_path / "disk", "1m") as out:
+        proc = run_cli(masterbox_cmd, "album", out, *inputs, *(["--rate", "44100"] if kind == "rate" else []),
+                       check=False)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert lines[-1].startswith("masterbox album: ") and lines[-1].endswith(": No space left on device"), lines
+        assert "Traceback" not in proc.stderr
+        assert sorted(os.listdir(out)) == []
