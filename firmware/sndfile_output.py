@@ -7,6 +7,16 @@ libsndfile kept the cause (``sf_strerror``: "System error : No space left on dev
 until the file is closed. :class:`SoundFileOutput` turns it into an ``OSError`` with the errno
 (``ENOSPC`` for a full disk), which the commands report in one line, as they report a 16/24-bit
 WAV's (before 2026-11-24: a traceback and exit 1).
+
+A FLAC whose end could not be written was closed without any error: the FLAC encoder writes its
+last frames and the STREAMINFO header from ``sf_close``, and ``sf_close`` does not report those
+writes failing, so a disk that filled within the last few kilobytes left a truncated FLAC (no
+length in its header, "lost sync" at the end), renamed into place with exit 0. So every file
+written here is opened again once closed: it must hold every frame written and its last block
+must decode; if not, :meth:`SoundFileOutput.close` raises ``OSError`` (``ENOSPC`` when
+libsndfile's errno or the filesystem says the disk is full, else ``EIO``), and the caller's
+clean-up removes the temporary file instead of renaming it. The check reads one block (a seek
+and 4096 frames): a few ms, not a decode of the whole file.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ import errno
 import os
 from pathlib import Path
 
+LAST_BLOCK = 4096           # frames decoded at the end of a written file to check it is whole
 FULL_BYTES = 1 << 20        # a filesystem with less free than this after a failed write is full
 
 
@@ -68,7 +79,7 @@ def _from_libsndfile(e, handle, path: Path, name) -> OSError:
 
 class SoundFileOutput:
     """``write(y)`` blocks of (frames, channels) samples into ``path`` through soundfile; ``close()`` (or
-    ``with``) closes it. Failures are ``OSError`` naming ``name`` (default ``path``).
+    ``with``) closes it and checks it is whole. Failures are ``OSError`` naming ``name`` (default ``path``).
 
     ``snd`` is the soundfile object (for :func:`firmware.bwf.set_with_libsndfile`)."""
 
@@ -95,16 +106,45 @@ class SoundFileOutput:
         self.frames += len(y)
 
     def close(self) -> None:
-        """Close the file."""
+        """Close the file and check it holds every frame written, its last block decoding."""
         if self._closed:
             return
         self._closed = True
         import soundfile as sf
 
         try:
+            sf._ffi.errno = 0
+        except AttributeError:
+            pass
+        try:
             self.snd.close()
         except sf.LibsndfileError as e:
             raise _from_libsndfile(e, None, self.path, self.name) from None
+        try:
+            after = sf._ffi.errno       # what a failed write inside sf_close left (FLAC's last frames)
+        except AttributeError:
+            after = 0
+        problem = self._check()
+        if problem:
+            raise write_error(self.path, self.name, after or None, problem)
+
+    def _check(self) -> str | None:
+        """What is wrong with the closed file (None: it holds every frame and its end decodes)."""
+        import soundfile as sf
+
+        try:
+            with sf.SoundFile(str(self.path)) as snd:
+                if snd.frames != self.frames:
+                    return f"the file holds {snd.frames} of the {self.frames} frames written"
+                n = min(self.frames, LAST_BLOCK)
+                if n:
+                    snd.seek(self.frames - n)
+                    got = len(snd.read(n, dtype="float32", always_2d=True))
+                    if got != n:
+                        return f"its last {n} frames read back as {got}"
+        except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as e:
+            return f"it does not read back: {e}"
+        return None
 
     def abandon(self) -> None:
         """Close without the check or any error (the write already failed; the file will be removed)."""

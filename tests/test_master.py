@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from dsp.programme import render_programme
-from tests.full_disk import tmpfs
+from tests.full_disk import leave_free, tmpfs
 from tests.signals import ffmpeg_ebur128
 from tests.wav_chunks import without_bext
 
@@ -281,3 +281,28 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(masterbox_cmd, tmp_path, nam
         assert proc.stderr.strip().splitlines()[-1] == \
             f"masterbox master: {disk / name}: cannot write: No space left on device"
         assert sorted(os.listdir(disk)) == []            # no master, no temporary file, no conversion
+
+
+def test_a_disk_that_fills_at_the_end_of_a_flac_is_an_error_not_a_corrupt_master(masterbox_cmd, tmp_path):
+    """libsndfile's FLAC encoder writes its last frames and its header while the file is closed, and a
+    failure there is not reported: with 1000 bytes less room than the master needs, the master was a
+    truncated FLAC (no length in its header; ffmpeg: "invalid residual") renamed into place, exit 0.
+    Now the file is read back before the rename: one line, exit 2, nothing left but the filler."""
+    src = tmp_path / "in.wav"
+    sf.write(src, render_programme(10.0, RATE, seed=7, peak_dbfs=-6.0), RATE, subtype="PCM_24")
+    ref = tmp_path / "ref.flac"
+    one_pass = ("--preset", "transparent")                   # one pass: the file is written once, in full
+    master(masterbox_cmd, src, ref, *one_pass)               # the same master on a roomy disk: its size
+    with tmpfs(tmp_path / "disk", "8m") as disk:
+        fill = leave_free(disk, ref.stat().st_size - 1000)
+        proc = master(masterbox_cmd, src, disk / "x.flac", *one_pass, check=False)
+        assert proc.returncode == 2, (proc.stdout, proc.stderr)
+        assert proc.stderr.strip().splitlines()[-1] == \
+            f"masterbox master: {disk / 'x.flac'}: cannot write: No space left on device"
+        assert os.listdir(disk) == [fill.name]
+        fill.unlink()                                        # with the room, the same command writes it whole
+        master(masterbox_cmd, src, disk / "x.flac", *one_pass)
+        decoded = subprocess.run(["ffmpeg", "-v", "error", "-i", str(disk / "x.flac"), "-f", "null", "-"],
+                                 capture_output=True, text=True)
+        assert decoded.returncode == 0 and decoded.stderr == ""
+        assert sf.info(disk / "x.flac").frames == sf.info(src).frames

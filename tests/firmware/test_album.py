@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 
 from dsp.programme import render_programme
-from tests.full_disk import tmpfs
+from tests.full_disk import leave_free, tmpfs
 from tests.signals import ffmpeg_ebur128
 from tests.wav_chunks import libsndfile_bext, without_bext
 
@@ -381,3 +381,21 @@ def test_a_full_disk_is_one_line_and_leaves_outdir_empty(masterbox_cmd, tmp_path
         assert lines[-1].startswith("masterbox album: ") and lines[-1].endswith(": No space left on device"), lines
         assert "Traceback" not in proc.stderr
         assert sorted(os.listdir(out)) == []
+
+
+def test_a_disk_that_fills_at_the_end_of_a_flac_album_is_an_error_not_corrupt_masters(masterbox_cmd, tmp_path):
+    """Two FLAC tracks and 1000 bytes less room than their masters: the last track's FLAC lost its
+    end while libsndfile closed it, unreported, and the album was renamed into place, exit 0. Now
+    each file is read back first: one line, exit 2, OUTDIR left as it was (the filler only)."""
+    inputs = write_tracks(tmp_path / "in", [(f"{n[:-4]}.flac", 5.0, s, p) for n, _, s, p in TRACKS[:2]])
+    (tmp_path / "ref").mkdir()
+    one_pass = ("--preset", "transparent")          # one pass: each track written once, in full, in order
+    run_cli(masterbox_cmd, "album", tmp_path / "ref", *inputs, *one_pass)
+    need = sum((tmp_path / "ref" / p.name).stat().st_size for p in inputs)
+    with tmpfs(tmp_path / "disk", "8m") as out:
+        fill = leave_free(out, need - 1000)
+        proc = run_cli(masterbox_cmd, "album", out, *inputs, *one_pass, check=False)
+        assert proc.returncode == 2, (proc.stdout, proc.stderr)
+        assert proc.stderr.strip().splitlines()[-1] == \
+            f"masterbox album: {out / inputs[-1].name}: No space left on device"
+        assert os.listdir(out) == [fill.name]
