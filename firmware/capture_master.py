@@ -28,6 +28,7 @@ rename at the end, so a cancelled or failed job leaves no half-written capture).
 from __future__ import annotations
 
 import datetime as _dt
+import glob
 import json
 import os
 import signal
@@ -40,10 +41,18 @@ from pathlib import Path
 from typing import Any
 
 from firmware.commands.master import PROGRESS_PREFIX, parse_progress
+from firmware.names import FILE_NAME_BYTES, NAME_MAX_BYTES, NAME_MAX_CHARS, fit, fits
 
 BIT_DEPTHS = ("16", "24", "32f")
 SUFFIX = "-master"
 ALBUM_SUFFIX = "-album"
+
+
+def output_name(name: str, suffix: str) -> str:
+    """The master of capture ``name``: ``name`` + ``suffix``, the name cut (in UTF-8 bytes, at a character)
+    so the whole stays within :data:`firmware.names.NAME_MAX_BYTES` (and ``NAME_MAX_CHARS``): the master
+    of a master of a long name still fits in a file name, and the web can still address it."""
+    return fit(name, NAME_MAX_BYTES - len(suffix.encode("utf-8")), NAME_MAX_CHARS - len(suffix)) + suffix
 
 
 class MasterJobError(ValueError):
@@ -75,13 +84,14 @@ class MasterJobs:
         self._proc: subprocess.Popen | None = None
         self._thread: threading.Thread | None = None
 
-    def _free_suffix(self, names: list[str], base: str) -> str:
+    def _free_suffix(self, names: list[str], base: str, cut: bool = True) -> str:
         """``base``, or ``base-2``, ``base-3``, ...: the first under which no capture of ``names`` has a
-        master yet (nor a temporary file of one being written)."""
+        master yet (nor a temporary file of one being written). ``cut``: the masters' names are
+        :func:`output_name` (an album's are the captures' own with the suffix: ``masterbox album``)."""
         directory = Path(self.captures.directory)
         suffix, k = base, 2
-        while any((directory / f"{n}{suffix}.wav").exists() or any(directory.glob(f".{n}{suffix}.wav.*.tmp"))
-                  for n in names):
+        while any((directory / f"{o}.wav").exists() or any(directory.glob(f".{glob.escape(o)}.wav.*.tmp"))
+                  for o in (output_name(n, suffix) if cut else f"{n}{suffix}" for n in names)):
             suffix, k = f"{base}-{k}", k + 1
         return suffix
 
@@ -142,10 +152,15 @@ class MasterJobs:
                 raise MasterJobError(f"busy: {what} {'is' if self._job['kind'] != 'each' else 'are'} being "
                                      "mastered; wait or cancel it")
             if kind == "album":
-                suffix = self._free_suffix(names, ALBUM_SUFFIX)
+                suffix = self._free_suffix(names, ALBUM_SUFFIX, cut=False)
                 outs = [f"{n}{suffix}" for n in names]
+                long = [n for n, o in zip(names, outs, strict=True) if not fits(o)]
+                if long:    # masterbox album names its outputs itself: refused here, not failed at the end
+                    raise MasterJobError(f"{long[0]!r}: too long a name for its album master {suffix!r} (a file "
+                                         f"name holds {FILE_NAME_BYTES} bytes, a capture's {NAME_MAX_CHARS} "
+                                         "characters); master it on its own")
             else:                   # each its own first free "-master", "-master-2", ...
-                outs = [f"{n}{self._free_suffix([n], SUFFIX)}" for n in names]
+                outs = [output_name(n, self._free_suffix([n], SUFFIX)) for n in names]
             dsts = [Path(self.captures.directory) / f"{o}.wav" for o in outs]
             started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
             sidecars = {str(d): {"preset": preset, "tap": "master", "mastered_from": n, "started": started,

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from firmware import bwf
+from firmware import bwf, names
 from firmware.analysis import MIN_DURATION_S
 from firmware.atomic import fsync_dir, ordinary_mode
 from firmware.capture_writer import _free_bytes
@@ -49,8 +49,10 @@ FINISHED_KEPT_S = 3600.0              # how long a finished upload still answers
 PART_PREFIX = ".upload-"
 UPLOAD_DESCRIPTION = "masterbox upload"   # how the bext description of a converted upload starts
 MAX_STEM = 100
+STEM_MAX_BYTES = names.NAME_MAX_BYTES - len("-99999")    # UTF-8 bytes, with room for _link_free's "-N"
 MAX_FILE_BYTES = (1 << 63) - 1        # the largest file offset (off_t): a size beyond it is no file's
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+_SURROGATE = re.compile("[\ud800-\udfff]")
 KINDS = {"wav": "wav", "aif": "aiff", "aiff": "aiff", "flac": "flac"}       # extension -> kind
 KIND_NAMES = {"wav": "WAV", "aiff": "AIFF", "flac": "FLAC"}
 _LIBSNDFILE_FORMATS = {"wav": ("WAV", "WAVEX", "RF64"), "aiff": ("AIFF",), "flac": ("FLAC",)}
@@ -78,17 +80,21 @@ def capture_name(filename: str) -> tuple[str, str]:
 
     Only the last path component counts; characters no file name should hold become ``_``,
     leading dots and spaces go (a hidden file would not be listed), and it is cut to
-    :data:`MAX_STEM` characters.
+    :data:`MAX_STEM` characters and to :data:`firmware.names.NAME_MAX_BYTES` of UTF-8 less room for
+    the ``-2``... a name already taken gets (a file name holds 255 bytes: 100 Japanese characters
+    are 300), so the name is known to fit before the upload begins.
     """
     if not isinstance(filename, str):
         raise UploadError(400, "file name must be a string")
+    if _SURROGATE.search(filename):     # "\ud800" written in the JSON: no file name can hold it
+        raise UploadError(400, "file name is not valid Unicode text")
     base = re.split(r"[/\\]", filename.strip())[-1]
     stem, dot, ext = base.rpartition(".")
     if not dot or not stem or ext.lower() not in KINDS:
         raise UploadError(415, f"{base or filename!r} is not a WAV, AIFF or FLAC file (by its name): export "
                                "the mix as one of those")
     stem = _UNSAFE.sub("_", stem).replace("..", "_").lstrip(". ").rstrip()
-    return stem[:MAX_STEM].rstrip() or "upload", KINDS[ext.lower()]
+    return names.fit(stem[:MAX_STEM].rstrip(), STEM_MAX_BYTES) or "upload", KINDS[ext.lower()]
 
 
 def audio_facts(path: Path, kind: str = "wav") -> dict[str, Any]:
@@ -398,7 +404,7 @@ class Uploads:
         """
         k = 1
         while True:
-            name = up.stem if k == 1 else f"{up.stem}-{k}"
+            name = up.stem if k == 1 else f"{names.fit(up.stem, names.NAME_MAX_BYTES - len(f'-{k}'))}-{k}"
             k += 1
             if (directory / f"{name}.json").exists():
                 continue

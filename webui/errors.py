@@ -17,11 +17,12 @@ from typing import Any
 from flask import Flask, Request, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from firmware.names import NAME_MAX_CHARS
 from firmware.presets import path_like
 
 log = logging.getLogger("masterbox.web")
 
-MAX_NAME = 120
+MAX_NAME = NAME_MAX_CHARS     # the names the box makes are cut to it (firmware.names)
 
 
 class ApiError(Exception):

@@ -285,3 +285,34 @@ def test_captures_are_mastered_one_by_one_in_one_job(api, control, _isolated_hom
     for body, status in (({"captures": []}, 400), ({"captures": ["take a", "take a"]}, 400),
                          ({"captures": ["nope"]}, 404), ({"captures": ["take a"], "album": True}, 400)):
         assert api.req("POST", "/api/v1/mastering/each", json=body).status_code == status, body
+
+
+def test_a_capture_named_long_in_utf8_bytes_is_mastered_under_a_name_that_fits(api, control, _isolated_home):
+    """A capture called with 80 Japanese characters (240 bytes, a file name holds 255): its master used
+    to be "NAME-master.wav" whose temporary file's name no filesystem takes. The master's name is now the
+    capture's cut by bytes at a character, "-master" kept; an album, named by ``masterbox album`` itself,
+    is refused before it starts instead of failing at the end."""
+    from urllib.parse import quote
+
+    long_name = "日本語のタイトル" * 10
+    _capture(_isolated_home, long_name, 2.0)
+    _capture(_isolated_home, "short", 2.0)
+    before = sorted(p.name for p in (_isolated_home / "captures").iterdir())
+    r = api.req("POST", "/api/v1/mastering/album", json={"captures": [long_name, "short"]})
+    assert r.status_code == 400 and "too long a name for its album master" in r.get_json()["error"], r.get_json()
+    assert sorted(p.name for p in (_isolated_home / "captures").iterdir()) == before
+    r = api.req("POST", f"/api/v1/captures/{quote(long_name)}/master", json={})
+    assert r.status_code == 202, r.get_json()
+    job = control.mastering.wait(300)
+    assert job["state"] == "done", job
+    out = job["output"]
+    assert out.endswith("-master") and long_name.startswith(out.removesuffix("-master"))
+    assert len(out.encode("utf-8")) <= 200 and len(out) > 40
+    assert (_isolated_home / "captures" / f"{out}.wav").is_file()
+    assert json.loads((_isolated_home / "captures" / f"{out}.json").read_text())["mastered_from"] == long_name
+    # its master in turn: cut again, never longer
+    r = api.req("POST", f"/api/v1/captures/{quote(out)}/master", json={"level": False})
+    assert r.status_code == 202, r.get_json()
+    job = control.mastering.wait(300)
+    assert job["state"] == "done" and job["output"].endswith("-master") and len(job["output"].encode()) <= 200, job
+    assert [p.name for p in (_isolated_home / "captures").iterdir() if p.name.startswith(".")] == []

@@ -123,6 +123,30 @@ def test_a_name_in_use_or_hostile_never_replaces_or_escapes(api, control, tmp_pa
     assert not list(tmp_path.glob("etc*"))
 
 
+
+def test_a_name_long_in_utf8_bytes_is_cut_when_the_upload_begins_and_the_mix_lands(api, control, tmp_path):
+    """96 Japanese characters are 288 bytes of UTF-8 and a file name holds 255: the name used to be cut
+    to 100 characters only, and the whole mix arrived before the box failed with 500 "File name too
+    long". It is cut by bytes, at a character, with room for "-2" and the sidecar's temporary file."""
+    title = "日本語のタイトル" * 12
+    mix = _mix(tmp_path / "mix.wav", seconds=2.0)
+    r = api.post("/api/v1/uploads", json={"file": title + ".wav", "size": mix.stat().st_size})
+    assert r.status_code == 201, r.get_json()
+    api.req("DELETE", f"/api/v1/uploads/{r.get_json()['id']}")
+    for expect_suffix in ("", "-2"):
+        done = _send(api, mix, name=title + ".wav")
+        assert done["state"] == "done", done
+        name = done["capture"]
+        stem = name.removesuffix(expect_suffix)
+        assert name.endswith(expect_suffix) and title.startswith(stem) and len(stem) >= 60, name
+        assert len(name.encode("utf-8")) <= 200
+        wav = control.captures.directory / f"{name}.wav"
+        assert wav.read_bytes() == mix.read_bytes()
+        wait_until(lambda n=name: (control.captures.directory / f"{n}.json").exists(), timeout=60)
+        row = api.get(f"/api/v1/captures/{urllib.request.quote(name)}").get_json()
+        assert row["name"] == name, row
+    assert not [n for n in _folder(control) if n.startswith(".")]
+
 @pytest.mark.parametrize("fmt, subtype, wav_subtype, ext", [("AIFF", "PCM_24", "PCM_24", "aiff"),
                                                             ("AIFF", "FLOAT", "FLOAT", "aif"),
                                                             ("FLAC", "PCM_16", "PCM_16", "flac"),

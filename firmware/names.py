@@ -1,0 +1,36 @@
+"""How long a capture's name may be: file names hold 255 bytes, not 255 characters.
+
+A capture called NAME is the files ``NAME.wav`` and ``NAME.json``, and while one is written a
+temporary file beside it: ``.NAME.json.XXXXXXXX.tmp`` (:func:`firmware.atomic.write_atomic`), or
+for a master converted to another rate ``.NAME.wav.96000.XXXXXXXX.tmp.wav``. Linux filesystems
+(ext4, and FAT/exFAT sticks counting UTF-16 units, which UTF-8 bytes never undercount) refuse a
+name over 255 bytes: a mix called with 96 Japanese characters (3 bytes each) fails with "File name
+too long" at the last step. So every name the box makes from what a user typed (an upload's
+file name, a master's ``NAME-master``) is cut to :data:`NAME_MAX_BYTES` of UTF-8 (and to the
+:data:`NAME_MAX_CHARS` characters the web takes) with :func:`fit`, never inside a character; a
+name it cannot cut (an album's outputs are named by ``masterbox album``) is checked with
+:func:`fits` before anything is started.
+"""
+
+from __future__ import annotations
+
+FILE_NAME_BYTES = 255     # NAME_MAX: one file name, in bytes
+WRAP_BYTES = 30           # the most the box adds around a capture's name: "." ".wav" ".96000" ".XXXXXXXX" ".tmp.wav"
+NAME_MAX_BYTES = 200      # the names the box makes: room left for WRAP_BYTES and an album's "-album-2" after them
+NAME_MAX_CHARS = 120      # and characters: the web takes a name of at most this many (webui.errors.check_name)
+
+
+def fit(name: str, max_bytes: int = NAME_MAX_BYTES, max_chars: int = NAME_MAX_CHARS) -> str:
+    """``name`` cut to at most ``max_bytes`` bytes of UTF-8 and ``max_chars`` characters, never inside a
+    character; trailing spaces dropped when it was cut."""
+    cut = name[:max(max_chars, 0)]
+    data = cut.encode("utf-8")
+    if len(data) > max_bytes:
+        cut = data[:max(max_bytes, 0)].decode("utf-8", "ignore")
+    return name if cut == name else cut.rstrip()
+
+
+def fits(name: str) -> bool:
+    """Whether every file the box makes for a capture called ``name`` (:data:`WRAP_BYTES` around it) has a
+    name the filesystem takes, and the web can address it."""
+    return len(name.encode("utf-8")) + WRAP_BYTES <= FILE_NAME_BYTES and len(name) <= NAME_MAX_CHARS
