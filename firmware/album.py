@@ -50,6 +50,7 @@ from firmware.render import (
     first_guess,
     master_bext,
     meter_analysis,
+    metered_by_the_chain,
     pre_budget_bytes,
     render_pass,
     search_drive,
@@ -68,7 +69,7 @@ class AlbumTrack:
     channels: int
     fmt: str
     input_faults: int = 0                  # input samples replaced by silence (NaN, infinite, beyond +80 dBFS)
-    input_analysis: dict | None = None     # from the chain's meters (stereo tracks), else None
+    input_analysis: dict | None = None     # from the chain's meters (metered_by_the_chain), else None
     output_analysis: dict | None = None
     measured_lufs: float | None = None     # the track's own output loudness at the final drive
     rate: int = 0                          # the input's sample rate
@@ -290,8 +291,8 @@ def _master_album(outdir: Path, tracks: list[AlbumTrack], rate: int, values: Map
         """After the chain's input meter heard all of ``t`` (a first-part or whole-chain run)."""
         count_faults(t)
         t.input_hist = histogram(chain.input_meter, t.channels)
-        if t.channels == 2:
-            t.input_analysis = meter_analysis(chain.input_meter, t.frames, rate, t.channels)
+        if metered_by_the_chain(t.channels, t.frames, rate):
+            t.input_analysis = meter_analysis(chain.input_meter, t.frames, rate, t.channels, t.channels == 1)
 
     def render_track(t: AlbumTrack, tick) -> None:
         """``t`` at ``vals`` into its temporary file (overwritten), from a fresh chain."""
@@ -323,8 +324,8 @@ def _master_album(outdir: Path, tracks: list[AlbumTrack], rate: int, values: Map
             t.output_hist = histogram(chain.output_meter, t.channels)
             lufs = chain.output_meter.readings()["integrated_lufs"]
             t.measured_lufs = lufs if lufs is None or t.channels == 2 else lufs - DUAL_MONO_DB
-            if t.channels == 2:
-                t.output_analysis = meter_analysis(chain.output_meter, t.frames, rate, t.channels)
+            if metered_by_the_chain(t.channels, t.frames, rate):
+                t.output_analysis = meter_analysis(chain.output_meter, t.frames, rate, t.channels, t.channels == 1)
         result.passes += 1
         measured = pooled_integrated([t.output_hist for t in tracks])
         result.measured_lufs = measured

@@ -68,7 +68,7 @@ class RenderResult:
     notes: list[str] = field(default_factory=list)
     passes_before_drive: int = 0           # runs of the chain before the drive (the split search: 1)
     input_faults: int = 0                  # input samples replaced by silence: NaN, infinite or beyond +80 dBFS
-    input_analysis: dict | None = None     # from the chain's own meters (stereo files), else None
+    input_analysis: dict | None = None     # from the chain's meters (metered_by_the_chain), else None
     output_analysis: dict | None = None
     converted_from: int | None = None      # the input's sample rate, when --rate converted it
 
@@ -539,6 +539,7 @@ def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, 
     result = RenderResult(chain.latency_samples, drive, 0, target_lufs, None, None, None)
     split: list[_SplitPasses] = []
     ticker = _Ticker(fraction, frames + chain.latency_samples)
+    by_chain = metered_by_the_chain(channels, frames, rate)
 
     def file_lufs(chain_lufs: float | None) -> float | None:
         """The file's loudness from the chain's meter, which hears a mono file as dual mono.
@@ -587,8 +588,8 @@ def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, 
             tick = ticker.start("measuring")
             if (frames + chain.latency_samples) * 16 <= budget:
                 split.append(_SplitPasses(src, chain, frames, vals, tick))
-                if channels == 2:
-                    result.input_analysis = meter_analysis(chain.input_meter, frames, rate, channels)
+                if by_chain:
+                    result.input_analysis = meter_analysis(chain.input_meter, frames, rate, channels, channels == 1)
             else:
                 chain.set_split(SPLIT_PRE)     # too long to keep: measure only, then whole-chain passes
                 chain.reset()
@@ -619,10 +620,10 @@ def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, 
             return measured
 
         search_drive(drive, target_lufs, anchor, measured_pass, result.notes, lambda: no_loudness_reason(frames, rate))
-        if channels == 2:
+        if by_chain:
             if result.input_analysis is None:
-                result.input_analysis = meter_analysis(chain.input_meter, frames, rate, channels)
-            result.output_analysis = meter_analysis(chain.output_meter, frames, rate, channels)
+                result.input_analysis = meter_analysis(chain.input_meter, frames, rate, channels, channels == 1)
+            result.output_analysis = meter_analysis(chain.output_meter, frames, rate, channels, channels == 1)
         if target_lufs is not None and result.measured_lufs is None:
             result.target_reached = False        # nothing to measure: the notes say why
         elif target_lufs is not None:
@@ -656,15 +657,37 @@ def no_loudness_reason(frames: int, rate: int) -> str:
     return "the input is silent (no 400 ms block above -70 LUFS): mastered at the drive as set"
 
 
-def meter_analysis(meter, frames: int, rate: int, channels: int) -> dict:
+def meter_analysis(meter, frames: int, rate: int, channels: int, dual_mono: bool = False) -> dict:
     """The ``analyze --json`` dict from one of the chain's meters (same meter as analyze_file).
 
     The chain's meters ran inside the render, so this costs nothing; they saw the file plus
-    ``latency`` frames of silence (the delay line's), which the gating ignores.
+    ``latency`` frames of silence (the delay line's), which the gating ignores. ``dual_mono``: the
+    meter heard a mono file on both channels, so its loudness figures are brought down by 3.01 dB
+    (PLR up by as much) to what the mono file measures; range and peaks are the same.
     """
     from firmware.analysis import METER_KEYS, ROUND_DIGITS
 
-    r = meter.readings()
+    r = dict(meter.readings())
+    if dual_mono:
+        for k in ("integrated_lufs", "max_momentary_lufs", "max_short_term_lufs", "lra_low_lufs", "lra_high_lufs"):
+            if r.get(k) is not None:
+                r[k] -= DUAL_MONO_DB
+        if r.get("plr_db") is not None:
+            r["plr_db"] += DUAL_MONO_DB
     out = {k: (None if r.get(k) is None else round(r[k], ROUND_DIGITS)) for k in METER_KEYS}
     out.update(duration_s=round(frames / rate, 6), sample_rate=int(rate), channels=int(channels), frames=int(frames))
     return out
+
+
+def metered_by_the_chain(channels: int, frames: int, rate: int) -> bool:
+    """Whether a file's input and output analysis come from the chain's own meters during the render.
+
+    Stereo files: yes (the same meter as ``analyze``, at no cost). Mono files are analysed as files
+    (``analyze_file``: BS.1770 on the one channel, where the chain's meters hear dual mono), except
+    when shorter than the 400 ms ``analyze`` needs: it would refuse them after the master was written
+    (until 2026-11-24: exit 2, no JSON). Their loudness is undefined either way and their peaks are the
+    dual mono's, so the chain's meters say what a stereo file of that length gets.
+    """
+    from firmware.analysis import MIN_DURATION_S
+
+    return channels == 2 or frames < MIN_DURATION_S * rate

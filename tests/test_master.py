@@ -129,9 +129,13 @@ def test_unreachable_target_is_reported(masterbox_cmd, song, tmp_path):
     assert out.exists()
 
 
-@pytest.mark.parametrize("kind,channels", [("silent", 2), ("silent", 1), ("short", 2)])
+@pytest.mark.parametrize("kind,channels", [("silent", 2), ("silent", 1), ("short", 2), ("short", 1)])
 def test_a_target_without_loudness_to_measure_says_why(masterbox_cmd, tmp_path, kind, channels):
-    """Digital silence, or a file under 400 ms: no loudness, so the target cannot apply; say so, still write."""
+    """Digital silence, or a file under 400 ms: no loudness, so the target cannot apply; say so, still write.
+
+    A mono file under 400 ms gets what a stereo one does (until 2026-11-24 it was written, then the
+    command failed, exit 2 and no JSON, measuring it with ``analyze``, which refuses it): loudness
+    undefined, peaks as ffmpeg and the samples say."""
     src, out = tmp_path / "in.wav", tmp_path / "out.wav"
     n = 3 * RATE if kind == "silent" else RATE // 10
     x = np.zeros((n, channels)) if kind == "silent" else np.random.default_rng(2).normal(0, 0.1, (n, channels))
@@ -150,6 +154,17 @@ def test_a_target_without_loudness_to_measure_says_why(masterbox_cmd, tmp_path, 
     assert sf.info(out).frames == n and sf.info(out).channels == channels
     if kind == "silent":                                  # digital black in, digital black out (no dither noise)
         assert not np.any(sf.read(out, dtype="int32")[0])
+    else:
+        assert set(doc["input"]) == set(doc["output"]) == set(json.loads(master(
+            masterbox_cmd, tmp_path / "out.wav", tmp_path / "again.wav", "--json").stdout)["input"])
+        for side, path in (("input", src), ("output", out)):
+            a = doc[side]
+            assert all(a[k] is None for k in ("integrated_lufs", "max_momentary_lufs", "max_short_term_lufs",
+                                              "loudness_range_lu", "plr_db")), a
+            assert (a["channels"], a["frames"], a["sample_rate"]) == (channels, n, RATE)
+            y = sf.read(path, always_2d=True)[0]
+            assert a["sample_peak_dbfs"] == pytest.approx(20 * np.log10(np.abs(y).max()), abs=0.01)
+            assert a["true_peak_dbtp"] == pytest.approx(ffmpeg_ebur128(path, tmp_path)["true_peak_dbtp"], abs=0.2)
     table = master(masterbox_cmd, src, tmp_path / "out2.wav", "--preset", "streaming")
     assert doc["message"] in table.stdout
     plain = json.loads(master(masterbox_cmd, src, tmp_path / "out3.wav", "--preset", "transparent", "--json").stdout)

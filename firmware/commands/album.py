@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     tracks = []
     try:
         for t in res.tracks:
-            # stereo: the chain's own meters measured the render; mono files are analysed as files
+            # stereo (and mono under 400 ms): the chain's own meters measured the render; longer mono
+            # files are analysed as files (render.metered_by_the_chain says why)
             before = t.input_analysis or analyze_file(t.src)
             after = t.output_analysis or analyze_file(t.dst)
             for a in (before, after):

@@ -165,8 +165,8 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         raise UserError(f"{args.output}: cannot write: {e.strerror or e}") from None
     try:
-        # stereo: the chain's own input and output meters measured the render; mono files are
-        # analysed as files (the chain meters them as dual mono, 3 dB louder)
+        # stereo (and mono under 400 ms): the chain's own input and output meters measured the render;
+        # longer mono files are analysed as files (render.metered_by_the_chain says why)
         before = res.input_analysis or analyze_file(args.input)
         after = res.output_analysis or analyze_file(args.output)
     except AnalysisError as e:

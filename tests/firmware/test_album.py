@@ -399,3 +399,32 @@ def test_a_disk_that_fills_at_the_end_of_a_flac_album_is_an_error_not_corrupt_ma
         assert proc.stderr.strip().splitlines()[-1] == \
             f"masterbox album: {out / inputs[-1].name}: No space left on device"
         assert os.listdir(out) == [fill.name]
+
+
+def test_a_mono_track_under_400_ms_is_reported_as_a_stereo_one(masterbox_cmd, tmp_path):
+    """A 100 ms mono jingle in an album: until 2026-11-24 every master was written and then the command
+    failed (exit 2, no JSON) measuring the jingle with ``analyze``, which refuses a file under 400 ms.
+    Now it is reported as a stereo track that short is: loudness undefined, peaks as ffmpeg and the
+    samples say; the album's loudness is the other track's (pyloudnorm's blocks)."""
+    song = write_tracks(tmp_path / "in", [("01-song.wav", 6.0, 1, -8.0)])[0]
+    jingle = tmp_path / "in" / "02-jingle.wav"
+    # faded in and out: a file that stops on a step overshoots (true peak) in the silence after it, which
+    # the chain's meter hears (its latency's zeros) and ffmpeg does not
+    sf.write(jingle, 0.3 * np.sin(np.arange(RATE // 10) / 5.0) * np.hanning(RATE // 10), RATE, subtype="PCM_24")
+    out = tmp_path / "out"
+    out.mkdir()
+    doc = json.loads(run_cli(masterbox_cmd, "album", out, song, jingle, "--json").stdout)
+    assert sorted(p.name for p in out.iterdir()) == [song.name, jingle.name]
+    t = doc["tracks"][1]
+    assert set(t["input_analysis"]) == set(t["output_analysis"]) == set(doc["tracks"][0]["input_analysis"])
+    for key, path in (("input_analysis", jingle), ("output_analysis", out / jingle.name)):
+        a = t[key]
+        assert a["integrated_lufs"] is None and a["max_momentary_lufs"] is None and a["plr_db"] is None
+        assert (a["channels"], a["frames"]) == (1, RATE // 10)
+        y = sf.read(path)[0]
+        assert a["sample_peak_dbfs"] == pytest.approx(20 * np.log10(np.abs(y).max()), abs=0.01)
+        assert a["true_peak_dbtp"] == pytest.approx(ffmpeg_ebur128(path, tmp_path)["true_peak_dbtp"], abs=0.2)
+    assert doc["album"]["output"]["integrated_lufs"] == pytest.approx(
+        pooled_blocks_lufs([sf.read(out / song.name)[0]], RATE), abs=0.02)
+    text = run_cli(masterbox_cmd, "album", out, song, jingle).stdout
+    assert "02-jingle.wav" in text
