@@ -6,13 +6,16 @@ Errors go to stderr as one sentence a person can act on, with a non-zero exit st
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
+import threading
 
 from firmware import __version__
 from firmware.commands import COMMANDS
-from firmware.errors import UserError
+from firmware.errors import Terminated, UserError
 
 __all__ = ["UserError", "build_parser", "main"]
 
@@ -23,6 +26,10 @@ __all__ = ["UserError", "build_parser", "main"]
 # start-up; dsp.kernel_cache.skip_blas_probe says why). aot.enable() must run before anything
 # imports a kernel module: the command modules import dsp only inside their functions.
 KERNEL_ONLY_COMMANDS = ("analyze", "master", "album")
+# Commands that write files beside their outputs and rename them at the end: SIGTERM runs their
+# clean-up (:func:`_terminated_raises`); ``analyze`` writes nothing, so the default (die) is right.
+WRITING_COMMANDS = ("master", "album")
+TERMINATED_EXIT = 128 + signal.SIGTERM
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 
             skip_blas_probe()
     try:
-        code = _run(args)
+        with _terminated_raises(args.command in WRITING_COMMANDS):
+            code = _run(args)
     finally:
         if compiled:
             aot.disable()   # a caller's own later chains and meters (main(argv) in-process) keep the JIT
@@ -75,8 +83,35 @@ def _run(args) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Terminated:
+        return TERMINATED_EXIT
     except BrokenPipeError:
         return 0
+
+
+@contextlib.contextmanager
+def _terminated_raises(wanted: bool):
+    """While the command runs, SIGTERM raises :class:`firmware.errors.Terminated` instead of killing the
+    process, so the clean-up that Ctrl-C already gets runs (the temporary master, a ``--rate``
+    conversion's file); :func:`_run` then returns 143. Before 2026-11-24 ``timeout``, ``systemctl
+    stop`` or a CI cancel left those hidden files (hundreds of MB for a long file) beside the output.
+    A second SIGTERM during that clean-up is ignored (it takes milliseconds; SIGKILL still ends it).
+    Only in the main thread (where Python runs signal handlers); the handler before is put back.
+    The web UI's cancel is SIGKILL to the job's process group (firmware/capture_master.py), which
+    removes the job's temporary files itself: unchanged."""
+    if not wanted or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)      # once: let the clean-up finish
+        raise Terminated()
+
+    before = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def _leave(code: int) -> None:

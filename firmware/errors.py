@@ -8,3 +8,11 @@ even when the CLI runs as ``python -m firmware.cli`` (which loads that file a se
 
 class UserError(Exception):
     """An error caused by what the user asked for; printed without a traceback, exit 2."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (``timeout``, ``systemctl stop``, a CI cancel) while a command that writes files ran.
+
+    A BaseException, like KeyboardInterrupt, so ``except Exception`` lets it through and every
+    ``except BaseException``/``finally`` clean-up (a master's temporary files) runs on the way out;
+    the CLI then exits 143 (128 + SIGTERM), as a process killed by it would report."""

@@ -428,3 +428,18 @@ def test_a_mono_track_under_400_ms_is_reported_as_a_stereo_one(masterbox_cmd, tm
         pooled_blocks_lufs([sf.read(out / song.name)[0]], RATE), abs=0.02)
     text = run_cli(masterbox_cmd, "album", out, song, jingle).stdout
     assert "02-jingle.wav" in text
+
+
+@pytest.mark.parametrize("stage", ["converting", "pass 1"])
+def test_sigterm_leaves_outdir_empty(masterbox_cmd, tmp_path, stage):
+    """SIGTERM mid-album (``timeout``, ``systemctl stop``): exit 143 and no temporary file in OUTDIR
+    (until 2026-11-24 the masters' and the conversions' temporaries stayed)."""
+    from tests.test_master import terminate_at
+
+    inputs = write_tracks(tmp_path / "in", [(n, 15.0, s, p) for n, _, s, p in TRACKS[:2]])
+    out = tmp_path / "out"
+    out.mkdir()
+    code, err = terminate_at([*masterbox_cmd, "album", out, *inputs, "--progress", "--rate", "44100"], stage)
+    assert f"progress: {stage} " in err and "Traceback" not in err, err
+    assert os.listdir(out) == []
+    assert code == 143, err
