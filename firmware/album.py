@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from firmware.atomic import make_temporary
 from firmware.render import (
     BLOCK,
     DUAL_MONO_DB,
@@ -41,6 +41,7 @@ from firmware.render import (
     MIN_RATE,
     SUBTYPES,
     RenderError,
+    _check_name,
     _check_paths,
     _open_input,
     _open_output,
@@ -187,6 +188,7 @@ def check_album(outdir, inputs: Sequence, bit_depth: str, suffix: str = "",
     seen: dict[str, Path] = {}
     for src in srcs:
         name = master_name(src, suffix)
+        _check_name(outdir / name)
         if name in seen:
             raise RenderError(f"two inputs share the file name {src.name!r} ({seen[name]} and {src}): "
                               f"both masters would be {outdir / name}; rename one")
@@ -232,9 +234,7 @@ def _convert(tracks: list[AlbumTrack], rate: int, outdir: Path, fraction: Callab
     for t in todo:
         if progress:
             progress(f"converting {t.src.name}: {t.rate} Hz -> {rate} Hz before the chain")
-        fd, name = tempfile.mkstemp(dir=str(outdir), prefix=f".{t.dst.name}.{rate}.", suffix=".tmp.wav")
-        os.close(fd)
-        t.converted = Path(name)
+        t.converted = make_temporary(outdir, t.dst.name, str(rate), ".tmp.wav")
         t.input_faults = convert_file(t.src, t.converted, rate, _open_input, tick, name=t.dst)
         with _open_input(t.converted) as snd:
             t.frames = snd.frames
@@ -370,9 +370,7 @@ def _master_album(outdir: Path, tracks: list[AlbumTrack], rate: int, values: Map
                     progress(f"before the drive: album {pre_lufs:.2f} LUFS, true peak {pre_peak:.2f} dBTP "
                              f"({result.kept_in_memory} of {len(tracks)} tracks kept in memory for the search)")
         for t in tracks:
-            fd, name = tempfile.mkstemp(dir=str(outdir), prefix=f".{t.dst.name}.", suffix=".tmp")
-            os.close(fd)
-            t.tmp = Path(name)
+            t.tmp = make_temporary(outdir, t.dst.name)
         search_drive(drive, target_lufs, anchor, album_pass, result.notes,
                      lambda: "the album is silent (no 400 ms block above -70 LUFS in any track): "
                              "mastered at the drive as set")

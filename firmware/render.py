@@ -31,7 +31,6 @@ from __future__ import annotations
 import math
 import mmap
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +79,7 @@ def _check_paths(src: Path, dst: Path, bit_depth: str) -> str:
         raise RenderError(f"{src}: is a directory, not an audio file")
     if not os.access(src, os.R_OK):
         raise RenderError(f"{src}: permission denied (the file is not readable)")
+    _check_name(dst)
     if dst.exists() and (dst.resolve() == src.resolve() or os.path.samefile(dst, src)):
         raise RenderError(f"refusing to overwrite the input {src}: choose another output file")
     if dst.is_dir():
@@ -97,6 +97,16 @@ def _check_paths(src: Path, dst: Path, bit_depth: str) -> str:
     if dst.exists() and not os.access(dst, os.W_OK):
         raise RenderError(f"{dst}: output file exists and is not writable")
     return fmt
+
+
+def _check_name(dst: Path) -> None:
+    """RenderError when ``dst``'s name is longer than its filesystem takes (said now, not after the render)."""
+    from firmware.atomic import name_max
+
+    parent = dst.parent if str(dst.parent) else Path(".")
+    size = len(os.fsencode(dst.name))
+    if parent.is_dir() and size > name_max(parent):
+        raise RenderError(f"{dst}: the file name is {size} bytes long; a file name holds at most {name_max(parent)}")
 
 
 def _open_input(src: Path):
@@ -492,10 +502,9 @@ def _master_converted(src: Path, dst: Path, values, rate: int, rate_in: int, fra
     from firmware.rate_convert import convert_file
 
     progress = kw.get("progress")
-    fd, name = tempfile.mkstemp(dir=str(dst.parent if str(dst.parent) else Path(".")),
-                                prefix=f".{dst.name}.{rate}.", suffix=".tmp.wav")
-    os.close(fd)
-    converted = Path(name)
+    from firmware.atomic import make_temporary
+
+    converted = make_temporary(dst.parent, dst.name, str(rate), ".tmp.wav")
     try:
         if progress:
             progress(f"converting {rate_in} Hz -> {rate} Hz before the chain")
@@ -533,9 +542,9 @@ def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, 
     if fmt in ("WAV", "RF64"):
         bext = master_bext(source[0], rate, source[1] or rate, channels, bit_depth, vals, target_lufs, preset)
 
-    fd, tmp_name = tempfile.mkstemp(dir=str(dst.parent), prefix=f".{dst.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
+    from firmware.atomic import make_temporary
+
+    tmp = make_temporary(dst.parent, dst.name)
     result = RenderResult(chain.latency_samples, drive, 0, target_lufs, None, None, None)
     split: list[_SplitPasses] = []
     ticker = _Ticker(fraction, frames + chain.latency_samples)

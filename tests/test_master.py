@@ -360,3 +360,62 @@ def test_sigterm_cleans_up_like_ctrl_c(masterbox_cmd, tmp_path, stage, extra):
     assert f"progress: {stage} " in err and "Traceback" not in err, err
     assert os.listdir(out) == []
     assert code == 143, err
+
+
+LONG_NAMES = ["a" * 245 + ".wav", "日本語" * 27 + ".wav", "ü" * 120 + "-x.flac"]      # 249, 247, 247 bytes
+
+
+@pytest.mark.parametrize("name", LONG_NAMES)
+@pytest.mark.parametrize("rate", [None, 44100])
+def test_a_long_but_legal_output_name_is_written(masterbox_cmd, tmp_path, name, rate):
+    """A 240+ byte name is legal (255 bytes), but ``.NAME.XXXXXXXX.tmp`` is not: until 2026-11-24 this failed
+    with "File name too long". The temporary names are cut to fit (firmware.atomic.temporary_prefix)."""
+    src = tmp_path / "in.wav"
+    sf.write(src, render_programme(3.0, RATE, seed=9, peak_dbfs=-6.0), RATE, subtype="PCM_24")
+    out = tmp_path / "out"
+    out.mkdir()
+    master(masterbox_cmd, src, out / name, *(["--rate", str(rate)] if rate else []))
+    assert os.listdir(out) == [name]
+    info = sf.info(out / name)
+    assert (info.samplerate, info.frames) == (rate or RATE, round(3.0 * (rate or RATE)))
+
+
+def test_an_output_name_too_long_for_the_filesystem_is_refused_before_the_render(masterbox_cmd, tmp_path, song):
+    name = "b" * 252 + ".wav"                                   # 256 bytes
+    proc = master(masterbox_cmd, song, tmp_path / name, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == f"masterbox master: {tmp_path / name}: the file name is 256 bytes long; " \
+                                  "a file name holds at most 255"
+    assert "pass 1" not in proc.stderr and [p.name for p in tmp_path.iterdir()] == ["mbhome"]
+
+
+def test_temporary_names_fit_and_the_stale_sweep_recognises_them(masterbox_cmd, tmp_path):
+    """The cut temporary names stay within 255 bytes, keep whole characters, differ for two long names
+    that begin alike, keep the usual ``.NAME.`` form when that fits (the web UI's cancel looks for it);
+    the one a killed master leaves is what ``remove_stale_temporaries`` (and the Captures page's sweep,
+    which calls it) removes."""
+    from firmware.atomic import remove_stale_temporaries, temporary_prefix
+
+    for name in LONG_NAMES + ["x" * 251 + ".wav", "é" * 125 + ".wav", "short.wav"]:
+        for tag, suffix in (("", ".tmp"), ("384000", ".tmp.wav")):
+            prefix = temporary_prefix(tmp_path, name, tag, suffix)
+            whole = (prefix + "XXXXXXXX" + suffix).encode("utf-8")          # strict: no character cut in two
+            assert len(whole) <= 255 and prefix.startswith(".") and prefix.endswith(f".{tag}." if tag else ".")
+            if len(f".{name}.{tag}.XXXXXXXX{suffix}".encode()) <= 255:
+                assert prefix == f".{name}." + (f"{tag}." if tag else "")
+    assert temporary_prefix(tmp_path, "a" * 250 + "1.wav") != temporary_prefix(tmp_path, "a" * 250 + "2.wav")
+    src = tmp_path / "in.wav"
+    sf.write(src, render_programme(30.0, RATE, seed=9, peak_dbfs=-6.0), RATE, subtype="PCM_24")
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([*masterbox_cmd, "master", str(src), str(out / LONG_NAMES[0]), "--progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if line.startswith("progress: pass 1 5"):
+            proc.kill()                                     # a power cut, as far as the files know
+            break
+    proc.wait()
+    left = os.listdir(out)
+    assert len(left) == 1 and left[0].startswith(".") and left[0].endswith(".tmp"), left
+    assert [n for n, _ in remove_stale_temporaries(out, older_than_s=0)] == left
+    assert os.listdir(out) == []

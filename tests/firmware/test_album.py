@@ -443,3 +443,22 @@ def test_sigterm_leaves_outdir_empty(masterbox_cmd, tmp_path, stage):
     assert f"progress: {stage} " in err and "Traceback" not in err, err
     assert os.listdir(out) == []
     assert code == 143, err
+
+
+def test_long_but_legal_master_names(masterbox_cmd, tmp_path):
+    """Inputs whose masters' names are 240+ bytes (legal: 255) with --suffix and --rate: until 2026-11-24
+    the temporary names (``.NAME.XXXXXXXX.tmp``, ``.NAME.44100.XXXXXXXX.tmp.wav``) were too long and the
+    album failed with "File name too long". A master name over 255 bytes is refused before any work."""
+    names = ["c" * 236 + ".wav", "日本" * 39 + ".wav"]                    # 240 and 238 bytes
+    inputs = write_tracks(tmp_path / "in", [(n, 3.0, s, p) for n, (_, _, s, p) in zip(names, TRACKS, strict=False)])
+    out = tmp_path / "out"
+    out.mkdir()
+    doc = json.loads(run_cli(masterbox_cmd, "album", out, *inputs, "--suffix=-mastered", "--rate", "44100",
+                             "--json").stdout)
+    masters = [f"{p.stem}-mastered.wav" for p in inputs]
+    assert sorted(os.listdir(out)) == sorted(masters) and [Path(t["output"]).name for t in doc["tracks"]] == masters
+    for m in masters:
+        assert sf.info(out / m).samplerate == 44100 and sf.info(out / m).frames == round(3.0 * 44100)
+    bad = run_cli(masterbox_cmd, "album", out, *inputs, "--suffix=-mastered-again-and-again", check=False)
+    assert bad.returncode == 2 and "bytes long; a file name holds at most 255" in bad.stderr, bad.stderr
+    assert "pass 1" not in bad.stderr and sorted(os.listdir(out)) == sorted(masters)
