@@ -75,9 +75,61 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _run(args) -> int:
+class _OutputError(Exception):
+    """Standard output could not be written (not a closed pipe): ``args[0]`` is the OSError."""
+
+
+class _Stdout:
+    """``sys.stdout`` while a command runs: a write or flush that fails other than by a closed pipe
+    (stdout on a full disk, ``> /dev/full``, EIO) raises :class:`_OutputError`, so it is told apart
+    from the command's own OSErrors and said in one line (until 2026-11-24: a traceback, exit 1)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise _OutputError(e) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise _OutputError(e) from None
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _drop_stdout() -> None:
+    """What is still buffered for a stdout that cannot be written goes nowhere: fd 1 becomes /dev/null,
+    so the flushes at exit neither fail again nor print "Exception ignored" (Python's advice for EPIPE)."""
     try:
-        return int(args.func(args) or 0)
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.__stdout__.fileno())
+        os.close(fd)
+    except (OSError, AttributeError, ValueError):
+        pass
+
+
+def _run(args) -> int:
+    stdout = sys.stdout
+    sys.stdout = _Stdout(stdout)
+    try:
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()          # a short report is still buffered: its write error comes here
+        return code
+    except _OutputError as e:
+        _drop_stdout()
+        err = e.args[0]
+        print(f"masterbox {args.command}: cannot write to standard output: {err.strerror or err}", file=sys.stderr)
+        return 1
     except UserError as e:
         print(f"masterbox {args.command}: {e}", file=sys.stderr)
         return 2
@@ -87,6 +139,8 @@ def _run(args) -> int:
         return TERMINATED_EXIT
     except BrokenPipeError:
         return 0
+    finally:
+        sys.stdout = stdout
 
 
 @contextlib.contextmanager

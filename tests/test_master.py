@@ -419,3 +419,18 @@ def test_temporary_names_fit_and_the_stale_sweep_recognises_them(masterbox_cmd, 
     assert len(left) == 1 and left[0].startswith(".") and left[0].endswith(".tmp"), left
     assert [n for n, _ in remove_stale_temporaries(out, older_than_s=0)] == left
     assert os.listdir(out) == []
+
+
+@pytest.mark.parametrize("command", ["analyze", "master"])
+def test_a_stdout_that_cannot_be_written_is_one_line(masterbox_cmd, song, tmp_path, command):
+    """``> /dev/full`` (stdout on a full disk): one sentence on stderr and exit 1, as coreutils do (until
+    2026-11-24: a traceback of the OSError). The master itself is written: only its report was lost."""
+    args = [song, "--json"] if command == "analyze" else [song, tmp_path / "o.wav", "--json"]
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([*masterbox_cmd, command, *map(str, args)], stdout=full, stderr=subprocess.PIPE,
+                              text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"masterbox {command}: cannot write to standard output: "
+                                                "No space left on device"]
+    if command == "master":
+        assert sf.info(tmp_path / "o.wav").frames == sf.info(song).frames
