@@ -70,7 +70,7 @@ class AlbumTrack:
     channels: int
     fmt: str
     input_faults: int = 0                  # input samples replaced by silence (NaN, infinite, beyond +80 dBFS)
-    input_analysis: dict | None = None     # from the chain's meters (metered_by_the_chain), else None
+    input_analysis: dict | None = None     # the chain's meters (metered_by_the_chain), the conversion's, or None
     output_analysis: dict | None = None
     measured_lufs: float | None = None     # the track's own output loudness at the final drive
     rate: int = 0                          # the input's sample rate
@@ -104,18 +104,19 @@ class AlbumResult:
     kept_in_memory: int = 0                # tracks whose first part the search kept in memory
 
 
-def histogram(meter, channels: int):
+def histogram(meter, dual_mono: bool):
     """(energy sums, counts) of ``meter``'s integrated-loudness gating blocks, copied.
 
-    A mono track runs through the chain as dual mono, which reads 3.01 dB louder than the mono
-    file (exactly twice the energy): its sums are halved, so they are what the file measures.
+    ``dual_mono``: the meter heard a mono track on both channels (the chain's meters), which reads
+    3.01 dB louder than the mono file (exactly twice the energy): its sums are halved, so they are
+    what the file measures.
     """
     from dsp.meter import HIST_BINS, I_O_COUNT_INT, I_O_HIST_INT
 
     f, i = meter.f, meter.i
     sums = f[i[I_O_HIST_INT]:i[I_O_HIST_INT] + HIST_BINS].copy()
     counts = i[i[I_O_COUNT_INT]:i[I_O_COUNT_INT] + HIST_BINS].copy()
-    if channels == 1:
+    if dual_mono:
         sums *= 0.5
     return sums, counts
 
@@ -235,7 +236,10 @@ def _convert(tracks: list[AlbumTrack], rate: int, outdir: Path, fraction: Callab
         if progress:
             progress(f"converting {t.src.name}: {t.rate} Hz -> {rate} Hz before the chain")
         t.converted = make_temporary(outdir, t.dst.name, str(rate), ".tmp.wav")
-        t.input_faults = convert_file(t.src, t.converted, rate, _open_input, tick, name=t.dst)
+        t.input_faults, meter = convert_file(t.src, t.converted, rate, _open_input, tick, name=t.dst)
+        # the track's input is the file, measured as it was read (not the converted audio the chain hears)
+        t.input_analysis = meter_analysis(meter, meter.frames, t.rate, t.channels)
+        t.input_hist = histogram(meter, dual_mono=False)
         with _open_input(t.converted) as snd:
             t.frames = snd.frames
 
@@ -290,7 +294,9 @@ def _master_album(outdir: Path, tracks: list[AlbumTrack], rate: int, values: Map
     def took_input(t: AlbumTrack) -> None:
         """After the chain's input meter heard all of ``t`` (a first-part or whole-chain run)."""
         count_faults(t)
-        t.input_hist = histogram(chain.input_meter, t.channels)
+        if t.converted is not None:
+            return              # its input was measured as the file, as it was converted (_convert)
+        t.input_hist = histogram(chain.input_meter, t.channels == 1)
         if metered_by_the_chain(t.channels, t.frames, rate):
             t.input_analysis = meter_analysis(chain.input_meter, t.frames, rate, t.channels, t.channels == 1)
 
@@ -321,7 +327,7 @@ def _master_album(outdir: Path, tracks: list[AlbumTrack], rate: int, values: Map
         tick = ticker.start(f"pass {result.passes + 1}")
         for t in tracks:
             render_track(t, tick)
-            t.output_hist = histogram(chain.output_meter, t.channels)
+            t.output_hist = histogram(chain.output_meter, t.channels == 1)
             lufs = chain.output_meter.readings()["integrated_lufs"]
             t.measured_lufs = lufs if lufs is None or t.channels == 2 else lufs - DUAL_MONO_DB
             if metered_by_the_chain(t.channels, t.frames, rate):
@@ -358,7 +364,7 @@ def _master_album(outdir: Path, tracks: list[AlbumTrack], rate: int, values: Map
                     chain.set_values(vals)
                     render_pass(t.source, chain, None, tick)
                 took_input(t)
-                pre_hists.append(histogram(chain.output_meter, t.channels))
+                pre_hists.append(histogram(chain.output_meter, t.channels == 1))
                 peak = chain.output_meter.readings()["true_peak_dbtp"]
                 if peak is not None:
                     pre_peak = max(pre_peak, peak)

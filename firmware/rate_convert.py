@@ -15,19 +15,24 @@ READ = 1 << 16      # frames read per step
 
 
 def convert_file(src: Path, dst: Path, rate_out: int, open_input: Callable,
-                 tick: Callable[[int], None] | None = None, name=None) -> int:
+                 tick: Callable[[int], None] | None = None, name=None):
     """Write ``src`` at ``rate_out`` into ``dst`` (32-bit float WAV, RF64 when large).
 
-    Returns how many input samples were replaced by silence. Samples that are NaN, infinite
-    or beyond +80 dBFS become 0 *before* the filter, as the chain would treat them, instead of
-    spreading over the filter's length. ``open_input`` opens ``src`` the way the renderer does
-    (its checks and messages). ``tick(frames)`` is told the input frames read after each block.
-    A failed write (a full disk) is an ``OSError`` naming ``name`` (default ``dst``):
-    :class:`firmware.sndfile_output.SoundFileOutput`.
+    Returns (how many input samples were replaced by silence, a :class:`dsp.meter.LoudnessMeter`
+    that measured the input as it was read). Samples that are NaN, infinite or beyond +80 dBFS
+    become 0 *before* the filter, as the chain would treat them, instead of spreading over the
+    filter's length; the meter hears them so too, as the chain's input meter hears a file it reads
+    itself. The meter is the input's, at its own rate and channel count (a mono file as its one
+    channel, as ``analyze`` measures it): the report's "input" is the file, not the converted audio
+    the chain heard (~0.24 s of CPU for 5 minutes of 96 kHz stereo, on top of ~3 s for the command).
+    ``open_input`` opens ``src`` the way the renderer does (its checks and messages).
+    ``tick(frames)`` is told the input frames read after each block. A failed write (a full disk) is
+    an ``OSError`` naming ``name`` (default ``dst``): :class:`firmware.sndfile_output.SoundFileOutput`.
     """
     import numpy as np
 
     from dsp.chain import BIG
+    from dsp.meter import LoudnessMeter
     from dsp.resample import Resampler
     from firmware.render import container
     from firmware.sndfile_output import SoundFileOutput
@@ -36,6 +41,7 @@ def convert_file(src: Path, dst: Path, rate_out: int, open_input: Callable,
         rate, channels, frames = snd.samplerate, snd.channels, snd.frames
         fmt = container("WAV", frames * rate_out // rate + 1, channels, "32f")   # the length rounded up
         r = Resampler(rate, rate_out, channels)
+        meter = LoudnessMeter(rate, channels)
         buf = np.empty((READ, channels))
         faults = 0
         with SoundFileOutput(dst, rate_out, channels, fmt, "FLOAT", name=name) as out:
@@ -45,10 +51,12 @@ def convert_file(src: Path, dst: Path, rate_out: int, open_input: Callable,
                 if bad.any():
                     faults += int(bad.sum())
                     got[bad] = 0.0
+                if len(got):
+                    meter.process(got)
                 y = r.process(got) if len(got) else r.finish()
                 out.write(y)
                 if not len(got):
                     break
                 if tick is not None:
                     tick(len(got))
-    return faults
+    return faults, meter

@@ -67,7 +67,7 @@ class RenderResult:
     notes: list[str] = field(default_factory=list)
     passes_before_drive: int = 0           # runs of the chain before the drive (the split search: 1)
     input_faults: int = 0                  # input samples replaced by silence: NaN, infinite or beyond +80 dBFS
-    input_analysis: dict | None = None     # from the chain's meters (metered_by_the_chain), else None
+    input_analysis: dict | None = None     # the chain's meters (metered_by_the_chain), the conversion's, or None
     output_analysis: dict | None = None
     converted_from: int | None = None      # the input's sample rate, when --rate converted it
 
@@ -509,12 +509,15 @@ def _master_converted(src: Path, dst: Path, values, rate: int, rate_in: int, fra
         if progress:
             progress(f"converting {rate_in} Hz -> {rate} Hz before the chain")
         tick = _Ticker(kw.get("fraction"), frames_in).start("converting")
-        faults = convert_file(src, converted, rate, _open_input, tick)
+        faults, meter = convert_file(src, converted, rate, _open_input, tick)
         result = _master(converted, dst, values, **kw)
     finally:
         converted.unlink(missing_ok=True)
     result.converted_from = rate_in
     result.input_faults = max(result.input_faults, faults)
+    # the input is the file, measured as it was read for the conversion (the chain's input meter heard
+    # the converted audio: another rate, length and true peak; until 2026-11-24 that was reported)
+    result.input_analysis = meter_analysis(meter, meter.frames, rate_in, meter.channels)
     return result
 
 

@@ -434,3 +434,30 @@ def test_a_stdout_that_cannot_be_written_is_one_line(masterbox_cmd, song, tmp_pa
                                                 "No space left on device"]
     if command == "master":
         assert sf.info(tmp_path / "o.wav").frames == sf.info(song).frames
+
+
+def with_ultrasonics(seconds: float, rate: int, channels: int) -> np.ndarray:
+    """A programme at ``rate`` with a 30 kHz tone at -8 dBFS: what a 96 kHz file holds and a 44.1 kHz
+    conversion cannot (its true peak and loudness fall when converted)."""
+    x = render_programme(seconds, rate, seed=6, peak_dbfs=-9.0)[:, :channels]
+    tone = 10 ** (-8 / 20) * np.sin(2 * np.pi * 30000 * np.arange(len(x)) / rate)
+    return x + tone[:, None]
+
+
+@pytest.mark.parametrize("channels", [2, 1])
+def test_rate_reports_the_input_file_not_the_converted_audio(masterbox_cmd, tmp_path, channels):
+    """``master --rate``'s "input" is the input file (rate, length, loudness, true peak: soundfile and
+    ffmpeg on the file), measured as it is read for the conversion. Until 2026-11-24 a stereo file's
+    was the converted audio's (44100 Hz, its length, a true peak several dB lower)."""
+    src = tmp_path / "hf96.wav"
+    sf.write(src, with_ultrasonics(8.0, 96000, channels), 96000, subtype="PCM_24")
+    doc = json.loads(master(masterbox_cmd, src, tmp_path / "cd.wav", "--rate", "44100", "--json").stdout)
+    a, info, ff = doc["input"], sf.info(src), ffmpeg_ebur128(src, tmp_path)
+    assert (a["sample_rate"], a["frames"], a["channels"]) == (96000, info.frames, channels)
+    assert a["duration_s"] == pytest.approx(8.0)
+    assert a["integrated_lufs"] == pytest.approx(ff["integrated_lufs"], abs=0.1)
+    assert a["true_peak_dbtp"] == pytest.approx(ff["true_peak_dbtp"], abs=0.2)
+    x = sf.read(src, always_2d=True)[0]
+    assert a["sample_peak_dbfs"] == pytest.approx(20 * np.log10(np.abs(x).max()), abs=0.01)
+    assert a["integrated_lufs"] == pytest.approx(deman_lufs(src), abs=0.1)
+    assert doc["output"]["sample_rate"] == 44100 and set(a) == set(doc["output"])

@@ -462,3 +462,36 @@ def test_long_but_legal_master_names(masterbox_cmd, tmp_path):
     bad = run_cli(masterbox_cmd, "album", out, *inputs, "--suffix=-mastered-again-and-again", check=False)
     assert bad.returncode == 2 and "bytes long; a file name holds at most 255" in bad.stderr, bad.stderr
     assert "pass 1" not in bad.stderr and sorted(os.listdir(out)) == sorted(masters)
+
+
+def test_rate_reports_each_input_file_not_its_converted_audio(masterbox_cmd, tmp_path):
+    """``album --rate``: a converted track's ``input_analysis`` and the album's input loudness are the
+    files' (ffmpeg on the 96 kHz file; pyloudnorm's blocks of each file at its own rate, pooled), not the
+    converted audio's (until 2026-11-24: 44100 Hz, and a true peak and loudness without the ultrasonics)."""
+    from tests.test_master import with_ultrasonics
+
+    hf = tmp_path / "in" / "a-96k.wav"
+    hf.parent.mkdir()
+    sf.write(hf, with_ultrasonics(6.0, 96000, 2), 96000, subtype="PCM_24")
+    cd = write_tracks(tmp_path / "in", [("b-44k.wav", 5.0, 2, -14.0)], rate=44100)[0]
+    out = tmp_path / "out"
+    out.mkdir()
+    doc = json.loads(run_cli(masterbox_cmd, "album", out, hf, cd, "--rate", "44100", "--json").stdout)
+    a, ff = doc["tracks"][0]["input_analysis"], ffmpeg_ebur128(hf, tmp_path)
+    assert (a["sample_rate"], a["frames"]) == (96000, sf.info(hf).frames)
+    assert a["integrated_lufs"] == pytest.approx(ff["integrated_lufs"], abs=0.1)
+    assert a["true_peak_dbtp"] == pytest.approx(ff["true_peak_dbtp"], abs=0.2)
+    assert doc["tracks"][1]["input_analysis"]["sample_rate"] == 44100
+    blocks = []
+    for p in (hf, cd):
+        x, rate = sf.read(p)
+        meter = pyloudnorm.Meter(rate, filter_class="DeMan")
+        meter.integrated_loudness(x)
+        blocks.extend(meter.blockwise_loudness)
+    lv = np.array(blocks)
+    kept = lv >= -70.0
+    gate = -0.691 + 10 * np.log10((10 ** ((lv[kept] + 0.691) / 10)).mean()) - 10
+    kept &= lv > gate
+    pooled = -0.691 + 10 * np.log10((10 ** ((lv[kept] + 0.691) / 10)).mean())
+    assert doc["album"]["input"]["integrated_lufs"] == pytest.approx(pooled, abs=0.05)
+    assert doc["album"]["input"]["true_peak_dbtp"] == pytest.approx(ff["true_peak_dbtp"], abs=0.2)
