@@ -37,6 +37,7 @@ from firmware.atomic import make_temporary
 from firmware.render import (
     BLOCK,
     DUAL_MONO_DB,
+    FORMATS,
     MAX_RATE,
     MIN_RATE,
     SUBTYPES,
@@ -159,8 +160,11 @@ def pooled_integrated(hists: Sequence) -> float | None:
 
 
 def master_name(src: Path, suffix: str = "") -> str:
-    """The file name of ``src``'s master: its own, with ``suffix`` before the extension."""
-    return f"{src.stem}{suffix}{src.suffix}"
+    """The file name of ``src``'s master: its own, with ``suffix`` before the extension; ``.wav`` for an
+    input whose type a master cannot be (MP3, Ogg, W64, CAF, ...: the masters are WAV, FLAC or AIFF, as
+    the inputs' own extensions say; until 2026-11-24 such an album was refused with "unsupported output
+    type '.mp3'", which ``album`` gave no way to change)."""
+    return f"{src.stem}{suffix}{src.suffix if src.suffix.lower() in FORMATS else '.wav'}"
 
 
 def check_album(outdir, inputs: Sequence, bit_depth: str, suffix: str = "",

@@ -11,7 +11,8 @@ target come from the preset and the flags exactly as for ``masterbox master``.
 
 Each master is written to OUTDIR under its input's file name, with ``--suffix`` before the
 extension if given (same container, length and sample rate as the input, latency compensated,
-dithered when the word length is reduced), through a temporary file renamed at the end.
+dithered when the word length is reduced), through a temporary file renamed at the end. An input
+that is not WAV, FLAC or AIFF (MP3, Ogg, W64, CAF, ...) gets a WAV master: ``song.mp3`` -> ``song.wav``.
 Nothing is written when OUTDIR is missing or not writable, an output would overwrite an input,
 two inputs share a file name, an input cannot be read, or the tracks do not share one sample
 rate and no ``--rate`` gives the album one (each track not at it is converted first, as
@@ -41,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("outdir", metavar="OUTDIR", help="existing folder the masters are written to (input file names)")
     p.add_argument("inputs", metavar="IN", nargs="+",
-                   help="the tracks, in album order (WAV, FLAC, AIFF; mono or stereo; one sample rate)")
+                   help="the tracks, in album order (WAV, FLAC, AIFF; MP3, Ogg, W64, CAF, ... get WAV masters; "
+                        "mono or stereo; one sample rate)")
     add_chain_options(p)
     p.add_argument("--rate", type=int, default=None, metavar="HZ",
                    help="the album's sample rate, e.g. 44100 (default: the tracks' own, which must then be one); "
@@ -129,6 +131,9 @@ def run(args: argparse.Namespace) -> int:
           f"{args.bit_depth}{'' if args.bit_depth == '32f' else '-bit'} at {res.sample_rate} Hz"
           + (f" ({converted} converted)" if converted else "") + ", "
           f"{len(res.tracks)} track{'s' if len(res.tracks) != 1 else ''} -> {args.outdir}")
+    as_wav = [f"{t.src.name} -> {t.dst.name}" for t in res.tracks if t.src.suffix.lower() != t.dst.suffix.lower()]
+    if as_wav:
+        print(f"mastered as WAV (a master is WAV, FLAC or AIFF): {', '.join(as_wav)}")
     if target is not None and any(t.channels == 1 for t in res.tracks):
         print("mono tracks count as the mono files measure (BS.1770); played on two speakers they sound 3 dB louder")
     for line in [message] + faults:

@@ -495,3 +495,33 @@ def test_rate_reports_each_input_file_not_its_converted_audio(masterbox_cmd, tmp
     pooled = -0.691 + 10 * np.log10((10 ** ((lv[kept] + 0.691) / 10)).mean())
     assert doc["album"]["input"]["integrated_lufs"] == pytest.approx(pooled, abs=0.05)
     assert doc["album"]["input"]["true_peak_dbtp"] == pytest.approx(ff["true_peak_dbtp"], abs=0.2)
+
+
+def test_inputs_a_master_cannot_be_get_wav_masters(masterbox_cmd, tmp_path):
+    """MP3, Ogg Vorbis, W64 and CAF inputs: until 2026-11-24 "unsupported output type '.mp3'; use .wav,
+    .flac or .aiff", which album gave no way to act on. Now their masters are WAV (soundfile reads the
+    type), the input's length and rate, the album on target (ffmpeg, played back to back)."""
+    x = render_programme(4.0, RATE, seed=3, peak_dbfs=-8.0)
+    inputs = []
+    for name, fmt, subtype in [("a.ogg", "OGG", "VORBIS"), ("b.w64", "W64", "PCM_24"), ("c.caf", "CAF", "PCM_24")]:
+        sf.write(tmp_path / name, x, RATE, format=fmt, subtype=subtype)
+        inputs.append(tmp_path / name)
+    sf.write(tmp_path / "d.wav", x, RATE, subtype="PCM_24")
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(tmp_path / "d.wav"), "-b:a", "192k", str(tmp_path / "d.mp3")],
+                   check=True)
+    inputs.append(tmp_path / "d.mp3")
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = run_cli(masterbox_cmd, "album", out, *inputs)
+    assert "mastered as WAV" in proc.stdout and "d.mp3 -> d.wav" in proc.stdout
+    masters = [out / f"{p.stem}.wav" for p in inputs]
+    assert sorted(os.listdir(out)) == sorted(m.name for m in masters)
+    for p, m in zip(inputs, masters, strict=True):
+        a, b = sf.info(p), sf.info(m)
+        assert (b.format, b.subtype, b.samplerate, b.frames) == ("WAV", "PCM_24", a.samplerate, a.frames)
+    played_back_to_back(masters, tmp_path / "all.wav")
+    assert ffmpeg_ebur128(tmp_path / "all.wav", tmp_path)["integrated_lufs"] == pytest.approx(TARGET, abs=0.5)
+    # b.w64's master would be b.wav: an input b.wav beside it is two masters of one name, refused
+    sf.write(tmp_path / "b.wav", x, RATE, subtype="PCM_24")
+    bad = run_cli(masterbox_cmd, "album", out, tmp_path / "b.w64", tmp_path / "b.wav", check=False)
+    assert bad.returncode == 2 and "both masters would be" in bad.stderr, bad.stderr
