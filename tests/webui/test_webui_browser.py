@@ -391,6 +391,7 @@ def test_a_capture_is_mastered_from_the_captures_page(box, browser, _isolated_ho
 
     (_isolated_home / "captures").mkdir(exist_ok=True)
     # four minutes: long enough to see the job's progress while it runs
+    (_isolated_home / "captures").mkdir(exist_ok=True)
     sf.write(str(_isolated_home / "captures" / "desk-mix.wav"), render_programme(240, 48000, seed=8, peak_dbfs=-10),
              48000, subtype="PCM_24")
     ctx, page, errors = logged_in(browser, box)
@@ -1612,3 +1613,56 @@ def test_first_login_claimed_with_a_front_panel_button(box, browser, shots):
     expect(page).to_have_url(re.compile(r"/live$"))
     assert app_ctx.passwords.verify("chosen at the box")
     ctx.close()
+
+
+def test_a_long_preset_name_fits_a_phone(box, browser, _isolated_home, shots):
+    """A preset name of 80 characters (the most a name may have) without a space: on a 390 px phone the
+    Live page's quick recall select (773 px wide before), its heading, the Presets page's "active:" line
+    and a capture's Master form (its settings select lists the presets) stay on the screen; nothing
+    scrolls sideways."""
+    import soundfile as sf
+    from playwright.sync_api import expect
+
+    from dsp.programme import render_programme
+
+    control = box.control
+    long_name = "x" * 80
+    control.save_preset_as(long_name)
+    control.recall(long_name)
+    (_isolated_home / "captures").mkdir(exist_ok=True)
+    sf.write(str(_isolated_home / "captures" / "desk-mix.wav"), render_programme(2.0, 48000, seed=5, peak_dbfs=-12.0),
+             48000, subtype="PCM_24")
+    ctx, page, errors = logged_in(browser, box)
+    expect(page).to_have_url(re.compile(r"/live$"))
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                has_touch=True, storage_state=ctx.storage_state())
+    p2 = phone.new_page()
+    p2.on("pageerror", lambda e: errors.append(str(e)))
+
+    def on_screen(selector: str) -> None:
+        r = p2.locator(selector).bounding_box()
+        assert r is not None and r["x"] >= 0 and r["x"] + r["width"] <= 390, (selector, r)
+
+    p2.goto(box.url + "/live")
+    expect(p2.locator("#live-preset-select")).to_have_value(long_name, timeout=10000)
+    on_screen("#live-preset-select")
+    on_screen("#live-recall")
+    on_screen("#live-preset")
+    assert p2.evaluate("document.documentElement.scrollWidth") <= 390
+    p2.screenshot(path=str(shots / "live-phone-long-preset.png"))
+    p2.goto(box.url + "/presets")
+    expect(p2.locator("#presets-active")).to_have_text(f"active: {long_name}", timeout=10000)
+    on_screen("#presets-active")
+    assert p2.evaluate("document.documentElement.scrollWidth") <= 390
+    p2.goto(box.url + "/captures")
+    row = p2.locator('#capture-list li[data-capture="desk-mix"]')
+    row.locator('[data-action="master"]').tap()
+    settings = row.locator('.master-form select[data-field="preset"]')
+    expect(settings.locator(f'option[value="{long_name}"]')).to_have_count(1, timeout=10000)
+    on_screen('.master-form select[data-field="preset"]')
+    on_screen('[data-action="master-start"]')
+    assert p2.evaluate("document.documentElement.scrollWidth") <= 390
+    assert not errors, errors
+    phone.close()
+    ctx.close()
+
