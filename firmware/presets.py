@@ -286,7 +286,16 @@ class PresetStore:
         self._cache: dict[tuple[str, str], tuple[tuple, Preset | _Listed | PresetError]] = {}
         self._disk_index: dict[str, Any] | None = None  # the listing cache file, read once
         self._index_dirty = False
+        self._changes = 0       # user preset files written or removed through this store (see `version`)
         self._sweep_temp_files()
+
+    @property
+    def version(self) -> int:
+        """A number that grows with every user preset this store writes, renames or removes: pages that
+        list the presets (the Live page's quick recall, the Presets page) list them again when it moves
+        (it is in the state they follow). A ``masterbox presets`` command is another process and another
+        store: what it changes shows at the next change made here or when the page is loaded."""
+        return self._changes
 
     # -- reading ------------------------------------------------------------------------
     def _scan(self, directory: Path, factory: bool) -> list[Preset | tuple[str, PresetError]]:
@@ -471,6 +480,7 @@ class PresetStore:
         p = Preset(p.name, dict(p.params), p.description, False, dict(p.extra), dict(p.extra_params),
                    p.source_version, file_name(p.name))
         write_atomic(self.user_dir / p.file, p.to_json())
+        self._changes += 1
         return p
 
     def save(self, name: str, params: Mapping[str, Any], description: str | None = None,
@@ -551,6 +561,7 @@ class PresetStore:
         from firmware.atomic import fsync_dir
 
         (self.user_dir / file).unlink(missing_ok=True)
+        self._changes += 1
         fsync_dir(self.user_dir)
 
     # -- import / export ----------------------------------------------------------------

@@ -455,6 +455,29 @@ def test_invalid_imports_change_nothing(api, control):
 
 
 
+
+def test_presets_version_moves_with_every_change_to_the_presets(api, control):
+    """The state (and its SSE frames) carries presets_version, GET /presets the version it lists: a page
+    that shows the presets lists them again when it moves (the Live page's quick recall was read once)."""
+    def version():
+        st, listed = api.get("/api/v1/state").get_json(), api.get("/api/v1/presets").get_json()
+        assert st["presets_version"] == listed["version"]
+        return st["presets_version"]
+
+    seen = [version()]
+    for method, path, body in (("POST", "/api/v1/presets", {"name": "Mine"}),
+                               ("PUT", "/api/v1/presets/Mine", {}),
+                               ("POST", "/api/v1/presets/Mine/rename", {"new_name": "Yours"}),
+                               ("POST", "/api/v1/presets/Yours/duplicate", {"new_name": "Theirs"}),
+                               ("POST", "/api/v1/presets-import", preset_doc("Imported")),
+                               ("DELETE", "/api/v1/presets/Theirs", None)):
+        r = api.req(method, path, json=body)
+        assert r.status_code < 300, (path, r.get_json())
+        seen.append(version())
+        assert seen[-1] != seen[-2], (path, seen)
+    api.post("/api/v1/presets/loud/recall", json={})            # a recall changes no preset
+    assert version() == seen[-1]
+
 # -- requests that used to answer 500 --------------------------------------------------------
 BIG = "1" + "0" * 400      # a JSON integer no float can hold: float() raises OverflowError
 

@@ -1666,3 +1666,50 @@ def test_a_long_preset_name_fits_a_phone(box, browser, _isolated_home, shots):
     phone.close()
     ctx.close()
 
+
+def test_the_live_pages_preset_list_follows_changes_made_elsewhere(box, browser):
+    """The quick recall list was read once: a preset saved as, renamed, deleted or imported in another
+    browser did not show, and Recall recalled the old name (404) or the wrong preset. It is listed again
+    when the presets change (the state's presets_version) or the active preset is not among its options."""
+    from playwright.sync_api import expect
+
+    control = box.control
+    control.recall("streaming")
+    ctx, live, errors = logged_in(browser, box)
+    expect(live).to_have_url(re.compile(r"/live$"))
+    sel = live.locator("#live-preset-select")
+    expect(sel).to_have_value("streaming", timeout=10000)
+
+    def options() -> list[str]:
+        return sel.locator("option").evaluate_all("os => os.map(o => o.value)")
+
+    other = browser.new_context(viewport={"width": 1280, "height": 900}, storage_state=ctx.storage_state())
+    presets = other.new_page()
+    presets.goto(box.url + "/presets")
+    presets.fill("#saveas-name", "Concurrent new")
+    presets.click("#preset-saveas button[type=submit]")
+    expect(live.locator("#live-preset")).to_have_text("Concurrent new", timeout=5000)
+    expect(sel).to_have_value("Concurrent new")           # the option is there: it was not before
+    live.click("#live-recall")
+    expect(live.locator("#toast")).to_have_text("Recalled Concurrent new")
+    # renamed elsewhere: the select shows the new name, and Recall recalls it
+    control.rename_preset("Concurrent new", "Renamed elsewhere")
+    expect(sel).to_have_value("Renamed elsewhere", timeout=5000)
+    assert "Concurrent new" not in options()
+    control.recall("loud")
+    expect(sel).to_have_value("loud", timeout=5000)
+    sel.select_option("Renamed elsewhere")
+    live.click("#live-recall")
+    expect(live.locator("#toast")).to_have_text("Recalled Renamed elsewhere")
+    assert control.state.active_preset == "Renamed elsewhere"
+    # a preset that is not the active one, imported and then deleted elsewhere: listed, then gone
+    control.import_presets(json.dumps({**control.presets.get("loud").to_doc(), "name": "Imported"}).encode(),
+                           zipped=False)
+    expect(sel.locator('option[value="Imported"]')).to_have_count(1, timeout=5000)
+    control.delete_preset("Imported")
+    expect(sel.locator('option[value="Imported"]')).to_have_count(0, timeout=5000)
+    assert sel.input_value() == "Renamed elsewhere"
+    assert not errors, errors
+    other.close()
+    ctx.close()
+

@@ -25,6 +25,7 @@ def state_snapshot() -> dict:
         "can_undo": bool(snap.get("can_undo")),
         "can_redo": bool(snap.get("can_redo")),
         "slots": jsonable(snap["slots"]),
+        "presets_version": c.presets.version,       # moves when a preset is saved, renamed, deleted, imported
         "safe_mode": bool(snap.get("safe_mode")),
         "bypass": bool(getattr(c, "bypassed", False)),
         "monitor": getattr(c, "monitor_mode", "stereo"),

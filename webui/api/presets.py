@@ -30,7 +30,9 @@ def _get(name: str):
 
 @bp.get("/presets")
 def list_presets():
-    return jsonify({"presets": jsonable(call(_store().list)), "active": control().state.active_preset})
+    version = _store().version      # read before the listing: a change meanwhile moves the state's past it
+    return jsonify({"presets": jsonable(call(_store().list)), "active": control().state.active_preset,
+                    "version": version})
 
 
 @bp.get("/presets/<path:name>")

@@ -88,14 +88,39 @@
   function setPressed(id, on_) { document.getElementById(id).setAttribute("aria-pressed", on_ ? "true" : "false"); }
   function pressed(id) { return document.getElementById(id).getAttribute("aria-pressed") === "true"; }
   const bypassSwitch = optimistic((on_) => setPressed("btn-bypass", on_));
+  // The quick recall's list follows the presets: listed again when the state's presets_version moves (a
+  // preset saved, renamed, deleted or imported here, in another browser or on the panel) and when the
+  // active preset is not among its options; one listing at a time, the newest change listed last.
   const presetSel = document.getElementById("live-preset-select");
+  let presetsVersion = null, presetNames = null, listing = null, listAgain = false;
   async function loadPresets() {
     const r = await api("GET", "/presets");
-    presetSel.replaceChildren(...r.presets.filter((p) => p.name !== null).map((p) => el("option", { value: p.name, text: p.name + (p.factory ? " (factory)" : "") })));
-    if (state && state.active_preset) presetSel.value = state.active_preset;
+    const rows = r.presets.filter((p) => p.name !== null), chosen = presetSel.value;
+    presetsVersion = r.version;
+    presetNames = new Set(rows.map((p) => p.name));
+    presetSel.replaceChildren(...rows.map((p) => el("option", { value: p.name, text: p.name + (p.factory ? " (factory)" : "") })));
+    const want = state && state.active_preset && presetNames.has(state.active_preset) ? state.active_preset : chosen;
+    if (presetNames.has(want)) presetSel.value = want;
+  }
+  function relistPresets() {
+    if (listing) { listAgain = true; return; }
+    listing = loadPresets().catch(fail).finally(() => {
+      listing = null;
+      if (listAgain) { listAgain = false; relistPresets(); }
+    });
+  }
+  function followPresets(s) {
+    if (presetNames === null) return;          // the first listing is on its way
+    if ((s.presets_version !== undefined && s.presets_version !== presetsVersion)
+        || (s.active_preset && !presetNames.has(s.active_preset))) relistPresets();
   }
   document.getElementById("live-recall").addEventListener("click", async () => {
-    try { showState(await api("POST", `/presets/${encodeURIComponent(presetSel.value)}/recall`)); toast(`Recalled ${presetSel.value}`); } catch (e) { fail(e); }
+    const name = presetSel.value;
+    if (!name) return;
+    try { showState(await api("POST", `/presets/${encodeURIComponent(name)}/recall`)); toast(`Recalled ${name}`); } catch (e) {
+      fail(e);
+      if (e.status === 404) relistPresets();   // gone meanwhile: the list says what there is now
+    }
   });
   document.getElementById("btn-bypass").addEventListener("click", () => {
     bypassSwitch.press(!pressed("btn-bypass"), async (on_) => (await api("POST", "/bypass", { on: on_ })).bypass);
@@ -246,6 +271,7 @@
     const name = document.getElementById("live-preset");
     name.replaceChildren(s.active_preset || "no preset", s.modified ? el("span", { class: "mod", text: "modified" }) : "");
     if (s.active_preset && presetSel.querySelector(`option[value="${CSS.escape(s.active_preset)}"]`)) presetSel.value = s.active_preset;
+    followPresets(s);
     if (!levelMatchSwitch.held()) setPressed("btn-levelmatch", !!s.values["ab.level_match"]);
     if (typeof s.bypass === "boolean" && !bypassSwitch.held()) setPressed("btn-bypass", s.bypass);
     if (typeof s.learning === "boolean") setPressed("btn-learn", s.learning);

@@ -4,7 +4,7 @@
   const { api, el, fail, toast, on } = MB;
   const list = document.getElementById("preset-list");
   const dialog = document.getElementById("name-dialog");
-  let active = null;
+  let active = null, version = null;     // the active preset and the presets' version (GET /presets) listed
   const enc = encodeURIComponent;
 
   function askName(label, initial) {
@@ -52,6 +52,7 @@
   async function load() {
     const r = await api("GET", "/presets");
     active = r.active;
+    version = r.version;
     document.getElementById("presets-active").textContent = active ? `active: ${active}` : "";
     list.replaceChildren(...r.presets.map(row));
     const save = document.getElementById("preset-save");
@@ -74,6 +75,13 @@
     const body = zip ? new Blob([await f.arrayBuffer()]) : new Blob([await f.text()]);
     act(() => api("POST", "/presets-import", body, { type: zip ? "application/zip" : "application/json" }), `Imported ${f.name}`);
   });
-  on("state", (s) => { if (s.active_preset !== active) load().catch(fail); });
+  // listed again when the active preset changes or a preset is saved, renamed, deleted or imported
+  // (the state's presets_version), here or elsewhere
+  on("state", (s) => {
+    if (s.active_preset !== active || (s.presets_version !== undefined && version !== null && s.presets_version !== version)) {
+      version = s.presets_version;
+      load().catch(fail);
+    }
+  });
   load().catch(fail);
 })();
