@@ -1713,3 +1713,31 @@ def test_the_live_pages_preset_list_follows_changes_made_elsewhere(box, browser)
     other.close()
     ctx.close()
 
+
+def test_a_stalled_engine_is_shown_within_two_seconds(box, engine, browser):
+    """An engine stopped in its tracks (SIGSTOP) writes no meter frames, and the box sends only frames
+    that changed: the page went on saying "engine running · 20 frames/s" over frozen meters until the
+    supervisor replaced the engine ~5 s later. The page notices the meters' seq stop within ~2 s."""
+    import signal
+
+    from playwright.sync_api import expect
+
+    ctx, page, errors = logged_in(browser, box)
+    expect(page).to_have_url(re.compile(r"/live$"))
+    pill, rate = page.locator("#st-engine"), page.locator("#meter-rate")
+    expect(pill).to_have_text("engine running", timeout=10000)
+    expect(rate).to_have_text(re.compile(r"frames/s"), timeout=5000)
+    pid = next(c.proc.pid for c in engine.children if c.spec.name == "engine")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        expect(pill).to_have_text("engine not responding", timeout=3500)
+        took = time.monotonic() - t0
+        expect(rate).to_have_text("engine not responding", timeout=500)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert took < 3.0, took
+    expect(pill).to_have_text("engine running", timeout=10000)       # moving again (or restarted): live again
+    expect(rate).to_have_text(re.compile(r"frames/s|live"), timeout=5000)
+    assert not errors, errors
+    ctx.close()

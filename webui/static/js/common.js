@@ -133,13 +133,37 @@ const MB = (() => {
   /* The live stream: one EventSource per page; polling when the server has no stream slot left. */
   const handlers = {};
   let source = null, pollTimer = null;
-  function on(kind, fn) { (handlers[kind] = handlers[kind] || []).push(fn); start(); }
+  function on(kind, fn) { (handlers[kind] = handlers[kind] || []).push(fn); start(); if (kind === "meters") watchMeters(); }
   function emit(kind, data) { (handlers[kind] || []).forEach((fn) => { try { fn(data); } catch (e) { console.error(e); } }); }
+
+  /* A stalled engine (stopped, or stuck) writes no new meter frames, and the box sends only frames that
+     changed: nothing arrives, and the last frame would stay on every page as if live (for the ~5 s
+     until the supervisor restarts the engine). So the page watches the frames' seq, which the audio
+     loop advances: none newer for STALE_MS and the pages are given null (what they show for no
+     engine), with `stalled` set so they can say "not responding"; the old frame again (as polling
+     reads it) is not taken for a live one. */
+  const STALE_MS = 2000;
+  let meterSeq = null, meterFresh = 0, stalled = false, watching = null;
+  function meters(m) {
+    if (m && typeof m.seq === "number") {
+      if (m.seq === meterSeq && stalled) return;
+      if (m.seq !== meterSeq) { meterSeq = m.seq; meterFresh = Date.now(); stalled = false; }
+    } else if (!m) { meterSeq = null; stalled = false; }
+    emit("meters", m);
+  }
+  function watchMeters() {
+    if (watching) return;
+    watching = setInterval(() => {
+      if (stalled || meterSeq === null || Date.now() - meterFresh <= STALE_MS) return;
+      stalled = true;
+      emit("meters", null);
+    }, 250);
+  }
   function start() {
     if (source || pollTimer) return;
     source = new EventSource("/api/v1/events");
     for (const kind of ["meters", "state", "panel"]) {
-      source.addEventListener(kind, (ev) => emit(kind, JSON.parse(ev.data)));
+      source.addEventListener(kind, (ev) => (kind === "meters" ? meters : (d) => emit(kind, d))(JSON.parse(ev.data)));
     }
     source.onerror = () => {
       if (source.readyState === EventSource.CLOSED) { source = null; poll(); }
@@ -150,7 +174,7 @@ const MB = (() => {
     pollTimer = setInterval(async () => {
       try {
         const m = await api("GET", "/meters");
-        emit("meters", m.meters);
+        meters(m.meters);
         if (n++ % 5 === 0) emit("state", await api("GET", "/state"));
         if (n % 50 === 0) { clearInterval(pollTimer); pollTimer = null; start(); }
       } catch (e) { /* keep polling */ }
@@ -171,7 +195,8 @@ const MB = (() => {
       const mode = running && typeof m.monitor === "string" && m.monitor !== "stereo" ? m.monitor : null;
       // likewise As streamed: the speakers hear the master at a streaming service's level
       const streamed = running && typeof m.preview === "string" && m.preview !== "off" ? STREAMING_NAMES[m.preview] || m.preview : null;
-      pillEngine.textContent = running ? (m.bypass ? "engine · bypass" : "engine running") + (mode ? ` · ${mode}` : "") + (streamed ? ` · as ${streamed}` : "") : "engine stopped";
+      pillEngine.textContent = running ? (m.bypass ? "engine · bypass" : "engine running") + (mode ? ` · ${mode}` : "") + (streamed ? ` · as ${streamed}` : "")
+        : stalled ? "engine not responding" : "engine stopped";
       pillEngine.className = "pill " + (running ? (mode || streamed ? "warn" : "ok") : "bad");
       const heard = [mode ? (mode === "left" || mode === "right" ? `the ${mode} channel only` : mode === "side" ? "the side only" : "mono") : "",
                      streamed ? `the level ${streamed} would play it at` : ""].filter(Boolean).join(", ");
@@ -302,5 +327,6 @@ const MB = (() => {
     })();
   }
 
-  return { api, toast, fail, optimistic, boxPicture, el, svg, fmt, formatValue, on, ApiError, get csrf() { return csrf; } };
+  return { api, toast, fail, optimistic, boxPicture, el, svg, fmt, formatValue, on, ApiError, get csrf() { return csrf; },
+    get stalled() { return stalled; } };
 })();

@@ -44,7 +44,7 @@
   const xrunText = (m) => m.xruns == null ? "—" : String(m.xruns) + (m.xruns_loading ? ` (${m.xruns_loading} at start)` : "");
   const rateLine = (rate, m) => `${rate} · load ${fmt(m.load != null ? m.load * 100 : null, 0)} % · xruns ${xrunText(m)}`;
   function showMeters(m) {
-    if (!m) { rateEl.textContent = "engine not running"; frames = 0; counted = false; rateT0 = performance.now(); refFlag(false); return; }
+    if (!m) { rateEl.textContent = MB.stalled ? "engine not responding" : "engine not running"; frames = 0; counted = false; rateT0 = performance.now(); refFlag(false); return; }
     frames++;
     const now = performance.now();
     // the first frame says the meters are live at once; the frame rate needs a second of frames
