@@ -34,7 +34,7 @@ def convert_file(src: Path, dst: Path, rate_out: int, open_input: Callable,
     from dsp.chain import BIG
     from dsp.meter import LoudnessMeter
     from dsp.resample import Resampler
-    from firmware.render import container
+    from firmware.render import container, read_block
     from firmware.sndfile_output import SoundFileOutput
 
     with open_input(src) as snd:
@@ -46,7 +46,7 @@ def convert_file(src: Path, dst: Path, rate_out: int, open_input: Callable,
         faults = 0
         with SoundFileOutput(dst, rate_out, channels, fmt, "FLOAT", name=name) as out:
             while True:
-                got = snd.read(READ, dtype="float64", always_2d=True, out=buf)
+                got = read_block(snd, READ, buf)
                 bad = ~(np.abs(got) <= BIG)
                 if bad.any():
                     faults += int(bad.sum())

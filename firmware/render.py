@@ -235,6 +235,21 @@ def stamp_bext(out, chain, channels: int) -> None:
     out.bext = bext
 
 
+def read_block(snd, frames: int, buf):
+    """``snd.read`` of up to ``frames`` float64 frames into ``buf``; a file libsndfile cannot decode on
+    (a FLAC that lost sync, a cut MP3) is a RenderError naming it, not a LibsndfileError traceback."""
+    try:
+        return snd.read(frames, dtype="float64", always_2d=True, out=buf)
+    except RuntimeError as e:
+        import soundfile as sf
+
+        if not isinstance(e, sf.LibsndfileError):
+            raise
+        where = snd.tell() if hasattr(snd, "tell") else "?"
+        raise RenderError(f"{snd.name}: reading failed after {where} frames (the file is damaged?): "
+                          f"{str(e).strip().removeprefix('Error : ')}") from None
+
+
 def _input_blocks(snd, latency: int):
     """Yield the blocks of the open file ``snd`` as (n, 2) float64, then ``latency`` frames of silence.
 
@@ -247,7 +262,7 @@ def _input_blocks(snd, latency: int):
     x = np.zeros((BLOCK, 2))
     tail = latency
     while True:
-        got = snd.read(BLOCK, dtype="float64", always_2d=True, out=inbuf)
+        got = read_block(snd, BLOCK, inbuf)
         n = len(got)
         if n == 0:
             if tail == 0:

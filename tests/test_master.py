@@ -461,3 +461,22 @@ def test_rate_reports_the_input_file_not_the_converted_audio(masterbox_cmd, tmp_
     assert a["sample_peak_dbfs"] == pytest.approx(20 * np.log10(np.abs(x).max()), abs=0.01)
     assert a["integrated_lufs"] == pytest.approx(deman_lufs(src), abs=0.1)
     assert doc["output"]["sample_rate"] == 44100 and set(a) == set(doc["output"])
+
+
+@pytest.mark.parametrize("extra", [[], ["--rate", "44100"]])
+def test_a_damaged_input_is_one_line(masterbox_cmd, tmp_path, extra):
+    """A FLAC with 1000 zero bytes in its middle (ffmpeg too finds it damaged): libsndfile loses sync there.
+    One sentence, exit 2, nothing written (until 2026-11-24: a LibsndfileError traceback, exit 1)."""
+    good = tmp_path / "good.flac"
+    sf.write(good, render_programme(10.0, RATE, seed=1, peak_dbfs=-6.0), RATE, subtype="PCM_24")
+    data = good.read_bytes()
+    bad = tmp_path / "in" / "damaged.flac"
+    bad.parent.mkdir()
+    bad.write_bytes(data[:len(data) // 2] + bytes(1000) + data[len(data) // 2 + 1000:])
+    assert subprocess.run(["ffmpeg", "-v", "error", "-i", str(bad), "-f", "null", "-"],
+                          capture_output=True, text=True).stderr != ""
+    proc = master(masterbox_cmd, bad, tmp_path / "in" / "o.wav", *extra, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"masterbox master: {bad}: reading failed after ") and "lost sync" in last, last
+    assert os.listdir(bad.parent) == [bad.name]
