@@ -145,7 +145,8 @@ def create_app(control, config: dict | None = None, *, data_dir: Path | None = N
         from webui.security import csrf_token, logged_in
 
         return {"csrf_token": csrf_token, "logged_in": logged_in, "version": _version(),
-                "streaming_services": SERVICES, "streaming_names": {key: label for key, label, *_ in SERVICES}}
+                "streaming_services": SERVICES, "streaming_names": {key: label for key, label, *_ in SERVICES},
+                "max_body_bytes": app.config["MAX_CONTENT_LENGTH"]}
 
     return app
 

@@ -1741,3 +1741,22 @@ def test_a_stalled_engine_is_shown_within_two_seconds(box, engine, browser):
     expect(rate).to_have_text(re.compile(r"frames/s|live"), timeout=5000)
     assert not errors, errors
     ctx.close()
+
+
+def test_an_import_over_the_servers_body_limit_says_what_the_limit_is(box, browser):
+    """A file over the 8 MB a request may carry is refused by the web server before the box sees it, in
+    plain text: the toast said only "HTTP 413". It says the limit now, and nothing was imported."""
+    from playwright.sync_api import expect
+
+    ctx, page, errors = logged_in(browser, box)
+    expect(page).to_have_url(re.compile(r"/live$"))
+    page.goto(box.url + "/presets")
+    expect(page.locator("#preset-list li").first).to_be_visible(timeout=10000)
+    before = box.control.presets.names()
+    page.set_input_files("#preset-import", files=[{"name": "everything.zip", "mimeType": "application/zip",
+                                                   "buffer": b"PK\x03\x04" + b"\0" * (9 << 20)}])
+    expect(page.locator("#toast")).to_have_text("too large for the box: it takes at most 8 MB in one request",
+                                                timeout=10000)
+    assert box.control.presets.names() == before
+    assert not errors, errors
+    ctx.close()

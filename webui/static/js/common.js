@@ -25,9 +25,17 @@ const MB = (() => {
     const ct = resp.headers.get("Content-Type") || "";
     if (ct.includes("application/json")) data = await resp.json();
     if (resp.status === 401) { location.href = "/login?next=" + encodeURIComponent(location.pathname); }
+    // a body over the server's limit is refused by the web server itself, before the box sees it: its
+    // answer is plain text, so the page says what the limit is (a preset zip too big to import)
+    if (resp.status === 413 && !(data && data.error)) data = { error: `too large for the box: it takes at most ${limitText()} in one request` };
     if (!resp.ok) throw new ApiError(resp.status, data);
     if (data && data.csrf_token) csrf = data.csrf_token;
     return data;
+  }
+
+  function limitText() {
+    const n = Number(document.body.dataset.maxBody) || 8 * 1048576;
+    return n >= 1048576 ? `${+(n / 1048576).toFixed(1)} MB` : `${Math.round(n / 1024)} kB`;
   }
 
   const toastEl = document.getElementById("toast");
