@@ -562,7 +562,6 @@ def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, 
 
     from firmware.atomic import make_temporary
 
-    tmp = make_temporary(dst.parent, dst.name)
     result = RenderResult(chain.latency_samples, drive, 0, target_lufs, None, None, None)
     split: list[_SplitPasses] = []
     ticker = _Ticker(fraction, frames + chain.latency_samples)
@@ -606,6 +605,7 @@ def _master(src: Path, dst: Path, values: Mapping[str, Any], *, bit_depth: str, 
             stamp_bext(out, chain, channels)
         count_faults()
 
+    tmp = make_temporary(dst.parent, dst.name)      # (just before the try that removes it: SIGTERM, Ctrl-C)
     try:
         anchor = None         # (a drive where the limiter is idle, the loudness there): costs no pass
         if target_lufs is not None:
