@@ -219,8 +219,9 @@ def _build() -> tuple[Param, ...]:
     ]
     # 5.-7. output drive, limiter, dither
     p += [
-        Param("out.drive_db", "Output drive", "output", "dB", -12.0, 24.0, 0.0, LIN, 30.0,
-              help="Gain into the limiter."),
+        Param("out.drive_db", "Output drive", "output", "dB", -36.0, 24.0, 0.0, LIN, 30.0,
+              help="Gain into the limiter. Down to -36 dB so that every loudness target (down to -36 LUFS) "
+                   "can be reached from a loud mix."),
         Param("lim.ceiling_dbtp", "Ceiling", "limiter", "dBTP", -12.0, 0.0, -1.0, LIN, 30.0),
         Param("lim.release_ms", "Limiter release", "limiter", "ms", 1.0, 1000.0, 50.0, LOG, 30.0),
         _b("lim.auto_release", "Automatic release", "limiter", True,

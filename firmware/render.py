@@ -36,10 +36,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dsp.schema import BY_ID  # plain Python, no numba
+
 BLOCK = 65536            # frames per chain call: fewer Python round trips (the output does not depend on it)
 TOLERANCE_LU = 0.2       # stop iterating when this close (the promise is +-0.5 LU)
 MAX_PASSES = 6
-DRIVE_MIN_DB, DRIVE_MAX_DB = -12.0, 24.0   # the output drive the search may set
+# the output drive the search may set: the parameter's whole range (-36 dB reaches a -36 LUFS target
+# from a 0 LUFS mix; the floor was -12 dB, and a -30 LUFS target from a -9 LUFS mix stopped at -21)
+DRIVE_MIN_DB, DRIVE_MAX_DB = BY_ID["out.drive_db"].min, BY_ID["out.drive_db"].max
 MIN_SLOPE = 0.25         # LU per dB of drive below which more drive only crushes the material
 LOSS_EXPONENT = 2.5      # limiter loss ~ (drive above where it is idle)^k: 2.4-2.7 measured on the test programmes
 FREE_GUARD_DB = 0.5      # the secant's unlimited anchor sits this far below the limiter's threshold

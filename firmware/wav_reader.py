@@ -161,3 +161,16 @@ def open_wav(path: Path) -> WavReader | None:
         f.close()
         return None
     return WavReader(f, layout, str(path))
+
+
+def unfinished_note(path) -> str | None:
+    """What to tell the user when ``path`` is a WAV whose header its recorder never finished (read to
+    the end of the file, see the module's docstring); None for any other file."""
+    reader = open_wav(Path(path))
+    if reader is None:
+        return None
+    with reader:
+        if not reader.unfinished:
+            return None
+        return (f"{path}: the WAV header was never finished (its recorder stopped before writing the sizes): "
+                f"read to the end of the file, {reader.frames / reader.samplerate:.1f} s")

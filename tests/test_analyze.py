@@ -167,6 +167,9 @@ def test_a_wav_whose_header_was_never_finished_is_read_to_its_end(masterbox_cmd,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert sf.info(out).frames == sf.info(music_wav).frames
+    assert "header was never finished" in proc.stderr      # said, not hidden
+    assert "header was never finished" in _run(masterbox_cmd, broken).stderr
+    assert "header was never finished" not in _run(masterbox_cmd, music_wav).stderr
 
 
 def test_silence_reads_null_not_error(masterbox_cmd, tmp_path):

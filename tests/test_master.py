@@ -130,6 +130,38 @@ def test_unreachable_target_is_reported(masterbox_cmd, song, tmp_path):
     assert out.exists()
 
 
+def test_the_quietest_target_is_reached_from_a_loud_mix(masterbox_cmd, tmp_path):
+    """A -30 LUFS target from a -6 LUFS mix through `transparent` needs 24 dB less: the drive's floor was
+    -12 dB, so the search stopped 12 LU over and blamed the ceiling. The drive now goes down to -36 dB."""
+    src = tmp_path / "loud-mix.wav"
+    x = render_programme(12.0, RATE, seed=5, peak_dbfs=-6.0)
+    gain = 10 ** ((-6.0 - ffmpeg_ebur128_of(x, tmp_path)) / 20)
+    sf.write(src, np.clip(x * gain, -1.0, 1.0), RATE, subtype="FLOAT")
+    out = tmp_path / "quiet.wav"
+    doc = json.loads(master(masterbox_cmd, src, out, "--preset", "transparent", "--target-lufs", "-30",
+                            "--json").stdout)
+    assert doc["target_reached"] is True and doc["message"] is None
+    assert doc["drive_db"] < -12.0
+    assert ffmpeg_ebur128(out, tmp_path)["integrated_lufs"] == pytest.approx(-30.0, abs=0.5)
+    assert deman_lufs(out) == pytest.approx(-30.0, abs=0.5)
+
+
+def ffmpeg_ebur128_of(x, tmp_path):
+    """ffmpeg's integrated loudness of the samples ``x`` (written as a float WAV)."""
+    p = tmp_path / "measure.wav"
+    sf.write(p, x, RATE, subtype="FLOAT")
+    return ffmpeg_ebur128(p, tmp_path)["integrated_lufs"]
+
+
+def test_a_target_over_by_the_drive_floor_does_not_blame_the_ceiling():
+    from firmware.commands.master import target_message
+
+    over = target_message(-36.0, False, -30.0, -1.0, ["output drive is at its minimum (-36 dB)"], "output")
+    assert over.startswith("target -36.0 LUFS not reached: output is -30.0 LUFS, 6.0 LU over")
+    short = target_message(-5.0, False, -8.0, -1.0, [], "output")
+    assert short.startswith("target -5.0 LUFS not reached at a -1.0 dBTP ceiling: output is -8.0 LUFS, 3.0 LU short")
+
+
 @pytest.mark.parametrize("kind,channels", [("silent", 2), ("silent", 1), ("short", 2), ("short", 1)])
 def test_a_target_without_loudness_to_measure_says_why(masterbox_cmd, tmp_path, kind, channels):
     """Digital silence, or a file under 400 ms: no loudness, so the target cannot apply; say so, still write.

@@ -100,6 +100,11 @@ def run(args: argparse.Namespace) -> int:
     except bwf.BextError as e:
         print(f"warning: {e}: its metadata is not shown", file=sys.stderr)
         chunk = None
+    from firmware.wav_reader import unfinished_note
+
+    note = unfinished_note(args.file)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     result["bext"] = None
     if chunk is not None:
         result["bext"] = chunk.as_dict()

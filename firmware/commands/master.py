@@ -59,8 +59,9 @@ def target_message(target: float | None, reached: bool | None, got: float | None
         return None
     if got is None:
         return f"target {target:.1f} LUFS not applied: {'; '.join(notes)}"
-    return (f"target {target:.1f} LUFS not reached at a {ceiling:.1f} dBTP ceiling: "
-            f"{what} is {got:.1f} LUFS, {abs(target - got):.1f} LU {'short' if got < target else 'over'}"
+    short = got < target     # over: the drive's floor, not the ceiling, stopped it
+    return (f"target {target:.1f} LUFS not reached{f' at a {ceiling:.1f} dBTP ceiling' if short else ''}: "
+            f"{what} is {got:.1f} LUFS, {abs(target - got):.1f} LU {'short' if short else 'over'}"
             + (f" ({'; '.join(notes)})" if notes else ""))
 
 
@@ -153,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
     from firmware.analysis import AnalysisError, analyze_file
     from firmware.cli import UserError
     from firmware.render import RenderError, master_file
+    from firmware.wav_reader import unfinished_note
 
     values, target, preset_name = _resolve(args)
     say = (lambda m: print(m, file=sys.stderr)) if not args.json else None
@@ -174,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
     for a in (before, after):
         a.pop("nonfinite_samples", None)    # the same keys for mono and stereo: input_faults says it
     faults = faults_message(res.input_faults)
+    unfinished = unfinished_note(args.input)
     message = target_message(target, res.target_reached, after["integrated_lufs"], values["lim.ceiling_dbtp"],
                              res.notes, "output")
     if args.json:
@@ -196,10 +199,10 @@ def run(args: argparse.Namespace) -> int:
         if target is not None and after["channels"] == 1:
             print("mono file: the target is its loudness as a mono file (BS.1770); played on two speakers "
                   "it sounds 3 dB louder (mono podcast delivery: --target-lufs -19)")
-        for line in (message, faults):
+        for line in (message, faults, unfinished):
             if line:
                 print(line)
-    for line in (message, faults) if args.json else ():
+    for line in (message, faults, unfinished) if args.json else ():
         if line:
             print(f"masterbox master: {line}", file=sys.stderr)
     return 0
