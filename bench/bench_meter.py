@@ -14,6 +14,9 @@ machine is busy; the absolute numbers are not.
   and of ``ffmpeg -nostats -i FILE -af ebur128=peak=true -f null -`` on the same 10-minute
   stereo 48 kHz 24-bit WAV (the dsp.programme demo music); median of 5, and their ratio; the
   ``_cpu_`` figures are the same runs' CPU time (user + system), less sensitive to other load.
+* ``analysis_numpy_reader_cpu_s`` / ``analysis_libsndfile_cpu_s``: ``firmware.analysis.analyze_file``
+  of the same file in this process, reading it with ``firmware/wav_reader.py`` (what it does) or
+  with libsndfile (what it did until 2026-11-24); medians, alternating; the results must be equal.
 * ``cold_start_s``: ``masterbox analyze`` of a 1 s file with an empty numba cache
   (``NUMBA_CACHE_DIR`` pointed at a fresh directory: every kernel compiles), ``warm_start_s``
   the same command once that cache is filled.
@@ -99,6 +102,31 @@ def _write_wav(path: Path, seconds: float) -> None:
     sf.write(path, render_programme(seconds, RATE, seed=0), RATE, subtype="PCM_24")
 
 
+def reader_figures(wav: Path, repeats: int) -> dict:
+    """CPU seconds of one analysis of ``wav`` read by numpy and by libsndfile, in this process."""
+    import soundfile as sf
+
+    from firmware import analysis
+
+    numpy_open = analysis._open
+    readers = {"numpy_reader": numpy_open, "libsndfile": lambda p: sf.SoundFile(str(p))}
+    analysis.analyze_file(wav)      # kernels loaded outside the timing
+    times: dict[str, list[float]] = {k: [] for k in readers}
+    results = {}
+    try:
+        for _ in range(repeats):
+            for name, opener in readers.items():
+                analysis._open = opener
+                t = time.process_time()
+                results[name] = analysis.analyze_file(wav)
+                times[name].append(time.process_time() - t)
+    finally:
+        analysis._open = numpy_open
+    if results["numpy_reader"] != results["libsndfile"]:
+        raise AssertionError(f"the two readers disagree: {results}")
+    return {f"analysis_{k}_cpu_s": round(statistics.median(v), 3) for k, v in times.items()}
+
+
 def run(quick: bool = False) -> dict:
     seconds = 60.0 if quick else 600.0
     repeats = 3 if quick else REPEATS
@@ -131,6 +159,7 @@ def run(quick: bool = False) -> dict:
         out["analyze_cpu_s"] = round(cpu_ours, 3)
         out["ffmpeg_ebur128_cpu_s"] = round(cpu_theirs, 3)
         out["analyze_over_ffmpeg_cpu"] = round(cpu_ours / cpu_theirs, 3)
+        out.update(reader_figures(wav, repeats))
 
         short = work / "short.wav"
         _write_wav(short, 1.0)
