@@ -8,7 +8,11 @@ request methods, each of which publishes its result with one reference assignmen
 Whatever a client sends cannot hurt the audio: malformed JSON, unknown commands, lines longer
 than :data:`MAX_LINE`, or a half line followed by a hang-up are answered (where possible) with
 ``{"ok": false, "error": ...}`` and logged; the connection or the line is dropped, the server
-carries on.
+carries on. Nor can a client that stops reading its replies hold up the others: replies are sent
+without blocking, what a client has not taken yet waits in its own buffer while the selector serves
+everyone else, and a client that lets :data:`MAX_PENDING` bytes pile up is dropped. (Until
+2026-11-24 a reply was sent blocking with a 1 s timeout from this one thread, so a client that sent
+60 status requests and read none held every other client up for 47 s.)
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ log = logging.getLogger("masterbox.control_channel")
 PROTOCOL_VERSION = 1
 MAX_LINE = 256 * 1024  # a full parameter set is ~8 KB of JSON; anything near this is a mistake
 MAX_CLIENTS = 32
+MAX_PENDING = 1024 * 1024  # reply bytes a client has not read yet; beyond this it is dropped
 TAPS = ("output", "input", "both")
 
 
@@ -58,6 +63,7 @@ class ControlServer:
         self._stop = threading.Event()
         self._sel = selectors.DefaultSelector()
         self._buffers: dict[socket.socket, bytearray] = {}
+        self._pending: dict[socket.socket, bytearray] = {}   # replies waiting for the client to read them
         self._discarding: set[socket.socket] = set()
         self._learn_t0: float | None = None
         self._thread = threading.Thread(target=self._serve, name="control-channel", daemon=True)
@@ -98,12 +104,15 @@ class ControlServer:
 
             rt.boost_helper_thread()  # never pre-empted while holding the GIL the loop needs
         while not self._stop.is_set():
-            for key, _ in self._sel.select(timeout=0.2):
+            for key, mask in self._sel.select(timeout=0.2):
                 sock = key.fileobj
                 try:
                     if sock is self._listener:
                         self._accept()
-                    else:
+                        continue
+                    if mask & selectors.EVENT_WRITE:
+                        self._flush(sock)
+                    if mask & selectors.EVENT_READ and sock in self._buffers:
                         self._receive(sock)
                 except Exception:  # noqa: BLE001 - one bad client never stops the server
                     log.exception("control channel: unexpected error; dropping that client")
@@ -112,7 +121,11 @@ class ControlServer:
     def _accept(self) -> None:
         conn, _ = self._listener.accept()
         if len(self._buffers) >= MAX_CLIENTS:
-            self._send(conn, {"ok": False, "error": f"too many clients (max {MAX_CLIENTS})"})
+            conn.setblocking(False)
+            try:  # a few bytes into an empty socket buffer: never waits
+                conn.send((json.dumps({"ok": False, "error": f"too many clients (max {MAX_CLIENTS})"}) + "\n").encode())
+            except OSError:
+                pass
             conn.close()
             return
         conn.setblocking(False)
@@ -125,6 +138,7 @@ class ControlServer:
         except (KeyError, ValueError):
             pass
         buf = self._buffers.pop(sock, None)
+        self._pending.pop(sock, None)
         self._discarding.discard(sock)
         if buf:
             self.errors += 1
@@ -162,23 +176,50 @@ class ControlServer:
                 continue
             if line.strip():
                 self._send(sock, self.handle_line(line))
+                if sock not in self._buffers:   # dropped: it let too many replies pile up
+                    return
 
     def _refuse(self, sock, why: str) -> None:
         self.errors += 1
         log.error("control channel: %s", why)
         self._send(sock, {"ok": False, "error": why})
 
-    @staticmethod
-    def _send(sock, reply: dict) -> None:
+    def _send(self, sock, reply: dict) -> None:
+        """Queue one reply line for ``sock`` and send what the socket takes now, without waiting."""
         data = (json.dumps(reply, default=str) + "\n").encode()
-        sock.setblocking(True)
-        sock.settimeout(1.0)
+        out = self._pending.get(sock)
+        if out is not None:             # older replies still wait: keep the order
+            out += data
+            if len(out) > MAX_PENDING:
+                self.errors += 1
+                log.error("control channel: a client left %d bytes of replies unread; dropped", len(out))
+                self._drop(sock)
+            return
         try:
-            sock.sendall(data)
+            sent = sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
         except OSError:
-            pass  # the client went away; its socket is dropped on the next read
-        finally:
-            sock.setblocking(False)
+            return  # the client went away; its socket is dropped on the next read
+        if sent < len(data):
+            self._pending[sock] = bytearray(data[sent:])
+            self._sel.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+
+    def _flush(self, sock) -> None:
+        """Send what waits for ``sock`` as far as it takes it; when all is sent, stop watching for room."""
+        out = self._pending.get(sock)
+        if out:
+            try:
+                sent = sock.send(out)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self._drop(sock)
+                return
+            del out[:sent]
+        if not out:
+            self._pending.pop(sock, None)
+            self._sel.modify(sock, selectors.EVENT_READ)
 
     # -- requests -----------------------------------------------------------------------
     def handle_line(self, line: bytes) -> dict:

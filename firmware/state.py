@@ -94,13 +94,15 @@ def parse_state(data: bytes) -> dict[str, Any]:
     active = doc.get("active_preset")
     if active is not None and not isinstance(active, str):
         raise StateError("active_preset is not text")
+    if not isinstance(doc.get("modified", False), bool):      # bool("no") would read as modified
+        raise StateError("modified is not true or false")
     slots, slots_error = Slots(), None
     if doc.get("slots") is not None:
         try:
             slots = Slots.from_json(doc["slots"], doc.get("schema_version", 0))
         except SlotsError as e:
             slots_error = str(e)
-    return {"values": values, "active_preset": active, "modified": bool(doc.get("modified", False)),
+    return {"values": values, "active_preset": active, "modified": doc.get("modified", False),
             "extra_values": extra, "version": migrated["schema_version"], "slots": slots, "slots_error": slots_error}
 
 

@@ -144,6 +144,43 @@ def test_commands_and_rubbish_on_one_running_engine(engine, tmp_path):
     c.close()
 
 
+def test_a_client_that_reads_no_replies_holds_up_no_one(engine):
+    """A client that sends requests and stops reading (a hung worker) must not stall the socket for the
+    others: until 2026-11-24 each reply was sent blocking from the one server thread, so 60 unread status
+    replies held another client's set_params up for 47 s. Its replies wait in its own buffer now, whole
+    and in order; one that lets more than MAX_PENDING pile up is dropped."""
+    from firmware.control_channel import MAX_PENDING, default_socket_path
+
+    status = (json.dumps({"cmd": "status", "values": True}) + "\n").encode()
+    stuck = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stuck.connect(str(default_socket_path()))
+    asks = [(json.dumps({"cmd": "status", "values": True, "id": i}) + "\n").encode() for i in range(60)]
+    stuck.sendall(b"".join(asks))                  # ~0.5 MB of replies: more than the socket holds
+    c = EngineClient()                             # the control process's client: 1 s and it gives up
+    assert wait_for(lambda: c.status()["ok"], 10, what="status beside the stuck client")
+    t0 = time.monotonic()
+    assert c.set_params({"out.drive_db": 4.0}) == {"out.drive_db": 4.0}
+    assert time.monotonic() - t0 < 1.0
+    stuck.settimeout(10)
+    f = stuck.makefile("rb")
+    replies = [_reply(f) for _ in range(60)]       # every reply, whole (a torn line would not parse)
+    assert all(r["ok"] and "values" in r for r in replies)
+    assert [r["id"] for r in replies] == list(range(60))   # in order
+    size = len(json.dumps(replies[0])) + 1
+    greedy = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    greedy.connect(str(default_socket_path()))
+    greedy.sendall(status * (2 * MAX_PENDING // size))
+    time.sleep(1.0)
+    greedy.settimeout(10)
+    got = b""
+    while chunk := greedy.recv(1 << 20):           # the server hangs up on it
+        got += chunk
+    assert got.count(b"\n") < 2 * MAX_PENDING // size
+    assert c.status()["state"] == "running"
+    for s in (stuck, greedy):
+        s.close()
+
+
 def test_client_without_engine_says_so(tmp_path):
     with pytest.raises(EngineUnavailable, match="not running"):
         EngineClient(tmp_path / "nothing.sock").status()

@@ -113,6 +113,7 @@ BAD_STATES = {
     "huge": b"{" + b" " * (2 * 1024 * 1024),
     "deep": b"[" * 200000,
     "hostile preset": None,
+    "modified not a bool": None,
 }
 
 
@@ -133,6 +134,10 @@ def test_corrupt_state_is_moved_aside_and_boot_uses_the_good_copy(tmp_path, stor
     elif kind == "hostile preset":
         doc = json.loads(good)
         doc["active_preset"] = {"../../etc": 1}
+        bad = json.dumps(doc).encode()
+    elif kind == "modified not a bool":
+        doc = json.loads(good)
+        doc["modified"] = "no"
         bad = json.dumps(doc).encode()
     path.write_bytes(bad)
     st = StateStore(path, store)
