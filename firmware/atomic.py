@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from firmware.names import cut_bytes
+
 NAME_MAX = 255          # bytes in one file name, where the filesystem does not say (os.pathconf)
 RANDOM_CHARS = 8        # the random part mkstemp puts between prefix and suffix
 
@@ -37,17 +39,6 @@ def name_max(directory: Path | str) -> int:
         return NAME_MAX
 
 
-def _cut(data: bytes, size: int) -> str:
-    """The first ``size`` bytes of a file name's ``data``, never ending inside a UTF-8 character."""
-    data = data[:max(size, 0)]
-    for drop in range(4):
-        try:
-            return data[:len(data) - drop].decode("utf-8")
-        except UnicodeDecodeError:
-            continue
-    return os.fsdecode(data)           # not UTF-8 at all: its bytes as they are
-
-
 def temporary_prefix(directory: Path | str, name: str, tag: str = "", suffix: str = ".tmp") -> str:
     """The prefix of a hidden temporary file for ``name`` in ``directory``: ``.NAME.`` (``.NAME.TAG.`` with a
     ``tag``), so that the whole ``.NAME.TAG.XXXXXXXX.SUFFIX`` is ``name`` with a dot before it and its
@@ -66,7 +57,7 @@ def temporary_prefix(directory: Path | str, name: str, tag: str = "", suffix: st
         return prefix
     digest = hashlib.sha1(os.fsencode(name)).hexdigest()[:8]
     room = limit - len(os.fsencode(f".~{digest}.{tail}" + "X" * RANDOM_CHARS + suffix))
-    return f".{_cut(os.fsencode(name), room)}~{digest}.{tail}"
+    return f".{cut_bytes(os.fsencode(name), room)}~{digest}.{tail}"
 
 
 def make_temporary(directory: Path | str, name: str, tag: str = "", suffix: str = ".tmp") -> Path:

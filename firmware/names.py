@@ -14,10 +14,24 @@ name it cannot cut (an album's outputs are named by ``masterbox album``) is chec
 
 from __future__ import annotations
 
+import os
+
 FILE_NAME_BYTES = 255     # NAME_MAX: one file name, in bytes
 WRAP_BYTES = 30           # the most the box adds around a capture's name: "." ".wav" ".96000" ".XXXXXXXX" ".tmp.wav"
 NAME_MAX_BYTES = 200      # the names the box makes: room left for WRAP_BYTES and an album's "-album-2" after them
 NAME_MAX_CHARS = 120      # and characters: the web takes a name of at most this many (webui.errors.check_name)
+
+
+def cut_bytes(data: bytes, size: int) -> str:
+    """The first ``size`` bytes of a file name's ``data`` (``os.fsencode``), never ending inside a UTF-8
+    character; a name that is not UTF-8 at all is cut as its bytes are."""
+    data = data[:max(size, 0)]
+    for drop in range(4):
+        try:
+            return data[:len(data) - drop].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    return os.fsdecode(data)
 
 
 def fit(name: str, max_bytes: int = NAME_MAX_BYTES, max_chars: int = NAME_MAX_CHARS) -> str:
@@ -26,7 +40,7 @@ def fit(name: str, max_bytes: int = NAME_MAX_BYTES, max_chars: int = NAME_MAX_CH
     cut = name[:max(max_chars, 0)]
     data = cut.encode("utf-8")
     if len(data) > max_bytes:
-        cut = data[:max(max_bytes, 0)].decode("utf-8", "ignore")
+        cut = cut_bytes(data, max_bytes)
     return name if cut == name else cut.rstrip()
 
 
