@@ -92,9 +92,10 @@ def _blocks(snd, block: int):
         yield x
 
 
-class _NonFinite:
+class SampleFaults:
     """Replaces a float file's faulty samples by silence, counting them: NaN, infinity, and values
-    beyond +80 dBFS (``dsp.chain.BIG``), the same test as the chain's input sanitising.
+    beyond +80 dBFS (``dsp.chain.BIG``), the same test as the chain's input sanitising. The
+    analysis uses it, and so does ``firmware.rate_convert`` before its filter.
 
     Why: one NaN in the K-weighting filters' state makes every reading after it NaN, so a float
     file with a single bad sample would read "undefined" with no hint why; one sample of 1e5 would
@@ -149,7 +150,7 @@ def analyze_file(path, block: int = 65536) -> dict:
         except ValueError as e:
             raise AnalysisError(f"{path}: {e}") from None
         if snd.subtype in FLOAT_SUBTYPES:
-            nonfinite = _NonFinite(block, channels)
+            nonfinite = SampleFaults(block, channels)
         for x in _blocks(snd, block):
             if nonfinite is not None:
                 nonfinite.clean(x)

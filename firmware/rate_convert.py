@@ -31,9 +31,9 @@ def convert_file(src: Path, dst: Path, rate_out: int, open_input: Callable,
     """
     import numpy as np
 
-    from dsp.chain import BIG
     from dsp.meter import LoudnessMeter
     from dsp.resample import Resampler
+    from firmware.analysis import SampleFaults
     from firmware.render import container, read_block
     from firmware.sndfile_output import SoundFileOutput
 
@@ -43,14 +43,11 @@ def convert_file(src: Path, dst: Path, rate_out: int, open_input: Callable,
         r = Resampler(rate, rate_out, channels)
         meter = LoudnessMeter(rate, channels)
         buf = np.empty((READ, channels))
-        faults = 0
+        faults = SampleFaults(READ, channels)
         with SoundFileOutput(dst, rate_out, channels, fmt, "FLOAT", name=name) as out:
             while True:
                 got = read_block(snd, READ, buf)
-                bad = ~(np.abs(got) <= BIG)
-                if bad.any():
-                    faults += int(bad.sum())
-                    got[bad] = 0.0
+                faults.clean(got)
                 if len(got):
                     meter.process(got)
                 y = r.process(got) if len(got) else r.finish()
@@ -59,4 +56,4 @@ def convert_file(src: Path, dst: Path, rate_out: int, open_input: Callable,
                     break
                 if tick is not None:
                     tick(len(got))
-    return faults, meter
+    return faults.count, meter
