@@ -287,15 +287,35 @@ class PresetStore:
         self._disk_index: dict[str, Any] | None = None  # the listing cache file, read once
         self._index_dirty = False
         self._changes = 0       # user preset files written or removed through this store (see `version`)
+        self._folder_sig: tuple | None = None   # the user folder's (inode, mtime) when `version` last looked
+        self._folder_moves = 0  # times it had moved: another process (``masterbox presets``) changed it
         self._sweep_temp_files()
 
     @property
     def version(self) -> int:
-        """A number that grows with every user preset this store writes, renames or removes: pages that
-        list the presets (the Live page's quick recall, the Presets page) list them again when it moves
-        (it is in the state they follow). A ``masterbox presets`` command is another process and another
-        store: what it changes shows at the next change made here or when the page is loaded."""
-        return self._changes
+        """A number that grows with every change to the user presets: pages that list the presets (the
+        Live page's quick recall, the Presets page) list them again when it moves (it is in the state
+        they follow).
+
+        It counts what this store writes, renames or removes, and also each time the user folder's
+        modification time has moved since the last look: a ``masterbox presets import`` or ``delete``
+        run from a shell is another process with its own store, and every file it writes or removes
+        is a rename or an unlink in that folder. One ``stat`` per look; the listing cache this store
+        writes there does not count."""
+        sig = self._folder_stat()
+        if sig != self._folder_sig:
+            with self._lock:
+                if sig != self._folder_sig:
+                    self._folder_sig = sig
+                    self._folder_moves += 1
+        return self._changes + self._folder_moves
+
+    def _folder_stat(self) -> tuple | None:
+        try:
+            st = os.stat(self.user_dir)
+            return st.st_ino, st.st_mtime_ns
+        except OSError:
+            return None
 
     # -- reading ------------------------------------------------------------------------
     def _scan(self, directory: Path, factory: bool) -> list[Preset | tuple[str, PresetError]]:
@@ -365,10 +385,13 @@ class PresetStore:
                 entries[file] = {"sig": list(sig), "row": item.summary()}
         self._disk_index = entries
         self._index_dirty = False
+        seen = self._folder_stat() == self._folder_sig   # no move from elsewhere left to count
         try:
             tmp = self.user_dir / f"{INDEX_FILE}.{os.getpid()}.tmp"
             tmp.write_text(json.dumps({"schema": _schema_fingerprint(), "entries": entries}, ensure_ascii=False))
             os.replace(tmp, self.user_dir / INDEX_FILE)
+            if seen:
+                self._folder_sig = self._folder_stat()   # the cache's own write is no change to the presets
         except OSError:
             pass  # a read-only or full disk only costs speed
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
 import zipfile
 
 import numpy as np
@@ -477,6 +478,32 @@ def test_presets_version_moves_with_every_change_to_the_presets(api, control):
         assert seen[-1] != seen[-2], (path, seen)
     api.post("/api/v1/presets/loud/recall", json={})            # a recall changes no preset
     assert version() == seen[-1]
+
+
+def test_presets_version_moves_when_the_presets_command_changes_them(api, control, masterbox_cmd, tmp_path):
+    """``masterbox presets import`` / ``delete`` run from a shell is another process with its own store;
+    the running box's pages still list the presets again (the state's presets_version moves) and see
+    the change. Nothing changed, the version stays."""
+    def version():
+        return api.get("/api/v1/state").get_json()["presets_version"]
+
+    def listed():
+        return {p["name"] for p in api.get("/api/v1/presets").get_json()["presets"]}
+
+    def presets(*args):
+        r = subprocess.run([*masterbox_cmd, "presets", *map(str, args)], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "MASTERBOX_HOME": str(control.presets.user_dir.parent)})
+        assert r.returncode == 0, r.stderr
+
+    src = tmp_path / "From shell.json"
+    src.write_text(json.dumps(preset_doc("From shell")))
+    v0 = version()
+    assert version() == v0 and "From shell" not in listed()
+    presets("import", src)
+    v1 = version()
+    assert v1 != v0 and "From shell" in listed()
+    presets("delete", "From shell")
+    assert version() != v1 and "From shell" not in listed()
 
 # -- requests that used to answer 500 --------------------------------------------------------
 BIG = "1" + "0" * 400      # a JSON integer no float can hold: float() raises OverflowError
