@@ -31,7 +31,7 @@ from firmware.capture_master import MasterJobs
 from firmware.capture_upload import Uploads
 from firmware.captures import CaptureIndex, run_analysis
 from firmware.learn import Learner
-from firmware.presets import Preset, PresetStore
+from firmware.presets import Preset, PresetError, PresetStore
 from firmware.reference_track import ReferenceTrack
 from firmware.state import StateStore
 
@@ -107,6 +107,7 @@ class Control:
         self._repair_lock = threading.Lock()   # the watcher and the housekeeping thread both repair
         self._closed = threading.Event()
         self._unsubscribe = self.state.subscribe(self._push_changes)
+        self._presets_seen = self.presets.version   # see follow_presets
         self._watcher = None
         if watch:
             self._watcher = threading.Thread(target=self._watch_engine, name="engine-watch", daemon=True)
@@ -241,6 +242,25 @@ class Control:
     def _watch_engine(self) -> None:
         while not self._closed.wait(WATCH_S):
             self.check_engine()
+            self.follow_presets()
+
+    def follow_presets(self) -> None:
+        """When the presets changed (their ``version``), check the presets the settings slots came from.
+        A ``masterbox presets import --overwrite`` or ``delete`` run from a shell is another process:
+        without this look, a slot from the preset it replaced would still read "not modified" while
+        the box plays other values than the stored preset, and a Save would silently overwrite the
+        import. Such a slot is marked modified, as after an import or a delete through the web."""
+        version = self.presets.version
+        if version == self._presets_seen:
+            return
+        self._presets_seen = version
+        for name in self.state.slot_presets():
+            try:
+                p = self.presets.get(name)
+            except PresetError:
+                self.state.preset_deleted(name)   # gone or damaged: the slot keeps its values
+                continue
+            self.state.preset_replaced(p.name, p.params)
 
     def check_engine(self) -> bool:
         """Push everything if the engine is new since the last look; True if it pushed."""
@@ -293,7 +313,6 @@ class Control:
         """Save the current values over the active user preset, or under ``name``."""
         name = name or self.state.active_preset
         if not name:
-            from firmware.presets import PresetError
             raise PresetError("no active preset to save over; give a name", [("name", "missing")])
         p = self.presets.save(name, self.state.values, description)
         self.state.mark_saved(p.name)

@@ -379,19 +379,24 @@ class StateStore:
 
         self._preset_gone(name, after)
 
+    def slot_presets(self) -> set[str]:
+        """The presets the two settings slots came from (for :meth:`Control.follow_presets`)."""
+        with self._lock:
+            return {s.active_preset for s in (self._played(), self._slots.other)
+                    if s is not None and s.active_preset is not None}
+
     def _preset_gone(self, name: str, after: Callable[[Settings], Settings]) -> None:
         def names(s: Settings | None) -> bool:
             return s is not None and s.active_preset is not None and s.active_preset.casefold() == name.casefold()
 
         with self._lock:
             played, other = self._played(), self._slots.other
-            if not names(played) and not names(other):
-                return
-            if names(played):
-                played = after(played)
-                self.active_preset, self.modified = played.active_preset, played.modified
-            if names(other):
-                self._slots = Slots(self._slots.current, after(other))
+            new_played = after(played) if names(played) else played
+            new_other = after(other) if names(other) else other
+            if new_played == played and new_other == other:
+                return   # nothing to say (e.g. a replacement with the values the slot holds)
+            self.active_preset, self.modified = new_played.active_preset, new_played.modified
+            self._slots = Slots(self._slots.current, new_other)
             self._changed()
             subs = list(self._subs)
         self._notify(subs, {}, "preset")

@@ -78,3 +78,45 @@ def test_an_import_over_the_preset_a_slot_came_from_marks_that_slot_modified(api
     st = api.get("/api/v1/state").get_json()
     assert (st["slots"]["other_preset"], st["slots"]["other_modified"]) == ("Theirs", True)
     assert control.state.snapshot()["slots"]["other_values"]["st.width"] == 120.0
+
+
+def test_a_presets_command_from_a_shell_marks_the_slot_from_the_preset_it_replaced_or_deleted(
+        api, control, masterbox_cmd, tmp_path):
+    """``masterbox presets import --overwrite`` and ``delete`` run from a shell (another process, the real
+    console command) while the box plays that preset: the box notices on its next look at the presets
+    (``Control.follow_presets``, every 0.5 s in the running box) and the slot says modified, as after
+    the same change through the web. A command that changes another preset leaves it alone."""
+    import json
+    import subprocess
+
+    from mbweb_helpers import preset_doc
+
+    def presets(*args):
+        r = subprocess.run([*masterbox_cmd, "presets", *map(str, args)], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+
+    def doc(name, **values):
+        f = tmp_path / f"{name}-{len(list(tmp_path.iterdir()))}.json"
+        f.write_text(json.dumps(preset_doc(name, **values)))
+        return f
+
+    presets("import", doc("Mine", **{"eq1.gain_db": 0.8}))
+    presets("import", doc("Theirs", **{"st.width": 120.0}))
+    assert api.post("/api/v1/presets/Theirs/recall", json={}).status_code == 200
+    assert api.req("POST", "/api/v1/state/slot", json={"slot": 2}).status_code == 200
+    assert api.post("/api/v1/presets/Mine/recall", json={}).status_code == 200
+
+    def state():
+        control.follow_presets()
+        st = api.get("/api/v1/state").get_json()
+        return st["active_preset"], st["modified"], st["slots"]["other_preset"], st["slots"]["other_modified"]
+
+    assert state() == ("Mine", False, "Theirs", False)
+    presets("import", doc("Unrelated"))
+    presets("import", "--overwrite", doc("Mine", **{"eq1.gain_db": 0.8}))   # the values the slot holds
+    assert state() == ("Mine", False, "Theirs", False)
+    presets("import", "--overwrite", doc("Mine", **{"eq1.gain_db": -5.0}))
+    assert state() == ("Mine", True, "Theirs", False)
+    assert control.state.values["eq1.gain_db"] == 0.8      # what is heard is not changed by the import
+    presets("delete", "Theirs")
+    assert state() == ("Mine", True, "Theirs", True)
