@@ -48,7 +48,7 @@ def build_panel(cfg: dict, simulated: bool):
             os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
             from hw.panel.simulated import SimulatedPanel
 
-            return SimulatedPanel(spec)
+            return SimulatedPanel(spec, resting_shafts=True)   # its pots start where the settings are
         from hw.panel.panel import Panel
 
         return Panel(spec)

@@ -124,6 +124,24 @@ class PotKnob(CompositeDevice):
             callback(new)
         return new
 
+    def settle(self, position: float) -> int:
+        """The shaft has been put where the parameter is (a simulated shaft that no hand has
+        turned yet): take that as read, picked up, without reporting a move; returns the ADC
+        count the shaft now reads (put it on the channel before the next :meth:`poll`).
+
+        Reading it through :meth:`poll` instead would report the count's rounding of the
+        value as a turn, and so move the parameter by up to half a count."""
+        x = min(max(float(position), 0.0), 1.0)
+        d = self.centre_detent
+        if d > 0.0 and x != 0.5:   # the inverse of _travel: where on the shaft that position is
+            x = 0.5 + math.copysign(abs(x - 0.5) * (0.5 - d) / 0.5 + d, x - 0.5)
+        raw = round(x * self.FULL_SCALE)
+        with self._lock:
+            self._raw = raw
+            self._physical = self._travel(raw / self.FULL_SCALE)
+            self._picked = True
+        return raw
+
     def _travel(self, x: float) -> float:
         """Where the shaft's reading ``x`` (0..1) puts the knob, after the centre detent."""
         d = self.centre_detent

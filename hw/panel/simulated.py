@@ -137,15 +137,23 @@ class SimulatedPanel(Panel):
 
     :param PanelSpec spec: the panel to simulate (default: :data:`DEFAULT_PANEL`).
 
+    :param bool resting_shafts: a potentiometer's shaft that no hand has turned yet (:meth:`turn`,
+        :meth:`set_pot`) rests where its parameter is, and follows it (a recall) like a motorised
+        pot; the first turn takes it over, and from then on pick-up works as on the box. The demo
+        sets it, so its knobs answer the first click instead of waiting to be turned up from 0 to
+        their parameters. Off (the default), every shaft starts at 0, as a box's pots may.
+
     Every method is safe to call from a web request thread; one lock keeps two requests
     from interleaving their edges on the same pins.
     """
 
-    def __init__(self, spec: PanelSpec = DEFAULT_PANEL):
+    def __init__(self, spec: PanelSpec = DEFAULT_PANEL, *, resting_shafts: bool = False):
         factory = PanelMockFactory()
         self.factory = factory
         self.adc_chip = None
-        self._hands = threading.RLock()
+        self._hands = threading.RLock()   # also held while the panel loop polls (see set_knob)
+        self.resting_shafts = resting_shafts
+        self._turned: set[str] = set()    # pots a hand has turned
         if any(k.kind == "pot" for k in spec.knobs):
             a = spec.adc
             self.adc_chip = MockMCP3008(a.clock, a.mosi, a.miso, a.select, pin_factory=factory)
@@ -204,9 +212,24 @@ class SimulatedPanel(Panel):
             raise ValueError(f"knob {name!r} is not a potentiometer")
         spec = self.spec.knob(name)
         with self._hands:
+            self._turned.add(name)
             self.adc_chip.channels[spec.channel] = round(min(max(position, 0.0), 1.0) * PotKnob.FULL_SCALE)
             knob.poll()
             return knob.position
+
+    def set_knob(self, name: str, position: float) -> None:
+        """The parameter moved elsewhere; with :attr:`resting_shafts`, a pot no hand has turned
+        goes there too. Under the hands' lock, which the panel loop's polls also take, so no
+        poll reads the channel between the shaft's move and the knob's knowing of it."""
+        with self._hands:
+            super().set_knob(name, position)
+            knob = self.knobs[name]
+            if self.resting_shafts and isinstance(knob, PotKnob) and name not in self._turned:
+                self.adc_chip.channels[self.spec.knob(name).channel] = knob.settle(position)
+
+    def poll_pots(self) -> None:
+        with self._hands:
+            super().poll_pots()
 
     # -- buttons -------------------------------------------------------------------------
     def press(self, role: str) -> None:

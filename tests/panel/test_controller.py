@@ -471,3 +471,43 @@ def test_a_shutdown_command_that_cannot_run_flashes_error(box):
     panel.hold("bypass")
     pc.flush()
     assert pc.status(control.read_meters()) == "error" and "No such file" in pc.last_error
+
+
+def test_the_demos_resting_shafts_start_at_the_settings_and_answer_the_first_click(box):
+    """``masterbox demo``'s panel (``resting_shafts``): every pot's shaft starts where its parameter is,
+    picked up, and the panel loop's polls of it change no value (not even the ADC count's rounding);
+    a recall moves a shaft no hand has turned (TONE, with its centre detent, too); the first click of
+    the web's virtual panel moves the parameter at once; a shaft that was turned then stays put on a
+    recall and waits to be picked up, as on the box."""
+    pc, control, panel = box(panel=SimulatedPanel(SPEC, resting_shafts=True))
+    control.state.set({"out.drive_db": 7.3, "eq.tone_db": 1.7, "st.width": 133.0}, "test")
+    control_values = control.state.values
+    for _ in range(5):
+        panel.poll_pots()
+    pc.flush()
+    assert control.state.values == control_values          # no rounding written back, no "modified"
+    for name, knob in panel.pots.items():
+        assert knob.picked_up, name
+        assert knob.physical == pytest.approx(knob.position, abs=1.5 / 1023), name
+    control.recall("loud")                                  # width 150 %: the untouched shaft follows
+    assert panel.knobs["width"].picked_up and panel.knobs["width"].physical == pytest.approx(0.75, abs=1e-3)
+    before = control.state.get("out.drive_db")
+    panel.turn("output", 1)                                 # one click of the virtual panel
+    pc.flush()
+    assert control.state.get("out.drive_db") > before
+    panel.turn("width", -1)
+    pc.flush()
+    turned = panel.knobs["width"].physical
+    assert control.state.get("st.width") == pytest.approx(turned * 200) and turned < 0.75
+    control.recall("transparent")                           # width 100 %: the turned shaft stays
+    assert not panel.knobs["width"].picked_up and panel.knobs["width"].physical == turned
+
+
+def test_a_simulated_panels_shafts_start_at_0_unless_they_rest(box):
+    """Without ``resting_shafts`` (tests, `masterbox run --sim-panel` as before), a pot's shaft reads 0
+    and waits to be picked up, as a box's pots may after power-on."""
+    pc, control, panel = box()
+    control.state.set({"st.width": 133.0}, "test")
+    pc.flush()
+    panel.poll_pots()
+    assert panel.knobs["width"].physical == 0.0 and not panel.knobs["width"].picked_up

@@ -127,6 +127,8 @@ def test_demo_meters_move_within_10_s_engine_restarts_and_ctrl_c_stops_all(demo,
     panel = demo.get("/api/v1/panel")  # the simulated front panel was built, not left out
     assert panel.get("knobs"), panel
     assert "front panel not available" not in demo.output()
+    pots = {n: k for n, k in panel["knobs"].items() if "picked_up" in k}
+    assert pots and all(k["picked_up"] for k in pots.values()), pots   # the demo's shafts rest at the settings
 
     engine_pid = int(demo.find(r"engine started \(pid (\d+)\)").group(1))
     control_pid = int(demo.find(r"control started \(pid (\d+)\)").group(1))
