@@ -131,16 +131,21 @@ class PotKnob(CompositeDevice):
 
         Reading it through :meth:`poll` instead would report the count's rounding of the
         value as a turn, and so move the parameter by up to half a count."""
-        x = min(max(float(position), 0.0), 1.0)
-        d = self.centre_detent
-        if d > 0.0 and x != 0.5:   # the inverse of _travel: where on the shaft that position is
-            x = 0.5 + math.copysign(abs(x - 0.5) * (0.5 - d) / 0.5 + d, x - 0.5)
-        raw = round(x * self.FULL_SCALE)
+        raw = round(self.shaft_for(position) * self.FULL_SCALE)
         with self._lock:
             self._raw = raw
             self._physical = self._travel(raw / self.FULL_SCALE)
             self._picked = True
         return raw
+
+    def shaft_for(self, position: float) -> float:
+        """Where on the shaft (0..1) the knob reads ``position``: the inverse of the centre detent's
+        stretch (the detent's middle for the centre itself)."""
+        x = min(max(float(position), 0.0), 1.0)
+        d = self.centre_detent
+        if d <= 0.0 or x == 0.5:
+            return x
+        return 0.5 + math.copysign(abs(x - 0.5) * (0.5 - d) / 0.5 + d, x - 0.5)
 
     def _travel(self, x: float) -> float:
         """Where the shaft's reading ``x`` (0..1) puts the knob, after the centre detent."""

@@ -172,14 +172,15 @@ class SimulatedPanel(Panel):
         deliberate one: the edges come as fast as Python drives pins, but the knob's
         acceleration is held off, so N detents are N steps. With ``interval`` (seconds
         between detents; 0 for as fast as possible) the turn takes real time and the
-        knob's acceleration applies as it would to a hand. A potentiometer moves by
-        ``detents`` hundredths of its travel.
+        knob's acceleration applies as it would to a hand. A potentiometer's shaft moves so
+        that its reading moves by ``detents`` hundredths of the travel (over a centre detent in
+        one click).
         """
         knob = self.knobs[name]
         with self._hands:
-            if isinstance(knob, PotKnob):
+            if isinstance(knob, PotKnob):   # the reading moves 1 %, out of a centre detent too
                 base = knob.physical if knob.physical is not None else knob.position
-                self.set_pot(name, base + detents / 100.0)
+                self.set_pot(name, knob.shaft_for(base + detents / 100.0))
                 return knob.position
             a, b = knob.a.pin, knob.b.pin
             seq = CW_DETENT if detents > 0 else CCW_DETENT

@@ -511,3 +511,24 @@ def test_a_simulated_panels_shafts_start_at_0_unless_they_rest(box):
     pc.flush()
     panel.poll_pots()
     assert panel.knobs["width"].physical == 0.0 and not panel.knobs["width"].picked_up
+
+
+@pytest.mark.parametrize("resting", [False, True])
+def test_each_click_of_the_virtual_panel_moves_a_centred_pot_one_hundredth(box, resting):
+    """A simulated pot with a centre detent (TONE at 0 dB): each click moves its reading by 1 % of the
+    travel, the first one out of the detent too (the shaft used to move 1 % and stay inside the 2.5 %
+    detent, so the first two clicks did nothing), and back to exactly the centre."""
+    pc, control, panel = box(panel=SimulatedPanel(SPEC, resting_shafts=resting))
+    control.state.set({"eq.tone_db": 0.0}, "test")
+    if not resting:
+        panel.set_pot("tone", 0.5)
+    pc.flush()
+    lo, hi = schema.BY_ID["eq.tone_db"].min, schema.BY_ID["eq.tone_db"].max
+    readings = []
+    for step in (1, 1, 1, -1, -1, -1):
+        panel.turn("tone", step)
+        pc.flush()
+        readings.append(control.state.get("eq.tone_db"))
+    span = (hi - lo) / 100
+    assert readings[:3] == pytest.approx([span, 2 * span, 3 * span], abs=span * 0.1), readings
+    assert readings[5] == 0.0 and readings[3] == pytest.approx(2 * span, abs=span * 0.1), readings
