@@ -1,7 +1,7 @@
 """``masterbox demo [--input FILE] [--port 8080]``: the whole box on simulated hardware.
 
 The engine runs on the ``sim`` backend in real time (the built-in demo programme, or FILE
-looped), the control process runs the simulated front panel and the web UI on
+looped, converted to the box's sample rate), the control process runs the simulated front panel and the web UI on
 http://127.0.0.1:PORT. A fresh password is generated at each start and stored through the web
 UI's password store, so the demo prints a login that works once you open the page. The web UI
 listens on this machine only (127.0.0.1). Ctrl-C stops every process.
@@ -21,7 +21,8 @@ READY_TIMEOUT = 300.0  # a first start compiles the numba kernels when the cache
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the whole box on simulated hardware, web UI on 127.0.0.1:8080",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input", metavar="FILE", help="play FILE (looped) instead of the built-in programme")
+    p.add_argument("--input", metavar="FILE",
+                   help="play FILE (looped, at the box's sample rate) instead of the built-in programme")
     p.add_argument("--port", type=int, default=8080, help="web UI port (default 8080)")
     p.set_defaults(func=run)
 
@@ -61,6 +62,20 @@ def wait_for_web(url: str, timeout: float, stop: threading.Event) -> bool:
     return False
 
 
+def check_source(source: Path, error: type[Exception]) -> None:
+    """Refuse, before anything starts, a file the demo cannot play: otherwise the page says the demo
+    is running while the engine fails on it again at every restart. (At any sample rate: the
+    simulated engine converts it to the box's rate as it loads it.)"""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(source))
+    except (OSError, RuntimeError) as e:
+        raise error(f"--input {source}: cannot read it as audio ({e})") from None
+    if info.frames == 0:
+        raise error(f"--input {source}: the file holds no audio")
+
+
 def run(args: argparse.Namespace) -> int:
     from firmware import paths
     from firmware.cli import UserError
@@ -76,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         source = Path(args.input)
         if not source.is_file():
             raise UserError(f"--input {args.input}: no such file")
+        check_source(source, UserError)
         engine_args = ["--input", str(source.resolve())]
 
     paths.ensure(paths.data_root())

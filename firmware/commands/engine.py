@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stats-json", metavar="FILE", help="write the run's statistics here at exit")
     p.add_argument("--wait-ready", action="store_true",
                    help="build the chain before opening the device (processed from the first sample)")
-    p.add_argument("--input", metavar="WAV", help="sim backend: source file, looped (default: the demo programme)")
+    p.add_argument("--input", metavar="WAV",
+                   help="sim backend: source file, looped, converted to --rate (default: the demo programme)")
     p.add_argument("--output", metavar="WAV", help="sim backend: write what would be played here")
     p.add_argument("--no-realtime", action="store_true",
                    help="do not ask for SCHED_FIFO, locked memory or a CPU wake-up latency")

@@ -1,7 +1,8 @@
 """Simulated audio hardware: a clock-paced source and sink, for the demo and most tests.
 
-The source is a WAV file (looped, read into memory at open) or the built-in demo programme
-(``dsp.programme.render_programme``, rendered once at open). The sink is a WAV file or nothing.
+The source is an audio file (looped, read into memory at open, and converted to the stream's
+rate when it has another, as a desk would feed the box at its rate) or the built-in demo
+programme (``dsp.programme.render_programme``, rendered once at open). The sink is a WAV file or nothing.
 Pacing follows the wall clock exactly like a sound card would: period ``k`` becomes available
 at ``start + k * period / rate``. A loop that falls more than the buffer (``periods - 1``
 periods) behind counts an xrun and the clock restarts from now, as a card would recover.
@@ -88,11 +89,12 @@ class SimBackend(AudioBackend):
                     data, rate = sf.read(str(self.source), dtype="float64", always_2d=True)
                 except (OSError, RuntimeError) as e:
                     raise DeviceError(f"cannot read the source file {self.source}: {e}") from None
-                if rate != self.rate:
-                    raise DeviceError(f"the source file {self.source} is {rate} Hz but the engine runs at "
-                                      f"{self.rate} Hz; use --rate {rate}")
                 if len(data) == 0:
                     raise DeviceError(f"the source file {self.source} holds no audio")
+                if rate != self.rate:   # as a desk feeds the box at its rate: converted once, here
+                    from dsp.resample import resample
+
+                    data = resample(data, rate, self.rate)
                 if data.shape[1] == 1:
                     data = np.repeat(data, 2, axis=1)
                 self._src = np.ascontiguousarray(data[:, :2])

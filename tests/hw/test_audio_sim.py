@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from hw.audio import OK, XRUN, StreamConfig, make_backend
@@ -45,16 +46,26 @@ def test_source_loops_and_sink_holds_the_wire_samples(tmp_path):
     assert rate == 44100 and np.array_equal(out, quantize(looped, "S24_3LE"))
 
 
-def test_a_wrong_rate_source_is_refused_with_the_fix(tmp_path):
-    import pytest
-
-    from hw.audio import DeviceError
-
+def test_a_source_at_another_rate_is_converted_to_the_streams(tmp_path):
+    """A 44.1 kHz mix played by a 48 kHz simulated card (``masterbox demo --input``) is heard at its
+    pitch and level, not refused and not played 9 % sharp: one loop lasts the file's duration at the
+    new rate, and a 997 Hz tone stays 997 Hz (numpy's FFT as the oracle) at the same amplitude."""
     src = tmp_path / "s.wav"
-    sf.write(str(src), np.zeros((100, 2)), 44100)
-    b = make_backend("sim", StreamConfig(rate=48000), source=src)
-    with pytest.raises(DeviceError, match="--rate 44100"):
-        b.open()
+    t = np.arange(44100) / 44100
+    sf.write(str(src), np.stack([0.5 * np.sin(2 * np.pi * 997 * t)] * 2, axis=1), 44100, subtype="FLOAT")
+    b = make_backend("sim", StreamConfig(rate=48000, period=480), source=src, paced=False)
+    b.open()
+    buf, got = np.zeros((480, 2)), []
+    for _ in range(200):
+        assert b.read(buf) == OK
+        got.append(buf.copy())
+    both = np.concatenate(got)[:, 0]
+    y = both[:48000]
+    assert np.array_equal(both[48000:], y)         # the loop is 1 s long at 48 kHz too
+    spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+    assert np.argmax(spectrum) * 48000 / len(y) == pytest.approx(997, abs=1.0)
+    middle = y[4800:-4800]
+    assert np.abs(middle).max() == pytest.approx(0.5, abs=0.5 * 0.002)
 
 
 def test_demo_programme_is_the_default_source():

@@ -26,12 +26,12 @@ def _free_port() -> int:
 class Demo:
     """The demo in its own process group, its output collected line by line."""
 
-    def __init__(self, cmd, cwd, port):
+    def __init__(self, cmd, cwd, port, *args):
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.lines: list[str] = []
         self.started = time.monotonic()
-        self.proc = subprocess.Popen([*cmd, "demo", "--port", str(port)], cwd=cwd, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([*cmd, "demo", "--port", str(port), *args], cwd=cwd, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
                                      start_new_session=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -152,3 +152,38 @@ def test_demo_meters_move_within_10_s_engine_restarts_and_ctrl_c_stops_all(demo,
     with capsys.disabled():
         print(f"\n    demo: meters moving {time_to_meters:.1f} s after start; engine kill -9 -> respawned "
               f"{respawn:.2f} s, meters moving again {back:.1f} s")
+
+
+def test_demo_plays_a_44k1_mix_and_refuses_a_file_it_cannot_play(masterbox_cmd, tmp_path, warm_kernels):
+    """``masterbox demo --input`` with a 44.1 kHz file (the usual mix rate; the box runs at 48 kHz):
+    the engine plays it, converted, without restarting, and the meters hear it at its level (a
+    -20 dBFS 1 kHz sine in both channels: -20.0 LUFS by BS.1770, on the input meter). A file that is
+    not audio is refused at once, before anything starts, instead of a demo "running" on an engine
+    that fails at every restart."""
+    import numpy as np
+    import soundfile as sf
+
+    mix = tmp_path / "mix44k1.flac"
+    t = np.arange(44100 * 5) / 44100
+    sf.write(str(mix), np.stack([0.1 * np.sin(2 * np.pi * 1000 * t)] * 2, axis=1), 44100, subtype="PCM_24")
+    d = Demo(masterbox_cmd, tmp_path, _free_port(), "--input", str(mix))
+    try:
+        password = _until(lambda: d.find(r"log in with the password: (\S+)"), 30)
+        assert password, d.output()
+        d.login(password.group(1))
+        meters = _until(lambda: _moving(d), 15)
+        assert meters, d.output()
+        reading = _until(lambda: (m := d.meters()) and m.get("in_short_term_lufs") is not None
+                         and abs(m["in_short_term_lufs"] + 20.0) < 0.2 and m, 15)
+        assert reading, (d.meters(), d.output())
+        assert reading.get("rate") == 48000
+        assert not d.find(r"engine exited|engine restarted"), d.output()
+    finally:
+        d.stop()
+
+    junk = tmp_path / "notes.wav"
+    junk.write_text("not audio")
+    r = subprocess.run([*masterbox_cmd, "demo", "--port", str(_free_port()), "--input", str(junk)],
+                       capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert r.returncode == 2 and "cannot read it as audio" in r.stderr, (r.returncode, r.stderr)
+    assert "engine" not in r.stdout + r.stderr.replace(str(junk), "")
