@@ -7,6 +7,7 @@ zip it writes with Python's zipfile, not with the preset store that wrote it.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import zipfile
 
@@ -63,3 +64,25 @@ def test_import_refuses_names_the_web_cannot_address_and_writes_nothing(masterbo
     assert proc.returncode != 0 and "start with '.'" in proc.stderr, proc.stderr
     listed = json.loads(_presets(masterbox_cmd, "list", "--json").stdout)
     assert [r["name"] for r in listed if not r["factory"]] == []
+
+
+def test_listing_into_a_closed_pipe_exits_0_without_a_message(masterbox_cmd, tmp_path, _isolated_home):
+    """``masterbox presets list | head -1``: the reader went away, which is no error of the command
+    (exit 0, nothing on stderr, as for every command: docs/chain.md). The listing commands turned the
+    broken pipe into "masterbox presets: : Broken pipe", exit 2. The pipe's reading end is closed
+    before the command starts, so its first write fails whatever the output's size."""
+    import numpy as np
+    import soundfile as sf
+
+    captures = _isolated_home / "captures"
+    captures.mkdir(exist_ok=True)
+    sf.write(str(captures / "take.wav"), np.zeros((4800, 2)), 48000, subtype="PCM_24")
+    for args in (("presets", "list"), ("presets", "list", "--json"), ("presets", "show", "streaming"),
+                 ("captures", "list"), ("captures", "list", "--json")):
+        r, w = os.pipe()
+        os.close(r)
+        try:
+            proc = subprocess.run([*masterbox_cmd, *args], stdout=w, stderr=subprocess.PIPE, text=True, timeout=120)
+        finally:
+            os.close(w)
+        assert (proc.returncode, proc.stderr) == (0, ""), args

@@ -85,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
     except PresetError as e:
         raise UserError(str(e)) from None
+    except BrokenPipeError:
+        raise       # `| head`: the reader had enough (firmware.cli: exit 0), not a file's error
     except OSError as e:
         raise UserError(f"{e.filename or ''}: {e.strerror}") from None
     return 2
