@@ -2,7 +2,8 @@
 
 This is what the systemd units do on the box, for a machine without them: the two processes are
 started and supervised by :mod:`firmware.supervisor` (an engine that dies is back within 3 s; one
-whose audio loop stalls is killed and restarted after 5 s without a heartbeat), and Ctrl-C stops both. ``--sim`` runs on the simulated audio backend and panel.
+whose audio loop stalls is killed and restarted after 5 s without a heartbeat), and Ctrl-C stops
+both. ``--sim`` runs on the simulated audio backend and panel.
 """
 
 from __future__ import annotations
