@@ -304,11 +304,15 @@ class CaptureIndex:
 
     def list(self) -> list[dict[str, Any]]:
         """Every capture, newest first."""
-        if not self.directory.is_dir():
+        # os.scandir, not Path.glob: glob lists a folder it may not read as empty, which would say
+        # "no captures" to a user who may not see them (the box's data, read by another user)
+        try:
+            names = [e.name for e in os.scandir(self.directory) if e.name.endswith(".wav")]
+        except (FileNotFoundError, NotADirectoryError):
             return []
         recording = self._recording()
         rows = []
-        for wav in self.directory.glob("*.wav"):
+        for wav in (self.directory / n for n in names):
             if wav.name.startswith("."):
                 continue
             try:

@@ -15,7 +15,7 @@ import threading
 
 from firmware import __version__
 from firmware.commands import COMMANDS
-from firmware.errors import Terminated, UserError
+from firmware.errors import Terminated, UserError, os_error_text
 
 __all__ = ["UserError", "build_parser", "main"]
 
@@ -132,6 +132,9 @@ def _run(args) -> int:
         return 1
     except UserError as e:
         print(f"masterbox {args.command}: {e}", file=sys.stderr)
+        return 2
+    except PermissionError as e:   # one the command did not expect: a file of the box's, read by another user
+        print(f"masterbox {args.command}: {os_error_text(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

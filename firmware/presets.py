@@ -657,5 +657,5 @@ class PresetStore:
                             os.unlink(e.path)
                     except FileNotFoundError:
                         pass
-        except FileNotFoundError:
-            pass
+        except OSError:
+            pass   # missing, or another user's (a `masterbox master` with a factory preset needs none of it)

@@ -86,3 +86,38 @@ def test_listing_into_a_closed_pipe_exits_0_without_a_message(masterbox_cmd, tmp
         finally:
             os.close(w)
         assert (proc.returncode, proc.stderr) == (0, ""), args
+
+
+def test_another_users_commands_on_the_boxs_data_say_what_to_do(masterbox_cmd, tmp_path, _isolated_home):
+    """On the box, /usr/local/bin/masterbox points every user at the data root, which only the service
+    user may read. Another user can still master and analyse with a factory preset (the preset store
+    used to fail on its start-up sweep of the user folder: a traceback); listing the box's presets or
+    captures, or using a user preset, is one line that says how to get in, exit 2, no traceback.
+    The kernel's own permission check does the refusing: the folders are mode 000, and as root the
+    command runs without the capabilities that bypass file modes (setpriv)."""
+    import numpy as np
+    import soundfile as sf
+
+    mix, out = tmp_path / "mix.wav", tmp_path / "out.wav"
+    sf.write(str(mix), np.random.default_rng(1).normal(0, 0.1, (48000, 2)), 48000, subtype="PCM_24")
+    locked = [_isolated_home / "presets", _isolated_home / "captures"]
+    for d in locked:
+        d.mkdir(exist_ok=True)
+        d.chmod(0)
+    as_user = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    try:
+        def run(*args):
+            return subprocess.run([*as_user, *masterbox_cmd, *map(str, args)], capture_output=True, text=True,
+                                  timeout=300)
+
+        ok = run("master", mix, out, "--preset", "streaming")
+        assert ok.returncode == 0 and out.is_file(), ok.stderr
+        for args in (("presets", "list"), ("captures", "list"),
+                     ("master", mix, tmp_path / "o2.wav", "--preset", "mine")):
+            r = run(*args)
+            assert r.returncode == 2 and "Traceback" not in r.stderr, (args, r.stderr)
+            assert "Permission denied" in r.stderr and "sudo masterbox" in r.stderr, (args, r.stderr)
+            assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    finally:
+        for d in locked:
+            d.chmod(0o755)

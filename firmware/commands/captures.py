@@ -35,6 +35,7 @@ def _fmt(v, spec: str, unit: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from firmware.captures import CaptureError, CaptureIndex
     from firmware.cli import UserError
+    from firmware.errors import os_error_text
 
     index = CaptureIndex()
     try:
@@ -67,5 +68,5 @@ def run(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         raise       # `| head`: the reader had enough (firmware.cli: exit 0), not a file's error
     except OSError as e:
-        raise UserError(f"{e.filename or ''}: {e.strerror}") from None
+        raise UserError(os_error_text(e)) from None
     return 2

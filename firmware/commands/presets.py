@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from firmware.cli import UserError
+    from firmware.errors import os_error_text
     from firmware.presets import PresetError, PresetStore
 
     store = PresetStore()
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         raise       # `| head`: the reader had enough (firmware.cli: exit 0), not a file's error
     except OSError as e:
-        raise UserError(f"{e.filename or ''}: {e.strerror}") from None
+        raise UserError(os_error_text(e)) from None
     return 2
 
 
