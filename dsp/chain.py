@@ -140,7 +140,8 @@ I_CMP = 23          # compare match: CMP_OFF, CMP_ON or CMP_SWITCH (Chain.match_
 I_CMP_FROM = 24     # the meters' first 100 ms hop that heard the settings as they are now
 I_CMP_HOP = 25      # the meters' hop count at the last update
 I_CMP_NEW = 26      # 1: new target settings arrived (set_values, set_flat, load_flat): measure them afresh
-NI = 27
+I_AGAIN = 27        # 1: a filter just switched type, placement or slope while faded out: fade it back in
+NI = 28
 CMP_OFF, CMP_ON, CMP_SWITCH = 0, 1, 2
 
 # -- split rendering (offline drive search; see Chain.set_split) -----------------------------
@@ -262,7 +263,7 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
         if prev[k] != nxt[k] and k != R_LM and k != R_CMP:
             settled = False
         prev[k] = nxt[k]
-    if not (moved or fresh) and settled and ist[I_BYPASS] == ist[I_BYPASS_SEEN]:
+    if not (moved or fresh) and settled and ist[I_BYPASS] == ist[I_BYPASS_SEEN] and ist[I_AGAIN] == 0:
         # nothing moves: the derived values, ramps and coefficients all stand; only the EQ
         # glides end and the level match follows the meters
         for b in range(EQ_ROWS):
@@ -272,6 +273,7 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
         _compare_match(tgt, nxt, fs, ist, False, mf_in, mi_in, mf_out, mi_out)
         return
     ist[I_BYPASS_SEEN] = ist[I_BYPASS]
+    ist[I_AGAIN] = 0
     step = 1.0 if fresh else fs[F_STEP_FADE]
 
     # input
@@ -289,6 +291,7 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
         if ist[I_HPF_ACT] != slope:
             ist[I_HPF_ACT] = slope
             fs[F_DES_HPF] = -1.0
+            ist[I_AGAIN] = 1   # nothing else may move: without this the next update would skip the fade-in
         biquad.clear(z, B_HPF)
         biquad.clear(z, B_HPF + 1)
     if ist[I_HPF_ACT] != 0 and fs[F_DES_HPF] != cur[P_HPF_FREQ]:
@@ -324,6 +327,7 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
                 ist[I_EQ_TYPE + b] = typ
                 ist[I_EQ_PLACE + b] = place
                 fs[F_DES_EQ + 3 * b] = -1.0
+                ist[I_AGAIN] = 1
             continue
         d = F_DES_EQ + 3 * b
         f = cur[base + 2]

@@ -273,3 +273,55 @@ def test_multiband_at_unity_is_flat_through_the_chain():
     band = (f >= 20) & (f <= 20000)
     mag = 20 * np.log10(np.abs(np.fft.rfft(ir[:, 0] / 0.25)))[band]
     assert np.max(np.abs(mag)) < 0.01
+
+
+def _tone_gain(chain, f, seconds_before, change, seconds_after, amp=0.1):
+    """The chain's gain (dB) at ``f`` over the last 0.5 s, after ``change`` was set alone
+    ``seconds_before`` into a steady tone (least-squares fit of the tone, both channels)."""
+    n0, n1 = int(seconds_before * RATE), int(seconds_after * RATE)
+    t = np.arange(n0 + n1) / RATE
+    x = np.repeat((amp * np.sin(2 * np.pi * f * t))[:, None], 2, axis=1)
+    y = np.zeros_like(x)
+    for i in range(0, n0, 128):                 # the box's 128-frame periods
+        chain.process(x[i:i + 128], y[i:i + 128])
+    if change:
+        chain.set_values(change)
+    for i in range(n0, n0 + n1, 128):
+        chain.process(x[i:i + 128], y[i:i + 128])
+    tail, tt = y[-RATE // 2:], t[-RATE // 2:]
+    basis = np.stack([np.sin(2 * np.pi * f * tt), np.cos(2 * np.pi * f * tt)], axis=1)
+    gains = [np.hypot(*np.linalg.lstsq(basis, tail[:, ch], rcond=None)[0]) / amp for ch in range(2)]
+    return [20 * np.log10(g) for g in gains]
+
+
+def _butter_gain_db(order, fc, f):
+    sos = signal.butter(order, fc, "highpass", fs=RATE, output="sos")
+    return 20 * np.log10(abs(signal.sosfreqz(sos, [f], fs=RATE)[1][0]))
+
+
+def _rbj_gain_db(kind, fc, g, q, f):
+    b, a = _oracle(kind, fc, g, q)
+    return 20 * np.log10(abs(signal.freqz(b, a, [f], fs=RATE)[1][0]))
+
+
+@pytest.mark.parametrize("before,change,f,oracle_db", [
+    ({"eq1.on": True, "eq1.type": "bell", "eq1.freq": 1000.0, "eq1.gain_db": 6.0, "eq1.q": 1.0},
+     {"eq1.type": "high_shelf"}, 1000.0, lambda: _rbj_gain_db(rbj.HIGH_SHELF, 1000.0, 6.0, 1.0, 1000.0)),
+    ({"eq2.on": True, "eq2.type": "low_cut", "eq2.freq": 200.0, "eq2.q": 0.707},
+     {"eq2.type": "high_cut"}, 1000.0, lambda: _rbj_gain_db(rbj.HIGH_CUT, 200.0, 0.0, 0.707, 1000.0)),
+    ({"eq4.on": True, "eq4.type": "bell", "eq4.freq": 1000.0, "eq4.gain_db": 6.0, "eq4.q": 1.0, "eq4.place": "side"},
+     {"eq4.place": "stereo"}, 1000.0, lambda: 6.0),
+    ({"in.hpf_slope": "12", "in.hpf_freq": 40.0}, {"in.hpf_slope": "24"}, 30.0, lambda: _butter_gain_db(4, 40.0, 30.0)),
+    ({"in.hpf_freq": 40.0}, {"in.hpf_slope": "12"}, 20.0, lambda: _butter_gain_db(2, 40.0, 20.0)),
+    ({"in.hpf_freq": 40.0}, {"in.hpf_slope": "24"}, 20.0, lambda: _butter_gain_db(4, 40.0, 20.0)),
+])
+def test_a_lone_switch_of_type_placement_or_slope_fades_the_filter_back_in(before, change, f, oracle_db):
+    """A band's type or placement, or the subsonic filter's slope, changed on its own (one click on
+    the web page, the only change in flight) while audio runs: the filter fades out, switches and
+    fades back in within a second, to the response of the new filter (scipy's Butterworth, the
+    bilinear transform of the RBJ analog prototype). Until 2026-11-24 it faded out and stayed out
+    (0 dB) until another parameter moved."""
+    c = Chain(RATE, max_block=128)
+    c.set_values({**before, "lim.ceiling_dbtp": 0.0})
+    got = _tone_gain(c, f, 1.0, change, 1.5)
+    assert got == pytest.approx([oracle_db()] * 2, abs=0.02), (change, got, oracle_db())
