@@ -179,6 +179,7 @@ class Preset:
     def summary(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "factory": self.factory,
                 "file": self.file, "target_lufs": self.params.get("target.lufs"),
+                "level_to_target": bool(self.extra.get("level_to_target", True)),   # False: `master` keeps the level
                 "ceiling_dbtp": self.params.get("lim.ceiling_dbtp"), "error": None}
 
 
@@ -257,8 +258,13 @@ INDEX_FILE = ".index.json"  # hidden: never taken for a preset
 
 
 def _schema_fingerprint() -> str:
-    """Changes whenever the parameter table does, so a cached validity verdict is never stale."""
-    return hashlib.sha1(json.dumps(schema.describe(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """Changes whenever the parameter table or the listing's row does (ROW_FIELDS), so a cached validity
+    verdict or row is never stale."""
+    table = {"params": schema.describe(), "row": ROW_FIELDS}
+    return hashlib.sha1(json.dumps(table, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+ROW_FIELDS = ("name", "description", "factory", "file", "target_lufs", "level_to_target", "ceiling_dbtp", "error")
 
 
 class _Listed:

@@ -121,3 +121,15 @@ def test_another_users_commands_on_the_boxs_data_say_what_to_do(masterbox_cmd, t
     finally:
         for d in locked:
             d.chmod(0o755)
+
+
+def test_the_listing_says_which_presets_keep_the_level(masterbox_cmd):
+    """`transparent` carries a target (-14 LUFS) that `master` does not apply (``level_to_target: false``):
+    the listing says "keeps level" for it instead of a loudness it will not reach, and the JSON says
+    so; the others list their targets."""
+    text = _presets(masterbox_cmd, "list").stdout.splitlines()
+    rows = {r["name"]: r for r in json.loads(_presets(masterbox_cmd, "list", "--json").stdout)}
+    line = next(t for t in text if " transparent " in t)
+    assert "keeps level" in line and "LUFS" not in line.split("dBTP")[0], line
+    assert rows["transparent"]["level_to_target"] is False and rows["streaming"]["level_to_target"] is True
+    assert "-14.0 LUFS" in next(t for t in text if " streaming " in t)

@@ -53,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
                     print(f"  !  {r['file']}: {r['error']}")
                     continue
                 kind = "factory" if r["factory"] else "user"
-                print(f"{kind:8} {r['name']:<32} {r['target_lufs']:>6.1f} LUFS {r['ceiling_dbtp']:>5.1f} dBTP"
-                      f"  {r['description']}")
+                target = f"{r['target_lufs']:>6.1f} LUFS" if r.get("level_to_target", True) else "keeps level"
+                print(f"{kind:8} {r['name']:<32} {target:>11} {r['ceiling_dbtp']:>5.1f} dBTP  {r['description']}")
             return 0
         if args.action == "show":
             sys.stdout.write(store.export_json(args.name))
