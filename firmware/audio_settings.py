@@ -20,6 +20,13 @@ the engine start again. Why it is done this way:
   (``Restart=always``, ``RestartSec=1s``). Nothing here needs root or systemctl rights. An engine
   nobody restarts must not be stopped (the box would go silent), so :class:`AudioApplier` refuses
   unless it is told the engine is supervised (:func:`engine_is_supervised`).
+* **The file must be writable by the service, and say so when it is not.** On the box control
+  runs as the ``masterbox`` user with ``ProtectSystem=strict``: the installer makes
+  ``/etc/masterbox`` ``root:masterbox 2770`` and ``config.toml`` ``0660``, and the control unit
+  lists the folder in ``ReadWritePaths=`` (the rename needs the folder, not just the file). The
+  replaced file keeps its mode (never world-readable). Where that is missing (an old install, a
+  file or folder changed by hand) the apply stops before anything changed, with
+  :class:`AudioConfigFileError` naming the file, the reason and the remedy.
 * **Never leave the box silent.** Success means a *new* engine (started after the stop request)
   moves audio with exactly the new rate/period/periods/device. If a new engine cannot open its
   device (a card that does not exist, a rate it cannot do), it says so in its start-failure record
@@ -33,6 +40,7 @@ the engine start again. Why it is done this way:
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -43,7 +51,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from firmware.atomic import write_atomic
+from firmware.atomic import ordinary_mode, write_atomic
 
 log = logging.getLogger("masterbox.audio_settings")
 
@@ -61,6 +69,37 @@ class AudioSettingsError(ValueError):
 
 class AudioApplyConflict(RuntimeError):
     """A change that cannot be made right now (another apply, a capture running, no supervisor)."""
+
+
+class AudioConfigFileError(RuntimeError):
+    """The config file cannot be read or replaced by this process: the box's set-up, not the request.
+
+    On the box control runs as the service user behind ``ProtectSystem=strict``; replacing the
+    file needs write access to its folder (a temporary file beside it, then a rename), which the
+    installer and the control unit's ``ReadWritePaths=`` give. Where that is missing the answer
+    must say which file and why, and that nothing was changed, not be a bare 500: it is raised
+    before the file or the engine is touched. ``path`` and ``errno`` let the web UI pick its status.
+    """
+
+    def __init__(self, path: Path, action: str, error: OSError):
+        self.path, self.errno = Path(path), error.errno
+        reason = os.strerror(error.errno).lower() if error.errno else str(error)
+        super().__init__(f"cannot {action} {path}: {reason}; nothing was changed and the engine keeps running. "
+                         f"{config_file_hint(self.path, error.errno)}")
+
+
+def config_file_hint(path: Path, code: int | None) -> str:
+    """What a person can do about an ``OSError`` ``code`` on the config file ``path``."""
+    by_hand = "edit [audio] in the file by hand and restart the engine"
+    if code in (errno.EACCES, errno.EPERM):
+        return (f"The service's group needs read and write access to {path.parent} and {path.name} (the installer "
+                f"sets them: run `sudo systemd/install.sh` again), or {by_hand}")
+    if code == errno.EROFS:
+        return (f"{path.parent} is read-only for this process (on the box the control unit's ReadWritePaths= "
+                f"must list it: run `sudo systemd/install.sh` again), or {by_hand}")
+    if code == errno.ENOSPC:
+        return f"The disk is full: free some space, or {by_hand}"
+    return f"Or {by_hand}"
 
 
 def engine_is_supervised(env: Mapping[str, str] | None = None) -> bool:
@@ -245,15 +284,14 @@ class AudioApplier:
     def _apply(self, changes: dict) -> dict:
         from firmware.config import ConfigError, load_config
 
-        existed = self.path.exists()
-        old_text = self.path.read_text(encoding="utf-8") if existed else ""
+        existed, old_text = self._read()
         try:
             old_audio = self.current()
         except ConfigError as e:
             raise AudioSettingsError(f"the config file is broken, fix it by hand first: {e}") from None
         new_text = checked_edit(old_text, changes, self.path)
         new_audio = {**old_audio, **changes}
-        write_atomic(self.path, new_text)
+        self._write(new_text)
         try:
             load_config(self.path)
         except ConfigError as e:
@@ -295,9 +333,27 @@ class AudioApplier:
                 "rollback_s": round(time.monotonic() - t1, 3),
                 "start_failure": (result.get("start_failure") or {}).get("error")}
 
+    def _read(self) -> tuple[bool, str]:
+        """(whether the file exists, its text); a folder or file this process may not read is the
+        box's set-up, said as such (``Path.exists`` raises too when the folder is closed to us)."""
+        try:
+            existed = self.path.exists()
+            return existed, self.path.read_text(encoding="utf-8") if existed else ""
+        except OSError as e:
+            raise AudioConfigFileError(self.path, "read", e) from None
+
+    def _write(self, text: str) -> None:
+        """Replace the file, keeping its mode (0660 from the installer: the engine, the service
+        group and root read it, nobody else; ``write_atomic``'s own default would make it
+        world-readable). Before anything else changed, so a failure leaves file and engine alone."""
+        try:
+            write_atomic(self.path, text, mode=ordinary_mode(self.path))
+        except OSError as e:
+            raise AudioConfigFileError(self.path, "write", e) from None
+
     def _restore(self, existed: bool, old_text: str) -> None:
         if existed:
-            write_atomic(self.path, old_text)
+            write_atomic(self.path, old_text, mode=ordinary_mode(self.path))
         else:
             self.path.unlink(missing_ok=True)
 

@@ -10,7 +10,8 @@
 #   /opt/masterbox/share/doc      the documentation
 #   /var/lib/masterbox            data root: presets/, captures/, state.json   (owned by masterbox)
 #   /var/cache/masterbox/numba    the numba cache, warmed here because entries are CPU-specific
-#   /etc/masterbox/config.toml    from firmware/config-template.toml, only when missing
+#   /etc/masterbox/config.toml    from firmware/config-template.toml, only when missing; the folder
+#                                 root:masterbox 2770 and the file 0660 (the web UI writes [audio])
 #   /etc/systemd/system/masterbox-*.service, /etc/avahi/services/masterbox.service,
 #   /etc/polkit-1/rules.d/50-masterbox.rules (the panel may power the box off)
 #
@@ -140,13 +141,17 @@ fi
 say "directories"
 mkdir -p "$R_PREFIX" "$R_DATA/presets" "$R_DATA/captures" "$R_CONFIG" "$R_CACHE/numba" "$R_UNITS" "$R_AVAHI"
 if [ "$NO_SYSTEM" = 1 ]; then
-  skip "chown $USER_NAME of $DATA_ROOT and $CACHE_DIR"
+  skip "chown $USER_NAME of $DATA_ROOT and $CACHE_DIR; chown root:$USER_NAME of $CONFIG_DIR and its files"
 else
   chown -R "$USER_NAME:$USER_NAME" "$R_DATA" "$R_CACHE"
   chmod 0750 "$R_DATA"
   chown root:"$USER_NAME" "$R_CONFIG"
-  chmod 0750 "$R_CONFIG"
 fi
+# The service group writes in the config folder: the web UI's System page replaces config.toml
+# (a temporary file beside it, then a rename; firmware/audio_settings.py). setgid, so a file
+# written there by anyone keeps the group; nothing for others. On every run (an upgrade fixes
+# an older install's 0750); modes are set under --root too, only the owner needs the system.
+chmod 2770 "$R_CONFIG"
 
 # 4. The code: a copy of this checkout (without its venv, data and build leftovers).
 say "source -> $PREFIX/src"
@@ -217,8 +222,11 @@ fi
 cp "$TEMPLATE" "$R_CONFIG/config.toml.template"
 if [ "$NO_SYSTEM" = 0 ]; then
   chown root:"$USER_NAME" "$R_CONFIG/config.toml" "$R_CONFIG/config.toml.template"
-  chmod 0640 "$R_CONFIG/config.toml" "$R_CONFIG/config.toml.template"
 fi
+# The group reads and writes the config (engine and control read it, the System page writes it);
+# the template is for reading. The text of a kept config.toml is never touched.
+chmod 0660 "$R_CONFIG/config.toml"
+chmod 0640 "$R_CONFIG/config.toml.template"
 
 # 7. The numba cache, compiled on this CPU as the service user (the engine then only loads it).
 if [ "$NO_WARM" = 1 ]; then

@@ -7,7 +7,7 @@ import re
 import shutil
 import subprocess
 import xml.dom.minidom
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -71,8 +71,32 @@ def test_control_unit_comes_after_the_engine_and_never_takes_it_down():
     s = u["Service"]
     assert set(s["SupplementaryGroups"][0].split()) >= {"gpio", "spi"}
     assert s["ProtectSystem"] == ["strict"] and s["NoNewPrivileges"] == ["yes"]
-    assert s["ReadWritePaths"] == ["/var/lib/masterbox"]
+    assert s["ReadWritePaths"][0] == "/var/lib/masterbox"
     assert "firmware.control_main" in s["ExecStart"][0]
+
+
+def writable_paths(service: dict[str, list[str]]) -> list[PurePosixPath]:
+    """Every ``ReadWritePaths=`` entry (space-separated, "-" = may be missing) as a path."""
+    return [PurePosixPath(p.lstrip("-")) for value in service.get("ReadWritePaths", []) for p in value.split()]
+
+
+def covered(path: PurePosixPath, writable: list[PurePosixPath]) -> bool:
+    return any(path == w or w in path.parents for w in writable)
+
+
+def test_control_may_replace_the_config_file_and_the_engine_may_not():
+    """The System page writes [audio] with a temporary file beside config.toml renamed over it: under
+    ProtectSystem=strict the control unit needs the whole folder writable, not only the data root.
+    The engine only reads the config, so /etc stays read-only for it."""
+    engine, control = (unit(n)["Service"] for n in ("masterbox-engine.service", "masterbox-control.service"))
+    for s in (engine, control):
+        assert s["ProtectSystem"] == ["strict"]
+    config = PurePosixPath(dict(v.split("=", 1) for v in control["Environment"])["MASTERBOX_CONFIG"])
+    assert config == PurePosixPath(dict(v.split("=", 1) for v in engine["Environment"])["MASTERBOX_CONFIG"])
+    assert covered(config.parent, writable_paths(control)), control["ReadWritePaths"]
+    assert covered(PurePosixPath("/var/lib/masterbox"), writable_paths(control))
+    assert not covered(config.parent, writable_paths(engine)), engine["ReadWritePaths"]
+    assert writable_paths(engine) == [PurePosixPath("/var/lib/masterbox")]
 
 
 def test_engine_and_control_share_a_run_directory_that_outlives_an_engine_restart():

@@ -6,6 +6,7 @@ never a 500 and never a partial change.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -699,6 +700,31 @@ def test_audio_settings_validated_before_refusal(api):
         assert r.status_code == 400 and needle in error_of(r), (bad, error_of(r))
     r = api.post("/api/v1/system/audio", json={"rate": 48000})
     assert r.status_code == 409 and "config file" in error_of(r)
+
+
+def test_audio_settings_in_a_read_only_config_folder_are_a_503_naming_the_file(api, control, monkeypatch, tmp_path):
+    """On the box the config folder is read-only to control unless its unit lists it in ReadWritePaths=
+    (ProtectSystem=strict): the write fails with EROFS, which no test running as root can provoke, so
+    the write is made to fail as the kernel does there. (The real EACCES of a folder the service user
+    cannot write: tests/system/test_installer.py.) The answer names the file, the reason and what to
+    do; the engine is not stopped and the file keeps its text."""
+    import firmware.audio_settings as audio_settings
+
+    monkeypatch.setenv("MASTERBOX_SUPERVISED", "1")
+    config = tmp_path / "masterbox.toml"
+    config.write_text("[audio]\nperiod = 128  # mine\n")
+    stops = []
+    control.engine.stop_engine = lambda: stops.append(1)
+
+    def read_only_folder(path, data, mode=0o644):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path.parent / f".{path.name}.x.tmp"))
+
+    monkeypatch.setattr(audio_settings, "write_atomic", read_only_folder)
+    r = api.post("/api/v1/system/audio", json={"period": 256})
+    assert r.status_code == 503, r.get_json()
+    assert error_of(r).startswith(f"cannot write {config}: read-only file system; nothing was changed")
+    assert "ReadWritePaths=" in error_of(r) and r.get_json()["config"] == str(config)
+    assert stops == [] and config.read_text() == "[audio]\nperiod = 128  # mine\n"
 
 
 # -- panel --------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,7 +11,7 @@ from flask import current_app, jsonify
 
 import firmware
 from firmware import paths
-from firmware.audio_settings import AudioApplyConflict
+from firmware.audio_settings import AudioApplyConflict, AudioConfigFileError
 from webui.api import bp
 from webui.backend import call, control, jsonable
 from webui.errors import ApiError, field, json_body, refuse_unknown
@@ -110,10 +111,14 @@ def get_system():
 
 
 def _apply_or_conflict(out: dict) -> dict:
+    """409 for "not now"; 503 (507: disk full) with the file's own reason when this process cannot
+    read or replace the config file (the box's permissions, not the request: nothing was changed)."""
     try:
         return control().apply_audio_settings(out)
     except AudioApplyConflict as e:
         raise ApiError(409, str(e)) from None
+    except AudioConfigFileError as e:
+        raise ApiError(507 if e.errno == errno.ENOSPC else 503, str(e), config=str(e.path)) from None
 
 
 @bp.post("/system/audio")
@@ -122,7 +127,8 @@ def set_audio():
 
     Blocks until the engine is back with the new settings (200, with the timings), or until
     they were found unusable and rolled back (422, ``result.rolled_back``). 409: another apply
-    is running, a capture is recording, or nothing would restart the engine.
+    is running, a capture is recording, or nothing would restart the engine. 503: the config
+    file cannot be written by this process (named, with the reason); file and engine untouched.
     """
     data = json_body()
     refuse_unknown(data, {"device", "rate", "period", "periods"})
