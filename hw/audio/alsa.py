@@ -42,6 +42,36 @@ def _close_quietly(pcms) -> None:
             pass
 
 
+def granted_problem(info: dict, kind: str, device: str, rate: int, format_name: str, channels: int,
+                    period: int, periods: int) -> str | None:
+    """Why the stream the device granted (``pcm.info()``) cannot be used as asked, or None.
+
+    pyalsaaudio 0.11 opens a PCM with the *nearest* configuration the device allows and says nothing
+    when a setting was not granted, so each one is checked here, at open, where a person can fix it.
+    Unchecked, a mono device ran with each block eating two device periods (xruns, distortion), a
+    4-channel one failed every read ("Data size must be a multiple of framesize") and a larger
+    period overflowed the capture ring; a period count smaller than asked cannot hold the prefill.
+    A period count larger than asked is harmless (the prefill, not the buffer, sets the latency).
+    """
+    where = f"ALSA {kind} device {device!r}"
+    if info.get("rate") != rate or info.get("format_name") != format_name:
+        return (f"{where} does not do {rate} Hz {format_name} "
+                f"(it offered {info.get('rate')} Hz {info.get('format_name')}); try a plughw: device")
+    got = info.get("channels")
+    if got != channels:
+        return (f"{where} gives {got} channel(s); masterbox needs {channels}: use a plughw: device, or an "
+                f"ALSA 'plug' or 'route' PCM that maps the device's channels to {channels}")
+    got = info.get("period_size")
+    if got != period:
+        return (f"{where} grants a period of {got} frames, not {period}: set period = {got} "
+                f"([audio] in the config, the System page, or --period {got})")
+    got = info.get("periods")
+    if got is not None and got < periods:
+        return (f"{where} grants {got} periods, not {periods}: set periods = {got} "
+                f"([audio] in the config, the System page, or --periods {got})")
+    return None
+
+
 class AlsaBackend(AudioBackend):
     """Capture from ``config.capture_device`` and play to ``config.playback_device``."""
 
@@ -80,11 +110,11 @@ class AlsaBackend(AudioBackend):
                                 periodsize=self.period, periods=self.periods)
         except alsaaudio.ALSAAudioError as e:
             raise DeviceError(f"cannot open ALSA {kind} device {device!r}: {e}") from None
-        info = pcm.info()
-        if info.get("rate") != self.rate or info.get("format_name") != self.format.name:
+        problem = granted_problem(pcm.info(), kind, device, self.rate, self.format.name, self.channels,
+                                  self.period, self.periods)
+        if problem:
             pcm.close()
-            raise DeviceError(f"ALSA {kind} device {device!r} does not do {self.rate} Hz {self.format.name} "
-                              f"(it offered {info.get('rate')} Hz {info.get('format_name')}); try a plughw: device")
+            raise DeviceError(problem)
         return pcm
 
     def open(self) -> None:

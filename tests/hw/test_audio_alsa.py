@@ -36,6 +36,10 @@ def _asoundrc(tmp_path):
     (tmp_path / "alsa" / "asoundrc").write_text(f"""
 pcm.mbin {{ type file slave.pcm "null" file "/dev/null" infile "{tmp_path / 'in.raw'}" format "raw" }}
 pcm.mbout {{ type file slave.pcm "null" file "{tmp_path / 'out.raw'}" format "raw" }}
+pcm.mono {{ type multi slaves.a.pcm "mbin" slaves.a.channels 1 bindings.0 {{ slave a channel 0 }} }}
+pcm.quad {{ type multi slaves.a.pcm "mbin" slaves.a.channels 4
+  bindings.0 {{ slave a channel 0 }} bindings.1 {{ slave a channel 1 }}
+  bindings.2 {{ slave a channel 2 }} bindings.3 {{ slave a channel 3 }} }}
 """)
     return {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
 
@@ -74,3 +78,48 @@ def test_missing_device_and_unsupported_rate_are_refused_with_a_reason(tmp_path)
     assert r.returncode == 0, r.stderr
     assert "cannot open ALSA capture device 'nosuchpcm'" in r.stdout
     assert "rate 22050 Hz is not supported" in r.stdout
+
+
+@pytest.mark.parametrize("device, channels", [("mono", 1), ("quad", 4)])
+def test_a_device_that_is_not_stereo_is_refused_at_open_naming_what_it_gives(tmp_path, device, channels):
+    """pyalsaaudio grants the nearest channel count without a word: a mono device used to run with every
+    block eating two device periods, a 4-channel one to fail every read and flap lost/back for ever."""
+    env = _asoundrc(tmp_path)
+    (tmp_path / "in.raw").write_bytes(bytes(4 * 4 * 128 * 8))
+    script = textwrap.dedent(f"""
+        from hw.audio import StreamConfig, make_backend, DeviceError
+        b = make_backend("alsa", StreamConfig(capture_device="{device}", playback_device="mbout"))
+        try:
+            b.open()
+        except DeviceError as e:
+            print("refused:", e)
+        else:
+            print("opened")
+    """)
+    r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60,
+                       cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert r.returncode == 0, r.stderr
+    assert f"refused: ALSA capture device '{device}' gives {channels} channel(s); masterbox needs 2" in r.stdout
+    assert "plughw:" in r.stdout
+
+
+GRANTED = {"rate": 48000, "format_name": "S32_LE", "channels": 2, "period_size": 128, "periods": 2}
+
+
+@pytest.mark.parametrize("granted, words", [
+    ({}, None),
+    ({"periods": 3}, None),  # a deeper buffer than asked: the prefill still sets the latency
+    ({"rate": 44100}, "does not do 48000 Hz S32_LE (it offered 44100 Hz S32_LE)"),
+    ({"channels": 1}, "gives 1 channel(s); masterbox needs 2"),
+    ({"period_size": 512}, "grants a period of 512 frames, not 128: set period = 512"),
+    ({"period_size": 64}, "grants a period of 64 frames, not 128: set period = 64"),
+    ({"periods": 1}, "grants 1 periods, not 2: set periods = 1"),
+])
+def test_every_setting_the_device_may_not_grant_is_checked(granted, words):
+    from hw.audio.alsa import granted_problem
+
+    problem = granted_problem({**GRANTED, **granted}, "playback", "hw:1", 48000, "S32_LE", 2, 128, 2)
+    if words is None:
+        assert problem is None
+    else:
+        assert problem.startswith("ALSA playback device 'hw:1' ") and words in problem
