@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -462,7 +463,19 @@ class Control:
 
     # -- overview -----------------------------------------------------------------------
     def engine_status(self) -> dict:
-        return self._engine_call(self.engine.status)
+        """The engine's status; when it does not answer and its last start failed (a device that is
+        not there, a rate it cannot do: the record it leaves next to its socket), why, under
+        ``start_failure``: otherwise the only reason is in the supervisor's log or the journal."""
+        reply = self._engine_call(self.engine.status)
+        socket = getattr(self.engine, "path", None)
+        if reply.get("ok") is False and socket is not None:
+            from firmware.start_failure import failed_since
+
+            failed = failed_since(socket, 0.0)
+            if failed:
+                reply["start_failure"] = {"error": failed.get("error"), "device": failed.get("device") or {},
+                                          "age_s": round(max(0.0, time.monotonic() - failed["monotonic"]), 1)}
+        return reply
 
     def status(self) -> dict:
         return {"state": self.state.snapshot(), "bypass": self.bypassed, "monitor": self.monitor_mode,

@@ -692,6 +692,23 @@ def test_system_info(api):
     assert isinstance(s["log"], list)
 
 
+def test_system_says_why_the_engine_could_not_start(api, control, masterbox_cmd, tmp_path):
+    """An engine whose audio device is not there exits at once, and its supervisor starts it again
+    and again: the System page used to say only "not running (connection refused)". Now it shows the
+    reason the real engine recorded next to its socket (a real `masterbox engine` on a device name
+    ALSA does not know)."""
+    from firmware.control_client import EngineClient
+
+    sock = tmp_path / "run" / "engine.sock"
+    r = subprocess.run([*masterbox_cmd, "engine", "--backend", "alsa", "--device", "nosuchcard", "--socket", str(sock),
+                        "--duration", "1"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "nosuchcard" in r.stderr, r.stderr
+    control.engine = EngineClient(sock)
+    eng = api.get("/api/v1/system").get_json()["engine"]
+    assert eng["running"] is False and "nosuchcard" in eng["start_failure"]["error"], eng
+    assert eng["start_failure"]["device"]["playback_device"] == "nosuchcard" and eng["start_failure"]["age_s"] >= 0
+
+
 def test_audio_settings_validated_before_refusal(api):
     for bad, needle in (({"rate": 12345}, "'rate' must be one of"), ({"period": 100}, "'period'"),
                         ({"periods": 1}, "'periods'"), ({"device": ""}, "'device'"), ({}, "nothing to change"),

@@ -60,10 +60,14 @@ def disk() -> dict:
 
 
 def engine_status() -> dict:
-    """The engine's own status, or ``{"running": false, "error": ...}`` when it is down."""
+    """The engine's own status, or ``{"running": false, "error": ...}`` when it is down (with
+    ``start_failure``, why its last start failed, when it left that record)."""
     reply = control().engine_status()
     if isinstance(reply, dict) and reply.get("ok") is False:
-        return {"running": False, "error": reply.get("error")}
+        down = {"running": False, "error": reply.get("error")}
+        if reply.get("start_failure"):
+            down["start_failure"] = jsonable(reply["start_failure"])
+        return down
     return {"running": True, **jsonable(reply)}
 
 
