@@ -266,8 +266,8 @@ def master_album(outdir, inputs: Sequence, values: Mapping[str, Any], *, bit_dep
     outdir, tracks, rate = check_album(outdir, inputs, bit_depth, suffix, rate)
     for n, t in enumerate(tracks, 1):
         if t.fmt in ("WAV", "RF64"):
-            label = f"{preset or 'no preset'} (album, track {n} of {len(tracks)})"
-            t.bext = master_bext(source_bext(t.src), rate, t.rate, t.channels, bit_depth, values, target_lufs, label)
+            t.bext = master_bext(source_bext(t.src), rate, t.rate, t.channels, bit_depth, values, target_lufs,
+                                 preset, track=(n, len(tracks)))
     try:
         _convert(tracks, rate, outdir, fraction, progress)
         return _master_album(outdir, tracks, rate, values, bit_depth, target_lufs, progress, budget_bytes,

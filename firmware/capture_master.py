@@ -10,6 +10,11 @@ a new capture ``<name>-master.wav`` with its own analysis sidecar (``tap`` = ``"
 the job's ``progress`` says which pass it is in and how far (``master --progress``): a long
 capture takes minutes on the box.
 
+Every master names the settings it was made with in its Broadcast Wave chunk (``master
+--preset-label``, :func:`preset_label`): the preset the job took, or the one the box's settings
+came from (``streaming (modified)`` when they were changed since), or "no preset"; never the
+``transparent`` the values are passed over.
+
 Several captures (the songs of an EP recorded through the box) can be mastered as an album:
 ``masterbox album`` with the same settings, one shared drive so the *album's* loudness lands on the
 target and the songs keep their relative levels; each becomes ``<name>-album.wav`` with a sidecar
@@ -36,6 +41,7 @@ import subprocess
 import sys
 import threading
 import time
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -68,6 +74,21 @@ def set_arguments(values: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def preset_label(preset: str | None, modified: bool = False) -> str:
+    """What a job's masters say their settings were (``master --preset-label``): the preset's name,
+    ``NAME (modified)`` for the box's settings changed since that preset was recalled (what the Live
+    page shows as "modified"), "" for settings that came from no preset. The job passes every value
+    with ``--set`` over ``transparent`` (no level of its own: only ``--target-lufs`` levels), so
+    without the label every master would say "transparent"; the name is passed as text, not as
+    ``--preset NAME``, because that preset may be renamed or deleted before the child starts. A
+    control character (a state file edited by hand) becomes a space: the label is one line of the
+    coding history, and metadata is no reason to fail a job."""
+    if not preset:
+        return ""
+    name = "".join(" " if unicodedata.category(c) == "Cc" else c for c in preset)
+    return f"{name} (modified)" if modified else name
+
+
 class MasterJobs:
     """The one mastering job the box runs at a time, and the last one's outcome.
 
@@ -96,15 +117,17 @@ class MasterJobs:
         return suffix
 
     def start(self, name: str, values: Mapping[str, Any], *, target_lufs: float | None, bit_depth: str = "24",
-              preset: str | None = None, rate: int | None = None) -> dict[str, Any]:
+              preset: str | None = None, rate: int | None = None, modified: bool = False) -> dict[str, Any]:
         """Master capture ``name`` with ``values`` (every parameter) towards ``target_lufs`` (None: keep
         the level the chain gives), converted to ``rate`` first if given (``master --rate``: a 44.1 kHz
-        CD master of a 48 kHz capture); returns the job's status. Raises CaptureError (unknown name) or
-        MasterJobError (busy, being recorded, bad bit depth)."""
-        return self._start("master", [name], values, target_lufs, bit_depth, preset, rate)
+        CD master of a 48 kHz capture); returns the job's status. ``preset``: where ``values`` came
+        from (None: no preset), ``modified``: changed since (:func:`preset_label`). Raises CaptureError
+        (unknown name) or MasterJobError (busy, being recorded, bad bit depth)."""
+        return self._start("master", [name], values, target_lufs, bit_depth, preset, rate, modified)
 
     def start_album(self, names: list[str], values: Mapping[str, Any], *, target_lufs: float | None,
-                    bit_depth: str = "24", preset: str | None = None, rate: int | None = None) -> dict[str, Any]:
+                    bit_depth: str = "24", preset: str | None = None, rate: int | None = None,
+                    modified: bool = False) -> dict[str, Any]:
         """Master captures ``names`` as one album (``masterbox album``: the same chain and ONE drive,
         so the album's loudness lands on ``target_lufs`` and the songs keep their relative levels) at
         ``rate`` (default: the captures' own); each becomes ``<name>-album.wav``. Raises as
@@ -115,10 +138,11 @@ class MasterJobs:
             raise MasterJobError("an album needs at least two captures")
         if len(set(names)) != len(names):
             raise MasterJobError("a capture is named twice in the album")
-        return self._start("album", names, values, target_lufs, bit_depth, preset, rate)
+        return self._start("album", names, values, target_lufs, bit_depth, preset, rate, modified)
 
     def start_each(self, names: list[str], values: Mapping[str, Any], *, target_lufs: float | None,
-                   bit_depth: str = "24", preset: str | None = None, rate: int | None = None) -> dict[str, Any]:
+                   bit_depth: str = "24", preset: str | None = None, rate: int | None = None,
+                   modified: bool = False) -> dict[str, Any]:
         """Master captures ``names`` one after the other, each on its own (``masterbox master``: each
         lands on ``target_lufs``), as one job; each becomes ``<name>-master.wav``. A failure stops the
         job there (the masters finished before it are kept); a cancel keeps them too. Raises as
@@ -128,10 +152,10 @@ class MasterJobs:
             raise MasterJobError("name at least one capture")
         if len(set(names)) != len(names):
             raise MasterJobError("a capture is named twice")
-        return self._start("each", names, values, target_lufs, bit_depth, preset, rate)
+        return self._start("each", names, values, target_lufs, bit_depth, preset, rate, modified)
 
     def _start(self, kind: str, names: list[str], values: Mapping[str, Any], target_lufs: float | None,
-               bit_depth: str, preset: str | None, rate: int | None = None) -> dict[str, Any]:
+               bit_depth: str, preset: str | None, rate: int | None = None, modified: bool = False) -> dict[str, Any]:
         if bit_depth not in BIT_DEPTHS:
             raise MasterJobError(f"bit depth must be one of {', '.join(BIT_DEPTHS)}, got {bit_depth!r}")
         srcs = [self.captures.path(n) for n in names]       # CaptureError when there is no such capture
@@ -175,8 +199,9 @@ class MasterJobs:
                 args = [str(self.captures.directory), *map(str, srcs), f"--suffix={suffix}"]
             if rate:
                 args += ["--rate", str(rate)]
+            # "--preset-label=...": one argument, even for a name that starts with "-"
             args += ["--preset", "transparent", *set_arguments(values), "--bit-depth", bit_depth, "--json",
-                     "--progress"]
+                     "--progress", f"--preset-label={preset_label(preset, modified)}"]
             if target_lufs is not None:
                 args += ["--target-lufs", repr(float(target_lufs))]
             cmd = [*self.python, "-m", "firmware.capture_master", json.dumps(sidecars), kind, *args]

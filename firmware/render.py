@@ -200,14 +200,23 @@ def source_bext(src: Path):
         return None     # metadata that cannot be read is not worth refusing the audio for
 
 
+def settings_phrase(preset: str | None) -> str:
+    """How a master names the settings it was made with: ``preset NAME`` (NAME may say more, e.g.
+    ``streaming (modified)``), or ``no preset``, so a file made from values that came from no preset
+    does not claim one."""
+    return f"preset {preset}" if preset else "no preset"
+
+
 def master_bext(source, rate: int, rate_in: int, channels: int, bit_depth: str, values: Mapping[str, Any],
-                target_lufs: float | None, preset: str | None):
-    """The chunk a master starts with: what made it, the source's history and time reference (at the
-    output's rate); the loudness and the time are stamped by :func:`stamp_bext` once known."""
+                target_lufs: float | None, preset: str | None, track: tuple[int, int] | None = None):
+    """The chunk a master starts with: what made it (``preset``: :func:`settings_phrase`; ``track``: its
+    place in an album, ``(n, of)``), the source's history and time reference (at the output's rate);
+    the loudness and the time are stamped by :func:`stamp_bext` once known."""
     from firmware import __version__
     from firmware.bwf import Bext, coding_line, history_after
 
-    parts = [f"preset {preset}"] if preset else []
+    album = f" (album, track {track[0]} of {track[1]})" if track else ""
+    parts = [settings_phrase(preset) + album]
     if target_lufs is not None:
         parts.append(f"target {target_lufs:.1f} LUFS")
     parts.append(f"ceiling {float(values['lim.ceiling_dbtp']):.1f} dBTP")
@@ -497,7 +506,7 @@ def master_file(src, dst, values: Mapping[str, Any], *, bit_depth: str = "24", t
     passes is not known in advance).
 
     A WAV output carries a Broadcast Wave ``bext`` chunk (:mod:`firmware.bwf`): the ``preset``
-    name, target and ceiling, when, the source's coding history and time reference, and the
+    name (None: "no preset"), target and ceiling, when, the source's coding history and time reference, and the
     master's own loudness, true peak and loudness range.
     """
     src, dst = Path(src), Path(dst)

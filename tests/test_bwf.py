@@ -193,6 +193,27 @@ def test_album_tracks_each_carry_their_own_loudness(masterbox_cmd, tmp_path):
                - libsndfile_bext(doc["tracks"][1]["output"])["loudness_value"]) > 300   # not the album's figure
 
 
+def test_preset_label_names_the_settings_and_changes_no_sound(masterbox_cmd, song, tmp_path):
+    """``--preset-label`` (the web UI's jobs: every value set over ``transparent``) names the settings in
+    the chunk and in ``--json``, a label starting with "-" included; empty says "no preset" (null); a line
+    break is refused (it would add a coding-history line). The samples are those without a label."""
+    plain, named, none = tmp_path / "plain.wav", tmp_path / "named.wav", tmp_path / "none.wav"
+    cli(masterbox_cmd, "master", song, plain, "--preset", "streaming")
+    doc = json.loads(cli(masterbox_cmd, "master", song, named, "--preset", "streaming",
+                         "--preset-label=-late set (modified)", "--json").stdout)
+    ref = libsndfile_bext(named)
+    assert doc["preset"] == "-late set (modified)"
+    assert ref["description"].startswith("Mastered by masterbox 0.1.0: preset -late set (modified), target -14.0")
+    assert "T=masterbox 0.1.0 (preset -late set (modified), target" in ref["coding_history"]
+    doc = json.loads(cli(masterbox_cmd, "master", song, none, "--preset", "streaming", "--preset-label=",
+                         "--json").stdout)
+    assert doc["preset"] is None and libsndfile_bext(none)["description"].startswith(
+        "Mastered by masterbox 0.1.0: no preset, target -14.0")
+    assert without_bext(plain) == without_bext(named) == without_bext(none)
+    bad = cli(masterbox_cmd, "master", song, tmp_path / "bad.wav", "--preset-label=a\nb", ok=False)
+    assert bad.returncode != 0 and "--preset-label" in bad.stderr and not (tmp_path / "bad.wav").exists()
+
+
 def test_an_rf64_master_carries_the_chunk_too(song, tmp_path, monkeypatch):
     """Past 4 GB the master is RF64 (written by libsndfile); the threshold is lowered to get there."""
     from dsp import schema

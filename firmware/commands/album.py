@@ -1,5 +1,5 @@
 """``masterbox album OUTDIR IN1 IN2 ... [--preset P] [--target-lufs X] [--ceiling-dbtp Y]
-[--set id=v ...] [--bit-depth 16|24|32f] [--rate HZ] [--suffix S] [--json] [--progress]``
+[--set id=v ...] [--bit-depth 16|24|32f] [--rate HZ] [--suffix S] [--preset-label TEXT] [--json] [--progress]``
 
 Masters an album: every track through the same chain as ``masterbox master`` (a fresh chain
 per track: nothing of one song bleeds into the next) with the same parameters and ONE output
@@ -7,7 +7,8 @@ drive for all of them, set so that the album's integrated loudness (BS.1770 gati
 tracks' 400 ms blocks pooled: what a meter reads over the tracks played back to back) lands
 within +-0.5 LU of the target when the ceiling allows. The songs keep their relative levels (a
 ballad stays quieter than the single) wherever the limiter leaves them alone. Parameters and
-target come from the preset and the flags exactly as for ``masterbox master``.
+target come from the preset and the flags exactly as for ``masterbox master`` (and so does the
+name ``--preset-label`` gives the settings in each master's Broadcast Wave chunk).
 
 Each master is written to OUTDIR under its input's file name, with ``--suffix`` before the
 extension if given (same container, length and sample rate as the input, latency compensated,
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from firmware.analysis import ROUND_DIGITS, AnalysisError, analyze_file
     from firmware.cli import UserError
     from firmware.commands.master import _resolve, faults_message, progress_printer, target_message
-    from firmware.render import RenderError
+    from firmware.render import RenderError, settings_phrase
 
     values, target, preset_name = _resolve(args)
     say = (lambda m: print(m, file=sys.stderr)) if not args.json else None
@@ -126,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'album':<{width}}{_num(album_in['integrated_lufs'])}{_num(album_out['integrated_lufs'], 9)}"
           f"{_num(album_in['true_peak_dbtp'])}{_num(album_out['true_peak_dbtp'], 9)}")
     before = " (+1 before the drive)" if res.passes_before_drive else ""
-    print(f"preset {preset_name}, shared drive {res.drive_db:+.2f} dB, {res.passes} pass"
+    print(f"{settings_phrase(preset_name)}, shared drive {res.drive_db:+.2f} dB, {res.passes} pass"
           f"{'es' if res.passes != 1 else ''}{before}, latency {res.latency_samples} samples compensated, "
           f"{args.bit_depth}{'' if args.bit_depth == '32f' else '-bit'} at {res.sample_rate} Hz"
           + (f" ({converted} converted)" if converted else "") + ", "

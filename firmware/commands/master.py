@@ -1,5 +1,5 @@
 """``masterbox master IN OUT [--preset P] [--target-lufs X] [--ceiling-dbtp Y] [--set id=v ...]
-[--bit-depth 16|24|32f] [--rate HZ] [--json] [--progress]``
+[--bit-depth 16|24|32f] [--rate HZ] [--preset-label TEXT] [--json] [--progress]``
 
 Masters a file through the box's own chain (same kernel, same sound). Parameters come from
 the preset (factory or user, default ``streaming``), then ``--ceiling-dbtp`` and each
@@ -13,6 +13,10 @@ ceiling holds at the new rate: a 96 kHz mix to 44.1 kHz for CD), 24-bit unless t
 when the word length is reduced (as the preset's ``dither.mode`` says; never for 32-bit
 float). It is written to a temporary file and renamed at the end; the input is never
 overwritten. Prints the input and output analysis (``--json``: one object).
+
+A WAV output names the settings in its Broadcast Wave chunk (description and coding history):
+the preset's name, or ``--preset-label`` when the ``--set`` values came from elsewhere (the web
+UI's jobs: ``streaming (modified)``; empty: no preset). The label changes no sound.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import unicodedata
 
 DEFAULT_PRESET = "streaming"
 
@@ -41,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_chain_options(p: argparse.ArgumentParser) -> None:
-    """--preset, --target-lufs, --ceiling-dbtp, --set and --bit-depth (``master`` and ``album``; :func:`_resolve`)."""
+    """--preset, --target-lufs, --ceiling-dbtp, --set, --bit-depth and --preset-label (``master`` and ``album``;
+    :func:`_resolve`)."""
     p.add_argument("--preset", default=DEFAULT_PRESET, help=f"factory or user preset (default {DEFAULT_PRESET})")
     p.add_argument("--target-lufs", type=float, default=None, metavar="X",
                    help="integrated loudness to reach (overrides the preset's target)")
@@ -49,6 +55,11 @@ def add_chain_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="ID=VALUE",
                    help="set one parameter, e.g. --set eq3.gain_db=1.5 (repeatable)")
     p.add_argument("--bit-depth", choices=("16", "24", "32f"), default="24", help="output word length (default 24)")
+    p.add_argument("--preset-label", default=None, metavar="TEXT",
+                   help="what the output's Broadcast Wave chunk and the printed preset call the settings "
+                        "(default: the preset's name), e.g. --preset-label='streaming (modified)' when the --set "
+                        "values are a changed copy of a preset; empty: they came from no preset (--json preset: "
+                        "null). Only the label: the sound is --preset's and --set's")
 
 
 def target_message(target: float | None, reached: bool | None, got: float | None, ceiling: float,
@@ -73,8 +84,8 @@ def faults_message(faults: int) -> str | None:
             f"{'are' if faults != 1 else 'is'} NaN, infinite or beyond +80 dBFS: mastered as silence")
 
 
-def _resolve(args) -> tuple[dict, float | None, str]:
-    """(values, target or None, preset name) from the preset and the flags; UserError when wrong."""
+def _resolve(args) -> tuple[dict, float | None, str | None]:
+    """(values, target or None, preset name: :func:`_label`) from the preset and the flags; UserError when wrong."""
     from dsp import schema
     from firmware.cli import UserError
     from firmware.presets import PresetError, PresetStore
@@ -107,7 +118,23 @@ def _resolve(args) -> tuple[dict, float | None, str]:
         values["target.lufs"] = target
     elif preset.extra.get("level_to_target", True):
         target = float(values["target.lufs"])
-    return values, target, preset.name
+    return values, target, _label(args, preset.name)
+
+
+def _label(args, name: str) -> str | None:
+    """The name the output and ``--json`` give the settings: ``--preset-label`` when given (a job of the
+    web UI passes every value with ``--set`` over ``transparent``, whose name would then be a lie; the
+    preset they came from may since have been renamed or deleted, so it is named, not looked up), else
+    the preset's; None for an empty label (no preset). UserError for a line break or other control
+    character: the label is one line of the coding history."""
+    from firmware.cli import UserError
+
+    text = getattr(args, "preset_label", None)
+    if text is None:
+        return name
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        raise UserError("--preset-label: a label cannot contain line breaks or other control characters")
+    return text.strip() or None
 
 
 ROWS = (
@@ -153,7 +180,7 @@ def parse_progress(line: str) -> dict | None:
 def run(args: argparse.Namespace) -> int:
     from firmware.analysis import AnalysisError, analyze_file
     from firmware.cli import UserError
-    from firmware.render import RenderError, master_file
+    from firmware.render import RenderError, master_file, settings_phrase
     from firmware.wav_reader import unfinished_note
 
     values, target, preset_name = _resolve(args)
@@ -191,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
         for key, label, unit in ROWS:
             print(f"{label:<22}{_fmt(before.get(key), unit):>16}{_fmt(after.get(key), unit):>16}")
         before = " (+1 before the drive)" if res.passes_before_drive else ""
-        print(f"preset {preset_name}, drive {res.drive_db:+.2f} dB, {res.passes} pass"
+        print(f"{settings_phrase(preset_name)}, drive {res.drive_db:+.2f} dB, {res.passes} pass"
               f"{'es' if res.passes != 1 else ''}{before}, latency {res.latency_samples} samples compensated, "
               f"{args.bit_depth}{'' if args.bit_depth == '32f' else '-bit'}"
               + (f" at {after['sample_rate']} Hz (from {res.converted_from} Hz)" if res.converted_from else "")

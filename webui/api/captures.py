@@ -107,15 +107,17 @@ def loudness(name):
 
 def _mastering_options(data: dict) -> dict:
     """What a mastering request asks for, checked: ``values`` (every parameter: the box's current
-    settings, or those of ``preset``), ``preset``, ``target_lufs`` (default: the settings' target;
-    None with ``level: false``), ``bit_depth`` and ``rate`` (None: the captures' own)."""
+    settings, or those of ``preset``), ``preset`` and ``modified`` (where the values came from, for the
+    masters' metadata: the state's active preset and whether they were changed since),
+    ``target_lufs`` (default: the settings' target; None with ``level: false``), ``bit_depth`` and
+    ``rate`` (None: the captures' own)."""
     from dsp import schema
     from firmware.capture_master import BIT_DEPTHS
 
-    preset = field(data, "preset", str, required=False)
+    preset, modified = field(data, "preset", str, required=False), False
     if preset is None:
         snap = control().state.snapshot()
-        values, preset = snap["values"], snap.get("active_preset")
+        values, preset, modified = snap["values"], snap.get("active_preset"), bool(snap.get("modified"))
     else:
         p = call(control().presets.get, check_name(preset, "preset name"))
         values, preset = call(schema.validate, p.params), p.name
@@ -130,7 +132,8 @@ def _mastering_options(data: dict) -> dict:
     rate = field(data, "rate", int, required=False)
     if rate is not None and rate not in OUTPUT_RATES:
         raise ApiError(400, f"rate must be one of {', '.join(map(str, OUTPUT_RATES))} (or absent: the captures' own)")
-    return {"values": values, "preset": preset, "target_lufs": target, "bit_depth": bit_depth, "rate": rate}
+    return {"values": values, "preset": preset, "modified": modified, "target_lufs": target, "bit_depth": bit_depth,
+            "rate": rate}
 
 
 JOB_FIELDS = {"preset", "target_lufs", "level", "bit_depth", "rate"}
