@@ -124,17 +124,17 @@ else
   fi
 fi
 
-# 2. The service user: its own group, plus audio (engine) and gpio/spi (front panel).
+# 2. The service user: its own group, plus audio (engine), gpio/spi (front panel) and video (vcgencmd).
 if [ "$NO_SYSTEM" = 1 ]; then
-  skip "user '$USER_NAME' and groups audio/gpio/spi"
+  skip "user '$USER_NAME' and groups audio/gpio/spi/video"
 else
-  for g in audio gpio spi; do getent group "$g" >/dev/null || groupadd --system "$g"; done
+  for g in audio gpio spi video; do getent group "$g" >/dev/null || groupadd --system "$g"; done
   if ! id -u "$USER_NAME" >/dev/null 2>&1; then
     say "user $USER_NAME"
     useradd --system --user-group --home-dir "$DATA_ROOT" --no-create-home --shell /usr/sbin/nologin \
       --comment "masterbox mastering box" "$USER_NAME"
   fi
-  usermod -a -G audio,gpio,spi "$USER_NAME"
+  usermod -a -G audio,gpio,spi,video "$USER_NAME"
 fi
 
 # 3. Directories. Data and config are created when missing and never emptied.

@@ -69,7 +69,8 @@ def test_control_unit_comes_after_the_engine_and_never_takes_it_down():
     assert "masterbox-engine.service" in u["Unit"]["After"][0]
     assert "Requires" not in u["Unit"] and "BindsTo" not in u["Unit"]
     s = u["Service"]
-    assert set(s["SupplementaryGroups"][0].split()) >= {"gpio", "spi"}
+    assert set(s["SupplementaryGroups"][0].split()) >= {"gpio", "spi", "video"}   # video: vcgencmd's /dev/vcio
+    assert {"char-gpiochip rw", "char-spi rw", "/dev/vcio rw"} <= set(s["DeviceAllow"]) and s["DevicePolicy"] == ["closed"]
     assert s["ProtectSystem"] == ["strict"] and s["NoNewPrivileges"] == ["yes"]
     assert s["ReadWritePaths"][0] == "/var/lib/masterbox"
     assert "firmware.control_main" in s["ExecStart"][0]
@@ -115,6 +116,7 @@ def test_governor_one_shot_runs_before_the_engine():
     assert u["Service"]["Type"] == ["oneshot"]
     assert "performance" in u["Service"]["ExecStart"][0]
     assert "masterbox-engine.service" in u["Unit"]["Before"][0]
+    assert "raspi-config.service" in u["Unit"]["After"][0].split()   # Pi OS sets "ondemand" at boot: after it
 
 
 def test_avahi_service_advertises_the_web_ui():
