@@ -518,7 +518,7 @@ class Engine:
             st = b.read(x)
             if st != OK:
                 if st == LOST:
-                    self._device_lost()
+                    self._device_lost(end_ns)
                     if end_ns is not None and perf() >= end_ns:
                         break
                 continue
@@ -620,18 +620,35 @@ class Engine:
             rt.lift_threads(rt.thread_ids() - before)
         return ok
 
-    def _device_lost(self) -> None:
-        """The device is gone: retry once a second until it is back (or we are told to stop)."""
+    def _device_lost(self, end_ns: int | None = None) -> None:
+        """The device is gone: retry once a second until it is back, we are told to stop, or the run's end.
+
+        ``end_ns`` (``perf_counter_ns``, from ``--duration``) is kept while the device is away too: a run
+        asked to last N seconds ends after N seconds whether or not there was a device to play to.
+        """
         self.device_losses += 1
         self.state = "device_lost"
         log.warning("audio device lost (%s); retrying every %g s", self.backend.last_error, REOPEN_EVERY_S)
         while not self._stop:
-            time.sleep(REOPEN_EVERY_S)
+            if not self._sleep_until_retry(end_ns):
+                return
             self.reopen_attempts += 1
             if self._open_device(reopen=True):
                 log.warning("audio device back after %d attempt(s)", self.reopen_attempts)
                 break
         self.state = "running" if self.chain is not None else "loading"
+
+    @staticmethod
+    def _sleep_until_retry(end_ns: int | None) -> bool:
+        """Wait for the next reopen attempt; False (at once, or after a shorter wait) when the run's time is up."""
+        wait = REOPEN_EVERY_S
+        if end_ns is not None:
+            left = (end_ns - time.perf_counter_ns()) * 1e-9
+            if left <= 0:
+                return False
+            wait = min(wait, left)
+        time.sleep(wait)
+        return end_ns is None or time.perf_counter_ns() < end_ns
 
     # -- figures ------------------------------------------------------------------------
     def take_window_load(self) -> float:
