@@ -8,9 +8,14 @@ at 25 Hz). The pinger reads that snapshot, never the loop's internals, so it cos
 nothing and needs no lock. If the counter stops advancing, the pings stop, and ``WatchdogSec=``
 makes systemd kill and restart the engine.
 
-The same counter says when audio first flows (state ``running``), which is when ``READY=1`` goes
-out: units ordered after the engine, and ``systemctl start``, wait for real audio rather than for
-a process.
+The same snapshot says when the engine has *started*: its loop runs and handles the device, processed
+audio flows (state ``running``) or the device is lost and being waited for (``device_lost``). That is
+when ``READY=1`` goes out, so units ordered after the engine, and ``systemctl start``, wait for a
+working engine rather than for a process. A lost or silent device is not a failed start: it is a
+state of a running box, reported by ``STATUS=`` (and on the web UI, which starts once the engine
+is ready). Until 2026-11-24 READY waited for ``running`` only, so an interface that was present but
+silent before the chain had loaded held ``masterbox-control`` (``After=`` the engine) back for
+``TimeoutStartSec=`` (10 minutes): no web UI, no panel. ``STATUS=`` lines go out before READY too.
 
 :class:`HeartbeatMonitor` is the pure part (has the counter moved? for how long has it not?),
 shared with :mod:`firmware.supervisor`, which restarts a hung engine the same way when there is no
@@ -70,23 +75,36 @@ def beat_of(snapshot: dict | None):
 
     While audio runs it is the audio loop's own block counter (``blocks``), which only the loop
     advances: the meter publisher thread keeps publishing even if the loop hangs, so its ``seq``
-    alone would hide a hang. While the device is lost the engine is deliberately waiting for it
-    (reopening once a second), so then the publisher's ``seq`` counts: systemd restarting the
-    engine would not bring a missing interface back sooner. While loading there is no beat yet.
+    alone would hide a hang. That holds for the dry audio of ``loading`` too: after a device that
+    was lost before the chain had loaded comes back, the engine (already READY) passes dry audio
+    while the chain finishes loading, and a watchdog without a beat then would kill it. While the
+    device is lost the engine is deliberately waiting for it (reopening once a second), so then the
+    publisher's ``seq`` counts: systemd restarting the engine would not bring a missing interface
+    back sooner.
     """
     if not snapshot:
         return None
     state = snapshot.get("state")
-    if state == "running" and snapshot.get("blocks") is not None:
-        return ("running", int(snapshot["blocks"]))
+    if state in ("running", "loading") and snapshot.get("blocks") is not None:
+        return (state, int(snapshot["blocks"]))
     if state == "device_lost":
         return ("device_lost", int(snapshot["seq"]))
     return None
 
 
 def flowing(beat) -> bool:
-    """Whether a beat says audio flows (the moment for ``READY=1``)."""
+    """Whether a beat says processed audio flows."""
     return bool(beat) and beat[0] == "running"
+
+
+def started(beat) -> bool:
+    """Whether a beat says the engine has started (the moment for ``READY=1``): its loop runs and handles
+    the device, with audio flowing or with the device lost and waited for (a state, not a failed start)."""
+    return bool(beat) and beat[0] in ("running", "device_lost")
+
+
+STATE_TEXT = {"device_lost": "audio device lost; retrying every second",
+              "loading": "loading the chain (audio passes dry)"}
 
 
 def meters_heartbeat(path: str | None = None) -> Heartbeat:
@@ -118,7 +136,8 @@ def describe_meters(path: str | None = None) -> Callable[[], str | None]:
         if not m:
             state.pop("reader", None)
             return None
-        parts = [str(m.get("state", "running"))]
+        name = str(m.get("state", "running"))
+        parts = [STATE_TEXT.get(name, name)]
         if m.get("load") is not None:
             parts.append(f"load {100 * float(m['load']):.0f}%")
         if m.get("xruns") is not None:
@@ -132,7 +151,7 @@ def describe_meters(path: str | None = None) -> Callable[[], str | None]:
 
 
 class Watchdog:
-    """A daemon thread: READY=1 at the first heartbeat, WATCHDOG=1 only while the heartbeat advances.
+    """A daemon thread: READY=1 at the first heartbeat, WATCHDOG=1 only while the heartbeat advances (after READY).
 
     ``check`` is how often the counter is read; by default a quarter of systemd's watchdog
     interval (systemd's advice is to ping at least twice per interval), at most 1 s.
@@ -172,13 +191,17 @@ class Watchdog:
         self.notifier.stopping(status)
 
     def step(self) -> None:
-        """One check: ping (and announce readiness once) if the loop moved since the last check."""
+        """One check: ping (and announce readiness once) if the loop moved since the last check.
+
+        No pings before READY: the dry audio of ``loading`` beats too, and before the engine has
+        started a ping would only say the process exists, which systemd's start timeout covers.
+        """
         if not self.monitor.poll():
             return
         if not self.ready_sent and self._ready_when(self.monitor.value):
             self.notifier.ready(self._status_text() or "audio flowing")
             self.ready_sent = True
-        if self.interval:
+        if self.interval and self.ready_sent:
             self.notifier.watchdog()
             self.pings += 1
 
@@ -190,20 +213,34 @@ class Watchdog:
         except Exception:
             return None
 
+    def _status_line(self) -> str | None:
+        stalled = self.monitor.stalled_for()
+        if stalled is not None and stalled > 2 * self.check:
+            return f"audio loop stalled for {stalled:.0f} s"
+        return self._status_text()
+
     def _run(self) -> None:
+        """Check the beat; send a status line every ``status_every`` s and at once when the state changes.
+
+        Before READY too: ``systemctl status`` then says why the engine is not ready yet.
+        """
         last_status = time.monotonic()
+        last_state = None
         while not self._stop.wait(self.check):
             self.step()
             now = time.monotonic()
-            if self.ready_sent and now - last_status >= self._status_every:
-                last_status = now
-                stalled = self.monitor.stalled_for()
-                if stalled is not None and stalled > 2 * self.check:
-                    self.notifier.status(f"audio loop stalled for {stalled:.0f} s")
-                else:
-                    text = self._status_text()
-                    if text:
-                        self.notifier.status(text)
+            beat = self.monitor.value
+            state = beat[0] if isinstance(beat, tuple) else None
+            if state != last_state or now - last_status >= self._status_every:
+                last_status, last_state = now, state
+                text = self._status_line()
+                if text:
+                    self.notifier.status(text)
+
+
+def engine_watchdog(notifier: Notifier | None = None, meters: str | None = None, **options) -> Watchdog:
+    """The engine's watchdog: its beat and status from the meters file, READY once it has :func:`started`."""
+    return Watchdog(meters_heartbeat(meters), notifier, status=describe_meters(meters), ready_when=started, **options)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     notifier = Notifier()
     notifier.status("starting: loading kernels and opening the audio device")
-    dog = Watchdog(meters_heartbeat(), notifier, status=describe_meters(), ready_when=flowing).start()
+    dog = engine_watchdog(notifier).start()
     try:
         return cli.main(["engine", *argv])
     finally:

@@ -1,15 +1,18 @@
-"""An engine whose device is lost keeps its ``--duration``.
+"""An engine whose device is lost: it keeps its ``--duration``, and it counts as started (READY=1) under systemd.
 
 In process, the real loop, meter publisher and watchdog around a backend that stands in for a device that is
-gone (every read LOST, every reopen refused); and as ``masterbox engine`` on the JACK rig with the server
-killed under it.
+gone (every read LOST, every reopen refused) or that comes back; and as ``masterbox engine`` on the JACK rig
+with the server killed under it.
 """
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -104,3 +107,104 @@ def test_duration_on_the_jack_rig_with_the_server_killed(tmp_path, alsa_rig, jac
     st = read_stats(stats)
     assert st["device_errors"] >= 1 and st["dropouts"] >= 1
 
+
+def _notify_socket(path):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(0.05)
+    return sock
+
+
+def _collect(sock, until, timeout: float) -> list[str]:
+    """Datagrams until ``until(messages)`` holds or ``timeout`` seconds pass."""
+    out: list[str] = []
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not until(out):
+        try:
+            out.append(sock.recv(4096).decode())
+        except TimeoutError:
+            pass
+    return out
+
+
+def _ready(messages) -> bool:
+    return any(m.startswith("READY=1") for m in messages)
+
+
+def _pings_after_loading(messages) -> int:
+    """WATCHDOG=1 pings after the status line that says the chain is loading (-1 before it)."""
+    for i, m in enumerate(messages):
+        if m.startswith("STATUS=loading the chain"):
+            return messages[i:].count("WATCHDOG=1")
+    return -1
+
+
+def test_ready_while_the_device_is_lost_before_the_chain_has_loaded(tmp_path, monkeypatch):
+    """The engine's loop runs and waits for its device: it has started. READY=1 used to wait for processed audio,
+    which a lost device before the chain loaded never gave: masterbox-control (After= the engine) waited 10 min."""
+    from firmware.meters_shm import MeterPublisher, MeterWriter
+    from firmware.sdnotify import Notifier
+    from firmware.watchdog import engine_watchdog
+
+    sock = _notify_socket(tmp_path / "notify.sock")
+    monkeypatch.setenv("WATCHDOG_USEC", "400000")
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    meters = str(tmp_path / "meters.shm")
+    device = GoneDevice()
+    engine = Engine(device, chain_factory=_still_loading, realtime=False)
+    publisher = MeterPublisher(engine, MeterWriter(meters))
+    publisher.start()
+    dog = engine_watchdog(Notifier(str(tmp_path / "notify.sock")), meters).start()
+    th = threading.Thread(target=engine.run, daemon=True)
+    th.start()
+    try:
+        lost = _collect(sock, _ready, 8.0)
+        assert _ready(lost), f"no READY=1 while the device was lost: {lost}"
+        ready = next(m for m in lost if m.startswith("READY=1"))
+        assert "STATUS=audio device lost; retrying every second" in ready
+        assert engine.state == "device_lost" and engine.chain is None
+        device.back.set()  # the interface answers again; the chain is still loading: dry audio, and a beat
+        wait_for(lambda: engine.state == "loading" and engine.blocks > 10, 10, what="dry audio again")
+        again = _collect(sock, lambda m: _pings_after_loading(m) >= 5, 6.0)
+        assert _pings_after_loading(again) >= 5, again  # the dry loop's beat keeps the watchdog fed
+    finally:
+        engine.request_stop()
+        th.join(5)
+        dog.stop()
+        publisher.stop()
+        sock.close()
+
+
+def test_ready_under_the_real_watchdog_when_the_jack_server_dies_at_start(tmp_path, alsa_rig, jack_server):
+    """``python -m firmware.watchdog`` (the unit's ExecStart) with a fake NOTIFY_SOCKET; the server is killed
+    as soon as the device is open, before the chain has loaded: READY=1 comes, with the device lost."""
+    alsa_rig.write(slave="jack")
+    alsa_rig.infile.write_bytes(bytes(8 * JACK_RATE * 4))
+    sock = _notify_socket(tmp_path / "notify.sock")
+    run = tmp_path / "run"
+    env = {**alsa_rig.env, **jack_server.env, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
+           "WATCHDOG_USEC": "2000000", "MASTERBOX_RUN": str(run)}
+    args = ["--backend", "alsa", "--capture-device", "mbin", "--playback-device", "mbout", "--rate",
+            str(JACK_RATE), "--period", str(JACK_PERIOD), "--periods", "2", "--format", "S32_LE", "--no-realtime"]
+    proc = subprocess.Popen([sys.executable, "-m", "firmware.watchdog", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=str(Path(__file__).resolve().parents[2]))
+    try:
+        from firmware.meters_shm import MeterReader
+
+        reader = MeterReader(str(run / "meters.shm"))
+        wait_for(lambda: (reader.read() or {}).get("state") in ("loading", "running"), 30, step=0.005,
+                 what="the device to open")
+        jack_server.proc.kill()  # at once: the chain takes ~0.5 s more to load
+        jack_server.proc.wait(5)
+        messages = _collect(sock, _ready, 10.0)
+        assert _ready(messages), f"no READY=1 while the device was lost: {messages}"
+        ready = next(m for m in messages if m.startswith("READY=1"))
+        assert "STATUS=audio device lost" in ready, ready
+    finally:
+        proc.terminate()
+        try:
+            proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+        sock.close()

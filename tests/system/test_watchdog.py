@@ -110,20 +110,23 @@ def test_no_ready_before_audio_flows(listener):
 
 
 def test_the_engine_beat_is_the_loops_block_counter_not_the_publishers_sequence():
-    from firmware.watchdog import beat_of, flowing
+    from firmware.watchdog import beat_of, flowing, started
 
     running = {"state": "running", "blocks": 10, "seq": 3}
     assert beat_of(running) == ("running", 10)
     # The publisher thread still publishes (seq moves) but the loop is stuck (blocks does not):
     assert beat_of({**running, "seq": 4}) == beat_of(running)
     assert flowing(beat_of(running))
-    # No beat before audio flows, nor without an engine.
-    assert beat_of({"state": "loading", "blocks": 0, "seq": 9}) is None
+    # The dry audio of loading beats too (the loop runs), but the engine has not started yet; no engine: no beat.
+    loading = beat_of({"state": "loading", "blocks": 0, "seq": 9})
+    assert loading == ("loading", 0) and loading != beat_of({"state": "loading", "blocks": 1, "seq": 9})
+    assert not started(loading) and started(beat_of(running))
     assert beat_of(None) is None
-    # A lost device is waited for by the engine itself: the publisher's sequence keeps it alive.
+    # A lost device is waited for by the engine itself: the publisher's sequence keeps it alive, and the
+    # engine has started (a lost device is a state to report, not a failed start: READY goes out).
     lost = beat_of({"state": "device_lost", "blocks": 10, "seq": 5})
     assert lost != beat_of({"state": "device_lost", "blocks": 10, "seq": 6})
-    assert not flowing(lost)
+    assert not flowing(lost) and started(lost)
 
 
 def test_ready_waits_for_audio_to_flow(listener):
@@ -131,8 +134,8 @@ def test_ready_waits_for_audio_to_flow(listener):
     dog = Watchdog(lambda: next(beats), Notifier(), ready_when=lambda b: b is not None and b[0] == "running")
     for _ in range(3):
         dog.step()
-    assert not dog.ready_sent and dog.pings == 1  # the device_lost advance pinged, no READY yet
+    assert not dog.ready_sent and dog.pings == 0  # no READY yet, and no pings before it
     dog.step()
     assert dog.ready_sent
     msgs = _drain(listener, 0.2)
-    assert msgs[0] == "WATCHDOG=1" and msgs[1].startswith("READY=1")
+    assert msgs[0].startswith("READY=1") and msgs[1] == "WATCHDOG=1"
