@@ -19,10 +19,10 @@ import numpy as np
 
 from dsp import (
     aot,
-    biquad,
     compressor,
     crossover,
     dither,
+    eq_design,
     limiter,
     meter,
     rbj,
@@ -99,11 +99,17 @@ NR = 30
 TONE_ROW = schema.EQ_BANDS
 EQ_ROWS = schema.EQ_BANDS + 1
 
-# -- biquad rows ---------------------------------------------------------------------------
-B_HPF = 0           # 2 sections (the EQ bands are state-variable filters with their own arrays)
-B_XO = 2            # crossover.ROWS rows
-B_MONO = B_XO + crossover.ROWS   # AP on mid, 2 x HP on side
-NBQ = B_MONO + 3
+# -- the other tunable filters: Butterworth state-variable sections (dsp.svf) that glide ----
+# coef: coefficient sets (svf layout: the end set, then the start set), one per frequency and Q
+C_HPF = 0           # 2: the subsonic's one (12 dB/oct) or two (24 dB/oct) sections
+C_XO = 2            # crossover.SETS: f_lo, f_hi
+C_MONO = C_XO + crossover.SETS
+NC = C_MONO + 1
+# z: states of the sections, per channel
+Z_HPF = 0           # 2
+Z_XO = 2            # crossover.SECTIONS
+Z_MONO = Z_XO + crossover.SECTIONS   # AP on mid, 2 x HP on side
+NZ = Z_MONO + 3
 
 # -- float state ---------------------------------------------------------------------------
 F_RATE = 0
@@ -245,6 +251,21 @@ def _compare_match(tgt, nxt, fs, ist, fresh, mf_in, mi_in, mf_out, mi_out):
 
 
 @njit(cache=True)
+def _design_hpf(coef, slope, f, rate, fresh):
+    """The subsonic Butterworth high-pass at ``f``: one section (slope 1, 12 dB/oct) or two (24).
+
+    ``fresh``: nothing to glide from (the first design, or after the filter was faded out)."""
+    if slope == 1:
+        svf.design(coef, C_HPF, eq_design.LOW_CUT, f, 0.0, rbj.BUTTER_Q, rate)
+    else:
+        svf.design(coef, C_HPF, eq_design.LOW_CUT, f, 0.0, rbj.BUTTER4_Q[0], rate)
+        svf.design(coef, C_HPF + 1, eq_design.LOW_CUT, f, 0.0, rbj.BUTTER4_Q[1], rate)
+    if fresh:
+        svf.hold(coef, C_HPF)
+        svf.hold(coef, C_HPF + 1)
+
+
+@njit(cache=True)
 def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
     tgt = par[0]
     cur = par[1]
@@ -267,8 +288,9 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
         # nothing moves: the derived values, ramps and coefficients all stand; only the EQ
         # glides end and the level match follows the meters
         for b in range(EQ_ROWS):
-            for j in range(svf.NCOEF):
-                eqc[b, svf.NCOEF + j] = eqc[b, j]
+            svf.hold(eqc, b)
+        for b in range(NC):
+            svf.hold(coef, b)
         _level_match(tgt, nxt, fs, False, mf_in, mi_in, mf_out, mi_out)
         _compare_match(tgt, nxt, fs, ist, False, mf_in, mi_in, mf_out, mi_out)
         return
@@ -290,18 +312,15 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
     if nxt[R_HPF] == 0.0 and prev[R_HPF] == 0.0:
         if ist[I_HPF_ACT] != slope:
             ist[I_HPF_ACT] = slope
-            fs[F_DES_HPF] = -1.0
             ist[I_AGAIN] = 1   # nothing else may move: without this the next update would skip the fade-in
-        biquad.clear(z, B_HPF)
-        biquad.clear(z, B_HPF + 1)
+        fs[F_DES_HPF] = -1.0   # faded out: the next design starts afresh, without a glide
+        svf.clear(z, Z_HPF)
+        svf.clear(z, Z_HPF + 1)
+    svf.hold(coef, C_HPF)
+    svf.hold(coef, C_HPF + 1)
     if ist[I_HPF_ACT] != 0 and fs[F_DES_HPF] != cur[P_HPF_FREQ]:
-        f = cur[P_HPF_FREQ]
-        if ist[I_HPF_ACT] == 1:
-            rbj.design(coef, B_HPF, rbj.LOW_CUT, f, 0.0, rbj.BUTTER_Q, rate)
-        else:
-            rbj.design(coef, B_HPF, rbj.LOW_CUT, f, 0.0, rbj.BUTTER4_Q[0], rate)
-            rbj.design(coef, B_HPF + 1, rbj.LOW_CUT, f, 0.0, rbj.BUTTER4_Q[1], rate)
-        fs[F_DES_HPF] = f
+        _design_hpf(coef, ist[I_HPF_ACT], cur[P_HPF_FREQ], rate, fs[F_DES_HPF] == -1.0)
+        fs[F_DES_HPF] = cur[P_HPF_FREQ]
     nxt[R_DC] = toward(nxt[R_DC], 1.0 if tgt[P_DC] > 0.5 else 0.0, step)
     if nxt[R_DC] == 0.0 and prev[R_DC] == 0.0:
         fs[F_DC_X] = 0.0
@@ -322,7 +341,7 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
         r = R_EQ + b
         nxt[r] = toward(nxt[r], want, step)
         if nxt[r] == 0.0 and prev[r] == 0.0:
-            biquad.clear(eqz, b)
+            svf.clear(eqz, b)
             if not same:
                 ist[I_EQ_TYPE + b] = typ
                 ist[I_EQ_PLACE + b] = place
@@ -334,42 +353,41 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
         g = cur[base + 3]
         q = cur[base + 4]
         fresh_design = fs[d] == -1.0
-        for j in range(svf.NCOEF):
-            eqc[b, svf.NCOEF + j] = eqc[b, j]        # the glide starts where the last one ended
+        svf.hold(eqc, b)        # the glide starts where the last one ended
         if fs[d] != f or fs[d + 1] != g or fs[d + 2] != q:
             svf.design(eqc, b, ist[I_EQ_TYPE + b], f, g, q, rate)
             if fresh_design:
-                for j in range(svf.NCOEF):
-                    eqc[b, svf.NCOEF + j] = eqc[b, j]
+                svf.hold(eqc, b)
             fs[d] = f
             fs[d + 1] = g
             fs[d + 2] = q
     # the tone: a tilt on both channels, always in; at 0 dB a wire, which _eq_stage skips
     f = cur[P_TONE_F]
     g = cur[P_TONE]
-    for j in range(svf.NCOEF):
-        eqc[TONE_ROW, svf.NCOEF + j] = eqc[TONE_ROW, j]
+    svf.hold(eqc, TONE_ROW)
     if fs[F_DES_TONE] != f or fs[F_DES_TONE + 1] != g:
         kind, gain_db, q = svf.tone_as_band(g)
         svf.design(eqc, TONE_ROW, kind, f, gain_db, q, rate)
         if fresh or math.isnan(fs[F_DES_TONE]):   # the first design: nothing to glide from
-            for j in range(svf.NCOEF):
-                eqc[TONE_ROW, svf.NCOEF + j] = eqc[TONE_ROW, j]
+            svf.hold(eqc, TONE_ROW)
         fs[F_DES_TONE] = f
         fs[F_DES_TONE + 1] = g
 
     # multiband
     nxt[R_MB] = toward(nxt[R_MB], 1.0 if tgt[P_MB_ON] > 0.5 else 0.0, step)
     mb_live = nxt[R_MB] > 0.0 or prev[R_MB] > 0.0
+    svf.hold(coef, C_XO)
+    svf.hold(coef, C_XO + 1)
     if not mb_live:
-        crossover.clear(z, B_XO)
+        crossover.clear(z, Z_XO)
+        fs[F_DES_XO] = -1.0     # the next design starts afresh, without a glide
         for b in range(3):
             fs[F_ENV + b] = 0.0
             fs[F_LVL + b] = 0.0
             fs[F_CG0 + b] = 1.0
             fs[F_CG1 + b] = 1.0
     elif fs[F_DES_XO] != cur[P_XL] or fs[F_DES_XO + 1] != cur[P_XH]:
-        crossover.design(coef, B_XO, cur[P_XL], cur[P_XH], rate)
+        crossover.design(coef, C_XO, cur[P_XL], cur[P_XH], rate, fs[F_DES_XO] == -1.0)
         fs[F_DES_XO] = cur[P_XL]
         fs[F_DES_XO + 1] = cur[P_XH]
     nxt[R_MIX] = cur[P_MIX] * 0.01
@@ -405,14 +423,16 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
     # stereo
     nxt[R_WIDTH] = cur[P_WIDTH] * 0.01
     nxt[R_MONO] = toward(nxt[R_MONO], 1.0 if tgt[P_MONO] > 0.5 else 0.0, step)
+    svf.hold(coef, C_MONO)
     if nxt[R_MONO] == 0.0 and prev[R_MONO] == 0.0:
         for k in range(3):
-            biquad.clear(z, B_MONO + k)
+            svf.clear(z, Z_MONO + k)
+        fs[F_DES_MONO] = -1.0   # the next design starts afresh, without a glide
     elif fs[F_DES_MONO] != cur[P_MONO_F]:
         f = cur[P_MONO_F]
-        rbj.design(coef, B_MONO, rbj.ALLPASS, f, 0.0, rbj.BUTTER_Q, rate)
-        rbj.design(coef, B_MONO + 1, rbj.LOW_CUT, f, 0.0, rbj.BUTTER_Q, rate)
-        rbj.design(coef, B_MONO + 2, rbj.LOW_CUT, f, 0.0, rbj.BUTTER_Q, rate)
+        svf.design(coef, C_MONO, eq_design.LOW_CUT, f, 0.0, rbj.BUTTER_Q, rate)
+        if fs[F_DES_MONO] == -1.0:
+            svf.hold(coef, C_MONO)
         fs[F_DES_MONO] = f
     bal = cur[P_BAL]
     if fs[F_SRC_BAL] != bal:
@@ -492,11 +512,14 @@ def _full(rmp, r):
 def _hpf1_dc(s, m, pos, rmp, coef, z, fs):
     """The 12 dB/oct subsonic high-pass and the DC removal, each with its crossfade, in one pass.
 
-    Per sample the arithmetic of biquad.run2_to, _fade_mix, the DC loop below and _fade_mix
+    Per sample the arithmetic of svf.highpass2_to, _fade_mix, the DC loop below and _fade_mix
     again (the same numbers); one loop lets the CPU overlap the two filters' recursions.
     """
-    b0, b1, b2, a1, a2 = coef[B_HPF, 0], coef[B_HPF, 1], coef[B_HPF, 2], coef[B_HPF, 3], coef[B_HPF, 4]
-    l1, l2, r1, r2 = z[B_HPF, 0, 0], z[B_HPF, 0, 1], z[B_HPF, 1, 0], z[B_HPF, 1, 1]
+    g0, dg = svf.gain_ramp(coef, C_HPF, pos, SUB)
+    kq = coef[C_HPF, 1]
+    sc = svf.section(g0, kq)
+    moving = dg != 0.0
+    l1, l2, r1, r2 = z[Z_HPF, 0, 0], z[Z_HPF, 0, 1], z[Z_HPF, 1, 0], z[Z_HPF, 1, 1]
     h0 = rmp[0, R_HPF]
     dh = (rmp[1, R_HPF] - h0) * (1.0 / SUB)
     d0 = rmp[0, R_DC]
@@ -505,10 +528,12 @@ def _hpf1_dc(s, m, pos, rmp, coef, z, fs):
     xl, yl, xr, yr = fs[F_DC_X], fs[F_DC_Y], fs[F_DC_X + 1], fs[F_DC_Y + 1]
     for n in range(m):
         k = pos + n + 1
+        if moving:
+            sc = svf.section(g0 + dg * k, kq)
         left = s[n, 0]
         right = s[n, 1]
-        hl, l1, l2 = biquad.section(left, l1, l2, b0, b1, b2, a1, a2)
-        hr, r1, r2 = biquad.section(right, r1, r2, b0, b1, b2, a1, a2)
+        hl, _, _, l1, l2 = svf.step(left, l1, l2, sc)
+        hr, _, _, r1, r2 = svf.step(right, r1, r2, sc)
         f = h0 + dh * k
         left += f * (hl - left)
         right += f * (hr - right)
@@ -519,10 +544,10 @@ def _hpf1_dc(s, m, pos, rmp, coef, z, fs):
         f = d0 + dd * k
         s[n, 0] = left + f * (yl - left)
         s[n, 1] = right + f * (yr - right)
-    z[B_HPF, 0, 0], z[B_HPF, 0, 1] = biquad.flush(l1), biquad.flush(l2)
-    z[B_HPF, 1, 0], z[B_HPF, 1, 1] = biquad.flush(r1), biquad.flush(r2)
-    fs[F_DC_X], fs[F_DC_Y] = xl, biquad.flush(yl)
-    fs[F_DC_X + 1], fs[F_DC_Y + 1] = xr, biquad.flush(yr)
+    z[Z_HPF, 0, 0], z[Z_HPF, 0, 1] = svf.flush(l1), svf.flush(l2)
+    z[Z_HPF, 1, 0], z[Z_HPF, 1, 1] = svf.flush(r1), svf.flush(r2)
+    fs[F_DC_X], fs[F_DC_Y] = xl, svf.flush(yl)
+    fs[F_DC_X + 1], fs[F_DC_Y + 1] = xr, svf.flush(yr)
 
 
 @njit(cache=True)
@@ -536,9 +561,9 @@ def _input_stage(s, tmp, m, pos, rmp, coef, z, fs, ist):
         return
     if _live(rmp, R_HPF) and ist[I_HPF_ACT] != 0:
         if ist[I_HPF_ACT] == 1:
-            biquad.run2_to(s, tmp, m, coef, B_HPF, z)
+            svf.highpass2_to(s, tmp, m, coef, C_HPF, z, Z_HPF, pos, SUB)
         else:
-            biquad.run2_pair_to(s, tmp, m, coef, B_HPF, z)
+            svf.highpass4_to(s, tmp, m, coef, C_HPF, z, Z_HPF, pos, SUB)
         _fade_mix(s, tmp, m, pos, rmp, R_HPF)
     if _live(rmp, R_DC):
         # both channels in one loop: each is a serial recursion, two interleave for free
@@ -557,9 +582,9 @@ def _input_stage(s, tmp, m, pos, rmp, coef, z, fs, ist):
             tmp[n, 0] = yl
             tmp[n, 1] = yr
         fs[F_DC_X] = xl
-        fs[F_DC_Y] = biquad.flush(yl)
+        fs[F_DC_Y] = svf.flush(yl)
         fs[F_DC_X + 1] = xr
-        fs[F_DC_Y + 1] = biquad.flush(yr)
+        fs[F_DC_Y + 1] = svf.flush(yr)
         _fade_mix(s, tmp, m, pos, rmp, R_DC)
 
 
@@ -593,7 +618,7 @@ def _eq_stage(s, tmp, m, pos, rmp, eqc, eqz, ist):
                 tmp[n, 1] = mid - side
         _fade_mix(s, tmp, m, pos, rmp, r)
     if svf.wire(eqc, TONE_ROW):
-        biquad.clear(eqz, TONE_ROW)     # at rest: it starts from rest when it is turned again
+        svf.clear(eqz, TONE_ROW)     # at rest: it starts from rest when it is turned again
     else:
         svf.run2_to(s, s, m, eqc, TONE_ROW, eqz, pos, SUB)
 
@@ -605,7 +630,7 @@ def _multiband_stage(sc, m, pos, rmp, coef, z, fs):
     mid = sc[S_MID]
     hi = sc[S_HI]
     dry = sc[S_DRY]
-    crossover.split(s, lo, mid, hi, dry, m, coef, z, B_XO)
+    crossover.split(s, lo, mid, hi, dry, m, coef, C_XO, z, Z_XO, pos, SUB)
     for b in range(3):
         band = lo if b == 0 else (mid if b == 1 else hi)
         env = fs[F_ENV + b]
@@ -677,6 +702,39 @@ def _multiband_stage(sc, m, pos, rmp, coef, z, fs):
 
 
 @njit(cache=True)
+def _mono_bass(ms, m, pos, rmp, coef, z):
+    """Mono bass on mid/side ``ms[:m]``, in place, crossfaded in by R_MONO: the side through the LR4
+    high-pass at the mono frequency, the mid through the matching all-pass, so the two stay in
+    phase above it (and the sum is flat). One gliding set for the three sections, one loop."""
+    g0, dg = svf.gain_ramp(coef, C_MONO, pos, SUB)
+    k = coef[C_MONO, 1]
+    k2 = 2.0 * k
+    sc = svf.section(g0, k)
+    moving = dg != 0.0
+    f0 = rmp[0, R_MONO]
+    df = (rmp[1, R_MONO] - f0) * (1.0 / SUB)
+    p1, p2 = z[Z_MONO, 0, 0], z[Z_MONO, 0, 1]
+    q1, q2 = z[Z_MONO + 1, 1, 0], z[Z_MONO + 1, 1, 1]
+    r1, r2 = z[Z_MONO + 2, 1, 0], z[Z_MONO + 2, 1, 1]
+    for n in range(m):
+        t = pos + n + 1.0
+        if moving:
+            sc = svf.section(g0 + dg * t, k)
+        mid = ms[n, 0]
+        side = ms[n, 1]
+        _, bp, _, p1, p2 = svf.step(mid, p1, p2, sc)
+        ap = mid - k2 * bp
+        hp, _, _, q1, q2 = svf.step(side, q1, q2, sc)
+        hp, _, _, r1, r2 = svf.step(hp, r1, r2, sc)
+        f = f0 + df * t
+        ms[n, 0] = mid + f * (ap - mid)
+        ms[n, 1] = side + f * (hp - side)
+    z[Z_MONO, 0, 0], z[Z_MONO, 0, 1] = svf.flush(p1), svf.flush(p2)
+    z[Z_MONO + 1, 1, 0], z[Z_MONO + 1, 1, 1] = svf.flush(q1), svf.flush(q2)
+    z[Z_MONO + 2, 1, 0], z[Z_MONO + 2, 1, 1] = svf.flush(r1), svf.flush(r2)
+
+
+@njit(cache=True)
 def _stereo_stage(s, tmp, m, pos, rmp, coef, z):
     mono = _live(rmp, R_MONO)
     width_one = rmp[0, R_WIDTH] == 1.0 and rmp[1, R_WIDTH] == 1.0
@@ -685,19 +743,7 @@ def _stereo_stage(s, tmp, m, pos, rmp, coef, z):
             tmp[n, 0] = 0.5 * (s[n, 0] + s[n, 1])
             tmp[n, 1] = 0.5 * (s[n, 0] - s[n, 1])
         if mono:
-            # mid through the all-pass, side through LR4 high-pass: they stay in phase above f
-            f0 = rmp[0, R_MONO]
-            df = (rmp[1, R_MONO] - f0) * (1.0 / SUB)
-            for n in range(m):
-                s[n, 0] = tmp[n, 0]
-                s[n, 1] = tmp[n, 1]
-            biquad.run1(s, 0, m, coef, B_MONO, z)
-            biquad.run1(s, 1, m, coef, B_MONO + 1, z)
-            biquad.run1(s, 1, m, coef, B_MONO + 2, z)
-            for n in range(m):
-                f = f0 + df * (pos + n + 1)
-                tmp[n, 0] += f * (s[n, 0] - tmp[n, 0])
-                tmp[n, 1] += f * (s[n, 1] - tmp[n, 1])
+            _mono_bass(tmp, m, pos, rmp, coef, z)
         w0 = rmp[0, R_WIDTH]
         dw = (rmp[1, R_WIDTH] - w0) * (1.0 / SUB)
         for n in range(m):
@@ -996,12 +1042,11 @@ class Chain:
         par[0] = schema.to_flat(schema.defaults())
         par[2] = alphas(schema.PARAMS, rate)
         par[3] = [1.0 if p.curve == schema.LOG else 0.0 for p in schema.PARAMS]
-        coef = np.zeros((NBQ, 5))
-        coef[:, 0] = 1.0
+        coef = np.zeros((NC, 2 * svf.NCOEF))
         floats = {
             "xin": np.zeros((self.max_block, 2)), "pk": np.zeros(SUB), "par": par, "rmp": np.zeros((2, NR)),
             "coef": coef, "eqc": np.zeros((EQ_ROWS, 2 * svf.NCOEF)),
-            "eqz": np.zeros((EQ_ROWS, 2, 2)), "z": np.zeros((NBQ, 2, 2)), "fs": np.zeros(NF),
+            "eqz": np.zeros((EQ_ROWS, 2, 2)), "z": np.zeros((NZ, 2, 2)), "fs": np.zeros(NF),
             "sc": np.zeros((6, SUB, 2)), "dry": np.zeros((2, self.latency_samples + 1)),
             "phase": lim["phase"], "hist": lim["hist"], "delay": lim["delay"], "dq_val": lim["dq_val"],
             "box1": lim["box1"], "box2": lim["box2"], "lfs": lim["fs"],

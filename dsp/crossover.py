@@ -11,90 +11,110 @@ the upper split, so::
 a flat magnitude. The dry path of the parallel (dry/wet) mix has the same two all-passes, so
 mixing dry and wet never comb-filters.
 
-Fewer filters than the textbook layout, by the same identity: the split computes
-``h = HP4(f_lo)``, ``hi = HP4(f_hi) h`` and ``AP(f_hi) h``, and takes ``mid = AP(f_hi) h - hi``
-(= LP4(f_hi) h) and ``dry = lo + AP(f_hi) h`` (= the two all-passes of the input): 8 sections
-per channel instead of 11, all in one loop over the samples so the CPU overlaps their
-recursions. Equal to the 11-section form within rounding (~1e-16 of full scale).
+The sections are trapezoidal state-variable filters (:mod:`dsp.svf`), whose coefficients glide
+sample by sample when a split frequency moves: biquads redesigned every sub-block stepped the
+output at each redesign (zipper lines at multiples of fs/64, -40 dB re an 80 Hz tone for a move
+of the upper split). One state-variable section gives its low-, high- and all-pass at once, so
+the split runs six sections per channel:
 
-Biquad rows used (in the chain's coefficient table, starting at ``base``):
-0,1 LP(f_lo)  2,3 HP(f_lo)  6,7 HP(f_hi)  8 AP(f_hi) on the low band, 10 AP(f_hi) on
-HP4(f_lo); rows 4, 5 (LP(f_hi)) and 9 (AP(f_lo)) are designed but no longer run.
+    A  (f_lo) on x:            lp1, hp1
+    B  (f_lo) on lp1:          LP4(f_lo) x
+    C  (f_lo) on hp1:          h = HP4(f_lo) x
+    D  (f_hi) on B's output:   its all-pass: the low band
+    E  (f_hi) on h:            its high-pass hh and all-pass AP(f_hi) h
+    F  (f_hi) on hh:           hi = HP4(f_hi) h
+
+and takes ``mid = AP(f_hi) h - hi`` (= LP4(f_hi) h) and ``dry = lo + AP(f_hi) h`` (the two
+all-passes of the input). Coefficient sets (rows of the chain's table, svf layout, from ``row``):
+0 f_lo, 1 f_hi. Sections (states, from ``zrow``): A..F as 0..5.
 """
 
 from __future__ import annotations
 
-from dsp import (
-    biquad,
-    rbj,
-)
+from dsp import eq_design, svf
 from dsp.jit import njit
 
-ROWS = 11
+SETS = 2
+SECTIONS = 6
 _Q = 0.7071067811865476
 
 
 @njit(cache=True)
-def design(c, base, f_lo, f_hi, rate):
-    rbj.design(c, base + 0, rbj.HIGH_CUT, f_lo, 0.0, _Q, rate)
-    rbj.design(c, base + 2, rbj.LOW_CUT, f_lo, 0.0, _Q, rate)
-    rbj.design(c, base + 4, rbj.HIGH_CUT, f_hi, 0.0, _Q, rate)
-    rbj.design(c, base + 6, rbj.LOW_CUT, f_hi, 0.0, _Q, rate)
-    rbj.design(c, base + 8, rbj.ALLPASS, f_hi, 0.0, _Q, rate)
-    rbj.design(c, base + 9, rbj.ALLPASS, f_lo, 0.0, _Q, rate)
-    rbj.design(c, base + 10, rbj.ALLPASS, f_hi, 0.0, _Q, rate)
-    for k in (1, 3, 5, 7):
-        for j in range(5):
-            c[base + k, j] = c[base + k - 1, j]
+def design(c, row, f_lo, f_hi, rate, fresh):
+    """Both sets for the end of this sub-block; the glide starts where the last ended, unless ``fresh``."""
+    svf.hold(c, row)
+    svf.hold(c, row + 1)
+    svf.design(c, row, eq_design.LOW_CUT, f_lo, 0.0, _Q, rate)
+    svf.design(c, row + 1, eq_design.LOW_CUT, f_hi, 0.0, _Q, rate)
+    if fresh:
+        svf.hold(c, row)
+        svf.hold(c, row + 1)
 
 
 @njit(cache=True)
-def split(s, lo, mid, hi, dry, m, c, z, base):
-    """Split ``s[:m]`` (stereo) into ``lo``, ``mid``, ``hi`` and the phase-matched ``dry``."""
-    rows = (base + 0, base + 1, base + 8, base + 2, base + 3, base + 6, base + 7, base + 10)
-    # coefficients and states into locals: r<k> is the k-th row of ``rows``
-    b00, b01, b02, a01, a02 = c[rows[0], 0], c[rows[0], 1], c[rows[0], 2], c[rows[0], 3], c[rows[0], 4]
-    b10, b11, b12, a11, a12 = c[rows[1], 0], c[rows[1], 1], c[rows[1], 2], c[rows[1], 3], c[rows[1], 4]
-    b20, b21, b22, a21, a22 = c[rows[2], 0], c[rows[2], 1], c[rows[2], 2], c[rows[2], 3], c[rows[2], 4]
-    b30, b31, b32, a31, a32 = c[rows[3], 0], c[rows[3], 1], c[rows[3], 2], c[rows[3], 3], c[rows[3], 4]
-    b40, b41, b42, a41, a42 = c[rows[4], 0], c[rows[4], 1], c[rows[4], 2], c[rows[4], 3], c[rows[4], 4]
-    b50, b51, b52, a51, a52 = c[rows[5], 0], c[rows[5], 1], c[rows[5], 2], c[rows[5], 3], c[rows[5], 4]
-    b60, b61, b62, a61, a62 = c[rows[6], 0], c[rows[6], 1], c[rows[6], 2], c[rows[6], 3], c[rows[6], 4]
-    b70, b71, b72, a71, a72 = c[rows[7], 0], c[rows[7], 1], c[rows[7], 2], c[rows[7], 3], c[rows[7], 4]
-    for ch in range(2):
-        u0, v0 = z[rows[0], ch, 0], z[rows[0], ch, 1]
-        u1, v1 = z[rows[1], ch, 0], z[rows[1], ch, 1]
-        u2, v2 = z[rows[2], ch, 0], z[rows[2], ch, 1]
-        u3, v3 = z[rows[3], ch, 0], z[rows[3], ch, 1]
-        u4, v4 = z[rows[4], ch, 0], z[rows[4], ch, 1]
-        u5, v5 = z[rows[5], ch, 0], z[rows[5], ch, 1]
-        u6, v6 = z[rows[6], ch, 0], z[rows[6], ch, 1]
-        u7, v7 = z[rows[7], ch, 0], z[rows[7], ch, 1]
-        for n in range(m):
-            x = s[n, ch]
-            y, u0, v0 = biquad.section(x, u0, v0, b00, b01, b02, a01, a02)
-            y, u1, v1 = biquad.section(y, u1, v1, b10, b11, b12, a11, a12)
-            low, u2, v2 = biquad.section(y, u2, v2, b20, b21, b22, a21, a22)
-            h, u3, v3 = biquad.section(x, u3, v3, b30, b31, b32, a31, a32)
-            h, u4, v4 = biquad.section(h, u4, v4, b40, b41, b42, a41, a42)
-            y, u5, v5 = biquad.section(h, u5, v5, b50, b51, b52, a51, a52)
-            high, u6, v6 = biquad.section(y, u6, v6, b60, b61, b62, a61, a62)
-            ap, u7, v7 = biquad.section(h, u7, v7, b70, b71, b72, a71, a72)
-            lo[n, ch] = low
-            mid[n, ch] = ap - high
-            hi[n, ch] = high
-            dry[n, ch] = low + ap
-        z[rows[0], ch, 0], z[rows[0], ch, 1] = biquad.flush(u0), biquad.flush(v0)
-        z[rows[1], ch, 0], z[rows[1], ch, 1] = biquad.flush(u1), biquad.flush(v1)
-        z[rows[2], ch, 0], z[rows[2], ch, 1] = biquad.flush(u2), biquad.flush(v2)
-        z[rows[3], ch, 0], z[rows[3], ch, 1] = biquad.flush(u3), biquad.flush(v3)
-        z[rows[4], ch, 0], z[rows[4], ch, 1] = biquad.flush(u4), biquad.flush(v4)
-        z[rows[5], ch, 0], z[rows[5], ch, 1] = biquad.flush(u5), biquad.flush(v5)
-        z[rows[6], ch, 0], z[rows[6], ch, 1] = biquad.flush(u6), biquad.flush(v6)
-        z[rows[7], ch, 0], z[rows[7], ch, 1] = biquad.flush(u7), biquad.flush(v7)
+def _one(x, a1, a2, b1, b2, c1, c2, d1, d2, e1, e2, f1, f2, lc, hc, k2):
+    """One sample of one channel through sections A..F: (low, mid, high, dry) and the twelve new states."""
+    hp1, _, lp1, a1, a2 = svf.step(x, a1, a2, lc)
+    _, _, low, b1, b2 = svf.step(lp1, b1, b2, lc)
+    h, _, _, c1, c2 = svf.step(hp1, c1, c2, lc)
+    _, bp, _, d1, d2 = svf.step(low, d1, d2, hc)
+    low = low - k2 * bp
+    hh, bp, _, e1, e2 = svf.step(h, e1, e2, hc)
+    ap = h - k2 * bp
+    high, _, _, f1, f2 = svf.step(hh, f1, f2, hc)
+    return low, ap - high, high, low + ap, a1, a2, b1, b2, c1, c2, d1, d2, e1, e2, f1, f2
 
 
 @njit(cache=True)
-def clear(z, base):
-    for k in range(ROWS):
-        biquad.clear(z, base + k)
+def split(s, lo, mid, hi, dry, m, c, row, z, zrow, pos, sub):
+    """Split ``s[:m]`` (stereo) into ``lo``, ``mid``, ``hi`` and the phase-matched ``dry``.
+
+    ``pos``: where s[0] is in the ``sub``-sample sub-block, along which the sets glide. Both
+    channels in one loop: their recursions overlap, and a glide's per-sample designs serve both.
+    """
+    lg0, ldg = svf.gain_ramp(c, row, pos, sub)
+    hg0, hdg = svf.gain_ramp(c, row + 1, pos, sub)
+    k = c[row, 1]
+    kh = c[row + 1, 1]
+    k2 = 2.0 * kh
+    lc = svf.section(lg0, k)
+    hc = svf.section(hg0, kh)
+    moving = ldg != 0.0 or hdg != 0.0
+    a1, a2, b1, b2, c1, c2, d1, d2, e1, e2, f1, f2 = _load(z, zrow, 0)
+    A1, A2, B1, B2, C1, C2, D1, D2, E1, E2, F1, F2 = _load(z, zrow, 1)
+    for n in range(m):
+        if moving:
+            t = pos + n + 1.0
+            lc = svf.section(lg0 + ldg * t, k)
+            hc = svf.section(hg0 + hdg * t, kh)
+        lo[n, 0], mid[n, 0], hi[n, 0], dry[n, 0], a1, a2, b1, b2, c1, c2, d1, d2, e1, e2, f1, f2 = _one(
+            s[n, 0], a1, a2, b1, b2, c1, c2, d1, d2, e1, e2, f1, f2, lc, hc, k2)
+        lo[n, 1], mid[n, 1], hi[n, 1], dry[n, 1], A1, A2, B1, B2, C1, C2, D1, D2, E1, E2, F1, F2 = _one(
+            s[n, 1], A1, A2, B1, B2, C1, C2, D1, D2, E1, E2, F1, F2, lc, hc, k2)
+    _store(z, zrow, 0, a1, a2, b1, b2, c1, c2, d1, d2, e1, e2, f1, f2)
+    _store(z, zrow, 1, A1, A2, B1, B2, C1, C2, D1, D2, E1, E2, F1, F2)
+
+
+@njit(cache=True)
+def _load(z, zrow, ch):
+    """The six sections' states of channel ``ch``: ic1eq, ic2eq of A, then of B .. F."""
+    return (z[zrow, ch, 0], z[zrow, ch, 1], z[zrow + 1, ch, 0], z[zrow + 1, ch, 1],
+            z[zrow + 2, ch, 0], z[zrow + 2, ch, 1], z[zrow + 3, ch, 0], z[zrow + 3, ch, 1],
+            z[zrow + 4, ch, 0], z[zrow + 4, ch, 1], z[zrow + 5, ch, 0], z[zrow + 5, ch, 1])
+
+
+@njit(cache=True)
+def _store(z, zrow, ch, a1, a2, b1, b2, c1, c2, d1, d2, e1, e2, f1, f2):
+    """The six sections' states of channel ``ch`` back, flushed (:func:`dsp.svf.flush`)."""
+    z[zrow, ch, 0], z[zrow, ch, 1] = svf.flush(a1), svf.flush(a2)
+    z[zrow + 1, ch, 0], z[zrow + 1, ch, 1] = svf.flush(b1), svf.flush(b2)
+    z[zrow + 2, ch, 0], z[zrow + 2, ch, 1] = svf.flush(c1), svf.flush(c2)
+    z[zrow + 3, ch, 0], z[zrow + 3, ch, 1] = svf.flush(d1), svf.flush(d2)
+    z[zrow + 4, ch, 0], z[zrow + 4, ch, 1] = svf.flush(e1), svf.flush(e2)
+    z[zrow + 5, ch, 0], z[zrow + 5, ch, 1] = svf.flush(f1), svf.flush(f2)
+
+
+@njit(cache=True)
+def clear(z, zrow):
+    for k in range(SECTIONS):
+        svf.clear(z, zrow + k)

@@ -6,8 +6,9 @@ control process that never imports numba, draws each band's static curve and whe
 split from the same functions (:func:`multiband_response`, numpy only). What the page shows is
 what the box does.
 
-The split is :mod:`dsp.crossover`'s: Linkwitz-Riley 4th order, i.e. two cascaded RBJ Butterworth
-sections, whose bilinear transform is warped at the split frequency ``fc``. So at a frequency
+The split is :mod:`dsp.crossover`'s: Linkwitz-Riley 4th order, i.e. two cascaded Butterworth
+sections (trapezoidal state-variable filters: the bilinear transform of the analog sections),
+warped at the split frequency ``fc``. So at a frequency
 ``f`` the digital sections respond as the analog ones at ``w = tan(pi f / rate) / tan(pi fc / rate)``,
 and the magnitudes are exact, not an analog approximation::
 

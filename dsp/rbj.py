@@ -1,8 +1,10 @@
 """Biquad coefficient design (RBJ "Audio EQ Cookbook" forms), callable from numba kernels.
 
 Every designer writes normalised coefficients ``b0, b1, b2, a1, a2`` (a0 divided out) into a
-row of a float64 array, so the chain can redesign its filters on its sub-block grid without
-allocating. The same functions run in plain Python for tests (numba compiles them on demand).
+row of a float64 array. The chain runs no biquads any more (since 2026-11-24 every tunable
+filter is a state-variable filter, :mod:`dsp.svf`, whose coefficients can glide sample by
+sample); it takes the Butterworth Q's from here, and the tests check the cookbook shapes, which
+the state-variable filters reproduce, against scipy. The functions also run in plain Python.
 """
 
 from __future__ import annotations

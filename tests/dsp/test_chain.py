@@ -96,6 +96,23 @@ def test_output_does_not_depend_on_block_size(name):
     assert readings["integrated_lufs"] is not None
 
 
+def test_output_does_not_depend_on_block_size_while_frequencies_glide():
+    """The split, mono-bass and subsonic frequencies glide sample by sample between sub-block
+    designs: the same output for every way of cutting the stream, as when they stand still."""
+    x = music(2.0, peak=-1.0)
+    turn = 30_000                       # inside a sub-block: the move lands at the next grid point
+    move = {"mb.xover_low": 320.0, "mb.xover_high": 7000.0, "st.mono_freq": 240.0, "in.hpf_freq": 38.0}
+    outs = []
+    for blocks in [16, 64, 128, 1024, list(np.random.default_rng(4).integers(1, 700, 50))]:
+        c = Chain(RATE, max_block=1024)
+        c.set_values(preset("loud"))
+        first = run(c, x[:turn], blocks)
+        c.set_values(move)
+        outs.append(np.vstack([first, run(c, x[turn:], blocks)]))
+    for y in outs[1:]:
+        assert np.max(np.abs(y - outs[0])) <= 1e-6
+
+
 def _max_jump(y, start, stop):
     """Largest second difference: a sine's is a w**2; a step in the output shows as a spike of it."""
     d2 = np.abs(np.diff(y[start:stop], n=2, axis=0))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from dsp import crossover, eq_design, rbj, schema
+from dsp import crossover, eq_design, rbj, schema, svf
 from dsp.chain import Chain
 from tests.signals import run_chain
 
@@ -103,6 +103,67 @@ def test_subsonic_highpass_is_butterworth(slope, order):
     ref = signal.sosfilt(sos, _impulse(1 << 15, 0.25)[:, 0])
     assert np.max(np.abs(ir[:, 0] - ref)) < 1e-9
     assert np.max(np.abs(ir[:, 1] - ref)) < 1e-9
+
+
+def _settle_after_moving(chain, change, seconds=2.0):
+    """Silence while ``change`` glides in: a 50 ms one-pole in octaves, which snaps to the target
+    when within 1e-9 of it, about 1.1 s after a move of two octaves (``smoothing.advance``)."""
+    x = np.zeros((RATE // 4, 2))
+    y = np.zeros_like(x)
+    chain.process(x, y)
+    chain.set_values(change)
+    for _ in range(int(seconds * 4)):
+        chain.process(x, y)
+
+
+@pytest.mark.parametrize("slope,order", [("12", 2), ("24", 4)])
+def test_subsonic_highpass_is_butterworth_after_its_frequency_glided(slope, order):
+    """The subsonic filter's coefficients glide sample by sample when its frequency moves; once
+    the move is over they are the design for the new frequency exactly: scipy's Butterworth."""
+    c = Chain(RATE, max_block=(1 << 15) + 256)
+    c.set_values({"in.hpf_slope": slope, "in.hpf_freq": 12.0, "lim.ceiling_dbtp": 0.0})
+    _settle_after_moving(c, {"in.hpf_freq": 33.0})
+    ir = _impulse_response(c, 1 << 15, amp=0.25)
+    ref = signal.sosfilt(signal.butter(order, 33.0, "highpass", fs=RATE, output="sos"), _impulse(1 << 15, 0.25)[:, 0])
+    assert np.max(np.abs(ir[:, 0] - ref)) < 1e-9 and np.max(np.abs(ir[:, 1] - ref)) < 1e-9
+
+
+def test_multiband_at_unity_is_the_two_allpasses_after_the_splits_glided():
+    """Both split frequencies moved (the sets glide): once there, the chain at unity is exactly the
+    all-passes of the new splits (so the bands sum flat, within 0.01 dB, 20 Hz - 20 kHz)."""
+    c = Chain(RATE, max_block=(1 << 16) + 256)
+    vals = {"mb.on": True, "mb.mix": 50.0, "lim.ceiling_dbtp": 0.0, "mb.xover_low": 300.0, "mb.xover_high": 2000.0}
+    for b in schema.MB_BANDS:
+        vals |= {f"mb.{b}.ratio": 1.0, f"mb.{b}.makeup_db": 0.0}
+    c.set_values(vals)
+    _settle_after_moving(c, {"mb.xover_low": 90.0, "mb.xover_high": 7000.0})
+    n = 1 << 16
+    ir = _impulse_response(c, n, amp=0.25)[:, 0] / 0.25
+    b1, a1 = _oracle(rbj.ALLPASS, 90.0, 0.0, 1 / math.sqrt(2))
+    b2, a2 = _oracle(rbj.ALLPASS, 7000.0, 0.0, 1 / math.sqrt(2))
+    want = signal.lfilter(b2, a2, signal.lfilter(b1, a1, _impulse(n, 1.0)[:, 0]))
+    assert np.max(np.abs(ir - want)) < 1e-9
+    f = np.fft.rfftfreq(n, 1 / RATE)
+    band = (f >= 20) & (f <= 20000)
+    assert np.max(np.abs(20 * np.log10(np.abs(np.fft.rfft(ir)))[band])) < 0.01
+
+
+def test_mono_bass_is_lr4_on_the_side_and_its_allpass_on_the_mid_after_a_glide():
+    """Mono bass after its frequency moved: the side through scipy's LR4 high-pass (Butterworth
+    squared), the mid through the matching all-pass, so mid and side stay in phase above it."""
+    c = Chain(RATE, max_block=(1 << 15) + 256)
+    c.set_values({"st.mono_bass": True, "st.mono_freq": 60.0, "lim.ceiling_dbtp": 0.0})
+    _settle_after_moving(c, {"st.mono_freq": 170.0})
+    n = 1 << 15
+    x = np.zeros((n, 2))
+    x[0, 0] = 0.25                      # mid = side = 0.125 impulse
+    ir = _impulse_response(c, n, x=x)
+    d = _impulse(n, 0.125)[:, 0]
+    hp = signal.butter(2, 170.0, "highpass", fs=RATE, output="sos")
+    side = signal.sosfilt(np.vstack([hp, hp]), d)
+    mid = signal.lfilter(*_oracle(rbj.ALLPASS, 170.0, 0.0, 1 / math.sqrt(2)), d)
+    assert np.max(np.abs(ir[:, 0] - (mid + side))) < 1e-9
+    assert np.max(np.abs(ir[:, 1] - (mid - side))) < 1e-9
 
 
 def _impulse(n, amp):
@@ -234,13 +295,13 @@ def test_eq_curve_is_what_the_chain_does(rate):
 @pytest.mark.parametrize("f_lo,f_hi", [(40.0, 1000.0), (200.0, 3000.0), (800.0, 16000.0)])
 def test_crossover_sums_flat(rate, f_lo, f_hi):
     n = 1 << 16
-    c = np.zeros((crossover.ROWS, 5))
-    z = np.zeros((crossover.ROWS, 2, 2))
-    crossover.design(c, 0, f_lo, f_hi, rate)
+    c = np.zeros((crossover.SETS, 2 * svf.NCOEF))
+    z = np.zeros((crossover.SECTIONS, 2, 2))
+    crossover.design(c, 0, f_lo, f_hi, rate, True)
     s = np.zeros((n, 2))
     s[0] = 1.0
     lo, mid, hi, dry = (np.zeros((n, 2)) for _ in range(4))
-    crossover.split(s, lo, mid, hi, dry, n, c, z, 0)
+    crossover.split(s, lo, mid, hi, dry, n, c, 0, z, 0, 0, 64)
     total = (lo + mid + hi)[:, 0]
     f = np.fft.rfftfreq(n, 1 / rate)
     band = (f >= 20) & (f <= 20000)
@@ -259,6 +320,9 @@ def test_crossover_sums_flat(rate, f_lo, f_hi):
     hp_hi = signal.butter(2, f_hi, "highpass", fs=rate, output="sos")
     want_hi = signal.sosfilt(np.vstack([hp_lo, hp_lo, hp_hi, hp_hi]), imp)
     assert np.max(np.abs(hi[:, 0] - want_hi)) < 1e-9
+    lp_hi = signal.butter(2, f_hi, "lowpass", fs=rate, output="sos")
+    want_mid = signal.sosfilt(np.vstack([hp_lo, hp_lo, lp_hi, lp_hi]), imp)
+    assert np.max(np.abs(mid[:, 0] - want_mid)) < 1e-9
 
 
 def test_multiband_at_unity_is_flat_through_the_chain():
