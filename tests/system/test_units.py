@@ -70,7 +70,8 @@ def test_control_unit_comes_after_the_engine_and_never_takes_it_down():
     assert "Requires" not in u["Unit"] and "BindsTo" not in u["Unit"]
     s = u["Service"]
     assert set(s["SupplementaryGroups"][0].split()) >= {"gpio", "spi", "video"}   # video: vcgencmd's /dev/vcio
-    assert {"char-gpiochip rw", "char-spi rw", "/dev/vcio rw"} <= set(s["DeviceAllow"]) and s["DevicePolicy"] == ["closed"]
+    assert {"char-gpiochip rw", "char-spi rw", "/dev/vcio rw"} <= set(s["DeviceAllow"])
+    assert s["DevicePolicy"] == ["closed"]
     assert s["ProtectSystem"] == ["strict"] and s["NoNewPrivileges"] == ["yes"]
     assert s["ReadWritePaths"][0] == "/var/lib/masterbox"
     assert "firmware.control_main" in s["ExecStart"][0]
