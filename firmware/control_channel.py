@@ -29,6 +29,7 @@ from pathlib import Path
 
 from dsp import schema
 from firmware import paths
+from firmware.capture_writer import FORMATS as CAPTURE_FORMATS
 from firmware.capture_writer import CaptureSession  # not at the first capture_start: an import holds the GIL
 from firmware.reference import MAX_GAIN_DB, ReferenceError, match_gain_db, open_prepared
 
@@ -330,9 +331,7 @@ class ControlServer:
         if tap not in TAPS:
             raise RequestError(f"tap must be one of {', '.join(TAPS)}")
         taps = ("input", "output") if tap == "both" else (tap,)
-        fmt = req.get("fmt", "PCM_24")
-        if not isinstance(fmt, str):
-            raise RequestError("fmt must be a sample format name such as \"PCM_24\" or \"FLOAT\"")
+        fmt = _capture_format(req.get("fmt", "PCM_24"))
         max_seconds = req.get("max_seconds")
         if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))
                                         or not math.isfinite(max_seconds) or max_seconds <= 0):
@@ -340,8 +339,11 @@ class ControlServer:
         if e.last_capture is not None and e.last_capture.writing:
             raise RequestError("the previous capture is still being written to disk; try again in a moment")
         directory = self.capture_dir or paths.ensure(paths.captures_dir())
-        session = CaptureSession(directory, e.rate, 2, taps=taps, fmt=fmt, preset=str(req.get("preset", "")),
-                                 max_seconds=max_seconds, floor_mb=self.capture_floor_mb, ring=e.capture_ring)
+        try:
+            session = CaptureSession(directory, e.rate, 2, taps=taps, fmt=fmt, preset=str(req.get("preset", "")),
+                                     max_seconds=max_seconds, floor_mb=self.capture_floor_mb, ring=e.capture_ring)
+        except OSError as err:  # the folder or the file cannot be made: a person must act, no traceback helps
+            raise RequestError(f"cannot record into {directory}: {err.strerror or err}") from None
         e.last_capture = session
         e.capture = session  # the loop starts pushing at its next block
         return {"capture": session.status()}
@@ -438,6 +440,18 @@ class ControlServer:
         """Ask the engine to stop (it finishes the current block, closes the device and exits)."""
         self.engine.request_stop()
         return {"stopping": True}
+
+
+def _capture_format(fmt) -> str:
+    """``fmt`` of a capture_start, checked here so a wrong one is a plain refusal.
+
+    (CaptureSession's own ValueError reached the client as "ValueError: capture format must be one of ..."
+    and the log as a traceback, for a request as ordinary as ``"fmt": "PCM_16"``.)
+    """
+    if not isinstance(fmt, str) or fmt not in CAPTURE_FORMATS:
+        raise RequestError(f"fmt must be one of {', '.join(CAPTURE_FORMATS)} (24-bit PCM or 32-bit float), "
+                           f"not {json.dumps(fmt)[:40]}")
+    return fmt
 
 
 def _socket_answers(path: Path) -> bool:
