@@ -215,7 +215,8 @@ def _build() -> tuple[Param, ...]:
         _b("st.mono_bass", "Mono bass", "stereo", help="Sum to mono below the mono-bass frequency."),
         Param("st.mono_freq", "Mono bass below", "stereo", "Hz", 40.0, 300.0, 120.0, LOG, 50.0),
         Param("st.balance", "Balance", "stereo", "", -1.0, 1.0, 0.0, LIN, 30.0,
-              help="-1 = left only, +1 = right only, constant-power law."),
+              help="-1 = left only, +1 = right only; the far side falls on a sine-cosine "
+                   "curve, the near side stays at unity (never a boost)."),
     ]
     # 5.-7. output drive, limiter, dither
     p += [
