@@ -31,6 +31,16 @@ RIFF header ourselves rather than through libsndfile so we decide when it is upd
   The chunk never changes size, so the header's length is fixed for the file's life.
   Captures made before 2026-11-24 have no chunk and are read the same way.
 
+**Gaps keep the timeline.** When the stream itself loses time (an xrun, a device lost and back), the
+engine tells the session how many frames the device's clock ran without a block reaching the loop
+(:meth:`CaptureSession.note_gap`: two ints into a small preallocated table, from the loop), and
+the writer writes that much silence at that point, as a hardware recorder does. So a capture's
+length stays its wall-clock length, its ``TimeReference`` keeps placing every later sample where
+it was played, and ``gaps`` / ``gap_frames`` (status and sidecar) say how much of it is silence
+the box put there. (Until 2026-11-24 the file was spliced: 12 s with the device gone for ~5 s
+made a 6.9 s file with ``dropped_frames`` 0.) Frames the *ring* could not take (a stalled disk)
+stay ``dropped_frames``, left out as before.
+
 Before each write the free space of the filesystem is checked against a floor
 (``floor_mb``); the capture stops cleanly (header final, reason ``disk_floor``) before the
 disk fills. A write that fails anyway (``ENOSPC``, quota) truncates to the last whole frame,
@@ -64,6 +74,7 @@ from firmware.atomic import fsync_dir
 from firmware.processes import pid_alive
 
 FORMATS = {"PCM_24": (1, 3), "FLOAT": (3, 4)}  # name -> (WAVE format tag, bytes per sample)
+GAP_SLOTS = 256  # gaps the loop may report before the writer has filled them (more are counted, not filled)
 TAPS = ("input", "output")
 CAPTURE_DESCRIPTION = "masterbox capture"   # how a capture's bext description starts (firmware.captures looks)
 HEADER_BYTES = 80  # RIFF(12) + JUNK/ds64(8+28) + fmt(8+16) + data(8), without a bext chunk
@@ -242,8 +253,17 @@ class CaptureSession:
         # the writer's encoded bytes (one chunk of one tap), reused for every write
         self._chunk_frames = max(self.rate // 10, 1024)
         self._out = np.zeros(self._chunk_frames * self._frame_bytes, dtype=np.uint8)
+        self._silence = bytes(self._chunk_frames * self._frame_bytes)
         self.dropped = 0
         self._accepting = True
+        # gaps in the stream (note_gap): where (in frames pushed) and how long; the loop writes, the writer fills
+        self._gap_at = np.zeros(GAP_SLOTS, dtype=np.int64)
+        self._gap_len = np.zeros(GAP_SLOTS, dtype=np.int64)
+        self._gaps_w = 0  # gaps ever noted (loop-owned, published after the table entry)
+        self._gaps_r = 0  # gaps filled (writer-owned)
+        self._gap_left = 0  # frames of silence the writer still owes the gap it is filling
+        self.gap_frames = 0  # silence written for gaps
+        self.gaps_unfilled = 0  # gaps noted while the table was full: counted, not filled
 
         self.frames_written = 0
         self.committed_frames = 0  # what the header on disk covers (data fsynced first)
@@ -314,6 +334,41 @@ class CaptureSession:
                 ring[0:n - first, cols] = src[first:n]
         self._w = w + n  # publish after the copy
 
+    def note_gap(self, frames: int) -> None:
+        """The stream lost ``frames`` here (the loop's side, before the next push): the writer fills them with silence.
+
+        Real-time safe like :meth:`push`: two ints into preallocated arrays, then the count is published.
+        A break before the capture's first block is not its time: the file starts with that block.
+        """
+        k = self._gaps_w
+        if not self._accepting or frames <= 0 or self._w == 0:
+            return
+        if k - self._gaps_r >= GAP_SLOTS:
+            self.gaps_unfilled += 1
+            return
+        i = k % GAP_SLOTS
+        self._gap_at[i] = self._w
+        self._gap_len[i] = frames
+        self._gaps_w = k + 1
+
+    @property
+    def gaps(self) -> int:
+        """Gaps in the stream noted so far (each filled with silence, but for ``gaps_unfilled``)."""
+        return self._gaps_w + self.gaps_unfilled
+
+    def _next_run(self, avail: int) -> tuple[int, bool]:
+        """(frames, silence): what the writer writes next, ring rows up to the next gap or the gap's silence."""
+        if self._gap_left == 0 and self._gaps_r < self._gaps_w:
+            i = self._gaps_r % GAP_SLOTS
+            if self._gap_at[i] <= self._r:
+                self._gap_left = int(self._gap_len[i])
+                self._gaps_r += 1
+            else:
+                avail = min(avail, int(self._gap_at[i]) - self._r)
+        if self._gap_left:
+            return min(self._gap_left, self._chunk_frames), True
+        return min(avail, self._cap - self._r % self._cap, self._chunk_frames), False
+
     # -- writer thread --------------------------------------------------------------------
     def _run(self) -> None:
         self._next_commit = time.monotonic() + HEADER_INTERVAL_S
@@ -324,7 +379,8 @@ class CaptureSession:
                     break
                 if time.monotonic() >= self._next_commit:
                     self._commit_headers()
-                if stopping and self._r == self._w:  # push() stopped accepting before stop_req was set
+                if stopping and self._r == self._w and not self._gap_left and self._gaps_r == self._gaps_w:
+                    # push() stopped accepting before stop_req was set; every gap noted is filled
                     self.reason = self.reason or "stopped"
                     break
                 time.sleep(0.02)
@@ -337,8 +393,11 @@ class CaptureSession:
     def _drain(self) -> bool:
         """Write what the ring holds; True when the capture must end (limit, floor, disk full)."""
         avail = self._w - self._r
-        while avail > 0 and time.monotonic() < self._next_commit:  # a due header goes first
-            n = min(avail, self._cap - self._r % self._cap, self._chunk_frames)
+        while (avail > 0 or self._gap_left or self._gaps_r < self._gaps_w) \
+                and time.monotonic() < self._next_commit:  # a due header goes first
+            n, silence = self._next_run(avail)
+            if n <= 0:
+                break
             if self.max_frames is not None:
                 n = min(n, self.max_frames - self.frames_written)
                 if n <= 0:
@@ -350,14 +409,21 @@ class CaptureSession:
                 return True
             start = self._r % self._cap
             try:
-                self._write_rows(start, n)
+                if silence:
+                    self._write_silence(n)
+                else:
+                    self._write_rows(start, n)
             except OSError as e:
                 if e.errno not in (errno.ENOSPC, errno.EDQUOT):
                     raise
                 self.reason = "disk_full"
                 return True
             self.frames_written += n
-            self._r += n
+            if silence:
+                self._gap_left -= n
+                self.gap_frames += n
+            else:
+                self._r += n
             avail = self._w - self._r
         if self.max_frames is not None and self.frames_written >= self.max_frames:
             self.reason = "max_length"
@@ -377,6 +443,12 @@ class CaptureSession:
         rows = self._ring[start:start + n]
         for tap, cols in self._tap_cols:
             _write_all(self._fds[tap], encode(rows[:, cols], self.fmt))
+
+    def _write_silence(self, n: int) -> None:
+        """``n`` frames of digital silence to every tap's file (zero bytes in PCM_24 and in FLOAT alike)."""
+        zeros = memoryview(self._silence)[:n * self._frame_bytes]
+        for fd in self._fds.values():
+            _write_all(fd, zeros)
 
     def _commit_headers(self) -> None:
         """fsync the data, then point the header at it, then fsync again: never ahead of the data.
@@ -431,7 +503,7 @@ class CaptureSession:
         """
         extra = {"preset": self.preset, "started": self.started.isoformat(timespec="seconds"),
                  "stop_reason": self.reason, "writer_error": self.error, "dropped_frames": self.dropped,
-                 "sample_format": self.fmt}
+                 "gaps": self.gaps, "gap_frames": self.gap_frames, "sample_format": self.fmt}
         jobs = [[str(path), {**extra, "tap": tap}] for tap, path in self.files.items()]
         rt.children_start_ordinary()
         try:
@@ -475,7 +547,8 @@ class CaptureSession:
             "files": [str(p) for p in self.files.values()], "taps": list(self.taps), "format": self.fmt,
             "rate": self.rate, "channels": self.channels, "preset": self.preset,
             "frames": self.frames_written, "seconds": self.frames_written / self.rate,
-            "dropped_frames": self.dropped, "ring_fill": (self._w - self._r) / self._cap,
+            "dropped_frames": self.dropped, "gaps": self.gaps, "gap_frames": self.gap_frames,
+            "ring_fill": (self._w - self._r) / self._cap,
             "max_seconds": self.max_frames / self.rate if self.max_frames else None,
             "started": self.started.isoformat(timespec="seconds"), "analysis": self.analysis,
         }

@@ -38,8 +38,8 @@ from firmware.processes import pid_alive
 from firmware.streaming import streaming_preview
 
 SIDECAR_FORMAT = "masterbox-capture-analysis"
-WRITER_KEYS = ("preset", "tap", "started", "stop_reason", "writer_error", "dropped_frames", "sample_format",
-               "source", "uploaded_from", "uploaded", "converted_from")
+WRITER_KEYS = ("preset", "tap", "started", "stop_reason", "writer_error", "dropped_frames", "gaps", "gap_frames",
+               "sample_format", "source", "uploaded_from", "uploaded", "converted_from")
 SILENCE_DBFS = -60.0
 CLIP_LEVEL = 1.0 - 2.0 ** -15  # at full scale to 16-bit precision
 CLIP_RUN = 3

@@ -514,15 +514,27 @@ class Engine:
         ref_fade = XFADE_MS * 1e-3 * self.rate
         ref_coef = 1.0 - math.exp(-1.0 / (REF_GAIN_GLIDE_MS * 1e-3 * self.rate))
         mon_fade = MONITOR_FADE_MS * 1e-3 * self.rate
+        rate, period = self.rate, self.period
+        last_t0 = 0  # perf ns of the last block read whole
+        gap_from = 0  # perf ns of the last block before the stream broke (an xrun, a lost device); 0: unbroken
         while not self._stop:
             st = b.read(x)
             if st != OK:
+                if not gap_from:
+                    gap_from = last_t0
                 if st == LOST:
                     self._device_lost(end_ns)
                     if end_ns is not None and perf() >= end_ns:
                         break
                 continue
             t0 = perf()
+            if gap_from:
+                # the device's clock ran on while no block reached us: a capture keeps its timeline with silence
+                cap = self.capture
+                if cap is not None:
+                    cap.note_gap((t0 - gap_from) * rate // 1_000_000_000 - period)
+                gap_from = 0
+            last_t0 = t0
             if chain is None:
                 ready = self._ready_chain
                 if ready is None:
@@ -591,7 +603,8 @@ class Engine:
                     pass
                 self._stall_s = 0.0
             t1 = perf()
-            b.write(y)
+            if b.write(y) != OK and not gap_from:  # a playback xrun restarts the capture too
+                gap_from = t0
             dt = t1 - t0
             us = dt // 1000
             hist[us if us < last_bin else last_bin] += 1
