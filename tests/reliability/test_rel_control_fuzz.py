@@ -39,7 +39,7 @@ EXAMPLES = int(os.environ.get("MB_FUZZ_EXAMPLES", "12")) * 6
 CMDS = ["hello", "status", "set_params", "bypass", "compare", "meters_reset", "capture_start", "capture_stop",
         "learn_start", "learn_stop"]
 PROGRAMMING_ERROR = re.compile(r"^(TypeError|KeyError|AttributeError|IndexError|ZeroDivisionError|NameError|"
-                               r"UnboundLocalError|RecursionError|OverflowError|AssertionError)\b")
+                               r"UnboundLocalError|RecursionError|OverflowError|AssertionError|ValueError)\b")
 
 
 class Conn:
