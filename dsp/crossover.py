@@ -41,9 +41,8 @@ _Q = 0.7071067811865476
 
 @njit(cache=True)
 def design(c, row, f_lo, f_hi, rate, fresh):
-    """Both sets for the end of this sub-block; the glide starts where the last ended, unless ``fresh``."""
-    svf.hold(c, row)
-    svf.hold(c, row + 1)
+    """Both sets for the end of this sub-block, after the caller held them (:func:`dsp.svf.hold`: the
+    glide starts where the last ended), unless ``fresh`` (nothing to glide from)."""
     svf.design(c, row, eq_design.LOW_CUT, f_lo, 0.0, _Q, rate)
     svf.design(c, row + 1, eq_design.LOW_CUT, f_hi, 0.0, _Q, rate)
     if fresh:

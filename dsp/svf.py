@@ -34,6 +34,12 @@ tone_as_band = njit(cache=True)(eq_design.tone_as_band)
 
 
 @njit(cache=True)
+def flush(v):
+    """0 for a state too small to matter: a decaying state would otherwise become denormal (slow)."""
+    return 0.0 if abs(v) < FLUSH else v
+
+
+@njit(cache=True)
 def design(c, row, kind, freq, gain_db, q, rate):
     """Band ``kind`` (``eq_design`` shape constants) into ``c[row]``; the maths is :func:`eq_design.svf_band`."""
     g, k, m0, m1, m2 = _band(kind, freq, gain_db, q, rate)
@@ -139,10 +145,10 @@ def run2_to(src, dst, m, c, row, z, pos, sub):
             yr, r1, r2 = _steady_step(src[n, 1], r1, r2, k)
             dst[n, 0] = yl
             dst[n, 1] = yr
-    z[row, 0, 0] = 0.0 if abs(l1) < FLUSH else l1
-    z[row, 0, 1] = 0.0 if abs(l2) < FLUSH else l2
-    z[row, 1, 0] = 0.0 if abs(r1) < FLUSH else r1
-    z[row, 1, 1] = 0.0 if abs(r2) < FLUSH else r2
+    z[row, 0, 0] = flush(l1)
+    z[row, 0, 1] = flush(l2)
+    z[row, 1, 0] = flush(r1)
+    z[row, 1, 1] = flush(r2)
 
 
 @njit(cache=True)
@@ -157,8 +163,8 @@ def run1(buf, ch, m, c, row, z, pos, sub):
         k = _steady(a1, a2, a3, m0, m1, m2)
         for n in range(m):
             buf[n, ch], s1, s2 = _steady_step(buf[n, ch], s1, s2, k)
-        z[row, ch, 0] = 0.0 if abs(s1) < FLUSH else s1
-        z[row, ch, 1] = 0.0 if abs(s2) < FLUSH else s2
+        z[row, ch, 0] = flush(s1)
+        z[row, ch, 1] = flush(s2)
         return
     for n in range(m):
         if moving:
@@ -176,8 +182,8 @@ def run1(buf, ch, m, c, row, z, pos, sub):
         buf[n, ch] = m0 * x + m1 * v1 + m2 * v2
         s1 = 2.0 * v1 - s1
         s2 = 2.0 * v2 - s2
-    z[row, ch, 0] = 0.0 if abs(s1) < FLUSH else s1
-    z[row, ch, 1] = 0.0 if abs(s2) < FLUSH else s2
+    z[row, ch, 0] = flush(s1)
+    z[row, ch, 1] = flush(s2)
 
 
 @njit(cache=True)
@@ -205,8 +211,8 @@ def run_ms(s, m, c, row, z, ch, f0, df, pos):
         f = f0 + df * (pos + n + 1)
         s[n, 0] = left + f * ((mid + side) - left)
         s[n, 1] = right + f * ((mid - side) - right)
-    z[row, ch, 0] = 0.0 if abs(s1) < FLUSH else s1
-    z[row, ch, 1] = 0.0 if abs(s2) < FLUSH else s2
+    z[row, ch, 0] = flush(s1)
+    z[row, ch, 1] = flush(s2)
 
 
 # -- gliding sections for the subsonic filter, the crossover and the mono bass -------------------
@@ -259,12 +265,6 @@ def step(x, s1, s2, sc):
     g, g1, d, g2, gg, gg2 = sc
     hp = (x - (g1 * s1 + s2)) * d
     return hp, s1 + g * hp, (s2 + g * s1) + gg * hp, s1 + g2 * hp, (s2 + g2 * s1) + gg2 * hp
-
-
-@njit(cache=True)
-def flush(v):
-    """0 for a state too small to matter: a decaying state would otherwise become denormal (slow)."""
-    return 0.0 if abs(v) < FLUSH else v
 
 
 @njit(cache=True)
