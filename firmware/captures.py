@@ -307,14 +307,12 @@ class CaptureIndex:
         # os.scandir, not Path.glob: glob lists a folder it may not read as empty, which would say
         # "no captures" to a user who may not see them (the box's data, read by another user)
         try:
-            names = [e.name for e in os.scandir(self.directory) if e.name.endswith(".wav")]
+            names = [e.name for e in os.scandir(self.directory) if e.name.endswith(".wav") and e.name[0] != "."]
         except (FileNotFoundError, NotADirectoryError):
             return []
         recording = self._recording()
         rows = []
         for wav in (self.directory / n for n in names):
-            if wav.name.startswith("."):
-                continue
             try:
                 rows.append(self._row(wav, recording))
             except FileNotFoundError:

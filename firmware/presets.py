@@ -156,6 +156,10 @@ def file_name(name: str) -> str:
 
 
 # -- the preset record --------------------------------------------------------------------
+# the keys of a listing row (Preset.summary), in order
+ROW_FIELDS = ("name", "description", "factory", "file", "target_lufs", "level_to_target", "ceiling_dbtp", "error")
+
+
 @dataclass
 class Preset:
     name: str
@@ -177,10 +181,11 @@ class Preset:
         return json.dumps(self.to_doc(), indent=1, ensure_ascii=False, sort_keys=False) + "\n"
 
     def summary(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "factory": self.factory,
-                "file": self.file, "target_lufs": self.params.get("target.lufs"),
-                "level_to_target": bool(self.extra.get("level_to_target", True)),   # False: `master` keeps the level
-                "ceiling_dbtp": self.params.get("lim.ceiling_dbtp"), "error": None}
+        """The listing's row (ROW_FIELDS, which the listing cache's fingerprint covers)."""
+        return dict(zip(ROW_FIELDS, (self.name, self.description, self.factory, self.file,
+                                     self.params.get("target.lufs"),
+                                     bool(self.extra.get("level_to_target", True)),   # False: `master` keeps the level
+                                     self.params.get("lim.ceiling_dbtp"), None), strict=True))
 
 
 def parse_doc(doc: Any, *, name: str | None = None, factory: bool = False, file: str | None = None) -> Preset:
@@ -262,9 +267,6 @@ def _schema_fingerprint() -> str:
     verdict or row is never stale."""
     table = {"params": schema.describe(), "row": ROW_FIELDS}
     return hashlib.sha1(json.dumps(table, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-ROW_FIELDS = ("name", "description", "factory", "file", "target_lufs", "level_to_target", "ceiling_dbtp", "error")
 
 
 class _Listed:
