@@ -133,7 +133,9 @@ F_CMP_G = 97        # loudness gain (output / input mean square) of the settings
 F_CMP_REF = 98      # the compare match's reference: the loudness gain of the settings heard before (0: none)
 F_CMP_ACC, F_CMP_N = 99, 100   # sum and count of the squared compare gain in the meters' hop under way
 F_CMP_C2 = 101      # meter.SHORT_TERM_HOPS: the mean squared compare gain of each hop, as the meters' ring
-NF = F_CMP_C2 + meter.SHORT_TERM_HOPS
+F_CMP_END = F_CMP_C2 + meter.SHORT_TERM_HOPS
+F_PK = F_CMP_END    # 3 x compressor.PEAK_RING: each band's sub-block peaks, newest at I_PK_POS (the detector's hold)
+NF = F_PK + 3 * compressor.PEAK_RING
 
 # -- int state -----------------------------------------------------------------------------
 I_POS, I_FRESH, I_HPF_ACT = 0, 1, 2
@@ -147,7 +149,9 @@ I_CMP_FROM = 24     # the meters' first 100 ms hop that heard the settings as th
 I_CMP_HOP = 25      # the meters' hop count at the last update
 I_CMP_NEW = 26      # 1: new target settings arrived (set_values, set_flat, load_flat): measure them afresh
 I_AGAIN = 27        # 1: a filter just switched type, placement or slope while faded out: fade it back in
-NI = 28
+I_PK_POS = 28       # where the bands' peak rings (F_PK) take the next sub-block's peak
+I_PK_HOLD = 29      # 3: each band's detector hold, in sub-blocks (compressor.hold_subblocks)
+NI = 32
 CMP_OFF, CMP_ON, CMP_SWITCH = 0, 1, 2
 
 # -- split rendering (offline drive search; see Chain.set_split) -----------------------------
@@ -381,15 +385,16 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
     if not mb_live:
         crossover.clear(z, Z_XO)
         fs[F_DES_XO] = -1.0     # the next design starts afresh, without a glide
-        for b in range(3):
-            fs[F_ENV + b] = 0.0
-            fs[F_LVL + b] = 0.0
-            fs[F_CG0 + b] = 1.0
-            fs[F_CG1 + b] = 1.0
+        _clear_bands(fs)
     elif fs[F_DES_XO] != cur[P_XL] or fs[F_DES_XO + 1] != cur[P_XH]:
         crossover.design(coef, C_XO, cur[P_XL], cur[P_XH], rate, fs[F_DES_XO] == -1.0)
         fs[F_DES_XO] = cur[P_XL]
         fs[F_DES_XO + 1] = cur[P_XH]
+        # each band's detector holds a half cycle of the lowest note it carries (an octave
+        # under its lower split; the low band: 20 Hz)
+        ist[I_PK_HOLD] = compressor.hold_subblocks(compressor.LOW_BAND_EDGE_HZ, rate, SUB)
+        ist[I_PK_HOLD + 1] = compressor.hold_subblocks(0.5 * cur[P_XL], rate, SUB)
+        ist[I_PK_HOLD + 2] = compressor.hold_subblocks(0.5 * cur[P_XH], rate, SUB)
     nxt[R_MIX] = cur[P_MIX] * 0.01
     any_solo = False
     for b in range(3):
@@ -624,7 +629,18 @@ def _eq_stage(s, tmp, m, pos, rmp, eqc, eqz, ist):
 
 
 @njit(cache=True)
-def _multiband_stage(sc, m, pos, rmp, coef, z, fs):
+def _clear_bands(fs):
+    """The band compressors at rest: no reduction, no peaks remembered."""
+    for b in range(3):
+        fs[F_ENV + b] = 0.0
+        fs[F_LVL + b] = 0.0
+        fs[F_CG0 + b] = 1.0
+        fs[F_CG1 + b] = 1.0
+    fs[F_PK:F_PK + 3 * compressor.PEAK_RING] = 0.0
+
+
+@njit(cache=True)
+def _multiband_stage(sc, m, pos, rmp, coef, z, fs, ist):
     s = sc[S_MAIN]
     lo = sc[S_LO]
     mid = sc[S_MID]
@@ -647,9 +663,10 @@ def _multiband_stage(sc, m, pos, rmp, coef, z, fs):
         mk0 = rmp[0, R_MK + b]
         dmk = (rmp[1, R_MK + b] - mk0) * (1.0 / SUB)
         if pos == 0:
-            # a new sub-block: the gain computer runs once on the last sub-block's peak
-            # (stereo-linked), the reduction glides linearly across this one
-            level = fs[F_LVL + b]
+            # a new sub-block: the gain computer runs once on the largest peak of the band's
+            # hold (stereo-linked), the reduction glides linearly across this one
+            level = compressor.held_peak(fs, F_PK + compressor.PEAK_RING * b, ist[I_PK_POS],
+                                         fs[F_LVL + b], ist[I_PK_HOLD + b])
             want = 0.0
             if level > floor:
                 want = compressor.static_gr_db(20.0 * math.log10(level), thr, ratio, knee)
@@ -686,6 +703,8 @@ def _multiband_stage(sc, m, pos, rmp, coef, z, fs):
                 band[n, 0] *= g
                 band[n, 1] *= g
         fs[F_LVL + b] = level
+    if pos == 0:
+        ist[I_PK_POS] = (ist[I_PK_POS] + 1) % compressor.PEAK_RING
     # sum of the bands, parallel mix against the all-passed dry, then the multiband in/out
     # crossfade (what _fade_mix does), in one pass
     w0 = rmp[0, R_MIX]
@@ -759,11 +778,7 @@ def _reset_state(z, eqz, fs, ist, hist, ldelay, dq_val, dq_idx, box1, box2, lfs,
     """Back to silence after a fault: every filter, envelope and delay line cleared."""
     z[:] = 0.0
     eqz[:] = 0.0
-    for b in range(3):
-        fs[F_ENV + b] = 0.0
-        fs[F_LVL + b] = 0.0
-        fs[F_CG0 + b] = 1.0
-        fs[F_CG1 + b] = 1.0
+    _clear_bands(fs)
     for k in range(2):
         fs[F_DC_X + k] = 0.0
         fs[F_DC_Y + k] = 0.0
@@ -822,7 +837,7 @@ def _chain_body(x, y, xin, pk, par, rmp, coef, eqc, eqz, z, fs, ist, sc, drybuf,
             _input_stage(s, tmp, m, pos, rmp, coef, z, fs, ist)
             _eq_stage(s, tmp, m, pos, rmp, eqc, eqz, ist)
             if _live(rmp, R_MB):
-                _multiband_stage(sc, m, pos, rmp, coef, z, fs)
+                _multiband_stage(sc, m, pos, rmp, coef, z, fs, ist)
             _stereo_stage(s, tmp, m, pos, rmp, coef, z)
         else:
             # SPLIT_POST: x holds what the stereo stage produced (a SPLIT_PRE render's y)
@@ -1205,8 +1220,8 @@ class Chain:
         self._fs[F_STEP_BYP] = SUB / (BYPASS_FADE_S * keep_rate)
         self._fs[F_DES_HPF:F_GR] = -1.0
         self._fs[F_SRC_TRIM:F_CMP_G] = np.nan   # every derived setting computed afresh at the first sub-block
-        self._fs[F_CMP_G:NF] = 0.0
-        self._fs[F_CMP_C2:NF] = 1.0
+        self._fs[F_CMP_G:F_CMP_END] = 0.0
+        self._fs[F_CMP_C2:F_CMP_END] = 1.0
         self._fs[F_GR:F_GR + 3] = 0.0
         self._fs[F_CG0:F_CG0 + 3] = 1.0
         self._fs[F_CG1:F_CG1 + 3] = 1.0

@@ -117,6 +117,20 @@ def ffmpeg_ebur128(path: Path, workdir: Path) -> dict:
     return precise
 
 
+def thd_n_db(y: np.ndarray, rate: int, f0: float) -> float:
+    """THD+N of the steady state (the left channel's 2nd and 3rd seconds): everything in 20 Hz-20 kHz
+    but the fundamental, relative to it, in dB (numpy FFT, Blackman-Harris window)."""
+    from scipy.signal.windows import blackmanharris
+
+    seg = y[rate:3 * rate, 0]
+    spec = np.abs(np.fft.rfft(seg * blackmanharris(len(seg)))) ** 2
+    per_hz = len(seg) / rate
+    k = int(round(f0 * per_hz))
+    fund = spec[k - 8:k + 9].sum()
+    band = spec[int(20 * per_hz):int(20000 * per_hz)].sum()
+    return 10 * np.log10(max(band - fund, 1e-30) / fund)
+
+
 def run_chain(chain, x, blocks=1024):
     """Process ``x`` through ``chain`` in blocks: a fixed size (int) or a list of sizes (cycled)."""
     y = np.zeros_like(x)

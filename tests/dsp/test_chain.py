@@ -283,7 +283,7 @@ def _gliding_render(force_recompute: bool, sets, x, load=False):
             flat = schema.to_flat(schema.validate({**base, **sets[b // 10]}))
             c.load_flat(flat) if load else c.set_flat(flat)
         if force_recompute:
-            c._fs[chain_mod.F_SRC_TRIM:chain_mod.NF] = np.nan
+            c._fs[chain_mod.F_SRC_TRIM:chain_mod.F_CMP_G] = np.nan
         c.process(x[b * 64:(b + 1) * 64], y[b * 64:(b + 1) * 64])
     return y
 
