@@ -67,6 +67,8 @@ PARALLEL_MODULES = {
     "tests/state/test_undo.py", "tests/state/test_learn_on_chain.py", "tests/panel/test_config.py",
     "tests/panel/test_pot.py", "tests/webui/test_webui_auth.py", "tests/webui/test_webui_upload.py",
     "tests/webui/test_webui_mastering.py", "tests/webui/test_webui_undo.py", "tests/reliability/test_rel_security.py",
+    # masters from the web UI against a stand-in engine, compared with offline `master`/`album` renders (2026-11-24)
+    "tests/webui/test_webui_master_label.py",
 }
 
 
