@@ -194,7 +194,8 @@ def test_the_audio_loop_runs_on_the_configured_cpu_alone(tmp_path):
     """``--cpu 1``: the engine's audio loop (its main thread) may run on CPU 1 only, as the kernel
     reports it, while its other threads (meter publisher, control channel, chain loader) keep
     every CPU; a CPU the machine does not have is a warning, and the audio runs anyway."""
-    from tests.engine.conftest import engine_cmd, read_stats
+    from firmware.control_client import EngineClient
+    from tests.engine.conftest import engine_cmd, read_stats, wait_for
 
     every = f"0-{os.cpu_count() - 1}"
     stats_path = tmp_path / "stats.json"
@@ -211,6 +212,13 @@ def test_the_audio_loop_runs_on_the_configured_cpu_alone(tmp_path):
             except (FileNotFoundError, ProcessLookupError, StopIteration):
                 pass
             time.sleep(0.05)
+        # seen, and the chain running: asked to stop instead of streaming out the rest of its 6 s
+        # (the stats are written on a stop as at the end of --duration; an engine that never runs
+        # ends by itself, and its stderr is shown below)
+        with EngineClient(tmp_path / "e.sock", timeout=5.0) as c:
+            if c.wait_running(30, gave_up=lambda: proc.poll() is not None):
+                wait_for(lambda: c.status()["blocks"] > 0, 5, what="blocks")
+                c.stop_engine()
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
@@ -228,3 +236,4 @@ def test_the_audio_loop_runs_on_the_configured_cpu_alone(tmp_path):
     assert r.returncode == 0 and "cannot run on CPU 64" in r.stderr, r.stderr
     stats = read_stats(stats_path)
     assert stats["cpu"] is None and stats["blocks"] > 0
+
