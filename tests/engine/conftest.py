@@ -7,6 +7,7 @@
   the JACK plugin only speaks float) and run in real time.
 * :func:`jack_server`: ``jackd -d dummy`` under a unique server name (JACK_DEFAULT_SERVER), never
   real-time, never auto-started by a client (JACK_NO_START_SERVER), stopped and cleaned up after.
+  :func:`module_jack_server` is the same, one for a whole module.
 
 Engines run as subprocesses (``masterbox engine``), the way the box runs them.
 """
@@ -167,16 +168,26 @@ class JackServer:
                 pass
 
 
-@pytest.fixture
-def jack_server(tmp_path):
+def _running_jack_server(log_dir: Path):
     if shutil.which("jackd") is None:
         pytest.fail("jackd is missing: install Debian jackd2 (debian-packages.txt)")
-    server = JackServer(f"mbtest{os.getpid()}{uuid.uuid4().hex[:6]}", tmp_path / "jackd.log")
+    server = JackServer(f"mbtest{os.getpid()}{uuid.uuid4().hex[:6]}", log_dir / "jackd.log")
     server.start()
     try:
         yield server
     finally:
         server.cleanup()
+
+
+@pytest.fixture
+def jack_server(tmp_path):
+    yield from _running_jack_server(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_jack_server(tmp_path_factory):
+    """One server for a module whose tests only open PCMs on it (none kills it, none counts xruns)."""
+    yield from _running_jack_server(tmp_path_factory.mktemp("jackd"))
 
 
 def engine_cmd(*args: str) -> list[str]:

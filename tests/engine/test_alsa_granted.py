@@ -37,12 +37,16 @@ pcm.jst {
 
 
 @pytest.fixture
-def jack_pcms(tmp_path, jack_server):
+def jack_pcms(tmp_path, module_jack_server):
+    """The PCMs above on one JACK server for the module (each engine here only opens them, is refused or
+    streams 3 s, and exits: nothing stays on the server; each test keeps its own config, socket and meters)."""
     (tmp_path / "xdg" / "alsa").mkdir(parents=True)
     (tmp_path / "xdg" / "alsa" / "asoundrc").write_text(JACK_PCMS)
     import os
 
-    return {**os.environ, **jack_server.env, "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "PYTHONUNBUFFERED": "1"}
+    assert module_jack_server.proc is not None and module_jack_server.proc.poll() is None, "the module's jackd died"
+    return {**os.environ, **module_jack_server.env, "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+            "PYTHONUNBUFFERED": "1"}
 
 
 def _start(tmp_path, env, device: str, period: int) -> tuple[subprocess.CompletedProcess | None, dict | None]:
