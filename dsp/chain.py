@@ -151,7 +151,8 @@ I_CMP_NEW = 26      # 1: new target settings arrived (set_values, set_flat, load
 I_AGAIN = 27        # 1: a filter just switched type, placement or slope while faded out: fade it back in
 I_PK_POS = 28       # where the bands' peak rings (F_PK) take the next sub-block's peak
 I_PK_HOLD = 29      # 3: each band's detector hold, in sub-blocks (compressor.hold_subblocks)
-NI = 32
+I_DRY_LIM = 32      # 1: the level-matched dry signal's limiter is running (primed; see _matched_dry)
+NI = 33
 CMP_OFF, CMP_ON, CMP_SWITCH = 0, 1, 2
 
 # -- split rendering (offline drive search; see Chain.set_split) -----------------------------
@@ -184,7 +185,10 @@ def _level_match(tgt, nxt, fs, fresh, mf_in, mi_in, mf_out, mi_out):
     """Glide the bypass level-match gain toward output/input short-term loudness (the meters')."""
     lm = 1.0
     if tgt[P_LM] > 0.5:
-        # while bypassed the output meter hears the matched dry signal, so the gain holds
+        if nxt[R_BYPASS] > 0.0:
+            # bypassed (or fading): the output meter hears the matched dry signal, limited where it
+            # passes the ceiling, not the processed one: the gain holds where it was
+            return
         e_in = _recent_mean_square(mf_in, mi_in)
         e_out = _recent_mean_square(mf_out, mi_out)
         if e_in > MIN_ENERGY and e_out > MIN_ENERGY:
@@ -774,16 +778,10 @@ def _stereo_stage(s, tmp, m, pos, rmp, coef, z):
 
 
 @njit(cache=True)
-def _reset_state(z, eqz, fs, ist, hist, ldelay, dq_val, dq_idx, box1, box2, lfs, lis, derr, drybuf, rmp):
-    """Back to silence after a fault: every filter, envelope and delay line cleared."""
-    z[:] = 0.0
-    eqz[:] = 0.0
-    _clear_bands(fs)
-    for k in range(2):
-        fs[F_DC_X + k] = 0.0
-        fs[F_DC_Y + k] = 0.0
+def _limiter_rest(hist, delay, dq_val, dq_idx, box1, box2, lfs, lis):
+    """A limiter's state at rest, as :func:`dsp.limiter.reset` leaves it (inside the kernel)."""
     hist[:] = 0.0
-    ldelay[:] = 0.0
+    delay[:] = 0.0
     dq_val[:] = 1.0
     dq_idx[:] = 0
     box1[:] = 1.0
@@ -792,7 +790,62 @@ def _reset_state(z, eqz, fs, ist, hist, ldelay, dq_val, dq_idx, box1, box2, lfs,
     lfs[1] = 0.0
     lfs[2] = float(box1.shape[0])
     lfs[3] = float(box2.shape[0])
+    lfs[4] = 1.0
+    lfs[6:10] = 0.0
     lis[:] = 0
+
+
+@njit(cache=True)
+def _matched_dry(d, xin, i, m, pos, rmp, fs, ist, tgt, drybuf, tmp, pk, geo, phase, dlim):
+    """The level-matched dry signal of this chunk into ``d[:m]``: the input times the match gain
+    through a limiter of its own (the output limiter's ceiling and release).
+
+    A quiet mix matched to a loud master is raised 5-11 dB and its peaks pass full scale; the
+    limiter keeps it under the ceiling the master keeps, where a clamp at full scale hard-clipped
+    it. It has the chain's latency (the output limiter's), so fed the input as it arrives its
+    output lines up with the master. Below the ceiling its gain is exactly 1: the dry signal
+    times the match, bit for bit. It runs only while bypass is live; when it starts it is primed
+    with the last ``latency`` input samples (the dry ring holds them), so its first output
+    sample is the right one."""
+    hist, delay, dq_val, dq_idx, box1, box2, lfs, lis = dlim
+    l0 = rmp[0, R_LM]
+    dl = (rmp[1, R_LM] - l0) * (1.0 / SUB)
+    auto = tgt[P_AUTO] > 0.5
+    if ist[I_DRY_LIM] == 0:
+        _limiter_rest(hist, delay, dq_val, dq_idx, box1, box2, lfs, lis)
+        dsize = drybuf.shape[1]
+        latency = geo[5]
+        k = 0
+        while k < latency:
+            n = min(SUB, latency - k)
+            for j in range(n):
+                # the ring's oldest sample is at I_DRY_POS; skip the one before the last `latency`
+                r = (ist[I_DRY_POS] + dsize - latency + k + j) % dsize
+                tmp[j, 0] = drybuf[0, r] * l0
+                tmp[j, 1] = drybuf[1, r] * l0
+            limiter.process(tmp, 0, n, fs[F_LIM_T], fs[F_LIM_C], fs[F_LIM_AF], auto, fs[F_LIM_ASA],
+                            fs[F_LIM_ASR], geo, phase, hist, delay, dq_val, dq_idx, box1, box2, lfs, lis, pk)
+            k += n
+        ist[I_DRY_LIM] = 1
+    for n in range(m):
+        g = l0 + dl * (pos + n + 1)
+        d[n, 0] = xin[i + n, 0] * g
+        d[n, 1] = xin[i + n, 1] * g
+    limiter.process(d, 0, m, fs[F_LIM_T], fs[F_LIM_C], fs[F_LIM_AF], auto, fs[F_LIM_ASA], fs[F_LIM_ASR],
+                    geo, phase, hist, delay, dq_val, dq_idx, box1, box2, lfs, lis, pk)
+
+
+@njit(cache=True)
+def _reset_state(z, eqz, fs, ist, hist, ldelay, dq_val, dq_idx, box1, box2, lfs, lis, derr, drybuf, rmp):
+    """Back to silence after a fault: every filter, envelope and delay line cleared."""
+    z[:] = 0.0
+    eqz[:] = 0.0
+    _clear_bands(fs)
+    for k in range(2):
+        fs[F_DC_X + k] = 0.0
+        fs[F_DC_Y + k] = 0.0
+    _limiter_rest(hist, ldelay, dq_val, dq_idx, box1, box2, lfs, lis)
+    ist[I_DRY_LIM] = 0      # the matched dry signal's limiter: primed afresh when next needed
     derr[:] = 0.0
     drybuf[:] = 0.0
     ist[I_SILENT_RUN] = dither.BLANK_AFTER
@@ -805,7 +858,7 @@ def _reset_state(z, eqz, fs, ist, hist, ldelay, dq_val, dq_idx, box1, box2, lfs,
 @njit(cache=True)
 def _chain_body(x, y, xin, pk, par, rmp, coef, eqc, eqz, z, fs, ist, sc, drybuf,
                  geo, phase, hist, ldelay, dq_val, dq_idx, box1, box2, lfs, lis,
-                 dcoef, derr, rng, mf_in, mi_in, mf_out, mi_out):
+                 dcoef, derr, rng, mf_in, mi_in, mf_out, mi_out, dlim):
     n_total = x.shape[0]
     tgt = par[0]
     split = ist[I_SPLIT]
@@ -859,6 +912,13 @@ def _chain_body(x, y, xin, pk, par, rmp, coef, eqc, eqz, z, fs, ist, sc, drybuf,
                         box1, box2, lfs, lis, pk)
         _gain(s, m, pos, rmp, R_CMP, 0)
         _gain(s, m, pos, rmp, R_CMP, 1)
+        bypass = _live(rmp, R_BYPASS)
+        matched = bypass and pre and tgt[P_LM] > 0.5
+        if matched:
+            # before the dry ring takes this chunk: a limiter starting now is primed from it
+            _matched_dry(sc[S_LO], xin, i, m, pos, rmp, fs, ist, tgt, drybuf, sc[S_TMP], pk, geo, phase, dlim)
+        else:
+            ist[I_DRY_LIM] = 0
         if pre:
             # latency-aligned dry signal (bypass and level match); SPLIT_POST has no dry input
             # and is never bypassed (Chain.set_split)
@@ -875,7 +935,15 @@ def _chain_body(x, y, xin, pk, par, rmp, coef, eqc, eqz, z, fs, ist, sc, drybuf,
                 if dp == dsize:
                     dp = 0
             ist[I_DRY_POS] = dp
-        if _live(rmp, R_BYPASS):
+        if matched:
+            b0 = rmp[0, R_BYPASS]
+            db = (rmp[1, R_BYPASS] - b0) * (1.0 / SUB)
+            d = sc[S_LO]
+            for n in range(m):
+                b = b0 + db * (pos + n + 1)
+                for ch in range(2):
+                    s[n, ch] += b * (d[n, ch] - s[n, ch])
+        elif bypass:
             b0 = rmp[0, R_BYPASS]
             db = (rmp[1, R_BYPASS] - b0) * (1.0 / SUB)
             l0 = rmp[0, R_LM]
@@ -887,7 +955,8 @@ def _chain_body(x, y, xin, pk, par, rmp, coef, eqc, eqz, z, fs, ist, sc, drybuf,
                 for ch in range(2):
                     d = sc[S_DRY, n, ch] * g
                     s[n, ch] += b * (d - s[n, ch])
-                    # the level-matched dry signal may be louder than full scale: keep it legal
+                    # the match gain still gliding back to 1 after level match was turned off
+                    # may take the dry signal past full scale: keep it legal
                     if s[n, ch] > 1.0:
                         s[n, ch] = 1.0
                     elif s[n, ch] < -1.0:
@@ -946,8 +1015,10 @@ def _chain_body(x, y, xin, pk, par, rmp, coef, eqc, eqz, z, fs, ist, sc, drybuf,
 # float arrays, in this order; (name, number of dimensions)
 FLOAT_ARRAYS = (("xin", 2), ("pk", 1), ("par", 2), ("rmp", 2), ("coef", 2), ("eqc", 2), ("eqz", 3), ("z", 3),
                 ("fs", 1), ("sc", 3), ("dry", 2), ("phase", 2), ("hist", 2), ("delay", 2), ("dq_val", 1),
-                ("box1", 1), ("box2", 1), ("lfs", 1), ("dcoef", 1), ("derr", 2))
-INT_ARRAYS = (("ist", 1), ("geo", 1), ("dq_idx", 1), ("lis", 1))
+                ("box1", 1), ("box2", 1), ("lfs", 1), ("dcoef", 1), ("derr", 2),
+                # the level-matched dry signal's limiter (_matched_dry)
+                ("d_hist", 2), ("d_delay", 2), ("d_dq_val", 1), ("d_box1", 1), ("d_box2", 1), ("d_lfs", 1))
+INT_ARRAYS = (("ist", 1), ("geo", 1), ("dq_idx", 1), ("lis", 1), ("d_dq_idx", 1), ("d_lis", 1))
 HEADER = 4 * (len(FLOAT_ARRAYS) + len(INT_ARRAYS))   # per array: offset, dims
 
 
@@ -988,7 +1059,9 @@ def chain_kernel(x, y, F, I, rng, mf_in, mi_in, mf_out, mi_out):
                 _f3(F, I, 6), _f3(F, I, 7), _f1(F, I, 8), _i1(I, 0), _f3(F, I, 9), _f2(F, I, 10),
                 _i1(I, 1), _f2(F, I, 11), _f2(F, I, 12), _f2(F, I, 13), _f1(F, I, 14), _i1(I, 2),
                 _f1(F, I, 15), _f1(F, I, 16), _f1(F, I, 17), _i1(I, 3), _f1(F, I, 18), _f2(F, I, 19),
-                rng, mf_in, mi_in, mf_out, mi_out)
+                rng, mf_in, mi_in, mf_out, mi_out,
+                (_f2(F, I, 20), _f2(F, I, 21), _f1(F, I, 22), _i1(I, 4), _f1(F, I, 23), _f1(F, I, 24),
+                 _f1(F, I, 25), _i1(I, 5)))
 
 
 def _kernel_ready(args) -> None:
@@ -1052,6 +1125,7 @@ class Chain:
         self.max_block = int(max_block)
         lat_geo = limiter.geometry(rate)
         lim = limiter.new_state(rate)
+        dry_lim = limiter.new_state(rate)
         self.latency_samples = int(lat_geo[5])
         par = np.zeros((4, schema.COUNT))
         par[0] = schema.to_flat(schema.defaults())
@@ -1066,8 +1140,11 @@ class Chain:
             "phase": lim["phase"], "hist": lim["hist"], "delay": lim["delay"], "dq_val": lim["dq_val"],
             "box1": lim["box1"], "box2": lim["box2"], "lfs": lim["fs"],
             "dcoef": dither.shaping_coefficients(rate), "derr": np.zeros((2, dither.MAX_TAPS)),
+            "d_hist": dry_lim["hist"], "d_delay": dry_lim["delay"], "d_dq_val": dry_lim["dq_val"],
+            "d_box1": dry_lim["box1"], "d_box2": dry_lim["box2"], "d_lfs": dry_lim["fs"],
         }
-        ints = {"ist": np.zeros(NI, dtype=np.int64), "geo": lim["geo"], "dq_idx": lim["dq_idx"], "lis": lim["is"]}
+        ints = {"ist": np.zeros(NI, dtype=np.int64), "geo": lim["geo"], "dq_idx": lim["dq_idx"], "lis": lim["is"],
+                "d_dq_idx": dry_lim["dq_idx"], "d_lis": dry_lim["is"]}
         self._F, self._I, v = _pack(floats, ints)
         self._par, self._rmp, self._coef, self._z = v["par"], v["rmp"], v["coef"], v["z"]
         self._eqc, self._eqz, self._fs, self._ist = v["eqc"], v["eqz"], v["fs"], v["ist"]

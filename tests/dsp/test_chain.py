@@ -191,6 +191,57 @@ def test_level_matched_bypass_matches_the_processed_loudness():
     assert lufs(bypassed[RATE:]) == pytest.approx(proc, abs=1.0)
 
 
+def test_level_matched_bypass_of_a_loud_master_keeps_the_ceiling_without_clipping():
+    """A mix peaking at -1 dBFS matched to `loud` driven hard is raised ~4 dB: its peaks pass full
+    scale. The matched dry signal goes through a limiter of its own at the master's ceiling, so it
+    stays under the ceiling (true peak, 4x oversampled by scipy) and nothing is clipped; until
+    2026-11-24 it was clamped at full scale: +0.5 dBTP and ~3000 samples at exactly full scale."""
+    from scipy.signal import resample_poly
+
+    from dsp.meter import LoudnessMeter
+
+    x = music(16.0, peak=-1.0, seed=3)
+    c = Chain(RATE)
+    c.set_values(preset("loud") | {"out.drive_db": 10.0, "ab.level_match": True, "lim.ceiling_dbtp": -1.0})
+    c.set_output_bits(None)
+    half = 8 * RATE
+    processed = run(c, x[:half], 1024)
+    c.set_bypass(True)
+    bypassed = run(c, x[half:], 1024)
+
+    def lufs(sig):
+        m = LoudnessMeter(RATE, 2)
+        m.process(np.ascontiguousarray(sig))
+        return m.readings()["integrated_lufs"]
+
+    raised = lufs(bypassed[RATE:]) - lufs(x[half + RATE:])
+    assert raised > 3.0                                   # the dry signal really is raised
+    assert lufs(bypassed[RATE:]) == pytest.approx(lufs(processed[4 * RATE:]), abs=1.5)
+    true_peak = 20 * np.log10(np.max(np.abs(resample_poly(bypassed, 4, 1, axis=0))))
+    assert true_peak <= -1.0 + 0.1, true_peak
+    assert np.max(np.abs(bypassed)) < 10 ** (-1.0 / 20)
+
+
+def test_level_matched_bypass_under_the_ceiling_is_the_dry_signal_times_the_match():
+    """Where the matched dry signal stays under the ceiling its limiter does nothing: the output is
+    the latency-aligned input times the match gain (which holds while bypassed), to rounding."""
+    from dsp import chain as chain_mod
+
+    x = music(6.0, peak=-6.0)
+    c = Chain(RATE)
+    c.set_values(preset("transparent") | {"out.drive_db": -6.0, "ab.level_match": True})
+    c.set_output_bits(None)
+    half = 4 * RATE
+    run(c, x[:half], 128)
+    c.set_bypass(True)
+    y = run(c, x[half:], 128)
+    g = c._rmp[1, chain_mod.R_LM]
+    assert g == pytest.approx(10 ** (-6 / 20), abs=0.01)     # matched to the master 6 dB down
+    L = c.latency_samples
+    start = int(0.03 * RATE) + 64                              # after the bypass fade
+    assert np.max(np.abs(y[start:] - g * x[half + start - L:len(x) - L])) < 1e-12
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e30, 1e6])
 def test_bad_input_never_reaches_the_output(bad):
     x = music(2.0, peak=-1.0)
