@@ -57,7 +57,7 @@ def _drive(stage, x, y, s, tmp, sc, rmp, coef, eqc, eqz, z, fs, ist, lp, lim_f, 
         elif stage == 2:
             chain._eq_stage(s, tmp, SUB, 0, rmp, eqc, eqz, ist)
         elif stage == 3:
-            chain._multiband_stage(sc, SUB, 0, rmp, coef, z, fs)
+            chain._multiband_stage(sc, SUB, 0, rmp, coef, z, fs, ist)
         elif stage == 4:
             chain._stereo_stage(s, tmp, SUB, 0, rmp, coef, z)
         elif stage == 5:

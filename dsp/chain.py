@@ -143,7 +143,7 @@ I_EQ_TYPE = 3       # 6
 I_EQ_PLACE = 9      # 6
 I_BYPASS, I_BITS, I_DRY_POS, I_FAULTS, I_RESETS, I_BYPASS_SEEN = 15, 16, 17, 18, 19, 20
 I_SPLIT = 21        # which part of the chain a block runs: SPLIT_ALL, SPLIT_PRE or SPLIT_POST
-I_SILENT_RUN = 22   # exact-zero samples in a row reaching the dither (capped at dither.BLANK_AFTER)
+I_ON_GRID_RUN = 22  # frames in a row reaching the dither already on its grid (capped at dither.BLANK_AFTER)
 I_CMP = 23          # compare match: CMP_OFF, CMP_ON or CMP_SWITCH (Chain.match_compare)
 I_CMP_FROM = 24     # the meters' first 100 ms hop that heard the settings as they are now
 I_CMP_HOP = 25      # the meters' hop count at the last update
@@ -848,7 +848,7 @@ def _reset_state(z, eqz, fs, ist, hist, ldelay, dq_val, dq_idx, box1, box2, lfs,
     ist[I_DRY_LIM] = 0      # the matched dry signal's limiter: primed afresh when next needed
     derr[:] = 0.0
     drybuf[:] = 0.0
-    ist[I_SILENT_RUN] = dither.BLANK_AFTER
+    ist[I_ON_GRID_RUN] = dither.BLANK_AFTER
     ist[I_RESETS] += 1
 
 
@@ -966,12 +966,14 @@ def _chain_body(x, y, xin, pk, par, rmp, coef, eqc, eqz, z, fs, ist, sc, drybuf,
         if bits > 0 and mode > 0:
             qbits = min(bits, 16 if tgt[P_DBITS] < 0.5 else 24)
             shaped = mode == 2 and dcoef[0] != 0.0
-            # digital silence stays digital silence (dither.BLANK_AFTER): the samples from the
-            # BLANK_AFTER-th exact zero on are left at zero, the rest quantised in runs
-            run = ist[I_SILENT_RUN]
+            # what is already on the output grid stays as it is (dither.BLANK_AFTER): digital
+            # silence, and audio nothing has changed; from the BLANK_AFTER-th such frame in a row
+            # on the samples pass as they are, the rest is quantised in runs
+            run = ist[I_ON_GRID_RUN]
             start = 0
+            scale = 2.0 ** (qbits - 1)
             for n in range(m):
-                if s[n, 0] == 0.0 and s[n, 1] == 0.0:
+                if dither.on_grid(s[n, 0], scale) and dither.on_grid(s[n, 1], scale):
                     if run < dither.BLANK_AFTER:
                         run += 1
                 else:
@@ -983,7 +985,7 @@ def _chain_body(x, y, xin, pk, par, rmp, coef, eqc, eqz, z, fs, ist, sc, drybuf,
                     derr[:] = 0.0
             if start < m:
                 dither.quantise(s, start, m, qbits, shaped, dcoef, derr, rng)
-            ist[I_SILENT_RUN] = run
+            ist[I_ON_GRID_RUN] = run
         bad = False
         for n in range(m):
             for ch in range(2):
@@ -1305,7 +1307,7 @@ class Chain:
         bypass, bits, split = self._ist[I_BYPASS], self._ist[I_BITS], self._ist[I_SPLIT]
         self._ist[:] = 0
         self._ist[I_FRESH] = 1
-        self._ist[I_SILENT_RUN] = dither.BLANK_AFTER    # before the stream there was silence: a
+        self._ist[I_ON_GRID_RUN] = dither.BLANK_AFTER    # before the stream there was silence: a
         # file's leading digital silence is written as zeros from its first sample
         self._ist[I_BYPASS] = bypass
         self._ist[I_BITS] = bits

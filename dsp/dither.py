@@ -28,16 +28,27 @@ the FIR ``H``): at most 14.3 LSB at 88.2 kHz (``sum |h| = 9.55``), 14.0 at 44.1 
 margin under any ceiling, and the quantiser clamps at full scale anyway (with the fed-back
 error clamped, so a clamped sample cannot destabilise the loop).
 
-Digital silence stays digital silence: once :data:`BLANK_AFTER` samples in a row reach the
-dither exactly 0.0 on both channels, the chain writes exact zeros instead of dither noise (and
-clears the shaping filter's error memory) until the first non-zero sample. A master's leading
-and trailing silence, and the gaps of a gapless album, are then true digital black, which
-delivery checks look for; the noise would only have been there at -130 LUFS. (Mastering
-dithers offer the same, e.g. iZotope Ozone's "auto blank".) Music never rests on exact zeros for
-that long, and a decaying tail is dithered down to where it really is zero.
+What is already on the output grid is left as it is: once :data:`BLANK_AFTER` frames in a row
+reach the dither with both samples on the grid of the output word length (:func:`on_grid`), the
+chain passes them unchanged instead of adding dither noise (and clears the shaping filter's
+error memory) until the first sample off the grid. Such samples need no rounding, so there is
+no error to decorrelate. Two cases matter:
+
+* digital silence (0.0 is on every grid): a master's leading and trailing silence, and the gaps
+  of a gapless album, are true digital black, which delivery checks look for; the noise would
+  only have been there at -130 LUFS (mastering dithers offer the same, e.g. iZotope Ozone's
+  "auto blank");
+* audio nothing has changed: a 16-bit file through `transparent` written at 16 bits (or at 24),
+  or a 24-bit input through the box bypassed, comes out bit for bit where the limiter is idle,
+  instead of re-dithered (+-1 LSB on about a quarter of the samples).
+
+Processed audio is never on the grid (any gain, filter or limiting moves it off), nor is music
+exactly 0.0 for that long, and a decaying tail is dithered down to where it really is zero.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -128,6 +139,14 @@ def _clamp_err(e):
     if e < -4.0:
         return -4.0
     return e
+
+
+@njit(cache=True)
+def on_grid(v, scale):
+    """True when ``v`` is exactly a value of the output word length (codes -scale .. scale - 1,
+    ``scale`` = 2 ** (bits - 1)): rounding it changes nothing, so it needs no dither."""
+    a = v * scale
+    return a == math.floor(a) and -scale <= a < scale
 
 
 @njit(cache=True)

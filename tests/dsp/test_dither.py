@@ -279,3 +279,43 @@ def test_a_decaying_tail_is_dithered_until_it_is_really_zero():
     assert zero_from > end + rate // 10                              # it does take a while (filters, release)
     assert np.count_nonzero(yd[end:zero_from]) > 0.5 * (zero_from - end)    # dithered while it decays
     assert not np.any(yd[zero_from + dither.BLANK_AFTER - 1:])       # black once 4096 zeros have passed
+
+
+@pytest.mark.parametrize("mode", ["tpdf", "shaped"])
+@pytest.mark.parametrize("bits", [16, 24])
+def test_audio_already_on_the_output_grid_passes_unchanged(mode, bits):
+    """A 16-bit mix through `transparent` written at 16 or 24 bits: nothing rounds it, so nothing is
+    dithered and the output is the input, delayed, bit for bit (until 2026-11-24 it was re-dithered:
+    +-1 LSB on about a quarter of the samples at 16 bits). Where the limiter works (a burst 6 dB over
+    the ceiling) the samples leave the grid and are dithered; once the limiter's gain is exactly 1
+    again (read from the same chain with a float output) they pass unchanged from the 4096th frame on."""
+    rate = 48000
+    x = np.round(render_programme(10.0, rate, seed=4, peak_dbfs=-3.0) * 32768) / 32768    # 16-bit values
+    burst = slice(rate, rate + rate // 10)
+    x[burst] *= 2.0
+    x = np.ascontiguousarray(np.clip(x, -1.0, 32767 / 32768))
+    values = json.loads((Path(schema.__file__).parent / "presets" / "transparent.json").read_text())["params"]
+    values |= {"dither.mode": mode, "dither.bits": str(bits)}
+    outs = []
+    for out_bits in (None, bits):
+        c = Chain(rate, max_block=1024)
+        c.set_values(values)
+        c.set_output_bits(out_bits)
+        outs.append(run_chain(c, x)[c.latency_samples:])
+    floating, out = outs
+    src = x[:len(out)]
+    untouched = np.all(floating == src, axis=1)             # the limiter's gain exactly 1 here
+    assert untouched.mean() > 0.2 and not untouched.all()  # it did let go, after it limited
+    # the rule: a frame passes as it is from the BLANK_AFTER-th untouched frame in a row (the stream
+    # starts as if after silence), every other frame is dithered
+    run, passes = dither.BLANK_AFTER, np.zeros(len(src), dtype=bool)
+    for n, ok in enumerate(untouched):
+        run = min(run + 1, dither.BLANK_AFTER) if ok else 0
+        passes[n] = run >= dither.BLANK_AFTER
+    assert passes[:burst.start - rate // 100].all()          # the mix before the burst: as it was
+    assert np.array_equal(out[passes], src[passes])
+    lsb = 2.0 ** (1 - bits)
+    dithered = out[~passes]
+    assert np.all(np.abs(dithered / lsb - np.round(dithered / lsb)) < 1e-9)      # on the output grid
+    err = (dithered - floating[~passes]) / lsb
+    assert np.sqrt(np.mean(err ** 2)) > 0.3                  # with dither in it, not just rounding
