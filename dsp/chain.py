@@ -31,7 +31,7 @@ from dsp import (
 )
 from dsp.jit import njit
 from dsp.meter import LoudnessMeter, meter_process
-from dsp.smoothing import SUB, advance, alphas, toward
+from dsp.smoothing import SUB, advance, alphas, fade, toward
 
 FADE_S = 0.010      # crossfade for switches and enumerations (click-free on/off, type change)
 BYPASS_FADE_S = 0.030
@@ -502,7 +502,7 @@ def _fade_mix(s, w, m, pos, rmp, r):
     f0 = rmp[0, r]
     df = (rmp[1, r] - f0) * (1.0 / SUB)
     for n in range(m):
-        f = f0 + df * (pos + n + 1)
+        f = fade(f0 + df * (pos + n + 1))
         for ch in range(2):
             s[n, ch] += f * (w[n, ch] - s[n, ch])
 
@@ -543,14 +543,14 @@ def _hpf1_dc(s, m, pos, rmp, coef, z, fs):
         right = s[n, 1]
         hl, _, _, l1, l2 = svf.step(left, l1, l2, sc)
         hr, _, _, r1, r2 = svf.step(right, r1, r2, sc)
-        f = h0 + dh * k
+        f = fade(h0 + dh * k)
         left += f * (hl - left)
         right += f * (hr - right)
         yl = left - xl + rr * yl
         yr = right - xr + rr * yr
         xl = left
         xr = right
-        f = d0 + dd * k
+        f = fade(d0 + dd * k)
         s[n, 0] = left + f * (yl - left)
         s[n, 1] = right + f * (yr - right)
     z[Z_HPF, 0, 0], z[Z_HPF, 0, 1] = svf.flush(l1), svf.flush(l2)
@@ -702,8 +702,8 @@ def _multiband_stage(sc, m, pos, rmp, coef, z, fs, ist):
                 if a > level:
                     level = a
                 k = pos + n + 1
-                by = by0 + dby * k
-                g = (by + (1.0 - by) * (mk0 + dmk * k) * (c0 + dc * k)) * (au0 + dau * k)
+                by = fade(by0 + dby * k)
+                g = (by + (1.0 - by) * (mk0 + dmk * k) * (c0 + dc * k)) * fade(au0 + dau * k)
                 band[n, 0] *= g
                 band[n, 1] *= g
         fs[F_LVL + b] = level
@@ -717,7 +717,7 @@ def _multiband_stage(sc, m, pos, rmp, coef, z, fs, ist):
     df = (rmp[1, R_MB] - f0) * (1.0 / SUB)
     for n in range(m):
         w = w0 + dw * (pos + n + 1)
-        f = f0 + df * (pos + n + 1)
+        f = fade(f0 + df * (pos + n + 1))
         for ch in range(2):
             wet = lo[n, ch] + mid[n, ch] + hi[n, ch]
             wet = dry[n, ch] + w * (wet - dry[n, ch])
@@ -749,7 +749,7 @@ def _mono_bass(ms, m, pos, rmp, coef, z):
         ap = mid - k2 * bp
         hp, _, _, q1, q2 = svf.step(side, q1, q2, sc)
         hp, _, _, r1, r2 = svf.step(hp, r1, r2, sc)
-        f = f0 + df * t
+        f = fade(f0 + df * t)
         ms[n, 0] = mid + f * (ap - mid)
         ms[n, 1] = side + f * (hp - side)
     z[Z_MONO, 0, 0], z[Z_MONO, 0, 1] = svf.flush(p1), svf.flush(p2)
@@ -940,7 +940,7 @@ def _chain_body(x, y, xin, pk, par, rmp, coef, eqc, eqz, z, fs, ist, sc, drybuf,
             db = (rmp[1, R_BYPASS] - b0) * (1.0 / SUB)
             d = sc[S_LO]
             for n in range(m):
-                b = b0 + db * (pos + n + 1)
+                b = fade(b0 + db * (pos + n + 1))
                 for ch in range(2):
                     s[n, ch] += b * (d[n, ch] - s[n, ch])
         elif bypass:
@@ -950,7 +950,7 @@ def _chain_body(x, y, xin, pk, par, rmp, coef, eqc, eqz, z, fs, ist, sc, drybuf,
             dl = (rmp[1, R_LM] - l0) * (1.0 / SUB)
             for n in range(m):
                 k = pos + n + 1
-                b = b0 + db * k
+                b = fade(b0 + db * k)
                 g = l0 + dl * k
                 for ch in range(2):
                     d = sc[S_DRY, n, ch] * g

@@ -60,3 +60,13 @@ def toward(value, target, step):
     if value < target:
         return min(value + step, target)
     return max(value - step, target)
+
+
+@njit(cache=True)
+def fade(u):
+    """The crossfade weight at ``u`` (0..1) along a switch's linear ramp: smoothstep, 3u^2 - 2u^3.
+
+    Its slope is 0 where the fade starts and ends, so the weight has no corners: a linear fade
+    between two differently filtered versions of the signal starts and stops with a kink, which
+    splashes a click's worth of high frequencies. Exactly 0 and 1 at the ends."""
+    return u * u * (3.0 - 2.0 * u)

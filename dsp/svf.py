@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dsp import eq_design
 from dsp.jit import njit
+from dsp.smoothing import fade
 
 NCOEF = 8
 FLUSH = 1e-30
@@ -208,7 +209,7 @@ def run_ms(s, m, c, row, z, ch, f0, df, pos):
             mid = y
         else:
             side = y
-        f = f0 + df * (pos + n + 1)
+        f = fade(f0 + df * (pos + n + 1))
         s[n, 0] = left + f * ((mid + side) - left)
         s[n, 1] = right + f * ((mid - side) - right)
     z[row, ch, 0] = flush(s1)

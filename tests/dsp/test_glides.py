@@ -164,3 +164,26 @@ def test_a_preset_recall_does_not_click(a, b):
     assert as_is <= without + 1.0, f"{a} -> {b}: {as_is:.1f} dB, {without:.1f} with the frequencies held"
     if (a, b) == ("loud", "vinyl-premaster"):   # nothing but gliding parameters differ that matter
         assert as_is < -78.0
+
+
+@pytest.mark.parametrize("switch", ["eq3.on", "st.mono_bass", "mb.on"])
+def test_a_switch_crossfades_without_corners(switch):
+    """A switch blends the signal without and with the stage over 10 ms. A linear blend starts and
+    stops with a kink, which splashes high frequencies over a 250 Hz tone (-62.6 to -68.1 dB re the
+    tone above 3 kHz until 2026-11-24); the smoothstep blend has no kink (-73.4 to -76.8 dB)."""
+    t = np.arange(2 * RATE) / RATE
+    tone = 0.25 * np.sin(2 * np.pi * 250 * t)
+    x = np.ascontiguousarray(np.stack([tone, 0.3 * tone], axis=1))     # a side signal for the mono bass
+    base = schema.defaults() | {"eq3.type": "bell", "eq3.freq": 250.0, "eq3.gain_db": 6.0, "eq3.q": 1.0,
+                                "st.mono_freq": 300.0, "mb.xover_low": 400.0, "mb.low.threshold_db": -30.0,
+                                "mb.low.ratio": 4.0, "ab.level_match": False}
+    c = Chain(RATE, max_block=64)
+    c.set_values(base | {switch: False})
+    c.set_output_bits(None)
+    first = run_chain(c, x[:RATE], 64)
+    c.set_values({switch: True})
+    after = run_chain(c, x[RATE:], 64)
+    assert np.max(np.abs(after[RATE // 2:, 0] - first[RATE // 2:, 0])) > 0.01      # the switch changed the sound
+    high = signal.butter(8, 3000, "hp", fs=RATE, output="sos")
+    splash = signal.sosfilt(high, np.concatenate([first[:, 0], after[:, 0]]))[RATE:int(1.2 * RATE)]
+    assert 20 * np.log10(np.max(np.abs(splash)) / 0.25) < -71.0
