@@ -19,8 +19,11 @@ automatic 50 ms release; the chain's own code, run block by block in this proces
 through ffmpeg's lv2 filter, true-peak mode, at its default 10 ms release and at 50 ms;
 ffmpeg's ``alimiter`` (attack 1.33 ms, release 50 ms). Figures, never pass/fail; THD+N and IMD
 under -140 dB read -140 (the 32-bit float signals every limiter gets have their own floor about there).
+``--release MS,MS,...`` measures ours at those automatic releases instead of 50 ms (a row each,
+``masterbox_<MS>ms``: the release is where the automatic release's two components can disagree),
+``--no-peers`` leaves the peers out.
 
-    .venv/bin/python bench/bench_limiter_sound.py [--json]
+    .venv/bin/python bench/bench_limiter_sound.py [--json] [--release MS,...] [--no-peers]
     masterbox bench --only limiter_sound
 """
 
@@ -76,12 +79,15 @@ def as_float32(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32).astype(np.float64)
 
 
-def ours(x: np.ndarray, drive_db: float) -> np.ndarray:
-    """The chain with only its limiter at work (``transparent``), float output, 1024-frame blocks."""
+def ours(x: np.ndarray, drive_db: float, release_ms: float | None = None) -> np.ndarray:
+    """The chain with only its limiter at work (``transparent``: automatic release, 50 ms unless
+    ``release_ms``), float output, 1024-frame blocks."""
     from dsp import schema
     from dsp.chain import Chain
 
     params = json.loads((Path(schema.__file__).parent / "presets" / "transparent.json").read_text())["params"]
+    if release_ms is not None:
+        params = params | {"lim.release_ms": release_ms, "lim.auto_release": True}
     c = Chain(RATE, max_block=1024)
     c.set_values(params | {"out.drive_db": drive_db, "lim.ceiling_dbtp": CEILING})
     c.set_output_bits(None)
@@ -140,13 +146,15 @@ def loudness(y: np.ndarray, work: Path) -> tuple[float, float]:
     return round(float(m["true_peak_dbtp"]), 3), round(float(m["integrated_lufs"]), 3)
 
 
-def measure() -> dict[str, dict[str, float]]:
+def measure(releases: tuple[float, ...] = (), peers: bool = True) -> dict[str, dict[str, float]]:
+    """Every figure per limiter; ``releases``: ours at those automatic releases (ms) instead of its default."""
     sig = signals()
     rows: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
-        runners = {OURS: ours} | {
-            name: (lambda x, g, graph=graph: peer(graph, x, g, work)) for name, graph in PEERS.items()}
+        runners = {f"{OURS}_{r:g}ms": (lambda x, g, r=r: ours(x, g, r)) for r in releases} or {OURS: ours}
+        if peers:
+            runners |= {name: (lambda x, g, graph=graph: peer(graph, x, g, work)) for name, graph in PEERS.items()}
         for name, limit in runners.items():
             row = {}
             for f in SINES:
@@ -164,7 +172,10 @@ def run(quick: bool = False) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    rows = measure()
+    releases = ()
+    if "--release" in argv:
+        releases = tuple(float(v) for v in argv[argv.index("--release") + 1].split(","))
+    rows = measure(releases, peers="--no-peers" not in argv)
     if "--json" in argv:
         print(json.dumps(rows, indent=1))
         return 0
@@ -177,7 +188,8 @@ def main(argv: list[str]) -> int:
     print("| limiter | " + " | ".join(heads) + " |")
     print("|---" * (len(heads) + 1) + "|")
     for name, row in rows.items():
-        print(f"| {NAMES[name]} | " + " | ".join(f"{row[c]:.2f}" for c in cols) + " |")
+        label = NAMES.get(name) or f"masterbox (automatic, {name.removeprefix(OURS + '_')})"
+        print(f"| {label} | " + " | ".join(f"{row[c]:.2f}" for c in cols) + " |")
     return 0
 
 
