@@ -29,6 +29,18 @@ The guarantee (output true peak <= ceiling) comes from the construction, not fro
    hold, under -140 dB with it; bench/bench_limiter_sound.py). 20 ms covers half a cycle
    down to 25 Hz; it costs 0.03 LU of loudness on driven music. The slow component keeps
    the short minimum, so an isolated transient does not leave a long dip behind it.
+   What the slow component gains as it attacks it takes over from the fast one (the fast
+   one drops by as much), so the sum does not grow with it. Why: the slow component attacks
+   (100 ms) toward the short minimum, which follows the waveform, so on a sustained note it
+   ripples a little at twice the note's frequency. The fast one, riding what the slow one
+   leaves of the reduction needed, could follow that only while its release was faster than
+   the slow attack; with a longer release it kept its reduction while the slow one added
+   more, and the sum carried the ripple onto the gain (a 40 Hz sine limited by 7 dB: THD+N
+   -69 dB at 150 ms, -70 dB at 500 ms, under -140 dB at 100 ms) and went deeper than needed
+   when a sustained passage began (1.0 dB more than it needs at 150 ms, 3.6 dB at 500 ms).
+   Now under -140 dB and no extra dip at every release; recovery after a transient is as
+   before and driven music as loud or louder (at most +0.07 LU, at +12 dB and 500 ms;
+   measured 2026-11-24).
 5. Two cascaded moving averages (lengths ``L1`` and ``L2``): a smooth attack that is
    complete by the time the peak comes out of the delay line.
 
@@ -366,11 +378,17 @@ def process(buf, start, stop, target, clip, a_fast, auto, a_slow_att, a_slow_rel
             need = -20.0 * math.log10(h) if h < 1.0 else 0.0
         if auto:
             if need > s_env:
-                s_env = a_slow_att * s_env + (1.0 - a_slow_att) * need
+                # what the slow component gains it takes over from the fast one, so the sum does
+                # not grow with it (a release slower than this attack would add the slow one's
+                # ripple on a low note to the gain: distortion; see step 4 above)
+                rise = (1.0 - a_slow_att) * (need - s_env)
+                s_env += rise
+                f_env = f_env * a_fast - rise
             else:
                 s_env = a_slow_rel * s_env + (1.0 - a_slow_rel) * need
                 if s_env < 1e-9:
                     s_env = 0.0
+                f_env *= a_fast
             # the fast component rides the long minimum (the release's hold); never below the short
             if h2 != h2_last:
                 h2_last = h2
@@ -379,7 +397,7 @@ def process(buf, start, stop, target, clip, a_fast, auto, a_slow_att, a_slow_rel
         else:
             s_env = 0.0
             ride = need
-        f_env *= a_fast
+            f_env *= a_fast
         if ride > f_env:
             f_env = ride
         if f_env < 1e-9:

@@ -104,6 +104,20 @@ def test_other_ceilings(ceiling, tmp_path):
         assert tp16(y) <= ceiling + 0.1
 
 
+def test_ceiling_holds_with_a_long_automatic_release(tmp_path):
+    """The release's components decide how deep the gain goes between peaks; at the longest automatic
+    release (where the slow component attacks faster than the fast one releases) the ceiling holds."""
+    rate = 48000
+    for name in ("sine_30", "square_100", "noise_+20", "music_+12"):
+        y, _ = run(torture(name, rate), rate, {"lim.ceiling_dbtp": -1.0, "out.drive_db": 6.0,
+                                              "lim.release_ms": 1000.0, "lim.auto_release": True})
+        path = tmp_path / f"{name}.wav"
+        sf.write(path, y, rate, subtype="DOUBLE")
+        assert ffmpeg_ebur128(path, tmp_path)["true_peak_dbtp"] <= -1.0 + 0.1, name
+        assert tp16(y) <= -1.0 + 0.1, name
+        assert tp_ideal(y) <= -1.0 + 0.1, name
+
+
 @pytest.mark.parametrize("rate", RATES)
 def test_latency_is_constant_and_short(rate):
     g = limiter.geometry(rate)
@@ -179,6 +193,39 @@ def test_automatic_release_does_not_modulate_a_sustained_low_note(freq):
         thd[auto] = _thd_n_db(y, rate, freq)
         assert 20 * np.log10(np.max(np.abs(y[rate:]))) <= -1.0
     assert thd[True] < -100 and thd[False] > -60, thd
+
+
+@pytest.mark.parametrize("release_ms", (150.0, 500.0, 1000.0))
+def test_a_release_longer_than_the_slow_attack_does_not_modulate_a_sustained_low_note(release_ms):
+    """With an automatic release longer than its slow component's attack (100 ms) a 40 Hz note limited
+    by 7 dB stays under -100 dB THD+N, as it does at 50 ms (before 2026-11-24 the fast component kept
+    the reduction the slow one took over, and the sum carried the slow one's ripple onto the gain:
+    -69 dB at 150 ms, -70 dB at 500 ms), and its output stays under the ceiling."""
+    rate = 48000
+    t = np.arange(4 * rate) / rate
+    x = (2.0 * np.sin(2 * np.pi * 40.0 * t)).astype(np.float32).astype(np.float64)   # +6 dB over full scale
+    x = np.ascontiguousarray(np.repeat(x[:, None], 2, axis=1))
+    y, _ = run(x, rate, {"lim.ceiling_dbtp": -1.0, "lim.release_ms": release_ms, "lim.auto_release": True})
+    assert 20 * np.log10(np.max(np.abs(y[rate:]))) <= -1.0
+    assert _thd_n_db(y, rate, 40.0) < -100
+
+
+@pytest.mark.parametrize("release_ms", (50.0, 150.0, 500.0))
+def test_automatic_release_takes_no_more_than_a_sustained_passage_needs_when_it_begins(release_ms):
+    """A tone 16 dB louder from 1 s on: the gain (output / input, sample by sample) goes down to what
+    the loud passage needs and no further while the slow component takes over (before 2026-11-24 it
+    went 1.0 dB deeper at a 150 ms release and 3.6 dB at 500 ms, for a few hundred ms)."""
+    rate = 48000
+    t = np.arange(4 * rate) / rate
+    x = 0.3 * np.sin(2 * np.pi * 1000 * t + 0.3)
+    x[rate:] *= 10 ** (16 / 20)
+    x = np.ascontiguousarray(np.repeat(x[:, None], 2, axis=1))
+    y, _ = run(x, rate, {"lim.ceiling_dbtp": -1.0, "lim.release_ms": release_ms, "lim.auto_release": True})
+    live = np.nonzero(np.abs(x[rate + 100:, 0]) > 0.3)[0] + rate + 100
+    gain = 20 * np.log10(np.abs(y[live, 0] / x[live, 0]))
+    settled = np.median(gain[-rate // 4:])
+    assert settled < -6
+    assert gain.min() > settled - 0.05, (settled, gain.min())
 
 
 def test_automatic_release_holds_20_ms_after_a_peak_then_lets_go():
