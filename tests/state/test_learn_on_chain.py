@@ -81,15 +81,18 @@ def rendered_lufs(x: np.ndarray, values: dict) -> float:
 
 # (preset, programme seed, where in the programme learning starts, s): moderate and heavy limiting,
 # a target below the programme (broadcast), and starts in different sections
-CASES = [("streaming", 0, 17.0), ("loud", 1, 9.0), ("broadcast-r128", 2, 0.0), ("podcast", 5, 9.0),
-         ("apple-music", 7, 17.0)]
+# (preset, programme seed, where in the loop learning starts (s), the drive it starts from (dB): far
+# enough from the target that learning has something to do; broadcast-r128 at 0 dB lands within
+# 0.13 LU of its -23 LUFS on seed 2 since the compressor's detector hold, so it starts 6 dB down)
+CASES = [("streaming", 0, 17.0, 0.0), ("loud", 1, 9.0, 0.0), ("broadcast-r128", 2, 0.0, -6.0),
+         ("podcast", 5, 9.0, 0.0), ("apple-music", 7, 17.0, 0.0)]
 
 
-@pytest.mark.parametrize(("name", "seed", "offset"), CASES)
-def test_learned_drive_lands_on_the_target(name, seed, offset, monkeypatch):
+@pytest.mark.parametrize(("name", "seed", "offset", "start_drive"), CASES)
+def test_learned_drive_lands_on_the_target(name, seed, offset, start_drive, monkeypatch):
     monkeypatch.setattr(learn, "POLL_S", 0.0005)  # the virtual clock only moves as audio is read
     x = render_programme(PROGRAMME_S, RATE, seed=seed)
-    values = preset(name) | {"out.drive_db": 0.0}
+    values = preset(name) | {"out.drive_db": start_drive}
     target = values["target.lufs"]
     eng = ChainEngine(np.ascontiguousarray(np.roll(x, -int(offset * RATE), axis=0)), values)
     ln = learn.Learner(eng.read, eng.reset, eng.get, eng.set_drive, clock=eng.clock)
