@@ -819,7 +819,7 @@ def _matched_dry(d, xin, i, m, pos, rmp, fs, ist, tgt, drybuf, tmp, pk, geo, pha
         while k < latency:
             n = min(SUB, latency - k)
             for j in range(n):
-                # the ring's oldest sample is at I_DRY_POS; skip the one before the last `latency`
+                # the ring holds the last latency + 1 input samples, the oldest at I_DRY_POS: the newest `latency`
                 r = (ist[I_DRY_POS] + dsize - latency + k + j) % dsize
                 tmp[j, 0] = drybuf[0, r] * l0
                 tmp[j, 1] = drybuf[1, r] * l0
