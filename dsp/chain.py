@@ -778,24 +778,6 @@ def _stereo_stage(s, tmp, m, pos, rmp, coef, z):
 
 
 @njit(cache=True)
-def _limiter_rest(hist, delay, dq_val, dq_idx, box1, box2, lfs, lis):
-    """A limiter's state at rest, as :func:`dsp.limiter.reset` leaves it (inside the kernel)."""
-    hist[:] = 0.0
-    delay[:] = 0.0
-    dq_val[:] = 1.0
-    dq_idx[:] = 0
-    box1[:] = 1.0
-    box2[:] = 1.0
-    lfs[0] = 0.0
-    lfs[1] = 0.0
-    lfs[2] = float(box1.shape[0])
-    lfs[3] = float(box2.shape[0])
-    lfs[4] = 1.0
-    lfs[6:10] = 0.0
-    lis[:] = 0
-
-
-@njit(cache=True)
 def _matched_dry(d, xin, i, m, pos, rmp, fs, ist, tgt, drybuf, tmp, pk, geo, phase, dlim):
     """The level-matched dry signal of this chunk into ``d[:m]``: the input times the match gain
     through a limiter of its own (the output limiter's ceiling and release).
@@ -812,7 +794,7 @@ def _matched_dry(d, xin, i, m, pos, rmp, fs, ist, tgt, drybuf, tmp, pk, geo, pha
     dl = (rmp[1, R_LM] - l0) * (1.0 / SUB)
     auto = tgt[P_AUTO] > 0.5
     if ist[I_DRY_LIM] == 0:
-        _limiter_rest(hist, delay, dq_val, dq_idx, box1, box2, lfs, lis)
+        limiter.rest(hist, delay, dq_val, dq_idx, box1, box2, lfs, lis)
         dsize = drybuf.shape[1]
         latency = geo[5]
         k = 0
@@ -844,7 +826,7 @@ def _reset_state(z, eqz, fs, ist, hist, ldelay, dq_val, dq_idx, box1, box2, lfs,
     for k in range(2):
         fs[F_DC_X + k] = 0.0
         fs[F_DC_Y + k] = 0.0
-    _limiter_rest(hist, ldelay, dq_val, dq_idx, box1, box2, lfs, lis)
+    limiter.rest(hist, ldelay, dq_val, dq_idx, box1, box2, lfs, lis)
     ist[I_DRY_LIM] = 0      # the matched dry signal's limiter: primed afresh when next needed
     derr[:] = 0.0
     drybuf[:] = 0.0

@@ -146,16 +146,28 @@ def new_state(rate: float):
 
 
 def reset(st) -> None:
-    st["hist"][:] = 0.0
-    st["delay"][:] = 0.0
-    st["dq_val"][:] = 1.0
-    st["dq_idx"][:] = 0
-    st["box1"][:] = 1.0
-    st["box2"][:] = 1.0
-    g = st["geo"]
-    st["fs"][:5] = (0.0, 0.0, float(g[2]), float(g[3]), 1.0)
-    st["fs"][6:10] = 0.0
-    st["is"][:] = 0
+    """The state arrays of :func:`new_state` back at rest (from Python: :func:`rest` as plain Python,
+    so no kernel is compiled or loaded for it)."""
+    rest.py_func(st["hist"], st["delay"], st["dq_val"], st["dq_idx"], st["box1"], st["box2"], st["fs"], st["is"])
+
+
+@njit(cache=True)
+def rest(hist, delay, dq_val, dq_idx, box1, box2, fs, ist):
+    """A limiter's state at rest: nothing in the delay line, no gain reduction held or smoothed.
+    The chain calls it inside its kernel (a fault, the level-matched dry signal's limiter)."""
+    hist[:] = 0.0
+    delay[:] = 0.0
+    dq_val[:] = 1.0
+    dq_idx[:] = 0
+    box1[:] = 1.0
+    box2[:] = 1.0
+    fs[0] = 0.0
+    fs[1] = 0.0
+    fs[2] = float(box1.shape[0])
+    fs[3] = float(box2.shape[0])
+    fs[4] = 1.0
+    fs[6:10] = 0.0
+    ist[:] = 0
 
 
 @njit(cache=True, fastmath=True)

@@ -16,7 +16,7 @@ from scipy import signal
 from dsp import limiter
 from dsp.chain import Chain
 from dsp.programme import render_programme
-from tests.signals import faded, ffmpeg_ebur128
+from tests.signals import faded, ffmpeg_ebur128, thd_n_db
 
 RATES = (44100, 48000, 88200, 96000)
 SECONDS = 1.5
@@ -165,18 +165,6 @@ def test_automatic_release_is_programme_dependent():
     assert times[True, "short"] < 400
 
 
-def _thd_n_db(y, rate, f0):
-    """THD+N of the steady state (the left channel's 2nd and 3rd seconds): everything in 20 Hz-20 kHz
-    but the fundamental, relative to it, in dB (numpy FFT, Blackman-Harris window)."""
-    seg = y[rate:3 * rate, 0]
-    spec = np.abs(np.fft.rfft(seg * signal.windows.blackmanharris(len(seg)))) ** 2
-    per_hz = len(seg) / rate
-    k = int(round(f0 * per_hz))
-    fund = spec[k - 8:k + 9].sum()
-    band = spec[int(20 * per_hz):int(20000 * per_hz)].sum()
-    return 10 * np.log10(max(band - fund, 1e-30) / fund)
-
-
 @pytest.mark.parametrize("freq", (30.0, 40.0, 100.0))
 def test_automatic_release_does_not_modulate_a_sustained_low_note(freq):
     """A bass note limited by 7 dB (32-bit float input): with the automatic release the gain holds
@@ -190,7 +178,7 @@ def test_automatic_release_does_not_modulate_a_sustained_low_note(freq):
     thd = {}
     for auto in (True, False):
         y, _ = run(x, rate, {"lim.ceiling_dbtp": -1.0, "lim.release_ms": 50.0, "lim.auto_release": auto})
-        thd[auto] = _thd_n_db(y, rate, freq)
+        thd[auto] = thd_n_db(y, rate, freq)
         assert 20 * np.log10(np.max(np.abs(y[rate:]))) <= -1.0
     assert thd[True] < -100 and thd[False] > -60, thd
 
@@ -207,7 +195,7 @@ def test_a_release_longer_than_the_slow_attack_does_not_modulate_a_sustained_low
     x = np.ascontiguousarray(np.repeat(x[:, None], 2, axis=1))
     y, _ = run(x, rate, {"lim.ceiling_dbtp": -1.0, "lim.release_ms": release_ms, "lim.auto_release": True})
     assert 20 * np.log10(np.max(np.abs(y[rate:]))) <= -1.0
-    assert _thd_n_db(y, rate, 40.0) < -100
+    assert thd_n_db(y, rate, 40.0) < -100
 
 
 @pytest.mark.parametrize("release_ms", (50.0, 150.0, 500.0))
