@@ -142,6 +142,8 @@ def register(app: Flask) -> None:
             resp = _page(e.code or 500, message)
         if e.code == 405 and getattr(e, "valid_methods", None):
             resp.headers["Allow"] = ", ".join(e.valid_methods)
+        if e.code == 416 and getattr(e, "length", None) is not None:   # RFC 9110 §15.5.17: the size it has
+            resp.headers["Content-Range"] = f"{e.units} */{e.length}"
         return resp
 
     @app.errorhandler(Exception)

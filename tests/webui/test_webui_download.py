@@ -64,6 +64,35 @@ def test_large_download_streams_with_range(control, _isolated_home):
         server.stop()
 
 
+def test_a_range_header_it_cannot_use_is_ignored_and_the_whole_file_sent(control, _isolated_home):
+    """RFC 9110 §14.2: a Range header with invalid syntax, another unit or (here) several ranges is
+    ignored (200, the whole file); only a valid range past the end is 416."""
+    wav = write_wav(_isolated_home / "captures" / "take.wav", seconds=0.1)
+    data = wav.read_bytes()
+    size = len(data)
+    app = create_app(control, {"web": {"threads": 2, "sse_max_clients": 2}})
+    set_password(app)
+    server = ServerThread(app, host="127.0.0.1", port=0).start()
+    try:
+        conn, cookie = _logged_in(server.port)
+
+        def get(rng):
+            conn.request("GET", "/api/v1/captures/take/download", headers={"Cookie": cookie, "Range": rng})
+            r = conn.getresponse()
+            return r.status, r.getheader("Content-Range"), r.read()
+
+        for ignored in ("bytes=abc", "bytes=", "bytes=5-3", "bytes=-0", "abc", "items=0-3", "bytes=0-1,4-5"):
+            status, content_range, body = get(ignored)
+            assert (status, content_range) == (200, None), ignored
+            assert body == data, ignored
+        assert get("bytes=4-11") == (206, f"bytes 4-11/{size}", data[4:12])
+        assert get(" bytes = 4-11 ")[:2] == (206, f"bytes 4-11/{size}")
+        status, content_range, _ = get(f"bytes={size + 10}-")
+        assert (status, content_range) == (416, f"bytes */{size}")
+    finally:
+        server.stop()
+
+
 def test_several_captures_download_as_one_streamed_zip(control, _isolated_home, tmp_path):
     """Ticked captures and their sidecars as one ZIP (names as people type them): streamed under
     waitress (a 300 MB member does not grow the server's memory), checked by Info-ZIP's ``unzip -t``

@@ -5,7 +5,9 @@ several as an album; firmware/capture_master.py).
 Downloads are confined to the captures folder: the capture index names the file, and it
 must resolve to a regular file directly inside that folder (a symlink leading out is
 refused). ``send_file`` streams it through the server's file wrapper and answers ``Range``
-requests with 206, so a multi-gigabyte RF64 never sits in memory.
+requests with 206, so a multi-gigabyte RF64 never sits in memory. A ``Range`` header the download
+cannot use (malformed, another unit than bytes, several ranges) is ignored and the whole file sent
+with 200, as RFC 9110 §14.2 asks; only a well-formed single range past the end is answered 416.
 """
 
 from __future__ import annotations
@@ -80,10 +82,29 @@ def download_several():
                              "Cache-Control": "no-store"})
 
 
+def _drop_unusable_range() -> None:
+    """Remove this request's ``Range`` header unless it is one well-formed ``bytes`` range.
+
+    RFC 9110 §14.2: a server MUST ignore a Range header field it does not understand or whose
+    syntax is invalid, and MAY ignore one for any reason (we send one part, never multipart). Werkzeug
+    answers all of these 416, which is meant for a valid range that the file cannot satisfy (that
+    one stays: werkzeug still sees it and answers 416 with ``Content-Range: bytes */SIZE``).
+    """
+    from werkzeug.http import parse_range_header
+
+    header = request.environ.get("HTTP_RANGE")
+    if header is None:
+        return
+    parsed = parse_range_header(header)
+    if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
+        del request.environ["HTTP_RANGE"]
+
+
 @bp.get("/captures/<path:name>/download")
 def download(name):
     name = check_name(name, "capture name")
     path = confined(call(_index().path, name))
+    _drop_unusable_range()
     return send_file(path, mimetype="audio/wav", as_attachment=True, download_name=path.name,
                      conditional=True, etag=True, max_age=0)
 
