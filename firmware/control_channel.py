@@ -40,6 +40,7 @@ MAX_LINE = 256 * 1024  # a full parameter set is ~8 KB of JSON; anything near th
 MAX_CLIENTS = 32
 MAX_PENDING = 1024 * 1024  # reply bytes a client has not read yet; beyond this it is dropped
 TAPS = ("output", "input", "both")
+MAX_CAPTURE_SECONDS = 1e9  # a capture's max_seconds: far above the config's 1e6 minutes; 10**400 overflowed a float
 
 
 def default_socket_path() -> Path:
@@ -238,8 +239,9 @@ class ControlServer:
         rid = req.get("id")
         try:
             v = req.get("v", PROTOCOL_VERSION)
-            if not isinstance(v, int) or v > PROTOCOL_VERSION:
-                raise RequestError(f"protocol version {v!r} is not supported; this engine speaks {PROTOCOL_VERSION}")
+            if not is_number(v) or not isinstance(v, int) or not 1 <= v <= PROTOCOL_VERSION:
+                raise RequestError(f"protocol version {json.dumps(v)[:40]} is not supported; "
+                                   f"this engine speaks {PROTOCOL_VERSION}")
             cmd = req.get("cmd")
             handler = getattr(self, f"cmd_{cmd}", None) if isinstance(cmd, str) else None
             if handler is None:
@@ -333,9 +335,8 @@ class ControlServer:
         taps = ("input", "output") if tap == "both" else (tap,)
         fmt = _capture_format(req.get("fmt", "PCM_24"))
         max_seconds = req.get("max_seconds")
-        if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))
-                                        or not math.isfinite(max_seconds) or max_seconds <= 0):
-            raise RequestError("max_seconds must be a positive number or null")
+        if max_seconds is not None and (not is_number(max_seconds) or not 0 < max_seconds <= MAX_CAPTURE_SECONDS):
+            raise RequestError(f"max_seconds must be a positive number up to {MAX_CAPTURE_SECONDS:g}, or null")
         if e.last_capture is not None and e.last_capture.writing:
             raise RequestError("the previous capture is still being written to disk; try again in a moment")
         directory = self.capture_dir or paths.ensure(paths.captures_dir())
@@ -401,8 +402,7 @@ class ControlServer:
         if not isinstance(on, bool):
             raise RequestError("reference needs \"on\": true or false")
         gain_db = req.get("gain_db")
-        if gain_db is not None and (isinstance(gain_db, bool) or not isinstance(gain_db, (int, float))
-                                    or not -MAX_GAIN_DB <= gain_db <= MAX_GAIN_DB):
+        if gain_db is not None and (not is_number(gain_db) or not -MAX_GAIN_DB <= gain_db <= MAX_GAIN_DB):
             raise RequestError(f"gain_db must be a number of dB in -{MAX_GAIN_DB:g}..{MAX_GAIN_DB:g}, "
                                "or null for a level match")
         e = self.engine
@@ -431,7 +431,7 @@ class ControlServer:
     def cmd_stall(self, req) -> dict:
         """Diagnostics: make the loop sleep once for ``ms`` milliseconds (forces an xrun)."""
         ms = req.get("ms")
-        if not isinstance(ms, (int, float)) or not 0 < ms <= 2000:
+        if not is_number(ms) or not 0 < ms <= 2000:
             raise RequestError("stall needs \"ms\" in 0..2000")
         self.engine.stall_once(ms / 1000.0)
         return {"stall_ms": ms}
@@ -440,6 +440,18 @@ class ControlServer:
         """Ask the engine to stop (it finishes the current block, closes the device and exits)."""
         self.engine.request_stop()
         return {"stopping": True}
+
+
+def is_number(value) -> bool:
+    """Whether ``value`` (from a parsed request) is a finite JSON number.
+
+    A bool is refused: Python's ``True`` is an ``int`` equal to 1, so a bare isinstance check took
+    ``"ms": true`` as 1 ms and ``"v": true`` as protocol version 1. Every numeric field of a command is
+    checked with this one test (then for its own range); NaN and infinities are refused too.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
 
 
 def _capture_format(fmt) -> str:
