@@ -188,7 +188,7 @@ class ControlServer:
 
     def _send(self, sock, reply: dict) -> None:
         """Queue one reply line for ``sock`` and send what the socket takes now, without waiting."""
-        data = (json.dumps(reply, default=str) + "\n").encode()
+        data = encode_reply(reply)
         out = self._pending.get(sock)
         if out is not None:             # older replies still wait: keep the order
             out += data
@@ -227,8 +227,8 @@ class ControlServer:
     def handle_line(self, line: bytes) -> dict:
         """One request line -> one reply object (never raises)."""
         try:
-            req = json.loads(line)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            req = strict_loads(line)
+        except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, NaN/Infinity, too many digits
             self.errors += 1
             log.error("control channel: not JSON (%s): %.80r", e, line)
             return {"ok": False, "error": f"not a JSON object: {e}"}
@@ -440,6 +440,50 @@ class ControlServer:
         """Ask the engine to stop (it finishes the current block, closes the device and exits)."""
         self.engine.request_stop()
         return {"stopping": True}
+
+
+def _no_constant(token: str):
+    raise ValueError(f"{token} is not a JSON number (strict JSON has no NaN or Infinity)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is too large a number")
+    return value
+
+
+def strict_loads(line: bytes):
+    """A request line parsed as strict JSON (RFC 8259), else ValueError saying why.
+
+    Python's json takes ``NaN``, ``Infinity`` and ``-Infinity`` (and ``1e999`` becomes an infinite float); a
+    request carrying one is refused whole, like any line that is not JSON. This also keeps the replies strict:
+    an ``id`` of ``Infinity`` used to be echoed as the same token, which no strict JSON reader takes.
+    (A number of more than 4300 digits is a ValueError of Python's int too, no longer a dropped client.)
+    """
+    return json.loads(line, parse_constant=_no_constant, parse_float=_finite_float)
+
+
+def _finite(value):
+    """``value`` with every non-finite float in it replaced by None (JSON's null)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def encode_reply(reply: dict) -> bytes:
+    """One reply line, always strict JSON: a NaN or infinity some status value carries is sent as null
+    (and logged: it is a mistake upstream), never as Python's non-standard ``NaN``/``Infinity`` tokens."""
+    try:
+        text = json.dumps(reply, default=str, allow_nan=False)
+    except ValueError:
+        log.error("control channel: a reply held NaN or an infinity; sent as null: %.200r", reply)
+        text = json.dumps(_finite(reply), default=str, allow_nan=False)
+    return (text + "\n").encode()
 
 
 def is_number(value) -> bool:

@@ -2,7 +2,8 @@
 
 Python's ``True`` is an ``int`` equal to 1, so ``{"cmd": "stall", "ms": true}`` was taken as a 1 ms stall and
 ``"v": true`` as protocol version 1. In process, on :meth:`ControlServer.handle_line` with a stand-in engine
-that records what reached it (the running engine's suite is tests/engine/test_control_channel.py).
+that records what reached it (the running engine's suite is tests/engine/test_control_channel.py). NaN and
+Infinity are not JSON: a line carrying one is refused whole (tests/engine/test_control_strict_json.py).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def test_is_number_refuses_bools_and_non_finite_values():
     assert not any(is_number(v) for v in (True, False, None, "1", [1], {"a": 1}, float("nan"), float("inf")))
 
 
-@pytest.mark.parametrize("ms", [True, False, "5", None, float("nan"), 0, -1, 2001])
+@pytest.mark.parametrize("ms", [True, False, "5", None, 0, -1, 2001, 10 ** 400])
 def test_stall_refuses_what_is_not_a_number_of_ms_in_range(server, ms):
     reply = _ask(server, cmd="stall", ms=ms)
     assert reply["ok"] is False and reply["id"] == 3, reply
@@ -78,7 +79,7 @@ def test_protocol_version_1_and_none_given_are_served(server):
     assert _ask(server, cmd="hello")["ok"] is True
 
 
-@pytest.mark.parametrize("gain_db", [True, False, "3", float("nan"), 25])
+@pytest.mark.parametrize("gain_db", [True, False, "3", 25, -24.5])
 def test_reference_gain_must_be_a_number_of_db(server, gain_db):
     reply = _ask(server, cmd="reference", on=True, gain_db=gain_db)
     assert reply["ok"] is False and reply["error"].startswith("gain_db must be a number of dB in -24..24"), reply
@@ -87,7 +88,7 @@ def test_reference_gain_must_be_a_number_of_db(server, gain_db):
     assert server.engine.references == [(True, -3.0)]
 
 
-@pytest.mark.parametrize("max_seconds", [True, False, "60", float("inf"), 0, -5, 1e305, 10 ** 400])
+@pytest.mark.parametrize("max_seconds", [True, False, "60", 0, -5, 1e305, 10 ** 400])
 def test_capture_max_seconds_must_be_a_positive_number(server, tmp_path, max_seconds):
     """(1e305 and 10**400 s overflowed a float in the capture writer: "OverflowError: ..." came back, and for
     10**400 only after the capture had started, so a capture ran that the client was told had failed.)"""

@@ -4,8 +4,10 @@ Hypothesis writes request lines -- arbitrary JSON, objects with real command nam
 fields, parameter sets mixing real ids with wrong values, NaN/Infinity tokens, hostile capture
 names, invalid UTF-8, binary -- over one connection, and checks for each:
 
-* one reply line per request line, a JSON object with a boolean ``ok`` (and an ``error`` string
-  when false); the ``id`` is echoed;
+* one reply line per request line, a strict JSON object (no NaN/Infinity token) with a boolean ``ok``
+  (and an ``error`` string when false); the ``id`` is echoed;
+* a line Python's json takes but strict JSON does not (NaN, Infinity, 1e999 anywhere, the ``id`` too) is
+  refused whole as not JSON, with no ``id``;
 * no programming error leaks out as the reply (``TypeError: ...``, ``KeyError: ...``: the engine's
   equivalent of a 500);
 * a refused ``set_params``/``bypass`` changes no parameter (all or nothing), checked against
@@ -42,6 +44,19 @@ PROGRAMMING_ERROR = re.compile(r"^(TypeError|KeyError|AttributeError|IndexError|
                                r"UnboundLocalError|RecursionError|OverflowError|AssertionError|ValueError)\b")
 
 
+def strict_json(text):
+    """``text`` parsed as strict JSON (RFC 8259, finite doubles), as the engine reads a request; ValueError if not."""
+    def no_constant(token):
+        raise ValueError(f"{token} is not JSON")
+
+    def finite(number):
+        if not math.isfinite(float(number)):
+            raise ValueError(f"{number} is too large")
+        return float(number)
+
+    return json.loads(text, parse_constant=no_constant, parse_float=finite)
+
+
 class Conn:
     def __init__(self, path: Path, timeout: float = 5.0):
         self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -55,7 +70,7 @@ class Conn:
     def reply(self) -> dict:
         line = self.f.readline()
         assert line.endswith(b"\n"), f"no reply line (got {line!r})"
-        return json.loads(line)
+        return strict_json(line)
 
     def ask(self, obj) -> dict:
         self.send_raw(json.dumps(obj).encode() + b"\n")
@@ -183,10 +198,17 @@ def test_fuzzed_requests_get_replies_refusals_change_nothing_audio_runs(engine):
         assert isinstance(r, dict) and isinstance(r.get("ok"), bool), (line, r)
         counts["ok" if r["ok"] else "refused"] += 1
         try:
-            req = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
+            req = strict_json(line)
+        except ValueError:                  # JSONDecodeError, UnicodeDecodeError, NaN/Infinity/1e999
             req = None
-        if isinstance(req, dict) and "id" in req and not (isinstance(req["id"], float) and math.isnan(req["id"])):
+            try:
+                json.loads(line)
+                loose = True                # Python's json takes it: a NaN/Infinity token or 1e999 in it
+            except ValueError:
+                loose = False
+            if loose:
+                assert r["ok"] is False and r["error"].startswith("not a JSON object") and "id" not in r, (line, r)
+        if isinstance(req, dict) and "id" in req:
             assert r.get("id") == req["id"], (line, r)
         if not r["ok"]:
             assert isinstance(r.get("error"), str) and r["error"], (line, r)
