@@ -7,10 +7,12 @@ File format (``docs/interfaces.md``)::
 
 Why it is built this way:
 
-* **Names are whatever a person types** (any Unicode, ``AC/DC ../master`` included). The file
-  name is derived, never taken from the name: an ASCII slug plus a hash of the case-folded
-  name, so no name can reach outside the folder and two names differing only in case are the
-  same preset. The real name lives inside the file.
+* **Names are whatever a person types** (any Unicode, ``AC/DC ../master`` included), except
+  a name that looks like a path (``../x``, ``/x``, ``..``, ``.hidden``: :func:`path_like`): the
+  store refuses to save, rename or import under one, with the web's own message, so the web, the
+  CLI and the front panel share one rule. The file name is derived, never taken from the name: an
+  ASCII slug plus a hash of the case-folded name, so no name can reach outside the folder and two
+  names differing only in case are the same preset. The real name lives inside the file.
 * **Every write is atomic** (:func:`firmware.atomic.write_atomic`): after a power cut or a
   ``kill -9`` a preset file holds its old or its new content, never a mix.
 * **Validation names the field and why** (unknown parameter, wrong type, out of range,
@@ -125,10 +127,12 @@ def clean_name(name: Any) -> str:
 def path_like(name: str) -> str | None:
     """Why ``name`` looks like a path (a leading separator, a ``.`` or ``..`` segment, a leading dot), or None.
 
-    The store maps any name to a safe file name, so such a name would be harmless here; but the
-    web refuses it everywhere it takes a name (:func:`webui.errors.check_name` asks this), so a
+    The store maps any name to a safe file name, so such a name could not escape the folder; but
+    the web refuses it everywhere it takes a name (:func:`webui.errors.check_name` asks this), so a
     preset that came in under one could be neither recalled, renamed, exported nor deleted there.
-    Imports (the web's and ``masterbox presets import``) refuse such names with this rule.
+    The store refuses to give a preset such a name (:func:`new_name`: save, save-as, duplicate,
+    rename, imports), whoever asks. A file written before that rule still loads under its name, so
+    it can be renamed.
     """
     stripped = name.strip()
     parts = stripped.replace("\\", "/").split("/")
@@ -139,11 +143,19 @@ def path_like(name: str) -> str | None:
     return None
 
 
-def _importable(p: Preset) -> Preset:
-    """``p`` if its name is one the web can address, else :class:`PresetError` saying why not."""
-    why = path_like(p.name)
+def new_name(name: Any) -> str:
+    """A name a preset may be given (:func:`clean_name`), refused as the web refuses it if it looks like a
+    path: the message is the one :func:`webui.errors.check_name` gives for a "preset name"."""
+    name = clean_name(name)
+    why = path_like(name)
     if why is not None:
         raise PresetError(f"preset name {why}", [("name", why)])
+    return name
+
+
+def _importable(p: Preset) -> Preset:
+    """``p`` if its name is one the web can address, else :class:`PresetError` saying why not."""
+    new_name(p.name)
     return p
 
 
@@ -516,8 +528,9 @@ class PresetStore:
 
     def save(self, name: str, params: Mapping[str, Any], description: str | None = None,
              *, overwrite: bool = True) -> Preset:
-        """Write a user preset (a complete, valid parameter set). Factory names are refused."""
-        name = clean_name(name)
+        """Write a user preset (a complete, valid parameter set). Factory names and names that look
+        like a path (:func:`new_name`) are refused."""
+        name = new_name(name)
         with self._lock:
             if self.is_factory(name):
                 raise PresetError(f"{name!r} is a factory preset and cannot be changed; save it under another name",
@@ -541,7 +554,7 @@ class PresetStore:
         return self.save(name, params, description, overwrite=False)
 
     def rename(self, old: str, new: str) -> Preset:
-        new = clean_name(new)
+        new = new_name(new)
         with self._lock:
             p = self.get(old)
             if p.factory:

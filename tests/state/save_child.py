@@ -15,7 +15,7 @@ def params(i: int) -> dict:
 
 
 def name(i: int) -> str:
-    return f"Kill ✂ {i % 40} /../"
+    return f"Kill ✂ {i % 40} /x../"   # a separator, dots: a name the web (and so the store) takes
 
 
 def main(user_dir: str, state_file: str) -> None:

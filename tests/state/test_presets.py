@@ -61,12 +61,50 @@ def test_factory_presets_are_read_only(store):
     assert store.duplicate("transparent").name == "transparent copy"
 
 
-@pytest.mark.parametrize("name", ["../../etc/passwd", "a/b", "..", "\\..\\x", "con", "x" * 80, "名前", " .hidden"])
-def test_hostile_names_stay_inside_the_folder(store, name):
+@pytest.mark.parametrize("name", ["a/b", "AC/DC ../master", "a\\b", "con", "x" * 80, "名前", "x..", " a. "])
+def test_names_with_separators_stay_inside_the_folder(store, name):
     p = store.save(name, full())
     assert "/" not in p.file and "\\" not in p.file and not p.file.startswith(".")
     assert (store.user_dir / p.file).resolve().parent == store.user_dir.resolve()
     assert store.get(name).name == name.strip()
+
+
+PATH_LIKE = ["../../etc/passwd", "..", " .. ", "\\..\\x", "/etc/passwd", "\\x", " .hidden", ".", "a/./b", "a/../b"]
+
+
+@pytest.mark.parametrize("name", PATH_LIKE)
+def test_path_like_names_are_refused_by_the_store_as_the_web_refuses_them(store, name):
+    """Whoever asks (the web, the front panel, the CLI): save, save-as, duplicate and rename refuse a name
+    that looks like a path with the web's own message; nothing is written. (Until 2026-11 the store took
+    such a name and kept it inside its folder, but the web could then neither recall nor delete it.)"""
+    from webui.errors import ApiError, check_name
+
+    with pytest.raises(ApiError) as web:
+        check_name(name, "preset name")
+    store.save("mine", full())
+    before = sorted(p.name for p in store.user_dir.iterdir())
+    for op in (lambda: store.save(name, full()), lambda: store.save_as(name, full()),
+               lambda: store.duplicate("mine", name), lambda: store.rename("mine", name)):
+        with pytest.raises(PresetError) as e:
+            op()
+        assert str(e.value) == web.value.message, (str(e.value), web.value.message)
+        assert e.value.errors[0][0] == "name"
+    assert sorted(p.name for p in store.user_dir.iterdir()) == before
+    assert store.names() == ["transparent", "mine"]
+    fn = pr.file_name(name)                     # the file name it would have had never leaves the folder
+    assert "/" not in fn and "\\" not in fn and not fn.startswith(".")
+
+
+def test_a_preset_saved_under_a_path_like_name_before_the_rule_can_still_be_renamed(store):
+    store.user_dir.mkdir()
+    doc = {"format": pr.FORMAT, "schema_version": schema.SCHEMA_VERSION, "name": "../old", "params": full()}
+    (store.user_dir / pr.file_name("../old")).write_text(json.dumps(doc))
+    assert store.get("../old").name == "../old"
+    with pytest.raises(PresetError, match="must not look like a path"):
+        store.save("../old", full())
+    assert store.rename("../old", "old").name == "old"
+    assert store.names() == ["transparent", "old"]
+    assert len(list(store.user_dir.glob("[!.]*.json"))) == 1
 
 
 @pytest.mark.parametrize("name", ["", "   ", "a\nb", "a\x00b", "x" * 81, 5, None])
