@@ -692,6 +692,50 @@ def test_system_info(api):
     assert isinstance(s["log"], list)
 
 
+def test_system_shows_the_simulated_device_the_engine_runs_and_keeps_the_configs(api, control, _isolated_home):
+    """``masterbox demo`` starts the engine with ``--backend sim`` whatever [audio] says (the stand-in
+    engine answers as that one does: backend sim, no device of its own). The page's form showed the config's
+    device ("default"), not what runs; now ``audio_running`` says what runs, ``audio_simulated`` that it is
+    the simulated device, and ``audio`` is still the config file's, which nothing wrote."""
+    import os
+    from pathlib import Path
+
+    from webui.api.system import SIMULATED_DEVICE
+
+    config = Path(os.environ["MASTERBOX_CONFIG"])
+    config.write_text('[audio]\nbackend = "alsa"\ndevice = "hw:CARD=Hat"\nrate = 48000\nperiod = 128\nperiods = 2\n')
+    before = config.read_bytes()
+
+    class DemoEngine(type(control.engine)):
+        def stop_engine(self):      # what Control's config reader asks an engine client for (never called here)
+            raise AssertionError("nothing restarts the engine in this test")
+
+    control.engine.__class__ = DemoEngine
+    s = api.get("/api/v1/system").get_json()
+    assert s["audio_simulated"] is True
+    assert s["audio_running"] == {"backend": "sim", "device": SIMULATED_DEVICE, "rate": 48000, "period": 128,
+                                  "periods": 2}
+    assert s["audio"].get("device") == "hw:CARD=Hat", s["audio"]
+    assert s["audio"]["backend"] == "alsa"
+    assert config.read_bytes() == before
+
+    class AlsaEngine(DemoEngine):
+        def status(self):
+            st = super().status()
+            st["device"] = {"backend": "alsa", "rate": 96000, "period": 256, "periods": 3,
+                            "capture_device": "hw:CARD=Hat", "playback_device": "hw:CARD=Hat"}
+            return st
+
+    control.engine.__class__ = AlsaEngine       # the same stand-in, answering as an engine on ALSA
+    s = api.get("/api/v1/system").get_json()
+    assert s["audio_simulated"] is False
+    assert s["audio_running"] == {"backend": "alsa", "device": "hw:CARD=Hat", "rate": 96000, "period": 256,
+                                  "periods": 3}
+    control.engine.running = False
+    s = api.get("/api/v1/system").get_json()
+    assert s["engine"]["running"] is False and s["audio_running"] is None and s["audio_simulated"] is False
+
+
 def test_system_says_why_the_engine_could_not_start(api, control, masterbox_cmd, tmp_path):
     """An engine whose audio device is not there exits at once, and its supervisor starts it again
     and again: the System page used to say only "not running (connection refused)". Now it shows the

@@ -1760,3 +1760,37 @@ def test_an_import_over_the_servers_body_limit_says_what_the_limit_is(box, brows
     assert box.control.presets.names() == before
     assert not errors, errors
     ctx.close()
+
+
+def test_the_system_page_shows_the_simulated_device_the_engine_runs(box, browser):
+    """As in ``masterbox demo``: the engine runs ``--backend sim`` while the config file's [audio] names an
+    ALSA device. The form showed that device as if it ran; it shows the simulated device now (read-only, a
+    line saying so and naming the config's device), and an apply of the period writes the period only: the
+    config's device is kept, nothing of the simulation is written."""
+    from playwright.sync_api import expect
+
+    config = Path(os.environ["MASTERBOX_CONFIG"])
+    config.write_text('[audio]\ndevice = "hw:CARD=Hat"\nperiod = 128\n')
+    ctx, page, errors = logged_in(browser, box)
+    expect(page).to_have_url(re.compile(r"/live$"))
+    page.click('a.tab[href="/system"]')
+    device = page.locator("#audio-device")
+    expect(device).to_have_value("simulated (no sound card)", timeout=10000)
+    expect(device).not_to_be_editable()
+    expect(page.locator("#audio-sim")).to_be_visible()
+    expect(page.locator("#audio-sim")).to_contain_text("simulated device")
+    expect(page.locator("#audio-sim")).to_contain_text("(hw:CARD=Hat)")
+    expect(page.locator("#health")).to_contain_text("sim simulated (no sound card) · 48000 Hz")
+    expect(page.locator("#audio-period")).to_have_value("128")
+    page.click("#audio-apply")                      # nothing changed: nothing is sent
+    expect(page.locator("#audio-progress")).to_have_text(re.compile("Nothing changed"))
+    assert config.read_text() == '[audio]\ndevice = "hw:CARD=Hat"\nperiod = 128\n'
+    page.select_option("#audio-period", "256")
+    page.click("#audio-apply")
+    expect(page.locator("#audio-progress")).to_have_text(
+        re.compile(r"Applied: .* 2 × 256 frames on the simulated device\."), timeout=30000)
+    text = config.read_text()
+    assert "period = 256" in text and 'device = "hw:CARD=Hat"' in text and "simulated" not in text, text
+    expect(device).to_have_value("simulated (no sound card)")
+    assert not errors, errors
+    ctx.close()

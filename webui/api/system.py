@@ -16,6 +16,7 @@ from webui.api import bp
 from webui.backend import call, control, jsonable
 from webui.errors import ApiError, field, json_body, refuse_unknown
 
+SIMULATED_DEVICE = "simulated (no sound card)"   # what the form's device field says on the sim backend
 RATES = (44100, 48000, 88200, 96000)
 PERIODS = (32, 64, 128, 256, 512, 1024, 2048)
 
@@ -83,6 +84,20 @@ def current_audio(ctx) -> dict:
     return jsonable(dict(ctx.config.get("audio", {})))
 
 
+def running_audio(engine: dict) -> dict | None:
+    """What the running engine opened, in the form's terms (``device``, ``rate``, ``period``, ``periods``,
+    ``backend``), or None when it does not answer. On the ``sim`` backend (``masterbox demo``, ``run --sim``)
+    the device is :data:`SIMULATED_DEVICE`: the engine was started with ``--backend sim`` whatever
+    ``[audio]`` names, and the sim backend reports the config's device ("default") it never opens."""
+    dev = engine.get("device") if engine.get("running") else None
+    if not isinstance(dev, dict) or not dev.get("backend"):
+        return None
+    simulated = dev.get("backend") == "sim"
+    return {"backend": dev.get("backend"),
+            "device": SIMULATED_DEVICE if simulated else dev.get("playback_device"),
+            "rate": dev.get("rate"), "period": dev.get("period"), "periods": dev.get("periods")}
+
+
 def drawing_rate(ctx, default: int = 48000) -> int:
     """The sample rate a response curve is drawn for: the engine's (what the box does), else the one it
     will start with. Filters near Nyquist depend on it."""
@@ -97,10 +112,14 @@ def get_system():
     ctx = current_app.extensions["masterbox"]
     m = ctx.read_meters() or {}
     audio = current_audio(ctx)
+    engine = engine_status()
+    running = running_audio(engine)
     return jsonify({
         "version": firmware.__version__,
         "audio": jsonable(audio),
-        "engine": engine_status(),
+        "audio_running": jsonable(running),
+        "audio_simulated": bool(running and running["backend"] == "sim"),
+        "engine": engine,
         "load": m.get("load"),
         "xruns": m.get("xruns"),
         "cpu_temperature_c": cpu_temperature_c(),

@@ -2,21 +2,35 @@
 "use strict";
 (() => {
   const { api, el, fmt, fail, toast } = MB;
-  let formFilled = false, applying = false, current = null;
+  let formFilled = false, applying = false, current = null, simulated = false;
   const $ = (id) => document.getElementById(id);
   function ensureOption(select, value) {
     if (![...select.options].some((o) => o.value === String(value))) select.append(el("option", { text: String(value) }));
     select.value = String(value);
   }
-  function fillAudio(audio, canApply) {
+  // On the sim backend (masterbox demo) the form shows what runs: the simulated device, which cannot be
+  // changed here (the config file's device is kept for the hardware, and never sent by an apply)
+  function fillAudio(audio, canApply, sim, config) {
     current = audio;
+    simulated = sim;
     $("audio-device").value = audio.device ?? "";
+    $("audio-device").readOnly = sim;
+    $("audio-device").title = sim ? "the engine runs the simulated device (sim backend)" : "";
+    $("audio-sim").classList.toggle("hidden", !sim);
+    $("audio-sim").textContent = sim
+      ? `The engine runs the simulated device (the sim backend of masterbox demo): no sound card is opened. ` +
+        `The config file's device${config && config.device ? ` (${config.device})` : ""} is kept for the box's ` +
+        `hardware; rate and period apply to the simulation.` : "";
     ensureOption($("audio-rate"), audio.rate ?? 48000);
     ensureOption($("audio-period"), audio.period ?? 128);
     $("audio-periods").value = audio.periods ?? 2;
     $("audio-apply").disabled = !canApply;
     $("audio-note").classList.toggle("hidden", canApply);
     showLatency();
+  }
+  function untouched() {
+    const v = formValues();
+    return !current || ["device", "rate", "period", "periods"].every((k) => v[k] === (current[k] ?? v[k]));
   }
   function formValues() {
     return { device: $("audio-device").value.trim(), rate: parseInt($("audio-rate").value, 10),
@@ -38,8 +52,10 @@
   function gb(n) { return (n / 1e9).toFixed(1) + " GB"; }
   async function load() {
     const s = await api("GET", "/system");
-    if (!formFilled && !applying) {
-      fillAudio(s.audio, s.can_apply_audio);
+    // filled once; again if the engine turns out to run the simulated device (it may still be starting
+    // when the page loads) while the form is untouched (an engine down for a moment changes nothing)
+    if (!applying && (!formFilled || (s.audio_simulated && !simulated && untouched()))) {
+      fillAudio(s.audio_simulated ? s.audio_running : s.audio, s.can_apply_audio, s.audio_simulated, s.audio);
       formFilled = true;
     }
     const eng = s.engine || {}, dev = eng.device || {};
@@ -51,7 +67,7 @@
       ["Engine", eng.running === false
         ? (eng.start_failure ? `not running: its last start failed ${fmt(eng.start_failure.age_s, 0, "s")} ago: ${eng.start_failure.error}`
                              : `not running (${eng.error || "no answer"})`) : `${eng.state || "running"}${eng.uptime_s != null ? ` · up ${Math.round(eng.uptime_s)} s` : ""}`],
-      ["Device", `${dev.backend ?? s.audio.backend ?? "—"} ${dev.playback_device ?? s.audio.device ?? ""} · ${dev.rate ?? s.audio.rate ?? "—"} Hz · ${dev.periods ?? s.audio.periods ?? "—"} × ${dev.period ?? s.audio.period ?? "—"} frames`],
+      ["Device", `${dev.backend ?? s.audio.backend ?? "—"} ${s.audio_simulated ? s.audio_running.device : dev.playback_device ?? s.audio.device ?? ""} · ${dev.rate ?? s.audio.rate ?? "—"} Hz · ${dev.periods ?? s.audio.periods ?? "—"} × ${dev.period ?? s.audio.period ?? "—"} frames`],
       ["Latency", eng.latency_samples == null ? "—" : `chain ${eng.latency_samples} + I/O ${eng.io_latency_samples ?? "?"} samples`],
       ["DSP load", s.load == null ? "—" : fmt(s.load * 100, 1, "%")],
       ["Xruns", s.xruns == null ? "—" : String(s.xruns) + (eng.xruns_loading ? ` (${eng.xruns_loading} while the chain loaded at start)` : "")],
@@ -77,7 +93,10 @@
     // in that moment must not restart the engine with them
     if (applying || !current) return;
     const v = formValues(), changes = {};
-    for (const k of ["device", "rate", "period", "periods"]) if (v[k] !== current[k]) changes[k] = v[k];
+    for (const k of ["device", "rate", "period", "periods"]) {
+      if (k === "device" && simulated) continue;   // the simulated device is not the config's to change
+      if (v[k] !== current[k]) changes[k] = v[k];
+    }
     if (!Object.keys(changes).length) { progress("Nothing changed: these are the settings the engine runs with.", "muted"); return; }
     applying = true;
     $("audio-apply").disabled = true;
@@ -88,7 +107,7 @@
     try {
       const r = await api("POST", "/system/audio", changes);
       const d = (r.result.engine || {}).device || {};
-      progress(`Applied: audio back after ${r.result.audio_back_s.toFixed(2)} s, engine running ${d.rate} Hz, ${d.periods} × ${d.period} frames on ${d.playback_device}.`, "ok");
+      progress(`Applied: audio back after ${r.result.audio_back_s.toFixed(2)} s, engine running ${d.rate} Hz, ${d.periods} × ${d.period} frames on ${d.backend === "sim" ? "the simulated device" : d.playback_device}.`, "ok");
       toast("Audio settings applied");
     } catch (e) {
       progress(e.body && e.body.result && e.body.result.rolled_back
