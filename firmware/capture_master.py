@@ -41,13 +41,12 @@ import subprocess
 import sys
 import threading
 import time
-import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from firmware.commands.master import PROGRESS_PREFIX, parse_progress
-from firmware.names import FILE_NAME_BYTES, NAME_MAX_BYTES, NAME_MAX_CHARS, fit, fits
+from firmware.names import FILE_NAME_BYTES, NAME_MAX_BYTES, NAME_MAX_CHARS, fit, fits, preset_label  # noqa: F401
 
 BIT_DEPTHS = ("16", "24", "32f")
 SUFFIX = "-master"
@@ -72,21 +71,6 @@ def set_arguments(values: Mapping[str, Any]) -> list[str]:
         text = ("true" if v else "false") if isinstance(v, bool) else repr(v) if isinstance(v, float) else str(v)
         out += ["--set", f"{k}={text}"]
     return out
-
-
-def preset_label(preset: str | None, modified: bool = False) -> str:
-    """What a job's masters say their settings were (``master --preset-label``): the preset's name,
-    ``NAME (modified)`` for the box's settings changed since that preset was recalled (what the Live
-    page shows as "modified"), "" for settings that came from no preset. The job passes every value
-    with ``--set`` over ``transparent`` (no level of its own: only ``--target-lufs`` levels), so
-    without the label every master would say "transparent"; the name is passed as text, not as
-    ``--preset NAME``, because that preset may be renamed or deleted before the child starts. A
-    control character (a state file edited by hand) becomes a space: the label is one line of the
-    coding history, and metadata is no reason to fail a job."""
-    if not preset:
-        return ""
-    name = "".join(" " if unicodedata.category(c) == "Cc" else c for c in preset)
-    return f"{name} (modified)" if modified else name
 
 
 class MasterJobs:

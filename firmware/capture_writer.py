@@ -71,6 +71,7 @@ import numpy as np
 
 from firmware import __version__, bwf, rt  # bwf here: an import at a capture's start holds the GIL
 from firmware.atomic import fsync_dir
+from firmware.names import preset_label, settings_phrase
 from firmware.processes import pid_alive
 
 FORMATS = {"PCM_24": (1, 3), "FLOAT": (3, 4)}  # name -> (WAVE format tag, bytes per sample)
@@ -172,10 +173,13 @@ def capture_base(preset: str, when: _dt.datetime | None = None) -> str:
     return f"{when:%Y-%m-%d_%H%M%S}_{safe_part(preset, 'nopreset')}"
 
 
-def capture_bext(tap: str, preset: str, started: _dt.datetime, rate: int, channels: int, fmt: str) -> bytes:
-    """The bext chunk of one tap's file: when it started (and its TimeReference), what it is."""
+def capture_bext(tap: str, preset: str, started: _dt.datetime, rate: int, channels: int, fmt: str,
+                 modified: bool = False) -> bytes:
+    """The bext chunk of one tap's file: when it started (and its TimeReference), what it is. Its settings
+    are named as a master's are (:func:`firmware.names.preset_label`, :func:`~firmware.names.settings_phrase`):
+    ``preset NAME``, ``preset NAME (modified)`` when changed since the recall, or ``no preset``."""
     where = "before the chain" if tap == "input" else "after the chain"
-    what = f"{CAPTURE_DESCRIPTION}, {tap} ({where}), preset {preset or 'none'}"
+    what = f"{CAPTURE_DESCRIPTION}, {tap} ({where}), {settings_phrase(preset_label(preset, modified))}"
     line = f"masterbox {__version__} capture ({tap}{', float' if fmt == 'FLOAT' else ''})"
     b = bwf.Bext(description=what, time_reference=bwf.time_of_day_samples(started, rate),
                  coding_history=bwf.coding_line(rate, FORMATS[fmt][1] * 8, channels, line))
@@ -208,7 +212,7 @@ class CaptureSession:
     def __init__(self, directory, rate: int, channels: int, taps=("output",), fmt: str = "PCM_24",
                  preset: str = "", max_seconds: float | None = None, floor_mb: float = 500,
                  ring_seconds: float = 8.0, analyze: bool = True, when: _dt.datetime | None = None,
-                 ring: np.ndarray | None = None):
+                 ring: np.ndarray | None = None, modified: bool = False):
         taps = tuple(taps)
         if fmt not in FORMATS:
             raise ValueError(f"capture format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -220,6 +224,7 @@ class CaptureSession:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.rate, self.channels, self.taps, self.fmt = int(rate), int(channels), taps, fmt
         self.preset = preset or ""
+        self.modified = bool(modified)   # the settings changed since ``preset`` was recalled (its bext says so)
         self.max_frames = int(round(max_seconds * rate)) if max_seconds else None
         self.floor_bytes = int(float(floor_mb) * 1024 * 1024)
         self._analyze = analyze
@@ -229,7 +234,8 @@ class CaptureSession:
         base = capture_base(self.preset, self.started)
         self.name = self._unique(base)
         self.files = {t: self.directory / self._file_name(t) for t in taps}
-        self._bext = {t: capture_bext(t, self.preset, self.started, self.rate, self.channels, fmt) for t in taps}
+        self._bext = {t: capture_bext(t, self.preset, self.started, self.rate, self.channels, fmt,
+                                       self.modified) for t in taps}
 
         # the ring: one row per frame, taps side by side (so they stay sample-aligned). The engine
         # lends one it made at start-up: making 12 MB of locked pages here would hold the GIL

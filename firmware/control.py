@@ -382,7 +382,9 @@ class Control:
         def start() -> dict:
             return self._capture_reply(self._engine_call(self.engine.capture_start, tap=tap or "output", fmt=fmt,
                                                          max_seconds=max_seconds,
-                                                         preset=self.state.active_preset or ""))
+                                                         preset=self.state.active_preset or "",
+                                                         modified=bool(self.state.active_preset
+                                                                       and self.state.modified)))
 
         reply = start()
         if not reply.get("ok") and self._capture_ended_by_itself():

@@ -337,12 +337,16 @@ class ControlServer:
         max_seconds = req.get("max_seconds")
         if max_seconds is not None and (not is_number(max_seconds) or not 0 < max_seconds <= MAX_CAPTURE_SECONDS):
             raise RequestError(f"max_seconds must be a positive number up to {MAX_CAPTURE_SECONDS:g}, or null")
+        modified = req.get("modified", False)
+        if not isinstance(modified, bool):
+            raise RequestError("modified must be true or false (the settings changed since the preset's recall)")
         if e.last_capture is not None and e.last_capture.writing:
             raise RequestError("the previous capture is still being written to disk; try again in a moment")
         directory = self.capture_dir or paths.ensure(paths.captures_dir())
         try:
             session = CaptureSession(directory, e.rate, 2, taps=taps, fmt=fmt, preset=str(req.get("preset", "")),
-                                     max_seconds=max_seconds, floor_mb=self.capture_floor_mb, ring=e.capture_ring)
+                                     modified=modified, max_seconds=max_seconds, floor_mb=self.capture_floor_mb,
+                                     ring=e.capture_ring)
         except OSError as err:  # the folder or the file cannot be made: a person must act, no traceback helps
             raise RequestError(f"cannot record into {directory}: {err.strerror or err}") from None
         e.last_capture = session

@@ -149,8 +149,9 @@ class EngineClient:
         return self.request("preview", service=service)
 
     def capture_start(self, tap: str = "output", fmt: str = "PCM_24", max_seconds: float | None = None,
-                      preset: str = "") -> dict:
-        return self.request("capture_start", tap=tap, fmt=fmt, max_seconds=max_seconds, preset=preset)["capture"]
+                      preset: str = "", modified: bool = False) -> dict:
+        return self.request("capture_start", tap=tap, fmt=fmt, max_seconds=max_seconds, preset=preset,
+                            modified=modified)["capture"]
 
     def capture_stop(self) -> dict:
         return self.request("capture_stop")["capture"]

@@ -15,6 +15,7 @@ name it cannot cut (an album's outputs are named by ``masterbox album``) is chec
 from __future__ import annotations
 
 import os
+import unicodedata
 
 FILE_NAME_BYTES = 255     # NAME_MAX: one file name, in bytes
 WRAP_BYTES = 30           # the most the box adds around a capture's name: "." ".wav" ".96000" ".XXXXXXXX" ".tmp.wav"
@@ -48,3 +49,26 @@ def fits(name: str) -> bool:
     """Whether every file the box makes for a capture called ``name`` (:data:`WRAP_BYTES` around it) has a
     name the filesystem takes, and the web can address it."""
     return len(name.encode("utf-8")) + WRAP_BYTES <= FILE_NAME_BYTES and len(name) <= NAME_MAX_CHARS
+
+
+def preset_label(preset: str | None, modified: bool = False) -> str:
+    """What a recording or a master says its settings were: the preset's name, ``NAME (modified)`` for the
+    box's settings changed since that preset was recalled (what the Live page shows as "modified"), "" for
+    settings that came from no preset. One function for both: a live capture's Broadcast Wave chunk
+    (:func:`firmware.capture_writer.capture_bext`) and a mastering job's ``master --preset-label``
+    (:mod:`firmware.capture_master`) say the same of the same settings. A job passes every value with
+    ``--set`` over ``transparent``, so without the label every master would say "transparent"; the name is
+    passed as text, not as ``--preset NAME``, because that preset may be renamed or deleted before the child
+    starts. A control character (a state file edited by hand) becomes a space: the label is one line of the
+    coding history, and metadata is no reason to fail a job or a recording."""
+    if not preset:
+        return ""
+    name = "".join(" " if unicodedata.category(c) == "Cc" else c for c in preset)
+    return f"{name} (modified)" if modified else name
+
+
+def settings_phrase(label: str | None) -> str:
+    """How a file names the settings it was made with: ``preset LABEL`` (:func:`preset_label`, e.g.
+    ``streaming (modified)``), or ``no preset``, so a file made from values that came from no preset does
+    not claim one."""
+    return f"preset {label}" if label else "no preset"

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from dsp.schema import BY_ID  # plain Python, no numba
+from firmware.names import settings_phrase  # the one phrase of masters and captures (commands import it here)
 
 BLOCK = 65536            # frames per chain call: fewer Python round trips (the output does not depend on it)
 TOLERANCE_LU = 0.2       # stop iterating when this close (the promise is +-0.5 LU)
@@ -198,13 +199,6 @@ def source_bext(src: Path):
         return read(src)
     except (BextError, OSError):
         return None     # metadata that cannot be read is not worth refusing the audio for
-
-
-def settings_phrase(preset: str | None) -> str:
-    """How a master names the settings it was made with: ``preset NAME`` (NAME may say more, e.g.
-    ``streaming (modified)``), or ``no preset``, so a file made from values that came from no preset
-    does not claim one."""
-    return f"preset {preset}" if preset else "no preset"
 
 
 def master_bext(source, rate: int, rate_in: int, channels: int, bit_depth: str, values: Mapping[str, Any],

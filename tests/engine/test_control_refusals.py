@@ -50,3 +50,21 @@ def test_a_captures_folder_that_cannot_be_made_is_a_refusal_not_a_traceback(tmp_
     assert reply["ok"] is False and reply["error"].startswith(f"cannot record into {tmp_path / 'file' / 'captures'}: ")
     assert "Error" not in reply["error"], reply
     assert not any(r.exc_info for r in caplog.records)
+
+
+def test_a_capture_says_its_settings_were_modified_since_the_recall(tmp_path, caplog):
+    """``"modified": true`` (the control process sends it when the settings changed since the recall) makes
+    the capture's Broadcast Wave description say "preset NAME (modified)", as a master of them does;
+    anything but true or false is refused, nothing recorded."""
+    from firmware import bwf
+
+    engine = IdleEngine()
+    server = ControlServer(engine, tmp_path / "engine.sock", capture_dir=tmp_path / "captures")
+    reply = _ask(server, caplog, preset="loud", modified="yes")
+    assert reply["ok"] is False and reply["error"].startswith("modified must be true or false"), reply
+    assert engine.capture is None
+    reply = _ask(server, caplog, preset="loud", modified=True)
+    assert reply["ok"] is True, reply
+    st = engine.capture.stop()
+    (f,) = st["files"]
+    assert bwf.read(f).description == "masterbox capture, output (after the chain), preset loud (modified)"

@@ -234,7 +234,7 @@ def test_captures_say_when_they_started_in_a_bext_chunk(tmp_path):
         assert (ref["origination_date"], ref["origination_time"]) == ("2026-11-24", "21:30:15")
         assert ref["time_reference"] == (21 * 3600 + 30 * 60 + 15) * 48000
         assert ref["description"].startswith(f"masterbox capture, {tap} (")
-        assert "preset club night" in ref["description"]
+        assert ref["description"].endswith(", preset club night")
         assert ref["coding_history"].startswith(f"A=PCM,F=48000,W=24,M=stereo,T=masterbox 0.1.0 capture ({tap})")
         assert ref["loudness_value"] == 0x7FFF            # unset until an analysis (none here) stamps it
         tags = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_format", "-of", "json", f],
@@ -350,3 +350,27 @@ def test_the_compiled_copy_and_encoder_write_the_same_bytes_as_numpy_across_ring
         want = quantize(np.concatenate(xs if tap == "input" else ys), fmt)
         finite = np.isfinite(want)
         assert np.array_equal(got[finite], want[finite])
+
+
+@pytest.mark.parametrize(("preset", "modified", "phrase"), [("club night", True, "preset club night (modified)"),
+                                                            ("club night", False, "preset club night"),
+                                                            ("", True, "no preset"),
+                                                            ("tab\there", True, "preset tab here (modified)")])
+def test_a_capture_names_its_settings_as_a_master_does(tmp_path, preset, modified, phrase):
+    """A capture made with the settings changed since the recall said "preset NAME" where a master of the
+    same settings (``masterbox master --preset-label``, the web's jobs) says "NAME (modified)": both now
+    take the label from the one :func:`firmware.names.preset_label` and the phrase from
+    :func:`~firmware.names.settings_phrase` (also "no preset" where a capture said "preset none")."""
+    from firmware import capture_master, render
+    from firmware.names import preset_label, settings_phrase
+
+    assert capture_master.preset_label is preset_label and render.settings_phrase is settings_phrase
+    s = CaptureSession(tmp_path, 48000, 2, taps=("output",), fmt="PCM_24", preset=preset, modified=modified,
+                       floor_mb=0, analyze=False)
+    x = np.random.default_rng(5).uniform(-0.5, 0.5, (4800, 2))
+    _push_all(s, [x], [x])
+    (f,) = s.stop()["files"]
+    assert libsndfile_bext(f)["description"] == f"masterbox capture, output (after the chain), {phrase}"
+    master = render.master_bext(None, 48000, 48000, 2, "24", {"lim.ceiling_dbtp": -1.0}, None,
+                                capture_master.preset_label(preset, modified) or None)
+    assert master.description.endswith(f": {phrase}, ceiling -1.0 dBTP")     # what a master of them says

@@ -167,9 +167,12 @@ def test_capture_start_uses_config_and_active_preset(control):
     c.recall("loud")
     c.capture_start()
     assert eng.calls[-1] == ("capture_start", (), {"tap": "output", "fmt": "FLOAT", "max_seconds": 120.0,
-                                                   "preset": "loud"})
+                                                   "preset": "loud", "modified": False})
     c.capture_start(tap="both", fmt="PCM_24", max_seconds=5)
     assert eng.calls[-1][2]["tap"] == "both" and eng.calls[-1][2]["max_seconds"] == 5
+    c.set({"out.drive_db": 1.0})            # changed since the recall: the capture's chunk says "loud (modified)"
+    c.capture_start()
+    assert (eng.calls[-1][2]["preset"], eng.calls[-1][2]["modified"]) == ("loud", True)
     st = c.status()
     assert st["state"]["active_preset"] == "loud" and st["learn"]["state"] == "idle"
 

@@ -98,7 +98,7 @@ class StubEngine:
         self.calls.append(("meters_reset",))
         return {"ok": True}
 
-    def capture_start(self, tap="output", fmt="PCM_24", max_seconds=None, preset=""):
+    def capture_start(self, tap="output", fmt="PCM_24", max_seconds=None, preset="", modified=False):
         self._check()
         if self.capturing:
             return {"ok": False, "error": "a capture is already running"}
