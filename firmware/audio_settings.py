@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.atomic import ordinary_mode, write_atomic
+from firmware.names import has_control
 
 log = logging.getLogger("masterbox.audio_settings")
 
@@ -119,7 +120,7 @@ def toml_value(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     out = value.replace("\\", "\\\\").replace('"', '\\"')
-    if any(ord(c) < 32 or ord(c) == 127 for c in out):
+    if has_control(out):
         raise AudioSettingsError("a device name cannot hold control characters")
     return f'"{out}"'
 

@@ -51,7 +51,7 @@ UPLOAD_DESCRIPTION = "masterbox upload"   # how the bext description of a conver
 MAX_STEM = 100
 STEM_MAX_BYTES = names.NAME_MAX_BYTES - len("-99999")    # UTF-8 bytes, with room for _link_free's "-N"
 MAX_FILE_BYTES = (1 << 63) - 1        # the largest file offset (off_t): a size beyond it is no file's
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+_UNSAFE = re.compile(r'[/\\:*?"<>|]')    # and control characters (firmware.names.is_control)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 KINDS = {"wav": "wav", "aif": "aiff", "aiff": "aiff", "flac": "flac"}       # extension -> kind
 KIND_NAMES = {"wav": "WAV", "aiff": "AIFF", "flac": "FLAC"}
@@ -93,6 +93,7 @@ def capture_name(filename: str) -> tuple[str, str]:
     if not dot or not stem or ext.lower() not in KINDS:
         raise UploadError(415, f"{base or filename!r} is not a WAV, AIFF or FLAC file (by its name): export "
                                "the mix as one of those")
+    stem = "".join("_" if names.is_control(c) else c for c in stem)
     stem = _UNSAFE.sub("_", stem).replace("..", "_").lstrip(". ").rstrip()
     return names.fit(stem[:MAX_STEM].rstrip(), STEM_MAX_BYTES) or "upload", KINDS[ext.lower()]
 

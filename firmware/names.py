@@ -1,4 +1,21 @@
-"""How long a capture's name may be: file names hold 255 bytes, not 255 characters.
+"""What the box accepts in a name a person gave it: how long it may be, and which characters are control
+characters. (Also how a file names the settings it was made with: :func:`preset_label`.)
+
+**Control characters: one definition.** :func:`is_control` is the one test, for every name or text a user
+gives (preset names, capture names the web takes, uploads' file names, ``master --preset-label``, a job's
+label, the ALSA device of the System page, passwords). Until 2026-11 each had its own: the web and the
+preset store looked at Unicode categories (two different sets), the device field and passwords at ASCII
+codes 0-31 and 127, master labels at ``Cc`` only, so a name one part took another refused (an upload
+called "🏳️‍🌈 mix.wav" became a capture the web could then neither download nor delete). The callers keep
+their own policy (refuse, or replace with a space or ``_``); this module only says which characters:
+
+* ``Cc``: C0 controls, DEL and the C1 controls (a line break, a tab, an escape);
+* ``Cf``: invisible format characters: bidi overrides that show a name backwards, zero-width joiners and
+  spaces that make two names look the same, a byte order mark;
+* ``Cs``: lone surrogates, which are no text at all (UTF-8 cannot hold them);
+* ``Zl``, ``Zp``: the line and paragraph separators U+2028/U+2029, line breaks in all but name.
+
+**Lengths.** File names hold 255 bytes, not 255 characters.
 
 A capture called NAME is the files ``NAME.wav`` and ``NAME.json``, and while one is written a
 temporary file beside it: ``.NAME.json.XXXXXXXX.tmp`` (:func:`firmware.atomic.write_atomic`), or
@@ -21,6 +38,18 @@ FILE_NAME_BYTES = 255     # NAME_MAX: one file name, in bytes
 WRAP_BYTES = 30           # the most the box adds around a capture's name: "." ".wav" ".96000" ".XXXXXXXX" ".tmp.wav"
 NAME_MAX_BYTES = 200      # the names the box makes: room left for WRAP_BYTES and an album's "-album-2" after them
 NAME_MAX_CHARS = 120      # and characters: the web takes a name of at most this many (webui.errors.check_name)
+CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})   # see the module's docstring
+
+
+def is_control(char: str) -> bool:
+    """Whether ``char`` (one character) is a control character in the box's one sense (the module's
+    docstring): Unicode category Cc, Cf, Cs, Zl or Zp."""
+    return unicodedata.category(char) in CONTROL_CATEGORIES
+
+
+def has_control(text: str) -> bool:
+    """Whether ``text`` holds any control character (:func:`is_control`)."""
+    return any(is_control(c) for c in text)
 
 
 def cut_bytes(data: bytes, size: int) -> str:
@@ -63,7 +92,7 @@ def preset_label(preset: str | None, modified: bool = False) -> str:
     coding history, and metadata is no reason to fail a job or a recording."""
     if not preset:
         return ""
-    name = "".join(" " if unicodedata.category(c) == "Cc" else c for c in preset)
+    name = "".join(" " if is_control(c) else c for c in preset)
     return f"{name} (modified)" if modified else name
 
 

@@ -19,6 +19,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from firmware import paths
 from firmware.atomic import write_atomic
+from firmware.names import has_control
 
 MIN_LENGTH = 8
 MAX_LENGTH = 256  # hashing a megabyte "password" is a cheap denial of service
@@ -39,7 +40,7 @@ def check_new_password(password: object) -> str:
         raise PasswordError(f"password must be at least {MIN_LENGTH} characters long")
     if len(password) > MAX_LENGTH:
         raise PasswordError(f"password must be at most {MAX_LENGTH} characters long")
-    if any(ord(c) < 32 or ord(c) == 127 for c in password):
+    if has_control(password):
         raise PasswordError("password must not contain control characters")
     return password
 

@@ -50,6 +50,7 @@ from typing import Any
 from dsp import schema
 from firmware import paths
 from firmware.atomic import write_atomic
+from firmware.names import has_control
 
 FORMAT = "masterbox-preset"
 MAX_FILE_BYTES = 256 * 1024  # a full preset is ~6 KB; anything huge is refused unread
@@ -117,7 +118,7 @@ def clean_name(name: Any) -> str:
     name = unicodedata.normalize("NFC", name).strip()
     if not name:
         raise PresetError("a preset name cannot be empty", [("name", "empty")])
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in name):
+    if has_control(name):
         raise PresetError("a preset name cannot contain control characters", [("name", "control characters")])
     if len(name) > MAX_NAME_CHARS:
         raise PresetError(f"a preset name is at most {MAX_NAME_CHARS} characters", [("name", "too long")])

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-import unicodedata
 from typing import Any
 
 from flask import Flask, Request, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from firmware.names import NAME_MAX_CHARS
+from firmware.names import NAME_MAX_CHARS, has_control
 from firmware.presets import path_like
 
 log = logging.getLogger("masterbox.web")
@@ -110,7 +109,7 @@ def check_name(name: object, what: str = "name") -> str:
     why = path_like(stripped)   # the preset store's imports refuse the same names (firmware.presets)
     if why is not None:
         raise ApiError(400, f"{what} {why}")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in stripped):
+    if has_control(stripped):
         raise ApiError(400, f"{what} must not contain control characters")
     return stripped
 

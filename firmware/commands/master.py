@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import unicodedata
 
 DEFAULT_PRESET = "streaming"
 
@@ -128,11 +127,12 @@ def _label(args, name: str) -> str | None:
     the preset's; None for an empty label (no preset). UserError for a line break or other control
     character: the label is one line of the coding history."""
     from firmware.cli import UserError
+    from firmware.names import has_control
 
     text = getattr(args, "preset_label", None)
     if text is None:
         return name
-    if any(unicodedata.category(c) == "Cc" for c in text):
+    if has_control(text):
         raise UserError("--preset-label: a label cannot contain line breaks or other control characters")
     return text.strip() or None
 

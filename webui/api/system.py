@@ -12,6 +12,7 @@ from flask import current_app, jsonify
 import firmware
 from firmware import paths
 from firmware.audio_settings import AudioApplyConflict, AudioConfigFileError
+from firmware.names import has_control
 from webui.api import bp
 from webui.backend import call, control, jsonable
 from webui.errors import ApiError, field, json_body, refuse_unknown
@@ -158,7 +159,7 @@ def set_audio():
     out = {}
     device = field(data, "device", str, required=False)
     if device is not None:
-        if not device.strip() or len(device) > 200 or any(ord(c) < 32 for c in device):
+        if not device.strip() or len(device) > 200 or has_control(device):
             raise ApiError(400, "'device' must be a non-empty ALSA device name without control characters")
         out["device"] = device.strip()
     rate = field(data, "rate", int, required=False)
