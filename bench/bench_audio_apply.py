@@ -1,6 +1,7 @@
 """How long the System page's "Apply" keeps the box silent: engine stop request -> audio moving again.
 
-``python bench/bench_audio_apply.py [--runs 5] [--wait-ready]`` builds the box as ``masterbox run --sim``
+``python bench/bench_audio_apply.py [--runs 5] [--wait-ready]`` (or ``masterbox bench --only audio_apply
+[--quick]``: 5 applies, 2 with ``--quick``) builds the box as ``masterbox run --sim``
 does (a real ``masterbox engine --backend sim`` under :class:`firmware.supervisor.Supervisor`) in a
 temporary data root, with a real :class:`firmware.control.Control`, and applies alternating periods
 (256, 128, ...) through ``Control.apply_audio_settings`` - what ``POST /api/v1/system/audio`` calls.
@@ -30,7 +31,20 @@ import time
 from pathlib import Path
 
 
-def run(runs: int = 5, wait_ready: bool = False) -> dict:
+def measure(runs: int = 5, wait_ready: bool = False) -> dict:
+    """The figures of ``runs`` applies (a line printed per apply); puts back this process's MASTERBOX_* variables."""
+    saved = {k: os.environ.get(k) for k in ("MASTERBOX_HOME", "MASTERBOX_CONFIG", "MASTERBOX_RUN")}
+    try:
+        return _measure(runs, wait_ready)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _measure(runs: int, wait_ready: bool) -> dict:
     home = Path(tempfile.mkdtemp(prefix="mb-apply-"))
     os.environ["MASTERBOX_HOME"] = str(home / "home")
     os.environ["MASTERBOX_CONFIG"] = str(home / "masterbox.toml")
@@ -66,7 +80,8 @@ def run(runs: int = 5, wait_ready: bool = False) -> dict:
                          "call_s": round(call, 3)})
             print(f"run {i + 1}: period {period}: audio back {r['audio_back_s']:.2f} s, processed "
                   f"{r.get('processed_s') or float('nan'):.2f} s, call {call:.2f} s", flush=True)
-            time.sleep(2.0)
+            if i + 1 < runs:
+                time.sleep(2.0)
     finally:
         control.close()
         sup.request_stop()
@@ -82,8 +97,12 @@ def run(runs: int = 5, wait_ready: bool = False) -> dict:
                "min_audio_back_s": min(r["audio_back_s"] for r in rows),
                "max_audio_back_s": max(r["audio_back_s"] for r in rows),
                "load_average": os.getloadavg()[0]}
-    print(summary)
     return summary
+
+
+def run(quick: bool = False) -> dict:
+    """For ``masterbox bench``: 5 applies, 2 with ``quick``."""
+    return measure(2 if quick else 5)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--wait-ready", action="store_true")
     args = ap.parse_args(argv)
-    run(args.runs, args.wait_ready)
+    print(measure(args.runs, args.wait_ready))
     return 0
 
 

@@ -1,9 +1,11 @@
 """Chain figures: kernel realtime factor and block times, and ``masterbox master`` against ffmpeg.
 
 Run with ``masterbox bench --only chain`` (``--quick``: 60 s file, 3 repeats) or
-``python bench/bench_chain.py``. Figures, never pass/fail. The machine may be shared and
-loaded: the whole-process comparisons alternate the programs inside each repeat and quote
-medians and ratios of CPU time (user + system), which load disturbs least.
+``python bench/bench_chain.py [--quick] [--kernel-seconds S] [--file-seconds S] [--repeats N]``
+(``--kernel-seconds 1 --file-seconds 3 --repeats 1`` only to see that it runs). Figures, never
+pass/fail. The machine may be shared and loaded: the whole-process comparisons alternate the
+programs inside each repeat and quote medians and ratios of CPU time (user + system), which load
+disturbs least.
 
 * ``rt_x_block_N``: seconds of 48 kHz stereo audio per CPU second through the full
   ``streaming`` chain (meters included, driven into the limiter) at block size N, one
@@ -78,8 +80,10 @@ def _timed_cpu(cmd: list[str], env: dict | None = None) -> tuple[float, float, s
     """(wall, CPU user+system, stdout) of one run of ``cmd``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    proc = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), proc.stdout
 
@@ -231,11 +235,14 @@ def _aot_built() -> bool:
     return aot.load() is not None
 
 
-def run(quick: bool = False) -> dict:
+def run(quick: bool = False, kernel_seconds: float | None = None, file_seconds: float | None = None,
+        repeats: int | None = None) -> dict:
+    """Every figure: 60 s through the kernel, a 5-minute file, 5 repeats (``quick``: 10 s, 60 s, 3);
+    each of the three can be given instead."""
     figures = {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
                "cpu": _cpu_name(), "load_1min": round(os.getloadavg()[0], 2)}
-    figures.update(kernel_figures(10.0 if quick else 60.0))
-    figures.update(process_figures(60.0 if quick else 300.0, 3 if quick else 5))
+    figures.update(kernel_figures(kernel_seconds or (10.0 if quick else 60.0)))
+    figures.update(process_figures(file_seconds or (60.0 if quick else 300.0), repeats or (3 if quick else 5)))
     return figures
 
 
@@ -249,7 +256,20 @@ def _cpu_name() -> str:
     return "unknown"
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="10 s through the kernel, a 60 s file, 3 repeats")
+    ap.add_argument("--kernel-seconds", type=float, help="audio through the kernel per block size (default 60)")
+    ap.add_argument("--file-seconds", type=float, help="length of the file the whole processes master (default 300)")
+    ap.add_argument("--repeats", type=int, help="repeats of the whole processes (default 5)")
+    a = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    json.dump(run(quick="--quick" in sys.argv), sys.stdout, indent=2)
+    json.dump(run(a.quick, a.kernel_seconds, a.file_seconds, a.repeats), sys.stdout, indent=2)
     print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

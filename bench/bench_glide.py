@@ -2,6 +2,7 @@
 
     python bench/bench_glide.py                 # 60 s of audio per mode, 3 rounds
     python bench/bench_glide.py --seconds 20 --rounds 2 --json
+    masterbox bench --only glide [--quick]      # 60 s, 3 rounds (--quick: 10 s, 2 rounds)
 
 Figures, never pass/fail. Each block is what the engine's loop does between read and write, timed
 with ``perf_counter_ns`` one 128-frame block at a time (48 kHz, the ``streaming`` preset, the
@@ -166,6 +167,36 @@ def run_mode(mode: str, x: np.ndarray, base: dict, sets: dict, capdir: str, poll
     return out
 
 
+def measure(seconds: float = 60.0, rounds: int = 3, modes: tuple[str, ...] = MODES, pollute_mb: float = 4.0) -> dict:
+    """{mode: {part: figures}}: medians over ``rounds`` rounds of ``seconds`` of audio per mode."""
+    base = schema.validate({**schema.defaults(), **json.loads(PRESET.read_text())["params"]})
+    x = render_programme(seconds, RATE, seed=1, peak_dbfs=-6.0)
+    n_blocks = x.shape[0] // PERIOD
+    prepare, load_for = _engine_paths()
+    sets = _param_sets(n_blocks, base, prepare)
+    pollute = np.zeros(int(pollute_mb * 2**20 / 8)) if pollute_mb > 0 else None
+    per_round = {m: [] for m in modes}
+    with tempfile.TemporaryDirectory(prefix="bench_glide_") as d:
+        for _ in range(rounds):
+            for m in modes:
+                per_round[m].append(run_mode(m, x, base, sets, d, pollute, load_for))
+    res = {}
+    for m in modes:
+        res[m] = {}
+        for part in per_round[m][0]:
+            if isinstance(per_round[m][0][part], dict):
+                res[m][part] = {k: statistics.median(rr[part][k] for rr in per_round[m])
+                                for k in per_round[m][0][part]}
+            else:
+                res[m][part] = statistics.median(rr[part] for rr in per_round[m])
+    return res
+
+
+def run(quick: bool = False) -> dict:
+    """For ``masterbox bench``: 60 s per mode and 3 rounds, or 10 s and 2 rounds with ``quick``."""
+    return measure(10.0 if quick else 60.0, 2 if quick else 3)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=60.0)
@@ -176,25 +207,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     modes = a.modes.split(",")
-    base = schema.validate({**schema.defaults(), **json.loads(PRESET.read_text())["params"]})
-    x = render_programme(a.seconds, RATE, seed=1, peak_dbfs=-6.0)
-    n_blocks = x.shape[0] // PERIOD
-    prepare, load_for = _engine_paths()
-    sets = _param_sets(n_blocks, base, prepare)
-    pollute = np.zeros(int(a.pollute_mb * 2**20 / 8)) if a.pollute_mb > 0 else None
-    rounds = {m: [] for m in modes}
-    with tempfile.TemporaryDirectory(prefix="bench_glide_") as d:
-        for _ in range(a.rounds):
-            for m in modes:
-                rounds[m].append(run_mode(m, x, base, sets, d, pollute, load_for))
-    res = {}
-    for m in modes:
-        res[m] = {}
-        for part in rounds[m][0]:
-            if isinstance(rounds[m][0][part], dict):
-                res[m][part] = {k: statistics.median(rr[part][k] for rr in rounds[m]) for k in rounds[m][0][part]}
-            else:
-                res[m][part] = statistics.median(rr[part] for rr in rounds[m])
+    res = measure(a.seconds, a.rounds, tuple(modes), a.pollute_mb)
     if a.json:
         print(json.dumps(res, indent=1))
         return 0

@@ -21,9 +21,10 @@ ffmpeg's ``alimiter`` (attack 1.33 ms, release 50 ms). Figures, never pass/fail;
 under -140 dB read -140 (the 32-bit float signals every limiter gets have their own floor about there).
 ``--release MS,MS,...`` measures ours at those automatic releases instead of 50 ms (a row each,
 ``masterbox_<MS>ms``: the release is where the automatic release's two components can disagree),
-``--no-peers`` leaves the peers out.
+``--no-peers`` leaves the peers out, ``--quick`` makes every signal 3 s long (the music 6 s) and measures
+1 s of the steady state (rougher figures; seconds instead of about half a minute).
 
-    .venv/bin/python bench/bench_limiter_sound.py [--json] [--release MS,...] [--no-peers]
+    .venv/bin/python bench/bench_limiter_sound.py [--json] [--release MS,...] [--no-peers] [--quick]
     masterbox bench --only limiter_sound
 """
 
@@ -45,6 +46,7 @@ RATE = 48000
 SECONDS = 9.0
 FLOOR_DB = -140.0              # reported for anything lower: the 32-bit float signals' own floor is about -150
 STEADY = (3.0, 7.0)            # the seconds measured (whole hertz sit on bins: 4 s = 0.25 Hz per bin)
+QUICK = (3.0, (1.0, 2.0))      # --quick: SECONDS and STEADY (1 s measured, 1 Hz per bin: rougher figures)
 CEILING = -1.0
 SINE_DRIVE_DB = 6.0
 MUSIC_DRIVE_DB = 8.0
@@ -172,6 +174,9 @@ def run(quick: bool = False) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    global SECONDS, STEADY
+    if "--quick" in argv:
+        SECONDS, STEADY = QUICK
     releases = ()
     if "--release" in argv:
         releases = tuple(float(v) for v in argv[argv.index("--release") + 1].split(","))

@@ -1,9 +1,10 @@
 """Meter figures: kernel realtime factor, and ``masterbox analyze`` against ffmpeg's ebur128.
 
 Run with ``masterbox bench --only meter`` (``--quick`` for a 60 s file and fewer repeats), or
-``python bench/bench_meter.py``. Figures, never pass/fail. All timings of one run are taken in
-the same conditions (alternating the two programs), so their ratio is meaningful even when the
-machine is busy; the absolute numbers are not.
+``python bench/bench_meter.py [--quick] [--kernel-seconds S] [--file-seconds S] [--repeats N]``
+(``--kernel-seconds 1 --file-seconds 2 --repeats 1`` only to see that it runs). Figures, never
+pass/fail. All timings of one run are taken in the same conditions (alternating the two programs),
+so their ratio is meaningful even when the machine is busy; the absolute numbers are not.
 
 * ``kernel_realtime_x``: seconds of 48 kHz stereo audio metered (with true peak) per CPU second,
   calling the kernel once per 1024-frame block from numba code as the chain does; median of 5.
@@ -127,11 +128,14 @@ def reader_figures(wav: Path, repeats: int) -> dict:
     return {f"analysis_{k}_cpu_s": round(statistics.median(v), 3) for k, v in times.items()}
 
 
-def run(quick: bool = False) -> dict:
-    seconds = 60.0 if quick else 600.0
-    repeats = 3 if quick else REPEATS
+def run(quick: bool = False, kernel_seconds: float | None = None, file_seconds: float | None = None,
+        repeats: int | None = None) -> dict:
+    """Every figure: 60 s through the kernel, a 10-minute file, 5 repeats (``quick``: 20 s, 60 s, 3);
+    each of the three can be given instead."""
+    seconds = file_seconds or (60.0 if quick else 600.0)
+    repeats = repeats or (3 if quick else REPEATS)
     out: dict = {}
-    kernel_s = 20.0 if quick else 60.0
+    kernel_s = kernel_seconds or (20.0 if quick else 60.0)
     out["kernel_realtime_x"] = round(kernel_realtime(kernel_s))
     out["kernel_realtime_x_hot_master"] = round(kernel_realtime(kernel_s, hot=True))
     out["kernel_realtime_x_without_true_peak"] = round(kernel_realtime(kernel_s, true_peak=False))
@@ -177,8 +181,20 @@ def run(quick: bool = False) -> dict:
     return out
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    import argparse
     import json
 
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="20 s through the kernel, a 60 s file, 3 repeats")
+    ap.add_argument("--kernel-seconds", type=float, help="audio through the kernel (default 60)")
+    ap.add_argument("--file-seconds", type=float, help="length of the file analysed (default 600)")
+    ap.add_argument("--repeats", type=int, help="repeats of the whole processes (default 5)")
+    a = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    print(json.dumps(run(quick="--quick" in sys.argv), indent=2))
+    print(json.dumps(run(a.quick, a.kernel_seconds, a.file_seconds, a.repeats), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,6 +3,8 @@ loop, and to prepare one) and the listening modes (mono, side, ...).
 
     python bench/bench_reference.py                  # 3 rounds
     python bench/bench_reference.py --rounds 5 --json
+    python bench/bench_reference.py --rounds 1 --seconds 2 --file-seconds 5   # only to see that it runs
+    masterbox bench --only reference [--quick]
 
 Figures, never pass/fail.
 
@@ -13,7 +15,7 @@ Figures, never pass/fail.
   Block time p50 / p99 / max in microseconds, the modes alternating round by round in one process,
   medians over rounds; and the mix and listen kernels alone in ns per stereo frame.
 * **Preparing**: ``python -m firmware.reference`` (the worker the control process starts) on a
-  5-minute 44.1 kHz 24-bit stereo WAV converted to 48 kHz, and on a 48 kHz one (no conversion):
+  5-minute (``--file-seconds``) 44.1 kHz 24-bit stereo WAV converted to 48 kHz, and on a 48 kHz one (no conversion):
   wall and CPU seconds of the whole process (reading, converting, measuring, the long-term spectrum,
   writing), medians over rounds; and the prepared file's size.
 """
@@ -62,7 +64,7 @@ def _blocks(x: np.ndarray, ref: np.ndarray | None, mono: bool = False) -> np.nda
         if ref is not None:
             mix(y, ref, state, True, 0.5, fade, 0.01)
         if mono:
-            monitor.listen(y, mstate, mode, 960.0)
+            monitor.listen(y, mstate, mode, 960.0, 1.0)
         out[k] = perf() - t0
     return out
 
@@ -86,10 +88,10 @@ def _listen_alone(seconds: float = 20.0) -> float:
     state = monitor.new_state()
     y = np.zeros((BLOCK, 2))
     n = int(seconds * RATE) // BLOCK
-    monitor.listen(y, state, 1, 960.0)
+    monitor.listen(y, state, 1, 960.0, 1.0)
     t0 = time.process_time_ns()
     for _ in range(n):
-        monitor.listen(y, state, 1, 960.0)
+        monitor.listen(y, state, 1, 960.0, 1.0)
     return (time.process_time_ns() - t0) / (n * BLOCK)
 
 
@@ -103,13 +105,13 @@ def _prepare(src: Path, dst: Path) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=30.0, help="audio per loop mode and round")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
+def _length(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds % 60 == 0 else f"{seconds:g} s"
 
+
+def measure(rounds: int = 3, seconds: float = 30.0, file_seconds: float = 300.0) -> dict:
+    """{"loop": ..., "prepare": ...}: ``seconds`` of audio per loop mode and round, files of
+    ``file_seconds`` to prepare."""
     import soundfile as sf
 
     from dsp.programme import render_programme
@@ -118,32 +120,50 @@ def main(argv=None) -> int:
     figures: dict = {"loop": {}, "prepare": {}}
     with tempfile.TemporaryDirectory(prefix="mb-bench-ref-") as tmp:
         tmp = Path(tmp)
-        x = render_programme(args.seconds, RATE, seed=3, peak_dbfs=-6.0)
+        x = render_programme(seconds, RATE, seed=3, peak_dbfs=-6.0)
         long44, long48 = tmp / "record44.wav", tmp / "record48.wav"
-        sf.write(str(long44), render_programme(300, 44100, seed=4, peak_dbfs=-1.0), 44100, subtype="PCM_24")
-        sf.write(str(long48), render_programme(300, RATE, seed=4, peak_dbfs=-1.0), RATE, subtype="PCM_24")
+        sf.write(str(long44), render_programme(file_seconds, 44100, seed=4, peak_dbfs=-1.0), 44100, subtype="PCM_24")
+        sf.write(str(long48), render_programme(file_seconds, RATE, seed=4, peak_dbfs=-1.0), RATE, subtype="PCM_24")
         prepare(long44, tmp / "ref.f32", RATE)
         ref, _ = open_prepared(tmp / "ref.f32", RATE)
         runs: dict[str, list] = {"chain": [], "chain+reference": [], "chain+reference+mono": []}
-        for _ in range(args.rounds):
+        for _ in range(rounds):
             for mode in runs:
                 ns = _blocks(x, ref if mode != "chain" else None, mono=mode.endswith("mono"))
                 runs[mode].append([np.percentile(ns, 50) / 1e3, np.percentile(ns, 99) / 1e3, ns.max() / 1e3])
         for mode, rows in runs.items():
             figures["loop"][mode] = {k: round(statistics.median(r[i] for r in rows), 2)
                                      for i, k in enumerate(("p50_us", "p99_us", "max_us"))}
-        figures["loop"]["mix_ns_per_frame"] = round(statistics.median(_mix_alone(ref) for _ in range(args.rounds)), 2)
-        listen = statistics.median(_listen_alone() for _ in range(args.rounds))
+        figures["loop"]["mix_ns_per_frame"] = round(statistics.median(_mix_alone(ref) for _ in range(rounds)), 2)
+        listen = statistics.median(_listen_alone() for _ in range(rounds))
         figures["loop"]["listen_ns_per_frame"] = round(listen, 2)
-        for name, src in (("5 min 44.1 kHz -> 48 kHz", long44), ("5 min 48 kHz", long48)):
-            rows = [_prepare(src, tmp / "p.f32") for _ in range(args.rounds)]
+        length = _length(file_seconds)
+        for name, src in ((f"{length} 44.1 kHz -> 48 kHz", long44), (f"{length} 48 kHz", long48)):
+            rows = [_prepare(src, tmp / "p.f32") for _ in range(rounds)]
             figures["prepare"][name] = {"wall_s": round(statistics.median(r[0] for r in rows), 2),
                                         "cpu_s": round(statistics.median(r[1] for r in rows), 2),
                                         "file_mb": round((tmp / "p.f32").stat().st_size / 1e6, 1)}
+    return figures
+
+
+def run(quick: bool = False) -> dict:
+    """For ``masterbox bench``: 3 rounds of 30 s and 5-minute files, or 1 round of 10 s and 1-minute files
+    with ``quick``."""
+    return measure(1, 10.0, 60.0) if quick else measure()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=30.0, help="audio per loop mode and round")
+    ap.add_argument("--file-seconds", type=float, default=300.0, help="length of the two files prepared")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    figures = measure(args.rounds, args.seconds, args.file_seconds)
     if args.json:
         print(json.dumps(figures))
     else:
-        for mode in runs:
+        for mode in ("chain", "chain+reference", "chain+reference+mono"):
             f = figures["loop"][mode]
             print(f"{mode:21s} block p50 {f['p50_us']:7.2f} us  p99 {f['p99_us']:7.2f} us  max {f['max_us']:8.1f} us")
         print(f"mix kernel alone: {figures['loop']['mix_ns_per_frame']} ns per stereo frame")

@@ -1,8 +1,9 @@
 """Per-stage cost of the mastering chain: where the kernel's time goes, stage by stage.
 
-Run with ``python bench/bench_stages.py`` (``--quick``: 10 s of audio). Figures, never
-pass/fail: nanoseconds of CPU per stereo frame (48 kHz), the minimum over several repeats that
-alternate the stages (a shared machine disturbs minima least).
+Run with ``python bench/bench_stages.py`` (``--quick``: 10 s of audio; ``--seconds S --repeats N``
+for any length, e.g. ``--seconds 1 --repeats 1`` to see that it runs) or ``masterbox bench --only
+stages``. Figures, never pass/fail: nanoseconds of CPU per stereo frame (48 kHz), the minimum over
+several repeats that alternate the stages (a shared machine disturbs minima least).
 
 Each stage is the chain's own code with the chain's own state (a ``streaming`` chain that has
 processed one block, so every parameter, ramp and coefficient is where the render has it),
@@ -16,6 +17,7 @@ subtracted from the stage figures. ``chain_*`` are whole ``Chain.process`` calls
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
@@ -91,7 +93,7 @@ def _render(c: chain.Chain, x: np.ndarray, block: int) -> tuple[np.ndarray, floa
     return y, time.process_time() - t
 
 
-def run(seconds: float = 60.0) -> dict:
+def measure(seconds: float = 60.0, repeats: int = REPEATS) -> dict:
     x = np.ascontiguousarray(render_programme(seconds, RATE, seed=1, peak_dbfs=-6.0))
     frames = len(x) - len(x) % SUB
     pre_chain = _streaming_chain(4096)
@@ -104,7 +106,7 @@ def run(seconds: float = 60.0) -> dict:
     best = {k: float("inf") for k in STAGES}
     whole = {f"chain_{b}": float("inf") for b in (4096, 128)}
     y = np.zeros_like(x)
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         for k, name in enumerate(STAGES):
             c = _streaming_chain(4096)
             c.process(x[:SUB], y[:SUB])   # parameters, ramps and coefficients where a render has them
@@ -124,7 +126,7 @@ def run(seconds: float = 60.0) -> dict:
         for b in (4096, 128):
             whole[f"chain_{b}"] = min(whole[f"chain_{b}"], _render(_streaming_chain(b), x, b)[1])
     ns = {k: v / frames * 1e9 for k, v in best.items()}
-    out: dict = {"seconds_of_audio": seconds, "drive_db": DRIVE_DB, "repeats": REPEATS,
+    out: dict = {"seconds_of_audio": seconds, "drive_db": DRIVE_DB, "repeats": repeats,
                  "ns_per_frame_copy": round(ns["copy"], 1)}
     for name in STAGES[1:]:
         out[f"ns_per_frame_{name}"] = round(max(ns[name] - ns["copy"], 0.0), 1)
@@ -135,5 +137,21 @@ def run(seconds: float = 60.0) -> dict:
     return out
 
 
+def run(quick: bool = False) -> dict:
+    """For ``masterbox bench``."""
+    return measure(10.0 if quick else 60.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="10 s of audio instead of 60")
+    ap.add_argument("--seconds", type=float, help="seconds of audio (default 60, 10 with --quick)")
+    ap.add_argument("--repeats", type=int, default=REPEATS, help=f"repeats, the minimum is kept (default {REPEATS})")
+    a = ap.parse_args(argv)
+    seconds = a.seconds if a.seconds is not None else 10.0 if a.quick else 60.0
+    print(json.dumps(measure(seconds, a.repeats), indent=2))
+    return 0
+
+
 if __name__ == "__main__":
-    print(json.dumps(run(10.0 if "--quick" in sys.argv else 60.0), indent=2))
+    sys.exit(main())

@@ -1,8 +1,9 @@
 """Storage figures: preset library speed, state persistence latency, capture ``push`` cost.
 
 Run with ``masterbox bench --only storage`` (``--quick`` for fewer repeats), or
-``python bench/bench_storage.py``. Figures, never pass/fail; absolute times depend on the load
-of the machine they run on.
+``python bench/bench_storage.py [--quick] [--presets N] [--repeats N] [--blocks N] [--megabytes N]``
+(``--presets 50 --repeats 1 --blocks 400 --megabytes 4`` only to see that it runs). Figures, never
+pass/fail; absolute times depend on the load of the machine they run on.
 
 * ``presets_save_1000_s``: saving 1,000 user presets (each an atomic, fsynced write).
 * ``presets_list_cold_no_cache_ms``: the first listing of 1,000 presets by a fresh store with no
@@ -36,14 +37,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def _presets(tmp: Path, repeats: int) -> dict:
+def _presets(tmp: Path, repeats: int, count: int = 1000) -> dict:
     from dsp import schema
     from firmware.presets import INDEX_FILE, PresetStore
 
     store = PresetStore(tmp / "user", tmp / "nofactory")
     values = schema.defaults()
     t0 = time.perf_counter()
-    for i in range(1000):
+    for i in range(count):
         store.save(f"Preset {i:04d} – ü", values)
     save_s = time.perf_counter() - t0
     (tmp / "user" / INDEX_FILE).unlink(missing_ok=True)
@@ -59,7 +60,7 @@ def _presets(tmp: Path, repeats: int) -> dict:
         t0 = time.perf_counter()
         fresh.list()
         warm.append(time.perf_counter() - t0)
-    return {"presets_save_1000_s": round(save_s, 2), "presets_list_cold_no_cache_ms": round(cold * 1e3, 1),
+    return {f"presets_save_{count}_s": round(save_s, 2), "presets_list_cold_no_cache_ms": round(cold * 1e3, 1),
             "presets_list_cold_cached_ms": round(cold_cached * 1e3, 1),
             "presets_list_warm_ms": round(statistics.median(warm) * 1e3, 1)}
 
@@ -309,18 +310,40 @@ def _capture_while_uploading(tmp: Path, blocks: int, megabytes: int) -> dict:
         "upload_mb_per_s_while_capturing": round(sent["megabytes"] / sent["seconds"], 1)}
 
 
-def run(quick: bool = False) -> dict:
+def run(quick: bool = False, presets: int = 1000, repeats: int | None = None, blocks: int | None = None,
+        megabytes: int | None = None) -> dict:
+    """Every figure. ``quick``: fewer repeats, 2,000 capture blocks instead of 20,000, 64 MB files instead of
+    256; ``presets`` (saved), ``repeats`` (all of them), ``blocks`` and ``megabytes`` override."""
+    def pick(value, if_quick, normal):
+        return value if value is not None else if_quick if quick else normal
+
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        out = _presets(tmp, 5 if quick else 20)
-        out.update(_state(tmp, 5 if quick else 15))
-        out.update(_capture(tmp, 2000 if quick else 20000))
-        out.update(_zip(tmp, 3 if quick else 7, 64 if quick else 256))
-        out.update(_upload(tmp, 3 if quick else 7, 64 if quick else 256))
-        out.update(_capture_while_uploading(tmp, 2000 if quick else 20000, 64 if quick else 256))
+        blocks = pick(blocks, 2000, 20000)
+        megabytes = pick(megabytes, 64, 256)
+        out = _presets(tmp, pick(repeats, 5, 20), presets)
+        out.update(_state(tmp, pick(repeats, 5, 15)))
+        out.update(_capture(tmp, blocks))
+        out.update(_zip(tmp, pick(repeats, 3, 7), megabytes))
+        out.update(_upload(tmp, pick(repeats, 3, 7), megabytes))
+        out.update(_capture_while_uploading(tmp, blocks, megabytes))
     return out
 
 
-if __name__ == "__main__":
-    for k, v in run(quick="--quick" in sys.argv).items():
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats, 2,000 capture blocks, 64 MB files")
+    ap.add_argument("--presets", type=int, default=1000, help="presets saved (default 1000)")
+    ap.add_argument("--repeats", type=int, help="repeats of every measurement (default 5-20, by measurement)")
+    ap.add_argument("--blocks", type=int, help="128-frame capture blocks pushed, paced (default 20000)")
+    ap.add_argument("--megabytes", type=int, help="size of the files zipped and uploaded (default 256)")
+    a = ap.parse_args(argv)
+    for k, v in run(a.quick, a.presets, a.repeats, a.blocks, a.megabytes).items():
         print(f"{k}: {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

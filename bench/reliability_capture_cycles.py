@@ -2,10 +2,11 @@
 
     python bench/reliability_capture_cycles.py --rounds 6               # cycles vs idle, 6 rounds
     python bench/reliability_capture_cycles.py --rounds 6 --old-tree /tmp/old   # also the code in /tmp/old
+    python bench/reliability_capture_cycles.py --rounds 1 --cycles 1 --json    # only to see that it runs
 
 Each run is what ``tests/reliability/test_rel_capture_cycles.py`` does: a fresh JACK dummy server
-(48 kHz / 128 frames) and engine (``--periods 2``), then either six capture start/stop cycles (both
-taps, 1 s recording, 1 s pause) -- ``cycles`` -- or the same 12 s with no capture -- ``idle``, the
+(48 kHz / 128 frames) and engine (``--periods 2``), then either six (``--cycles``) capture start/stop cycles
+(both taps, 1 s recording, 1 s pause) -- ``cycles`` -- or the same 12 s with no capture -- ``idle``, the
 control: on a shared machine an xrun in an idle run is the machine, not the captures. The modes
 alternate within each round so both see the same background load. ``--old-tree DIR`` adds
 ``old-cycles``: the same cycles with the engine's Python packages taken from DIR (e.g. the code
@@ -36,7 +37,7 @@ for p in (ROOT, ROOT / "tests" / "reliability"):
 CYCLES = 6
 
 
-def one_run(mode: str, old_tree: str | None) -> dict:
+def one_run(mode: str, old_tree: str | None, cycles: int = CYCLES) -> dict:
     from loadrig import kill_group, start_engine, wait_running
     from test_rel_load import rig_env
 
@@ -61,7 +62,7 @@ def one_run(mode: str, old_tree: str | None) -> dict:
             wait_running(90)
             time.sleep(0.5)
             with EngineClient(timeout=10.0) as c:
-                for _ in range(CYCLES):
+                for _ in range(cycles):
                     if mode.endswith("cycles"):
                         c.capture_start(tap="both")
                         time.sleep(1.0)
@@ -87,13 +88,15 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--old-tree", help="a directory holding older firmware/, hw/, dsp/ to compare with")
     ap.add_argument("--json", action="store_true", help="one JSON line per run, then the summary as JSON")
+    ap.add_argument("--cycles", type=int, default=CYCLES,
+                    help=f"start/stop cycles per run (default {CYCLES}; --rounds 1 --cycles 1 only sees that it runs)")
     args = ap.parse_args(argv)
     modes = ["cycles", "idle"] + (["old-cycles"] if args.old_tree else [])
     runs = []
     for r in range(args.rounds):
         for mode in modes:
             try:
-                out = one_run(mode, args.old_tree)
+                out = one_run(mode, args.old_tree, args.cycles)
             except Exception as e:  # noqa: BLE001 - a run that did not start is reported, the rest go on
                 out = {"mode": mode, "error": f"{type(e).__name__}: {e}"}
             out["round"] = r

@@ -69,6 +69,9 @@ PARALLEL_MODULES = {
     "tests/webui/test_webui_mastering.py", "tests/webui/test_webui_undo.py", "tests/reliability/test_rel_security.py",
     # masters from the web UI against a stand-in engine, compared with offline `master`/`album` renders (2026-11-24)
     "tests/webui/test_webui_master_label.py",
+    # the offline bench/ scripts in their shortest runs, figures never held to a speed; the ones with jackd,
+    # an engine or a SCHED_FIFO thread are tests/test_bench_scripts_rig.py, in the second part (2026-11-25)
+    "tests/test_bench_scripts.py",
 }
 
 

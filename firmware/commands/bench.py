@@ -3,11 +3,14 @@
 Each area keeps its benchmark in ``bench/bench_<area>.py`` with ``run(quick: bool) -> dict``
 (figures as plain numbers and strings). This command finds those files next to the package
 (the repository checkout the box runs from), runs them in name order and prints the figures.
+With ``--json`` standard output is one JSON object, ``{area: figures}``; anything a benchmark
+prints while it runs goes to standard error.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import sys
@@ -48,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
         spec.loader.exec_module(module)
         if not args.json:
             print(f"== {area}", flush=True)
-        results[area] = module.run(quick=args.quick)
+        # with --json, standard output is the one JSON object: what a benchmark prints on the way goes to stderr
+        with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+            results[area] = module.run(quick=args.quick)
         if not args.json:
             for k, v in results[area].items():
                 print(f"  {k}: {v}")
