@@ -25,6 +25,7 @@ so their ratio is meaningful even when the machine is busy; the absolute numbers
 
 from __future__ import annotations
 
+import functools
 import os
 import resource
 import shutil
@@ -59,7 +60,9 @@ def _timed_cpu(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+@functools.cache
 def _block_loop():
+    """The numba loop calling the kernel block by block (compiled once, outside every timing)."""
     from numba import njit
 
     from dsp.meter import meter_process

@@ -2,7 +2,7 @@
 
     python bench/reliability_capture_cycles.py --rounds 6               # cycles vs idle, 6 rounds
     python bench/reliability_capture_cycles.py --rounds 6 --old-tree /tmp/old   # also the code in /tmp/old
-    python bench/reliability_capture_cycles.py --rounds 1 --cycles 1 --json    # only to see that it runs
+    python bench/reliability_capture_cycles.py --rounds 1 --cycles 1 --modes cycles --json   # only to see that it runs
 
 Each run is what ``tests/reliability/test_rel_capture_cycles.py`` does: a fresh JACK dummy server
 (48 kHz / 128 frames) and engine (``--periods 2``), then either six (``--cycles``) capture start/stop cycles
@@ -90,8 +90,10 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="one JSON line per run, then the summary as JSON")
     ap.add_argument("--cycles", type=int, default=CYCLES,
                     help=f"start/stop cycles per run (default {CYCLES}; --rounds 1 --cycles 1 only sees that it runs)")
+    ap.add_argument("--modes", default="cycles,idle", help="the runs of each round (default %(default)s; "
+                    "--old-tree adds old-cycles)")
     args = ap.parse_args(argv)
-    modes = ["cycles", "idle"] + (["old-cycles"] if args.old_tree else [])
+    modes = args.modes.split(",") + (["old-cycles"] if args.old_tree else [])
     runs = []
     for r in range(args.rounds):
         for mode in modes:

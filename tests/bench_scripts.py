@@ -31,8 +31,10 @@ QUICK_ARGS: dict[str, list[str]] = {
     "bench_spectrum.py": ["--quick"],
     "bench_stages.py": ["--seconds", "1", "--repeats", "1"],
     "bench_storage.py": ["--presets", "50", "--repeats", "1", "--blocks", "400", "--megabytes", "4"],
-    "reliability_capture_cycles.py": ["--rounds", "1", "--cycles", "1", "--json"],
-    "reliability_load.py": ["--seconds", "1", "--runs", "unloaded,engine-traffic"],  # + --json PATH
+    # its idle runs are its cycles' runs without the captures; the unloaded and loaded runs of reliability_load
+    # are tests/reliability/test_rel_load.py's own stream() (that test runs both)
+    "reliability_capture_cycles.py": ["--rounds", "1", "--cycles", "1", "--modes", "cycles", "--json"],
+    "reliability_load.py": ["--seconds", "1", "--runs", "engine-traffic"],  # + --json PATH
     "reliability_soak.py": ["--seconds", "1", "--check"],
     "wake_latency.py": ["--seconds", "0.5", "--repeats", "1"],
 }
