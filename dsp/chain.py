@@ -36,6 +36,8 @@ from dsp.smoothing import SUB, advance, alphas, fade, toward
 FADE_S = 0.010      # crossfade for switches and enumerations (click-free on/off, type change)
 BYPASS_FADE_S = 0.030
 LEVEL_MATCH_S = 0.5  # glide of the level-matching gain (on top of the meters' 3 s window)
+LEVEL_MATCH_MAX_LOSS = 0.5  # the level match makes up at most 3 dB of what the matched dry signal's limiter takes
+LEVEL_MATCH_SNAP = 1e-4  # level match turned off: the gain is 1 once it glided this close (-80 dB)
 COMPARE_MIN_GAIN = 0.063  # the compare match turns a setting down by at most 24 dB
 COMPARE_MIN_HOPS = 2      # the compare match measures new settings over at least 200 ms
 BIG = 1.0e4         # input samples beyond +80 dBFS (or not finite) are treated as faults and zeroed
@@ -93,7 +95,8 @@ R_AUD = 16          # 3 solo/mute gains
 R_MK = 19           # 3 makeup gains
 R_WIDTH, R_MONO, R_BAL_L, R_BAL_R, R_DRIVE, R_BYPASS, R_LM = 22, 23, 24, 25, 26, 27, 28
 R_CMP = 29          # the compare match's gain (Chain.match_compare; 1 when off)
-NR = 30
+R_LIMD = 30         # the bypass's share of the limited matched dry signal (1 while level match is on)
+NR = 31
 
 # -- state-variable filter rows (eqc, eqz): the six EQ bands, then the tone control ----------
 TONE_ROW = schema.EQ_BANDS
@@ -135,7 +138,11 @@ F_CMP_ACC, F_CMP_N = 99, 100   # sum and count of the squared compare gain in th
 F_CMP_C2 = 101      # meter.SHORT_TERM_HOPS: the mean squared compare gain of each hop, as the meters' ring
 F_CMP_END = F_CMP_C2 + meter.SHORT_TERM_HOPS
 F_PK = F_CMP_END    # 3 x compressor.PEAK_RING: each band's sub-block peaks, newest at I_PK_POS (the detector's hold)
-NF = F_PK + 3 * compressor.PEAK_RING
+F_LM_G2 = F_PK + 3 * compressor.PEAK_RING   # meter.SHORT_TERM_HOPS: each hop's mean squared match gain if
+# the whole hop heard the limited matched dry signal, else 0 (as the meters' ring; _level_match)
+F_LM_ACC, F_LM_N = F_LM_G2 + meter.SHORT_TERM_HOPS, F_LM_G2 + meter.SHORT_TERM_HOPS + 1   # the hop under way's
+F_LM_T = F_LM_N + 1  # the level match's target gain, measured at the last completed hop (0: not known)
+NF = F_LM_T + 1
 
 # -- int state -----------------------------------------------------------------------------
 I_POS, I_FRESH, I_HPF_ACT = 0, 1, 2
@@ -152,7 +159,10 @@ I_AGAIN = 27        # 1: a filter just switched type, placement or slope while f
 I_PK_POS = 28       # where the bands' peak rings (F_PK) take the next sub-block's peak
 I_PK_HOLD = 29      # 3: each band's detector hold, in sub-blocks (compressor.hold_subblocks)
 I_DRY_LIM = 32      # 1: the level-matched dry signal's limiter is running (primed; see _matched_dry)
-NI = 33
+I_WET = 33          # sub-blocks the wet meter still runs (0: off; it hears the processed signal while bypassed)
+I_LM_HOP = 34       # the meters' hop count at the last level-match update
+I_LM_MIXED = 35     # 1: the hop under way did not hear the limited matched dry signal all through
+NI = 36
 CMP_OFF, CMP_ON, CMP_SWITCH = 0, 1, 2
 
 # -- split rendering (offline drive search; see Chain.set_split) -----------------------------
@@ -172,30 +182,96 @@ def _db(x):
 
 
 @njit(cache=True)
-def _recent_mean_square(f, i):
-    """K-weighted mean square of the meter's last (up to) 3 s: its short-term window."""
-    hops = i[meter.I_HOPS]
-    if hops < 1:
-        return 0.0
-    return meter.window_mean_square(f, i, min(hops, meter.SHORT_TERM_HOPS))
+def _level_match(tgt, prev, nxt, fs, ist, fresh, mf_in, mi_in, mf_out, mi_out, wf, wi):
+    """Glide the bypass level-match gain toward the processed over the input short-term loudness.
+
+    The processed signal's loudness is the output meter's, except while the bypass is pressed or
+    live and for 3 s after it: the output meter hears the bypass then, so a wet meter (``wf, wi``)
+    hears the processed signal, taking over the output meter's measurement where it stands when
+    the bypass starts (meter.meter_follow). So the match follows the processing all through a
+    bypass: a compressed master's loudness gain moves with the passage, and the last 3 s's
+    before the bypass, held, landed the bypass 1.1 LU (rms) off the master's loudness over the
+    next 5 s of music, 3.2 LU at worst; followed (and with the limiter's loss made up, below),
+    0.5 LU, 1.7 at worst (docs/chain.md).
+
+    The matched dry signal of a loud master is raised past the ceiling and its limiter takes
+    loudness off (~1 LU for `loud`). The match makes up for it: for each 100 ms hop that heard only
+    the limited matched dry signal, the output meter's energy over the hop's mean squared gain
+    (F_LM_G2) stands for the input's, so the gain is sought that brings the limited signal, not
+    the raised one, to the processed loudness. More gain, more limiting: each step of the
+    estimate uses the loss at the gains heard, and the estimates converge (the limiter's output
+    grows with its input).
+
+    Also the share of the limited matched dry signal in the bypass (R_LIMD): 1 while level match
+    is on; off, the gain first glides back to 1 through the dry signal's limiter, and only then
+    does the bypass crossfade to the dry signal as it is (10 ms), so turning level match off while
+    bypassed neither clips nor steps.
+    """
+    lm = 1.0
+    on = tgt[P_LM] > 0.5
+    hops = mi_out[meter.I_HOPS]
+    if hops != ist[I_LM_HOP]:
+        # the hop just completed: its mean squared match gain, if it heard only the limited dry signal
+        if hops > ist[I_LM_HOP]:
+            pure = ist[I_LM_MIXED] == 0 and fs[F_LM_N] > 0.0
+            fs[F_LM_G2 + (hops - 1) % meter.SHORT_TERM_HOPS] = fs[F_LM_ACC] / fs[F_LM_N] if pure else 0.0
+        fs[F_LM_ACC] = 0.0
+        fs[F_LM_N] = 0.0
+        ist[I_LM_MIXED] = 0
+        ist[I_LM_HOP] = hops
+        fs[F_LM_T] = _level_match_target(fs, ist, hops, mf_in, mi_in, mf_out, mi_out, wf, wi)
+    if (prev[R_BYPASS] == 1.0 and nxt[R_BYPASS] == 1.0 and prev[R_LIMD] == 1.0 and nxt[R_LIMD] == 1.0
+            and not fresh):
+        fs[F_LM_ACC] += nxt[R_LM] * nxt[R_LM]
+        fs[F_LM_N] += 1.0
+    else:
+        ist[I_LM_MIXED] = 1
+    if ist[I_BYPASS] == 1 or nxt[R_BYPASS] > 0.0:
+        if ist[I_WET] == 0:
+            meter.meter_follow(wf, wi, mf_out, mi_out)
+        # the wet meter runs until its short-term window holds no bypassed audio of the output meter's
+        ist[I_WET] = (meter.SHORT_TERM_HOPS + 1) * mi_out[meter.I_HOP] // SUB + 1
+    elif ist[I_WET] > 0:
+        ist[I_WET] -= 1
+    if on:
+        lm = fs[F_LM_T] if fs[F_LM_T] > 0.0 else nxt[R_LM]
+    g = lm if fresh else nxt[R_LM] + (lm - nxt[R_LM]) * fs[F_LM_A]
+    if not on and abs(g - 1.0) < LEVEL_MATCH_SNAP:
+        g = 1.0
+    nxt[R_LM] = g
+    share = 1.0 if (on or g != 1.0) else 0.0
+    nxt[R_LIMD] = share if fresh else toward(nxt[R_LIMD], share, fs[F_STEP_FADE])
 
 
 @njit(cache=True)
-def _level_match(tgt, nxt, fs, fresh, mf_in, mi_in, mf_out, mi_out):
-    """Glide the bypass level-match gain toward output/input short-term loudness (the meters')."""
-    lm = 1.0
-    if tgt[P_LM] > 0.5:
-        if nxt[R_BYPASS] > 0.0:
-            # bypassed (or fading): the output meter hears the matched dry signal, limited where it
-            # passes the ceiling, not the processed one: the gain holds where it was
-            return
-        e_in = _recent_mean_square(mf_in, mi_in)
-        e_out = _recent_mean_square(mf_out, mi_out)
-        if e_in > MIN_ENERGY and e_out > MIN_ENERGY:
-            lm = min(max(math.sqrt(e_out / e_in), 0.063), 15.8)   # +-24 dB
-        else:
-            lm = nxt[R_LM]
-    nxt[R_LM] = lm if fresh else nxt[R_LM] + (lm - nxt[R_LM]) * fs[F_LM_A]
+def _level_match_target(fs, ist, hops, mf_in, mi_in, mf_out, mi_out, wf, wi):
+    """The level match's gain from the short-term window of the meters (0: nothing to go by);
+    _level_match says what it measures. The window changes only when a hop completes."""
+    wet = ist[I_WET] > 0
+    n = min(mi_in[meter.I_HOPS], hops, meter.SHORT_TERM_HOPS)
+    if wet:
+        n = min(n, wi[meter.I_HOPS])
+    e_in = 0.0
+    e_out = 0.0
+    lim_out = 0.0   # hops that heard only the limited matched dry signal: its energy at unit gain
+    lim_in = 0.0    # and the input's
+    for k in range(n):
+        e_out += meter.hop_energy(wf, wi, k) if wet else meter.hop_energy(mf_out, mi_out, k)
+        e_in += meter.hop_energy(mf_in, mi_in, k)
+        g2 = fs[F_LM_G2 + (hops - 1 - k) % meter.SHORT_TERM_HOPS]
+        if g2 > 0.0:
+            lim_out += meter.hop_energy(mf_out, mi_out, k) / g2
+            lim_in += meter.hop_energy(mf_in, mi_in, k)
+    if lim_in > 0.0 and lim_out > 0.0:
+        # what the dry signal's limiter takes off, made up to 3 dB: a mix that would need
+        # more is not raised into a crushed copy of itself (its limited loudness has a bound)
+        e_in *= max(lim_out / lim_in, LEVEL_MATCH_MAX_LOSS)
+    # mean squares (the same length): below MIN_ENERGY the gain holds where it is
+    e_in /= max(n, 1) * mi_in[meter.I_HOP]
+    e_out /= max(n, 1) * mi_in[meter.I_HOP]
+    if e_in > MIN_ENERGY and e_out > MIN_ENERGY:
+        return min(max(math.sqrt(e_out / e_in), 0.063), 15.8)   # +-24 dB
+    return 0.0
 
 
 @njit(cache=True)
@@ -274,7 +350,7 @@ def _design_hpf(coef, slope, f, rate, fresh):
 
 
 @njit(cache=True)
-def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
+def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out, wf, wi):
     tgt = par[0]
     cur = par[1]
     rate = fs[F_RATE]
@@ -299,7 +375,7 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
             svf.hold(eqc, b)
         for b in range(NC):
             svf.hold(coef, b)
-        _level_match(tgt, nxt, fs, False, mf_in, mi_in, mf_out, mi_out)
+        _level_match(tgt, prev, nxt, fs, ist, False, mf_in, mi_in, mf_out, mi_out, wf, wi)
         _compare_match(tgt, nxt, fs, ist, False, mf_in, mi_in, mf_out, mi_out)
         return
     ist[I_BYPASS_SEEN] = ist[I_BYPASS]
@@ -471,7 +547,7 @@ def _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out):
     # bypass and level match
     bstep = 1.0 if fresh else fs[F_STEP_BYP]
     nxt[R_BYPASS] = toward(nxt[R_BYPASS], 1.0 if ist[I_BYPASS] == 1 else 0.0, bstep)
-    _level_match(tgt, nxt, fs, fresh, mf_in, mi_in, mf_out, mi_out)
+    _level_match(tgt, prev, nxt, fs, ist, fresh, mf_in, mi_in, mf_out, mi_out, wf, wi)
     _compare_match(tgt, nxt, fs, ist, fresh, mf_in, mi_in, mf_out, mi_out)
 
     if fresh:
@@ -840,7 +916,7 @@ def _reset_state(z, eqz, fs, ist, hist, ldelay, dq_val, dq_idx, box1, box2, lfs,
 @njit(cache=True)
 def _chain_body(x, y, xin, pk, par, rmp, coef, eqc, eqz, z, fs, ist, sc, drybuf,
                  geo, phase, hist, ldelay, dq_val, dq_idx, box1, box2, lfs, lis,
-                 dcoef, derr, rng, mf_in, mi_in, mf_out, mi_out, dlim):
+                 dcoef, derr, rng, mf_in, mi_in, mf_out, mi_out, dlim, wf, wi):
     n_total = x.shape[0]
     tgt = par[0]
     split = ist[I_SPLIT]
@@ -863,7 +939,7 @@ def _chain_body(x, y, xin, pk, par, rmp, coef, eqc, eqz, z, fs, ist, sc, drybuf,
     while i < n_total:
         pos = ist[I_POS]
         if pos == 0:
-            _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out)
+            _update(par, rmp, coef, eqc, eqz, z, fs, ist, mf_in, mi_in, mf_out, mi_out, wf, wi)
         m = min(SUB - pos, n_total - i)
         if pre:
             for n in range(m):
@@ -894,9 +970,12 @@ def _chain_body(x, y, xin, pk, par, rmp, coef, eqc, eqz, z, fs, ist, sc, drybuf,
                         box1, box2, lfs, lis, pk)
         _gain(s, m, pos, rmp, R_CMP, 0)
         _gain(s, m, pos, rmp, R_CMP, 1)
+        if ist[I_WET] > 0 and pre:
+            # the processed signal as heard unbypassed, for the level match (_level_match)
+            meter_process(s[:m], wf, wi)
         bypass = _live(rmp, R_BYPASS)
-        matched = bypass and pre and tgt[P_LM] > 0.5
-        if matched:
+        limited = bypass and pre and _live(rmp, R_LIMD)
+        if limited:
             # before the dry ring takes this chunk: a limiter starting now is primed from it
             _matched_dry(sc[S_LO], xin, i, m, pos, rmp, fs, ist, tgt, drybuf, sc[S_TMP], pk, geo, phase, dlim)
         else:
@@ -917,32 +996,29 @@ def _chain_body(x, y, xin, pk, par, rmp, coef, eqc, eqz, z, fs, ist, sc, drybuf,
                 if dp == dsize:
                     dp = 0
             ist[I_DRY_POS] = dp
-        if matched:
+        if bypass:
+            # the processed signal crossfades to the dry one: the limited matched dry signal
+            # (level match on, or its gain still gliding back to 1), the dry signal as it is
+            # (level match off), or between the two for 10 ms when level match was turned off
             b0 = rmp[0, R_BYPASS]
             db = (rmp[1, R_BYPASS] - b0) * (1.0 / SUB)
+            a0 = rmp[0, R_LIMD]
+            da = (rmp[1, R_LIMD] - a0) * (1.0 / SUB)
             d = sc[S_LO]
-            for n in range(m):
-                b = fade(b0 + db * (pos + n + 1))
-                for ch in range(2):
-                    s[n, ch] += b * (d[n, ch] - s[n, ch])
-        elif bypass:
-            b0 = rmp[0, R_BYPASS]
-            db = (rmp[1, R_BYPASS] - b0) * (1.0 / SUB)
-            l0 = rmp[0, R_LM]
-            dl = (rmp[1, R_LM] - l0) * (1.0 / SUB)
             for n in range(m):
                 k = pos + n + 1
                 b = fade(b0 + db * k)
-                g = l0 + dl * k
+                a = fade(a0 + da * k) if limited else 0.0
                 for ch in range(2):
-                    d = sc[S_DRY, n, ch] * g
-                    s[n, ch] += b * (d - s[n, ch])
-                    # the match gain still gliding back to 1 after level match was turned off
-                    # may take the dry signal past full scale: keep it legal
-                    if s[n, ch] > 1.0:
-                        s[n, ch] = 1.0
-                    elif s[n, ch] < -1.0:
-                        s[n, ch] = -1.0
+                    if a == 1.0:
+                        u = d[n, ch]
+                    else:
+                        # unity gain (level match off): the dry signal is within full scale;
+                        # the clamp guards what the crossfade's share of it could not
+                        u = min(max(sc[S_DRY, n, ch], -1.0), 1.0)
+                        if a > 0.0:
+                            u += a * (d[n, ch] - u)
+                    s[n, ch] += b * (u - s[n, ch])
         bits = ist[I_BITS]
         mode = int(tgt[P_DMODE] + 0.5)
         if bits > 0 and mode > 0:
@@ -1001,8 +1077,10 @@ FLOAT_ARRAYS = (("xin", 2), ("pk", 1), ("par", 2), ("rmp", 2), ("coef", 2), ("eq
                 ("fs", 1), ("sc", 3), ("dry", 2), ("phase", 2), ("hist", 2), ("delay", 2), ("dq_val", 1),
                 ("box1", 1), ("box2", 1), ("lfs", 1), ("dcoef", 1), ("derr", 2),
                 # the level-matched dry signal's limiter (_matched_dry)
-                ("d_hist", 2), ("d_delay", 2), ("d_dq_val", 1), ("d_box1", 1), ("d_box2", 1), ("d_lfs", 1))
-INT_ARRAYS = (("ist", 1), ("geo", 1), ("dq_idx", 1), ("lis", 1), ("d_dq_idx", 1), ("d_lis", 1))
+                ("d_hist", 2), ("d_delay", 2), ("d_dq_val", 1), ("d_box1", 1), ("d_box2", 1), ("d_lfs", 1),
+                # the wet meter: the processed signal's loudness while bypassed (_level_match)
+                ("w_f", 1))
+INT_ARRAYS = (("ist", 1), ("geo", 1), ("dq_idx", 1), ("lis", 1), ("d_dq_idx", 1), ("d_lis", 1), ("w_i", 1))
 HEADER = 4 * (len(FLOAT_ARRAYS) + len(INT_ARRAYS))   # per array: offset, dims
 
 
@@ -1045,7 +1123,8 @@ def chain_kernel(x, y, F, I, rng, mf_in, mi_in, mf_out, mi_out):
                 _f1(F, I, 15), _f1(F, I, 16), _f1(F, I, 17), _i1(I, 3), _f1(F, I, 18), _f2(F, I, 19),
                 rng, mf_in, mi_in, mf_out, mi_out,
                 (_f2(F, I, 20), _f2(F, I, 21), _f1(F, I, 22), _i1(I, 4), _f1(F, I, 23), _f1(F, I, 24),
-                 _f1(F, I, 25), _i1(I, 5)))
+                 _f1(F, I, 25), _i1(I, 5)),
+                _f1(F, I, 26), _i1(I, 6))
 
 
 def _kernel_ready(args) -> None:
@@ -1116,6 +1195,7 @@ class Chain:
         par[2] = alphas(schema.PARAMS, rate)
         par[3] = [1.0 if p.curve == schema.LOG else 0.0 for p in schema.PARAMS]
         coef = np.zeros((NC, 2 * svf.NCOEF))
+        wet_f, wet_i = meter.build_state(rate, 2, true_peak=False)
         floats = {
             "xin": np.zeros((self.max_block, 2)), "pk": np.zeros(SUB), "par": par, "rmp": np.zeros((2, NR)),
             "coef": coef, "eqc": np.zeros((EQ_ROWS, 2 * svf.NCOEF)),
@@ -1125,14 +1205,16 @@ class Chain:
             "box1": lim["box1"], "box2": lim["box2"], "lfs": lim["fs"],
             "dcoef": dither.shaping_coefficients(rate), "derr": np.zeros((2, dither.MAX_TAPS)),
             "d_hist": dry_lim["hist"], "d_delay": dry_lim["delay"], "d_dq_val": dry_lim["dq_val"],
-            "d_box1": dry_lim["box1"], "d_box2": dry_lim["box2"], "d_lfs": dry_lim["fs"],
+            "d_box1": dry_lim["box1"], "d_box2": dry_lim["box2"], "d_lfs": dry_lim["fs"], "w_f": wet_f,
         }
         ints = {"ist": np.zeros(NI, dtype=np.int64), "geo": lim["geo"], "dq_idx": lim["dq_idx"], "lis": lim["is"],
-                "d_dq_idx": dry_lim["dq_idx"], "d_lis": dry_lim["is"]}
+                "d_dq_idx": dry_lim["dq_idx"], "d_lis": dry_lim["is"], "w_i": wet_i}
         self._F, self._I, v = _pack(floats, ints)
         self._par, self._rmp, self._coef, self._z = v["par"], v["rmp"], v["coef"], v["z"]
         self._eqc, self._eqz, self._fs, self._ist = v["eqc"], v["eqz"], v["fs"], v["ist"]
         self._dry, self._derr = v["dry"], v["derr"]
+        self._wet = (v["w_f"], v["w_i"])
+        self._wet_reset = aot.kernel("meter_reset", meter.meter_reset)
         self._lim = {"geo": v["geo"], "phase": v["phase"], "hist": v["hist"], "delay": v["delay"],
                      "dq_val": v["dq_val"], "dq_idx": v["dq_idx"], "box1": v["box1"], "box2": v["box2"],
                      "fs": v["lfs"], "is": v["lis"]}
@@ -1301,6 +1383,7 @@ class Chain:
         limiter.reset(self._lim)
         self.input_meter.reset()
         self.output_meter.reset()
+        self._wet_reset(*self._wet)
 
     # -- readings -----------------------------------------------------------------------
     def gain_reduction_db(self) -> dict:

@@ -563,6 +563,27 @@ def meter_restart(f, i):
 
 
 @njit(cache=True)
+def meter_follow(f, i, f_src, i_src):
+    """Carry on the loudness measurement of another meter (same rate and channels) from where it is.
+
+    Why: the chain's level-matched bypass needs the loudness of the processed signal while the
+    output meter hears the bypass; a meter started on the processed signal when the bypass begins
+    takes over the output meter's K-weighting filters, the hop under way and its last 3 s of hop
+    energies, so its short-term window is whole from the first sample. Peaks, maxima and the
+    integrated and range histograms are not carried over. Allocates nothing.
+    """
+    nch = i[I_CHANNELS]
+    for k in range(4 * nch):
+        f[i[I_O_FILTER] + k] = f_src[i_src[I_O_FILTER] + k]
+    for c in range(nch):
+        f[i[I_O_ACC] + c] = f_src[i_src[I_O_ACC] + c]
+    for k in range(SHORT_TERM_HOPS):
+        f[i[I_O_RING] + k] = f_src[i_src[I_O_RING] + k]
+    i[I_HOP_POS] = i_src[I_HOP_POS]
+    i[I_HOPS] = i_src[I_HOPS]
+
+
+@njit(cache=True)
 def _integrated(f, i):
     """Gated integrated loudness from the block histogram (NaN when no block passes the gates)."""
     o_sum = i[I_O_HIST_INT]
