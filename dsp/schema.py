@@ -239,8 +239,8 @@ def _build() -> tuple[Param, ...]:
               help="Integrated loudness the preset aims at; learning and offline mastering set drive to hit it."),
         # monitoring: level-matched comparisons (bypass, settings 1 / 2)
         _b("ab.level_match", "Level-matched compare", "monitor", True,
-           help="Compare at equal loudness: when bypassed, the dry signal is raised to the processed loudness "
-                "(and limited at the output ceiling, so it never clips); "
+           help="Compare at equal loudness: when bypassed, the dry signal is raised to the loudness the processing "
+                "gives the passage playing (and limited at the output ceiling, so it never clips); "
                 "after a switch of settings 1 / 2, the louder settings are turned down to the quieter's loudness "
                 "until the settings are changed."),
     ]
