@@ -20,6 +20,7 @@ from tests.engine.conftest import wait_for
 
 RATE, PERIOD = 48000, 128
 STALL_S = 0.5
+OVERSLEEP_S = 0.2
 
 
 class ScriptedDevice(AudioBackend):
@@ -104,3 +105,50 @@ def test_a_stall_and_a_lost_device_become_silence_of_their_length_in_the_capture
     blocks = np.round(audio.reshape(-1, PERIOD)[:, 0] * 4096).astype(int)
     assert np.array_equal(blocks, np.arange(blocks[0], blocks[0] + len(blocks)))
     assert (s1 % PERIOD, s2 - s1 - n1) == (0, (s2 - s1 - n1) // PERIOD * PERIOD)  # gaps fall between blocks
+
+
+def test_a_loop_woken_late_on_the_simulated_card_keeps_the_captures_timeline(tmp_path, monkeypatch):
+    """The paced sim backend, its wait for one period overslept once by 0.2 s (what a loaded machine does to
+    the loop): the card overran, so the capture holds 0.2 s (plus the lost period) of silence there and keeps
+    its wall-clock length. Until 2026-11-25 the sim handed that period over as if on time and the next read
+    was the xrun, measured from the late block: no silence, and the file 0.2 s shorter than the time it
+    covered (beside CPU hogs, the e2e test's 2 s captures with breaks came out 1.54-1.97 s long; docs/engine.md)."""
+    from types import SimpleNamespace
+
+    import hw.audio.sim as sim
+    from hw.audio.sim import SimBackend
+
+    armed = []
+
+    def sleep(seconds: float) -> None:
+        time.sleep(seconds + (OVERSLEEP_S if armed and armed.pop() else 0.0))
+
+    monkeypatch.setattr(sim, "time", SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
+    device = SimBackend(StreamConfig(rate=RATE, period=PERIOD, format="FLOAT_LE"), programme_seconds=2.0)
+    engine = Engine(device, chain_factory=_still_loading, realtime=False)
+    th = threading.Thread(target=engine.run, daemon=True)
+    th.start()
+    try:
+        wait_for(lambda: engine.dry_blocks >= 50, 10, what="blocks")
+        session = CaptureSession(tmp_path, RATE, 2, taps=("output",), fmt="FLOAT", ring=engine.capture_ring,
+                                 analyze=False)
+        engine.capture = session
+        t0 = time.monotonic()
+        wait_for(lambda: session._w >= RATE // 4, 10, what="a quarter second captured")
+        xruns = device.xruns
+        armed.append(True)
+        wait_for(lambda: not armed and session._w >= RATE // 2, 10, what="the late wake-up and blocks after it")
+        engine.capture = None
+        wall = time.monotonic() - t0
+        time.sleep(0.05)
+        st = session.stop()
+    finally:
+        engine.request_stop()
+        th.join(5)
+    assert device.xruns > xruns
+    data, _ = sf.read(st["files"][0], dtype="float64")
+    longest = max(n for _, n in _zero_runs(data[:, 0]))
+    # the oversleep plus the period the card lost (and a little for the loop's own lateness)
+    assert OVERSLEEP_S * RATE <= longest <= (OVERSLEEP_S + 0.03) * RATE, (longest, st)
+    # the file covers the time it was recording (to a period or two at each end)
+    assert abs(len(data) - wall * RATE) <= 0.05 * RATE, (len(data), wall * RATE, st)

@@ -28,6 +28,35 @@ def test_paced_periods_arrive_on_the_clock_and_a_late_loop_is_an_xrun(tmp_path):
     assert b.read(x) == OK
 
 
+def test_a_loop_woken_later_than_the_buffer_is_an_xrun_too(tmp_path, monkeypatch):
+    """The loop waits for its period inside ``read``; woken from that wait 30 ms late (a loaded machine) with
+    10 ms of buffer, a card has overrun meanwhile. Until 2026-11-25 the period was handed over as if on
+    time: the xrun came a block later (or not at all), and the engine measured the break from that late
+    block, so a capture lost the time from its timeline (docs/engine.md, "Captures under load")."""
+    from types import SimpleNamespace
+
+    import hw.audio.sim as sim
+
+    src = tmp_path / "s.wav"
+    sf.write(str(src), np.zeros((4800, 2)), 48000)
+    b = make_backend("sim", StreamConfig(rate=48000, period=480, periods=2), source=src)
+    b.open()
+    x = np.zeros((480, 2))
+    for _ in range(3):
+        assert b.read(x) == OK
+    overslept = []
+
+    def late_sleep(seconds: float) -> None:   # the backend's wait for its period, woken 3 buffers late
+        time.sleep(seconds + 0.03)
+        overslept.append(seconds)
+
+    # the backend module's own name for the time module: nothing else oversleeps
+    monkeypatch.setattr(sim, "time", SimpleNamespace(monotonic=time.monotonic, sleep=late_sleep))
+    assert b.read(x) == XRUN and b.xruns == 1 and len(overslept) == 1
+    monkeypatch.setattr(sim, "time", time)
+    assert b.read(x) == OK    # the clock restarted from the late wake-up
+
+
 def test_source_loops_and_sink_holds_the_wire_samples(tmp_path):
     src, sink = tmp_path / "s.wav", tmp_path / "o.wav"
     rng = np.random.default_rng(2)
