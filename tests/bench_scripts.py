@@ -24,6 +24,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "bench_chain.py": ["--kernel-seconds", "1", "--file-seconds", "3", "--repeats", "1"],
     "bench_engine.py": ["--quick", "--seconds", "1", "--periods", "128"],
     "bench_glide.py": ["--seconds", "2", "--rounds", "1", "--json"],
+    "bench_level_match.py": ["--quick", "--json"],
     "bench_limiter_sound.py": ["--quick", "--json"],
     "bench_meter.py": ["--kernel-seconds", "1", "--file-seconds", "2", "--repeats", "1"],
     "bench_panel.py": ["--quick"],

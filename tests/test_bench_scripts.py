@@ -94,6 +94,18 @@ def test_bench_glide():
     assert out["sets+capture"]["push"]["n"] > 0 and figure(out["sets+capture"]["push"]["max"], "push")
 
 
+def test_bench_level_match():
+    out = json_out(run_script("bench_level_match.py"))
+    assert out["bypass_s"] == 5.0 and out["moments"] == 10, out
+    figures(out, ["rms_lu", "p95_lu", "worst_lu"], positive=False)
+    figure(abs(out["mean_lu"]), "mean_lu", positive=False)
+    assert len(out["programmes"]) == 2, out
+    for name, row in out["programmes"].items():
+        assert row["moments"] == 5, (name, row)
+        figures(row, ["rms_lu", "worst_lu"], positive=False)
+        figure(abs(row["mean_lu"]), name, positive=False)
+
+
 def test_bench_limiter_sound_against_its_peers():
     out = json_out(run_script("bench_limiter_sound.py"))
     assert set(out) == {"masterbox", "x42_10ms", "x42_50ms", "alimiter_50ms"}
