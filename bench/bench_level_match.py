@@ -10,6 +10,7 @@ seconds (``dsp.meter``, LU): rms, 95th percentile, worst and mean over all momen
 worst and mean per programme. Figures, never pass/fail (``tests/dsp/test_chain.py`` asserts).
 
     .venv/bin/python bench/bench_level_match.py [--json] [--seconds T] [--quick]
+    masterbox bench --only level_match
 
 ``--quick``: 2 programmes of 25 s (seconds instead of about a minute; rougher figures).
 """
@@ -73,24 +74,30 @@ def errors_of(preset: str, drive_db: float, seed: int, seconds: float, bypass_s:
     return np.array(out)
 
 
+def run(quick: bool = False, bypass_s: float = 5.0) -> dict:
+    """The figures (``masterbox bench --only level_match`` calls this)."""
+    programmes = PROGRAMMES[:2] if quick else PROGRAMMES
+    length = 25.0 if quick else 75.0
+    per, every = {}, []
+    for preset, drive, seed in programmes:
+        e = errors_of(preset, drive, seed, length, bypass_s)
+        every.append(e)
+        per[f"{preset}+{drive:g}dB/seed{seed}"] = {"moments": len(e), "rms_lu": float(np.sqrt(np.mean(e ** 2))),
+                                                    "worst_lu": float(np.max(np.abs(e))), "mean_lu": float(e.mean())}
+    e = np.concatenate(every)
+    return {"bypass_s": bypass_s, "moments": len(e), "rms_lu": float(np.sqrt(np.mean(e ** 2))),
+            "p95_lu": float(np.percentile(np.abs(e), 95)), "worst_lu": float(np.max(np.abs(e))),
+            "mean_lu": float(e.mean()), "programmes": per}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     ap.add_argument("--seconds", type=float, default=5.0, help="how long each bypass lasts (default 5)")
     ap.add_argument("--quick", action="store_true", help="2 programmes of 25 s")
     args = ap.parse_args(argv)
-    programmes = PROGRAMMES[:2] if args.quick else PROGRAMMES
-    length = 25.0 if args.quick else 75.0
-    per, every = {}, []
-    for preset, drive, seed in programmes:
-        e = errors_of(preset, drive, seed, length, args.seconds)
-        every.append(e)
-        per[f"{preset}+{drive:g}dB/seed{seed}"] = {"moments": len(e), "rms_lu": float(np.sqrt(np.mean(e ** 2))),
-                                                    "worst_lu": float(np.max(np.abs(e))), "mean_lu": float(e.mean())}
-    e = np.concatenate(every)
-    figures = {"bypass_s": args.seconds, "moments": len(e), "rms_lu": float(np.sqrt(np.mean(e ** 2))),
-               "p95_lu": float(np.percentile(np.abs(e), 95)), "worst_lu": float(np.max(np.abs(e))),
-               "mean_lu": float(e.mean()), "programmes": per}
+    figures = run(args.quick, args.seconds)
+    per = figures["programmes"]
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
