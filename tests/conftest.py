@@ -72,6 +72,8 @@ PARALLEL_MODULES = {
     # the offline bench/ scripts in their shortest runs, figures never held to a speed; the ones with jackd,
     # an engine or a SCHED_FIFO thread are tests/test_bench_scripts_rig.py, in the second part (2026-11-25)
     "tests/test_bench_scripts.py",
+    # pure functions: which characters are control characters (2026-11-25)
+    "tests/test_names.py",
 }
 
 
