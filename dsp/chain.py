@@ -138,10 +138,10 @@ F_CMP_ACC, F_CMP_N = 99, 100   # sum and count of the squared compare gain in th
 F_CMP_C2 = 101      # meter.SHORT_TERM_HOPS: the mean squared compare gain of each hop, as the meters' ring
 F_CMP_END = F_CMP_C2 + meter.SHORT_TERM_HOPS
 F_PK = F_CMP_END    # 3 x compressor.PEAK_RING: each band's sub-block peaks, newest at I_PK_POS (the detector's hold)
-F_LM_G2 = F_PK + 3 * compressor.PEAK_RING   # meter.SHORT_TERM_HOPS: each hop's mean squared match gain if
-# the whole hop heard the limited matched dry signal, else 0 (as the meters' ring; _level_match)
-F_LM_ACC, F_LM_N = F_LM_G2 + meter.SHORT_TERM_HOPS, F_LM_G2 + meter.SHORT_TERM_HOPS + 1   # the hop under way's
-F_LM_T = F_LM_N + 1  # the level match's target gain, measured at the last completed hop (0: not known)
+F_LM_ACC, F_LM_N = F_PK + 3 * compressor.PEAK_RING, F_PK + 3 * compressor.PEAK_RING + 1   # as F_CMP_ACC, F_CMP_N
+F_LM_G2 = F_LM_N + 1   # meter.SHORT_TERM_HOPS: each hop's mean squared match gain if the whole hop heard
+# the limited matched dry signal, else 0 (as the meters' ring; _level_match)
+F_LM_T = F_LM_G2 + meter.SHORT_TERM_HOPS   # the level match's target gain, at the last completed hop (0: not known)
 NF = F_LM_T + 1
 
 # -- int state -----------------------------------------------------------------------------
@@ -182,6 +182,18 @@ def _db(x):
 
 
 @njit(cache=True)
+def _close_hop_gain(fs, o_acc, o_ring, hops, counted):
+    """One of the meters' 100 ms hops just completed (``hops``: their count now): the mean squared gain
+    it heard (``fs[o_acc]`` summed over ``fs[o_acc + 1]`` sub-blocks) goes into its slot of the ring at
+    ``o_ring``, laid out as the meters' own ring (0 when not ``counted``), and the sums start again.
+    The compare match and the level match each keep such a ring beside the meters' hop energies."""
+    if hops > 0:
+        fs[o_ring + (hops - 1) % meter.SHORT_TERM_HOPS] = fs[o_acc] / max(fs[o_acc + 1], 1.0) if counted else 0.0
+    fs[o_acc] = 0.0
+    fs[o_acc + 1] = 0.0
+
+
+@njit(cache=True)
 def _level_match(tgt, prev, nxt, fs, ist, fresh, mf_in, mi_in, mf_out, mi_out, wf, wi):
     """Glide the bypass level-match gain toward the processed over the input short-term loudness.
 
@@ -212,11 +224,7 @@ def _level_match(tgt, prev, nxt, fs, ist, fresh, mf_in, mi_in, mf_out, mi_out, w
     hops = mi_out[meter.I_HOPS]
     if hops != ist[I_LM_HOP]:
         # the hop just completed: its mean squared match gain, if it heard only the limited dry signal
-        if hops > ist[I_LM_HOP]:
-            pure = ist[I_LM_MIXED] == 0 and fs[F_LM_N] > 0.0
-            fs[F_LM_G2 + (hops - 1) % meter.SHORT_TERM_HOPS] = fs[F_LM_ACC] / fs[F_LM_N] if pure else 0.0
-        fs[F_LM_ACC] = 0.0
-        fs[F_LM_N] = 0.0
+        _close_hop_gain(fs, F_LM_ACC, F_LM_G2, hops, ist[I_LM_MIXED] == 0 and fs[F_LM_N] > 0.0)
         ist[I_LM_MIXED] = 0
         ist[I_LM_HOP] = hops
         fs[F_LM_T] = _level_match_target(fs, ist, hops, mf_in, mi_in, mf_out, mi_out, wf, wi)
@@ -256,12 +264,14 @@ def _level_match_target(fs, ist, hops, mf_in, mi_in, mf_out, mi_out, wf, wi):
     lim_out = 0.0   # hops that heard only the limited matched dry signal: its energy at unit gain
     lim_in = 0.0    # and the input's
     for k in range(n):
-        e_out += meter.hop_energy(wf, wi, k) if wet else meter.hop_energy(mf_out, mi_out, k)
-        e_in += meter.hop_energy(mf_in, mi_in, k)
+        heard = meter.hop_energy(mf_out, mi_out, k)
+        dry = meter.hop_energy(mf_in, mi_in, k)
+        e_out += meter.hop_energy(wf, wi, k) if wet else heard
+        e_in += dry
         g2 = fs[F_LM_G2 + (hops - 1 - k) % meter.SHORT_TERM_HOPS]
         if g2 > 0.0:
-            lim_out += meter.hop_energy(mf_out, mi_out, k) / g2
-            lim_in += meter.hop_energy(mf_in, mi_in, k)
+            lim_out += heard / g2
+            lim_in += dry
     if lim_in > 0.0 and lim_out > 0.0:
         # what the dry signal's limiter takes off, made up to 3 dB: a mix that would need
         # more is not raised into a crushed copy of itself (its limited loudness has a bound)
@@ -299,10 +309,7 @@ def _compare_match(tgt, nxt, fs, ist, fresh, mf_in, mi_in, mf_out, mi_out):
     restarted = hops < ist[I_CMP_HOP]   # the meters were restarted (reset_meters)
     if new_hop:
         # the hop just completed heard this gain on average (to a sub-block)
-        if hops > 0:
-            fs[F_CMP_C2 + (hops - 1) % meter.SHORT_TERM_HOPS] = fs[F_CMP_ACC] / max(fs[F_CMP_N], 1.0)
-        fs[F_CMP_ACC] = 0.0
-        fs[F_CMP_N] = 0.0
+        _close_hop_gain(fs, F_CMP_ACC, F_CMP_C2, hops, True)
         ist[I_CMP_HOP] = hops
     if ist[I_CMP_NEW] == 1 or fresh or restarted or ist[I_BYPASS] == 1 or nxt[R_BYPASS] != 0.0:
         # the hop under way heard something else too, and the next one most of the glide
