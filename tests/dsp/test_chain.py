@@ -10,6 +10,7 @@ import pytest
 
 from dsp import schema
 from dsp.chain import Chain
+from dsp.meter import LoudnessMeter
 from dsp.programme import render_programme
 from tests.signals import run_chain as run
 
@@ -23,6 +24,13 @@ def preset(name):
 
 def music(seconds=3.0, rate=RATE, peak=-3.0, seed=0):
     return np.ascontiguousarray(render_programme(seconds, rate, seed=seed, peak_dbfs=peak))
+
+
+def lufs(sig, rate=RATE):
+    """Integrated loudness of a stereo signal (dsp.meter, BS.1770)."""
+    m = LoudnessMeter(rate, 2, true_peak=False)
+    m.process(np.ascontiguousarray(sig))
+    return m.readings()["integrated_lufs"]
 
 
 def sine(seconds, freq=440.0, amp=0.25, rate=RATE):
@@ -203,13 +211,6 @@ def test_level_matched_bypass_matches_the_processed_loudness():
     c.set_bypass(True)
     bypassed = run(c, x[8 * RATE:], 1024)
 
-    def lufs(sig):
-        from dsp.meter import LoudnessMeter
-
-        m = LoudnessMeter(RATE, 2)
-        m.process(np.ascontiguousarray(sig))
-        return m.readings()["integrated_lufs"]
-
     dry = lufs(x[8 * RATE + RATE:])
     proc = lufs(processed[4 * RATE:])
     assert proc - dry > 6.0                                       # the preset really is louder
@@ -223,13 +224,6 @@ def test_level_matched_bypass_follows_the_processed_loudness_through_the_music()
     Until 2026-11-25 the gain was the last 3 s's before the bypass, held, and the limiter's loss
     was not made up: on this music with `loud` the bypass landed 1.6 LU off (rms; 1.3 LU too
     quiet on average) and up to 3 LU."""
-    from dsp.meter import LoudnessMeter
-
-    def lufs(sig):
-        m = LoudnessMeter(RATE, 2, true_peak=False)
-        m.process(np.ascontiguousarray(sig))
-        return m.readings()["integrated_lufs"]
-
     x = music(90.0, peak=-6.0, seed=3)
     settings = preset("loud") | {"out.drive_db": 14.0, "ab.level_match": True}
     twin = Chain(RATE, max_block=4096)
@@ -288,8 +282,6 @@ def test_level_matched_bypass_of_a_loud_master_keeps_the_ceiling_without_clippin
     2026-11-24 it was clamped at full scale: +0.5 dBTP and ~3000 samples at exactly full scale."""
     from scipy.signal import resample_poly
 
-    from dsp.meter import LoudnessMeter
-
     x = music(16.0, peak=-1.0, seed=3)
     c = Chain(RATE)
     c.set_values(preset("loud") | {"out.drive_db": 10.0, "ab.level_match": True, "lim.ceiling_dbtp": -1.0})
@@ -298,11 +290,6 @@ def test_level_matched_bypass_of_a_loud_master_keeps_the_ceiling_without_clippin
     processed = run(c, x[:half], 1024)
     c.set_bypass(True)
     bypassed = run(c, x[half:], 1024)
-
-    def lufs(sig):
-        m = LoudnessMeter(RATE, 2)
-        m.process(np.ascontiguousarray(sig))
-        return m.readings()["integrated_lufs"]
 
     raised = lufs(bypassed[RATE:]) - lufs(x[half + RATE:])
     assert raised > 3.0                                   # the dry signal really is raised
