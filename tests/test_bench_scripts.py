@@ -65,6 +65,20 @@ def test_masterbox_bench_json_keeps_what_a_benchmark_prints_off_stdout(tmp_path,
     assert "run 1: 0.5 s" in err
 
 
+def test_masterbox_bench_prints_a_group_of_figures_as_an_indented_tree(tmp_path, monkeypatch, capsys):
+    from firmware.cli import main
+    from firmware.commands import bench
+
+    (tmp_path / "bench_grouped.py").write_text(
+        'def run(quick=False):\n'
+        '    return {"file": "3 s", "loop": {"chain": {"ns": 150, "rt_x": 140}, "empty": {}}, "ratio": 0.5}\n')
+    monkeypatch.setattr(bench, "BENCH_DIR", tmp_path)
+    assert main(["bench", "--quick"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "== grouped", "  file: 3 s", "  loop:", "    chain:", "      ns: 150", "      rt_x: 140", "    empty: {}",
+        "  ratio: 0.5"]
+
+
 def test_bench_chain():
     out = json_out(run_script("bench_chain.py"))
     figures(out, [f"rt_x_block_{b}" for b in (32, 64, 128, 256, 1024)])

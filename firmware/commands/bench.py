@@ -32,6 +32,16 @@ def _areas() -> list[tuple[str, Path]]:
     return [(f.stem.removeprefix("bench_"), f) for f in sorted(BENCH_DIR.glob("bench_*.py"))]
 
 
+def _print_figures(figures: dict, indent: str = "  ") -> None:
+    """One figure a line; a group of figures (a nested dict) under its name, indented one step more."""
+    for k, v in figures.items():
+        if isinstance(v, dict) and v:
+            print(f"{indent}{k}:")
+            _print_figures(v, indent + "  ")
+        else:
+            print(f"{indent}{k}: {v}")
+
+
 def run(args: argparse.Namespace) -> int:
     from firmware.cli import UserError
 
@@ -55,8 +65,7 @@ def run(args: argparse.Namespace) -> int:
         with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
             results[area] = module.run(quick=args.quick)
         if not args.json:
-            for k, v in results[area].items():
-                print(f"  {k}: {v}")
+            _print_figures(results[area])
     if args.json:
         json.dump(results, sys.stdout, indent=2, default=str)
         print()
