@@ -295,7 +295,9 @@ class CaptureSession:
 
     def _unique(self, base: str) -> str:
         name, n = base, 1
-        while any((self.directory / self._file_name(t, name)).exists() for t in TAPS):
+        # a leftover sidecar (its WAV deleted from a shell) must not pass for the new file's analysis
+        while any((self.directory / self._file_name(t, name)).exists()
+                  or (self.directory / self._file_name(t, name)).with_suffix(".json").exists() for t in TAPS):
             n += 1
             name = f"{base}-{n}"
         return name
@@ -303,7 +305,8 @@ class CaptureSession:
     def _open_files(self) -> None:
         marker = {"name": self.name, "pid": os.getpid(), "files": [p.name for p in self.files.values()],
                   "rate": self.rate, "channels": self.channels, "fmt": self.fmt, "preset": self.preset,
-                  "started": self.started.isoformat(timespec="seconds")}
+                  "started": self.started.isoformat(timespec="seconds"),
+                  "facts": {p.name: self.facts(t) for t, p in self.files.items()}}
         self._marker.write_text(json.dumps(marker))
         for tap, path in self.files.items():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -311,6 +314,16 @@ class CaptureSession:
             _write_all(fd, self._header(tap, 0))
             os.fsync(fd)
         fsync_dir(self.directory)
+
+    def facts(self, tap: str) -> dict:
+        """How ``tap``'s file was recorded, as its analysis sidecar keeps it (the Captures page shows
+        them). Also in the marker, so that a capture finalised after a crash keeps them."""
+        return {"preset": self.preset, "modified": self.modified, "tap": tap,
+                "started": self.started.isoformat(timespec="seconds"), "sample_format": self.fmt}
+
+    def _finished_facts(self, tap: str) -> dict:
+        return {**self.facts(tap), "stop_reason": self.reason, "writer_error": self.error,
+                "dropped_frames": self.dropped, "gaps": self.gaps, "gap_frames": self.gap_frames}
 
     def _header(self, tap: str, data_bytes: int) -> bytes:
         return wav_header(self.rate, self.channels, self.fmt, data_bytes, self._bext[tap])
@@ -487,6 +500,8 @@ class CaptureSession:
             finally:
                 os.close(fd)
         self._fds.clear()
+        # the facts are kept before the marker goes: the engine may be killed before its analysis is written
+        _keep_facts({path: self._finished_facts(tap) for tap, path in self.files.items()})
         try:
             self._marker.unlink()
         except FileNotFoundError:
@@ -507,10 +522,7 @@ class CaptureSession:
         runs at a real-time priority where ``nice`` means nothing, and the kernel's real-time
         throttling then stalls the audio loop for up to 50 ms. So it starts as an ordinary process.
         """
-        extra = {"preset": self.preset, "started": self.started.isoformat(timespec="seconds"),
-                 "stop_reason": self.reason, "writer_error": self.error, "dropped_frames": self.dropped,
-                 "gaps": self.gaps, "gap_frames": self.gap_frames, "sample_format": self.fmt}
-        jobs = [[str(path), {**extra, "tap": tap}] for tap, path in self.files.items()]
+        jobs = [[str(path), self._finished_facts(tap)] for tap, path in self.files.items()]
         rt.children_start_ordinary()
         try:
             r = subprocess.run([sys.executable, "-m", "firmware.captures", "sidecar", "--jobs", json.dumps(jobs)],
@@ -551,7 +563,7 @@ class CaptureSession:
         return {
             "state": self._state, "name": self.name, "reason": self.reason, "error": self.error,
             "files": [str(p) for p in self.files.values()], "taps": list(self.taps), "format": self.fmt,
-            "rate": self.rate, "channels": self.channels, "preset": self.preset,
+            "rate": self.rate, "channels": self.channels, "preset": self.preset, "modified": self.modified,
             "frames": self.frames_written, "seconds": self.frames_written / self.rate,
             "dropped_frames": self.dropped, "gaps": self.gaps, "gap_frames": self.gap_frames,
             "ring_fill": (self._w - self._r) / self._cap,
@@ -590,6 +602,19 @@ def repair_file(path: Path) -> dict:
             "recovered_bytes": data_bytes - hdr["data_bytes"]}
 
 
+def _keep_facts(facts: dict[Path, dict]) -> None:
+    """Give each finished file a pending sidecar holding how it was recorded (its analysis, written
+    later and maybe by another process, carries them over: :func:`firmware.captures.write_pending_sidecar`).
+    Best effort: on a full disk the capture is still whole, only its list entry says less."""
+    from firmware.captures import write_pending_sidecar
+
+    for path, f in facts.items():
+        try:
+            write_pending_sidecar(path, f)
+        except OSError:
+            pass
+
+
 def repair_unfinished(directory) -> list[dict]:
     """Finalise captures a crash or power cut left unfinished (run at boot, before recording).
 
@@ -605,16 +630,21 @@ def repair_unfinished(directory) -> list[dict]:
             info = json.loads(marker.read_text())
             files = [directory / Path(n).name for n in info.get("files", [])]
             pid = int(info.get("pid", 0))
+            facts = info.get("facts") if isinstance(info.get("facts"), dict) else {}   # before 2026-11-25: none
         except (OSError, ValueError, TypeError, AttributeError):
-            info, files, pid = {}, [], 0
+            files, pid, facts = [], 0, {}
         if pid and pid_alive(pid):
             continue
+        kept = {}
         for path in files:
             if path.exists():
                 try:
                     done.append(repair_file(path))
                 except OSError as e:
                     done.append({"file": path.name, "repaired": False, "reason": str(e)})
+                if isinstance(facts.get(path.name), dict):
+                    kept[path] = {**facts[path.name], "stop_reason": "interrupted"}
+        _keep_facts(kept)
         marker.unlink(missing_ok=True)
     if done:
         fsync_dir(directory)

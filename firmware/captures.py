@@ -38,8 +38,8 @@ from firmware.processes import pid_alive
 from firmware.streaming import streaming_preview
 
 SIDECAR_FORMAT = "masterbox-capture-analysis"
-WRITER_KEYS = ("preset", "tap", "started", "stop_reason", "writer_error", "dropped_frames", "gaps", "gap_frames",
-               "sample_format", "source", "uploaded_from", "uploaded", "converted_from")
+WRITER_KEYS = ("preset", "modified", "tap", "started", "stop_reason", "writer_error", "dropped_frames", "gaps",
+               "gap_frames", "sample_format", "source", "uploaded_from", "uploaded", "converted_from")
 SILENCE_DBFS = -60.0
 CLIP_LEVEL = 1.0 - 2.0 ** -15  # at full scale to 16-bit precision
 CLIP_RUN = 3
@@ -184,8 +184,39 @@ def run_analysis(jobs: list, timeout: float) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)
 
 
+PENDING_KEY = "analysis_pending"
+
+
+def read_sidecar(wav) -> dict | None:
+    """A capture's analysis sidecar; None when there is none yet (or only a pending one), or it is unreadable."""
+    try:
+        doc = json.loads(sidecar_path(wav).read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and not doc.get(PENDING_KEY) else None
+
+
+def write_pending_sidecar(wav, facts: dict) -> Path | None:
+    """Keep how a capture was recorded (its :data:`WRITER_KEYS`) until it is analysed.
+
+    The analysis may come later and from another process: the control process analyses captures
+    left without one (a capture finalised after a crash or a power cut, an engine killed before its
+    analysis was written) and knows nothing of the recording; :func:`write_sidecar` carries these facts
+    into it. Written only where there is no sidecar yet (a finished analysis is never replaced);
+    the list shows such a capture as "pending".
+    """
+    side = sidecar_path(wav)
+    if side.exists():
+        return None
+    doc = {"format": SIDECAR_FORMAT, "file": Path(wav).name, PENDING_KEY: True,
+           **{k: v for k, v in facts.items() if k in WRITER_KEYS}}
+    write_atomic(side, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    return side
+
+
 def write_sidecar(wav, extra: dict | None = None) -> Path:
-    """Analyse a finished capture and write ``NAME.json`` next to it (atomically)."""
+    """Analyse a finished capture and write ``NAME.json`` next to it (atomically). Without ``extra``, the
+    recording's facts are those of the sidecar already there (pending or an older analysis)."""
     wav = Path(wav)
     old = {}
     side = sidecar_path(wav)
@@ -274,24 +305,19 @@ class CaptureIndex:
         except OSError:
             pass
         rate = channels = fmt = duration = None
-        side = sidecar_path(wav)
-        analysed = side.exists()
+        d = read_sidecar(wav)
         if hdr:
             rate, channels, fmt = hdr["rate"], hdr["channels"], hdr["fmt"]
             duration = hdr["data_bytes"] // hdr["block"] / rate
-        elif not analysed:      # a WAV from elsewhere (uploaded, copied in), not analysed yet
+        elif d is None:      # a WAV from elsewhere (uploaded, copied in), not analysed yet
             rate, channels, duration = _foreign_facts(wav)
         summary = None
-        if analysed:
-            try:
-                d = json.loads(side.read_text())
-                summary = {k: d.get(k) for k in ("integrated_lufs", "true_peak_dbtp", "loudness_range_lu",
-                                                   "preset", "tap", "stop_reason", "dropped_frames", "source")}
-                duration = d.get("duration_s", duration)
-                rate = rate or d.get("sample_rate")
-                channels = channels or d.get("channels")
-            except (OSError, ValueError):
-                summary = None
+        if d is not None:
+            summary = {k: d.get(k) for k in ("integrated_lufs", "true_peak_dbtp", "loudness_range_lu", "preset",
+                                               "modified", "tap", "stop_reason", "dropped_frames", "source")}
+            duration = d.get("duration_s", duration)
+            rate = rate or d.get("sample_rate")
+            channels = channels or d.get("channels")
         is_rec = wav.name in recording
         return {"name": wav.stem, "file": wav.name, "size_bytes": st.st_size, "mtime": st.st_mtime,
                 "duration_s": duration, "sample_rate": rate, "channels": channels, "format": fmt,
@@ -328,11 +354,7 @@ class CaptureIndex:
     def get(self, name: str) -> dict[str, Any]:
         wav = self.path(name)
         row = self._row(wav, self._recording())
-        side = sidecar_path(wav)
-        try:
-            row["sidecar"] = json.loads(side.read_text()) if side.exists() else None
-        except (OSError, ValueError):
-            row["sidecar"] = None
+        row["sidecar"] = read_sidecar(wav)
         return row
 
     def delete(self, name: str) -> None:
@@ -377,7 +399,7 @@ class CaptureIndex:
         if not pending:
             return [], []
         run_analysis([[str(self.directory / r["file"]), None] for r in pending], timeout)
-        done = [r["name"] for r in pending if sidecar_path(self.directory / r["file"]).exists()]
+        done = [r["name"] for r in pending if read_sidecar(self.directory / r["file"]) is not None]
         return done, [(r["name"], r["mtime"]) for r in pending]
 
 

@@ -22,7 +22,8 @@ def block(i: int) -> np.ndarray:
 
 
 def main(directory: str, fmt: str) -> None:
-    s = CaptureSession(directory, RATE, 2, taps=("output",), fmt=fmt, preset="kill test", floor_mb=0, analyze=False)
+    s = CaptureSession(directory, RATE, 2, taps=("output",), fmt=fmt, preset="kill test", floor_mb=0,
+                       analyze=False, modified=True)
     t0 = time.monotonic()
     i = 0
     while True:

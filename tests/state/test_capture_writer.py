@@ -50,10 +50,12 @@ def test_bytes_equal_what_was_pushed_both_taps_aligned(tmp_path, fmt):
     assert np.array_equal(got_out, quantize(np.concatenate(ys), fmt))
     info = sf.info(files["output.wav"])
     assert info.subtype == ("PCM_24" if fmt == "PCM_24" else "FLOAT")
-    # safe file names with date, time and preset; nothing left behind but the WAVs
+    # safe file names with date, time and preset; nothing left behind but the WAVs and, until their
+    # analysis, the facts of how they were recorded (no marker)
     assert all("/" not in Path(f).name and ".." not in Path(f).name for f in st["files"])
     assert "A-B-x" in st["name"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(Path(f).name for f in st["files"])
+    wavs = sorted(Path(f).name for f in st["files"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(wavs + [w.replace(".wav", ".json") for w in wavs])
 
 
 def test_push_never_blocks_and_counts_drops_when_ring_full(tmp_path):
@@ -129,6 +131,25 @@ def test_killed_mid_write_is_readable_up_to_last_second(tmp_path):
         assert len(data2) >= len(data)
         assert np.array_equal(data2, quantize(expect[:len(data2)], "PCM_24"))
         assert not list(d.glob(".*.recording"))
+        if attempt == 0:
+            _how_it_was_recorded_outlives_the_kill(wavs[0])
+
+
+def _how_it_was_recorded_outlives_the_kill(wav):
+    """The killed capture is listed "pending" until the control process analyses it (a process that never
+    saw the recording); its analysis then says which preset and tap it was, as a finished capture's does."""
+    from firmware.captures import CaptureIndex, read_sidecar, write_sidecar
+
+    index = CaptureIndex(wav.parent)
+    assert [(r["analysis"], r["summary"]) for r in index.list()] == [("pending", None)]
+    assert read_sidecar(wav) is None
+    write_sidecar(wav)                                          # what analyze_pending's worker runs
+    side = read_sidecar(wav)
+    assert (side["preset"], side["modified"], side["tap"], side["stop_reason"], side["sample_format"]) == \
+        ("kill test", True, "output", "interrupted", "PCM_24")
+    assert side["integrated_lufs"] is not None and "analysis_pending" not in side
+    row = index.list()[0]
+    assert row["analysis"] == "done" and row["summary"]["preset"] == "kill test" and row["summary"]["modified"]
 
 
 def _tiny_fs(path: Path, size: str) -> bool:

@@ -90,6 +90,27 @@ def test_capture_sidecar_index_export_delete(tmp_path):
     assert len(index.list()) == 1 and not (d / f"{out['name']}.json").exists()
 
 
+def test_a_capture_of_changed_settings_says_so_and_an_old_sidecar_is_not_taken_for_its_analysis(tmp_path):
+    """``modified`` (the settings changed since the preset's recall) reaches the status, the sidecar and
+    the list, as the file's bext says it. A sidecar left from a deleted WAV of the same name is not
+    taken for the new capture's analysis: the capture gets the next name."""
+    d = tmp_path / "captures"
+    when = __import__("datetime").datetime(2026, 11, 25, 9, 30, 0)
+    d.mkdir()
+    (d / "2026-11-25_093000_Radio_output.json").write_text(json.dumps({"format": "masterbox-capture-analysis",
+                                                                      "integrated_lufs": -99.0}))
+    s = CaptureSession(d, 48000, 2, fmt="PCM_24", preset="Radio", floor_mb=0, modified=True, when=when)
+    assert s.name == "2026-11-25_093000_Radio-2" and s.status()["modified"] is True
+    x = _tone(1.0, 0.25)
+    s.push(x, x)
+    s.stop()
+    assert s.wait_analysis(60) == "done"
+    row = CaptureIndex(d).get("2026-11-25_093000_Radio-2_output")
+    assert row["summary"]["preset"] == "Radio" and row["summary"]["modified"] is True
+    assert row["sidecar"]["modified"] is True and row["sidecar"]["integrated_lufs"] == pytest.approx(-12.0, abs=0.1)
+    assert "(modified)" in __import__("firmware.bwf", fromlist=["read"]).read(s.files["output"]).description
+
+
 def test_a_finished_capture_carries_its_loudness_in_its_bext_chunk(tmp_path):
     """Once analysed, each tap's capture has the five loudness fields of its bext chunk written in
     place: what ffmpeg's ebur128 measures in the file (read back by libsndfile), the samples

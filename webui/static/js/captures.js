@@ -125,7 +125,7 @@
       el("div", { class: "title" }, name,
         c.recording ? el("span", { class: "badge hot", text: "recording" }) : c.analysis === "pending" ? el("span", { class: "badge", text: "analysing" }) : null,
         name === reference ? refTag() : null,
-        el("small", { text: [sm.source === "upload" && "uploaded", sm.preset && `preset ${sm.preset}`, sm.tap, c.sample_rate && `${c.sample_rate / 1000} kHz`, bytes(c.size_bytes)].filter(Boolean).join(" · ") })),
+        el("small", { text: [sm.source === "upload" && "uploaded", sm.preset && `preset ${sm.preset}${sm.modified ? " (modified)" : ""}`, sm.tap, c.sample_rate && `${c.sample_rate / 1000} kHz`, bytes(c.size_bytes)].filter(Boolean).join(" · ") })),
       el("div", { class: "stats" },
         el("span", {}, el("b", { text: "length" }), dur(c.duration_s)),
         el("span", {}, el("b", { text: "int" }), fmt(sm.integrated_lufs, 1, "LUFS")),
