@@ -67,7 +67,7 @@
       ["Engine", eng.running === false
         ? (eng.start_failure ? `not running: its last start failed ${fmt(eng.start_failure.age_s, 0, "s")} ago: ${eng.start_failure.error}`
                              : `not running (${eng.error || "no answer"})`) : `${eng.state || "running"}${eng.uptime_s != null ? ` · up ${Math.round(eng.uptime_s)} s` : ""}`],
-      ["Device", `${dev.backend ?? s.audio.backend ?? "—"} ${s.audio_simulated ? s.audio_running.device : dev.playback_device ?? s.audio.device ?? ""} · ${dev.rate ?? s.audio.rate ?? "—"} Hz · ${dev.periods ?? s.audio.periods ?? "—"} × ${dev.period ?? s.audio.period ?? "—"} frames`],
+      ["Device", `${s.audio_simulated ? s.audio_running.device : `${dev.backend ?? s.audio.backend ?? "—"} ${dev.playback_device ?? s.audio.device ?? ""}`} · ${dev.rate ?? s.audio.rate ?? "—"} Hz · ${dev.periods ?? s.audio.periods ?? "—"} × ${dev.period ?? s.audio.period ?? "—"} frames`],
       ["Latency", eng.latency_samples == null ? "—" : `chain ${eng.latency_samples} + I/O ${eng.io_latency_samples ?? "?"} samples`],
       ["DSP load", s.load == null ? "—" : fmt(s.load * 100, 1, "%")],
       ["Xruns", s.xruns == null ? "—" : String(s.xruns) + (eng.xruns_loading ? ` (${eng.xruns_loading} while the chain loaded at start)` : "")],
