@@ -1789,7 +1789,8 @@ def test_the_system_page_shows_the_simulated_device_the_engine_runs(box, browser
     expect(page.locator("#audio-sim")).to_be_visible()
     expect(page.locator("#audio-sim")).to_contain_text("simulated device")
     expect(page.locator("#audio-sim")).to_contain_text("(hw:CARD=Hat)")
-    expect(page.locator("#health")).to_contain_text("Devicesimulated (no sound card) · 48000 Hz")    # not "sim simulated"
+    # (the row's name and value run together in the card's text; not "sim simulated")
+    expect(page.locator("#health")).to_contain_text("Devicesimulated (no sound card) · 48000 Hz")
     expect(page.locator("#audio-period")).to_have_value("128")
     page.click("#audio-apply")                      # nothing changed: nothing is sent
     expect(page.locator("#audio-progress")).to_have_text(re.compile("Nothing changed"))
