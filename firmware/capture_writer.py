@@ -71,6 +71,7 @@ import numpy as np
 
 from firmware import __version__, bwf, rt  # bwf here: an import at a capture's start holds the GIL
 from firmware.atomic import fsync_dir
+from firmware.capture_sidecar import write_pending_sidecar
 from firmware.names import preset_label, settings_phrase
 from firmware.processes import pid_alive
 
@@ -604,10 +605,8 @@ def repair_file(path: Path) -> dict:
 
 def _keep_facts(facts: dict[Path, dict]) -> None:
     """Give each finished file a pending sidecar holding how it was recorded (its analysis, written
-    later and maybe by another process, carries them over: :func:`firmware.captures.write_pending_sidecar`).
+    later and maybe by another process, carries them over: :func:`firmware.capture_sidecar.write_pending_sidecar`).
     Best effort: on a full disk the capture is still whole, only its list entry says less."""
-    from firmware.captures import write_pending_sidecar
-
     for path, f in facts.items():
         try:
             write_pending_sidecar(path, f)

@@ -32,14 +32,12 @@ from typing import Any
 
 from firmware import bwf, paths
 from firmware.atomic import fsync_dir, remove_stale_temporaries, write_atomic
+from firmware.capture_sidecar import SIDECAR_FORMAT, WRITER_KEYS, read_sidecar, sidecar_path
 from firmware.capture_upload import UPLOAD_DESCRIPTION
 from firmware.capture_writer import CAPTURE_DESCRIPTION, MARKER_SUFFIX, MAX_HEADER_BYTES, parse_header
 from firmware.processes import pid_alive
 from firmware.streaming import streaming_preview
 
-SIDECAR_FORMAT = "masterbox-capture-analysis"
-WRITER_KEYS = ("preset", "modified", "tap", "started", "stop_reason", "writer_error", "dropped_frames", "gaps",
-               "gap_frames", "sample_format", "source", "uploaded_from", "uploaded", "converted_from")
 SILENCE_DBFS = -60.0
 CLIP_LEVEL = 1.0 - 2.0 ** -15  # at full scale to 16-bit precision
 CLIP_RUN = 3
@@ -153,10 +151,6 @@ def qc_file(path, block_windows: int = 16) -> dict[str, Any]:
 
 
 # -- sidecars -----------------------------------------------------------------------------
-def sidecar_path(wav: Path) -> Path:
-    return Path(wav).with_suffix(".json")
-
-
 def analyze_capture(wav, extra: dict | None = None) -> dict[str, Any]:
     """The sidecar document of one capture (analysis keys, qc, streaming, metadata)."""
     from firmware.analysis import KEYS, AnalysisError, analyze_file
@@ -182,36 +176,6 @@ def run_analysis(jobs: list, timeout: float) -> subprocess.CompletedProcess:
     process, ``python -m firmware.captures sidecar --jobs JSON``: the caller never imports numba."""
     return subprocess.run([sys.executable, "-m", "firmware.captures", "sidecar", "--jobs", json.dumps(jobs)],
                           capture_output=True, text=True, timeout=timeout)
-
-
-PENDING_KEY = "analysis_pending"
-
-
-def read_sidecar(wav) -> dict | None:
-    """A capture's analysis sidecar; None when there is none yet (or only a pending one), or it is unreadable."""
-    try:
-        doc = json.loads(sidecar_path(wav).read_text())
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) and not doc.get(PENDING_KEY) else None
-
-
-def write_pending_sidecar(wav, facts: dict) -> Path | None:
-    """Keep how a capture was recorded (its :data:`WRITER_KEYS`) until it is analysed.
-
-    The analysis may come later and from another process: the control process analyses captures
-    left without one (a capture finalised after a crash or a power cut, an engine killed before its
-    analysis was written) and knows nothing of the recording; :func:`write_sidecar` carries these facts
-    into it. Written only where there is no sidecar yet (a finished analysis is never replaced);
-    the list shows such a capture as "pending".
-    """
-    side = sidecar_path(wav)
-    if side.exists():
-        return None
-    doc = {"format": SIDECAR_FORMAT, "file": Path(wav).name, PENDING_KEY: True,
-           **{k: v for k, v in facts.items() if k in WRITER_KEYS}}
-    write_atomic(side, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
-    return side
 
 
 def write_sidecar(wav, extra: dict | None = None) -> Path:

@@ -395,3 +395,27 @@ def test_a_capture_names_its_settings_as_a_master_does(tmp_path, preset, modifie
     master = render.master_bext(None, 48000, 48000, 2, "24", {"lim.ceiling_dbtp": -1.0}, None,
                                 capture_master.preset_label(preset, modified) or None)
     assert master.description.endswith(f": {phrase}, ceiling -1.0 dBTP")     # what a master of them says
+
+
+def test_a_capture_imports_nothing_once_it_has_started(tmp_path):
+    """An import in the engine process holds the interpreter lock against the audio loop: the first
+    capture's stop once imported the sidecar module and cost three xruns (CI, 2026-11-25). In a fresh
+    interpreter, nothing is imported between a capture's start and its analysis written."""
+    code = f"""
+import sys
+import numpy as np
+from firmware.capture_writer import CaptureSession
+s = CaptureSession({str(tmp_path)!r}, 48000, 2, taps=("input", "output"), preset="Radio", floor_mb=0)
+before = set(sys.modules)
+x = np.zeros((4800, 2))
+for _ in range(10):
+    s.push(x, x)
+s.stop()
+print(s.wait_analysis(120))
+print(sorted(set(sys.modules) - before))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert r.returncode == 0, r.stderr[-2000:]
+    analysis, imported = r.stdout.splitlines()[-2:]
+    assert analysis == "done" and imported == "[]", r.stdout
