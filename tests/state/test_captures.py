@@ -94,8 +94,12 @@ def test_a_capture_of_changed_settings_says_so_and_an_old_sidecar_is_not_taken_f
     """``modified`` (the settings changed since the preset's recall) reaches the status, the sidecar and
     the list, as the file's bext says it. A sidecar left from a deleted WAV of the same name is not
     taken for the new capture's analysis: the capture gets the next name."""
+    import datetime
+
+    from firmware import bwf
+
     d = tmp_path / "captures"
-    when = __import__("datetime").datetime(2026, 11, 25, 9, 30, 0)
+    when = datetime.datetime(2026, 11, 25, 9, 30, 0)
     d.mkdir()
     (d / "2026-11-25_093000_Radio_output.json").write_text(json.dumps({"format": "masterbox-capture-analysis",
                                                                       "integrated_lufs": -99.0}))
@@ -108,7 +112,7 @@ def test_a_capture_of_changed_settings_says_so_and_an_old_sidecar_is_not_taken_f
     row = CaptureIndex(d).get("2026-11-25_093000_Radio-2_output")
     assert row["summary"]["preset"] == "Radio" and row["summary"]["modified"] is True
     assert row["sidecar"]["modified"] is True and row["sidecar"]["integrated_lufs"] == pytest.approx(-12.0, abs=0.1)
-    assert "(modified)" in __import__("firmware.bwf", fromlist=["read"]).read(s.files["output"]).description
+    assert "(modified)" in bwf.read(s.files["output"]).description
 
 
 def test_a_finished_capture_carries_its_loudness_in_its_bext_chunk(tmp_path):
