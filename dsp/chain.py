@@ -138,7 +138,8 @@ F_CMP_ACC, F_CMP_N = 99, 100   # sum and count of the squared compare gain in th
 F_CMP_C2 = 101      # meter.SHORT_TERM_HOPS: the mean squared compare gain of each hop, as the meters' ring
 F_CMP_END = F_CMP_C2 + meter.SHORT_TERM_HOPS
 F_PK = F_CMP_END    # 3 x compressor.PEAK_RING: each band's sub-block peaks, newest at I_PK_POS (the detector's hold)
-F_LM_ACC, F_LM_N = F_PK + 3 * compressor.PEAK_RING, F_PK + 3 * compressor.PEAK_RING + 1   # as F_CMP_ACC, F_CMP_N
+F_LM_ACC = F_PK + 3 * compressor.PEAK_RING   # as F_CMP_ACC, F_CMP_N: the level match's squared gain sum
+F_LM_N = F_LM_ACC + 1                       # and count, in the meters' hop under way
 F_LM_G2 = F_LM_N + 1   # meter.SHORT_TERM_HOPS: each hop's mean squared match gain if the whole hop heard
 # the limited matched dry signal, else 0 (as the meters' ring; _level_match)
 F_LM_T = F_LM_G2 + meter.SHORT_TERM_HOPS   # the level match's target gain, at the last completed hop (0: not known)

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.commands.master import PROGRESS_PREFIX, parse_progress
-from firmware.names import FILE_NAME_BYTES, NAME_MAX_BYTES, NAME_MAX_CHARS, fit, fits, preset_label  # noqa: F401
+from firmware.names import FILE_NAME_BYTES, NAME_MAX_BYTES, NAME_MAX_CHARS, fit, fits, preset_label
 
 BIT_DEPTHS = ("16", "24", "32f")
 SUFFIX = "-master"

@@ -7,6 +7,7 @@ was spliced (12 s with the device gone ~5 s gave a 6.9 s file) and said nothing 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -66,6 +67,26 @@ def _still_loading(rate, max_block):
     threading.Event().wait()
 
 
+@contextlib.contextmanager
+def _engine_on(device):
+    """The real loop on ``device`` in a thread (its chain never loads: the dry signal is what it plays)."""
+    engine = Engine(device, chain_factory=_still_loading, realtime=False)
+    th = threading.Thread(target=engine.run, daemon=True)
+    th.start()
+    try:
+        yield engine
+    finally:
+        engine.request_stop()
+        th.join(5)
+
+
+def _capture(engine, directory, tap: str) -> CaptureSession:
+    """A float capture of ``tap`` fed by the loop from now on."""
+    session = CaptureSession(directory, RATE, 2, taps=(tap,), fmt="FLOAT", ring=engine.capture_ring, analyze=False)
+    engine.capture = session
+    return session
+
+
 def _zero_runs(a: np.ndarray) -> list[tuple[int, int]]:
     """(start, length) of each run of exact zeros."""
     z = np.concatenate([[0], (a == 0).astype(np.int8), [0]])
@@ -75,21 +96,13 @@ def _zero_runs(a: np.ndarray) -> list[tuple[int, int]]:
 
 def test_a_stall_and_a_lost_device_become_silence_of_their_length_in_the_capture(tmp_path):
     device = ScriptedDevice(stall_at=200, lose_at=400)
-    engine = Engine(device, chain_factory=_still_loading, realtime=False)
-    th = threading.Thread(target=engine.run, daemon=True)
-    th.start()
-    try:
+    with _engine_on(device) as engine:
         wait_for(lambda: device.k >= 50, 10, what="blocks")
-        session = CaptureSession(tmp_path, RATE, 2, taps=("input",), fmt="FLOAT", ring=engine.capture_ring,
-                                 analyze=False)
-        engine.capture = session
+        session = _capture(engine, tmp_path, "input")
         wait_for(lambda: device.reads > 500 and engine.state != "device_lost", 20, what="the stall and the loss")
         engine.capture = None
         time.sleep(0.05)
         st = session.stop()
-    finally:
-        engine.request_stop()
-        th.join(5)
     assert st["gaps"] == 2 and st["dropped_frames"] == 0, st
     data, rate = sf.read(st["files"][0], dtype="float64")
     left = data[:, 0]
@@ -125,14 +138,9 @@ def test_a_loop_woken_late_on_the_simulated_card_keeps_the_captures_timeline(tmp
 
     monkeypatch.setattr(sim, "time", SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
     device = SimBackend(StreamConfig(rate=RATE, period=PERIOD, format="FLOAT_LE"), programme_seconds=2.0)
-    engine = Engine(device, chain_factory=_still_loading, realtime=False)
-    th = threading.Thread(target=engine.run, daemon=True)
-    th.start()
-    try:
+    with _engine_on(device) as engine:
         wait_for(lambda: engine.dry_blocks >= 50, 10, what="blocks")
-        session = CaptureSession(tmp_path, RATE, 2, taps=("output",), fmt="FLOAT", ring=engine.capture_ring,
-                                 analyze=False)
-        engine.capture = session
+        session = _capture(engine, tmp_path, "output")
         t0 = time.monotonic()
         wait_for(lambda: session._w >= RATE // 4, 10, what="a quarter second captured")
         xruns = device.xruns
@@ -142,9 +150,6 @@ def test_a_loop_woken_late_on_the_simulated_card_keeps_the_captures_timeline(tmp
         wall = time.monotonic() - t0
         time.sleep(0.05)
         st = session.stop()
-    finally:
-        engine.request_stop()
-        th.join(5)
     assert device.xruns > xruns
     data, _ = sf.read(st["files"][0], dtype="float64")
     longest = max(n for _, n in _zero_runs(data[:, 0]))
