@@ -104,12 +104,20 @@ def shots(tmp_path):
     return d
 
 
+def watch_form_lint(page, seen: list) -> None:
+    """Adds to ``seen`` what Chromium's form checks say of a page ("[DOM] Password forms should have
+    (optionally hidden) username fields", "Found 2 elements with non-unique id", ...): a password form
+    without a username field is one a password manager cannot save for this box."""
+    page.on("console", lambda m: m.text.startswith("[DOM]") and seen.append(m.text))
+
+
 def logged_in(browser, box):
     """A desktop-sized context logged in to ``box``: (context, page, page errors seen)."""
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     page = ctx.new_page()
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    watch_form_lint(page, errors)
     page.goto(box.url + "/login")
     page.fill("#password", PASSWORD)
     page.click("#login-submit")
@@ -1608,6 +1616,8 @@ def test_first_login_claimed_with_a_front_panel_button(box, browser, shots):
     app_ctx.passwords.path.unlink()  # a box fresh from the installer
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     page = ctx.new_page()
+    lint = []
+    watch_form_lint(page, lint)
     page.goto(box.url + "/presets")
     expect(page).to_have_url(re.compile(r"/setup$"))
     page.click("#claim-arm")
@@ -1621,6 +1631,7 @@ def test_first_login_claimed_with_a_front_panel_button(box, browser, shots):
     page.click('#claim-form button[type="submit"]')
     expect(page).to_have_url(re.compile(r"/live$"))
     assert app_ctx.passwords.verify("chosen at the box")
+    assert lint == [], lint
     ctx.close()
 
 
