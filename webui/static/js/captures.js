@@ -122,7 +122,8 @@
       albumBar();
     });
     const li = el("li", { "data-capture": name }, pick,
-      el("div", { class: "title" }, name,
+      // the name is the row's heading (its details' "Analysis", "Quality check"... are h3 under it)
+      el("div", { class: "title" }, el("h2", { class: "cap-name", text: name }),
         c.recording ? el("span", { class: "badge hot", text: "recording" }) : c.analysis === "pending" ? el("span", { class: "badge", text: "analysing" }) : null,
         name === reference ? refTag() : null,
         el("small", { text: [sm.source === "upload" && "uploaded", sm.preset && `preset ${sm.preset}${sm.modified ? " (modified)" : ""}`, sm.tap, c.sample_rate && `${c.sample_rate / 1000} kHz`, bytes(c.size_bytes)].filter(Boolean).join(" · ") })),
@@ -214,7 +215,8 @@
       const [s, p] = await Promise.all([api("GET", "/state"), api("GET", "/presets")]);
       values = s.values; active = s.active_preset; presets = p.presets.filter((r) => r.name);
     } catch (e) { fail(e); return null; }
-    const target = el("input", { type: "number", step: "0.5", min: "-36", max: "-5", value: String(values["target.lufs"]), "data-field": "target" });
+    const target = el("input", { type: "number", step: "0.5", min: "-36", max: "-5", value: String(values["target.lufs"]), "data-field": "target",
+      "aria-label": "Loudness target in LUFS" });
     const level = el("input", { type: "checkbox", checked: true, "data-field": "level" });
     const depth = el("select", { "data-field": "bit-depth" }, ["24", "16", "32f"].map((d) => el("option", { value: d, text: d === "32f" ? "32-bit float" : `${d}-bit` })));
     const settings = el("select", { "data-field": "preset" },
