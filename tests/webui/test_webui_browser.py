@@ -1831,10 +1831,15 @@ def test_every_page_passes_axe_in_its_states(box, browser, _isolated_home):
     System pages, the Captures page with a real capture in it (its details open, its More... menu open,
     its Master... form open, ticked for the album bar), and the first-login setup page. Found by it and
     mended: the Master form's loudness target had no label, and a capture's details jumped from the
-    page's h1 to h3 (the capture's name is now the row's h2); login, Live and System had no h1."""
+    page's h1 to h3 (the capture's name is now the row's h2); login, Live and System had no h1; the
+    System page's recent log, once longer than its box, could not be scrolled from the keyboard."""
     from playwright.sync_api import expect
 
+    import logging
+
     control = box.control
+    for k in range(40):   # a recent log longer than its box: a scrolled region must take the keyboard's focus
+        logging.getLogger("masterbox.test").info("line %d of a long log", k)
     assert control.capture_start(max_seconds=1.0)["ok"]
     deadline = time.monotonic() + 30
     while not [c for c in control.captures.list() if c["analysis"] == "done"]:
@@ -1855,6 +1860,9 @@ def test_every_page_passes_axe_in_its_states(box, browser, _isolated_home):
         for name, ready in (("chain", "#chain .stage"), ("presets", "#preset-list li"), ("system", "#health dt")):
             page.goto(f"{box.url}/{name}")
             expect(page.locator(ready).first).to_be_visible(timeout=10000)
+            if name == "system":
+                expect(page.locator("#log")).to_contain_text("line 39 of a long log")
+                assert page.eval_on_selector("#log", "e => e.scrollHeight > e.clientHeight")
             found[f"{name}, {where}"] = axe_violations(page)
         page.goto(box.url + "/captures")
         row = page.locator("#capture-list li").first

@@ -265,8 +265,11 @@
     abutton.disabled = picked.length < 2 || mastering;
     ebutton.disabled = picked.length < 1 || mastering;
     // the ticked captures and their analyses as one ZIP (GET /captures.zip, streamed)
-    if (picked.length) azip.href = "/api/v1/captures.zip?" + picked.map((n) => `name=${enc(n)}`).join("&");
-    else azip.removeAttribute("href");
+    // a link without a target while nothing is ticked (and "download" only on a link that has one)
+    if (picked.length) {
+      azip.href = "/api/v1/captures.zip?" + picked.map((n) => `name=${enc(n)}`).join("&");
+      azip.setAttribute("download", "");
+    } else { azip.removeAttribute("href"); azip.removeAttribute("download"); }
     azip.setAttribute("aria-disabled", picked.length ? "false" : "true");
     const form = abar.querySelector(".master-form");
     if (form && picked.length < (form.dataset.kind === "album" ? 2 : 1)) form.remove();

@@ -34,7 +34,7 @@
     const out = el("span", { class: "pval" });
     let ctl, set;
     if (p.curve === "bool") {
-      ctl = el("button", { class: "switch", role: "switch", "aria-checked": "false", "aria-label": p.label, "data-param": p.id });
+      ctl = el("button", { type: "button", class: "switch", role: "switch", "aria-checked": "false", "aria-label": p.label, "data-param": p.id });
       ctl.addEventListener("click", () => send(p.id, ctl.getAttribute("aria-checked") !== "true"));
       set = (v) => { ctl.setAttribute("aria-checked", v ? "true" : "false"); out.textContent = v ? "on" : "off"; };
     } else if (p.curve === "enum") {

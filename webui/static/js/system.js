@@ -61,7 +61,7 @@
     const eng = s.engine || {}, dev = eng.device || {};
     const th = s.throttling;
     const used = s.disk.total_bytes ? s.disk.used_bytes / s.disk.total_bytes : 0;
-    const bar = el("div", { class: "diskbar" }, el("i"));
+    const bar = el("span", { class: "diskbar" }, el("i"));   // a span: it sits in the row's span
     bar.firstChild.style.width = (used * 100).toFixed(1) + "%";
     facts(document.getElementById("health"), [
       ["Engine", eng.running === false
