@@ -123,7 +123,7 @@
     });
     const li = el("li", { "data-capture": name }, pick,
       // the name is the row's heading (its details' "Analysis", "Quality check"... are h3 under it)
-      el("div", { class: "title" }, el("h2", { class: "cap-name", text: name }),
+      el("div", { class: "title" }, el("h2", { text: name }),
         c.recording ? el("span", { class: "badge hot", text: "recording" }) : c.analysis === "pending" ? el("span", { class: "badge", text: "analysing" }) : null,
         name === reference ? refTag() : null,
         el("small", { text: [sm.source === "upload" && "uploaded", sm.preset && `preset ${sm.preset}${sm.modified ? " (modified)" : ""}`, sm.tap, c.sample_rate && `${c.sample_rate / 1000} kHz`, bytes(c.size_bytes)].filter(Boolean).join(" · ") })),
