@@ -39,10 +39,12 @@ from firmware.processes import pid_alive
 from firmware.shm_file import SharedFile
 
 MAGIC = b"MBMETER1"
-LAYOUT_VERSION = 5
+LAYOUT_VERSION = 6
 STATES = ("stopped", "loading", "running", "device_lost")
+# each for the input and the output meter; the peaks are maxima since the meters' reset, and plr_db (peak to
+# loudness ratio) is the meter's own: that maximum true peak less the integrated loudness
 _LEVELS = ("peak_dbfs", "true_peak_dbtp", "momentary_lufs", "short_term_lufs", "integrated_lufs",
-           "loudness_range_lu")
+           "loudness_range_lu", "plr_db")
 FIELDS: tuple[str, ...] = (
     "time", "state", "bypass", "load", "max_load", "xruns", "dropouts", "device_errors", "blocks",
     *(f"in_{k}" for k in _LEVELS), *(f"out_{k}" for k in _LEVELS),
@@ -250,8 +252,7 @@ class MeterPublisher:
             for side, meter in (("in", chain.input_meter), ("out", chain.output_meter)):
                 r = self._readings_of_copy(meter)
                 out[f"{side}_peak_dbfs"] = r.get("sample_peak_dbfs")
-                for k in ("true_peak_dbtp", "momentary_lufs", "short_term_lufs", "integrated_lufs",
-                          "loudness_range_lu"):
+                for k in _LEVELS[1:]:
                     out[f"{side}_{k}"] = r.get(k)
                 if side == "out":
                     out["correlation"] = r.get("correlation")

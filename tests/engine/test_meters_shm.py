@@ -7,6 +7,8 @@ import os
 import struct
 import time
 
+import pytest
+
 from firmware.meters_shm import CHOICES, FIELDS, MeterReader, MeterWriter
 
 
@@ -65,3 +67,40 @@ def test_values_types_and_none(tmp_path):
     w.close()
     assert r.read() is None
     assert not (tmp_path / "m.shm").exists()
+
+
+def test_the_published_plr_is_what_ffmpeg_and_pyloudnorm_measure_of_what_went_in_and_out(tmp_path):
+    """The Live page's PLR rows: the engine's published ``in_plr_db``/``out_plr_db`` after a run of music
+    through the chain (driven +3 dB into the limiter), against ffmpeg's true peak (``ebur128=peak=true``)
+    less pyloudnorm's integrated loudness of the very samples the engine read and wrote."""
+    import pyloudnorm
+    import soundfile as sf
+
+    from dsp.programme import render_programme
+    from firmware.meters_shm import MeterPublisher
+    from tests.engine.steered import PERIOD, RATE, run_steered
+    from tests.signals import ffmpeg_ebur128
+
+    src = tmp_path / "desk.wav"
+    sf.write(str(src), render_programme(8.0, RATE, seed=6, peak_dbfs=-2.0), RATE, subtype="FLOAT")
+    seen = {}
+    blocks = 1400                                                       # 3.7 s
+
+    def publish(engine):
+        writer = MeterWriter(tmp_path / "meters.shm")
+        writer.publish(MeterPublisher(engine, writer).snapshot())
+        seen["meters"] = MeterReader(tmp_path / "meters.shm").read()
+        writer.close()
+
+    run_steered(src, tmp_path / "heard.wav", blocks + 10, lambda engine, _server: {blocks: lambda: publish(engine)})
+    m = seen["meters"]
+    # what the engine had read and written, block for block, when it published
+    heard = sf.read(str(tmp_path / "heard.wav"), dtype="float64")[0][:blocks * PERIOD]
+    went_in = sf.read(str(src), dtype="float64")[0][:blocks * PERIOD]
+    sf.write(str(tmp_path / "heard.wav"), heard, RATE, subtype="FLOAT")
+    sf.write(str(tmp_path / "in.wav"), went_in, RATE, subtype="FLOAT")
+    for side, x, path in (("in", went_in, tmp_path / "in.wav"), ("out", heard, tmp_path / "heard.wav")):
+        want = ffmpeg_ebur128(path, tmp_path)["true_peak_dbtp"] - pyloudnorm.Meter(RATE).integrated_loudness(x)
+        assert m[f"{side}_plr_db"] == pytest.approx(want, abs=0.2), (side, m[f"{side}_plr_db"], want)
+    assert m["in_plr_db"] - m["out_plr_db"] > 1.0     # the limiter took the peaks down: the sides differ by more
+                                                      # than the tolerance, so swapped sides would fail above

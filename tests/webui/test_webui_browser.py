@@ -159,6 +159,12 @@ def test_login_recall_meters_knob_capture_download(box, browser, shots, tmp_path
         seen.add(meter_text(page, "out_momentary_lufs"))
         page.wait_for_timeout(150)
     assert len(seen) >= 3, f"meter values did not change: {seen}"
+    # the peak to loudness ratio, input and output, once there is an integrated loudness
+    for side in ("in", "out"):
+        plr = page.locator(f'.meter[data-key="{side}_plr_db"]')
+        expect(plr.locator(".name")).to_have_text("PLR")
+        expect(plr).to_have_attribute("title", re.compile("max true peak less the integrated loudness"))
+        expect(plr.locator(".val")).to_have_text(re.compile(r"^\d+\.\d$"), timeout=10000)
 
     # recall a preset
     page.select_option("#live-preset-select", "loud")
@@ -1833,9 +1839,9 @@ def test_every_page_passes_axe_in_its_states(box, browser, _isolated_home):
     mended: the Master form's loudness target had no label, and a capture's details jumped from the
     page's h1 to h3 (the capture's name is now the row's h2); login, Live and System had no h1; the
     System page's recent log, once longer than its box, could not be scrolled from the keyboard."""
-    from playwright.sync_api import expect
-
     import logging
+
+    from playwright.sync_api import expect
 
     control = box.control
     for k in range(40):   # a recent log longer than its box: a scrolled region must take the keyboard's focus

@@ -10,19 +10,22 @@
     ["peak_dbfs", "Max peak", -60, 0, "dB"], ["true_peak_dbtp", "Max true pk", -60, 0, "dB"],
     ["momentary_lufs", "Momentary", -48, 0, "LU"], ["short_term_lufs", "Short-term", -48, 0, "LU"],
     ["integrated_lufs", "Integrated", -48, 0, "LU"], ["loudness_range_lu", "LRA", 0, 20, "LU"],
+    // the meter's peak to loudness ratio: how much the peaks stand above the loudness (input against output: what
+    // the chain took off them)
+    ["plr_db", "PLR", 0, 30, "dB", "Peak to loudness ratio: the max true peak less the integrated loudness"],
   ];
   const GR = [["gr_low_db", "Low"], ["gr_mid_db", "Mid"], ["gr_high_db", "High"], ["gr_limiter_db", "Limiter"]];
   const bars = {};
-  function meterRow(key, name, cls = "") {
+  function meterRow(key, name, cls = "", title = null) {
     const fill = el("div", { class: "fill" }), hold = el("div", { class: "hold" }), val = el("span", { class: "val", text: "—" });
     const bar = el("div", { class: "bar " + cls }, el("div", { class: "ticks" }), fill, hold);
     if (cls === "corr") bar.append(el("div", { class: "zero" }));
     bars[key] = { fill, hold, val, bar, peak: -Infinity, peakAt: 0, mark: null };
-    return el("div", { class: "meter", "data-key": key }, el("span", { class: "name", text: name }), bar, val);
+    return el("div", { class: "meter", "data-key": key, title }, el("span", { class: "name", text: name }), bar, val);
   }
   for (const side of ["in", "out"]) {
     const box = document.getElementById("meters-" + side);
-    for (const [k, name] of ROWS) box.append(meterRow(`${side}_${k}`, name));
+    for (const [k, name, , , , title] of ROWS) box.append(meterRow(`${side}_${k}`, name, "", title));
   }
   const grBox = document.getElementById("meters-gr");
   for (const [k, name] of GR) grBox.append(meterRow(k, name, "gr"));
