@@ -251,7 +251,7 @@ class MeterPublisher:
         if chain is not None:
             for side, meter in (("in", chain.input_meter), ("out", chain.output_meter)):
                 r = self._readings_of_copy(meter)
-                out[f"{side}_peak_dbfs"] = r.get("sample_peak_dbfs")
+                out[f"{side}_peak_dbfs"] = r.get("sample_peak_dbfs")   # the one level the meter names otherwise
                 for k in _LEVELS[1:]:
                     out[f"{side}_{k}"] = r.get(k)
                 if side == "out":

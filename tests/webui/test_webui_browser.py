@@ -108,7 +108,11 @@ def watch_form_lint(page, seen: list) -> None:
     """Adds to ``seen`` what Chromium's form checks say of a page ("[DOM] Password forms should have
     (optionally hidden) username fields", "Found 2 elements with non-unique id", ...): a password form
     without a username field is one a password manager cannot save for this box."""
-    page.on("console", lambda m: m.text.startswith("[DOM]") and seen.append(m.text))
+    def on_console(message) -> None:
+        if message.text.startswith("[DOM]"):
+            seen.append(message.text)
+
+    page.on("console", on_console)
 
 
 def logged_in(browser, box):
