@@ -69,8 +69,9 @@ def skip_blas_probe() -> None:
     The entry is removed again at once, so anything that really needs scipy.linalg (``np.dot``
     and ``np.linalg`` import it themselves when compiled) still gets it. Called by the commands
     that only load our kernels (``firmware.cli.KERNEL_ONLY_COMMANDS``: ``master``, ``analyze``)
-    before the first kernel is loaded; not by long-lived multi-threaded processes (the engine),
-    where another thread could be importing scipy.linalg at that moment.
+    before the first kernel is loaded, and by the engine's chain loader (the engine imports scipy
+    nowhere, so none of its threads can be importing scipy.linalg at that moment); not by a process
+    where another thread could be (the control process and its web server, the test suite).
     """
     if "numba.np.arraymath" in sys.modules or BLAS_PROBE in sys.modules:
         return          # probed already, or scipy.linalg is loaded anyway: nothing to save

@@ -224,6 +224,13 @@ class Engine:
     def _build_chain(self):
         """Warm the kernels on a throw-away chain, then build the one the loop will use."""
         t = time.monotonic()
+        # numba's BLAS probe would import all of scipy.linalg for kernels that use no BLAS: ~0.1 s of CPU at
+        # every start, holding the interpreter lock while the dry loop waits for it. Skipped as for `master`
+        # (dsp.kernel_cache.skip_blas_probe); the engine imports scipy nowhere, so no other thread of it can
+        # be importing scipy.linalg meanwhile.
+        from dsp.kernel_cache import skip_blas_probe
+
+        skip_blas_probe()
         warm = self.chain_factory(self.rate, self.period)
         z = np.zeros((self.period, 2))
         out = np.zeros((self.period, 2))

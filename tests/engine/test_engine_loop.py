@@ -210,3 +210,28 @@ def test_percentiles_from_histogram():
     h[90] = 1
     assert percentiles_from_histogram(h, (0.5, 0.99, 1.0)) == [10.0, 50.0, 90.0]
     assert percentiles_from_histogram(np.zeros(5, dtype=np.int64)) == [None, None, None]
+
+
+def test_the_engine_starts_without_importing_scipy():
+    """Loading the chain used to import all of scipy.linalg for numba's BLAS probe (no kernel uses BLAS):
+    ~0.25 s of CPU at every engine start, holding the interpreter lock while the dry start-up's loop
+    waited for it. A fresh engine process, dry start then the chain, never imports scipy.linalg now (the probe's
+    ``import scipy.linalg.cython_blas`` still imports the top-level ``scipy`` package, a few milliseconds)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = """
+import sys
+from firmware.engine import Engine
+from hw.audio import StreamConfig
+from hw.audio.sim import SimBackend
+engine = Engine(SimBackend(StreamConfig(rate=48000, period=128), programme_seconds=1.0), realtime=False)
+engine.run(duration=3.0)
+print("dry blocks", engine.dry_blocks > 0, "processed", engine.chain is not None,
+      "scipy.linalg", any(m.startswith("scipy.linalg") for m in sys.modules))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[0] == "dry blocks True processed True scipy.linalg False", proc.stdout
