@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import importlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -44,7 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue  # command not built yet
         module.register(sub)
+    for command in sub.choices.values():      # a command's description is its module's docstring
+        command.description = as_help_text(command.description)
     return parser
+
+
+def as_help_text(docstring: str | None) -> str | None:
+    """A docstring as ``--help`` shows it: without reST's markup (````literal```` quotes, ``:mod:`x```
+    roles), which reads as noise in a terminal."""
+    if docstring is None:
+        return None
+    return re.sub(r":\w+:`([^`]*)`", r"\1", docstring).replace("``", "")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,6 +74,8 @@ PARALLEL_MODULES = {
     "tests/test_bench_scripts.py",
     # pure functions: which characters are control characters (2026-11-25)
     "tests/test_names.py",
+    # every command's --help, in-process (2026-11-25)
+    "tests/test_cli_help.py",
 }
 
 
