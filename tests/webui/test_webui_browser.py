@@ -1898,3 +1898,80 @@ def test_every_page_passes_axe_in_its_states(box, browser, _isolated_home):
     ctx.close()
     assert len(found) == 15
     assert {k: v for k, v in found.items() if v} == {}
+
+
+def test_exact_values_are_typed_over_a_readout_on_the_chain_page(box, browser):
+    """A slider gets near a value; a mastering engineer often wants it exactly (EQ 4 at 3.15 kHz, -1.5 dB).
+    A continuous parameter's readout is a button: click it (or Enter on it) and type the value in the
+    parameter's unit ("3.15k" for a frequency), Enter sets it, Escape or a click elsewhere leaves it.
+    Out of range, the box refuses it and says the range; not a number, the page says so."""
+    import math
+
+    from playwright.sync_api import expect
+
+    from dsp import schema
+
+    control = box.control
+    ctx, page, errors = logged_in(browser, box)
+    expect(page).to_have_url(re.compile(r"/live$"))
+    page.click('a.tab[href="/chain"]')
+
+    def readout(param: str):
+        return page.locator(f'[data-param="{param}"]').locator("xpath=../..").locator("button.pval")
+
+    def until(check, what: str) -> None:
+        deadline = time.monotonic() + 5
+        while not check():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)
+
+    freq = readout("eq4.freq")
+    expect(freq).to_have_text("1.50 kHz", timeout=10000)
+    freq.click()
+    edit = page.locator(".pval-edit")
+    expect(edit).to_be_focused()
+    expect(edit).to_have_value("1500")
+    expect(edit).to_have_attribute("aria-label", "EQ 4 frequency, exact value in Hz")
+    edit.fill("3.15k")
+    edit.press("Enter")
+    until(lambda: control.state.get("eq4.freq") == 3150.0, "eq4.freq set to 3150")
+    expect(freq).to_have_text("3.15 kHz")
+    expect(freq).to_be_focused()                                   # back on the readout, for the next one
+    row = next(p for p in schema.describe() if p["id"] == "eq4.freq")
+    assert row["curve"] == "log"                                   # the slider moved to it too
+    at = round(1000 * math.log(3150 / row["min"]) / math.log(row["max"] / row["min"]))
+    assert int(page.locator('[data-param="eq4.freq"]').input_value()) == at
+    # from the keyboard: Enter on the readout, a minus sign as typed on a phone, a unit after it
+    gain = readout("eq4.gain_db")
+    gain.focus()
+    page.keyboard.press("Enter")
+    expect(edit).to_be_focused()
+    edit.fill("\u22121.5 dB")
+    edit.press("Enter")
+    until(lambda: control.state.get("eq4.gain_db") == -1.5, "eq4.gain_db set to -1.5")
+    expect(gain).to_have_text("-1.50 dB")
+    # out of range: refused by the box, which says the range; nothing changes
+    drive = readout("out.drive_db")
+    before = control.state.get("out.drive_db")
+    drive.click()
+    edit.fill("99")
+    edit.press("Enter")
+    expect(page.locator("#toast")).to_contain_text("out.drive_db: 99 is out of range")
+    assert control.state.get("out.drive_db") == before
+    # not a number: the page says so and keeps the field open; Escape leaves it
+    drive.click()
+    edit.fill("loud")
+    edit.press("Enter")
+    expect(page.locator("#toast")).to_contain_text("“loud” is not a number")
+    expect(edit).to_be_visible()
+    edit.press("Escape")
+    expect(edit).to_have_count(0)
+    expect(drive).to_be_focused()
+    # a click elsewhere leaves it too, sending nothing
+    drive.click()
+    edit.fill("3")
+    page.locator("h1").first.click()
+    expect(edit).to_have_count(0)
+    assert control.state.get("out.drive_db") == before
+    assert not errors, errors
+    ctx.close()

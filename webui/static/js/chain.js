@@ -30,8 +30,42 @@
     try { show(await api("PATCH", "/state", { values })); } catch (e) { fail(e); }
   }
 
+  // An exact value typed over a continuous parameter's readout: a number in the parameter's unit
+  // ("3150" or, for a frequency, "3.15k"; a unit typed after it is ignored), or null. The box checks
+  // the range and says what it is (PATCH /state, 422).
+  function parseExact(p, text) {
+    const m = /^\s*([+-]?(?:\d+[.,]?\d*|[.,]\d+)(?:e[+-]?\d+)?)\s*(k)?/i.exec(text.replace(/\u2212/g, "-"));
+    if (!m) return null;
+    const v = parseFloat(m[1].replace(",", ".")) * (m[2] && p.unit === "Hz" ? 1000 : 1);
+    return Number.isFinite(v) ? v : null;
+  }
+  function exactEntry(p, out, slider, now) {
+    const input = el("input", { class: "pval-edit", type: "text", inputmode: "decimal", autocomplete: "off",
+      "aria-label": `${p.label}, exact value${p.unit ? " in " + p.unit : ""}`, value: String(Number(now().toPrecision(6))) });
+    let done = false;
+    // Enter or Escape give the focus back to the readout; a click elsewhere leaves it where it went
+    const close = (refocus) => { if (done) return; done = true; input.replaceWith(out); if (refocus) out.focus(); };
+    input.addEventListener("keydown", (ev) => {
+      if (ev.key === "Escape") { ev.preventDefault(); close(true); return; }
+      if (ev.key !== "Enter") return;
+      ev.preventDefault();
+      const v = parseExact(p, input.value);
+      if (v === null) { fail(new Error(`“${input.value}” is not a number: type the ${p.label.toLowerCase()} in ${p.unit || "its unit"}`)); return; }
+      if (v >= p.min && v <= p.max) { slider.value = Math.round(toPos(p, v) * STEPS); out.textContent = formatValue(p, v); }
+      send(p.id, v);                // out of range: the box refuses it and says the range
+      close(true);
+    });
+    input.addEventListener("blur", () => close(false));
+    out.replaceWith(input);
+    input.focus();
+    input.select();
+  }
+
   function control(p) {
-    const out = el("span", { class: "pval" });
+    const continuous = p.curve !== "bool" && p.curve !== "enum";
+    // a continuous parameter's readout is a button: click it (or Enter) to type an exact value
+    const out = continuous ? el("button", { type: "button", class: "pval", title: `Type an exact ${p.label.toLowerCase()}` })
+      : el("span", { class: "pval" });
     let ctl, set;
     if (p.curve === "bool") {
       ctl = el("button", { type: "button", class: "switch", role: "switch", "aria-checked": "false", "aria-label": p.label, "data-param": p.id });
@@ -45,7 +79,10 @@
       ctl = el("input", { type: "range", min: 0, max: STEPS, step: 1, "aria-label": p.label, "data-param": p.id });
       ctl.addEventListener("input", () => { const v = fromPos(p, ctl.value / STEPS); out.textContent = formatValue(p, v); send(p.id, v); });
       ctl.addEventListener("dblclick", () => send(p.id, p.default));
-      set = (v) => { if (!(Date.now() < (editingUntil[p.id] || 0))) ctl.value = Math.round(toPos(p, v) * STEPS); out.textContent = formatValue(p, v); };
+      let now = p.default;
+      set = (v) => { now = v; if (!(Date.now() < (editingUntil[p.id] || 0))) ctl.value = Math.round(toPos(p, v) * STEPS); out.textContent = formatValue(p, v); };
+      const slider = ctl;
+      out.addEventListener("click", () => exactEntry(p, out, slider, () => now));
     }
     widgets[p.id] = set;
     // a choice shows its value in the menu itself: the menu takes the value column too, so
