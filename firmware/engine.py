@@ -224,7 +224,7 @@ class Engine:
     def _build_chain(self):
         """Warm the kernels on a throw-away chain, then build the one the loop will use."""
         t = time.monotonic()
-        # numba's BLAS probe would import all of scipy.linalg for kernels that use no BLAS: ~0.1 s of CPU at
+        # numba's BLAS probe would import all of scipy.linalg for kernels that use no BLAS: ~0.25 s of CPU at
         # every start, holding the interpreter lock while the dry loop waits for it. Skipped as for `master`
         # (dsp.kernel_cache.skip_blas_probe); the engine imports scipy nowhere, so no other thread of it can
         # be importing scipy.linalg meanwhile.

@@ -39,6 +39,8 @@
     const v = parseFloat(m[1].replace(",", ".")) * (m[2] && p.unit === "Hz" ? 1000 : 1);
     return Number.isFinite(v) ? v : null;
   }
+  // a label inside a sentence: "Output drive" -> "output drive", an acronym kept ("EQ 4 frequency")
+  const inSentence = (label) => (/^[A-Z]{2}/.test(label) ? label : label[0].toLowerCase() + label.slice(1));
   function exactEntry(p, out, slider, now) {
     const input = el("input", { class: "pval-edit", type: "text", inputmode: "decimal", autocomplete: "off",
       "aria-label": `${p.label}, exact value${p.unit ? " in " + p.unit : ""}`, value: String(Number(now().toPrecision(6))) });
@@ -50,7 +52,7 @@
       if (ev.key !== "Enter") return;
       ev.preventDefault();
       const v = parseExact(p, input.value);
-      if (v === null) { fail(new Error(`“${input.value}” is not a number: type the ${p.label.toLowerCase()} in ${p.unit || "its unit"}`)); return; }
+      if (v === null) { fail(new Error(`“${input.value}” is not a number: type the ${inSentence(p.label)} in ${p.unit || "its unit"}`)); return; }
       if (v >= p.min && v <= p.max) { slider.value = Math.round(toPos(p, v) * STEPS); out.textContent = formatValue(p, v); }
       send(p.id, v);                // out of range: the box refuses it and says the range
       close(true);
@@ -64,7 +66,7 @@
   function control(p) {
     const continuous = p.curve !== "bool" && p.curve !== "enum";
     // a continuous parameter's readout is a button: click it (or Enter) to type an exact value
-    const out = continuous ? el("button", { type: "button", class: "pval", title: `Type an exact ${p.label.toLowerCase()}` })
+    const out = continuous ? el("button", { type: "button", class: "pval", title: `Type an exact ${inSentence(p.label)}` })
       : el("span", { class: "pval" });
     let ctl, set;
     if (p.curve === "bool") {
