@@ -14,6 +14,7 @@ else into the test's temporary folder.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -1826,12 +1827,18 @@ def test_the_system_page_shows_the_simulated_device_the_engine_runs(box, browser
     ctx.close()
 
 
+@functools.cache
+def axe_source() -> str:
+    """axe-core's script (570 kB), read once for all the pages it is run on."""
+    from importlib.resources import files
+
+    return files("axe_playwright_python").joinpath("axe.min.js").read_text()
+
+
 def axe_violations(page) -> list[str]:
     """What axe-core (Deque's accessibility engine, the rules of WCAG 2.x A and AA and its best practices)
     finds on the page as it stands: one line per rule broken, with the elements that break it."""
-    from importlib.resources import files
-
-    page.evaluate(files("axe_playwright_python").joinpath("axe.min.js").read_text())
+    page.evaluate(axe_source())
     result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
     return [f"{v['impact']} {v['id']} ({v['help']}): {[n['target'] for n in v['nodes']]}" for v in result["violations"]]
 
@@ -1905,8 +1912,6 @@ def test_exact_values_are_typed_over_a_readout_on_the_chain_page(box, browser):
     A continuous parameter's readout is a button: click it (or Enter on it) and type the value in the
     parameter's unit ("3.15k" for a frequency), Enter sets it, Escape or a click elsewhere leaves it.
     Out of range, the box refuses it and says the range; not a number, the page says so."""
-    import math
-
     from playwright.sync_api import expect
 
     from dsp import schema

@@ -41,7 +41,7 @@
   }
   // a label inside a sentence: "Output drive" -> "output drive", an acronym kept ("EQ 4 frequency")
   const inSentence = (label) => (/^[A-Z]{2}/.test(label) ? label : label[0].toLowerCase() + label.slice(1));
-  function exactEntry(p, out, slider, now) {
+  function exactEntry(p, out, now, show) {
     const input = el("input", { class: "pval-edit", type: "text", inputmode: "decimal", autocomplete: "off",
       "aria-label": `${p.label}, exact value${p.unit ? " in " + p.unit : ""}`, value: String(Number(now().toPrecision(6))) });
     let done = false;
@@ -53,7 +53,7 @@
       ev.preventDefault();
       const v = parseExact(p, input.value);
       if (v === null) { fail(new Error(`“${input.value}” is not a number: type the ${inSentence(p.label)} in ${p.unit || "its unit"}`)); return; }
-      if (v >= p.min && v <= p.max) { slider.value = Math.round(toPos(p, v) * STEPS); out.textContent = formatValue(p, v); }
+      if (v >= p.min && v <= p.max) { editingUntil[p.id] = 0; show(v); }   // the slider and the readout, at once
       send(p.id, v);                // out of range: the box refuses it and says the range
       close(true);
     });
@@ -83,8 +83,7 @@
       ctl.addEventListener("dblclick", () => send(p.id, p.default));
       let now = p.default;
       set = (v) => { now = v; if (!(Date.now() < (editingUntil[p.id] || 0))) ctl.value = Math.round(toPos(p, v) * STEPS); out.textContent = formatValue(p, v); };
-      const slider = ctl;
-      out.addEventListener("click", () => exactEntry(p, out, slider, () => now));
+      out.addEventListener("click", () => exactEntry(p, out, () => now, set));
     }
     widgets[p.id] = set;
     // a choice shows its value in the menu itself: the menu takes the value column too, so
